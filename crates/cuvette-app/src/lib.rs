@@ -1,0 +1,227 @@
+//! The LIS as a library: `Lab` and its use cases.
+//!
+//! Every bench action — register, order, collect, receive, reject, enter, verify, correct,
+//! document a critical call — is a method on [`Lab`] that checks the actor's privilege
+//! (`cuvette_domain::role`), gathers what the rules need from the store, lets the domain
+//! decide, and writes the change with its audit event in one transaction. The server (HTML and
+//! JSON) and the CLI call these methods and nothing below them; this is the main test
+//! boundary.
+
+mod auth;
+pub mod clock;
+mod error;
+mod orders;
+mod patients;
+mod queries;
+mod results;
+
+use std::sync::{Arc, RwLock};
+
+use cuvette_domain::{Catalog, Role};
+use cuvette_store::{Micros, Store};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+pub use auth::{API_KEY_PREFIX, LoginOutcome, NewUser};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use cuvette_store as store;
+pub use error::{AppError, AppResult, FieldError};
+pub use orders::{IdentityCheck, PlaceOrder, PlacedOrder};
+pub use patients::{PatientQuery, RegisterPatient};
+pub use queries::{CumulativeReport, ReportRow, SpecimenView, TestView};
+pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
+
+/// Settings a lab chooses.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// The lab's time zone: times are stored in UTC and shown in this zone, and ages at
+    /// collection are counted on its calendar.
+    pub time_zone: TimeZone,
+    /// A session unused this long is over (HIPAA automatic logoff).
+    pub session_idle_minutes: i64,
+    /// A session is over this long after sign-in, however active.
+    pub session_max_hours: i64,
+    /// Failed sign-ins before the account locks.
+    pub lockout_failures: i64,
+    /// How long a lockout lasts.
+    pub lockout_minutes: i64,
+    /// The lab's name on reports.
+    pub lab_name: String,
+}
+
+impl Default for LabConfig {
+    fn default() -> LabConfig {
+        LabConfig {
+            time_zone: TimeZone::UTC,
+            session_idle_minutes: 15,
+            session_max_hours: 12,
+            lockout_failures: 5,
+            lockout_minutes: 15,
+            lab_name: "Cuvette demo laboratory".into(),
+        }
+    }
+}
+
+/// Who is acting: a signed-in user or an API key, with the role it acts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// Username, or `apikey:NAME`.
+    pub name: String,
+    /// Name shown on screens and reports.
+    pub display_name: String,
+    /// The role.
+    pub role: Role,
+}
+
+impl Actor {
+    /// The system itself (seeding, calculations, migrations).
+    pub fn system() -> Actor {
+        Actor { name: "system".into(), display_name: "Cuvette".into(), role: Role::Pathologist }
+    }
+
+    /// Refuses unless the role is privileged for `action`.
+    pub fn require(&self, action: cuvette_domain::Action) -> AppResult<()> {
+        if self.role.may(action) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!("your role ({}) may not {action}", self.role)))
+        }
+    }
+}
+
+/// The catalog as the lab currently defines it, with each definition's version.
+#[derive(Debug, Clone, Default)]
+pub struct LabCatalog {
+    /// The definitions.
+    pub catalog: Catalog,
+    /// The stored version of each definition.
+    pub versions: std::collections::BTreeMap<String, i64>,
+}
+
+/// The laboratory: store, clock, configuration and the current catalog.
+pub struct Lab {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: LabConfig,
+    catalog: RwLock<Arc<LabCatalog>>,
+}
+
+impl Lab {
+    /// Opens the lab on a store, seeding the bundled catalog on first start.
+    pub async fn open(store: Store, clock: Arc<dyn Clock>, config: LabConfig) -> AppResult<Lab> {
+        let lab = Lab { store, clock, config, catalog: RwLock::new(Arc::default()) };
+        lab.seed_catalog().await?;
+        lab.reload_catalog().await?;
+        Ok(lab)
+    }
+
+    /// The store (for the CLI's backup and audit verification).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LabConfig {
+        &self.config
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn now_micros(&self) -> Micros {
+        self.clock.now().as_microsecond()
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<LabCatalog> {
+        // A poisoned lock means a panic while swapping an Arc, which cannot leave it torn.
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn seed_catalog(&self) -> AppResult<()> {
+        if !self.store.current_definitions().await?.is_empty() {
+            return Ok(());
+        }
+        let bundled = Catalog::bundled();
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        for test in bundled.tests() {
+            tx.save_definition(test, 0, "system", now).await?;
+        }
+        for panel in bundled.panels() {
+            tx.save_panel(panel).await?;
+        }
+        tx.audit(cuvette_store::NewAuditEvent {
+            at: now,
+            actor: "system",
+            action: "catalog.seed",
+            entity: "catalog",
+            entity_id: "bundled".into(),
+            patient_id: None,
+            before: None,
+            after: Some(serde_json::json!({ "tests": bundled.tests().count(), "panels": bundled.panels().count() })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reload_catalog(&self) -> AppResult<()> {
+        let mut catalog = Catalog::default();
+        let mut versions = std::collections::BTreeMap::new();
+        for stored in self.store.current_definitions().await? {
+            versions.insert(stored.definition.code.clone(), stored.version);
+            catalog.insert(stored.definition);
+        }
+        for panel in self.store.panels().await? {
+            catalog.insert_panel(panel);
+        }
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(LabCatalog { catalog, versions });
+        Ok(())
+    }
+
+    /// Saves a supervisor's edit of a test definition as a new version.
+    pub async fn save_definition(
+        &self,
+        actor: &Actor,
+        definition: cuvette_domain::TestDefinition,
+        expected_version: i64,
+    ) -> AppResult<i64> {
+        actor.require(cuvette_domain::Action::EditCatalog)?;
+        cuvette_domain::catalog::validate_definition(&definition).map_err(|e| AppError::invalid("definition", e.to_string()))?;
+        let before = self.catalog().catalog.test(&definition.code).cloned();
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        let version = tx.save_definition(&definition, expected_version, &actor.name, now).await?;
+        tx.audit(cuvette_store::NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "catalog.edit",
+            entity: "test_definition",
+            entity_id: format!("{}@{version}", definition.code),
+            patient_id: None,
+            before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
+            after: Some(serde_json::to_value(&definition).unwrap_or_default()),
+        })
+        .await?;
+        tx.commit().await?;
+        self.reload_catalog().await?;
+        Ok(version)
+    }
+
+    /// Every stored version of a definition, newest first.
+    pub async fn definition_history(&self, actor: &Actor, code: &str) -> AppResult<Vec<cuvette_store::StoredDefinition>> {
+        actor.require(cuvette_domain::Action::EditCatalog)?;
+        Ok(self.store.definition_history(code).await?)
+    }
+
+    /// Formats a stored time in the lab's zone as the bench reads it: `24-Nov-2026 08:05`.
+    pub fn format_time(&self, micros: Micros) -> String {
+        match Timestamp::from_microsecond(micros) {
+            Ok(ts) => ts.to_zoned_datetime(self.config.time_zone.clone()).strftime("%d-%b-%Y %H:%M").to_string(),
+            Err(_) => String::new(),
+        }
+    }
+}

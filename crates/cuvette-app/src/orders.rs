@@ -1,0 +1,400 @@
+//! Orders, collection, receipt and rejection.
+
+use std::collections::BTreeMap;
+
+use cuvette_domain::patient::{Mrn, parse_birth_date};
+use cuvette_domain::workflow::{Priority, RejectionReason, SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
+use cuvette_domain::{Accession, Action};
+use cuvette_store::{NewAuditEvent, NewOrder, NewOrderedTest, NewSpecimen, SpecimenRow, Tx};
+
+use crate::{Actor, AppError, AppResult, FieldError, Lab};
+
+/// The longest free-text field on an order (provider, note).
+pub const ORDER_TEXT_LEN_MAX: usize = 500;
+/// The most tests and panels on one order.
+pub const ORDER_CODES_MAX: usize = 100;
+
+/// An order as entered.
+#[derive(Debug, Clone, Default)]
+pub struct PlaceOrder {
+    /// The patient.
+    pub patient_id: i64,
+    /// Ordering provider.
+    pub provider: String,
+    /// `routine` or `stat`.
+    pub priority: String,
+    /// Test and panel codes.
+    pub tests: Vec<String>,
+    /// Clinical note.
+    pub clinical_note: String,
+    /// The placer's order number, when the order comes from another system.
+    pub placer_number: Option<String>,
+}
+
+/// A placed order: the specimens to collect, each with its accession number.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlacedOrder {
+    /// The order.
+    pub order_id: i64,
+    /// One per container.
+    pub specimens: Vec<PlacedSpecimen>,
+}
+
+/// A specimen created by an order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlacedSpecimen {
+    /// Accession number as printed.
+    pub accession: String,
+    /// Container to draw.
+    pub container: String,
+    /// Test codes on it.
+    pub tests: Vec<String>,
+}
+
+/// The identifiers read off a tube at receipt; at least two must be given and all must match
+/// the patient on file (Joint Commission NPSG.01.01.01: two identifiers).
+#[derive(Debug, Clone, Default)]
+pub struct IdentityCheck {
+    /// MRN on the label.
+    pub mrn: Option<String>,
+    /// Date of birth on the label.
+    pub birth_date: Option<String>,
+    /// Family name on the label.
+    pub family_name: Option<String>,
+}
+
+fn text_field(errors: &mut Vec<FieldError>, field: &str, value: &str, required: Option<&str>) -> String {
+    let v = value.trim();
+    if v.is_empty()
+        && let Some(message) = required
+    {
+        errors.push(FieldError { field: field.into(), message: message.into() });
+    }
+    if v.chars().count() > ORDER_TEXT_LEN_MAX {
+        errors.push(FieldError { field: field.into(), message: format!("at most {ORDER_TEXT_LEN_MAX} characters") });
+    }
+    v.to_owned()
+}
+
+impl Lab {
+    /// Places an order: expands panels, groups the tests by container into specimens and
+    /// gives each an accession number.
+    pub async fn place_order(&self, actor: &Actor, order: &PlaceOrder) -> AppResult<PlacedOrder> {
+        actor.require(Action::PlaceOrder)?;
+        let mut errors = Vec::new();
+        let provider = text_field(&mut errors, "provider", &order.provider, Some("enter the ordering provider"));
+        let note = text_field(&mut errors, "clinical_note", &order.clinical_note, None);
+        let priority = Priority::parse(&order.priority);
+        if priority.is_none() {
+            errors.push(FieldError { field: "priority".into(), message: "choose routine or STAT".into() });
+        }
+        let codes: Vec<String> = order
+            .tests
+            .iter()
+            .flat_map(|t| t.split([',', ' ', '\n']))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let catalog = self.catalog();
+        let mut tests = Vec::new();
+        if codes.is_empty() {
+            errors.push(FieldError { field: "tests".into(), message: "enter at least one test or panel code, for example BMP".into() });
+        } else if codes.len() > ORDER_CODES_MAX {
+            errors.push(FieldError { field: "tests".into(), message: format!("at most {ORDER_CODES_MAX} codes per order") });
+        } else {
+            match catalog.catalog.expand_order(&codes) {
+                Ok(t) => tests = t,
+                Err(e) => errors.push(FieldError { field: "tests".into(), message: e.to_string() }),
+            }
+        }
+        let patient = match self.store.patient(order.patient_id).await {
+            Ok(p) => Some(p),
+            Err(cuvette_store::StoreError::NotFound(_)) => {
+                errors.push(FieldError { field: "patient_id".into(), message: "no patient with this id: search again".into() });
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (Some(priority), Some(patient), true) = (priority, patient, errors.is_empty()) else {
+            return Err(AppError::Invalid(errors));
+        };
+
+        // Measured tests share a tube when their container is the same; a calculation rides
+        // on the tube of its first input.
+        let mut by_container: BTreeMap<String, Vec<&cuvette_domain::catalog::OrderedTest>> = BTreeMap::new();
+        let mut container_order: Vec<String> = Vec::new();
+        let mut calculations = Vec::new();
+        for t in &tests {
+            let def = catalog.catalog.test(&t.code).ok_or_else(|| AppError::invalid("tests", format!("unknown test {}", t.code)))?;
+            if def.is_calculated() {
+                calculations.push(t);
+                continue;
+            }
+            if !by_container.contains_key(&def.container) {
+                container_order.push(def.container.clone());
+            }
+            by_container.entry(def.container.clone()).or_default().push(t);
+        }
+        for c in calculations {
+            let def = catalog.catalog.test(&c.code).expect("expanded from the catalog");
+            let inputs = def.calculation.as_ref().map(|r| r.inputs.clone()).unwrap_or_default();
+            let home = container_order
+                .iter()
+                .find(|container| by_container[*container].iter().any(|t| inputs.contains(&t.code)))
+                .or(container_order.first())
+                .cloned();
+            if let Some(home) = home {
+                by_container.get_mut(&home).expect("listed container").push(c);
+            }
+        }
+
+        let now = self.now_micros();
+        let year = i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
+        let mut tx = self.store.begin().await?;
+        let order_id = tx
+            .insert_order(
+                &NewOrder {
+                    patient_id: patient.id,
+                    provider: &provider,
+                    priority: priority.code(),
+                    clinical_note: &note,
+                    placer_number: order.placer_number.as_deref(),
+                },
+                &actor.name,
+                now,
+            )
+            .await?;
+        let mut placed = Vec::new();
+        for container in &container_order {
+            let specimen_tests = &by_container[container];
+            let first = catalog.catalog.test(&specimen_tests[0].code).expect("expanded from the catalog");
+            let accession = new_accession(&mut tx, year).await?;
+            let specimen_id = tx
+                .insert_specimen(
+                    order_id,
+                    &NewSpecimen { accession: &accession, container, specimen_type: &first.specimen, recollection_of: None },
+                )
+                .await?;
+            for t in specimen_tests {
+                let def = catalog.catalog.test(&t.code).expect("expanded from the catalog");
+                tx.insert_ordered_test(
+                    order_id,
+                    specimen_id,
+                    &NewOrderedTest { test_code: &t.code, panel_code: t.panel.as_deref(), discipline: &def.discipline },
+                    TestStatus::Ordered.code(),
+                    now,
+                )
+                .await?;
+            }
+            placed.push(PlacedSpecimen {
+                accession,
+                container: container.clone(),
+                tests: specimen_tests.iter().map(|t| t.code.clone()).collect(),
+            });
+        }
+        let result = PlacedOrder { order_id, specimens: placed };
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "order.place",
+            entity: "order",
+            entity_id: order_id.to_string(),
+            patient_id: Some(patient.id),
+            before: None,
+            after: Some(serde_json::json!({
+                "provider": provider, "priority": priority.code(), "clinical_note": note,
+                "placer_number": order.placer_number, "specimens": result.specimens,
+            })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn specimen_for_step(&self, accession: &str, step: SpecimenStep) -> AppResult<SpecimenRow> {
+        let accession = Accession::parse(accession).map_err(|e| AppError::invalid("accession", e.to_string()))?;
+        let specimen = self
+            .store
+            .specimen_by_accession(&accession.to_string())
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no specimen has accession number {accession}")))?;
+        let status = SpecimenStatus::parse(&specimen.status).unwrap_or(SpecimenStatus::Rejected);
+        specimen_step(status, step).map_err(|e| AppError::Refused(e.to_string()))?;
+        Ok(specimen)
+    }
+
+    /// Records that a specimen was drawn, now, by the actor.
+    pub async fn collect(&self, actor: &Actor, accession: &str) -> AppResult<SpecimenRow> {
+        actor.require(Action::CollectSpecimen)?;
+        let before = self.specimen_for_step(accession, SpecimenStep::Collect).await?;
+        let patient = self.store.patient_of_specimen(before.id).await?;
+        let now = self.now_micros();
+        let mut after = before.clone();
+        after.status = SpecimenStatus::Collected.code().into();
+        after.collected_at = Some(now);
+        after.collected_by = Some(actor.name.clone());
+        let mut tx = self.store.begin().await?;
+        tx.update_specimen(&after).await?;
+        tx.update_tests_of_specimen(after.id, &[TestStatus::Ordered.code()], TestStatus::Collected.code(), now).await?;
+        audit_specimen(&mut tx, actor, "specimen.collect", &before, &after, patient.id, now).await?;
+        tx.commit().await?;
+        after.row_version += 1;
+        Ok(after)
+    }
+
+    /// Receives a specimen in the lab after checking two patient identifiers on its label.
+    pub async fn receive(&self, actor: &Actor, accession: &str, check: &IdentityCheck) -> AppResult<SpecimenRow> {
+        actor.require(Action::ReceiveSpecimen)?;
+        let before = self.specimen_for_step(accession, SpecimenStep::Receive).await?;
+        let patient = self.store.patient_of_specimen(before.id).await?;
+        let today = self.now().to_zoned_datetime(self.config.time_zone.clone()).date();
+        let mut given = 0;
+        let mut errors = Vec::new();
+        if let Some(mrn) = check.mrn.as_deref().filter(|m| !m.trim().is_empty()) {
+            given += 1;
+            if Mrn::parse(mrn).map(|m| m.as_str() != patient.mrn).unwrap_or(true) {
+                errors.push(FieldError { field: "mrn".into(), message: "the MRN on the label does not match the patient on the order: do not receive; reject as mislabeled".into() });
+            }
+        }
+        if let Some(dob) = check.birth_date.as_deref().filter(|d| !d.trim().is_empty()) {
+            given += 1;
+            if parse_birth_date(dob, today).map(|d| d.to_string() != patient.birth_date).unwrap_or(true) {
+                errors.push(FieldError { field: "birth_date".into(), message: "the date of birth on the label does not match the patient on the order: do not receive; reject as mislabeled".into() });
+            }
+        }
+        if let Some(name) = check.family_name.as_deref().filter(|n| !n.trim().is_empty()) {
+            given += 1;
+            if !name.trim().eq_ignore_ascii_case(&patient.family_name) {
+                errors.push(FieldError { field: "family_name".into(), message: "the name on the label does not match the patient on the order: do not receive; reject as mislabeled".into() });
+            }
+        }
+        if given < 2 {
+            errors.push(FieldError {
+                field: "identifiers".into(),
+                message: "check two identifiers on the label: enter the MRN and the date of birth (or family name)".into(),
+            });
+        }
+        if !errors.is_empty() {
+            self.audit_as(&actor.name, "specimen.receive_refused", "specimen", &before.accession, Some(patient.id)).await?;
+            return Err(AppError::Invalid(errors));
+        }
+        let now = self.now_micros();
+        let mut after = before.clone();
+        after.status = SpecimenStatus::Received.code().into();
+        after.received_at = Some(now);
+        after.received_by = Some(actor.name.clone());
+        let mut tx = self.store.begin().await?;
+        tx.update_specimen(&after).await?;
+        tx.update_tests_of_specimen(after.id, &[TestStatus::Collected.code()], TestStatus::Received.code(), now).await?;
+        audit_specimen(&mut tx, actor, "specimen.receive", &before, &after, patient.id, now).await?;
+        tx.commit().await?;
+        after.row_version += 1;
+        Ok(after)
+    }
+
+    /// Rejects a specimen: its open tests are cancelled and a recollection specimen with the
+    /// same tests is created. Returns the recollection's accession number.
+    pub async fn reject(&self, actor: &Actor, accession: &str, reason: &str, note: &str) -> AppResult<String> {
+        actor.require(Action::RejectSpecimen)?;
+        let reason = RejectionReason::parse(reason)
+            .ok_or_else(|| AppError::invalid("reason", "choose why the specimen is rejected"))?;
+        let note = note.trim();
+        if note.chars().count() > ORDER_TEXT_LEN_MAX {
+            return Err(AppError::invalid("note", format!("the note is at most {ORDER_TEXT_LEN_MAX} characters")));
+        }
+        let before = self.specimen_for_step(accession, SpecimenStep::Reject).await?;
+        let patient = self.store.patient_of_specimen(before.id).await?;
+        let tests = self
+            .store
+            .work_items(&cuvette_store::WorklistFilter { specimen_id: Some(before.id), limit: 1000, ..Default::default() })
+            .await?;
+        if tests.iter().any(|t| TestStatus::parse(&t.test.status).is_some_and(TestStatus::is_released)) {
+            return Err(AppError::Refused(
+                "results on this specimen were already released: correct them instead of rejecting the specimen".into(),
+            ));
+        }
+        let now = self.now_micros();
+        let year = i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
+        let mut after = before.clone();
+        after.status = SpecimenStatus::Rejected.code().into();
+        after.rejected_at = Some(now);
+        after.rejected_by = Some(actor.name.clone());
+        after.reject_reason = Some(reason.code().into());
+        after.reject_note = Some(note.to_owned());
+        let mut tx = self.store.begin().await?;
+        tx.update_specimen(&after).await?;
+        let open: Vec<&str> = [TestStatus::Ordered, TestStatus::Collected, TestStatus::Received, TestStatus::InProcess]
+            .iter()
+            .map(|s| s.code())
+            .collect();
+        tx.update_tests_of_specimen(after.id, &open, TestStatus::Cancelled.code(), now).await?;
+        let recollection = new_accession(&mut tx, year).await?;
+        let new_id = tx
+            .insert_specimen(
+                before.order_id,
+                &NewSpecimen {
+                    accession: &recollection,
+                    container: &before.container,
+                    specimen_type: &before.specimen_type,
+                    recollection_of: Some(before.id),
+                },
+            )
+            .await?;
+        for t in &tests {
+            tx.insert_ordered_test(
+                before.order_id,
+                new_id,
+                &NewOrderedTest { test_code: &t.test.test_code, panel_code: t.test.panel_code.as_deref(), discipline: &t.test.discipline },
+                TestStatus::Ordered.code(),
+                now,
+            )
+            .await?;
+        }
+        audit_specimen(&mut tx, actor, "specimen.reject", &before, &after, patient.id, now).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "specimen.recollect",
+            entity: "specimen",
+            entity_id: recollection.clone(),
+            patient_id: Some(patient.id),
+            before: None,
+            after: Some(serde_json::json!({ "recollection_of": before.accession, "reason": reason.code() })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(recollection)
+    }
+}
+
+async fn new_accession(tx: &mut Tx, year: i64) -> AppResult<String> {
+    let sequence = tx.next_accession_sequence(year).await?;
+    let accession = u32::try_from(sequence)
+        .ok()
+        .and_then(|s| Accession::new(year as u16, s))
+        .ok_or_else(|| AppError::Refused("this year's accession numbers are used up: call the system administrator".into()))?;
+    Ok(accession.to_string())
+}
+
+async fn audit_specimen(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: &str,
+    before: &SpecimenRow,
+    after: &SpecimenRow,
+    patient_id: i64,
+    now: i64,
+) -> AppResult<()> {
+    tx.audit(NewAuditEvent {
+        at: now,
+        actor: &actor.name,
+        action,
+        entity: "specimen",
+        entity_id: before.accession.clone(),
+        patient_id: Some(patient_id),
+        before: Some(serde_json::to_value(before).unwrap_or_default()),
+        after: Some(serde_json::to_value(after).unwrap_or_default()),
+    })
+    .await?;
+    Ok(())
+}

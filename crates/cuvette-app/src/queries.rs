@@ -1,0 +1,215 @@
+//! What the bench reads: a specimen with its tests, worklists, the review queue, the
+//! patient's cumulative report and the audit log. Views of a patient's results are audited.
+
+use cuvette_domain::Action;
+use cuvette_domain::workflow::TestStatus;
+use cuvette_store::{AuditEvent, AuditFilter, CriticalCallRow, OrderRow, PatientRow, ResultRow, SpecimenRow, WorkItem, WorklistFilter};
+
+use crate::{Actor, AppError, AppResult, Lab};
+
+/// A test on a specimen with every result version and documented call.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestView {
+    /// The test, specimen, order, patient and latest result.
+    pub item: WorkItem,
+    /// Test name.
+    pub name: String,
+    /// LOINC.
+    pub loinc: String,
+    /// Unit.
+    pub unit: String,
+    /// Whether it is calculated.
+    pub calculated: bool,
+    /// Every result version, oldest first.
+    pub versions: Vec<ResultRow>,
+    /// Documented critical calls.
+    pub calls: Vec<CriticalCallRow>,
+}
+
+impl TestView {
+    /// The latest released version (what the physician sees).
+    pub fn released(&self) -> Option<&ResultRow> {
+        self.versions.iter().rev().find(|r| r.released_at.is_some())
+    }
+
+    /// The released version before the current released one, when it was corrected.
+    pub fn corrected_from(&self) -> Option<&ResultRow> {
+        let current = self.released()?;
+        self.versions.iter().rev().find(|r| r.released_at.is_some() && r.version < current.version)
+    }
+}
+
+/// A specimen with everything about it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpecimenView {
+    /// The specimen.
+    pub specimen: SpecimenRow,
+    /// Its order.
+    pub order: OrderRow,
+    /// The patient.
+    pub patient: PatientRow,
+    /// Its tests.
+    pub tests: Vec<TestView>,
+}
+
+/// One line of a cumulative report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReportRow {
+    /// The test with its versions.
+    pub test: TestView,
+    /// Collection time.
+    pub collected_at: Option<i64>,
+}
+
+/// A patient's released results, newest specimen first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CumulativeReport {
+    /// The patient.
+    pub patient: PatientRow,
+    /// Released results.
+    pub rows: Vec<ReportRow>,
+}
+
+/// The longest worklist returned at once.
+pub const WORKLIST_LEN_MAX: i64 = 5000;
+
+impl Lab {
+    async fn test_views(&self, items: Vec<WorkItem>) -> AppResult<Vec<TestView>> {
+        let catalog = self.catalog();
+        let ids: Vec<i64> = items.iter().map(|i| i.test.id).collect();
+        let all = self.store.results_of_tests(&ids).await?;
+        let mut views = Vec::with_capacity(items.len());
+        for item in items {
+            let def = catalog.catalog.test(&item.test.test_code);
+            let calls = if item.result.as_ref().is_some_and(|r| r.flags.contains("LL") || r.flags.contains("HH")) {
+                self.store.critical_calls(item.test.id).await?
+            } else {
+                vec![]
+            };
+            views.push(TestView {
+                name: def.map(|d| d.name.clone()).unwrap_or_else(|| item.test.test_code.clone()),
+                loinc: def.map(|d| d.loinc.clone()).unwrap_or_default(),
+                unit: def.map(|d| d.unit.clone()).unwrap_or_default(),
+                calculated: def.is_some_and(|d| d.is_calculated()),
+                versions: all.iter().filter(|r| r.ordered_test_id == item.test.id).cloned().collect(),
+                calls,
+                item,
+            });
+        }
+        Ok(views)
+    }
+
+    /// A specimen by accession number, with its tests and results. Audited as a view of the
+    /// patient's record when the actor may see results.
+    pub async fn specimen_view(&self, actor: &Actor, accession: &str) -> AppResult<SpecimenView> {
+        actor.require(Action::SearchPatients)?;
+        let accession = cuvette_domain::Accession::parse(accession).map_err(|e| AppError::invalid("accession", e.to_string()))?;
+        let specimen = self
+            .store
+            .specimen_by_accession(&accession.to_string())
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no specimen has accession number {accession}")))?;
+        let order = self.store.order(specimen.order_id).await?;
+        let patient = self.store.patient(order.patient_id).await?;
+        let items = self.store.work_items(&WorklistFilter { specimen_id: Some(specimen.id), limit: 1000, ..Default::default() }).await?;
+        let mut tests = self.test_views(items).await?;
+        if actor.role.may(Action::ViewResults) {
+            self.audit_as(&actor.name, "specimen.view", "specimen", &specimen.accession, Some(patient.id)).await?;
+        } else {
+            // Those who collect and label see what to draw, not the results.
+            for t in &mut tests {
+                t.versions.clear();
+                t.item.result = None;
+                t.calls.clear();
+            }
+        }
+        Ok(SpecimenView { specimen, order, patient, tests })
+    }
+
+    /// Open tests on a bench: received or in process, STAT first, then oldest.
+    pub async fn worklist(&self, actor: &Actor, discipline: Option<&str>) -> AppResult<Vec<WorkItem>> {
+        actor.require(Action::ViewResults)?;
+        Ok(self
+            .store
+            .work_items(&WorklistFilter {
+                discipline: discipline.filter(|d| !d.is_empty()).map(str::to_owned),
+                statuses: vec![TestStatus::Received.code().into(), TestStatus::InProcess.code().into()],
+                limit: WORKLIST_LEN_MAX,
+                ..Default::default()
+            })
+            .await?)
+    }
+
+    /// Specimens waiting to be drawn.
+    pub async fn collection_list(&self, actor: &Actor) -> AppResult<Vec<WorkItem>> {
+        actor.require(Action::CollectSpecimen)?;
+        let mut items = self
+            .store
+            .work_items(&WorklistFilter { statuses: vec![TestStatus::Ordered.code().into()], limit: WORKLIST_LEN_MAX, ..Default::default() })
+            .await?;
+        items.dedup_by_key(|i| i.specimen.id);
+        Ok(items)
+    }
+
+    /// Results waiting for verification: critical first, then those needing a technologist,
+    /// then STAT, then oldest.
+    pub async fn review_queue(&self, actor: &Actor) -> AppResult<Vec<WorkItem>> {
+        actor.require(Action::ViewResults)?;
+        let mut items: Vec<WorkItem> = self
+            .store
+            .work_items(&WorklistFilter {
+                statuses: vec![TestStatus::InProcess.code().into(), TestStatus::Final.code().into(), TestStatus::Preliminary.code().into()],
+                limit: WORKLIST_LEN_MAX,
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|i| i.result.as_ref().is_some_and(|r| r.released_at.is_none()))
+            .collect();
+        items.sort_by_key(|i| {
+            let r = i.result.as_ref().expect("filtered above");
+            let critical = r.flags.split(' ').any(|f| f == "LL" || f == "HH");
+            (!critical, r.review != "technologist", i.order.priority != "stat", r.entered_at)
+        });
+        Ok(items)
+    }
+
+    /// The patient's released results, newest first; audited as a view of the record.
+    pub async fn cumulative_report(&self, actor: &Actor, patient_id: i64) -> AppResult<CumulativeReport> {
+        actor.require(Action::ViewResults)?;
+        let patient = self.store.patient(patient_id).await?;
+        let items = self.store.work_items(&WorklistFilter { patient_id: Some(patient_id), limit: 100_000, ..Default::default() }).await?;
+        let views = self.test_views(items).await?;
+        let mut rows: Vec<ReportRow> = views
+            .into_iter()
+            .filter(|v| v.released().is_some())
+            .map(|v| ReportRow { collected_at: v.item.specimen.collected_at, test: v })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.collected_at));
+        self.audit_as(&actor.name, "patient.view_results", "patient", &patient_id.to_string(), Some(patient_id)).await?;
+        Ok(CumulativeReport { patient, rows })
+    }
+
+    /// The orders of a patient with their specimens.
+    pub async fn patient_orders(&self, actor: &Actor, patient_id: i64) -> AppResult<Vec<(OrderRow, Vec<SpecimenRow>)>> {
+        actor.require(Action::SearchPatients)?;
+        let mut out = Vec::new();
+        for order in self.store.orders_of_patient(patient_id).await? {
+            let specimens = self.store.specimens_of_order(order.id).await?;
+            out.push((order, specimens));
+        }
+        Ok(out)
+    }
+
+    /// Audit events, newest first.
+    pub async fn audit_events(&self, actor: &Actor, filter: &AuditFilter) -> AppResult<Vec<AuditEvent>> {
+        actor.require(Action::ViewAudit)?;
+        Ok(self.store.audit_events(filter).await?)
+    }
+
+    /// Counts of open tests per bench and status.
+    pub async fn open_counts(&self, actor: &Actor) -> AppResult<Vec<(String, String, i64)>> {
+        actor.require(Action::SearchPatients)?;
+        Ok(self.store.open_counts().await?)
+    }
+}

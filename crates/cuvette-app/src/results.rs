@@ -1,0 +1,448 @@
+//! Entering, verifying, releasing and correcting results; documenting critical calls.
+
+use std::collections::BTreeMap;
+
+use cuvette_domain::calculation::{Calculated, calculate, round_reported};
+use cuvette_domain::evaluation::{Evaluation, PatientContext, Review, evaluate};
+use cuvette_domain::role::{ReleaseCheck, may_release};
+use cuvette_domain::workflow::{SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
+use cuvette_domain::{Action, ReportedValue, Role, Sex};
+use cuvette_store::{NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem, WorklistFilter};
+use jiff::civil::Date;
+
+use crate::{Actor, AppError, AppResult, FieldError, Lab};
+
+/// One value typed into the result grid.
+#[derive(Debug, Clone)]
+pub struct EnteredResult {
+    /// The ordered test.
+    pub ordered_test_id: i64,
+    /// The test's row version the form was rendered with: a newer one means someone else
+    /// saved in between, and this save is refused rather than overwriting theirs.
+    pub row_version: i64,
+    /// What was typed.
+    pub text: String,
+}
+
+/// A correction of a released result: why, signed with the actor's password.
+#[derive(Debug, Clone)]
+pub struct Correction {
+    /// Why the released value was wrong.
+    pub reason: String,
+    /// The actor's password, re-entered as a signature.
+    pub signature: String,
+}
+
+/// The outcome of releasing one test.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Release {
+    /// Released; the report now shows it.
+    Released {
+        /// The test.
+        ordered_test_id: i64,
+    },
+    /// Not released, and why.
+    Held {
+        /// The test.
+        ordered_test_id: i64,
+        /// Why, and what would allow it.
+        reason: String,
+    },
+}
+
+/// A documented critical-value call, as entered.
+#[derive(Debug, Clone, Default)]
+pub struct CriticalCall {
+    /// Who was told (name and role, e.g. "Dr. A. Okafor, ED attending").
+    pub called_person: String,
+    /// Whether the recipient read the result back.
+    pub read_back: bool,
+    /// Number called, attempts, anything else.
+    pub notes: String,
+}
+
+/// What a saved result produced.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// The test.
+    pub ordered_test_id: i64,
+    /// The version written.
+    pub version: i64,
+    /// Its evaluation.
+    pub evaluation: Evaluation,
+}
+
+pub(crate) fn patient_context(lab: &Lab, patient: &PatientRow, collected_at: Option<i64>) -> PatientContext {
+    let tz = lab.config.time_zone.clone();
+    let collected_on = collected_at
+        .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
+        .unwrap_or_else(|| lab.now())
+        .to_zoned_datetime(tz)
+        .date();
+    PatientContext {
+        sex: Sex::parse(&patient.sex).unwrap_or(Sex::Unknown),
+        birth_date: patient.birth_date.parse::<Date>().unwrap_or(collected_on),
+        collected_on,
+    }
+}
+
+impl Lab {
+    /// Saves typed results, all or nothing: every invalid cell is named and nothing is saved,
+    /// so the grid comes back with what was typed. Calculated tests of the order are
+    /// recomputed in the same transaction.
+    pub async fn enter_results(&self, actor: &Actor, entries: &[EnteredResult], correction: Option<&Correction>) -> AppResult<Vec<Saved>> {
+        actor.require(Action::EnterResult)?;
+        let entries: Vec<&EnteredResult> = entries.iter().filter(|e| !e.text.trim().is_empty()).collect();
+        if entries.is_empty() {
+            return Err(AppError::invalid("results", "enter at least one result"));
+        }
+        let catalog = self.catalog();
+        let mut errors = Vec::new();
+        let mut prepared = Vec::new();
+        let mut corrects_released = false;
+        for e in &entries {
+            let field = format!("result_{}", e.ordered_test_id);
+            let item = self.work_item(e.ordered_test_id).await?;
+            let specimen_status = SpecimenStatus::parse(&item.specimen.status).unwrap_or(SpecimenStatus::Rejected);
+            if let Err(refusal) = specimen_step(specimen_status, SpecimenStep::Result) {
+                errors.push(FieldError { field, message: format!("{} ({}): {refusal}", item.test.test_code, item.specimen.accession) });
+                continue;
+            }
+            let status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
+            if status == TestStatus::Final {
+                corrects_released = true;
+            } else if !status.accepts_results() {
+                errors.push(FieldError { field, message: format!("{} is {status} and takes no results", item.test.test_code) });
+                continue;
+            }
+            let Some(def) = catalog.catalog.test(&item.test.test_code) else {
+                errors.push(FieldError { field, message: format!("{} is no longer in the catalog", item.test.test_code) });
+                continue;
+            };
+            if def.is_calculated() {
+                errors.push(FieldError { field, message: format!("{} is calculated from its inputs; enter those instead", def.name) });
+                continue;
+            }
+            match ReportedValue::parse(&e.text) {
+                Ok(value) => prepared.push((item, value, e.row_version)),
+                Err(err) => errors.push(FieldError { field, message: format!("{}: {err}", def.name) }),
+            }
+        }
+        if corrects_released {
+            actor.require(Action::CorrectResult)?;
+            match correction {
+                None => errors.push(FieldError {
+                    field: "correction_reason".into(),
+                    message: "this result was released: give the reason for the correction and sign with your password".into(),
+                }),
+                Some(c) if c.reason.trim().is_empty() => errors.push(FieldError {
+                    field: "correction_reason".into(),
+                    message: "give the reason for the correction".into(),
+                }),
+                Some(c) => self.check_signature(actor, &c.signature).await?,
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+
+        let now = self.now_micros();
+        let mut saved = Vec::new();
+        let mut tx = self.store.begin().await?;
+        let mut orders = BTreeMap::new();
+        for (item, value, row_version) in &prepared {
+            let def = catalog.catalog.test(&item.test.test_code).expect("checked above");
+            let ctx = patient_context(self, &item.patient, item.specimen.collected_at);
+            let evaluation = evaluate(def, value, ctx);
+            let reason = correction.filter(|_| item.test.status == TestStatus::Final.code()).map(|c| c.reason.trim());
+            let version = self
+                .write_result(&mut tx, actor, item, *row_version, value, &evaluation, reason, now)
+                .await?;
+            saved.push(Saved { ordered_test_id: item.test.id, version, evaluation });
+            orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
+        }
+        // Calculations read the order's latest values, with this save's values on top.
+        let typed: BTreeMap<i64, ReportedValue> = prepared.iter().map(|(i, v, _)| (i.test.id, v.clone())).collect();
+        for (order_id, (patient, collected_at)) in orders {
+            saved.extend(self.recalculate(&mut tx, actor, order_id, &patient, collected_at, &typed, now).await?);
+        }
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    #[allow(clippy::too_many_arguments)] // One row of the result table; a struct would only rename them.
+    async fn write_result(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        item: &WorkItem,
+        row_version: i64,
+        value: &ReportedValue,
+        evaluation: &Evaluation,
+        correction_reason: Option<&str>,
+        now: i64,
+    ) -> AppResult<i64> {
+        let catalog = self.catalog();
+        let def = catalog.catalog.test(&item.test.test_code).expect("caller checked");
+        let definition_version = catalog.versions.get(&def.code).copied().unwrap_or(0);
+        let next_status = if item.test.status == TestStatus::Final.code() { TestStatus::Final } else { TestStatus::InProcess };
+        tx.update_test_status(item.test.id, row_version, next_status.code(), now).await?;
+        let reasons = serde_json::to_string(&evaluation.reasons).unwrap_or_else(|_| "[]".into());
+        let review = match evaluation.review {
+            Review::Routine => "routine",
+            Review::Technologist => "technologist",
+        };
+        let version = tx
+            .insert_result(
+                &NewResult {
+                    ordered_test_id: item.test.id,
+                    value_text: &value.text,
+                    value_number: value.number.and_then(|n| n.value.to_string().parse().ok()),
+                    report_text: &evaluation.report_text,
+                    unit: &def.unit,
+                    flags: &evaluation.flag_codes(),
+                    reference_interval: &evaluation.interval,
+                    review,
+                    reasons: &reasons,
+                    definition_version,
+                    entered_by: &actor.name,
+                    entered_by_role: actor.role.code(),
+                    correction_reason,
+                },
+                now,
+            )
+            .await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: if correction_reason.is_some() { "result.correct" } else { "result.enter" },
+            entity: "result",
+            entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+            patient_id: Some(item.patient.id),
+            before: item.result.as_ref().map(|r| serde_json::json!({ "version": r.version, "value": r.value_text, "flags": r.flags })),
+            after: Some(serde_json::json!({
+                "version": version, "value": value.text, "report": evaluation.report_text,
+                "flags": evaluation.flag_codes(), "interval": evaluation.interval,
+                "definition_version": definition_version, "correction_reason": correction_reason,
+            })),
+        })
+        .await?;
+        Ok(version)
+    }
+
+    #[allow(clippy::too_many_arguments)] // The order's context, gathered once by the caller.
+    async fn recalculate(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        order_id: i64,
+        patient: &PatientRow,
+        collected_at: Option<i64>,
+        typed: &BTreeMap<i64, ReportedValue>,
+        now: i64,
+    ) -> AppResult<Vec<Saved>> {
+        let catalog = self.catalog();
+        let items = self.store.work_items(&WorklistFilter { patient_id: Some(patient.id), limit: 10_000, ..Default::default() }).await?;
+        let items: Vec<WorkItem> = items.into_iter().filter(|i| i.order.id == order_id && i.test.status != TestStatus::Cancelled.code()).collect();
+        let mut values: BTreeMap<String, f64> = BTreeMap::new();
+        for i in &items {
+            let text = typed.get(&i.test.id).map(|v| v.text.clone()).or_else(|| i.result.as_ref().map(|r| r.value_text.clone()));
+            let number = text
+                .and_then(|t| ReportedValue::parse(&t).ok())
+                .and_then(|v| v.number.filter(|n| n.comparator.is_none()))
+                .and_then(|n| n.value.to_string().parse::<f64>().ok());
+            if let Some(n) = number {
+                values.insert(i.test.test_code.clone(), n);
+            }
+        }
+        let ctx = patient_context(self, patient, collected_at);
+        let age = f64::from(cuvette_domain::patient::age_years(ctx.birth_date, ctx.collected_on));
+        let mut saved = Vec::new();
+        // Calculations may feed calculations (OSMCALC → OSMGAP): go round until nothing changes.
+        for _ in 0..3 {
+            let mut changed = false;
+            for i in &items {
+                let Some(def) = catalog.catalog.test(&i.test.test_code) else { continue };
+                let Some(rule) = &def.calculation else { continue };
+                let status = TestStatus::parse(&i.test.status).unwrap_or(TestStatus::Cancelled);
+                if !(status.accepts_results() || status == TestStatus::Final) {
+                    continue;
+                }
+                let text = match calculate(&def.code, rule, &values, ctx.sex, age) {
+                    Calculated::Value(v) => round_reported(v, def.decimals.unwrap_or(0)),
+                    Calculated::NotValid(why) => format!("Not calculated: {why}"),
+                    Calculated::MissingInputs(_) => continue,
+                };
+                let current = saved
+                    .iter()
+                    .rev()
+                    .find(|s: &&(i64, String, i64)| s.0 == i.test.id)
+                    .map(|s| s.1.clone())
+                    .or_else(|| i.result.as_ref().map(|r| r.value_text.clone()));
+                if current.as_deref() == Some(text.as_str()) {
+                    continue;
+                }
+                let value = ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
+                if let Some(n) = value.number {
+                    values.insert(def.code.clone(), n.value.to_string().parse().unwrap_or(f64::NAN));
+                }
+                let evaluation = evaluate(def, &value, ctx);
+                let row_version = i.test.row_version + saved.iter().filter(|s| s.0 == i.test.id).count() as i64;
+                let correction = (status == TestStatus::Final).then_some("recalculated from corrected inputs");
+                let version = self.write_result(tx, actor, i, row_version, &value, &evaluation, correction, now).await?;
+                saved.push((i.test.id, text, version));
+                changed = true;
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for (test_id, text, version) in saved {
+            let item = items.iter().find(|i| i.test.id == test_id).expect("from items");
+            let def = catalog.catalog.test(&item.test.test_code).expect("calculated test");
+            let value = ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
+            out.push(Saved { ordered_test_id: test_id, version, evaluation: evaluate(def, &value, ctx) });
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn work_item(&self, ordered_test_id: i64) -> AppResult<WorkItem> {
+        let test = self.store.ordered_test(ordered_test_id).await.map_err(|_| {
+            AppError::NotFound(format!("no ordered test {ordered_test_id}: the worklist may be out of date, reload it"))
+        })?;
+        let items = self.store.work_items(&WorklistFilter { specimen_id: Some(test.specimen_id), limit: 10_000, ..Default::default() }).await?;
+        items.into_iter().find(|i| i.test.id == ordered_test_id).ok_or_else(|| AppError::NotFound("ordered test not found".into()))
+    }
+
+    /// Releases (verifies) the current result of each test, each judged on its own: those the
+    /// actor may release are released, the others are held with the reason. `row_version` is
+    /// what the reviewer saw; a newer value entered since is held, not released unseen.
+    pub async fn release(&self, actor: &Actor, tests: &[(i64, i64)], status: TestStatus) -> AppResult<Vec<Release>> {
+        actor.require(Action::VerifyRoutine).map_err(|_| match actor.role {
+            Role::Student => AppError::Forbidden("a student cannot verify results: a technician or technologist co-signs them".into()),
+            _ => AppError::Forbidden(format!("your role ({}) may not verify results", actor.role)),
+        })?;
+        if !matches!(status, TestStatus::Final | TestStatus::Preliminary) {
+            return Err(AppError::invalid("status", "release as preliminary or final"));
+        }
+        let mut outcomes = Vec::new();
+        for &(test_id, row_version) in tests {
+            let held = |reason: String| Release::Held { ordered_test_id: test_id, reason };
+            let item = match self.work_item(test_id).await {
+                Ok(i) => i,
+                Err(e) => {
+                    outcomes.push(held(e.to_string()));
+                    continue;
+                }
+            };
+            let Some(result) = item.result.clone() else {
+                outcomes.push(held(format!("{} has no result to release", item.test.test_code)));
+                continue;
+            };
+            if result.released_at.is_some() && item.test.status == status.code() {
+                outcomes.push(held(format!("{} is already released", item.test.test_code)));
+                continue;
+            }
+            if item.test.row_version != row_version {
+                outcomes.push(held(format!("{} changed since you opened it: review the new value", item.test.test_code)));
+                continue;
+            }
+            let critical = result.flags.split(' ').any(|f| f == "LL" || f == "HH");
+            let calls = self.store.critical_calls(test_id).await?;
+            let called = calls.iter().any(|c| c.result_version == result.version && c.read_back);
+            let check = ReleaseCheck {
+                review: if result.review == "routine" { Review::Routine } else { Review::Technologist },
+                critical,
+                critical_call_documented: called,
+                entered_by_student: result.entered_by_role == Role::Student.code(),
+            };
+            if let Err(refusal) = may_release(actor.role, check) {
+                outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
+                continue;
+            }
+            let previously_released = self.store.results_of_tests(&[test_id]).await?.iter().any(|r| r.released_at.is_some() && r.version < result.version);
+            let release_status = if previously_released { "corrected" } else { status.code() };
+            let now = self.now_micros();
+            let mut tx = self.store.begin().await?;
+            if !tx.release_result(result.id, &actor.name, release_status, now).await? {
+                outcomes.push(held(format!("{} was released by someone else", item.test.test_code)));
+                continue;
+            }
+            tx.update_test_status(test_id, row_version, status.code(), now).await?;
+            tx.audit(NewAuditEvent {
+                at: now,
+                actor: &actor.name,
+                action: if check.entered_by_student { "result.cosign_release" } else { "result.release" },
+                entity: "result",
+                entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+                patient_id: Some(item.patient.id),
+                before: Some(serde_json::json!({ "status": item.test.status })),
+                after: Some(serde_json::json!({
+                    "status": status.code(), "version": result.version, "value": result.report_text,
+                    "flags": result.flags, "release_status": release_status,
+                })),
+            })
+            .await?;
+            tx.commit().await?;
+            outcomes.push(Release::Released { ordered_test_id: test_id });
+        }
+        Ok(outcomes)
+    }
+
+    /// Documents the call of a critical result to the provider. A call without read-back is
+    /// recorded as an attempt and does not open the release gate.
+    pub async fn document_critical_call(&self, actor: &Actor, ordered_test_id: i64, call: &CriticalCall) -> AppResult<i64> {
+        actor.require(Action::DocumentCriticalCall)?;
+        let item = self.work_item(ordered_test_id).await?;
+        let result = item.result.as_ref().ok_or_else(|| AppError::Refused("there is no result to call".into()))?;
+        if !result.flags.split(' ').any(|f| f == "LL" || f == "HH") {
+            return Err(AppError::Refused(format!("{} {} is not critical", item.test.test_code, result.report_text)));
+        }
+        let mut errors = Vec::new();
+        let person = call.called_person.trim();
+        if person.is_empty() {
+            errors.push(FieldError { field: "called_person".into(), message: "enter who was told the result (name and role)".into() });
+        } else if person.chars().count() > 200 {
+            errors.push(FieldError { field: "called_person".into(), message: "at most 200 characters".into() });
+        }
+        if call.notes.chars().count() > 2000 {
+            errors.push(FieldError { field: "notes".into(), message: "at most 2000 characters".into() });
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        let id = tx
+            .insert_critical_call(
+                &NewCriticalCall {
+                    ordered_test_id,
+                    result_version: result.version,
+                    called_person: person,
+                    called_by: &actor.name,
+                    called_at: now,
+                    read_back: call.read_back,
+                    notes: call.notes.trim(),
+                },
+                now,
+            )
+            .await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: if call.read_back { "critical.call" } else { "critical.attempt" },
+            entity: "result",
+            entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+            patient_id: Some(item.patient.id),
+            before: None,
+            after: Some(serde_json::json!({
+                "called_person": person, "read_back": call.read_back, "notes": call.notes.trim(),
+                "value": result.report_text, "version": result.version,
+            })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

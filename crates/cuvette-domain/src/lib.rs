@@ -1,0 +1,23 @@
+//! The laboratory as types and pure functions.
+//!
+//! This crate knows what a specimen, an accession number, a reference interval and a critical
+//! value are, and decides what a result means and who may release it. It does no IO, has no
+//! async, never reads the clock (every "now" is a parameter) and never touches SQL or HTTP:
+//! everything here is a function of its arguments, so every rule is tested in isolation.
+#![deny(missing_docs)]
+
+pub mod accession;
+pub mod calculation;
+pub mod catalog;
+pub mod evaluation;
+pub mod patient;
+pub mod role;
+pub mod value;
+pub mod workflow;
+
+pub use accession::Accession;
+pub use catalog::{Catalog, TestDefinition};
+pub use evaluation::{Evaluation, Flag, evaluate};
+pub use patient::{Mrn, Sex};
+pub use role::{Action, Role};
+pub use value::ReportedValue;

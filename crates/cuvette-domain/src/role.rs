@@ -1,0 +1,281 @@
+//! Who may do what: the lab's roles, the actions they are privileged for, and the release
+//! rules (CLIA 42 CFR 493 Subpart M: testing personnel, supervision of trainees).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::evaluation::Review;
+
+/// A role a user signs in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Medical assistant / phlebotomist: registers patients, orders, collects and labels.
+    Phlebotomist,
+    /// Lab assistant: receives, rejects and processes specimens.
+    LabAssistant,
+    /// Medical laboratory technician (MLT): enters results, runs QC, releases normal results.
+    Technician,
+    /// Medical technologist / laboratory scientist (MLS): verifies abnormal and critical
+    /// results, corrects, co-signs students.
+    Technologist,
+    /// Supervisor: everything a technologist does, plus the catalog and users.
+    Supervisor,
+    /// Pathologist / laboratory director: everything, and sign-off.
+    Pathologist,
+    /// Student on clinical rotation: enters results that a technician or technologist co-signs.
+    Student,
+}
+
+/// Every role, in the order the UI lists them.
+pub const ROLES: [Role; 7] = [
+    Role::Phlebotomist,
+    Role::LabAssistant,
+    Role::Technician,
+    Role::Technologist,
+    Role::Supervisor,
+    Role::Pathologist,
+    Role::Student,
+];
+
+/// Something a user does that the system checks a privilege for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Find patients and see their demographics.
+    SearchPatients,
+    /// Register a patient.
+    RegisterPatient,
+    /// Place an order.
+    PlaceOrder,
+    /// Record collection and print labels.
+    CollectSpecimen,
+    /// Receive a specimen in the lab.
+    ReceiveSpecimen,
+    /// Reject a specimen and request recollection.
+    RejectSpecimen,
+    /// See worklists and results.
+    ViewResults,
+    /// Enter or edit a result that is not yet released.
+    EnterResult,
+    /// Release results within the reference interval.
+    VerifyRoutine,
+    /// Release abnormal and critical results.
+    VerifyAbnormal,
+    /// Document a critical-value call.
+    DocumentCriticalCall,
+    /// Correct a released result.
+    CorrectResult,
+    /// Edit test definitions.
+    EditCatalog,
+    /// Add users and change roles.
+    ManageUsers,
+    /// Read the audit log.
+    ViewAudit,
+}
+
+/// Every action, in the order the privilege table lists them.
+pub const ACTIONS: [Action; 15] = [
+    Action::SearchPatients,
+    Action::RegisterPatient,
+    Action::PlaceOrder,
+    Action::CollectSpecimen,
+    Action::ReceiveSpecimen,
+    Action::RejectSpecimen,
+    Action::ViewResults,
+    Action::EnterResult,
+    Action::VerifyRoutine,
+    Action::VerifyAbnormal,
+    Action::DocumentCriticalCall,
+    Action::CorrectResult,
+    Action::EditCatalog,
+    Action::ManageUsers,
+    Action::ViewAudit,
+];
+
+impl Role {
+    /// Whether this role is privileged for `action` — the seeded privilege table.
+    pub fn may(self, action: Action) -> bool {
+        use Action::*;
+        match self {
+            Role::Pathologist => true,
+            Role::Supervisor => true,
+            Role::Phlebotomist => matches!(action, SearchPatients | RegisterPatient | PlaceOrder | CollectSpecimen),
+            Role::LabAssistant => {
+                matches!(action, SearchPatients | CollectSpecimen | ReceiveSpecimen | RejectSpecimen | ViewResults)
+            }
+            Role::Technician => matches!(
+                action,
+                SearchPatients
+                    | ReceiveSpecimen
+                    | RejectSpecimen
+                    | ViewResults
+                    | EnterResult
+                    | VerifyRoutine
+                    | DocumentCriticalCall
+            ),
+            Role::Technologist => !matches!(action, EditCatalog | ManageUsers | ViewAudit),
+            Role::Student => matches!(action, SearchPatients | ViewResults | EnterResult),
+        }
+    }
+
+    /// The stored code ("lab_assistant").
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Phlebotomist => "phlebotomist",
+            Role::LabAssistant => "lab_assistant",
+            Role::Technician => "technician",
+            Role::Technologist => "technologist",
+            Role::Supervisor => "supervisor",
+            Role::Pathologist => "pathologist",
+            Role::Student => "student",
+        }
+    }
+
+    /// Parses a stored code.
+    pub fn parse(code: &str) -> Option<Role> {
+        ROLES.into_iter().find(|r| r.code() == code.trim())
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Phlebotomist => "Medical assistant / phlebotomist",
+            Role::LabAssistant => "Lab assistant",
+            Role::Technician => "Technician (MLT)",
+            Role::Technologist => "Technologist (MLS)",
+            Role::Supervisor => "Supervisor",
+            Role::Pathologist => "Pathologist / director",
+            Role::Student => "Student",
+        })
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::SearchPatients => "search patients",
+            Action::RegisterPatient => "register patients",
+            Action::PlaceOrder => "place orders",
+            Action::CollectSpecimen => "collect specimens",
+            Action::ReceiveSpecimen => "receive specimens",
+            Action::RejectSpecimen => "reject specimens",
+            Action::ViewResults => "view results",
+            Action::EnterResult => "enter results",
+            Action::VerifyRoutine => "verify results within the reference interval",
+            Action::VerifyAbnormal => "verify abnormal and critical results",
+            Action::DocumentCriticalCall => "document critical calls",
+            Action::CorrectResult => "correct released results",
+            Action::EditCatalog => "edit the test catalog",
+            Action::ManageUsers => "manage users",
+            Action::ViewAudit => "view the audit log",
+        })
+    }
+}
+
+/// The facts about a result that decide who may release it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseCheck {
+    /// What the evaluation asked for.
+    pub review: Review,
+    /// Whether a critical flag is set.
+    pub critical: bool,
+    /// Whether the call to the provider has been documented (with read-back).
+    pub critical_call_documented: bool,
+    /// Whether the current value was entered by a student.
+    pub entered_by_student: bool,
+}
+
+/// Why a release was refused; each says what would allow it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseRefusal {
+    /// The role may not release results at all.
+    #[error("a {0} cannot verify results")]
+    NotPrivileged(Role),
+    /// The result is abnormal or critical and the role only releases routine results.
+    #[error("this result is abnormal or critical: a technologist must verify it")]
+    NeedsTechnologist,
+    /// A student's result must be co-signed by someone else.
+    #[error("a student entered this result: a technician or technologist must co-sign it")]
+    NeedsCosign,
+    /// A critical result without a documented call.
+    #[error("document the call to the provider (who, by whom, when, read-back) before releasing this critical result")]
+    CriticalCallMissing,
+}
+
+/// Decides whether `role` may release a result — the verification rules in one place.
+pub fn may_release(role: Role, check: ReleaseCheck) -> Result<(), ReleaseRefusal> {
+    if !role.may(Action::VerifyRoutine) {
+        return Err(if check.entered_by_student && role == Role::Student {
+            ReleaseRefusal::NeedsCosign
+        } else {
+            ReleaseRefusal::NotPrivileged(role)
+        });
+    }
+    if (check.review == Review::Technologist || check.critical) && !role.may(Action::VerifyAbnormal) {
+        return Err(ReleaseRefusal::NeedsTechnologist);
+    }
+    if check.critical && !check.critical_call_documented {
+        return Err(ReleaseRefusal::CriticalCallMissing);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(review: Review, critical: bool, called: bool, student: bool) -> ReleaseCheck {
+        ReleaseCheck { review, critical, critical_call_documented: called, entered_by_student: student }
+    }
+
+    #[test]
+    fn a_technician_releases_normal_results_only() {
+        assert_eq!(may_release(Role::Technician, check(Review::Routine, false, false, false)), Ok(()));
+        assert_eq!(
+            may_release(Role::Technician, check(Review::Technologist, false, false, false)),
+            Err(ReleaseRefusal::NeedsTechnologist)
+        );
+    }
+
+    #[test]
+    fn a_technologist_releases_abnormal_results() {
+        assert_eq!(may_release(Role::Technologist, check(Review::Technologist, false, false, false)), Ok(()));
+    }
+
+    #[test]
+    fn a_critical_result_waits_for_the_documented_call() {
+        let critical = check(Review::Technologist, true, false, false);
+        assert_eq!(may_release(Role::Technologist, critical), Err(ReleaseRefusal::CriticalCallMissing));
+        assert_eq!(may_release(Role::Pathologist, critical), Err(ReleaseRefusal::CriticalCallMissing));
+        assert_eq!(may_release(Role::Technologist, check(Review::Technologist, true, true, false)), Ok(()));
+        assert_eq!(
+            may_release(Role::Technician, check(Review::Technologist, true, true, false)),
+            Err(ReleaseRefusal::NeedsTechnologist)
+        );
+    }
+
+    #[test]
+    fn a_students_result_needs_a_cosignature() {
+        let students = check(Review::Routine, false, false, true);
+        assert_eq!(may_release(Role::Student, students), Err(ReleaseRefusal::NeedsCosign));
+        assert_eq!(may_release(Role::Technician, students), Ok(()));
+    }
+
+    #[test]
+    fn roles_without_verification_privilege_are_refused() {
+        for role in [Role::Phlebotomist, Role::LabAssistant] {
+            assert_eq!(may_release(role, check(Review::Routine, false, false, false)), Err(ReleaseRefusal::NotPrivileged(role)));
+        }
+    }
+
+    #[test]
+    fn role_codes_round_trip() {
+        for role in ROLES {
+            assert_eq!(Role::parse(role.code()), Some(role));
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! A result value exactly as reported: the text is kept, the number read from it.
+//!
+//! "4.10" keeps its two decimals (the reported precision), "<0.5" and ">1000" keep their
+//! comparator (HL7 SN, FHIR `Quantity.comparator`). Text typed into a numeric field is never
+//! dropped: it is kept as text and sent to review.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The longest result text accepted (HL7 OBX-5 for ST is 199; free text reports can be longer).
+pub const RESULT_TEXT_LEN_MAX: usize = 2000;
+
+/// A comparator in front of a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparator {
+    /// `<`: below the value (e.g. below the limit of quantitation).
+    #[serde(rename = "<")]
+    Less,
+    /// `<=`.
+    #[serde(rename = "<=")]
+    LessOrEqual,
+    /// `>`: above the value (e.g. above the measurement range).
+    #[serde(rename = ">")]
+    Greater,
+    /// `>=`.
+    #[serde(rename = ">=")]
+    GreaterOrEqual,
+}
+
+impl Comparator {
+    /// The symbol as printed.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparator::Less => "<",
+            Comparator::LessOrEqual => "<=",
+            Comparator::Greater => ">",
+            Comparator::GreaterOrEqual => ">=",
+        }
+    }
+}
+
+/// A result value as the lab reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportedValue {
+    /// Exactly what was reported, trimmed ("4.10", "<0.5", "Negative").
+    pub text: String,
+    /// The number in it, when it is numeric.
+    pub number: Option<Numeric>,
+}
+
+/// A number with its comparator; `value` keeps the reported scale.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Numeric {
+    /// Present for censored values ("<0.5").
+    pub comparator: Option<Comparator>,
+    /// The number, with the scale it was written with.
+    pub value: Decimal,
+}
+
+/// Why a result text was refused outright (as opposed to kept and sent to review).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Nothing was entered.
+    #[error("enter a result")]
+    Empty,
+    /// More than [`RESULT_TEXT_LEN_MAX`] characters.
+    #[error("the result is {len} characters long; the limit is {max}")]
+    TooLong {
+        /// Characters given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl ReportedValue {
+    /// Reads a result text. Numbers are read with an optional comparator; anything else is
+    /// kept as text. Only empty or oversized input is refused.
+    pub fn parse(text: &str) -> Result<ReportedValue, ValueError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ValueError::Empty);
+        }
+        let len = text.chars().count();
+        if len > RESULT_TEXT_LEN_MAX {
+            return Err(ValueError::TooLong { len, max: RESULT_TEXT_LEN_MAX });
+        }
+        Ok(ReportedValue { text: text.to_owned(), number: parse_numeric(text) })
+    }
+
+    /// A calculated or converted number, written with `decimals` places.
+    pub fn from_number(value: Decimal) -> ReportedValue {
+        ReportedValue { text: value.to_string(), number: Some(Numeric { comparator: None, value }) }
+    }
+}
+
+fn parse_numeric(text: &str) -> Option<Numeric> {
+    let (comparator, rest) = if let Some(r) = text.strip_prefix("<=") {
+        (Some(Comparator::LessOrEqual), r)
+    } else if let Some(r) = text.strip_prefix(">=") {
+        (Some(Comparator::GreaterOrEqual), r)
+    } else if let Some(r) = text.strip_prefix('<') {
+        (Some(Comparator::Less), r)
+    } else if let Some(r) = text.strip_prefix('>') {
+        (Some(Comparator::Greater), r)
+    } else {
+        (None, text)
+    };
+    let rest = rest.trim_start();
+    // Only plain decimal notation: "1e3", "0x10", "+5" and "4,2" are not how results are
+    // written, and reading them as numbers would hide a typing error.
+    let well_formed = !rest.is_empty()
+        && rest.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || b == b'.' || (i == 0 && b == b'-'))
+        && rest.bytes().filter(|&b| b == b'.').count() <= 1
+        && rest.bytes().any(|b| b.is_ascii_digit())
+        && !rest.ends_with('.');
+    if !well_formed {
+        return None;
+    }
+    let value = Decimal::from_str(rest).ok()?;
+    Some(Numeric { comparator, value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(text: &str) -> Option<(Option<Comparator>, String)> {
+        ReportedValue::parse(text).unwrap().number.map(|n| (n.comparator, n.value.to_string()))
+    }
+
+    #[test]
+    fn the_reported_text_and_its_precision_are_kept() {
+        let v = ReportedValue::parse(" 4.10 ").unwrap();
+        assert_eq!(v.text, "4.10");
+        assert_eq!(number("4.10"), Some((None, "4.10".into())));
+        assert_eq!(number("0.5"), Some((None, "0.5".into())));
+        assert_eq!(number("-3"), Some((None, "-3".into())));
+    }
+
+    #[test]
+    fn comparators_are_read() {
+        assert_eq!(number("<0.5"), Some((Some(Comparator::Less), "0.5".into())));
+        assert_eq!(number(">1000"), Some((Some(Comparator::Greater), "1000".into())));
+        assert_eq!(number(">=2000"), Some((Some(Comparator::GreaterOrEqual), "2000".into())));
+        assert_eq!(number("<= 10"), Some((Some(Comparator::LessOrEqual), "10".into())));
+    }
+
+    #[test]
+    fn text_that_is_not_a_plain_number_is_kept_as_text() {
+        for t in ["hemolyzed", "4,2", "1e3", "+5", "5.", ".", "4.1.2", "--3", "Negative", "< >"] {
+            let v = ReportedValue::parse(t).unwrap();
+            assert_eq!((v.text.as_str(), v.number), (t, None), "{t}");
+        }
+    }
+
+    #[test]
+    fn empty_and_oversized_results_are_refused() {
+        assert_eq!(ReportedValue::parse("  "), Err(ValueError::Empty));
+        let long = "x".repeat(RESULT_TEXT_LEN_MAX + 1);
+        assert_eq!(
+            ReportedValue::parse(&long),
+            Err(ValueError::TooLong { len: RESULT_TEXT_LEN_MAX + 1, max: RESULT_TEXT_LEN_MAX })
+        );
+    }
+}

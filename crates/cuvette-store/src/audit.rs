@@ -1,0 +1,288 @@
+//! The hash-chained audit log.
+//!
+//! Canonical form of an event (what is hashed): the JSON object
+//! `{"action","actor","after","at","before","entity","entity_id","patient_id","seq"}` with keys
+//! in that (sorted) order, no insignificant whitespace, `before`/`after` as the JSON text of
+//! the state (or null), `at` in UTC microseconds. `hash = SHA-256(prev_hash ‖ canonical)`,
+//! both hex-encoded; the first event's `prev_hash` is 32 zero bytes. An event is written in
+//! the same transaction as the change it records, and writers serialise on `audit_head`.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Backend, Micros, Store, StoreResult, Tx, opt_i64};
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent<'a> {
+    /// When it happened.
+    pub at: Micros,
+    /// Who did it (username, or `system`, or `apikey:NAME`).
+    pub actor: &'a str,
+    /// What was done (`result.enter`, `patient.view`, …).
+    pub action: &'a str,
+    /// The kind of thing it was done to (`patient`, `specimen`, `result`, …).
+    pub entity: &'a str,
+    /// Which one.
+    pub entity_id: String,
+    /// The patient concerned, so every access to a patient's record can be listed.
+    pub patient_id: Option<i64>,
+    /// The state before the change.
+    pub before: Option<serde_json::Value>,
+    /// The state after the change.
+    pub after: Option<serde_json::Value>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When.
+    pub at: Micros,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// To what kind of thing.
+    pub entity: String,
+    /// To which.
+    pub entity_id: String,
+    /// The patient concerned.
+    pub patient_id: Option<i64>,
+    /// State before, as JSON text.
+    pub before: Option<String>,
+    /// State after, as JSON text.
+    pub after: Option<String>,
+    /// Hash of the previous event.
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+/// The outcome of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVerification {
+    /// Every event hashes to what is stored and links to its predecessor.
+    Intact {
+        /// Events checked.
+        events: i64,
+    },
+    /// The first event that does not check out, and why.
+    Broken {
+        /// Its sequence number.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    action: &'a str,
+    actor: &'a str,
+    after: Option<&'a str>,
+    at: Micros,
+    before: Option<&'a str>,
+    entity: &'a str,
+    entity_id: &'a str,
+    patient_id: Option<i64>,
+    seq: i64,
+}
+
+fn chain_hash(prev_hash: &str, c: &Canonical<'_>) -> String {
+    // Serialising a struct of plain fields cannot fail.
+    let canonical = serde_json::to_vec(c).expect("canonical audit form serialises");
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(&canonical);
+    hex(&h.finalize())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+impl Tx {
+    /// Appends an audit event to the chain, inside this transaction.
+    pub async fn audit(&mut self, e: NewAuditEvent<'_>) -> StoreResult<()> {
+        let lock = match self.backend {
+            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
+        };
+        let head = sqlx::query(lock).fetch_one(self.conn()).await?;
+        let prev_seq: i64 = head.try_get("seq")?;
+        let prev_hash: String = head.try_get("hash")?;
+        let seq = prev_seq + 1;
+        let before = e.before.as_ref().map(|v| v.to_string());
+        let after = e.after.as_ref().map(|v| v.to_string());
+        let hash = chain_hash(
+            &prev_hash,
+            &Canonical {
+                action: e.action,
+                actor: e.actor,
+                after: after.as_deref(),
+                at: e.at,
+                before: before.as_deref(),
+                entity: e.entity,
+                entity_id: &e.entity_id,
+                patient_id: e.patient_id,
+                seq,
+            },
+        );
+        sqlx::query(
+            "INSERT INTO audit_event (seq, at, actor, action, entity, entity_id, patient_id, before_state, after_state, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(seq)
+        .bind(e.at)
+        .bind(e.actor)
+        .bind(e.action)
+        .bind(e.entity)
+        .bind(&e.entity_id)
+        .bind(e.patient_id)
+        .bind(&before)
+        .bind(&after)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(self.conn())
+        .await?;
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(seq)
+            .bind(&hash)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        entity: r.try_get("entity")?,
+        entity_id: r.try_get("entity_id")?,
+        patient_id: opt_i64(r, "patient_id"),
+        before: r.try_get("before_state")?,
+        after: r.try_get("after_state")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+/// Filters for the audit view.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this entity kind and id.
+    pub entity: Option<(String, String)>,
+    /// Only events about this patient.
+    pub patient_id: Option<i64>,
+    /// Only events before this sequence number (paging backwards).
+    pub before_seq: Option<i64>,
+}
+
+/// Events per audit page.
+pub const AUDIT_PAGE_LEN: i64 = 200;
+
+impl Store {
+    /// Recomputes the whole chain and names the first broken link.
+    pub async fn verify_audit(&self) -> StoreResult<AuditVerification> {
+        const BATCH: i64 = 5000;
+        let mut prev_hash = GENESIS.to_owned();
+        let mut expected_seq = 1;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, at, actor, action, entity, entity_id, patient_id, before_state, after_state, prev_hash, hash \
+                 FROM audit_event WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(expected_seq)
+            .bind(BATCH)
+            .fetch_all(self.reader())
+            .await?;
+            let done = (rows.len() as i64) < BATCH;
+            for row in &rows {
+                let e = event_from_row(row)?;
+                if e.seq != expected_seq {
+                    return Ok(AuditVerification::Broken {
+                        seq: expected_seq,
+                        reason: format!("event {expected_seq} is missing (next stored is {})", e.seq),
+                    });
+                }
+                if e.prev_hash != prev_hash {
+                    return Ok(AuditVerification::Broken {
+                        seq: e.seq,
+                        reason: "its prev_hash does not match the previous event's hash".into(),
+                    });
+                }
+                let recomputed = chain_hash(
+                    &prev_hash,
+                    &Canonical {
+                        action: &e.action,
+                        actor: &e.actor,
+                        after: e.after.as_deref(),
+                        at: e.at,
+                        before: e.before.as_deref(),
+                        entity: &e.entity,
+                        entity_id: &e.entity_id,
+                        patient_id: e.patient_id,
+                        seq: e.seq,
+                    },
+                );
+                if recomputed != e.hash {
+                    return Ok(AuditVerification::Broken {
+                        seq: e.seq,
+                        reason: "its content does not match its hash (the event was altered)".into(),
+                    });
+                }
+                prev_hash = e.hash;
+                expected_seq += 1;
+            }
+            if done {
+                break;
+            }
+        }
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.reader()).await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash: String = head.try_get("hash")?;
+        if head_seq != expected_seq - 1 || head_hash != prev_hash {
+            return Ok(AuditVerification::Broken {
+                seq: expected_seq,
+                reason: format!("the chain head names event {head_seq} but the log ends at {}", expected_seq - 1),
+            });
+        }
+        Ok(AuditVerification::Intact { events: expected_seq - 1 })
+    }
+
+    /// Audit events, newest first, filtered.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, entity, entity_id, patient_id, before_state, after_state, prev_hash, hash \
+             FROM audit_event \
+             WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR entity = $2) AND ($3 IS NULL OR entity_id = $3) \
+               AND ($4 IS NULL OR patient_id = $4) AND ($5 IS NULL OR seq < $5) \
+             ORDER BY seq DESC LIMIT $6",
+        )
+        .bind(filter.actor.as_deref())
+        .bind(filter.entity.as_ref().map(|e| e.0.as_str()))
+        .bind(filter.entity.as_ref().map(|e| e.1.as_str()))
+        .bind(filter.patient_id)
+        .bind(filter.before_seq)
+        .bind(AUDIT_PAGE_LEN)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+}

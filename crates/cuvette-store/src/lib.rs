@@ -1,0 +1,259 @@
+//! The one place that writes SQL.
+//!
+//! Cuvette keeps its data in SQLite (the default, one file under `--data`) or PostgreSQL (by
+//! URL). Both run the same SQL text through sqlx's `Any` driver with `$N` placeholders; the
+//! schema differs only in the auto-increment key and the append-only triggers (see
+//! `migrations/`). Every change is written in one transaction together with its audit event
+//! (`Tx::audit`), whose hash chains it to the previous one.
+//!
+//! Times are UTC microseconds since the epoch ([`Micros`]); lab values are stored as the text
+//! that was reported. This crate knows the schema, not the rules: it decides nothing.
+
+mod audit;
+mod catalog;
+mod orders;
+mod patients;
+mod results;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+
+pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
+pub use catalog::StoredDefinition;
+pub use orders::{NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem, WorklistFilter};
+pub use patients::{NewPatient, PATIENT_SEARCH_LEN_MAX, PatientRow};
+pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
+pub use users::{ApiKeyRow, SessionRow, UserRow};
+
+/// Microseconds since the Unix epoch, UTC: how every time is stored.
+pub type Micros = i64;
+
+/// The database engine behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, one file, WAL.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Failures the callers handle differently.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Someone else changed the row first, or a unique value is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Anything else from the database.
+    #[error("database error: {0}")]
+    Other(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming what is taken.
+    fn on_unique(e: sqlx::Error, what: &str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+/// Result alias for the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Connections to SQLite: one writer at a time is SQLite's model, and readers run beside it
+/// in WAL mode.
+const SQLITE_CONNECTIONS_MAX: u32 = 8;
+/// Connections to PostgreSQL.
+const POSTGRES_CONNECTIONS_MAX: u32 = 16;
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database in `dir`.
+    pub async fn open_dir(dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Other(sqlx::Error::Io(e)))?;
+        let path = dir.join("cuvette.sqlite3");
+        Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens a database by URL: `sqlite://PATH?mode=rwc` or `postgres://…`, and brings its
+    /// schema up to date.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Other(sqlx::Error::Configuration(
+                format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…").into(),
+            )));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(SQLITE_CONNECTIONS_MAX)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // FULL: an acknowledged result survives power loss, not only a crash.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS_MAX)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The engine in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so two writers queue instead of failing half-way with SQLITE_BUSY.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { inner, backend: self.backend })
+    }
+
+    /// The pool, for reads.
+    fn reader(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .await?;
+        let mut tx = conn.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Two servers starting at once must not both migrate.
+            tx.execute("LOCK TABLE schema_migration IN EXCLUSIVE MODE").await?;
+        }
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM schema_migration").fetch_one(&mut *tx).await?;
+        let applied = applied.unwrap_or(0);
+        for (version, common, sqlite, postgres) in MIGRATIONS {
+            if *version <= applied {
+                continue;
+            }
+            let id = match self.backend {
+                Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+                Backend::Postgres => "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            };
+            let specific = match self.backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            let sql = format!("{}\n{}", common.replace("{{id}}", id), specific);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migration (version, applied_at) VALUES ($1, 0)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path` while Cuvette keeps running
+    /// (`VACUUM INTO` reads one snapshot). PostgreSQL is backed up with its own tools.
+    pub async fn backup_to(&self, path: &Path) -> StoreResult<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                let target = path.display().to_string();
+                sqlx::query("VACUUM INTO $1").bind(target).execute(self.reader()).await?;
+                Ok(())
+            }
+            Backend::Postgres => Err(StoreError::Other(sqlx::Error::Configuration(
+                "back up PostgreSQL with pg_dump or its continuous archiving; `cuvette backup` copies SQLite".into(),
+            ))),
+        }
+    }
+
+    /// Closes every connection (tests and shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// (version, common SQL, SQLite-only SQL, PostgreSQL-only SQL).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    include_str!("../migrations/0001_core.sql"),
+    include_str!("../migrations/0001_sqlite.sql"),
+    include_str!("../migrations/0001_postgres.sql"),
+)];
+
+/// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit
+/// events included.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    /// Commits the change and its audit events together.
+    pub async fn commit(self) -> StoreResult<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// Reads an optional i64 column that PostgreSQL and SQLite may both return.
+pub(crate) fn opt_i64(row: &sqlx::any::AnyRow, col: &str) -> Option<i64> {
+    use sqlx::Row;
+    row.try_get::<Option<i64>, _>(col).ok().flatten()
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+pub(crate) fn like_prefix(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}

@@ -1,0 +1,470 @@
+//! Orders, specimens (one per container, each with an accession number) and the tests
+//! ordered on them.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::patients::{PATIENT_COLUMNS, PatientRow, patient_from_row};
+use crate::results::{RESULT_COLUMNS_R, ResultRow, result_from_row_prefixed};
+use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+
+/// An order to write.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    /// The patient.
+    pub patient_id: i64,
+    /// Ordering provider.
+    pub provider: &'a str,
+    /// Priority code.
+    pub priority: &'a str,
+    /// Clinical note.
+    pub clinical_note: &'a str,
+    /// The placer's order number, when the order came from elsewhere.
+    pub placer_number: Option<&'a str>,
+}
+
+/// A specimen to write.
+#[derive(Debug, Clone)]
+pub struct NewSpecimen<'a> {
+    /// Its accession number, as printed.
+    pub accession: &'a str,
+    /// Container (tube type).
+    pub container: &'a str,
+    /// Specimen type.
+    pub specimen_type: &'a str,
+    /// The specimen this one recollects, if any.
+    pub recollection_of: Option<i64>,
+}
+
+/// An ordered test to write.
+#[derive(Debug, Clone)]
+pub struct NewOrderedTest<'a> {
+    /// Test code.
+    pub test_code: &'a str,
+    /// Panel it came from.
+    pub panel_code: Option<&'a str>,
+    /// Bench.
+    pub discipline: &'a str,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrderRow {
+    /// Internal id.
+    pub id: i64,
+    /// The patient.
+    pub patient_id: i64,
+    /// Ordering provider.
+    pub provider: String,
+    /// Priority code.
+    pub priority: String,
+    /// Clinical note.
+    pub clinical_note: String,
+    /// Placer order number.
+    pub placer_number: Option<String>,
+    /// When it was ordered.
+    pub ordered_at: Micros,
+    /// Who entered it.
+    pub ordered_by: String,
+}
+
+/// A stored specimen.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpecimenRow {
+    /// Internal id.
+    pub id: i64,
+    /// Accession number as printed.
+    pub accession: String,
+    /// The order.
+    pub order_id: i64,
+    /// Container.
+    pub container: String,
+    /// Specimen type.
+    pub specimen_type: String,
+    /// Status code.
+    pub status: String,
+    /// Collection time.
+    pub collected_at: Option<Micros>,
+    /// Collector.
+    pub collected_by: Option<String>,
+    /// Receipt time.
+    pub received_at: Option<Micros>,
+    /// Receiver.
+    pub received_by: Option<String>,
+    /// Rejection time.
+    pub rejected_at: Option<Micros>,
+    /// Who rejected it.
+    pub rejected_by: Option<String>,
+    /// Rejection reason code.
+    pub reject_reason: Option<String>,
+    /// Rejection note.
+    pub reject_note: Option<String>,
+    /// The specimen this one recollects.
+    pub recollection_of: Option<i64>,
+    /// Optimistic-concurrency version.
+    pub row_version: i64,
+}
+
+/// A stored ordered test.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrderedTestRow {
+    /// Internal id.
+    pub id: i64,
+    /// The order.
+    pub order_id: i64,
+    /// The specimen it is done on.
+    pub specimen_id: i64,
+    /// Test code.
+    pub test_code: String,
+    /// Panel code.
+    pub panel_code: Option<String>,
+    /// Bench.
+    pub discipline: String,
+    /// Status code.
+    pub status: String,
+    /// Optimistic-concurrency version: a form carries it back, a save with a stale one
+    /// is a conflict.
+    pub row_version: i64,
+    /// Last change.
+    pub updated_at: Micros,
+}
+
+/// A row of a worklist or review queue: the test with its specimen, order, patient and
+/// current result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkItem {
+    /// The test.
+    pub test: OrderedTestRow,
+    /// Its specimen.
+    pub specimen: SpecimenRow,
+    /// Its order.
+    pub order: OrderRow,
+    /// The patient.
+    pub patient: PatientRow,
+    /// The latest result version, if any.
+    pub result: Option<ResultRow>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct WorklistFilter {
+    /// Only this bench.
+    pub discipline: Option<String>,
+    /// Only tests in these statuses.
+    pub statuses: Vec<String>,
+    /// Only this specimen.
+    pub specimen_id: Option<i64>,
+    /// Only this patient.
+    pub patient_id: Option<i64>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+const SPECIMEN_COLUMNS: &str = "s.id AS s_id, s.accession AS s_accession, s.order_id AS s_order_id, s.container AS s_container, \
+    s.specimen_type AS s_specimen_type, s.status AS s_status, s.collected_at AS s_collected_at, s.collected_by AS s_collected_by, \
+    s.received_at AS s_received_at, s.received_by AS s_received_by, s.rejected_at AS s_rejected_at, s.rejected_by AS s_rejected_by, \
+    s.reject_reason AS s_reject_reason, s.reject_note AS s_reject_note, s.recollection_of AS s_recollection_of, s.row_version AS s_row_version";
+
+const ORDER_COLUMNS: &str = "o.id AS o_id, o.patient_id AS o_patient_id, o.provider AS o_provider, o.priority AS o_priority, \
+    o.clinical_note AS o_clinical_note, o.placer_number AS o_placer_number, o.ordered_at AS o_ordered_at, o.ordered_by AS o_ordered_by";
+
+const TEST_COLUMNS: &str = "t.id AS t_id, t.order_id AS t_order_id, t.specimen_id AS t_specimen_id, t.test_code AS t_test_code, \
+    t.panel_code AS t_panel_code, t.discipline AS t_discipline, t.status AS t_status, t.row_version AS t_row_version, t.updated_at AS t_updated_at";
+
+fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
+    Ok(SpecimenRow {
+        id: r.try_get("s_id")?,
+        accession: r.try_get("s_accession")?,
+        order_id: r.try_get("s_order_id")?,
+        container: r.try_get("s_container")?,
+        specimen_type: r.try_get("s_specimen_type")?,
+        status: r.try_get("s_status")?,
+        collected_at: opt_i64(r, "s_collected_at"),
+        collected_by: r.try_get("s_collected_by")?,
+        received_at: opt_i64(r, "s_received_at"),
+        received_by: r.try_get("s_received_by")?,
+        rejected_at: opt_i64(r, "s_rejected_at"),
+        rejected_by: r.try_get("s_rejected_by")?,
+        reject_reason: r.try_get("s_reject_reason")?,
+        reject_note: r.try_get("s_reject_note")?,
+        recollection_of: opt_i64(r, "s_recollection_of"),
+        row_version: r.try_get("s_row_version")?,
+    })
+}
+
+fn order_from_row(r: &AnyRow) -> StoreResult<OrderRow> {
+    Ok(OrderRow {
+        id: r.try_get("o_id")?,
+        patient_id: r.try_get("o_patient_id")?,
+        provider: r.try_get("o_provider")?,
+        priority: r.try_get("o_priority")?,
+        clinical_note: r.try_get("o_clinical_note")?,
+        placer_number: r.try_get("o_placer_number")?,
+        ordered_at: r.try_get("o_ordered_at")?,
+        ordered_by: r.try_get("o_ordered_by")?,
+    })
+}
+
+fn test_from_row(r: &AnyRow) -> StoreResult<OrderedTestRow> {
+    Ok(OrderedTestRow {
+        id: r.try_get("t_id")?,
+        order_id: r.try_get("t_order_id")?,
+        specimen_id: r.try_get("t_specimen_id")?,
+        test_code: r.try_get("t_test_code")?,
+        panel_code: r.try_get("t_panel_code")?,
+        discipline: r.try_get("t_discipline")?,
+        status: r.try_get("t_status")?,
+        row_version: r.try_get("t_row_version")?,
+        updated_at: r.try_get("t_updated_at")?,
+    })
+}
+
+fn work_item_from_row(r: &AnyRow) -> StoreResult<WorkItem> {
+    let has_result = opt_i64(r, "r_id").is_some();
+    Ok(WorkItem {
+        test: test_from_row(r)?,
+        specimen: specimen_from_row(r)?,
+        order: order_from_row(r)?,
+        patient: patient_from_row(r)?,
+        result: if has_result { Some(result_from_row_prefixed(r)?) } else { None },
+    })
+}
+
+impl Tx {
+    /// Writes an order.
+    pub async fn insert_order(&mut self, o: &NewOrder<'_>, by: &str, now: Micros) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO lab_order (patient_id, provider, priority, clinical_note, placer_number, ordered_at, ordered_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(o.patient_id)
+        .bind(o.provider)
+        .bind(o.priority)
+        .bind(o.clinical_note)
+        .bind(o.placer_number)
+        .bind(now)
+        .bind(by)
+        .fetch_one(self.conn())
+        .await?)
+    }
+
+    /// The next accession sequence number for a two-digit year. Gaps are possible when a
+    /// transaction rolls back; duplicates are not (the row is updated inside the transaction).
+    pub async fn next_accession_sequence(&mut self, year: i64) -> StoreResult<i64> {
+        let next: i64 = sqlx::query_scalar(
+            "INSERT INTO accession_sequence (year, last_sequence) VALUES ($1, 1) \
+             ON CONFLICT (year) DO UPDATE SET last_sequence = accession_sequence.last_sequence + 1 RETURNING last_sequence",
+        )
+        .bind(year)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(next)
+    }
+
+    /// Writes a specimen; a duplicate accession number is a conflict.
+    pub async fn insert_specimen(&mut self, order_id: i64, s: &NewSpecimen<'_>) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO specimen (accession, order_id, container, specimen_type, status, recollection_of) \
+             VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+        )
+        .bind(s.accession)
+        .bind(order_id)
+        .bind(s.container)
+        .bind(s.specimen_type)
+        .bind(s.recollection_of)
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| StoreError::on_unique(e, &format!("accession number {} is already in use", s.accession)))
+    }
+
+    /// Writes an ordered test.
+    pub async fn insert_ordered_test(
+        &mut self,
+        order_id: i64,
+        specimen_id: i64,
+        t: &NewOrderedTest<'_>,
+        status: &str,
+        now: Micros,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO ordered_test (order_id, specimen_id, test_code, panel_code, discipline, status, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(order_id)
+        .bind(specimen_id)
+        .bind(t.test_code)
+        .bind(t.panel_code)
+        .bind(t.discipline)
+        .bind(status)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?)
+    }
+
+    /// Writes a specimen's new state if nobody changed it since `s.row_version` was read.
+    pub async fn update_specimen(&mut self, s: &SpecimenRow) -> StoreResult<()> {
+        let n = sqlx::query(
+            "UPDATE specimen SET status = $1, collected_at = $2, collected_by = $3, received_at = $4, received_by = $5, \
+             rejected_at = $6, rejected_by = $7, reject_reason = $8, reject_note = $9, row_version = row_version + 1 \
+             WHERE id = $10 AND row_version = $11",
+        )
+        .bind(&s.status)
+        .bind(s.collected_at)
+        .bind(&s.collected_by)
+        .bind(s.received_at)
+        .bind(&s.received_by)
+        .bind(s.rejected_at)
+        .bind(&s.rejected_by)
+        .bind(&s.reject_reason)
+        .bind(&s.reject_note)
+        .bind(s.id)
+        .bind(s.row_version)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("specimen {} was changed by someone else; reload it", s.accession)));
+        }
+        Ok(())
+    }
+
+    /// Moves an ordered test to `status` if nobody changed it since `row_version`.
+    pub async fn update_test_status(&mut self, id: i64, row_version: i64, status: &str, now: Micros) -> StoreResult<()> {
+        let n = sqlx::query(
+            "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE id = $3 AND row_version = $4",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .bind(row_version)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(
+                "someone else saved this result first: review their value, then save again if yours should replace it".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Moves every test on a specimen that is in `from` to `to` (collection, receipt, rejection).
+    pub async fn update_tests_of_specimen(&mut self, specimen_id: i64, from: &[&str], to: &str, now: Micros) -> StoreResult<()> {
+        for status in from {
+            sqlx::query(
+                "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE specimen_id = $3 AND status = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(specimen_id)
+            .bind(*status)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A specimen by accession number as printed.
+    pub async fn specimen_by_accession(&self, accession: &str) -> StoreResult<Option<SpecimenRow>> {
+        let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.accession = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(accession).fetch_optional(self.reader()).await?;
+        row.as_ref().map(specimen_from_row).transpose()
+    }
+
+    /// A specimen by id.
+    pub async fn specimen(&self, id: i64) -> StoreResult<SpecimenRow> {
+        let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        row.as_ref().map(specimen_from_row).transpose()?.ok_or(StoreError::NotFound("specimen"))
+    }
+
+    /// An order by id.
+    pub async fn order(&self, id: i64) -> StoreResult<OrderRow> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM lab_order o WHERE o.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        row.as_ref().map(order_from_row).transpose()?.ok_or(StoreError::NotFound("order"))
+    }
+
+    /// The specimens of an order.
+    pub async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRow>> {
+        let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.order_id = $1 ORDER BY s.id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_all(self.reader()).await?;
+        rows.iter().map(specimen_from_row).collect()
+    }
+
+    /// The orders of a patient, newest first.
+    pub async fn orders_of_patient(&self, patient_id: i64) -> StoreResult<Vec<OrderRow>> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM lab_order o WHERE o.patient_id = $1 ORDER BY o.ordered_at DESC, o.id DESC");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(patient_id).fetch_all(self.reader()).await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// An ordered test by id.
+    pub async fn ordered_test(&self, id: i64) -> StoreResult<OrderedTestRow> {
+        let sql = format!("SELECT {TEST_COLUMNS} FROM ordered_test t WHERE t.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        row.as_ref().map(test_from_row).transpose()?.ok_or(StoreError::NotFound("ordered test"))
+    }
+
+    /// Tests with their specimen, order, patient and latest result, STAT first, then oldest
+    /// specimen first.
+    pub async fn work_items(&self, f: &WorklistFilter) -> StoreResult<Vec<WorkItem>> {
+        // Statuses are few and fixed; an IN list keeps the SQL portable.
+        let statuses = if f.statuses.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = f
+                .statuses
+                .iter()
+                .filter(|s| s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+                .map(|s| format!("'{s}'"))
+                .collect();
+            format!("AND t.status IN ({})", list.join(", "))
+        };
+        let sql = format!(
+            "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
+             FROM ordered_test t \
+             JOIN specimen s ON s.id = t.specimen_id \
+             JOIN lab_order o ON o.id = t.order_id \
+             JOIN patient p ON p.id = o.patient_id \
+             LEFT JOIN result r ON r.ordered_test_id = t.id \
+                AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = t.id) \
+             WHERE ($1 IS NULL OR t.discipline = $1) AND ($2 IS NULL OR t.specimen_id = $2) AND ($3 IS NULL OR o.patient_id = $3) {statuses} \
+             ORDER BY CASE WHEN o.priority = 'stat' THEN 0 ELSE 1 END, COALESCE(s.received_at, s.collected_at, o.ordered_at), t.id \
+             LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.discipline.as_deref())
+            .bind(f.specimen_id)
+            .bind(f.patient_id)
+            .bind(if f.limit > 0 { f.limit } else { 1000 })
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(work_item_from_row).collect()
+    }
+
+    /// Counts of open tests per bench and status (for the navigation's queue counts).
+    pub async fn open_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT t.discipline, t.status, COUNT(*) AS n FROM ordered_test t \
+             WHERE t.status IN ('ordered', 'collected', 'received', 'in_process') GROUP BY t.discipline, t.status",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("discipline")?, r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// The patient of a specimen.
+    pub async fn patient_of_specimen(&self, specimen_id: i64) -> StoreResult<PatientRow> {
+        let sql = format!(
+            "SELECT {PATIENT_COLUMNS} FROM specimen s JOIN lab_order o ON o.id = s.order_id JOIN patient p ON p.id = o.patient_id WHERE s.id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(specimen_id).fetch_optional(self.reader()).await?;
+        row.as_ref().map(patient_from_row).transpose()?.ok_or(StoreError::NotFound("specimen"))
+    }
+}
+

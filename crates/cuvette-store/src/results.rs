@@ -1,0 +1,262 @@
+//! Result versions and critical-value calls.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Micros, Store, StoreResult, Tx, opt_i64};
+
+/// A result version to write.
+#[derive(Debug, Clone)]
+pub struct NewResult<'a> {
+    /// The ordered test.
+    pub ordered_test_id: i64,
+    /// Exactly what was reported.
+    pub value_text: &'a str,
+    /// The number in it, for range queries and statistics.
+    pub value_number: Option<f64>,
+    /// What the report prints.
+    pub report_text: &'a str,
+    /// Unit.
+    pub unit: &'a str,
+    /// Flag codes separated by spaces.
+    pub flags: &'a str,
+    /// Reference interval as printed.
+    pub reference_interval: &'a str,
+    /// `routine` or `technologist`.
+    pub review: &'a str,
+    /// JSON array of review reasons.
+    pub reasons: &'a str,
+    /// The definition version it was evaluated with.
+    pub definition_version: i64,
+    /// Who entered it.
+    pub entered_by: &'a str,
+    /// Their role code at the time.
+    pub entered_by_role: &'a str,
+    /// Why a released result was corrected.
+    pub correction_reason: Option<&'a str>,
+}
+
+/// A stored result version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResultRow {
+    /// Internal id.
+    pub id: i64,
+    /// The ordered test.
+    pub ordered_test_id: i64,
+    /// Version, from 1.
+    pub version: i64,
+    /// Exactly what was reported.
+    pub value_text: String,
+    /// What the report prints.
+    pub report_text: String,
+    /// Unit.
+    pub unit: String,
+    /// Flag codes.
+    pub flags: String,
+    /// Reference interval as printed.
+    pub reference_interval: String,
+    /// `routine` or `technologist`.
+    pub review: String,
+    /// JSON array of review reasons.
+    pub reasons: String,
+    /// The definition version used.
+    pub definition_version: i64,
+    /// Entry time.
+    pub entered_at: Micros,
+    /// Who entered it.
+    pub entered_by: String,
+    /// Their role.
+    pub entered_by_role: String,
+    /// Correction reason.
+    pub correction_reason: Option<String>,
+    /// Release time.
+    pub released_at: Option<Micros>,
+    /// Who released it.
+    pub released_by: Option<String>,
+    /// `preliminary`, `final` or `corrected`.
+    pub release_status: Option<String>,
+}
+
+/// The result columns, prefixed `r_`, for joins.
+pub(crate) const RESULT_COLUMNS_R: &str = "r.id AS r_id, r.ordered_test_id AS r_ordered_test_id, r.version AS r_version, \
+    r.value_text AS r_value_text, r.report_text AS r_report_text, r.unit AS r_unit, r.flags AS r_flags, \
+    r.reference_interval AS r_reference_interval, r.review AS r_review, r.reasons AS r_reasons, \
+    r.definition_version AS r_definition_version, r.entered_at AS r_entered_at, r.entered_by AS r_entered_by, \
+    r.entered_by_role AS r_entered_by_role, r.correction_reason AS r_correction_reason, r.released_at AS r_released_at, \
+    r.released_by AS r_released_by, r.release_status AS r_release_status";
+
+pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
+    Ok(ResultRow {
+        id: r.try_get("r_id")?,
+        ordered_test_id: r.try_get("r_ordered_test_id")?,
+        version: r.try_get("r_version")?,
+        value_text: r.try_get("r_value_text")?,
+        report_text: r.try_get("r_report_text")?,
+        unit: r.try_get("r_unit")?,
+        flags: r.try_get("r_flags")?,
+        reference_interval: r.try_get("r_reference_interval")?,
+        review: r.try_get("r_review")?,
+        reasons: r.try_get("r_reasons")?,
+        definition_version: r.try_get("r_definition_version")?,
+        entered_at: r.try_get("r_entered_at")?,
+        entered_by: r.try_get("r_entered_by")?,
+        entered_by_role: r.try_get("r_entered_by_role")?,
+        correction_reason: r.try_get("r_correction_reason")?,
+        released_at: opt_i64(r, "r_released_at"),
+        released_by: r.try_get("r_released_by")?,
+        release_status: r.try_get("r_release_status")?,
+    })
+}
+
+/// A documented critical-value call to write.
+#[derive(Debug, Clone)]
+pub struct NewCriticalCall<'a> {
+    /// The ordered test.
+    pub ordered_test_id: i64,
+    /// The result version that was called.
+    pub result_version: i64,
+    /// Who was called (name and role).
+    pub called_person: &'a str,
+    /// Who called.
+    pub called_by: &'a str,
+    /// When the result was given.
+    pub called_at: Micros,
+    /// Whether the recipient read the result back.
+    pub read_back: bool,
+    /// Number called, attempts, anything else.
+    pub notes: &'a str,
+}
+
+/// A documented call.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CriticalCallRow {
+    /// Internal id.
+    pub id: i64,
+    /// The ordered test.
+    pub ordered_test_id: i64,
+    /// The result version called.
+    pub result_version: i64,
+    /// Who was called.
+    pub called_person: String,
+    /// Who called.
+    pub called_by: String,
+    /// When.
+    pub called_at: Micros,
+    /// Read back.
+    pub read_back: bool,
+    /// Notes.
+    pub notes: String,
+    /// When it was documented.
+    pub documented_at: Micros,
+}
+
+impl Tx {
+    /// Appends a result version and returns its version number.
+    pub async fn insert_result(&mut self, r: &NewResult<'_>, now: Micros) -> StoreResult<i64> {
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM result WHERE ordered_test_id = $1")
+            .bind(r.ordered_test_id)
+            .fetch_one(self.conn())
+            .await?;
+        let version = current.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
+             review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(r.ordered_test_id)
+        .bind(version)
+        .bind(r.value_text)
+        .bind(r.value_number)
+        .bind(r.report_text)
+        .bind(r.unit)
+        .bind(r.flags)
+        .bind(r.reference_interval)
+        .bind(r.review)
+        .bind(r.reasons)
+        .bind(r.definition_version)
+        .bind(now)
+        .bind(r.entered_by)
+        .bind(r.entered_by_role)
+        .bind(r.correction_reason)
+        .execute(self.conn())
+        .await?;
+        Ok(version)
+    }
+
+    /// Marks a result version released. Only an unreleased version can be released, so a
+    /// double click releases once.
+    pub async fn release_result(&mut self, result_id: i64, by: &str, status: &str, now: Micros) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE result SET released_at = $1, released_by = $2, release_status = $3 WHERE id = $4 AND released_at IS NULL",
+        )
+        .bind(now)
+        .bind(by)
+        .bind(status)
+        .bind(result_id)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Documents a critical-value call.
+    pub async fn insert_critical_call(&mut self, c: &NewCriticalCall<'_>, now: Micros) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO critical_call (ordered_test_id, result_version, called_person, called_by, called_at, read_back, notes, documented_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(c.ordered_test_id)
+        .bind(c.result_version)
+        .bind(c.called_person)
+        .bind(c.called_by)
+        .bind(c.called_at)
+        .bind(i64::from(c.read_back))
+        .bind(c.notes)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?)
+    }
+}
+
+impl Store {
+    /// Every version of the results of these tests, oldest first.
+    pub async fn results_of_tests(&self, test_ids: &[i64]) -> StoreResult<Vec<ResultRow>> {
+        if test_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        // Ids are integers we produced, so inlining them is safe and keeps one statement.
+        let ids: Vec<String> = test_ids.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS_R} FROM result r WHERE r.ordered_test_id IN ({}) ORDER BY r.ordered_test_id, r.version",
+            ids.join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.reader()).await?;
+        rows.iter().map(result_from_row_prefixed).collect()
+    }
+
+    /// The documented calls for a test, oldest first.
+    pub async fn critical_calls(&self, ordered_test_id: i64) -> StoreResult<Vec<CriticalCallRow>> {
+        let rows = sqlx::query(
+            "SELECT id, ordered_test_id, result_version, called_person, called_by, called_at, read_back, notes, documented_at \
+             FROM critical_call WHERE ordered_test_id = $1 ORDER BY id",
+        )
+        .bind(ordered_test_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CriticalCallRow {
+                    id: r.try_get("id")?,
+                    ordered_test_id: r.try_get("ordered_test_id")?,
+                    result_version: r.try_get("result_version")?,
+                    called_person: r.try_get("called_person")?,
+                    called_by: r.try_get("called_by")?,
+                    called_at: r.try_get("called_at")?,
+                    read_back: r.try_get::<i64, _>("read_back")? != 0,
+                    notes: r.try_get("notes")?,
+                    documented_at: r.try_get("documented_at")?,
+                })
+            })
+            .collect()
+    }
+}
