@@ -80,10 +80,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 pub fn check_password(password: &str) -> AppResult<()> {
     let n = password.chars().count();
     if n < PASSWORD_LEN_MIN {
-        return Err(AppError::invalid("password", format!("use at least {PASSWORD_LEN_MIN} characters")));
+        return Err(AppError::invalid(
+            "password",
+            format!("use at least {PASSWORD_LEN_MIN} characters"),
+        ));
     }
     if n > PASSWORD_LEN_MAX {
-        return Err(AppError::invalid("password", format!("use at most {PASSWORD_LEN_MAX} characters")));
+        return Err(AppError::invalid(
+            "password",
+            format!("use at most {PASSWORD_LEN_MAX} characters"),
+        ));
     }
     Ok(())
 }
@@ -97,11 +103,17 @@ impl Lab {
             || username.len() > 64
             || !username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err(AppError::invalid("username", "use 1 to 64 letters, digits, dots, hyphens or underscores"));
+            return Err(AppError::invalid(
+                "username",
+                "use 1 to 64 letters, digits, dots, hyphens or underscores",
+            ));
         }
         let display_name = user.display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 100 {
-            return Err(AppError::invalid("display_name", "enter the person's full name (up to 100 characters)"));
+            return Err(AppError::invalid(
+                "display_name",
+                "enter the person's full name (up to 100 characters)",
+            ));
         }
         check_password(&user.password)?;
         let password = user.password.clone();
@@ -145,7 +157,9 @@ impl Lab {
         };
         if !user.active {
             self.audit_plain("login.refused_inactive", "user", &username, None).await?;
-            return Err(AppError::Unauthenticated("this account is disabled: ask a supervisor".into()));
+            return Err(AppError::Unauthenticated(
+                "this account is disabled: ask a supervisor".into(),
+            ));
         }
         if let Some(until) = user.locked_until.filter(|u| *u > now) {
             self.audit_plain("login.refused_locked", "user", &username, None).await?;
@@ -158,7 +172,8 @@ impl Lab {
         let phc = user.password_hash.clone();
         if !blocking(move || password_matches(&pw, &phc)).await {
             let failures = user.failed_logins + 1;
-            let lock = (failures >= self.config.lockout_failures).then(|| now + self.config.lockout_minutes * 60_000_000);
+            let lock = (failures >= self.config.lockout_failures)
+                .then(|| now + self.config.lockout_minutes * 60_000_000);
             let mut tx = self.store.begin().await?;
             tx.record_failed_login(user.id, lock).await?;
             tx.audit(NewAuditEvent {
@@ -175,8 +190,12 @@ impl Lab {
             tx.commit().await?;
             return Err(AppError::Unauthenticated(REFUSED.into()));
         }
-        let role = Role::parse(&user.role)
-            .ok_or_else(|| AppError::Unauthenticated(format!("the role {:?} is unknown: ask a supervisor", user.role)))?;
+        let role = Role::parse(&user.role).ok_or_else(|| {
+            AppError::Unauthenticated(format!(
+                "the role {:?} is unknown: ask a supervisor",
+                user.role
+            ))
+        })?;
         let token = random_hex(32);
         let csrf_token = random_hex(32);
         let mut tx = self.store.begin().await?;
@@ -229,7 +248,11 @@ impl Lab {
         }
         self.store.touch_session(&hash, now).await?;
         let role = Role::parse(&session.user.role).ok_or_else(gone)?;
-        let actor = Actor { name: session.user.username.clone(), display_name: session.user.display_name.clone(), role };
+        let actor = Actor {
+            name: session.user.username.clone(),
+            display_name: session.user.display_name.clone(),
+            role,
+        };
         Ok((session, actor))
     }
 
@@ -277,7 +300,10 @@ impl Lab {
         actor.require(Action::ManageUsers)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 64 {
-            return Err(AppError::invalid("name", "name the key (1 to 64 characters), for example the system using it"));
+            return Err(AppError::invalid(
+                "name",
+                "name the key (1 to 64 characters), for example the system using it",
+            ));
         }
         let key = format!("{API_KEY_PREFIX}{}", random_hex(32));
         let now = self.now_micros();
@@ -300,7 +326,8 @@ impl Lab {
 
     /// The actor behind a bearer API key.
     pub async fn api_key_actor(&self, key: &str) -> AppResult<Actor> {
-        let refused = || AppError::Unauthenticated("the API key is not valid or was revoked".into());
+        let refused =
+            || AppError::Unauthenticated("the API key is not valid or was revoked".into());
         if !key.starts_with(API_KEY_PREFIX) {
             return Err(refused());
         }
@@ -310,7 +337,13 @@ impl Lab {
     }
 
     /// Records an event that changes nothing else (failed sign-ins, views).
-    pub(crate) async fn audit_plain(&self, action: &str, entity: &str, entity_id: &str, patient_id: Option<i64>) -> AppResult<()> {
+    pub(crate) async fn audit_plain(
+        &self,
+        action: &str,
+        entity: &str,
+        entity_id: &str,
+        patient_id: Option<i64>,
+    ) -> AppResult<()> {
         self.audit_as(entity_id, action, entity, entity_id, patient_id).await
     }
 
@@ -341,5 +374,4 @@ impl Lab {
 }
 
 /// A valid argon2id hash of a random password, verified against when the username is unknown.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0R0xlfzqvW3Yg0mKxm1bVlKc3o0G8V8Cq9YlT3l2f0M";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0R0xlfzqvW3Yg0mKxm1bVlKc3o0G8V8Cq9YlT3l2f0M";

@@ -178,7 +178,8 @@ impl Lab {
         for panel in self.store.panels().await? {
             catalog.insert_panel(panel);
         }
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(LabCatalog { catalog, versions });
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(LabCatalog { catalog, versions });
         Ok(())
     }
 
@@ -190,7 +191,8 @@ impl Lab {
         expected_version: i64,
     ) -> AppResult<i64> {
         actor.require(cuvette_domain::Action::EditCatalog)?;
-        cuvette_domain::catalog::validate_definition(&definition).map_err(|e| AppError::invalid("definition", e.to_string()))?;
+        cuvette_domain::catalog::validate_definition(&definition)
+            .map_err(|e| AppError::invalid("definition", e.to_string()))?;
         let before = self.catalog().catalog.test(&definition.code).cloned();
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
@@ -212,7 +214,11 @@ impl Lab {
     }
 
     /// Every stored version of a definition, newest first.
-    pub async fn definition_history(&self, actor: &Actor, code: &str) -> AppResult<Vec<cuvette_store::StoredDefinition>> {
+    pub async fn definition_history(
+        &self,
+        actor: &Actor,
+        code: &str,
+    ) -> AppResult<Vec<cuvette_store::StoredDefinition>> {
         actor.require(cuvette_domain::Action::EditCatalog)?;
         Ok(self.store.definition_history(code).await?)
     }
@@ -220,7 +226,10 @@ impl Lab {
     /// Formats a stored time in the lab's zone as the bench reads it: `24-Nov-2026 08:05`.
     pub fn format_time(&self, micros: Micros) -> String {
         match Timestamp::from_microsecond(micros) {
-            Ok(ts) => ts.to_zoned_datetime(self.config.time_zone.clone()).strftime("%d-%b-%Y %H:%M").to_string(),
+            Ok(ts) => ts
+                .to_zoned_datetime(self.config.time_zone.clone())
+                .strftime("%d-%b-%Y %H:%M")
+                .to_string(),
             Err(_) => String::new(),
         }
     }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use cuvette_domain::patient::{Mrn, parse_birth_date};
-use cuvette_domain::workflow::{Priority, RejectionReason, SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
+use cuvette_domain::workflow::{
+    Priority, RejectionReason, SpecimenStatus, SpecimenStep, TestStatus, specimen_step,
+};
 use cuvette_domain::{Accession, Action};
 use cuvette_store::{NewAuditEvent, NewOrder, NewOrderedTest, NewSpecimen, SpecimenRow, Tx};
 
@@ -63,7 +65,12 @@ pub struct IdentityCheck {
     pub family_name: Option<String>,
 }
 
-fn text_field(errors: &mut Vec<FieldError>, field: &str, value: &str, required: Option<&str>) -> String {
+fn text_field(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: &str,
+    required: Option<&str>,
+) -> String {
     let v = value.trim();
     if v.is_empty()
         && let Some(message) = required
@@ -71,7 +78,10 @@ fn text_field(errors: &mut Vec<FieldError>, field: &str, value: &str, required: 
         errors.push(FieldError { field: field.into(), message: message.into() });
     }
     if v.chars().count() > ORDER_TEXT_LEN_MAX {
-        errors.push(FieldError { field: field.into(), message: format!("at most {ORDER_TEXT_LEN_MAX} characters") });
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("at most {ORDER_TEXT_LEN_MAX} characters"),
+        });
     }
     v.to_owned()
 }
@@ -82,11 +92,19 @@ impl Lab {
     pub async fn place_order(&self, actor: &Actor, order: &PlaceOrder) -> AppResult<PlacedOrder> {
         actor.require(Action::PlaceOrder)?;
         let mut errors = Vec::new();
-        let provider = text_field(&mut errors, "provider", &order.provider, Some("enter the ordering provider"));
+        let provider = text_field(
+            &mut errors,
+            "provider",
+            &order.provider,
+            Some("enter the ordering provider"),
+        );
         let note = text_field(&mut errors, "clinical_note", &order.clinical_note, None);
         let priority = Priority::parse(&order.priority);
         if priority.is_none() {
-            errors.push(FieldError { field: "priority".into(), message: "choose routine or STAT".into() });
+            errors.push(FieldError {
+                field: "priority".into(),
+                message: "choose routine or STAT".into(),
+            });
         }
         let codes: Vec<String> = order
             .tests
@@ -98,9 +116,15 @@ impl Lab {
         let catalog = self.catalog();
         let mut tests = Vec::new();
         if codes.is_empty() {
-            errors.push(FieldError { field: "tests".into(), message: "enter at least one test or panel code, for example BMP".into() });
+            errors.push(FieldError {
+                field: "tests".into(),
+                message: "enter at least one test or panel code, for example BMP".into(),
+            });
         } else if codes.len() > ORDER_CODES_MAX {
-            errors.push(FieldError { field: "tests".into(), message: format!("at most {ORDER_CODES_MAX} codes per order") });
+            errors.push(FieldError {
+                field: "tests".into(),
+                message: format!("at most {ORDER_CODES_MAX} codes per order"),
+            });
         } else {
             match catalog.catalog.expand_order(&codes) {
                 Ok(t) => tests = t,
@@ -110,7 +134,10 @@ impl Lab {
         let patient = match self.store.patient(order.patient_id).await {
             Ok(p) => Some(p),
             Err(cuvette_store::StoreError::NotFound(_)) => {
-                errors.push(FieldError { field: "patient_id".into(), message: "no patient with this id: search again".into() });
+                errors.push(FieldError {
+                    field: "patient_id".into(),
+                    message: "no patient with this id: search again".into(),
+                });
                 None
             }
             Err(e) => return Err(e.into()),
@@ -121,11 +148,15 @@ impl Lab {
 
         // Measured tests share a tube when their container is the same; a calculation rides
         // on the tube of its first input.
-        let mut by_container: BTreeMap<String, Vec<&cuvette_domain::catalog::OrderedTest>> = BTreeMap::new();
+        let mut by_container: BTreeMap<String, Vec<&cuvette_domain::catalog::OrderedTest>> =
+            BTreeMap::new();
         let mut container_order: Vec<String> = Vec::new();
         let mut calculations = Vec::new();
         for t in &tests {
-            let def = catalog.catalog.test(&t.code).ok_or_else(|| AppError::invalid("tests", format!("unknown test {}", t.code)))?;
+            let def = catalog
+                .catalog
+                .test(&t.code)
+                .ok_or_else(|| AppError::invalid("tests", format!("unknown test {}", t.code)))?;
             if def.is_calculated() {
                 calculations.push(t);
                 continue;
@@ -149,7 +180,8 @@ impl Lab {
         }
 
         let now = self.now_micros();
-        let year = i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
+        let year =
+            i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
         let mut tx = self.store.begin().await?;
         let order_id = tx
             .insert_order(
@@ -167,12 +199,18 @@ impl Lab {
         let mut placed = Vec::new();
         for container in &container_order {
             let specimen_tests = &by_container[container];
-            let first = catalog.catalog.test(&specimen_tests[0].code).expect("expanded from the catalog");
+            let first =
+                catalog.catalog.test(&specimen_tests[0].code).expect("expanded from the catalog");
             let accession = new_accession(&mut tx, year).await?;
             let specimen_id = tx
                 .insert_specimen(
                     order_id,
-                    &NewSpecimen { accession: &accession, container, specimen_type: &first.specimen, recollection_of: None },
+                    &NewSpecimen {
+                        accession: &accession,
+                        container,
+                        specimen_type: &first.specimen,
+                        recollection_of: None,
+                    },
                 )
                 .await?;
             for t in specimen_tests {
@@ -180,7 +218,11 @@ impl Lab {
                 tx.insert_ordered_test(
                     order_id,
                     specimen_id,
-                    &NewOrderedTest { test_code: &t.code, panel_code: t.panel.as_deref(), discipline: &def.discipline },
+                    &NewOrderedTest {
+                        test_code: &t.code,
+                        panel_code: t.panel.as_deref(),
+                        discipline: &def.discipline,
+                    },
                     TestStatus::Ordered.code(),
                     now,
                 )
@@ -211,13 +253,17 @@ impl Lab {
         Ok(result)
     }
 
-    async fn specimen_for_step(&self, accession: &str, step: SpecimenStep) -> AppResult<SpecimenRow> {
-        let accession = Accession::parse(accession).map_err(|e| AppError::invalid("accession", e.to_string()))?;
-        let specimen = self
-            .store
-            .specimen_by_accession(&accession.to_string())
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no specimen has accession number {accession}")))?;
+    async fn specimen_for_step(
+        &self,
+        accession: &str,
+        step: SpecimenStep,
+    ) -> AppResult<SpecimenRow> {
+        let accession = Accession::parse(accession)
+            .map_err(|e| AppError::invalid("accession", e.to_string()))?;
+        let specimen =
+            self.store.specimen_by_accession(&accession.to_string()).await?.ok_or_else(|| {
+                AppError::NotFound(format!("no specimen has accession number {accession}"))
+            })?;
         let status = SpecimenStatus::parse(&specimen.status).unwrap_or(SpecimenStatus::Rejected);
         specimen_step(status, step).map_err(|e| AppError::Refused(e.to_string()))?;
         Ok(specimen)
@@ -235,15 +281,27 @@ impl Lab {
         after.collected_by = Some(actor.name.clone());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;
-        tx.update_tests_of_specimen(after.id, &[TestStatus::Ordered.code()], TestStatus::Collected.code(), now).await?;
-        audit_specimen(&mut tx, actor, "specimen.collect", &before, &after, patient.id, now).await?;
+        tx.update_tests_of_specimen(
+            after.id,
+            &[TestStatus::Ordered.code()],
+            TestStatus::Collected.code(),
+            now,
+        )
+        .await?;
+        audit_specimen(&mut tx, actor, "specimen.collect", &before, &after, patient.id, now)
+            .await?;
         tx.commit().await?;
         after.row_version += 1;
         Ok(after)
     }
 
     /// Receives a specimen in the lab after checking two patient identifiers on its label.
-    pub async fn receive(&self, actor: &Actor, accession: &str, check: &IdentityCheck) -> AppResult<SpecimenRow> {
+    pub async fn receive(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        check: &IdentityCheck,
+    ) -> AppResult<SpecimenRow> {
         actor.require(Action::ReceiveSpecimen)?;
         let before = self.specimen_for_step(accession, SpecimenStep::Receive).await?;
         let patient = self.store.patient_of_specimen(before.id).await?;
@@ -258,7 +316,10 @@ impl Lab {
         }
         if let Some(dob) = check.birth_date.as_deref().filter(|d| !d.trim().is_empty()) {
             given += 1;
-            if parse_birth_date(dob, today).map(|d| d.to_string() != patient.birth_date).unwrap_or(true) {
+            if parse_birth_date(dob, today)
+                .map(|d| d.to_string() != patient.birth_date)
+                .unwrap_or(true)
+            {
                 errors.push(FieldError { field: "birth_date".into(), message: "the date of birth on the label does not match the patient on the order: do not receive; reject as mislabeled".into() });
             }
         }
@@ -275,7 +336,14 @@ impl Lab {
             });
         }
         if !errors.is_empty() {
-            self.audit_as(&actor.name, "specimen.receive_refused", "specimen", &before.accession, Some(patient.id)).await?;
+            self.audit_as(
+                &actor.name,
+                "specimen.receive_refused",
+                "specimen",
+                &before.accession,
+                Some(patient.id),
+            )
+            .await?;
             return Err(AppError::Invalid(errors));
         }
         let now = self.now_micros();
@@ -285,8 +353,15 @@ impl Lab {
         after.received_by = Some(actor.name.clone());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;
-        tx.update_tests_of_specimen(after.id, &[TestStatus::Collected.code()], TestStatus::Received.code(), now).await?;
-        audit_specimen(&mut tx, actor, "specimen.receive", &before, &after, patient.id, now).await?;
+        tx.update_tests_of_specimen(
+            after.id,
+            &[TestStatus::Collected.code()],
+            TestStatus::Received.code(),
+            now,
+        )
+        .await?;
+        audit_specimen(&mut tx, actor, "specimen.receive", &before, &after, patient.id, now)
+            .await?;
         tx.commit().await?;
         after.row_version += 1;
         Ok(after)
@@ -294,27 +369,44 @@ impl Lab {
 
     /// Rejects a specimen: its open tests are cancelled and a recollection specimen with the
     /// same tests is created. Returns the recollection's accession number.
-    pub async fn reject(&self, actor: &Actor, accession: &str, reason: &str, note: &str) -> AppResult<String> {
+    pub async fn reject(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        reason: &str,
+        note: &str,
+    ) -> AppResult<String> {
         actor.require(Action::RejectSpecimen)?;
         let reason = RejectionReason::parse(reason)
             .ok_or_else(|| AppError::invalid("reason", "choose why the specimen is rejected"))?;
         let note = note.trim();
         if note.chars().count() > ORDER_TEXT_LEN_MAX {
-            return Err(AppError::invalid("note", format!("the note is at most {ORDER_TEXT_LEN_MAX} characters")));
+            return Err(AppError::invalid(
+                "note",
+                format!("the note is at most {ORDER_TEXT_LEN_MAX} characters"),
+            ));
         }
         let before = self.specimen_for_step(accession, SpecimenStep::Reject).await?;
         let patient = self.store.patient_of_specimen(before.id).await?;
         let tests = self
             .store
-            .work_items(&cuvette_store::WorklistFilter { specimen_id: Some(before.id), limit: 1000, ..Default::default() })
+            .work_items(&cuvette_store::WorklistFilter {
+                specimen_id: Some(before.id),
+                limit: 1000,
+                ..Default::default()
+            })
             .await?;
-        if tests.iter().any(|t| TestStatus::parse(&t.test.status).is_some_and(TestStatus::is_released)) {
+        if tests
+            .iter()
+            .any(|t| TestStatus::parse(&t.test.status).is_some_and(TestStatus::is_released))
+        {
             return Err(AppError::Refused(
                 "results on this specimen were already released: correct them instead of rejecting the specimen".into(),
             ));
         }
         let now = self.now_micros();
-        let year = i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
+        let year =
+            i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
         let mut after = before.clone();
         after.status = SpecimenStatus::Rejected.code().into();
         after.rejected_at = Some(now);
@@ -323,10 +415,15 @@ impl Lab {
         after.reject_note = Some(note.to_owned());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;
-        let open: Vec<&str> = [TestStatus::Ordered, TestStatus::Collected, TestStatus::Received, TestStatus::InProcess]
-            .iter()
-            .map(|s| s.code())
-            .collect();
+        let open: Vec<&str> = [
+            TestStatus::Ordered,
+            TestStatus::Collected,
+            TestStatus::Received,
+            TestStatus::InProcess,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
         tx.update_tests_of_specimen(after.id, &open, TestStatus::Cancelled.code(), now).await?;
         let recollection = new_accession(&mut tx, year).await?;
         let new_id = tx
@@ -344,7 +441,11 @@ impl Lab {
             tx.insert_ordered_test(
                 before.order_id,
                 new_id,
-                &NewOrderedTest { test_code: &t.test.test_code, panel_code: t.test.panel_code.as_deref(), discipline: &t.test.discipline },
+                &NewOrderedTest {
+                    test_code: &t.test.test_code,
+                    panel_code: t.test.panel_code.as_deref(),
+                    discipline: &t.test.discipline,
+                },
                 TestStatus::Ordered.code(),
                 now,
             )
@@ -359,7 +460,9 @@ impl Lab {
             entity_id: recollection.clone(),
             patient_id: Some(patient.id),
             before: None,
-            after: Some(serde_json::json!({ "recollection_of": before.accession, "reason": reason.code() })),
+            after: Some(
+                serde_json::json!({ "recollection_of": before.accession, "reason": reason.code() }),
+            ),
         })
         .await?;
         tx.commit().await?;
@@ -372,7 +475,11 @@ async fn new_accession(tx: &mut Tx, year: i64) -> AppResult<String> {
     let accession = u32::try_from(sequence)
         .ok()
         .and_then(|s| Accession::new(year as u16, s))
-        .ok_or_else(|| AppError::Refused("this year's accession numbers are used up: call the system administrator".into()))?;
+        .ok_or_else(|| {
+            AppError::Refused(
+                "this year's accession numbers are used up: call the system administrator".into(),
+            )
+        })?;
     Ok(accession.to_string())
 }
 

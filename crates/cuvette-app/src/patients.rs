@@ -1,7 +1,7 @@
 //! Registering and finding patients.
 
-use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
 use cuvette_domain::Action;
+use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
 use cuvette_store::{NewAuditEvent, NewPatient, PatientRow};
 
 use crate::{Actor, AppError, AppResult, FieldError, Lab};
@@ -34,11 +34,16 @@ pub struct PatientQuery {
 
 impl Lab {
     /// Registers a patient after checking every field; errors name each field.
-    pub async fn register_patient(&self, actor: &Actor, form: &RegisterPatient) -> AppResult<PatientRow> {
+    pub async fn register_patient(
+        &self,
+        actor: &Actor,
+        form: &RegisterPatient,
+    ) -> AppResult<PatientRow> {
         actor.require(Action::RegisterPatient)?;
         let today = self.now().to_zoned_datetime(self.config.time_zone.clone()).date();
         let mut errors = Vec::new();
-        let mut err = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
+        let mut err =
+            |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
         let mrn = Mrn::parse(&form.mrn).map_err(|m| err("mrn", m)).ok();
         let family = form.family_name.trim();
         if family.is_empty() {
@@ -50,22 +55,34 @@ impl Lab {
         if given.chars().count() > NAME_LEN_MAX {
             err("given_name", format!("the given name is at most {NAME_LEN_MAX} characters"));
         }
-        let birth_date = parse_birth_date(&form.birth_date, today).map_err(|m| err("birth_date", m)).ok();
+        let birth_date =
+            parse_birth_date(&form.birth_date, today).map_err(|m| err("birth_date", m)).ok();
         let sex = Sex::parse(&form.sex);
         if sex.is_none() {
             err("sex", "choose female, male or not known".into());
         }
-        let (Some(mrn), Some(birth_date), Some(sex), true) = (mrn, birth_date, sex, errors.is_empty()) else {
+        let (Some(mrn), Some(birth_date), Some(sex), true) =
+            (mrn, birth_date, sex, errors.is_empty())
+        else {
             return Err(AppError::Invalid(errors));
         };
         let birth = birth_date.to_string();
         let now = self.now_micros();
-        let new = NewPatient { mrn: mrn.as_str(), family_name: family, given_name: given, birth_date: &birth, sex: sex.code() };
+        let new = NewPatient {
+            mrn: mrn.as_str(),
+            family_name: family,
+            given_name: given,
+            birth_date: &birth,
+            sex: sex.code(),
+        };
         let mut tx = self.store.begin().await?;
-        let id = tx.insert_patient(&new, &actor.name, now).await.map_err(|e| match AppError::from(e) {
-            AppError::Conflict(m) => AppError::invalid("mrn", m),
-            other => other,
-        })?;
+        let id =
+            tx.insert_patient(&new, &actor.name, now).await.map_err(|e| {
+                match AppError::from(e) {
+                    AppError::Conflict(m) => AppError::invalid("mrn", m),
+                    other => other,
+                }
+            })?;
         let row = PatientRow {
             id,
             mrn: mrn.to_string(),
@@ -90,7 +107,11 @@ impl Lab {
     }
 
     /// Finds patients by MRN, `family[,given] [date of birth]`, or a date of birth alone.
-    pub async fn search_patients(&self, actor: &Actor, query: &PatientQuery) -> AppResult<Vec<PatientRow>> {
+    pub async fn search_patients(
+        &self,
+        actor: &Actor,
+        query: &PatientQuery,
+    ) -> AppResult<Vec<PatientRow>> {
         actor.require(Action::SearchPatients)?;
         let text = query.text.trim();
         if text.is_empty() {
@@ -108,7 +129,9 @@ impl Lab {
         }
         // A trailing date is the date of birth.
         let (names, birth) = match text.rsplit_once(' ') {
-            Some((rest, last)) if parse_birth_date(last, today).is_ok() => (rest.trim(), parse_birth_date(last, today).ok()),
+            Some((rest, last)) if parse_birth_date(last, today).is_ok() => {
+                (rest.trim(), parse_birth_date(last, today).ok())
+            }
             _ => match parse_birth_date(text, today) {
                 Ok(d) => ("", Some(d)),
                 Err(_) => (text, None),

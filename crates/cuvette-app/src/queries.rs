@@ -3,7 +3,10 @@
 
 use cuvette_domain::Action;
 use cuvette_domain::workflow::TestStatus;
-use cuvette_store::{AuditEvent, AuditFilter, CriticalCallRow, OrderRow, PatientRow, ResultRow, SpecimenRow, WorkItem, WorklistFilter};
+use cuvette_store::{
+    AuditEvent, AuditFilter, CriticalCallRow, OrderRow, PatientRow, ResultRow, SpecimenRow,
+    WorkItem, WorklistFilter,
+};
 
 use crate::{Actor, AppError, AppResult, Lab};
 
@@ -81,7 +84,11 @@ impl Lab {
         let mut views = Vec::with_capacity(items.len());
         for item in items {
             let def = catalog.catalog.test(&item.test.test_code);
-            let calls = if item.result.as_ref().is_some_and(|r| r.flags.contains("LL") || r.flags.contains("HH")) {
+            let calls = if item
+                .result
+                .as_ref()
+                .is_some_and(|r| r.flags.contains("LL") || r.flags.contains("HH"))
+            {
                 self.store.critical_calls(item.test.id).await?
             } else {
                 vec![]
@@ -91,7 +98,11 @@ impl Lab {
                 loinc: def.map(|d| d.loinc.clone()).unwrap_or_default(),
                 unit: def.map(|d| d.unit.clone()).unwrap_or_default(),
                 calculated: def.is_some_and(|d| d.is_calculated()),
-                versions: all.iter().filter(|r| r.ordered_test_id == item.test.id).cloned().collect(),
+                versions: all
+                    .iter()
+                    .filter(|r| r.ordered_test_id == item.test.id)
+                    .cloned()
+                    .collect(),
                 calls,
                 item,
             });
@@ -103,18 +114,32 @@ impl Lab {
     /// patient's record when the actor may see results.
     pub async fn specimen_view(&self, actor: &Actor, accession: &str) -> AppResult<SpecimenView> {
         actor.require(Action::SearchPatients)?;
-        let accession = cuvette_domain::Accession::parse(accession).map_err(|e| AppError::invalid("accession", e.to_string()))?;
-        let specimen = self
-            .store
-            .specimen_by_accession(&accession.to_string())
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no specimen has accession number {accession}")))?;
+        let accession = cuvette_domain::Accession::parse(accession)
+            .map_err(|e| AppError::invalid("accession", e.to_string()))?;
+        let specimen =
+            self.store.specimen_by_accession(&accession.to_string()).await?.ok_or_else(|| {
+                AppError::NotFound(format!("no specimen has accession number {accession}"))
+            })?;
         let order = self.store.order(specimen.order_id).await?;
         let patient = self.store.patient(order.patient_id).await?;
-        let items = self.store.work_items(&WorklistFilter { specimen_id: Some(specimen.id), limit: 1000, ..Default::default() }).await?;
+        let items = self
+            .store
+            .work_items(&WorklistFilter {
+                specimen_id: Some(specimen.id),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
         let mut tests = self.test_views(items).await?;
         if actor.role.may(Action::ViewResults) {
-            self.audit_as(&actor.name, "specimen.view", "specimen", &specimen.accession, Some(patient.id)).await?;
+            self.audit_as(
+                &actor.name,
+                "specimen.view",
+                "specimen",
+                &specimen.accession,
+                Some(patient.id),
+            )
+            .await?;
         } else {
             // Those who collect and label see what to draw, not the results.
             for t in &mut tests {
@@ -127,13 +152,20 @@ impl Lab {
     }
 
     /// Open tests on a bench: received or in process, STAT first, then oldest.
-    pub async fn worklist(&self, actor: &Actor, discipline: Option<&str>) -> AppResult<Vec<WorkItem>> {
+    pub async fn worklist(
+        &self,
+        actor: &Actor,
+        discipline: Option<&str>,
+    ) -> AppResult<Vec<WorkItem>> {
         actor.require(Action::ViewResults)?;
         Ok(self
             .store
             .work_items(&WorklistFilter {
                 discipline: discipline.filter(|d| !d.is_empty()).map(str::to_owned),
-                statuses: vec![TestStatus::Received.code().into(), TestStatus::InProcess.code().into()],
+                statuses: vec![
+                    TestStatus::Received.code().into(),
+                    TestStatus::InProcess.code().into(),
+                ],
                 limit: WORKLIST_LEN_MAX,
                 ..Default::default()
             })
@@ -145,7 +177,11 @@ impl Lab {
         actor.require(Action::CollectSpecimen)?;
         let mut items = self
             .store
-            .work_items(&WorklistFilter { statuses: vec![TestStatus::Ordered.code().into()], limit: WORKLIST_LEN_MAX, ..Default::default() })
+            .work_items(&WorklistFilter {
+                statuses: vec![TestStatus::Ordered.code().into()],
+                limit: WORKLIST_LEN_MAX,
+                ..Default::default()
+            })
             .await?;
         items.dedup_by_key(|i| i.specimen.id);
         Ok(items)
@@ -158,7 +194,11 @@ impl Lab {
         let mut items: Vec<WorkItem> = self
             .store
             .work_items(&WorklistFilter {
-                statuses: vec![TestStatus::InProcess.code().into(), TestStatus::Final.code().into(), TestStatus::Preliminary.code().into()],
+                statuses: vec![
+                    TestStatus::InProcess.code().into(),
+                    TestStatus::Final.code().into(),
+                    TestStatus::Preliminary.code().into(),
+                ],
                 limit: WORKLIST_LEN_MAX,
                 ..Default::default()
             })
@@ -175,10 +215,21 @@ impl Lab {
     }
 
     /// The patient's released results, newest first; audited as a view of the record.
-    pub async fn cumulative_report(&self, actor: &Actor, patient_id: i64) -> AppResult<CumulativeReport> {
+    pub async fn cumulative_report(
+        &self,
+        actor: &Actor,
+        patient_id: i64,
+    ) -> AppResult<CumulativeReport> {
         actor.require(Action::ViewResults)?;
         let patient = self.store.patient(patient_id).await?;
-        let items = self.store.work_items(&WorklistFilter { patient_id: Some(patient_id), limit: 100_000, ..Default::default() }).await?;
+        let items = self
+            .store
+            .work_items(&WorklistFilter {
+                patient_id: Some(patient_id),
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await?;
         let views = self.test_views(items).await?;
         let mut rows: Vec<ReportRow> = views
             .into_iter()
@@ -186,12 +237,23 @@ impl Lab {
             .map(|v| ReportRow { collected_at: v.item.specimen.collected_at, test: v })
             .collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.collected_at));
-        self.audit_as(&actor.name, "patient.view_results", "patient", &patient_id.to_string(), Some(patient_id)).await?;
+        self.audit_as(
+            &actor.name,
+            "patient.view_results",
+            "patient",
+            &patient_id.to_string(),
+            Some(patient_id),
+        )
+        .await?;
         Ok(CumulativeReport { patient, rows })
     }
 
     /// The orders of a patient with their specimens.
-    pub async fn patient_orders(&self, actor: &Actor, patient_id: i64) -> AppResult<Vec<(OrderRow, Vec<SpecimenRow>)>> {
+    pub async fn patient_orders(
+        &self,
+        actor: &Actor,
+        patient_id: i64,
+    ) -> AppResult<Vec<(OrderRow, Vec<SpecimenRow>)>> {
         actor.require(Action::SearchPatients)?;
         let mut out = Vec::new();
         for order in self.store.orders_of_patient(patient_id).await? {
@@ -202,7 +264,11 @@ impl Lab {
     }
 
     /// Audit events, newest first.
-    pub async fn audit_events(&self, actor: &Actor, filter: &AuditFilter) -> AppResult<Vec<AuditEvent>> {
+    pub async fn audit_events(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+    ) -> AppResult<Vec<AuditEvent>> {
         actor.require(Action::ViewAudit)?;
         Ok(self.store.audit_events(filter).await?)
     }

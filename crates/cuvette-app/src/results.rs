@@ -7,7 +7,9 @@ use cuvette_domain::evaluation::{Evaluation, PatientContext, Review, evaluate};
 use cuvette_domain::role::{ReleaseCheck, may_release};
 use cuvette_domain::workflow::{SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
 use cuvette_domain::{Action, ReportedValue, Role, Sex};
-use cuvette_store::{NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem, WorklistFilter};
+use cuvette_store::{
+    NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem, WorklistFilter,
+};
 use jiff::civil::Date;
 
 use crate::{Actor, AppError, AppResult, FieldError, Lab};
@@ -72,7 +74,11 @@ pub struct Saved {
     pub evaluation: Evaluation,
 }
 
-pub(crate) fn patient_context(lab: &Lab, patient: &PatientRow, collected_at: Option<i64>) -> PatientContext {
+pub(crate) fn patient_context(
+    lab: &Lab,
+    patient: &PatientRow,
+    collected_at: Option<i64>,
+) -> PatientContext {
     let tz = lab.config.time_zone.clone();
     let collected_on = collected_at
         .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
@@ -90,9 +96,15 @@ impl Lab {
     /// Saves typed results, all or nothing: every invalid cell is named and nothing is saved,
     /// so the grid comes back with what was typed. Calculated tests of the order are
     /// recomputed in the same transaction.
-    pub async fn enter_results(&self, actor: &Actor, entries: &[EnteredResult], correction: Option<&Correction>) -> AppResult<Vec<Saved>> {
+    pub async fn enter_results(
+        &self,
+        actor: &Actor,
+        entries: &[EnteredResult],
+        correction: Option<&Correction>,
+    ) -> AppResult<Vec<Saved>> {
         actor.require(Action::EnterResult)?;
-        let entries: Vec<&EnteredResult> = entries.iter().filter(|e| !e.text.trim().is_empty()).collect();
+        let entries: Vec<&EnteredResult> =
+            entries.iter().filter(|e| !e.text.trim().is_empty()).collect();
         if entries.is_empty() {
             return Err(AppError::invalid("results", "enter at least one result"));
         }
@@ -103,29 +115,50 @@ impl Lab {
         for e in &entries {
             let field = format!("result_{}", e.ordered_test_id);
             let item = self.work_item(e.ordered_test_id).await?;
-            let specimen_status = SpecimenStatus::parse(&item.specimen.status).unwrap_or(SpecimenStatus::Rejected);
+            let specimen_status =
+                SpecimenStatus::parse(&item.specimen.status).unwrap_or(SpecimenStatus::Rejected);
             if let Err(refusal) = specimen_step(specimen_status, SpecimenStep::Result) {
-                errors.push(FieldError { field, message: format!("{} ({}): {refusal}", item.test.test_code, item.specimen.accession) });
+                errors.push(FieldError {
+                    field,
+                    message: format!(
+                        "{} ({}): {refusal}",
+                        item.test.test_code, item.specimen.accession
+                    ),
+                });
                 continue;
             }
             let status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
             if status == TestStatus::Final {
                 corrects_released = true;
             } else if !status.accepts_results() {
-                errors.push(FieldError { field, message: format!("{} is {status} and takes no results", item.test.test_code) });
+                errors.push(FieldError {
+                    field,
+                    message: format!("{} is {status} and takes no results", item.test.test_code),
+                });
                 continue;
             }
             let Some(def) = catalog.catalog.test(&item.test.test_code) else {
-                errors.push(FieldError { field, message: format!("{} is no longer in the catalog", item.test.test_code) });
+                errors.push(FieldError {
+                    field,
+                    message: format!("{} is no longer in the catalog", item.test.test_code),
+                });
                 continue;
             };
             if def.is_calculated() {
-                errors.push(FieldError { field, message: format!("{} is calculated from its inputs; enter those instead", def.name) });
+                errors.push(FieldError {
+                    field,
+                    message: format!(
+                        "{} is calculated from its inputs; enter those instead",
+                        def.name
+                    ),
+                });
                 continue;
             }
             match ReportedValue::parse(&e.text) {
                 Ok(value) => prepared.push((item, value, e.row_version)),
-                Err(err) => errors.push(FieldError { field, message: format!("{}: {err}", def.name) }),
+                Err(err) => {
+                    errors.push(FieldError { field, message: format!("{}: {err}", def.name) })
+                }
             }
         }
         if corrects_released {
@@ -154,7 +187,9 @@ impl Lab {
             let def = catalog.catalog.test(&item.test.test_code).expect("checked above");
             let ctx = patient_context(self, &item.patient, item.specimen.collected_at);
             let evaluation = evaluate(def, value, ctx);
-            let reason = correction.filter(|_| item.test.status == TestStatus::Final.code()).map(|c| c.reason.trim());
+            let reason = correction
+                .filter(|_| item.test.status == TestStatus::Final.code())
+                .map(|c| c.reason.trim());
             let version = self
                 .write_result(&mut tx, actor, item, *row_version, value, &evaluation, reason, now)
                 .await?;
@@ -162,9 +197,13 @@ impl Lab {
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
         // Calculations read the order's latest values, with this save's values on top.
-        let typed: BTreeMap<i64, ReportedValue> = prepared.iter().map(|(i, v, _)| (i.test.id, v.clone())).collect();
+        let typed: BTreeMap<i64, ReportedValue> =
+            prepared.iter().map(|(i, v, _)| (i.test.id, v.clone())).collect();
         for (order_id, (patient, collected_at)) in orders {
-            saved.extend(self.recalculate(&mut tx, actor, order_id, &patient, collected_at, &typed, now).await?);
+            saved.extend(
+                self.recalculate(&mut tx, actor, order_id, &patient, collected_at, &typed, now)
+                    .await?,
+            );
         }
         tx.commit().await?;
         Ok(saved)
@@ -185,7 +224,11 @@ impl Lab {
         let catalog = self.catalog();
         let def = catalog.catalog.test(&item.test.test_code).expect("caller checked");
         let definition_version = catalog.versions.get(&def.code).copied().unwrap_or(0);
-        let next_status = if item.test.status == TestStatus::Final.code() { TestStatus::Final } else { TestStatus::InProcess };
+        let next_status = if item.test.status == TestStatus::Final.code() {
+            TestStatus::Final
+        } else {
+            TestStatus::InProcess
+        };
         tx.update_test_status(item.test.id, row_version, next_status.code(), now).await?;
         let reasons = serde_json::to_string(&evaluation.reasons).unwrap_or_else(|_| "[]".into());
         let review = match evaluation.review {
@@ -242,11 +285,24 @@ impl Lab {
         now: i64,
     ) -> AppResult<Vec<Saved>> {
         let catalog = self.catalog();
-        let items = self.store.work_items(&WorklistFilter { patient_id: Some(patient.id), limit: 10_000, ..Default::default() }).await?;
-        let items: Vec<WorkItem> = items.into_iter().filter(|i| i.order.id == order_id && i.test.status != TestStatus::Cancelled.code()).collect();
+        let items = self
+            .store
+            .work_items(&WorklistFilter {
+                patient_id: Some(patient.id),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let items: Vec<WorkItem> = items
+            .into_iter()
+            .filter(|i| i.order.id == order_id && i.test.status != TestStatus::Cancelled.code())
+            .collect();
         let mut values: BTreeMap<String, f64> = BTreeMap::new();
         for i in &items {
-            let text = typed.get(&i.test.id).map(|v| v.text.clone()).or_else(|| i.result.as_ref().map(|r| r.value_text.clone()));
+            let text = typed
+                .get(&i.test.id)
+                .map(|v| v.text.clone())
+                .or_else(|| i.result.as_ref().map(|r| r.value_text.clone()));
             let number = text
                 .and_then(|t| ReportedValue::parse(&t).ok())
                 .and_then(|v| v.number.filter(|n| n.comparator.is_none()))
@@ -282,14 +338,20 @@ impl Lab {
                 if current.as_deref() == Some(text.as_str()) {
                     continue;
                 }
-                let value = ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
+                let value =
+                    ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
                 if let Some(n) = value.number {
-                    values.insert(def.code.clone(), n.value.to_string().parse().unwrap_or(f64::NAN));
+                    values
+                        .insert(def.code.clone(), n.value.to_string().parse().unwrap_or(f64::NAN));
                 }
                 let evaluation = evaluate(def, &value, ctx);
-                let row_version = i.test.row_version + saved.iter().filter(|s| s.0 == i.test.id).count() as i64;
-                let correction = (status == TestStatus::Final).then_some("recalculated from corrected inputs");
-                let version = self.write_result(tx, actor, i, row_version, &value, &evaluation, correction, now).await?;
+                let row_version =
+                    i.test.row_version + saved.iter().filter(|s| s.0 == i.test.id).count() as i64;
+                let correction =
+                    (status == TestStatus::Final).then_some("recalculated from corrected inputs");
+                let version = self
+                    .write_result(tx, actor, i, row_version, &value, &evaluation, correction, now)
+                    .await?;
                 saved.push((i.test.id, text, version));
                 changed = true;
             }
@@ -301,26 +363,51 @@ impl Lab {
         for (test_id, text, version) in saved {
             let item = items.iter().find(|i| i.test.id == test_id).expect("from items");
             let def = catalog.catalog.test(&item.test.test_code).expect("calculated test");
-            let value = ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
-            out.push(Saved { ordered_test_id: test_id, version, evaluation: evaluate(def, &value, ctx) });
+            let value =
+                ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
+            out.push(Saved {
+                ordered_test_id: test_id,
+                version,
+                evaluation: evaluate(def, &value, ctx),
+            });
         }
         Ok(out)
     }
 
     pub(crate) async fn work_item(&self, ordered_test_id: i64) -> AppResult<WorkItem> {
         let test = self.store.ordered_test(ordered_test_id).await.map_err(|_| {
-            AppError::NotFound(format!("no ordered test {ordered_test_id}: the worklist may be out of date, reload it"))
+            AppError::NotFound(format!(
+                "no ordered test {ordered_test_id}: the worklist may be out of date, reload it"
+            ))
         })?;
-        let items = self.store.work_items(&WorklistFilter { specimen_id: Some(test.specimen_id), limit: 10_000, ..Default::default() }).await?;
-        items.into_iter().find(|i| i.test.id == ordered_test_id).ok_or_else(|| AppError::NotFound("ordered test not found".into()))
+        let items = self
+            .store
+            .work_items(&WorklistFilter {
+                specimen_id: Some(test.specimen_id),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        items
+            .into_iter()
+            .find(|i| i.test.id == ordered_test_id)
+            .ok_or_else(|| AppError::NotFound("ordered test not found".into()))
     }
 
     /// Releases (verifies) the current result of each test, each judged on its own: those the
     /// actor may release are released, the others are held with the reason. `row_version` is
     /// what the reviewer saw; a newer value entered since is held, not released unseen.
-    pub async fn release(&self, actor: &Actor, tests: &[(i64, i64)], status: TestStatus) -> AppResult<Vec<Release>> {
+    pub async fn release(
+        &self,
+        actor: &Actor,
+        tests: &[(i64, i64)],
+        status: TestStatus,
+    ) -> AppResult<Vec<Release>> {
         actor.require(Action::VerifyRoutine).map_err(|_| match actor.role {
-            Role::Student => AppError::Forbidden("a student cannot verify results: a technician or technologist co-signs them".into()),
+            Role::Student => AppError::Forbidden(
+                "a student cannot verify results: a technician or technologist co-signs them"
+                    .into(),
+            ),
             _ => AppError::Forbidden(format!("your role ({}) may not verify results", actor.role)),
         })?;
         if !matches!(status, TestStatus::Final | TestStatus::Preliminary) {
@@ -345,14 +432,21 @@ impl Lab {
                 continue;
             }
             if item.test.row_version != row_version {
-                outcomes.push(held(format!("{} changed since you opened it: review the new value", item.test.test_code)));
+                outcomes.push(held(format!(
+                    "{} changed since you opened it: review the new value",
+                    item.test.test_code
+                )));
                 continue;
             }
             let critical = result.flags.split(' ').any(|f| f == "LL" || f == "HH");
             let calls = self.store.critical_calls(test_id).await?;
             let called = calls.iter().any(|c| c.result_version == result.version && c.read_back);
             let check = ReleaseCheck {
-                review: if result.review == "routine" { Review::Routine } else { Review::Technologist },
+                review: if result.review == "routine" {
+                    Review::Routine
+                } else {
+                    Review::Technologist
+                },
                 critical,
                 critical_call_documented: called,
                 entered_by_student: result.entered_by_role == Role::Student.code(),
@@ -361,19 +455,29 @@ impl Lab {
                 outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
                 continue;
             }
-            let previously_released = self.store.results_of_tests(&[test_id]).await?.iter().any(|r| r.released_at.is_some() && r.version < result.version);
+            let previously_released = self
+                .store
+                .results_of_tests(&[test_id])
+                .await?
+                .iter()
+                .any(|r| r.released_at.is_some() && r.version < result.version);
             let release_status = if previously_released { "corrected" } else { status.code() };
             let now = self.now_micros();
             let mut tx = self.store.begin().await?;
             if !tx.release_result(result.id, &actor.name, release_status, now).await? {
-                outcomes.push(held(format!("{} was released by someone else", item.test.test_code)));
+                outcomes
+                    .push(held(format!("{} was released by someone else", item.test.test_code)));
                 continue;
             }
             tx.update_test_status(test_id, row_version, status.code(), now).await?;
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &actor.name,
-                action: if check.entered_by_student { "result.cosign_release" } else { "result.release" },
+                action: if check.entered_by_student {
+                    "result.cosign_release"
+                } else {
+                    "result.release"
+                },
                 entity: "result",
                 entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                 patient_id: Some(item.patient.id),
@@ -392,22 +496,42 @@ impl Lab {
 
     /// Documents the call of a critical result to the provider. A call without read-back is
     /// recorded as an attempt and does not open the release gate.
-    pub async fn document_critical_call(&self, actor: &Actor, ordered_test_id: i64, call: &CriticalCall) -> AppResult<i64> {
+    pub async fn document_critical_call(
+        &self,
+        actor: &Actor,
+        ordered_test_id: i64,
+        call: &CriticalCall,
+    ) -> AppResult<i64> {
         actor.require(Action::DocumentCriticalCall)?;
         let item = self.work_item(ordered_test_id).await?;
-        let result = item.result.as_ref().ok_or_else(|| AppError::Refused("there is no result to call".into()))?;
+        let result = item
+            .result
+            .as_ref()
+            .ok_or_else(|| AppError::Refused("there is no result to call".into()))?;
         if !result.flags.split(' ').any(|f| f == "LL" || f == "HH") {
-            return Err(AppError::Refused(format!("{} {} is not critical", item.test.test_code, result.report_text)));
+            return Err(AppError::Refused(format!(
+                "{} {} is not critical",
+                item.test.test_code, result.report_text
+            )));
         }
         let mut errors = Vec::new();
         let person = call.called_person.trim();
         if person.is_empty() {
-            errors.push(FieldError { field: "called_person".into(), message: "enter who was told the result (name and role)".into() });
+            errors.push(FieldError {
+                field: "called_person".into(),
+                message: "enter who was told the result (name and role)".into(),
+            });
         } else if person.chars().count() > 200 {
-            errors.push(FieldError { field: "called_person".into(), message: "at most 200 characters".into() });
+            errors.push(FieldError {
+                field: "called_person".into(),
+                message: "at most 200 characters".into(),
+            });
         }
         if call.notes.chars().count() > 2000 {
-            errors.push(FieldError { field: "notes".into(), message: "at most 2000 characters".into() });
+            errors.push(FieldError {
+                field: "notes".into(),
+                message: "at most 2000 characters".into(),
+            });
         }
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));

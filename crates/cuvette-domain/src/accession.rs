@@ -35,7 +35,8 @@ pub enum AccessionError {
 impl Accession {
     /// The accession for the `sequence`-th specimen of the two-digit `year`.
     pub fn new(year: u16, sequence: u32) -> Option<Accession> {
-        (year < 100 && (1..=ACCESSION_SEQUENCE_MAX).contains(&sequence)).then_some(Accession { year, sequence })
+        (year < 100 && (1..=ACCESSION_SEQUENCE_MAX).contains(&sequence))
+            .then_some(Accession { year, sequence })
     }
 
     /// Parses an accession as printed (`26-0000123-4`) or scanned (`2600001234`).

@@ -199,7 +199,8 @@ impl TestDefinition {
         birth_date: Date,
         collected_on: Date,
     ) -> Option<&ReferenceInterval> {
-        let applicable = || self.reference.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on));
+        let applicable =
+            || self.reference.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on));
         applicable().find(|r| r.sex != "*").or_else(|| applicable().next())
     }
 
@@ -304,11 +305,17 @@ impl Catalog {
     }
 
     /// Loads a catalog from the three TOML files and checks it is consistent.
-    pub fn from_toml(tests: &str, panels: &str, calculations: &str) -> Result<Catalog, CatalogError> {
-        let syntax = |file| move |e: toml::de::Error| CatalogError::Syntax { file, message: e.to_string() };
+    pub fn from_toml(
+        tests: &str,
+        panels: &str,
+        calculations: &str,
+    ) -> Result<Catalog, CatalogError> {
+        let syntax =
+            |file| move |e: toml::de::Error| CatalogError::Syntax { file, message: e.to_string() };
         let tests: TestsFile = toml::from_str(tests).map_err(syntax("tests.toml"))?;
         let panels: PanelsFile = toml::from_str(panels).map_err(syntax("panels.toml"))?;
-        let calcs: CalculationsFile = toml::from_str(calculations).map_err(syntax("calculations.toml"))?;
+        let calcs: CalculationsFile =
+            toml::from_str(calculations).map_err(syntax("calculations.toml"))?;
         let mut catalog = Catalog::default();
         for test in tests.test {
             catalog.tests.insert(test.code.clone(), test);
@@ -355,7 +362,11 @@ impl Catalog {
             .filter_map(|t| {
                 let rule = t.calculation.as_ref()?;
                 let discipline = rule.inputs.iter().find_map(|i| {
-                    catalog.tests.get(i).filter(|d| !d.discipline.is_empty()).map(|d| d.discipline.clone())
+                    catalog
+                        .tests
+                        .get(i)
+                        .filter(|d| !d.discipline.is_empty())
+                        .map(|d| d.discipline.clone())
                 })?;
                 Some((t.code.clone(), discipline))
             })
@@ -479,7 +490,9 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
     for r in &test.reference {
         for age in [&r.age_min, &r.age_max].into_iter().flatten() {
             if Span::from_str(age).is_err() {
-                return Err(invalid(format!("age band {age:?} is not an ISO-8601 duration such as P18Y or P8D")));
+                return Err(invalid(format!(
+                    "age band {age:?} is not an ISO-8601 duration such as P18Y or P8D"
+                )));
             }
         }
         if !matches!(r.sex.as_str(), "M" | "F" | "*") {
@@ -528,7 +541,9 @@ fn decimal_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Er
         Some(Num::Int(i)) => Decimal::from(i),
         // The shortest representation of the float is what the file said ("3.7", not
         // 3.70000000000000017763568394002504646778106689453125).
-        Some(Num::Float(f)) => Decimal::from_str(&f.to_string()).map_err(serde::de::Error::custom)?,
+        Some(Num::Float(f)) => {
+            Decimal::from_str(&f.to_string()).map_err(serde::de::Error::custom)?
+        }
         Some(Num::Text(s)) if s.trim().is_empty() => return Ok(None),
         Some(Num::Text(s)) => Decimal::from_str(s.trim()).map_err(serde::de::Error::custom)?,
     };
@@ -555,7 +570,11 @@ mod tests {
         let born = date(2026, 1, 1);
         let check = |on: Date, low: &str, high: &str| {
             let r = k.interval_for(Sex::Female, born, on).expect("an interval applies");
-            assert_eq!((r.low.unwrap().to_string(), r.high.unwrap().to_string()), (low.into(), high.into()), "on {on}");
+            assert_eq!(
+                (r.low.unwrap().to_string(), r.high.unwrap().to_string()),
+                (low.into(), high.into()),
+                "on {on}"
+            );
         };
         check(date(2026, 1, 1), "3.7", "5.9"); // day of birth: P0D inclusive
         check(date(2026, 1, 31), "3.7", "5.9"); // 30 days old: still under one month
@@ -569,8 +588,14 @@ mod tests {
         let creat = Catalog::bundled().test("CREAT").unwrap().clone();
         let born = date(1980, 5, 5);
         let on = date(2026, 11, 24);
-        assert_eq!(creat.interval_for(Sex::Male, born, on).unwrap().high.unwrap().to_string(), "1.35");
-        assert_eq!(creat.interval_for(Sex::Female, born, on).unwrap().high.unwrap().to_string(), "1.04");
+        assert_eq!(
+            creat.interval_for(Sex::Male, born, on).unwrap().high.unwrap().to_string(),
+            "1.35"
+        );
+        assert_eq!(
+            creat.interval_for(Sex::Female, born, on).unwrap().high.unwrap().to_string(),
+            "1.04"
+        );
         // Unknown sex: no sex-specific interval may be chosen for an adult.
         assert!(creat.interval_for(Sex::Unknown, born, on).is_none());
     }
@@ -585,7 +610,9 @@ mod tests {
 
     #[test]
     fn unknown_order_codes_are_named() {
-        let err = Catalog::bundled().expand_order(&["BMP".into(), "XYZ".into(), "EGFR".into()]).unwrap_err();
+        let err = Catalog::bundled()
+            .expand_order(&["BMP".into(), "XYZ".into(), "EGFR".into()])
+            .unwrap_err();
         // A calculation cannot be ordered on its own: it comes with its inputs.
         assert_eq!(err.to_string(), "unknown test or panel code: XYZ, EGFR");
     }

@@ -143,7 +143,11 @@ pub struct PatientContext {
 }
 
 /// Judges a reported value against a test definition for a patient.
-pub fn evaluate(test: &TestDefinition, value: &ReportedValue, patient: PatientContext) -> Evaluation {
+pub fn evaluate(
+    test: &TestDefinition,
+    value: &ReportedValue,
+    patient: PatientContext,
+) -> Evaluation {
     let mut flags = Vec::new();
     let mut reasons = Vec::new();
     let mut report_text = value.text.clone();
@@ -152,7 +156,10 @@ pub fn evaluate(test: &TestDefinition, value: &ReportedValue, patient: PatientCo
         ResultType::Numeric => match value.number {
             None => {
                 flags.push(Flag::Invalid);
-                reasons.push(format!("{:?} is not a number; {} is reported as a number", value.text, test.name));
+                reasons.push(format!(
+                    "{:?} is not a number; {} is reported as a number",
+                    value.text, test.name
+                ));
             }
             Some(n) => {
                 judge_number(test, n, interval, &mut flags, &mut reasons, &mut report_text);
@@ -182,7 +189,10 @@ pub fn evaluate(test: &TestDefinition, value: &ReportedValue, patient: PatientCo
         ResultType::Text | ResultType::Organism => {}
     }
     if !test.reference.is_empty() && interval.is_none() && test.result_type == ResultType::Numeric {
-        reasons.push(format!("no reference interval of {} applies to this patient's age and sex", test.name));
+        reasons.push(format!(
+            "no reference interval of {} applies to this patient's age and sex",
+            test.name
+        ));
     }
     flags.sort();
     flags.dedup();
@@ -191,13 +201,21 @@ pub fn evaluate(test: &TestDefinition, value: &ReportedValue, patient: PatientCo
             Flag::CriticalLow | Flag::CriticalHigh => format!("critical value ({})", f.label()),
             Flag::Low | Flag::High => format!("outside the reference interval ({})", f.label()),
             Flag::Abnormal => "abnormal result".to_owned(),
-            Flag::BelowRange | Flag::AboveRange => "outside the analytical measurement range".to_owned(),
+            Flag::BelowRange | Flag::AboveRange => {
+                "outside the analytical measurement range".to_owned()
+            }
             Flag::Invalid => continue, // already explained above
         };
         reasons.push(why);
     }
     let review = if reasons.is_empty() { Review::Routine } else { Review::Technologist };
-    Evaluation { flags, interval: interval.map(ReferenceInterval::display).unwrap_or_default(), report_text, review, reasons }
+    Evaluation {
+        flags,
+        interval: interval.map(ReferenceInterval::display).unwrap_or_default(),
+        report_text,
+        review,
+        reasons,
+    }
 }
 
 /// The span of true values a reported number stands for: ("<0.5" → below 0.5).
@@ -220,8 +238,12 @@ fn judge_number(
     let (lowest, highest) = bounds(n);
     // Every limit is strict: L means below `low`, LL below `critical_low`, H and HH above.
     // "Surely below x": every value the result stands for is below x.
-    let surely_below = |x: Decimal| highest.is_some_and(|h| h < x || (h == x && n.comparator == Some(Comparator::Less)));
-    let surely_above = |x: Decimal| lowest.is_some_and(|l| l > x || (l == x && n.comparator == Some(Comparator::Greater)));
+    let surely_below = |x: Decimal| {
+        highest.is_some_and(|h| h < x || (h == x && n.comparator == Some(Comparator::Less)))
+    };
+    let surely_above = |x: Decimal| {
+        lowest.is_some_and(|l| l > x || (l == x && n.comparator == Some(Comparator::Greater)))
+    };
     let maybe_below = |x: Decimal| lowest.is_none_or(|l| l < x);
     let maybe_above = |x: Decimal| highest.is_none_or(|h| h > x);
 
@@ -340,13 +362,21 @@ mod tests {
     #[test]
     fn text_in_a_numeric_field_is_kept_and_sent_to_review() {
         let (flags, text, review) = check("K", "hemolyzed");
-        assert_eq!((flags.as_str(), text.as_str(), review), ("INV", "hemolyzed", Review::Technologist));
+        assert_eq!(
+            (flags.as_str(), text.as_str(), review),
+            ("INV", "hemolyzed", Review::Technologist)
+        );
     }
 
     #[test]
     fn coded_results_outside_the_normal_values_are_abnormal() {
         let catalog = Catalog::bundled();
-        let coded = catalog.tests().find(|t| t.result_type == ResultType::Coded && t.normal_values.contains(&"Negative".into())).unwrap();
+        let coded = catalog
+            .tests()
+            .find(|t| {
+                t.result_type == ResultType::Coded && t.normal_values.contains(&"Negative".into())
+            })
+            .unwrap();
         let code = coded.code.clone();
         let abnormal = coded.allowed_values.iter().find(|v| *v != "Negative").unwrap().clone();
         assert_eq!(check(&code, "negative"), ("".into(), "Negative".into(), Review::Routine));
@@ -363,10 +393,18 @@ mod tests {
         assert_eq!(evaluate(hgb, &v, adult(Sex::Female)).flag_codes(), "");
         assert_eq!(evaluate(hgb, &v, adult(Sex::Male)).flag_codes(), "L");
         // A 3-year-old: 11.5–13.5, normal.
-        let child = PatientContext { sex: Sex::Male, birth_date: date(2023, 6, 1), collected_on: date(2026, 11, 24) };
+        let child = PatientContext {
+            sex: Sex::Male,
+            birth_date: date(2023, 6, 1),
+            collected_on: date(2026, 11, 24),
+        };
         assert_eq!(evaluate(hgb, &v, child).interval, "11.5–13.5");
         // A neonate: no interval applies (deliberately left to the lab), so it goes to review.
-        let neonate = PatientContext { sex: Sex::Male, birth_date: date(2026, 11, 20), collected_on: date(2026, 11, 24) };
+        let neonate = PatientContext {
+            sex: Sex::Male,
+            birth_date: date(2026, 11, 20),
+            collected_on: date(2026, 11, 24),
+        };
         let e = evaluate(hgb, &v, neonate);
         assert_eq!((e.interval.as_str(), e.review), ("", Review::Technologist));
     }

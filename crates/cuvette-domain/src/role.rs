@@ -101,9 +101,18 @@ impl Role {
         match self {
             Role::Pathologist => true,
             Role::Supervisor => true,
-            Role::Phlebotomist => matches!(action, SearchPatients | RegisterPatient | PlaceOrder | CollectSpecimen),
+            Role::Phlebotomist => {
+                matches!(action, SearchPatients | RegisterPatient | PlaceOrder | CollectSpecimen)
+            }
             Role::LabAssistant => {
-                matches!(action, SearchPatients | CollectSpecimen | ReceiveSpecimen | RejectSpecimen | ViewResults)
+                matches!(
+                    action,
+                    SearchPatients
+                        | CollectSpecimen
+                        | ReceiveSpecimen
+                        | RejectSpecimen
+                        | ViewResults
+                )
             }
             Role::Technician => matches!(
                 action,
@@ -202,7 +211,9 @@ pub enum ReleaseRefusal {
     #[error("a student entered this result: a technician or technologist must co-sign it")]
     NeedsCosign,
     /// A critical result without a documented call.
-    #[error("document the call to the provider (who, by whom, when, read-back) before releasing this critical result")]
+    #[error(
+        "document the call to the provider (who, by whom, when, read-back) before releasing this critical result"
+    )]
     CriticalCallMissing,
 }
 
@@ -215,7 +226,8 @@ pub fn may_release(role: Role, check: ReleaseCheck) -> Result<(), ReleaseRefusal
             ReleaseRefusal::NotPrivileged(role)
         });
     }
-    if (check.review == Review::Technologist || check.critical) && !role.may(Action::VerifyAbnormal) {
+    if (check.review == Review::Technologist || check.critical) && !role.may(Action::VerifyAbnormal)
+    {
         return Err(ReleaseRefusal::NeedsTechnologist);
     }
     if check.critical && !check.critical_call_documented {
@@ -229,12 +241,20 @@ mod tests {
     use super::*;
 
     fn check(review: Review, critical: bool, called: bool, student: bool) -> ReleaseCheck {
-        ReleaseCheck { review, critical, critical_call_documented: called, entered_by_student: student }
+        ReleaseCheck {
+            review,
+            critical,
+            critical_call_documented: called,
+            entered_by_student: student,
+        }
     }
 
     #[test]
     fn a_technician_releases_normal_results_only() {
-        assert_eq!(may_release(Role::Technician, check(Review::Routine, false, false, false)), Ok(()));
+        assert_eq!(
+            may_release(Role::Technician, check(Review::Routine, false, false, false)),
+            Ok(())
+        );
         assert_eq!(
             may_release(Role::Technician, check(Review::Technologist, false, false, false)),
             Err(ReleaseRefusal::NeedsTechnologist)
@@ -243,15 +263,27 @@ mod tests {
 
     #[test]
     fn a_technologist_releases_abnormal_results() {
-        assert_eq!(may_release(Role::Technologist, check(Review::Technologist, false, false, false)), Ok(()));
+        assert_eq!(
+            may_release(Role::Technologist, check(Review::Technologist, false, false, false)),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_critical_result_waits_for_the_documented_call() {
         let critical = check(Review::Technologist, true, false, false);
-        assert_eq!(may_release(Role::Technologist, critical), Err(ReleaseRefusal::CriticalCallMissing));
-        assert_eq!(may_release(Role::Pathologist, critical), Err(ReleaseRefusal::CriticalCallMissing));
-        assert_eq!(may_release(Role::Technologist, check(Review::Technologist, true, true, false)), Ok(()));
+        assert_eq!(
+            may_release(Role::Technologist, critical),
+            Err(ReleaseRefusal::CriticalCallMissing)
+        );
+        assert_eq!(
+            may_release(Role::Pathologist, critical),
+            Err(ReleaseRefusal::CriticalCallMissing)
+        );
+        assert_eq!(
+            may_release(Role::Technologist, check(Review::Technologist, true, true, false)),
+            Ok(())
+        );
         assert_eq!(
             may_release(Role::Technician, check(Review::Technologist, true, true, false)),
             Err(ReleaseRefusal::NeedsTechnologist)
@@ -268,7 +300,10 @@ mod tests {
     #[test]
     fn roles_without_verification_privilege_are_refused() {
         for role in [Role::Phlebotomist, Role::LabAssistant] {
-            assert_eq!(may_release(role, check(Review::Routine, false, false, false)), Err(ReleaseRefusal::NotPrivileged(role)));
+            assert_eq!(
+                may_release(role, check(Review::Routine, false, false, false)),
+                Err(ReleaseRefusal::NotPrivileged(role))
+            );
         }
     }
 

@@ -113,7 +113,10 @@ fn parse_numeric(text: &str) -> Option<Numeric> {
     // Only plain decimal notation: "1e3", "0x10", "+5" and "4,2" are not how results are
     // written, and reading them as numbers would hide a typing error.
     let well_formed = !rest.is_empty()
-        && rest.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || b == b'.' || (i == 0 && b == b'-'))
+        && rest
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_digit() || b == b'.' || (i == 0 && b == b'-'))
         && rest.bytes().filter(|&b| b == b'.').count() <= 1
         && rest.bytes().any(|b| b.is_ascii_digit())
         && !rest.ends_with('.');

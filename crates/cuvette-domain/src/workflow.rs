@@ -109,9 +109,14 @@ impl SpecimenStatus {
 
     /// Parses a stored code.
     pub fn parse(code: &str) -> Option<SpecimenStatus> {
-        [SpecimenStatus::Pending, SpecimenStatus::Collected, SpecimenStatus::Received, SpecimenStatus::Rejected]
-            .into_iter()
-            .find(|s| s.code() == code)
+        [
+            SpecimenStatus::Pending,
+            SpecimenStatus::Collected,
+            SpecimenStatus::Received,
+            SpecimenStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
     }
 }
 
@@ -261,7 +266,12 @@ mod tests {
 
     #[test]
     fn a_rejected_specimen_takes_no_results_and_no_further_steps() {
-        for step in [SpecimenStep::Collect, SpecimenStep::Receive, SpecimenStep::Reject, SpecimenStep::Result] {
+        for step in [
+            SpecimenStep::Collect,
+            SpecimenStep::Receive,
+            SpecimenStep::Reject,
+            SpecimenStep::Result,
+        ] {
             assert_eq!(specimen_step(SpecimenStatus::Rejected, step), Err(StepRefusal::Rejected));
         }
     }
@@ -273,7 +283,10 @@ mod tests {
         assert_eq!(specimen_step(Pending, SpecimenStep::Receive), Err(StepRefusal::NotCollected));
         assert_eq!(specimen_step(Collected, SpecimenStep::Receive), Ok(()));
         assert_eq!(specimen_step(Collected, SpecimenStep::Result), Err(StepRefusal::NotReceived));
-        assert_eq!(specimen_step(Received, SpecimenStep::Receive), Err(StepRefusal::AlreadyReceived));
+        assert_eq!(
+            specimen_step(Received, SpecimenStep::Receive),
+            Err(StepRefusal::AlreadyReceived)
+        );
         assert_eq!(specimen_step(Received, SpecimenStep::Result), Ok(()));
         assert_eq!(specimen_step(Received, SpecimenStep::Reject), Ok(()));
     }

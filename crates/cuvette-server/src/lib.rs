@@ -1,1 +1,120 @@
-//! placeholder
+//! HTTP: the bench's HTML pages, the JSON API, sessions and CSRF.
+//!
+//! Only this crate knows HTTP, HTML and sockets. Handlers parse the request, call one use case
+//! on [`cuvette_app::Lab`] and render the outcome; they decide nothing about the lab. Pages are
+//! server-rendered (askama templates under `templates/`) and work without JavaScript;
+//! `static/cuvette.js` adds flags-as-you-type and keyboard flow.
+
+mod api;
+mod auth;
+mod barcode;
+mod error;
+mod html;
+mod pdf;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cuvette_app::Lab;
+
+pub use web::render_worklist_for_bench;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Mark the session cookie `Secure` (when served over HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The laboratory.
+    pub lab: Arc<Lab>,
+    /// Server settings.
+    pub config: ServerConfig,
+}
+
+/// The largest request body accepted (a result grid or an order is a few kB).
+pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// Every route of Cuvette.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(html::routes())
+        .nest("/api", api::routes())
+        .route("/healthz", get(healthz))
+        .route(
+            "/static/cuvette.css",
+            get(|| async {
+                asset("text/css; charset=utf-8", include_str!("../static/cuvette.css"))
+            }),
+        )
+        .route(
+            "/static/cuvette.js",
+            get(|| async {
+                asset("text/javascript; charset=utf-8", include_str!("../static/cuvette.js"))
+            }),
+        )
+        .layer(axum::middleware::from_fn(auth::same_origin_only))
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves until the process is stopped.
+pub async fn serve(lab: Arc<Lab>, listen: SocketAddr, config: ServerConfig) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!("Cuvette is serving on http://{}", listener.local_addr()?);
+    axum::serve(listener, router(AppState { lab, config }))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    // Ready means the database answers.
+    match state.lab.store().verify_reachable().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ok"),
+        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
+}
+
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Pages carry patient data: never keep them in shared caches.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The address a listener actually bound (port 0 in tests).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let l = tokio::net::TcpListener::bind(listen).await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}

@@ -218,7 +218,10 @@ impl Store {
                 if e.seq != expected_seq {
                     return Ok(AuditVerification::Broken {
                         seq: expected_seq,
-                        reason: format!("event {expected_seq} is missing (next stored is {})", e.seq),
+                        reason: format!(
+                            "event {expected_seq} is missing (next stored is {})",
+                            e.seq
+                        ),
                     });
                 }
                 if e.prev_hash != prev_hash {
@@ -244,7 +247,8 @@ impl Store {
                 if recomputed != e.hash {
                     return Ok(AuditVerification::Broken {
                         seq: e.seq,
-                        reason: "its content does not match its hash (the event was altered)".into(),
+                        reason: "its content does not match its hash (the event was altered)"
+                            .into(),
                     });
                 }
                 prev_hash = e.hash;
@@ -254,13 +258,18 @@ impl Store {
                 break;
             }
         }
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.reader()).await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.reader())
+            .await?;
         let head_seq: i64 = head.try_get("seq")?;
         let head_hash: String = head.try_get("hash")?;
         if head_seq != expected_seq - 1 || head_hash != prev_hash {
             return Ok(AuditVerification::Broken {
                 seq: expected_seq,
-                reason: format!("the chain head names event {head_seq} but the log ends at {}", expected_seq - 1),
+                reason: format!(
+                    "the chain head names event {head_seq} but the log ends at {}",
+                    expected_seq - 1
+                ),
             });
         }
         Ok(AuditVerification::Intact { events: expected_seq - 1 })

@@ -34,10 +34,11 @@ impl Tx {
         by: &str,
         now: Micros,
     ) -> StoreResult<i64> {
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM test_definition WHERE code = $1")
-            .bind(&definition.code)
-            .fetch_one(self.conn())
-            .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM test_definition WHERE code = $1")
+                .bind(&definition.code)
+                .fetch_one(self.conn())
+                .await?;
         let current = current.unwrap_or(0);
         if current != expected_version {
             return Err(StoreError::Conflict(format!(
@@ -100,7 +101,9 @@ impl Store {
 
     /// Every panel.
     pub async fn panels(&self) -> StoreResult<Vec<Panel>> {
-        let rows = sqlx::query("SELECT definition FROM panel ORDER BY code").fetch_all(self.reader()).await?;
+        let rows = sqlx::query("SELECT definition FROM panel ORDER BY code")
+            .fetch_all(self.reader())
+            .await?;
         rows.iter()
             .map(|r| serde_json::from_str(&r.try_get::<String, _>("definition")?).map_err(corrupt))
             .collect()
@@ -110,7 +113,8 @@ impl Store {
 fn stored_from_row(r: &sqlx::any::AnyRow) -> StoreResult<StoredDefinition> {
     Ok(StoredDefinition {
         version: r.try_get("version")?,
-        definition: serde_json::from_str(&r.try_get::<String, _>("definition")?).map_err(corrupt)?,
+        definition: serde_json::from_str(&r.try_get::<String, _>("definition")?)
+            .map_err(corrupt)?,
         created_at: r.try_get("created_at")?,
         created_by: r.try_get("created_by")?,
     })

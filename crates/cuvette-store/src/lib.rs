@@ -25,7 +25,10 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
-pub use orders::{NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem, WorklistFilter};
+pub use orders::{
+    NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem,
+    WorklistFilter,
+};
 pub use patients::{NewPatient, PATIENT_SEARCH_LEN_MAX, PatientRow};
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
@@ -61,7 +64,9 @@ impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming what is taken.
     fn on_unique(e: sqlx::Error, what: &str) -> StoreError {
         match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(what.to_owned())
+            }
             _ => StoreError::Other(e),
         }
     }
@@ -101,7 +106,8 @@ impl Store {
             Backend::Sqlite
         } else {
             return Err(StoreError::Other(sqlx::Error::Configuration(
-                format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…").into(),
+                format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")
+                    .into(),
             )));
         };
         let options = AnyConnectOptions::from_str(url)?;
@@ -165,8 +171,9 @@ impl Store {
             // Two servers starting at once must not both migrate.
             tx.execute("LOCK TABLE schema_migration IN EXCLUSIVE MODE").await?;
         }
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM schema_migration").fetch_one(&mut *tx).await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migration")
+            .fetch_one(&mut *tx)
+            .await?;
         let applied = applied.unwrap_or(0);
         for (version, common, sqlite, postgres) in MIGRATIONS {
             if *version <= applied {
@@ -256,4 +263,12 @@ pub(crate) fn like_prefix(s: &str) -> String {
     }
     out.push('%');
     out
+}
+
+impl Store {
+    /// Answers whether the database can be queried (readiness).
+    pub async fn verify_reachable(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(self.reader()).await?;
+        Ok(())
+    }
 }

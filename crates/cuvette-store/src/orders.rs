@@ -232,7 +232,12 @@ fn work_item_from_row(r: &AnyRow) -> StoreResult<WorkItem> {
 
 impl Tx {
     /// Writes an order.
-    pub async fn insert_order(&mut self, o: &NewOrder<'_>, by: &str, now: Micros) -> StoreResult<i64> {
+    pub async fn insert_order(
+        &mut self,
+        o: &NewOrder<'_>,
+        by: &str,
+        now: Micros,
+    ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO lab_order (patient_id, provider, priority, clinical_note, placer_number, ordered_at, ordered_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -262,7 +267,11 @@ impl Tx {
     }
 
     /// Writes a specimen; a duplicate accession number is a conflict.
-    pub async fn insert_specimen(&mut self, order_id: i64, s: &NewSpecimen<'_>) -> StoreResult<i64> {
+    pub async fn insert_specimen(
+        &mut self,
+        order_id: i64,
+        s: &NewSpecimen<'_>,
+    ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO specimen (accession, order_id, container, specimen_type, status, recollection_of) \
              VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
@@ -323,13 +332,22 @@ impl Tx {
         .await?
         .rows_affected();
         if n == 0 {
-            return Err(StoreError::Conflict(format!("specimen {} was changed by someone else; reload it", s.accession)));
+            return Err(StoreError::Conflict(format!(
+                "specimen {} was changed by someone else; reload it",
+                s.accession
+            )));
         }
         Ok(())
     }
 
     /// Moves an ordered test to `status` if nobody changed it since `row_version`.
-    pub async fn update_test_status(&mut self, id: i64, row_version: i64, status: &str, now: Micros) -> StoreResult<()> {
+    pub async fn update_test_status(
+        &mut self,
+        id: i64,
+        row_version: i64,
+        status: &str,
+        now: Micros,
+    ) -> StoreResult<()> {
         let n = sqlx::query(
             "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE id = $3 AND row_version = $4",
         )
@@ -349,7 +367,13 @@ impl Tx {
     }
 
     /// Moves every test on a specimen that is in `from` to `to` (collection, receipt, rejection).
-    pub async fn update_tests_of_specimen(&mut self, specimen_id: i64, from: &[&str], to: &str, now: Micros) -> StoreResult<()> {
+    pub async fn update_tests_of_specimen(
+        &mut self,
+        specimen_id: i64,
+        from: &[&str],
+        to: &str,
+        now: Micros,
+    ) -> StoreResult<()> {
         for status in from {
             sqlx::query(
                 "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE specimen_id = $3 AND status = $4",
@@ -369,42 +393,54 @@ impl Store {
     /// A specimen by accession number as printed.
     pub async fn specimen_by_accession(&self, accession: &str) -> StoreResult<Option<SpecimenRow>> {
         let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.accession = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(accession).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(accession)
+            .fetch_optional(self.reader())
+            .await?;
         row.as_ref().map(specimen_from_row).transpose()
     }
 
     /// A specimen by id.
     pub async fn specimen(&self, id: i64) -> StoreResult<SpecimenRow> {
         let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
         row.as_ref().map(specimen_from_row).transpose()?.ok_or(StoreError::NotFound("specimen"))
     }
 
     /// An order by id.
     pub async fn order(&self, id: i64) -> StoreResult<OrderRow> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM lab_order o WHERE o.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
         row.as_ref().map(order_from_row).transpose()?.ok_or(StoreError::NotFound("order"))
     }
 
     /// The specimens of an order.
     pub async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRow>> {
-        let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.order_id = $1 ORDER BY s.id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_all(self.reader()).await?;
+        let sql = format!(
+            "SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.order_id = $1 ORDER BY s.id"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_all(self.reader()).await?;
         rows.iter().map(specimen_from_row).collect()
     }
 
     /// The orders of a patient, newest first.
     pub async fn orders_of_patient(&self, patient_id: i64) -> StoreResult<Vec<OrderRow>> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM lab_order o WHERE o.patient_id = $1 ORDER BY o.ordered_at DESC, o.id DESC");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(patient_id).fetch_all(self.reader()).await?;
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM lab_order o WHERE o.patient_id = $1 ORDER BY o.ordered_at DESC, o.id DESC"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(patient_id).fetch_all(self.reader()).await?;
         rows.iter().map(order_from_row).collect()
     }
 
     /// An ordered test by id.
     pub async fn ordered_test(&self, id: i64) -> StoreResult<OrderedTestRow> {
         let sql = format!("SELECT {TEST_COLUMNS} FROM ordered_test t WHERE t.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
         row.as_ref().map(test_from_row).transpose()?.ok_or(StoreError::NotFound("ordered test"))
     }
 
@@ -463,8 +499,10 @@ impl Store {
         let sql = format!(
             "SELECT {PATIENT_COLUMNS} FROM specimen s JOIN lab_order o ON o.id = s.order_id JOIN patient p ON p.id = o.patient_id WHERE s.id = $1"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(specimen_id).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(specimen_id)
+            .fetch_optional(self.reader())
+            .await?;
         row.as_ref().map(patient_from_row).transpose()?.ok_or(StoreError::NotFound("specimen"))
     }
 }
-

@@ -40,7 +40,8 @@ pub struct PatientRow {
 /// Patients per search page.
 pub const PATIENT_SEARCH_LEN_MAX: i64 = 50;
 
-pub(crate) const PATIENT_COLUMNS: &str = "p.id, p.mrn, p.family_name, p.given_name, p.birth_date, p.sex";
+pub(crate) const PATIENT_COLUMNS: &str =
+    "p.id, p.mrn, p.family_name, p.given_name, p.birth_date, p.sex";
 
 pub(crate) fn patient_from_row(r: &AnyRow) -> StoreResult<PatientRow> {
     Ok(PatientRow {
@@ -55,7 +56,12 @@ pub(crate) fn patient_from_row(r: &AnyRow) -> StoreResult<PatientRow> {
 
 impl Tx {
     /// Registers a patient; an MRN already on file is a conflict.
-    pub async fn insert_patient(&mut self, p: &NewPatient<'_>, by: &str, now: Micros) -> StoreResult<i64> {
+    pub async fn insert_patient(
+        &mut self,
+        p: &NewPatient<'_>,
+        by: &str,
+        now: Micros,
+    ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO patient (mrn, family_name, given_name, birth_date, sex, created_at, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -77,14 +83,16 @@ impl Store {
     /// A patient by id.
     pub async fn patient(&self, id: i64) -> StoreResult<PatientRow> {
         let sql = format!("SELECT {PATIENT_COLUMNS} FROM patient p WHERE p.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
         row.as_ref().map(patient_from_row).transpose()?.ok_or(StoreError::NotFound("patient"))
     }
 
     /// A patient by MRN.
     pub async fn patient_by_mrn(&self, mrn: &str) -> StoreResult<Option<PatientRow>> {
         let sql = format!("SELECT {PATIENT_COLUMNS} FROM patient p WHERE p.mrn = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mrn).fetch_optional(self.reader()).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mrn).fetch_optional(self.reader()).await?;
         row.as_ref().map(patient_from_row).transpose()
     }
 

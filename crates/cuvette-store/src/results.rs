@@ -153,10 +153,11 @@ pub struct CriticalCallRow {
 impl Tx {
     /// Appends a result version and returns its version number.
     pub async fn insert_result(&mut self, r: &NewResult<'_>, now: Micros) -> StoreResult<i64> {
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM result WHERE ordered_test_id = $1")
-            .bind(r.ordered_test_id)
-            .fetch_one(self.conn())
-            .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM result WHERE ordered_test_id = $1")
+                .bind(r.ordered_test_id)
+                .fetch_one(self.conn())
+                .await?;
         let version = current.unwrap_or(0) + 1;
         sqlx::query(
             "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
@@ -185,7 +186,13 @@ impl Tx {
 
     /// Marks a result version released. Only an unreleased version can be released, so a
     /// double click releases once.
-    pub async fn release_result(&mut self, result_id: i64, by: &str, status: &str, now: Micros) -> StoreResult<bool> {
+    pub async fn release_result(
+        &mut self,
+        result_id: i64,
+        by: &str,
+        status: &str,
+        now: Micros,
+    ) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE result SET released_at = $1, released_by = $2, release_status = $3 WHERE id = $4 AND released_at IS NULL",
         )
@@ -200,7 +207,11 @@ impl Tx {
     }
 
     /// Documents a critical-value call.
-    pub async fn insert_critical_call(&mut self, c: &NewCriticalCall<'_>, now: Micros) -> StoreResult<i64> {
+    pub async fn insert_critical_call(
+        &mut self,
+        c: &NewCriticalCall<'_>,
+        now: Micros,
+    ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO critical_call (ordered_test_id, result_version, called_person, called_by, called_at, read_back, notes, documented_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",

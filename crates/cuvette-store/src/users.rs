@@ -108,7 +108,11 @@ impl Tx {
     }
 
     /// Records a failed sign-in; locks the account until `lock_until` when given.
-    pub async fn record_failed_login(&mut self, user_id: i64, lock_until: Option<Micros>) -> StoreResult<()> {
+    pub async fn record_failed_login(
+        &mut self,
+        user_id: i64,
+        lock_until: Option<Micros>,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE app_user SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2",
         )
@@ -129,7 +133,13 @@ impl Tx {
     }
 
     /// Starts a session.
-    pub async fn insert_session(&mut self, token_hash: &str, user_id: i64, csrf: &str, now: Micros) -> StoreResult<()> {
+    pub async fn insert_session(
+        &mut self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        now: Micros,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO session (token_hash, user_id, csrf_token, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)",
         )
@@ -153,7 +163,14 @@ impl Tx {
     }
 
     /// Adds an API key (its hash).
-    pub async fn insert_api_key(&mut self, name: &str, key_hash: &str, role: &str, by: &str, now: Micros) -> StoreResult<i64> {
+    pub async fn insert_api_key(
+        &mut self,
+        name: &str,
+        key_hash: &str,
+        role: &str,
+        by: &str,
+        now: Micros,
+    ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO api_key (name, key_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -172,7 +189,10 @@ impl Store {
     /// A user by sign-in name.
     pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM app_user u WHERE u.username = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(username).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(username)
+            .fetch_optional(self.reader())
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -189,7 +209,10 @@ impl Store {
             "SELECT {USER_COLUMNS}, s.token_hash, s.csrf_token, s.created_at, s.last_seen_at \
              FROM session s JOIN app_user u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.ended_at IS NULL"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(self.reader())
+            .await?;
         row.map(|r| {
             Ok(SessionRow {
                 token_hash: r.try_get("token_hash")?,
@@ -215,10 +238,19 @@ impl Store {
 
     /// A live API key by its hash.
     pub async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
-        let row = sqlx::query("SELECT id, name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(|r| Ok(ApiKeyRow { id: r.try_get("id")?, name: r.try_get("name")?, role: r.try_get("role")? })).transpose()
+        let row = sqlx::query(
+            "SELECT id, name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok(ApiKeyRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+            })
+        })
+        .transpose()
     }
 }

@@ -1,0 +1,1 @@
+//! Code 128 barcodes as SVG.

@@ -1,0 +1,23 @@
+//! The bench's HTML pages, one module per screen family.
+
+mod admin;
+mod patients;
+mod reports;
+mod results;
+mod session;
+mod specimens;
+
+use axum::Router;
+
+use crate::AppState;
+
+/// Every HTML route.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(session::routes())
+        .merge(patients::routes())
+        .merge(specimens::routes())
+        .merge(results::routes())
+        .merge(reports::routes())
+        .merge(admin::routes())
+}
