@@ -161,10 +161,11 @@ impl Lab {
                 calculations.push(t);
                 continue;
             }
-            if !by_container.contains_key(&def.container) {
-                container_order.push(def.container.clone());
+            let tube = def.primary_container().to_owned();
+            if !by_container.contains_key(&tube) {
+                container_order.push(tube.clone());
             }
-            by_container.entry(def.container.clone()).or_default().push(t);
+            by_container.entry(tube).or_default().push(t);
         }
         for c in calculations {
             let def = catalog.catalog.test(&c.code).expect("expanded from the catalog");

@@ -91,7 +91,7 @@ impl ReferenceInterval {
 /// Whether a person born on `birth_date` has reached the age `duration` (ISO 8601) on `on`.
 /// An unreadable duration never matches, which `Catalog::validate` rules out at load time.
 fn reached(birth_date: Date, duration: &str, on: Date) -> bool {
-    match Span::from_str(duration).ok().and_then(|span| birth_date.checked_add(span).ok()) {
+    match Some(duration).filter(|d| d.starts_with('P')).and_then(|d| Span::from_str(d).ok()).and_then(|span| birth_date.checked_add(span).ok()) {
         Some(birthday) => on >= birthday,
         None => false,
     }
@@ -202,6 +202,15 @@ impl TestDefinition {
         let applicable =
             || self.reference.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on));
         applicable().find(|r| r.sex != "*").or_else(|| applicable().next())
+    }
+
+    /// The tube drawn for this test: the first container the catalog lists ("SST (gold)" from
+    /// "SST (gold) or lithium heparin PST (light green)"). Tests with the same primary
+    /// container share a tube.
+    pub fn primary_container(&self) -> &str {
+        let c = self.container.as_str();
+        let end = [c.find(','), c.find(';'), c.find(" or ")].into_iter().flatten().min().unwrap_or(c.len());
+        c[..end].trim()
     }
 
     /// Whether this test is computed from other results rather than measured.
@@ -489,7 +498,7 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
     }
     for r in &test.reference {
         for age in [&r.age_min, &r.age_max].into_iter().flatten() {
-            if Span::from_str(age).is_err() {
+            if !age.starts_with('P') || Span::from_str(age).is_err() {
                 return Err(invalid(format!(
                     "age band {age:?} is not an ISO-8601 duration such as P18Y or P8D"
                 )));
@@ -606,6 +615,16 @@ mod tests {
         let tests = catalog.expand_order(&["BMP".into(), "k".into(), "NA".into()]).unwrap();
         let codes: Vec<_> = tests.iter().map(|t| t.code.as_str()).collect();
         assert_eq!(codes, ["NA", "K", "CL", "CO2", "BUN", "CREAT", "GLU", "CA", "AGAP", "EGFR"]);
+    }
+
+    #[test]
+    fn tests_share_a_tube_by_their_primary_container() {
+        let catalog = Catalog::bundled();
+        let tube = |code: &str| catalog.test(code).unwrap().primary_container().to_owned();
+        assert_eq!(tube("NA"), "SST (gold)");
+        assert_eq!(tube("GLU"), "SST (gold)");
+        assert_eq!(tube("PLT"), tube("HGB"));
+        assert_ne!(tube("PT"), tube("HGB"));
     }
 
     #[test]

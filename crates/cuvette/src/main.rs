@@ -1,1 +1,245 @@
-fn main() {}
+//! `cuvette`: the laboratory information system's one binary. Thin: it parses arguments,
+//! opens the store and calls the app and the server.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use cuvette_app::store::{AuditVerification, Store};
+use cuvette_app::{Actor, Lab, LabConfig, NewUser, SystemClock};
+use cuvette_domain::Role;
+
+/// Cuvette, a clinical laboratory information system.
+#[derive(Parser)]
+#[command(name = "cuvette", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the lab over HTTP (the bench's pages and the JSON API).
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Serve a demo lab: users of every role (passwords printed), an API key, patients,
+    /// orders in every state and a week of history.
+    Demo {
+        /// Directory of the demo database (created and filled on first use).
+        #[arg(long, default_value = "./cuvette-demo")]
+        data: PathBuf,
+        /// Database URL instead of the directory (sqlite://… or postgres://…).
+        #[arg(long, env = "CUVETTE_DATABASE_URL")]
+        database: Option<String>,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Write a consistent copy of the SQLite database while Cuvette runs.
+    Backup {
+        #[command(flatten)]
+        db: DbArgs,
+        /// File to write (must not exist).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from --password or, if absent, from standard input.
+    Add {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Sign-in name.
+        #[arg(long)]
+        username: String,
+        /// Full name, as shown on screens and reports.
+        #[arg(long)]
+        name: String,
+        /// Role: phlebotomist, lab_assistant, technician, technologist, supervisor, pathologist, student.
+        #[arg(long)]
+        role: String,
+        /// Password (at least 10 characters); prefer standard input on shared machines.
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key acting with a role; the key is printed once.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Name of the key (the system using it); it is the actor in the audit log.
+        #[arg(long)]
+        name: String,
+        /// Role the key acts with.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and name the first broken link.
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Directory for the SQLite database and files.
+    #[arg(long, default_value = "./cuvette-data")]
+    data: PathBuf,
+    /// Database URL instead of --data: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, env = "CUVETTE_DATABASE_URL")]
+    database: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct HttpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Mark cookies Secure (serve over HTTPS, directly or behind a proxy).
+    #[arg(long)]
+    secure_cookies: bool,
+}
+
+impl DbArgs {
+    async fn open(&self) -> anyhow::Result<Store> {
+        let store = match &self.database {
+            Some(url) => Store::open(url).await.with_context(|| format!("opening the database {}", redact(url)))?,
+            None => Store::open_dir(&self.data).await.with_context(|| format!("opening the database in {}", self.data.display()))?,
+        };
+        Ok(store)
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn config() -> LabConfig {
+    LabConfig { time_zone: jiff::tz::TimeZone::system(), ..LabConfig::default() }
+}
+
+async fn open_lab(store: Store) -> anyhow::Result<Lab> {
+    Lab::open(store, Arc::new(SystemClock), config()).await.context("opening the lab")
+}
+
+fn parse_role(role: &str) -> anyhow::Result<Role> {
+    Role::parse(role).with_context(|| {
+        let all: Vec<&str> = cuvette_domain::role::ROLES.iter().map(|r| r.code()).collect();
+        format!("unknown role {role:?}: use one of {}", all.join(", "))
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { db, http } => {
+            let lab = Arc::new(open_lab(db.open().await?).await?);
+            if lab.store().users().await?.is_empty() {
+                eprintln!("No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`.");
+            }
+            cuvette_server::serve(lab, http.listen, cuvette_server::ServerConfig { secure_cookies: http.secure_cookies }).await?;
+        }
+        Command::Demo { data, database, http } => {
+            let db = DbArgs { data, database };
+            let store = db.open().await?;
+            demo::seed_if_empty(&store, config()).await?;
+            let lab = Arc::new(open_lab(store).await?);
+            let key = lab.create_api_key(&Actor::system(), &format!("demo-{}", lab.now().as_second()), Role::Technologist).await?;
+            demo::print_welcome(http.listen, &key);
+            cuvette_server::serve(lab, http.listen, cuvette_server::ServerConfig { secure_cookies: http.secure_cookies }).await?;
+        }
+        Command::User { command: UserCommand::Add { db, username, name, role, password } } => {
+            let role = parse_role(&role)?;
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    eprintln!("Password for {username} (at least 10 characters), then Enter:");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let lab = open_lab(db.open().await?).await?;
+            lab.add_user(&Actor::system(), NewUser { username: username.clone(), display_name: name, role, password })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Added {username} ({role}).");
+        }
+        Command::Apikey { command: ApikeyCommand::Create { db, name, role } } => {
+            let role = parse_role(&role)?;
+            let lab = open_lab(db.open().await?).await?;
+            let key = lab.create_api_key(&Actor::system(), &name, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("API key {name:?} acting as {role}. Store it now: it is not shown again.");
+            println!("{key}");
+        }
+        Command::Audit { command: AuditCommand::Verify { db } } => {
+            let store = db.open().await?;
+            match store.verify_audit().await? {
+                AuditVerification::Intact { events } => println!("Audit chain intact: {events} events verified."),
+                AuditVerification::Broken { seq, reason } => {
+                    println!("Audit chain BROKEN at event {seq}: {reason}.");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Backup { db, to } => {
+            let store = db.open().await?;
+            let to = to.unwrap_or_else(|| {
+                let stamp = cuvette_app::Clock::now(&SystemClock).strftime("%Y%m%dT%H%M%SZ").to_string();
+                PathBuf::from(format!("cuvette-backup-{stamp}.sqlite3"))
+            });
+            if to.exists() {
+                bail!("{} exists: choose another file with --to", to.display());
+            }
+            store.backup_to(&to).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Backup written to {}.", to.display());
+        }
+    }
+    Ok(())
+}

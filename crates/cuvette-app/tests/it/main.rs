@@ -1,0 +1,16 @@
+//! Cuvette's use cases, read as the laboratory's procedure manual: one rule per test, each
+//! run against a fresh laboratory through `Lab` and nothing below it.
+//!
+//! Runs on SQLite by default; set `CUVETTE_TEST_DATABASE_URL=postgres://user@host:5432/db`
+//! to run every test on its own new PostgreSQL database instead.
+
+mod audit;
+mod auth;
+mod bad_input;
+mod calculations;
+mod catalog;
+mod privileges;
+mod specimens;
+mod support;
+mod verification;
+mod workflow;
