@@ -91,7 +91,11 @@ impl ReferenceInterval {
 /// Whether a person born on `birth_date` has reached the age `duration` (ISO 8601) on `on`.
 /// An unreadable duration never matches, which `Catalog::validate` rules out at load time.
 fn reached(birth_date: Date, duration: &str, on: Date) -> bool {
-    match Some(duration).filter(|d| d.starts_with('P')).and_then(|d| Span::from_str(d).ok()).and_then(|span| birth_date.checked_add(span).ok()) {
+    match Some(duration)
+        .filter(|d| d.starts_with('P'))
+        .and_then(|d| Span::from_str(d).ok())
+        .and_then(|span| birth_date.checked_add(span).ok())
+    {
         Some(birthday) => on >= birthday,
         None => false,
     }
@@ -209,7 +213,11 @@ impl TestDefinition {
     /// container share a tube.
     pub fn primary_container(&self) -> &str {
         let c = self.container.as_str();
-        let end = [c.find(','), c.find(';'), c.find(" or ")].into_iter().flatten().min().unwrap_or(c.len());
+        let end = [c.find(','), c.find(';'), c.find(" or ")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(c.len());
         c[..end].trim()
     }
 

@@ -8,7 +8,10 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cuvette_app::store::{AuditFilter, ResultRow, WorkItem};
-use cuvette_app::{AppError, Correction, CriticalCall, EnteredResult, IdentityCheck, PatientQuery, PlaceOrder, RegisterPatient, SpecimenView, TestView};
+use cuvette_app::{
+    AppError, Correction, CriticalCall, EnteredResult, IdentityCheck, PatientQuery, PlaceOrder,
+    RegisterPatient, SpecimenView, TestView,
+};
 use cuvette_domain::workflow::TestStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -147,16 +150,28 @@ struct SearchQuery {
     q: String,
 }
 
-async fn search_patients(State(s): State<AppState>, c: ApiCaller, Query(q): Query<SearchQuery>) -> ApiResult<Json<Value>> {
+async fn search_patients(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Json<Value>> {
     let rows = s.lab.search_patients(&c.actor, &PatientQuery { text: q.q }).await?;
     Ok(Json(json!({ "patients": rows })))
 }
 
-async fn patient(State(s): State<AppState>, c: ApiCaller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+async fn patient(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(s.lab.patient(&c.actor, id).await?)))
 }
 
-async fn report(State(s): State<AppState>, c: ApiCaller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+async fn report(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     let r = s.lab.cumulative_report(&c.actor, id).await?;
     Ok(Json(json!({
         "patient": r.patient,
@@ -185,18 +200,34 @@ struct OrderRequest {
     placer_number: Option<String>,
 }
 
-async fn place_order(State(s): State<AppState>, c: ApiCaller, Json(req): Json<OrderRequest>) -> ApiResult<impl IntoResponse> {
-    let patient_id = match (req.patient_id, &req.patient) {
-        (Some(id), _) => id,
-        (None, Some(p)) => {
-            let mrn = cuvette_domain::Mrn::parse(&p.mrn).map_err(|m| AppError::invalid("patient.mrn", m))?;
-            match s.lab.search_patients(&c.actor, &PatientQuery { text: mrn.to_string() }).await?.into_iter().find(|x| x.mrn == mrn.as_str()) {
-                Some(found) => found.id,
-                None => s.lab.register_patient(&c.actor, p).await?.id,
+async fn place_order(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Json(req): Json<OrderRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let patient_id =
+        match (req.patient_id, &req.patient) {
+            (Some(id), _) => id,
+            (None, Some(p)) => {
+                let mrn = cuvette_domain::Mrn::parse(&p.mrn)
+                    .map_err(|m| AppError::invalid("patient.mrn", m))?;
+                match s
+                    .lab
+                    .search_patients(&c.actor, &PatientQuery { text: mrn.to_string() })
+                    .await?
+                    .into_iter()
+                    .find(|x| x.mrn == mrn.as_str())
+                {
+                    Some(found) => found.id,
+                    None => s.lab.register_patient(&c.actor, p).await?.id,
+                }
             }
-        }
-        (None, None) => return Err(AppError::invalid("patient", "give patient_id, or patient with mrn, family_name, given_name, birth_date and sex").into()),
-    };
+            (None, None) => return Err(AppError::invalid(
+                "patient",
+                "give patient_id, or patient with mrn, family_name, given_name, birth_date and sex",
+            )
+            .into()),
+        };
     let placed = s
         .lab
         .place_order(
@@ -214,18 +245,30 @@ async fn place_order(State(s): State<AppState>, c: ApiCaller, Json(req): Json<Or
     let accessions: Vec<&str> = placed.specimens.iter().map(|s| s.accession.as_str()).collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "order_id": placed.order_id, "patient_id": patient_id, "accessions": accessions, "specimens": placed.specimens })),
+        Json(
+            json!({ "order_id": placed.order_id, "patient_id": patient_id, "accessions": accessions, "specimens": placed.specimens }),
+        ),
     ))
 }
 
-async fn specimen(State(s): State<AppState>, c: ApiCaller, Path(acc): Path<String>) -> ApiResult<Json<Value>> {
+async fn specimen(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Path(acc): Path<String>,
+) -> ApiResult<Json<Value>> {
     let v = s.lab.specimen_view(&c.actor, &acc).await?;
     Ok(Json(specimen_json(&v)))
 }
 
-async fn collect(State(s): State<AppState>, c: ApiCaller, Path(acc): Path<String>) -> ApiResult<Json<Value>> {
+async fn collect(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Path(acc): Path<String>,
+) -> ApiResult<Json<Value>> {
     let sp = s.lab.collect(&c.actor, &acc).await?;
-    Ok(Json(json!({ "accession": sp.accession, "status": sp.status, "collected_at": time(sp.collected_at) })))
+    Ok(Json(
+        json!({ "accession": sp.accession, "status": sp.status, "collected_at": time(sp.collected_at) }),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -241,9 +284,12 @@ async fn receive(
     Path(acc): Path<String>,
     Json(req): Json<ReceiveRequest>,
 ) -> ApiResult<Json<Value>> {
-    let check = IdentityCheck { mrn: req.mrn, birth_date: req.birth_date, family_name: req.family_name };
+    let check =
+        IdentityCheck { mrn: req.mrn, birth_date: req.birth_date, family_name: req.family_name };
     let sp = s.lab.receive(&c.actor, &acc, &check).await?;
-    Ok(Json(json!({ "accession": sp.accession, "status": sp.status, "received_at": time(sp.received_at) })))
+    Ok(Json(
+        json!({ "accession": sp.accession, "status": sp.status, "received_at": time(sp.received_at) }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -261,7 +307,9 @@ async fn reject(
     Json(req): Json<RejectRequest>,
 ) -> ApiResult<Json<Value>> {
     let recollection = s.lab.reject(&c.actor, &acc, &req.reason, &req.note).await?;
-    Ok(Json(json!({ "accession": acc, "status": "rejected", "recollection_accession": recollection })))
+    Ok(Json(
+        json!({ "accession": acc, "status": "rejected", "recollection_accession": recollection }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -296,11 +344,15 @@ async fn enter_results(
     let mut errors = Vec::new();
     for (i, r) in req.results.iter().enumerate() {
         let code = r.test_code.trim().to_ascii_uppercase();
-        let Some(t) = view.tests.iter().rev().find(|t| t.item.test.test_code == code && t.item.test.status != TestStatus::Cancelled.code())
-        else {
+        let Some(t) = view.tests.iter().rev().find(|t| {
+            t.item.test.test_code == code && t.item.test.status != TestStatus::Cancelled.code()
+        }) else {
             errors.push(cuvette_app::FieldError {
                 field: format!("results[{i}].test_code"),
-                message: format!("{} is not ordered on specimen {}", r.test_code, view.specimen.accession),
+                message: format!(
+                    "{} is not ordered on specimen {}",
+                    r.test_code, view.specimen.accession
+                ),
             });
             continue;
         };
@@ -315,12 +367,17 @@ async fn enter_results(
                 continue;
             }
         };
-        entries.push(EnteredResult { ordered_test_id: t.item.test.id, row_version, text: r.value.clone() });
+        entries.push(EnteredResult {
+            ordered_test_id: t.item.test.id,
+            row_version,
+            text: r.value.clone(),
+        });
     }
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors).into());
     }
-    let correction = req.correction.map(|c| Correction { reason: c.reason, signature: c.signature });
+    let correction =
+        req.correction.map(|c| Correction { reason: c.reason, signature: c.signature });
     let saved = s.lab.enter_results(&c.actor, &entries, correction.as_ref()).await?;
     Ok(Json(json!({
         "saved": saved.iter().map(|r| json!({
@@ -344,13 +401,24 @@ struct ReleaseRequest {
     status: Option<String>,
 }
 
-async fn release(State(s): State<AppState>, c: ApiCaller, Json(req): Json<ReleaseRequest>) -> ApiResult<Json<Value>> {
+async fn release(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Json(req): Json<ReleaseRequest>,
+) -> ApiResult<Json<Value>> {
     let status = match req.status.as_deref().unwrap_or("final") {
         "final" => TestStatus::Final,
         "preliminary" => TestStatus::Preliminary,
-        other => return Err(AppError::invalid("status", format!("{other:?}: release as \"final\" or \"preliminary\"")).into()),
+        other => {
+            return Err(AppError::invalid(
+                "status",
+                format!("{other:?}: release as \"final\" or \"preliminary\""),
+            )
+            .into());
+        }
     };
-    let tests: Vec<(i64, i64)> = req.tests.iter().map(|t| (t.ordered_test_id, t.row_version)).collect();
+    let tests: Vec<(i64, i64)> =
+        req.tests.iter().map(|t| (t.ordered_test_id, t.row_version)).collect();
     let outcomes = s.lab.release(&c.actor, &tests, status).await?;
     Ok(Json(json!({ "outcomes": outcomes })))
 }
@@ -371,7 +439,11 @@ async fn critical_call(
     Path(id): Path<i64>,
     Json(req): Json<CallRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let call = CriticalCall { called_person: req.called_person, read_back: req.read_back, notes: req.notes };
+    let call = CriticalCall {
+        called_person: req.called_person,
+        read_back: req.read_back,
+        notes: req.notes,
+    };
     let call_id = s.lab.document_critical_call(&c.actor, id, &call).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": call_id }))))
 }
@@ -381,7 +453,11 @@ struct BenchQuery {
     bench: Option<String>,
 }
 
-async fn worklist(State(s): State<AppState>, c: ApiCaller, Query(q): Query<BenchQuery>) -> ApiResult<Json<Value>> {
+async fn worklist(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Query(q): Query<BenchQuery>,
+) -> ApiResult<Json<Value>> {
     let items = s.lab.worklist(&c.actor, q.bench.as_deref()).await?;
     Ok(Json(json!({ "items": items.iter().map(work_item_json).collect::<Vec<_>>() })))
 }
@@ -400,10 +476,17 @@ struct AuditQuery {
     before_seq: Option<i64>,
 }
 
-async fn audit(State(s): State<AppState>, c: ApiCaller, Query(q): Query<AuditQuery>) -> ApiResult<Json<Value>> {
+async fn audit(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
     let filter = AuditFilter {
         actor: q.actor.filter(|a| !a.is_empty()),
-        entity: q.entity.filter(|e| !e.is_empty()).map(|e| (e, q.entity_id.clone().unwrap_or_default())),
+        entity: q
+            .entity
+            .filter(|e| !e.is_empty())
+            .map(|e| (e, q.entity_id.clone().unwrap_or_default())),
         patient_id: q.patient_id,
         before_seq: q.before_seq,
     };
@@ -422,9 +505,16 @@ async fn catalog_tests(State(s): State<AppState>, _c: ApiCaller) -> ApiResult<Js
     Ok(Json(json!({ "tests": tests, "panels": panels })))
 }
 
-async fn catalog_test(State(s): State<AppState>, _c: ApiCaller, Path(code): Path<String>) -> ApiResult<Json<Value>> {
+async fn catalog_test(
+    State(s): State<AppState>,
+    _c: ApiCaller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Value>> {
     let cat = s.lab.catalog();
-    let t = cat.catalog.test(&code).ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?;
+    let t = cat
+        .catalog
+        .test(&code)
+        .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?;
     Ok(Json(json!({ "version": cat.versions.get(&t.code), "definition": t })))
 }
 
@@ -441,7 +531,11 @@ async fn save_catalog_test(
     Json(req): Json<SaveDefinition>,
 ) -> ApiResult<Json<Value>> {
     if req.definition.code != code {
-        return Err(AppError::invalid("definition.code", format!("the definition's code must be {code}")).into());
+        return Err(AppError::invalid(
+            "definition.code",
+            format!("the definition's code must be {code}"),
+        )
+        .into());
     }
     let version = s.lab.save_definition(&c.actor, req.definition, req.expected_version).await?;
     Ok(Json(json!({ "code": code, "version": version })))

@@ -61,7 +61,9 @@ pub fn code128_svg(data: &str, scale: u32, standalone: bool) -> Option<String> {
         // `data` is digits or Code 128 set B text; escape it for the attribute anyway.
         data = escape_attr(data),
     );
-    svg.push_str(&format!("<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>"));
+    svg.push_str(&format!(
+        "<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>"
+    ));
     for (start, w) in bars(&modules) {
         svg.push_str(&format!(
             "<rect x=\"{}\" y=\"0\" width=\"{w}\" height=\"{height}\" fill=\"#000\"/>",
@@ -191,8 +193,8 @@ mod tests {
             let decoded: String = values.iter().map(|v| format!("{v:02}")).collect();
             assert_eq!(decoded, data);
             // The check character is the mod-103 weighted sum (start C = 105).
-            let check = (105 + values.iter().enumerate().map(|(i, v)| (i + 1) * v).sum::<usize>())
-                % 103;
+            let check =
+                (105 + values.iter().enumerate().map(|(i, v)| (i + 1) * v).sum::<usize>()) % 103;
             if let Some(pattern) = table.get(check) {
                 assert_eq!(symbols[6], pattern.as_slice());
             }

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cuvette_app::store::Store;
-use cuvette_app::{Actor, Clock, CriticalCall, EnteredResult, FixedClock, IdentityCheck, Lab, LabConfig, NewUser, PlaceOrder, RegisterPatient, SystemClock};
+use cuvette_app::{
+    Actor, Clock, CriticalCall, EnteredResult, FixedClock, IdentityCheck, Lab, LabConfig, NewUser,
+    PlaceOrder, RegisterPatient, SystemClock,
+};
 use cuvette_domain::Role;
 use cuvette_domain::catalog::ResultType;
 use cuvette_domain::workflow::TestStatus;
@@ -23,8 +26,22 @@ pub const DEMO_USERS: [(&str, &str, Role, &str); 7] = [
     ("student", "Demo Student", Role::Student, "demo-student-pass"),
 ];
 
-const GIVEN: [&str; 12] = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luis"];
-const FAMILY: [&str; 10] = ["Demo-Ashby", "Demo-Brook", "Demo-Castillo", "Demo-Dahl", "Demo-Eze", "Demo-Fontaine", "Demo-Gupta", "Demo-Holm", "Demo-Ito", "Demo-Jansen"];
+const GIVEN: [&str; 12] = [
+    "Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
+    "Luis",
+];
+const FAMILY: [&str; 10] = [
+    "Demo-Ashby",
+    "Demo-Brook",
+    "Demo-Castillo",
+    "Demo-Dahl",
+    "Demo-Eze",
+    "Demo-Fontaine",
+    "Demo-Gupta",
+    "Demo-Holm",
+    "Demo-Ito",
+    "Demo-Jansen",
+];
 const ORDERS: [&[&str]; 6] = [&["BMP"], &["CBC"], &["CMP"], &["LIPID"], &["BMP", "CBC"], &["TSH"]];
 
 /// A small deterministic generator, so every demo lab is the same.
@@ -57,8 +74,16 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
     let lab = Lab::open(store.clone(), clock.clone(), config).await?;
     let system = Actor::system();
     for u in &DEMO_USERS {
-        lab.add_user(&system, NewUser { username: u.0.into(), display_name: u.1.into(), role: u.2, password: u.3.into() })
-            .await?;
+        lab.add_user(
+            &system,
+            NewUser {
+                username: u.0.into(),
+                display_name: u.1.into(),
+                role: u.2,
+                password: u.3.into(),
+            },
+        )
+        .await?;
     }
     let [phleb, assistant, tech, mls, _sup, _dir, student] = DEMO_USERS.map(|u| actor(&u));
     let mut rng = Lcg(0x5eed_cafe);
@@ -93,19 +118,31 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
             let stat = n == 0;
             clock.advance(SignedDuration::from_mins(20));
             let placed = lab
-                .place_order(&phleb, &PlaceOrder {
-                    patient_id: p.id,
-                    provider: "Dr. Demo Ward".into(),
-                    priority: if stat { "stat".into() } else { "routine".into() },
-                    tests,
-                    clinical_note: String::new(),
-                    placer_number: None,
-                })
+                .place_order(
+                    &phleb,
+                    &PlaceOrder {
+                        patient_id: p.id,
+                        provider: "Dr. Demo Ward".into(),
+                        priority: if stat { "stat".into() } else { "routine".into() },
+                        tests,
+                        clinical_note: String::new(),
+                        placer_number: None,
+                    },
+                )
                 .await?;
             for s in &placed.specimens {
                 lab.collect(&phleb, &s.accession).await?;
                 clock.advance(SignedDuration::from_mins(25));
-                lab.receive(&assistant, &s.accession, &IdentityCheck { mrn: Some(p.mrn.clone()), birth_date: Some(p.birth_date.clone()), family_name: None }).await?;
+                lab.receive(
+                    &assistant,
+                    &s.accession,
+                    &IdentityCheck {
+                        mrn: Some(p.mrn.clone()),
+                        birth_date: Some(p.birth_date.clone()),
+                        family_name: None,
+                    },
+                )
+                .await?;
                 clock.advance(SignedDuration::from_mins(30));
                 enter_plausible(&lab, &tech, &s.accession, &mut rng, 0.15).await?;
                 clock.advance(SignedDuration::from_mins(15));
@@ -125,7 +162,11 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
         clinical_note: "Demo order".into(),
         placer_number: None,
     };
-    let check = |p: &cuvette_app::store::PatientRow| IdentityCheck { mrn: Some(p.mrn.clone()), birth_date: Some(p.birth_date.clone()), family_name: None };
+    let check = |p: &cuvette_app::store::PatientRow| IdentityCheck {
+        mrn: Some(p.mrn.clone()),
+        birth_date: Some(p.birth_date.clone()),
+        family_name: None,
+    };
     // Ordered, waiting to be drawn.
     lab.place_order(&phleb, &order(today(0), &["CBC"], false)).await?;
     lab.place_order(&phleb, &order(today(1), &["BMP"], true)).await?;
@@ -133,7 +174,9 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
     let o = lab.place_order(&phleb, &order(today(2), &["TSH"], false)).await?;
     lab.collect(&phleb, &o.specimens[0].accession).await?;
     // Received, waiting on the bench (worklist), one STAT.
-    for (i, tests, stat) in [(3, &["BMP"][..], true), (4, &["CBC"][..], false), (5, &["LIPID"][..], false)] {
+    for (i, tests, stat) in
+        [(3, &["BMP"][..], true), (4, &["CBC"][..], false), (5, &["LIPID"][..], false)]
+    {
         let p = today(i);
         let o = lab.place_order(&phleb, &order(p.clone(), tests, stat)).await?;
         for s in &o.specimens {
@@ -160,7 +203,11 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
     enter_plausible(&lab, &tech, &acc, &mut rng, 0.0).await?;
     let view = lab.specimen_view(&tech, &acc).await?;
     if let Some(k) = view.tests.iter().find(|t| t.item.test.test_code == "K") {
-        let entry = EnteredResult { ordered_test_id: k.item.test.id, row_version: k.item.test.row_version, text: "6.8".into() };
+        let entry = EnteredResult {
+            ordered_test_id: k.item.test.id,
+            row_version: k.item.test.row_version,
+            text: "6.8".into(),
+        };
         lab.enter_results(&tech, &[entry], None).await?;
     }
     // Final, and a corrected final.
@@ -174,8 +221,15 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
     clock.advance(SignedDuration::from_mins(30));
     let view = lab.specimen_view(&mls, &acc).await?;
     let t = &view.tests[0];
-    let entry = EnteredResult { ordered_test_id: t.item.test.id, row_version: t.item.test.row_version, text: "2.10".into() };
-    let correction = cuvette_app::Correction { reason: "transcription error: wrong specimen result keyed".into(), signature: "demo-mls-pass".into() };
+    let entry = EnteredResult {
+        ordered_test_id: t.item.test.id,
+        row_version: t.item.test.row_version,
+        text: "2.10".into(),
+    };
+    let correction = cuvette_app::Correction {
+        reason: "transcription error: wrong specimen result keyed".into(),
+        signature: "demo-mls-pass".into(),
+    };
     lab.enter_results(&mls, &[entry], Some(&correction)).await?;
     release_all(&lab, &mls, &acc).await?;
     // Rejected, with its recollection waiting to be drawn.
@@ -190,16 +244,25 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
 
 /// Enters a plausible value for every measured test on a specimen; `abnormal` is the chance
 /// of a value outside the reference interval.
-async fn enter_plausible(lab: &Lab, who: &Actor, accession: &str, rng: &mut Lcg, abnormal: f64) -> anyhow::Result<()> {
+async fn enter_plausible(
+    lab: &Lab,
+    who: &Actor,
+    accession: &str,
+    rng: &mut Lcg,
+    abnormal: f64,
+) -> anyhow::Result<()> {
     let catalog = lab.catalog();
     let view = lab.specimen_view(who, accession).await?;
-    let ctx_sex = cuvette_domain::Sex::parse(&view.patient.sex).unwrap_or(cuvette_domain::Sex::Unknown);
+    let ctx_sex =
+        cuvette_domain::Sex::parse(&view.patient.sex).unwrap_or(cuvette_domain::Sex::Unknown);
     let born: jiff::civil::Date = view.patient.birth_date.parse()?;
     let on = lab.now().to_zoned_datetime(lab.config().time_zone.clone()).date();
     let mut entries = Vec::new();
     for t in &view.tests {
         let Some(def) = catalog.catalog.test(&t.item.test.test_code) else { continue };
-        if def.is_calculated() || !TestStatus::parse(&t.item.test.status).is_some_and(TestStatus::accepts_results) {
+        if def.is_calculated()
+            || !TestStatus::parse(&t.item.test.status).is_some_and(TestStatus::accepts_results)
+        {
             continue;
         }
         let text = match def.result_type {
@@ -220,14 +283,27 @@ async fn enter_plausible(lab: &Lab, who: &Actor, accession: &str, rng: &mut Lcg,
                 };
                 let span = high - low;
                 let u = rng.next();
-                let x = if rng.next() < abnormal { high + span * (0.05 + 0.2 * u) } else { low + span * (0.1 + 0.8 * u) };
+                let x = if rng.next() < abnormal {
+                    high + span * (0.05 + 0.2 * u)
+                } else {
+                    low + span * (0.1 + 0.8 * u)
+                };
                 let decimals = def.decimals.unwrap_or(1) as usize;
                 format!("{x:.decimals$}")
             }
-            ResultType::Coded => def.normal_values.first().or(def.allowed_values.first()).cloned().unwrap_or_default(),
+            ResultType::Coded => def
+                .normal_values
+                .first()
+                .or(def.allowed_values.first())
+                .cloned()
+                .unwrap_or_default(),
             _ => continue,
         };
-        entries.push(EnteredResult { ordered_test_id: t.item.test.id, row_version: t.item.test.row_version, text });
+        entries.push(EnteredResult {
+            ordered_test_id: t.item.test.id,
+            row_version: t.item.test.row_version,
+            text,
+        });
     }
     if !entries.is_empty() {
         lab.enter_results(who, &entries, None).await?;
@@ -245,11 +321,15 @@ async fn release_all(lab: &Lab, mls: &Actor, accession: &str) -> anyhow::Result<
             continue;
         }
         if r.flags.split(' ').any(|f| f == "LL" || f == "HH") {
-            lab.document_critical_call(mls, t.item.test.id, &CriticalCall {
-                called_person: "Dr. Demo Ward, attending".into(),
-                read_back: true,
-                notes: "called ward 4 extension 2210".into(),
-            })
+            lab.document_critical_call(
+                mls,
+                t.item.test.id,
+                &CriticalCall {
+                    called_person: "Dr. Demo Ward, attending".into(),
+                    read_back: true,
+                    notes: "called ward 4 extension 2210".into(),
+                },
+            )
             .await?;
         }
         tests.push((t.item.test.id, t.item.test.row_version));
@@ -269,7 +349,9 @@ pub fn print_welcome(listen: SocketAddr, api_key: &str) {
     }
     println!();
     println!("API key (technologist): {api_key}");
-    println!("  try: curl -H 'Authorization: Bearer {api_key}' http://{listen}/api/v1/review-queue");
+    println!(
+        "  try: curl -H 'Authorization: Bearer {api_key}' http://{listen}/api/v1/review-queue"
+    );
     println!("  API description: http://{listen}/api/openapi.json");
     println!();
     println!("Example data only; not for clinical use. Stop with Ctrl+C.");

@@ -135,8 +135,12 @@ struct HttpArgs {
 impl DbArgs {
     async fn open(&self) -> anyhow::Result<Store> {
         let store = match &self.database {
-            Some(url) => Store::open(url).await.with_context(|| format!("opening the database {}", redact(url)))?,
-            None => Store::open_dir(&self.data).await.with_context(|| format!("opening the database in {}", self.data.display()))?,
+            Some(url) => Store::open(url)
+                .await
+                .with_context(|| format!("opening the database {}", redact(url)))?,
+            None => Store::open_dir(&self.data)
+                .await
+                .with_context(|| format!("opening the database in {}", self.data.display()))?,
         };
         Ok(store)
     }
@@ -174,25 +178,46 @@ fn parse_role(role: &str) -> anyhow::Result<Role> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { db, http } => {
             let lab = Arc::new(open_lab(db.open().await?).await?);
             if lab.store().users().await?.is_empty() {
-                eprintln!("No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`.");
+                eprintln!(
+                    "No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`."
+                );
             }
-            cuvette_server::serve(lab, http.listen, cuvette_server::ServerConfig { secure_cookies: http.secure_cookies }).await?;
+            cuvette_server::serve(
+                lab,
+                http.listen,
+                cuvette_server::ServerConfig { secure_cookies: http.secure_cookies },
+            )
+            .await?;
         }
         Command::Demo { data, database, http } => {
             let db = DbArgs { data, database };
             let store = db.open().await?;
             demo::seed_if_empty(&store, config()).await?;
             let lab = Arc::new(open_lab(store).await?);
-            let key = lab.create_api_key(&Actor::system(), &format!("demo-{}", lab.now().as_second()), Role::Technologist).await?;
+            let key = lab
+                .create_api_key(
+                    &Actor::system(),
+                    &format!("demo-{}", lab.now().as_second()),
+                    Role::Technologist,
+                )
+                .await?;
             demo::print_welcome(http.listen, &key);
-            cuvette_server::serve(lab, http.listen, cuvette_server::ServerConfig { secure_cookies: http.secure_cookies }).await?;
+            cuvette_server::serve(
+                lab,
+                http.listen,
+                cuvette_server::ServerConfig { secure_cookies: http.secure_cookies },
+            )
+            .await?;
         }
         Command::User { command: UserCommand::Add { db, username, name, role, password } } => {
             let role = parse_role(&role)?;
@@ -206,22 +231,30 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             let lab = open_lab(db.open().await?).await?;
-            lab.add_user(&Actor::system(), NewUser { username: username.clone(), display_name: name, role, password })
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            lab.add_user(
+                &Actor::system(),
+                NewUser { username: username.clone(), display_name: name, role, password },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("Added {username} ({role}).");
         }
         Command::Apikey { command: ApikeyCommand::Create { db, name, role } } => {
             let role = parse_role(&role)?;
             let lab = open_lab(db.open().await?).await?;
-            let key = lab.create_api_key(&Actor::system(), &name, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let key = lab
+                .create_api_key(&Actor::system(), &name, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("API key {name:?} acting as {role}. Store it now: it is not shown again.");
             println!("{key}");
         }
         Command::Audit { command: AuditCommand::Verify { db } } => {
             let store = db.open().await?;
             match store.verify_audit().await? {
-                AuditVerification::Intact { events } => println!("Audit chain intact: {events} events verified."),
+                AuditVerification::Intact { events } => {
+                    println!("Audit chain intact: {events} events verified.")
+                }
                 AuditVerification::Broken { seq, reason } => {
                     println!("Audit chain BROKEN at event {seq}: {reason}.");
                     std::process::exit(1);
@@ -231,7 +264,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Backup { db, to } => {
             let store = db.open().await?;
             let to = to.unwrap_or_else(|| {
-                let stamp = cuvette_app::Clock::now(&SystemClock).strftime("%Y%m%dT%H%M%SZ").to_string();
+                let stamp =
+                    cuvette_app::Clock::now(&SystemClock).strftime("%Y%m%dT%H%M%SZ").to_string();
                 PathBuf::from(format!("cuvette-backup-{stamp}.sqlite3"))
             });
             if to.exists() {

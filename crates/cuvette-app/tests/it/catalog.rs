@@ -1,1 +1,171 @@
+//! The test catalog: a supervisor's edit is a new version; results keep the version they were
+//! judged by.
+
+use cuvette_app::store::AuditFilter;
+use cuvette_domain::TestDefinition;
+use rust_decimal::Decimal;
+
 use crate::support::*;
+
+/// The current definition of `code` and its version.
+fn current(lab: &TestLab, code: &str) -> (TestDefinition, i64) {
+    let catalog = lab.catalog();
+    (catalog.catalog.test(code).cloned().unwrap(), catalog.versions[code])
+}
+
+/// Potassium with the adult upper reference limit set to `high`.
+fn potassium_up_to(lab: &TestLab, high: Decimal) -> (TestDefinition, i64) {
+    let (mut k, version) = current(lab, "K");
+    let adult = k.reference.iter_mut().find(|r| r.age_min.as_deref() == Some("P18Y")).unwrap();
+    adult.high = Some(high);
+    (k, version)
+}
+
+#[tokio::test]
+async fn editing_a_test_creates_a_new_version_and_a_result_keeps_the_version_it_was_evaluated_with()
+{
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let technician = lab.technician().await;
+    let before_edit = lab.adult_woman().await;
+    let after_edit = lab.adult_man().await;
+    lab.received(&before_edit, &["K"]).await;
+    lab.received(&after_edit, &["K"]).await;
+    assert_eq!(current(&lab, "K").1, 1, "the bundled catalog is version 1");
+    assert_eq!(
+        lab.enter(&technician, &before_edit, "K", "5.2").await.unwrap()[0].evaluation.flag_codes(),
+        "H"
+    );
+
+    let (k, version) = potassium_up_to(&lab, Decimal::new(53, 1));
+    assert_eq!(lab.save_definition(&supervisor, k, version).await.unwrap(), 2);
+    assert_eq!(current(&lab, "K").1, 2);
+    let saved = lab.enter(&technician, &after_edit, "K", "5.2").await.unwrap();
+    assert_eq!(
+        (saved[0].evaluation.flag_codes().as_str(), saved[0].evaluation.interval.as_str()),
+        ("", "3.5–5.3")
+    );
+
+    let old = lab.test(&before_edit, "K").await.result.unwrap();
+    assert_eq!(
+        (old.definition_version, old.flags.as_str(), old.reference_interval.as_str()),
+        (1, "H", "3.5–5.1")
+    );
+    let new = lab.test(&after_edit, "K").await.result.unwrap();
+    assert_eq!(
+        (new.definition_version, new.flags.as_str(), new.reference_interval.as_str()),
+        (2, "", "3.5–5.3")
+    );
+
+    let history = lab.definition_history(&supervisor, "K").await.unwrap();
+    let versions: Vec<(i64, &str)> =
+        history.iter().map(|d| (d.version, d.created_by.as_str())).collect();
+    assert_eq!(versions, [(2, "supervisor"), (1, "system")]);
+    let edits = lab
+        .audit_trail(AuditFilter {
+            entity: Some(("test_definition".into(), "K@2".into())),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        edits.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect::<Vec<_>>(),
+        [("catalog.edit", "supervisor")]
+    );
+    assert!(
+        edits[0].before.as_deref().unwrap().contains("5.1")
+            && edits[0].after.as_deref().unwrap().contains("5.3")
+    );
+}
+
+#[tokio::test]
+async fn a_stale_catalog_edit_is_a_conflict() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let director = lab.pathologist().await;
+    let (first, opened_at) = potassium_up_to(&lab, Decimal::new(53, 1));
+    let (second, _) = potassium_up_to(&lab, Decimal::new(52, 1)); // both opened version 1
+
+    lab.save_definition(&supervisor, first, opened_at).await.unwrap();
+    let events = lab.audit_count().await;
+    let message = conflict(lab.save_definition(&director, second, opened_at).await);
+
+    assert!(message.contains("K") && message.contains("version 2"), "{message}");
+    let (k, version) = current(&lab, "K");
+    assert_eq!(version, 2);
+    assert_eq!(
+        k.interval_for(
+            cuvette_domain::Sex::Female,
+            "1970-01-01".parse().unwrap(),
+            "2026-11-24".parse().unwrap()
+        )
+        .unwrap()
+        .display(),
+        "3.5–5.3"
+    );
+    assert_eq!(lab.definition_history(&supervisor, "K").await.unwrap().len(), 2);
+    assert_eq!(lab.audit_count().await, events);
+}
+
+#[tokio::test]
+async fn an_inconsistent_definition_is_refused() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let events = lab.audit_count().await;
+    let (k, version) = current(&lab, "K");
+
+    let mut crossed = k.clone();
+    crossed.critical_low = Some(Decimal::new(70, 1));
+    assert!(
+        invalid(lab.save_definition(&supervisor, crossed, version).await, "definition")
+            .contains("critical low")
+    );
+    let mut bad_band = k.clone();
+    bad_band.reference[0].age_min = Some("18 years".into());
+    assert!(
+        invalid(lab.save_definition(&supervisor, bad_band, version).await, "definition")
+            .contains("P18Y")
+    );
+    let mut nameless = k.clone();
+    nameless.name = "  ".into();
+    invalid(lab.save_definition(&supervisor, nameless, version).await, "definition");
+
+    assert_eq!(current(&lab, "K"), (k, 1));
+    assert_eq!(lab.audit_count().await, events);
+}
+
+#[tokio::test]
+async fn a_new_test_is_defined_and_then_ordered() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let patient = lab.adult_man().await;
+    let (mut kwb, _) = current(&lab, "K");
+    kwb.code = "KWB".into();
+    kwb.name = "Potassium, whole blood".into();
+    kwb.container = "blood gas syringe, balanced heparin".into();
+
+    assert_eq!(lab.save_definition(&supervisor, kwb.clone(), 0).await.unwrap(), 1);
+    conflict(lab.save_definition(&supervisor, kwb, 0).await);
+    let placed = lab.order(&patient, &["kwb", "K"]).await;
+    assert_eq!(placed.specimens.len(), 2, "its own container");
+    assert_eq!(placed.specimens[0].tests, ["KWB"]);
+}
+
+#[tokio::test]
+async fn reopening_the_lab_keeps_the_catalog_and_does_not_seed_it_again() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let (k, version) = potassium_up_to(&lab, Decimal::new(53, 1));
+    lab.save_definition(&supervisor, k.clone(), version).await.unwrap();
+
+    let restarted = lab.reopen().await;
+    let catalog = restarted.catalog();
+    assert_eq!((catalog.catalog.test("K"), catalog.versions["K"]), (Some(&k), 2));
+    assert_eq!(catalog.versions.len(), lab.catalog().versions.len());
+    let seeds = lab
+        .audit_trail(AuditFilter::default())
+        .await
+        .into_iter()
+        .filter(|e| e.action == "catalog.seed")
+        .count();
+    assert_eq!(seeds, 1);
+}

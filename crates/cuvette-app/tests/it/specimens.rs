@@ -19,15 +19,27 @@ async fn receipt_checks_two_identifiers() {
     let mrn_only = IdentityCheck { mrn: Some(patient.mrn.clone()), ..Default::default() };
     let message = invalid(lab.receive(&assistant, serum, &mrn_only).await, "identifiers");
     assert!(message.contains("two identifiers"), "{message}");
-    let birth_date_only = IdentityCheck { birth_date: Some(patient.birth_date.clone()), ..Default::default() };
+    let birth_date_only =
+        IdentityCheck { birth_date: Some(patient.birth_date.clone()), ..Default::default() };
     invalid(lab.receive(&assistant, serum, &birth_date_only).await, "identifiers");
-    let blank = IdentityCheck { mrn: Some("  ".into()), birth_date: Some(String::new()), family_name: None };
+    let blank = IdentityCheck {
+        mrn: Some("  ".into()),
+        birth_date: Some(String::new()),
+        family_name: None,
+    };
     invalid(lab.receive(&assistant, serum, &blank).await, "identifiers");
     assert_eq!(lab.specimen(serum).await.status, "collected", "not received on one identifier");
 
     let received = lab.receive(&assistant, serum, &identity(&patient)).await.unwrap();
-    assert_eq!((received.status.as_str(), received.received_by.as_deref()), ("received", Some("lab_assistant")));
-    let mrn_and_name = IdentityCheck { mrn: Some(patient.mrn.to_lowercase()), family_name: Some("OKAFOR".into()), birth_date: None };
+    assert_eq!(
+        (received.status.as_str(), received.received_by.as_deref()),
+        ("received", Some("lab_assistant"))
+    );
+    let mrn_and_name = IdentityCheck {
+        mrn: Some(patient.mrn.to_lowercase()),
+        family_name: Some("OKAFOR".into()),
+        birth_date: None,
+    };
     lab.receive(&assistant, blood, &mrn_and_name).await.unwrap();
     assert_eq!(lab.specimen(blood).await.status, "received");
     assert_eq!(lab.test(&patient, "K").await.test.status, "received");
@@ -43,8 +55,10 @@ async fn a_label_that_does_not_match_the_patient_is_not_received() {
     lab.draw(&accession).await;
     let events = lab.audit_count().await;
 
-    let wrong_birth_date = IdentityCheck { birth_date: Some("1976-06-02".into()), ..identity(&patient) };
-    let message = invalid(lab.receive(&assistant, &accession, &wrong_birth_date).await, "birth_date");
+    let wrong_birth_date =
+        IdentityCheck { birth_date: Some("1976-06-02".into()), ..identity(&patient) };
+    let message =
+        invalid(lab.receive(&assistant, &accession, &wrong_birth_date).await, "birth_date");
     assert!(message.contains("reject as mislabeled"), "{message}");
     let someone_elses_mrn = IdentityCheck { mrn: Some(other.mrn.clone()), ..identity(&patient) };
     invalid(lab.receive(&assistant, &accession, &someone_elses_mrn).await, "mrn");
@@ -53,8 +67,14 @@ async fn a_label_that_does_not_match_the_patient_is_not_received() {
 
     assert_eq!(lab.specimen(&accession).await.status, "collected");
     assert_eq!(lab.test(&patient, "K").await.test.status, "collected");
-    let refusals = lab.audit_trail(AuditFilter { actor: Some(assistant.name.clone()), ..Default::default() }).await;
-    assert_eq!(refusals.iter().filter(|e| e.action == "specimen.receive_refused").count(), 3, "each refusal is on record");
+    let refusals = lab
+        .audit_trail(AuditFilter { actor: Some(assistant.name.clone()), ..Default::default() })
+        .await;
+    assert_eq!(
+        refusals.iter().filter(|e| e.action == "specimen.receive_refused").count(),
+        3,
+        "each refusal is on record"
+    );
     assert_eq!(lab.audit_count().await, events + 3, "and nothing else was written");
 }
 
@@ -78,11 +98,17 @@ async fn a_specimen_is_drawn_and_received_once() {
     let assistant = lab.lab_assistant().await;
     let accession = lab.order(&patient, &["K"]).await.specimens[0].accession.clone();
     let drawn = lab.draw(&accession).await;
-    assert_eq!((drawn.collected_by.as_deref(), drawn.collected_at), (Some("phlebotomist"), Some(lab.now().as_microsecond())));
+    assert_eq!(
+        (drawn.collected_by.as_deref(), drawn.collected_at),
+        (Some("phlebotomist"), Some(lab.now().as_microsecond()))
+    );
 
     assert!(refused(lab.collect(&phlebotomist, &accession).await).contains("already collected"));
     lab.receive(&assistant, &accession, &identity(&patient)).await.unwrap();
-    assert!(refused(lab.receive(&assistant, &accession, &identity(&patient)).await).contains("already received"));
+    assert!(
+        refused(lab.receive(&assistant, &accession, &identity(&patient)).await)
+            .contains("already received")
+    );
     assert!(refused(lab.collect(&phlebotomist, &accession).await).contains("already collected"));
 }
 
@@ -95,7 +121,10 @@ async fn results_wait_for_the_specimen_to_be_received() {
     lab.draw(&accession).await;
     let k = lab.test(&patient, "K").await;
 
-    let message = invalid(lab.enter(&technician, &patient, "K", "4.2").await, &format!("result_{}", k.test.id));
+    let message = invalid(
+        lab.enter(&technician, &patient, "K", "4.2").await,
+        &format!("result_{}", k.test.id),
+    );
     assert!(message.contains("receive this specimen"), "{message}");
     assert!(lab.versions(&patient, "K").await.is_empty());
 }
@@ -113,11 +142,21 @@ async fn a_rejected_specimen_takes_no_results() {
 
     let cancelled = lab.store().ordered_test(k.test.id).await.unwrap();
     assert_eq!(cancelled.status, "cancelled");
-    let late = EnteredResult { ordered_test_id: k.test.id, row_version: cancelled.row_version, text: "4.2".into() };
-    let message = invalid(lab.enter_results(&technician, &[late], None).await, &format!("result_{}", k.test.id));
+    let late = EnteredResult {
+        ordered_test_id: k.test.id,
+        row_version: cancelled.row_version,
+        text: "4.2".into(),
+    };
+    let message = invalid(
+        lab.enter_results(&technician, &[late], None).await,
+        &format!("result_{}", k.test.id),
+    );
     assert!(message.contains("rejected") && message.contains("recollected"), "{message}");
 
-    assert!(lab.store().results_of_tests(&[k.test.id]).await.unwrap().is_empty(), "no result on the rejected tube");
+    assert!(
+        lab.store().results_of_tests(&[k.test.id]).await.unwrap().is_empty(),
+        "no result on the rejected tube"
+    );
     assert_eq!(lab.audit_count().await, events);
 }
 
@@ -130,7 +169,13 @@ async fn rejecting_a_specimen_orders_a_recollection_of_the_same_tests() {
     let phlebotomist = lab.phlebotomist().await;
     let accession = lab.received(&patient, &["NA", "K"]).await.specimens[0].accession.clone();
 
-    let recollection = lab.reject(&assistant, &accession, "hemolyzed", "grossly hemolyzed").await.unwrap();
+    let recollection =
+        lab.reject(&assistant, &accession, "hemolyzed", "grossly hemolyzed").await.unwrap();
+    let actions = lab.audit_actions_for(&patient).await;
+    assert!(
+        actions.ends_with(&["specimen.reject".into(), "specimen.recollect".into()]),
+        "{actions:?}"
+    );
     assert_ne!(recollection, accession);
     Accession::parse(&recollection).expect("a valid accession number");
 
@@ -143,15 +188,26 @@ async fn rejecting_a_specimen_orders_a_recollection_of_the_same_tests() {
 
     let new = lab.specimen_view(&technologist, &recollection).await.unwrap();
     assert_eq!(new.specimen.recollection_of, Some(rejected.specimen.id));
-    assert_eq!((new.specimen.status.as_str(), new.specimen.container.as_str()), ("pending", rejected.specimen.container.as_str()));
+    assert_eq!(
+        (new.specimen.status.as_str(), new.specimen.container.as_str()),
+        ("pending", rejected.specimen.container.as_str())
+    );
     assert_eq!(new.order.id, rejected.order.id, "the same order");
-    let tests: Vec<(&str, &str)> = new.tests.iter().map(|t| (t.item.test.test_code.as_str(), t.item.test.status.as_str())).collect();
+    let tests: Vec<(&str, &str)> = new
+        .tests
+        .iter()
+        .map(|t| (t.item.test.test_code.as_str(), t.item.test.status.as_str()))
+        .collect();
     assert_eq!(tests, [("NA", "ordered"), ("K", "ordered")]);
 
-    let to_draw: Vec<String> = lab.collection_list(&phlebotomist).await.unwrap().into_iter().map(|i| i.specimen.accession).collect();
+    let to_draw: Vec<String> = lab
+        .collection_list(&phlebotomist)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.specimen.accession)
+        .collect();
     assert_eq!(to_draw, [recollection.clone()]);
-    let actions = lab.audit_actions_for(&patient).await;
-    assert!(actions.ends_with(&["specimen.reject".into(), "specimen.recollect".into()]), "{actions:?}");
 }
 
 #[tokio::test]
@@ -201,7 +257,9 @@ async fn a_mistyped_accession_number_is_caught_by_its_check_digit() {
     invalid(lab.collect(&phlebotomist, "26-ABC").await, "accession");
     assert_eq!(lab.specimen(&accession).await.status, "pending");
     let scanned: String = accession.chars().filter(char::is_ascii_digit).collect();
-    lab.collect(&phlebotomist, &scanned).await.expect("a scanned barcode without hyphens is the same number");
+    lab.collect(&phlebotomist, &scanned)
+        .await
+        .expect("a scanned barcode without hyphens is the same number");
 }
 
 #[tokio::test]
@@ -227,7 +285,10 @@ async fn a_phlebotomist_sees_what_to_draw_but_not_the_results() {
     let view = lab.specimen_view(&phlebotomist, &accession).await.unwrap();
     assert_eq!(view.tests.len(), 1);
     assert_eq!(view.tests[0].item.test.test_code, "K");
-    assert!(view.tests[0].item.result.is_none() && view.tests[0].versions.is_empty(), "no result shown");
+    assert!(
+        view.tests[0].item.result.is_none() && view.tests[0].versions.is_empty(),
+        "no result shown"
+    );
     assert_eq!(lab.audit_count().await, events, "no result was seen, so no view is recorded");
 
     let view = lab.specimen_view(&technician, &accession).await.unwrap();

@@ -14,10 +14,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cuvette_app::store::{AuditEvent, AuditFilter, AuditVerification, PatientRow, ResultRow, SpecimenRow, Store, WorkItem, WorklistFilter};
+use cuvette_app::store::{
+    AuditEvent, AuditFilter, AuditVerification, PatientRow, ResultRow, SpecimenRow, Store,
+    WorkItem, WorklistFilter,
+};
 use cuvette_app::{
-    Actor, AppError, AppResult, CriticalCall, EnteredResult, FixedClock, IdentityCheck, Lab, LabConfig, NewUser, PlaceOrder,
-    PlacedOrder, RegisterPatient, Release, Saved,
+    Actor, AppError, AppResult, CriticalCall, EnteredResult, FixedClock, IdentityCheck, Lab,
+    LabConfig, NewUser, PlaceOrder, PlacedOrder, RegisterPatient, Release, Saved,
 };
 use cuvette_domain::Role;
 use cuvette_domain::workflow::TestStatus;
@@ -69,8 +72,12 @@ impl TestDb {
 
     async fn open_store(&self) -> Store {
         match self {
-            TestDb::Sqlite { dir, .. } => Store::open_dir(dir).await.expect("the SQLite store opens"),
-            TestDb::Postgres { url, .. } => Store::open(url).await.expect("the PostgreSQL store opens"),
+            TestDb::Sqlite { dir, .. } => {
+                Store::open_dir(dir).await.expect("the SQLite store opens")
+            }
+            TestDb::Postgres { url, .. } => {
+                Store::open(url).await.expect("the PostgreSQL store opens")
+            }
         }
     }
 }
@@ -89,11 +96,17 @@ impl Drop for TestDb {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop cannot await; a thread with its own runtime drops the database.
                 let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+                    else {
+                        return;
+                    };
                     rt.block_on(async {
-                        if let Ok(mut admin) = sqlx::postgres::PgConnection::connect(&admin_url).await {
+                        if let Ok(mut admin) =
+                            sqlx::postgres::PgConnection::connect(&admin_url).await
+                        {
                             let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                            let _ =
+                                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
                             let _ = admin.close().await;
                         }
                     });
@@ -108,7 +121,10 @@ impl Drop for TestDb {
 fn unique_name() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let random = std::hash::RandomState::new().hash_one((std::process::id(), n, nanos));
     format!("cuvette_t_{}_{n}_{random:016x}", std::process::id())
 }
@@ -140,8 +156,11 @@ pub struct TestLab {
 /// A fresh laboratory at [`START`] with the default configuration and the bundled catalog.
 pub async fn lab() -> TestLab {
     let db = TestDb::create().await;
-    let clock = Arc::new(FixedClock::new(START.parse::<Timestamp>().expect("START is a timestamp")));
-    let lab = Lab::open(db.open_store().await, clock.clone(), LabConfig::default()).await.expect("the lab opens");
+    let clock =
+        Arc::new(FixedClock::new(START.parse::<Timestamp>().expect("START is a timestamp")));
+    let lab = Lab::open(db.open_store().await, clock.clone(), LabConfig::default())
+        .await
+        .expect("the lab opens");
     TestLab { lab, clock, staff: Mutex::new(BTreeMap::new()), db }
 }
 
@@ -165,7 +184,9 @@ impl TestLab {
 
     /// A second `Lab` on the same database and clock, as after a restart.
     pub async fn reopen(&self) -> Lab {
-        Lab::open(self.db.open_store().await, self.clock.clone(), LabConfig::default()).await.expect("the lab reopens")
+        Lab::open(self.db.open_store().await, self.clock.clone(), LabConfig::default())
+            .await
+            .expect("the lab reopens")
     }
 
     /// A raw connection to the lab's database, for what no use case may do (tampering).
@@ -185,14 +206,18 @@ impl TestLab {
         if let Some(actor) = self.staff.lock().unwrap().get(&role) {
             return actor.clone();
         }
-        let actor = Actor { name: role.code().to_owned(), display_name: format!("{role} on duty"), role };
+        let actor =
+            Actor { name: role.code().to_owned(), display_name: format!("{role} on duty"), role };
         let user = NewUser {
             username: actor.name.clone(),
             display_name: actor.display_name.clone(),
             role,
             password: PASSWORD.into(),
         };
-        self.lab.add_user(&Actor::system(), user).await.unwrap_or_else(|e| panic!("add the {role}: {e}"));
+        self.lab
+            .add_user(&Actor::system(), user)
+            .await
+            .unwrap_or_else(|e| panic!("add the {role}: {e}"));
         self.staff.lock().unwrap().insert(role, actor.clone());
         actor
     }
@@ -222,7 +247,13 @@ impl TestLab {
     // ---- patients ----
 
     /// Registers a patient at the front desk.
-    pub async fn register(&self, mrn: &str, family_name: &str, birth_date: &str, sex: &str) -> PatientRow {
+    pub async fn register(
+        &self,
+        mrn: &str,
+        family_name: &str,
+        birth_date: &str,
+        sex: &str,
+    ) -> PatientRow {
         let clerk = self.phlebotomist().await;
         let form = RegisterPatient {
             mrn: mrn.into(),
@@ -253,18 +284,23 @@ impl TestLab {
 
     /// A STAT order for `tests`.
     pub async fn order_stat(&self, patient: &PatientRow, tests: &[&str]) -> PlacedOrder {
-        self.order_with(PlaceOrder { priority: "stat".into(), ..order_form(patient.id, tests) }).await
+        self.order_with(PlaceOrder { priority: "stat".into(), ..order_form(patient.id, tests) })
+            .await
     }
 
     async fn order_with(&self, form: PlaceOrder) -> PlacedOrder {
         let phlebotomist = self.phlebotomist().await;
-        self.place_order(&phlebotomist, &form).await.unwrap_or_else(|e| panic!("order {:?}: {e}", form.tests))
+        self.place_order(&phlebotomist, &form)
+            .await
+            .unwrap_or_else(|e| panic!("order {:?}: {e}", form.tests))
     }
 
     /// The phlebotomist draws the specimen.
     pub async fn draw(&self, accession: &str) -> SpecimenRow {
         let phlebotomist = self.phlebotomist().await;
-        self.collect(&phlebotomist, accession).await.unwrap_or_else(|e| panic!("collect {accession}: {e}"))
+        self.collect(&phlebotomist, accession)
+            .await
+            .unwrap_or_else(|e| panic!("collect {accession}: {e}"))
     }
 
     /// The specimen is drawn, then received by the lab assistant who checks MRN and date of birth.
@@ -272,7 +308,9 @@ impl TestLab {
         self.draw(accession).await;
         let patient = self.patient_of(accession).await;
         let assistant = self.lab_assistant().await;
-        self.receive(&assistant, accession, &identity(&patient)).await.unwrap_or_else(|e| panic!("receive {accession}: {e}"))
+        self.receive(&assistant, accession, &identity(&patient))
+            .await
+            .unwrap_or_else(|e| panic!("receive {accession}: {e}"))
     }
 
     /// Orders `tests` and brings every specimen of the order into the lab.
@@ -292,7 +330,11 @@ impl TestLab {
 
     /// A specimen as stored.
     pub async fn specimen(&self, accession: &str) -> SpecimenRow {
-        self.store().specimen_by_accession(accession).await.expect("read").unwrap_or_else(|| panic!("no specimen {accession}"))
+        self.store()
+            .specimen_by_accession(accession)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("no specimen {accession}"))
     }
 
     // ---- tests and results ----
@@ -309,7 +351,8 @@ impl TestLab {
 
     /// Every ordered test of the patient, cancelled ones included.
     pub async fn all_tests(&self, patient: &PatientRow) -> Vec<WorkItem> {
-        let filter = WorklistFilter { patient_id: Some(patient.id), limit: 10_000, ..Default::default() };
+        let filter =
+            WorklistFilter { patient_id: Some(patient.id), limit: 10_000, ..Default::default() };
         self.store().work_items(&filter).await.expect("read the patient's tests")
     }
 
@@ -320,18 +363,37 @@ impl TestLab {
     }
 
     /// Types `text` for the patient's test `code` on a freshly opened form.
-    pub async fn enter(&self, who: &Actor, patient: &PatientRow, code: &str, text: &str) -> AppResult<Vec<Saved>> {
+    pub async fn enter(
+        &self,
+        who: &Actor,
+        patient: &PatientRow,
+        code: &str,
+        text: &str,
+    ) -> AppResult<Vec<Saved>> {
         let item = self.test(patient, code).await;
-        let entry = EnteredResult { ordered_test_id: item.test.id, row_version: item.test.row_version, text: text.into() };
+        let entry = EnteredResult {
+            ordered_test_id: item.test.id,
+            row_version: item.test.row_version,
+            text: text.into(),
+        };
         self.enter_results(who, &[entry], None).await
     }
 
     /// Several results typed on one freshly opened grid, saved together.
-    pub async fn enter_all(&self, who: &Actor, patient: &PatientRow, values: &[(&str, &str)]) -> AppResult<Vec<Saved>> {
+    pub async fn enter_all(
+        &self,
+        who: &Actor,
+        patient: &PatientRow,
+        values: &[(&str, &str)],
+    ) -> AppResult<Vec<Saved>> {
         let mut entries = Vec::new();
         for (code, text) in values {
             let item = self.test(patient, code).await;
-            entries.push(EnteredResult { ordered_test_id: item.test.id, row_version: item.test.row_version, text: (*text).into() });
+            entries.push(EnteredResult {
+                ordered_test_id: item.test.id,
+                row_version: item.test.row_version,
+                text: (*text).into(),
+            });
         }
         self.enter_results(who, &entries, None).await
     }
@@ -342,19 +404,39 @@ impl TestLab {
     }
 
     /// Releases as preliminary or final.
-    pub async fn verify_as(&self, who: &Actor, patient: &PatientRow, code: &str, status: TestStatus) -> Release {
+    pub async fn verify_as(
+        &self,
+        who: &Actor,
+        patient: &PatientRow,
+        code: &str,
+        status: TestStatus,
+    ) -> Release {
         let item = self.test(patient, code).await;
-        let mut outcomes =
-            self.release(who, &[(item.test.id, item.test.row_version)], status).await.unwrap_or_else(|e| panic!("release {code}: {e}"));
+        let mut outcomes = self
+            .release(who, &[(item.test.id, item.test.row_version)], status)
+            .await
+            .unwrap_or_else(|e| panic!("release {code}: {e}"));
         assert_eq!(outcomes.len(), 1);
         outcomes.remove(0)
     }
 
     /// Documents the call of the patient's critical `code` result, read back.
-    pub async fn call_provider(&self, who: &Actor, patient: &PatientRow, code: &str, read_back: bool) -> i64 {
+    pub async fn call_provider(
+        &self,
+        who: &Actor,
+        patient: &PatientRow,
+        code: &str,
+        read_back: bool,
+    ) -> i64 {
         let id = self.test(patient, code).await.test.id;
-        let call = CriticalCall { called_person: "Dr. A. Okafor, ED attending".into(), read_back, notes: "ext 4471".into() };
-        self.document_critical_call(who, id, &call).await.unwrap_or_else(|e| panic!("call {code}: {e}"))
+        let call = CriticalCall {
+            called_person: "Dr. A. Okafor, ED attending".into(),
+            read_back,
+            notes: "ext 4471".into(),
+        };
+        self.document_critical_call(who, id, &call)
+            .await
+            .unwrap_or_else(|e| panic!("call {code}: {e}"))
     }
 
     // ---- audit ----
@@ -376,13 +458,21 @@ impl TestLab {
 
     /// The actions of the audit events about a patient, oldest first.
     pub async fn audit_actions_for(&self, patient: &PatientRow) -> Vec<String> {
-        self.audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() }).await.into_iter().map(|e| e.action).collect()
+        self.audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
+            .await
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
     }
 }
 
 /// The identifiers on a correct label: MRN and date of birth.
 pub fn identity(patient: &PatientRow) -> IdentityCheck {
-    IdentityCheck { mrn: Some(patient.mrn.clone()), birth_date: Some(patient.birth_date.clone()), family_name: None }
+    IdentityCheck {
+        mrn: Some(patient.mrn.clone()),
+        birth_date: Some(patient.birth_date.clone()),
+        family_name: None,
+    }
 }
 
 /// A routine order form.

@@ -36,7 +36,11 @@ fn r(name: &str) -> Value {
 
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
-    let acc = path_param("accession", "string", "Accession number as printed (26-0000123-0) or scanned (2600001230)");
+    let acc = path_param(
+        "accession",
+        "string",
+        "Accession number as printed (26-0000123-0) or scanned (2600001230)",
+    );
     let with_acc = |mut o: Value| {
         o["parameters"] = json!([acc.clone()]);
         o

@@ -1,9 +1,550 @@
-//! (Screens to come.)
+//! Supervisor screens: the catalog editor, users, and the audit log.
 
-use axum::Router;
+use std::str::FromStr;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use cuvette_app::store::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
+use cuvette_app::{AppError, FieldError, NewUser};
+use cuvette_domain::catalog::{ReferenceInterval, ResultType};
+use cuvette_domain::role::ROLES;
+use cuvette_domain::{Action, Role, TestDefinition};
+use rust_decimal::Decimal;
+use serde::Deserialize;
 
 use crate::AppState;
+use crate::auth::Bench;
+use crate::error::WebError;
+use crate::web::Page;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/catalog", get(catalog))
+        .route("/catalog/{code}", get(edit_test).post(save_test))
+        .route("/users", get(users).post(add_user))
+        .route("/audit", get(audit))
+        .route("/audit.csv", get(audit_csv))
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+struct CatalogPage {
+    page: Page,
+    rows: Vec<(String, String, String, String, String, i64, bool)>,
+}
+
+async fn catalog(State(s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
+    bench.actor.require(Action::EditCatalog)?;
+    let cat = s.lab.catalog();
+    let rows = cat
+        .catalog
+        .tests()
+        .map(|t| {
+            (
+                t.code.clone(),
+                t.name.clone(),
+                t.discipline.clone(),
+                t.unit.clone(),
+                t.primary_container().to_owned(),
+                cat.versions.get(&t.code).copied().unwrap_or(0),
+                t.is_calculated(),
+            )
+        })
+        .collect();
+    Ok(Html(CatalogPage { page: Page::new(&bench, "Test catalog", "catalog"), rows }.render()?))
+}
+
+/// The editable fields of a definition, as text, exactly as typed.
+#[derive(Deserialize, Default, Clone)]
+struct DefinitionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    expected_version: i64,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    loinc: String,
+    #[serde(default)]
+    discipline: String,
+    #[serde(default)]
+    specimen: String,
+    #[serde(default)]
+    container: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    decimals: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    critical_low: String,
+    #[serde(default)]
+    critical_high: String,
+    #[serde(default)]
+    amr_low: String,
+    #[serde(default)]
+    amr_high: String,
+    #[serde(default)]
+    allowed_values: String,
+    #[serde(default)]
+    normal_values: String,
+}
+
+fn dec(d: Option<Decimal>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+impl DefinitionForm {
+    fn from_definition(t: &TestDefinition, version: i64) -> DefinitionForm {
+        DefinitionForm {
+            csrf: String::new(),
+            expected_version: version,
+            name: t.name.clone(),
+            loinc: t.loinc.clone(),
+            discipline: t.discipline.clone(),
+            specimen: t.specimen.clone(),
+            container: t.container.clone(),
+            unit: t.unit.clone(),
+            decimals: t.decimals.map(|d| d.to_string()).unwrap_or_default(),
+            reference: t
+                .reference
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} {} {}",
+                        r.sex,
+                        r.age_min.as_deref().unwrap_or("-"),
+                        r.age_max.as_deref().unwrap_or("-"),
+                        r.low.map(|d| d.to_string()).unwrap_or("-".into()),
+                        r.high.map(|d| d.to_string()).unwrap_or("-".into())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            critical_low: dec(t.critical_low),
+            critical_high: dec(t.critical_high),
+            amr_low: dec(t.amr_low),
+            amr_high: dec(t.amr_high),
+            allowed_values: t.allowed_values.join(" | "),
+            normal_values: t.normal_values.join(" | "),
+        }
+    }
+
+    /// Applies the form to `base`; every unreadable field is named.
+    fn apply(&self, base: &TestDefinition) -> Result<TestDefinition, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut number = |field: &str, text: &str| -> Option<Decimal> {
+            let t = text.trim();
+            if t.is_empty() {
+                return None;
+            }
+            match Decimal::from_str(t) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    errors.push(FieldError {
+                        field: field.into(),
+                        message: format!("{t:?} is not a number, for example 3.5"),
+                    });
+                    None
+                }
+            }
+        };
+        let mut t = base.clone();
+        t.critical_low = number("critical_low", &self.critical_low);
+        t.critical_high = number("critical_high", &self.critical_high);
+        t.amr_low = number("amr_low", &self.amr_low);
+        t.amr_high = number("amr_high", &self.amr_high);
+        t.name = self.name.trim().to_owned();
+        t.loinc = self.loinc.trim().to_owned();
+        t.discipline = self.discipline.trim().to_owned();
+        t.specimen = self.specimen.trim().to_owned();
+        t.container = self.container.trim().to_owned();
+        t.unit = self.unit.trim().to_owned();
+        t.decimals = match self.decimals.trim() {
+            "" => None,
+            d => match d.parse::<u32>() {
+                Ok(n) if n <= 6 => Some(n),
+                _ => {
+                    errors.push(FieldError {
+                        field: "decimals".into(),
+                        message: "decimals is a whole number from 0 to 6".into(),
+                    });
+                    None
+                }
+            },
+        };
+        let split = |s: &str| {
+            s.split('|').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect::<Vec<_>>()
+        };
+        if t.result_type == ResultType::Coded {
+            t.allowed_values = split(&self.allowed_values);
+            t.normal_values = split(&self.normal_values);
+        }
+        let mut reference = Vec::new();
+        for (n, line) in self.reference.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let opt = |s: &str| (s != "-").then(|| s.to_owned());
+            let num = |s: &str| if s == "-" { Ok(None) } else { Decimal::from_str(s).map(Some) };
+            match parts.as_slice() {
+                [sex, age_min, age_max, low, high] => match (num(low), num(high)) {
+                    (Ok(low), Ok(high)) => reference.push(ReferenceInterval {
+                        sex: sex.to_string(),
+                        age_min: opt(age_min),
+                        age_max: opt(age_max),
+                        low,
+                        high,
+                    }),
+                    _ => errors.push(FieldError {
+                        field: "reference".into(),
+                        message: format!("line {}: low and high must be numbers or -", n + 1),
+                    }),
+                },
+                _ => errors.push(FieldError {
+                    field: "reference".into(),
+                    message: format!("line {}: write five parts: sex age_min age_max low high, for example `* P18Y - 3.5 5.1`", n + 1),
+                }),
+            }
+        }
+        t.reference = reference;
+        if errors.is_empty() { Ok(t) } else { Err(errors) }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "catalog_edit.html")]
+struct EditPage {
+    page: Page,
+    code: String,
+    result_type: String,
+    calculated: bool,
+    form: DefinitionForm,
+    history: Vec<(i64, String, String, Vec<String>)>,
+}
+
+fn history_rows(
+    s: &AppState,
+    history: &[StoredDefinition],
+) -> Vec<(i64, String, String, Vec<String>)> {
+    history
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let changes = match history.get(i + 1) {
+                Some(older) => diff(&older.definition, &h.definition),
+                None => vec!["first version".into()],
+            };
+            (h.version, s.lab.format_time(h.created_at), h.created_by.clone(), changes)
+        })
+        .collect()
+}
+
+fn diff(a: &TestDefinition, b: &TestDefinition) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return vec![];
+    };
+    b.iter()
+        .filter(|(k, v)| a.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: {} → {v}", a.get(k).map(|x| x.to_string()).unwrap_or_default()))
+        .collect()
+}
+
+async fn edit_test(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(code): Path<String>,
+) -> Result<Html<String>, WebError> {
+    bench.actor.require(Action::EditCatalog)?;
+    let cat = s.lab.catalog();
+    let t = cat
+        .catalog
+        .test(&code)
+        .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?;
+    let version = cat.versions.get(&code).copied().unwrap_or(0);
+    let history = s.lab.definition_history(&bench.actor, &code).await?;
+    let page = EditPage {
+        page: Page::new(&bench, format!("Edit {} ({})", t.name, t.code), "catalog"),
+        code: t.code.clone(),
+        result_type: format!("{:?}", t.result_type).to_lowercase(),
+        calculated: t.is_calculated(),
+        form: DefinitionForm::from_definition(t, version),
+        history: history_rows(&s, &history),
+    };
+    Ok(Html(page.render()?))
+}
+
+async fn save_test(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(code): Path<String>,
+    Form(form): Form<DefinitionForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    bench.actor.require(Action::EditCatalog)?;
+    let cat = s.lab.catalog();
+    let base = cat
+        .catalog
+        .test(&code)
+        .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?
+        .clone();
+    let outcome = match form.apply(&base) {
+        Ok(def) => s.lab.save_definition(&bench.actor, def, form.expected_version).await,
+        Err(errors) => Err(AppError::Invalid(errors)),
+    };
+    match outcome {
+        Ok(_) => Ok(Redirect::to(&format!("/catalog/{code}")).into_response()),
+        Err(AppError::Invalid(errors)) => rerender(&s, &bench, &base, form, errors).await,
+        Err(AppError::Conflict(m)) => {
+            rerender(&s, &bench, &base, form, vec![FieldError { field: "name".into(), message: m }])
+                .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn rerender(
+    s: &AppState,
+    bench: &Bench,
+    base: &TestDefinition,
+    form: DefinitionForm,
+    errors: Vec<FieldError>,
+) -> Result<Response, WebError> {
+    let history = s.lab.definition_history(&bench.actor, &base.code).await?;
+    let page = EditPage {
+        page: Page::new(bench, format!("Edit {} ({})", base.name, base.code), "catalog")
+            .with_errors(errors),
+        code: base.code.clone(),
+        result_type: format!("{:?}", base.result_type).to_lowercase(),
+        calculated: base.is_calculated(),
+        form,
+        history: history_rows(s, &history),
+    };
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    page: Page,
+    users: Vec<UserRow>,
+    roles: Vec<(&'static str, String)>,
+    form: UserForm,
+}
+
+#[derive(Deserialize, Default)]
+struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn roles() -> Vec<(&'static str, String)> {
+    ROLES.iter().map(|r| (r.code(), r.to_string())).collect()
+}
+
+async fn users(State(s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
+    let users = s.lab.users(&bench.actor).await?;
+    Ok(Html(
+        UsersPage {
+            page: Page::new(&bench, "Users", "users"),
+            users,
+            roles: roles(),
+            form: UserForm::default(),
+        }
+        .render()?,
+    ))
+}
+
+async fn add_user(
+    State(s): State<AppState>,
+    bench: Bench,
+    Form(mut form): Form<UserForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    let outcome = match Role::parse(&form.role) {
+        Some(role) => {
+            let new = NewUser {
+                username: form.username.clone(),
+                display_name: form.display_name.clone(),
+                role,
+                password: form.password.clone(),
+            };
+            s.lab.add_user(&bench.actor, new).await
+        }
+        None => Err(AppError::invalid("role", "choose a role")),
+    };
+    match outcome {
+        Ok(_) => Ok(Redirect::to("/users").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let users = s.lab.users(&bench.actor).await?;
+            form.password.clear(); // never echo a password back
+            let page = UsersPage {
+                page: Page::new(&bench, "Users", "users").with_errors(errors),
+                users,
+                roles: roles(),
+                form,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(AppError::Conflict(m)) => {
+            let users = s.lab.users(&bench.actor).await?;
+            form.password.clear();
+            let errors = vec![FieldError { field: "username".into(), message: m }];
+            let page = UsersPage {
+                page: Page::new(&bench, "Users", "users").with_errors(errors),
+                users,
+                roles: roles(),
+                form,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    entity: String,
+    #[serde(default)]
+    entity_id: String,
+    #[serde(default)]
+    patient_id: String,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    verify: String,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            actor: Some(self.actor.trim().to_owned()).filter(|a| !a.is_empty()),
+            entity: Some(self.entity.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .map(|e| (e, self.entity_id.trim().to_owned())),
+            patient_id: self.patient_id.trim().parse().ok(),
+            before_seq: self.before.trim().parse().ok(),
+        }
+    }
+}
+
+struct AuditLine {
+    seq: i64,
+    at: String,
+    actor: String,
+    action: String,
+    entity: String,
+    entity_id: String,
+    before: String,
+    after: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    page: Page,
+    q: AuditQuery,
+    lines: Vec<AuditLine>,
+    verification: Option<String>,
+    next_before: Option<i64>,
+}
+
+fn lines(s: &AppState, events: &[AuditEvent]) -> Vec<AuditLine> {
+    events
+        .iter()
+        .map(|e| AuditLine {
+            seq: e.seq,
+            at: s.lab.format_time(e.at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            entity: e.entity.clone(),
+            entity_id: e.entity_id.clone(),
+            before: e.before.clone().unwrap_or_default(),
+            after: e.after.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    bench: Bench,
+    Query(q): Query<AuditQuery>,
+) -> Result<Html<String>, WebError> {
+    let events = s.lab.audit_events(&bench.actor, &q.filter()).await?;
+    let verification = if q.verify.is_empty() {
+        None
+    } else {
+        Some(match s.lab.store().verify_audit().await.map_err(AppError::from)? {
+            AuditVerification::Intact { events } => {
+                format!("The audit chain is intact: {events} events verified.")
+            }
+            AuditVerification::Broken { seq, reason } => {
+                format!("The audit chain is BROKEN at event {seq}: {reason}.")
+            }
+        })
+    };
+    let next_before = (events.len() as i64 == cuvette_app::store::AUDIT_PAGE_LEN)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    let page = AuditPage {
+        page: Page::new(&bench, "Audit log", "audit"),
+        lines: lines(&s, &events),
+        q,
+        verification,
+        next_before,
+    };
+    Ok(Html(page.render()?))
+}
+
+fn csv(field: &str) -> String {
+    format!("\"{}\"", field.replace('"', "\"\""))
+}
+
+async fn audit_csv(
+    State(s): State<AppState>,
+    bench: Bench,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, WebError> {
+    let events = s.lab.audit_events(&bench.actor, &q.filter()).await?;
+    let mut out = String::from("seq,at_utc,actor,action,entity,entity_id,before,after,hash\n");
+    for e in &events {
+        let at = jiff::Timestamp::from_microsecond(e.at).map(|t| t.to_string()).unwrap_or_default();
+        let row = [
+            e.seq.to_string(),
+            at,
+            e.actor.clone(),
+            e.action.clone(),
+            e.entity.clone(),
+            e.entity_id.clone(),
+            e.before.clone().unwrap_or_default(),
+            e.after.clone().unwrap_or_default(),
+            e.hash.clone(),
+        ];
+        out.push_str(&row.iter().map(|f| csv(f)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"cuvette-audit.csv\""),
+        ],
+        out,
+    )
+        .into_response())
 }

@@ -1,0 +1,6 @@
+//! HTTP tests: the server in-process on a fresh database per test, called as a browser or
+//! a system would. Few and broad; the rules themselves are tested in the domain and app.
+
+mod roles;
+mod support;
+mod web;

@@ -1,0 +1,162 @@
+//! An in-process Cuvette with its staff signed in, and a small HTTP client.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use cuvette_app::{Actor, FixedClock, Lab, LabConfig, NewUser};
+use cuvette_domain::Role;
+use cuvette_server::{AppState, ServerConfig, router};
+use cuvette_testkit::TestDb;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Every member of staff's password.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running Cuvette.
+pub struct App {
+    pub lab: Arc<Lab>,
+    pub clock: Arc<FixedClock>,
+    router: Router,
+    _db: TestDb,
+}
+
+/// A signed-in browser: its session cookie and CSRF token.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+    pub actor: Actor,
+}
+
+/// A response.
+pub struct Reply {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub async fn app() -> App {
+    let db = TestDb::create().await;
+    let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
+    let lab = Arc::new(
+        Lab::open(db.open_store().await, clock.clone(), LabConfig::default()).await.unwrap(),
+    );
+    let router = router(AppState { lab: lab.clone(), config: ServerConfig::default() });
+    App { lab, clock, router, _db: db }
+}
+
+impl App {
+    /// Adds a user in `role` (username `<role>-<suffix>`) and signs them in.
+    pub async fn sign_in(&self, role: Role, suffix: &str) -> Session {
+        let username = format!("{}-{suffix}", role.code().replace('_', "-"));
+        let user = NewUser {
+            username: username.clone(),
+            display_name: format!("{role} {suffix}"),
+            role,
+            password: PASSWORD.into(),
+        };
+        self.lab.add_user(&Actor::system(), user).await.unwrap();
+        let out = self.lab.login(&username, PASSWORD).await.unwrap();
+        Session {
+            cookie: format!("cuvette_session={}", out.token),
+            csrf: out.csrf_token,
+            actor: out.actor,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let location = res.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(res.into_body(), 16 * 1024 * 1024).await.unwrap();
+        Reply { status, location, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    /// A JSON call as a signed-in browser (cookie + X-CSRF-Token).
+    pub async fn api(&self, s: &Session, method: Method, uri: &str, body: Option<Value>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, &s.cookie)
+            .header("x-csrf-token", &s.csrf);
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// A JSON call with a bearer key.
+    pub async fn api_key(
+        &self,
+        key: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"));
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// A page, as a signed-in browser.
+    pub async fn get(&self, s: &Session, uri: &str) -> Reply {
+        self.send(
+            Request::builder()
+                .uri(uri)
+                .header(header::COOKIE, &s.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A form post, as a signed-in browser; `csrf` is added.
+    pub async fn post_form(&self, s: &Session, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        let mut all = vec![("csrf", s.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let body =
+            all.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::COOKIE, &s.cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! Sign-in, sessions, CSRF and the public surface.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use cuvette_domain::Role;
+
+use crate::support::{PASSWORD, app, enc};
+
+#[tokio::test]
+async fn healthz_answers_when_the_database_does() {
+    let app = app().await;
+    let r = app.send(Request::builder().uri("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok"));
+}
+
+#[tokio::test]
+async fn pages_without_a_session_send_you_to_sign_in_and_back() {
+    let app = app().await;
+    let r = app.send(Request::builder().uri("/review?x=1").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location.as_deref(), Some("/login?next=/review%3Fx%3D1"));
+}
+
+#[tokio::test]
+async fn the_api_without_credentials_is_401() {
+    let app = app().await;
+    let r = app.send(Request::builder().uri("/api/v1/worklist").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("Bearer"));
+    let r = app.api_key("cuv_not-a-key", Method::GET, "/api/v1/worklist", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_httponly_cookie_and_lands_on_the_bench() {
+    let app = app().await;
+    app.sign_in(Role::LabAssistant, "a").await;
+    let body = format!("username=lab-assistant-a&password={}&next=", enc(PASSWORD));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(
+        cuvette_server::router(cuvette_server::AppState {
+            lab: app.lab.clone(),
+            config: Default::default(),
+        }),
+        req,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/receive");
+    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_keeps_the_user_id_and_says_so() {
+    let app = app().await;
+    let body = "username=nobody&password=wrong-password&next=%2Freview";
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("value=\"nobody\""));
+    assert!(r.body.contains("the username or password is not right"));
+    assert!(r.body.contains("<title>Error: Sign in"));
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let app = app().await;
+    let mut s = app.sign_in(Role::Supervisor, "c").await;
+    s.csrf = "forged".into();
+    let r = app
+        .post_form(
+            &s,
+            "/users",
+            &[
+                ("username", "x"),
+                ("display_name", "X"),
+                ("role", "technician"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(app.lab.store().user_by_username("x").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_json_call_with_the_cookie_but_no_csrf_header_is_refused() {
+    let app = app().await;
+    let s = app.sign_in(Role::Phlebotomist, "j").await;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/patients")
+        .header(header::COOKIE, &s.cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"mrn":"A1","family_name":"X","birth_date":"1990-01-01","sex":"F"}"#))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused_before_anything_runs() {
+    let app = app().await;
+    let s = app.sign_in(Role::Supervisor, "x").await;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/logout")
+        .header(header::COOKIE, &s.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={}", s.csrf)))
+        .unwrap();
+    assert_eq!(app.send(req).await.status, StatusCode::FORBIDDEN);
+    // Still signed in.
+    assert!(app.lab.session(s.cookie.trim_start_matches("cuvette_session=")).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_openapi_document_names_every_api_route() {
+    let app = app().await;
+    let r =
+        app.send(Request::builder().uri("/api/openapi.json").body(Body::empty()).unwrap()).await;
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/orders",
+        "/api/v1/specimens/{accession}",
+        "/api/v1/specimens/{accession}/results",
+        "/api/v1/release",
+        "/api/v1/patients",
+        "/api/v1/audit",
+    ] {
+        assert!(paths.contains_key(p), "{p} is not documented");
+    }
+    let api_source = include_str!("../../src/api.rs");
+    for line in api_source.lines().filter(|l| l.trim_start().starts_with(".route(\"/v1/")) {
+        let route = line.split('"').nth(1).unwrap();
+        assert!(
+            paths.contains_key(&format!("/api{route}")),
+            "route {route} is not in the OpenAPI document"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_order_through_the_api_returns_accession_numbers_and_the_specimen_reads_back() {
+    let app = app().await;
+    let key = app
+        .lab
+        .create_api_key(&cuvette_app::Actor::system(), "ehr", Role::Technologist)
+        .await
+        .unwrap();
+    let order = serde_json::json!({
+        "patient": { "mrn": "E100", "family_name": "Apiorder", "given_name": "Ida", "birth_date": "1961-05-05", "sex": "F" },
+        "provider": "Dr. B. Mensah", "priority": "stat", "tests": ["BMP", "CBC"]
+    });
+    let r = app.api_key(&key, Method::POST, "/api/v1/orders", Some(order)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let placed = r.json();
+    let accessions = placed["accessions"].as_array().unwrap();
+    assert!(accessions.len() >= 2, "chemistry and hematology tubes: {placed}");
+    let acc = accessions[0].as_str().unwrap();
+    let s = app.api_key(&key, Method::GET, &format!("/api/v1/specimens/{acc}"), None).await.json();
+    assert_eq!(s["accession"], acc);
+    assert_eq!(s["patient"]["mrn"], "E100");
+    let k = s["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["test_code"] == "K")
+        .expect("potassium on the SST tube");
+    assert_eq!(k["loinc"], "2823-3");
+    assert_eq!(k["status"], "ordered");
+}
+
+#[tokio::test]
+async fn an_unknown_accession_is_a_clear_404_and_a_malformed_one_a_422() {
+    let app = app().await;
+    let key =
+        app.lab.create_api_key(&cuvette_app::Actor::system(), "k", Role::Technician).await.unwrap();
+    let r = app.api_key(&key, Method::GET, "/api/v1/specimens/26-0000999-3", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = app.api_key(&key, Method::GET, "/api/v1/specimens/26-0000999-1", None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("check digit"));
+}
