@@ -1,7 +1,7 @@
 //! The audit trail: every change and every view of results is on record, in a hash chain
 //! that names the first event someone altered.
 
-use cuvette_app::store::{AuditFilter, AuditVerification};
+use cuvette_app::store::{AUDIT_PAGE_LEN, AuditFilter, AuditVerification};
 
 use crate::support::*;
 
@@ -195,4 +195,24 @@ async fn the_chain_continues_across_a_restart() {
     restarted.cumulative_report(&technician, patient.id).await.unwrap();
 
     assert_eq!(lab.audit_count().await, events + 1, "one view, chained to what came before");
+}
+
+#[tokio::test]
+async fn the_audit_log_is_read_a_page_at_a_time_newest_first() {
+    let lab = lab().await;
+    let (patient, _) = a_day_at_the_bench(&lab).await;
+    let pathologist = lab.pathologist().await;
+    for _ in 0..AUDIT_PAGE_LEN {
+        lab.cumulative_report(&pathologist, patient.id).await.unwrap();
+    }
+    let total = lab.audit_count().await;
+
+    let first = lab.audit_events(&pathologist, &AuditFilter::default()).await.unwrap();
+    assert_eq!(first.len() as i64, AUDIT_PAGE_LEN);
+    assert_eq!(first[0].seq, total, "newest first");
+    let before_seq = Some(first.last().unwrap().seq);
+    let second = lab.audit_events(&pathologist, &AuditFilter { before_seq, ..Default::default() }).await.unwrap();
+    assert_eq!(second.len() as i64, total - AUDIT_PAGE_LEN);
+    assert_eq!(second.last().unwrap().seq, 1);
+    assert!(second.iter().all(|e| e.seq < before_seq.unwrap()));
 }

@@ -169,3 +169,28 @@ async fn reopening_the_lab_keeps_the_catalog_and_does_not_seed_it_again() {
         .count();
     assert_eq!(seeds, 1);
 }
+
+#[tokio::test]
+#[ignore = "bug: save_definition accepts codes in lower case or with spaces, which expand_order (upper-casing, splitting on spaces) can never order"]
+async fn a_test_code_the_catalog_accepts_can_be_ordered() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let patient = lab.adult_man().await;
+    let phlebotomist = lab.phlebotomist().await;
+    let mut unorderable = Vec::new();
+    for code in ["vitd", "K WB"] {
+        let (mut def, _) = current(&lab, "K");
+        def.code = code.into();
+        def.name = format!("New test {code}");
+        match lab.save_definition(&supervisor, def, 0).await {
+            Err(cuvette_app::AppError::Invalid(_)) => {} // refused at once: fine
+            Err(other) => panic!("{code}: {other:?}"),
+            Ok(_) => {
+                if let Err(e) = lab.place_order(&phlebotomist, &order_form(patient.id, &[code])).await {
+                    unorderable.push(format!("{code:?} was saved but cannot be ordered: {e}"));
+                }
+            }
+        }
+    }
+    assert!(unorderable.is_empty(), "{}", unorderable.join("\n"));
+}

@@ -184,6 +184,10 @@ async fn specimen_page(
                 .is_some_and(|s| !s.is_released() && s != TestStatus::Cancelled)
         })
         .count();
+    let any_released = view
+        .tests
+        .iter()
+        .any(|t| TestStatus::parse(&t.item.test.status).is_some_and(TestStatus::is_released));
     let banner = banner_with_specimen(lab, &view);
     let title = format!("Specimen {} – {}", s.accession, banner.name());
     let page = Page::new(bench, title, "patients").with_errors(errors).with_notice(notice);
@@ -218,7 +222,9 @@ async fn specimen_page(
         open_tests,
         may_collect: status == Some(SpecimenStatus::Pending) && role.may(Action::CollectSpecimen),
         may_receive: status == Some(SpecimenStatus::Collected) && role.may(Action::ReceiveSpecimen),
+        // Released results are corrected, not rejected: the lab refuses it, so it is not offered.
         may_reject: status.is_some_and(|s| s != SpecimenStatus::Rejected)
+            && !any_released
             && role.may(Action::RejectSpecimen),
         may_view_results: role.may(Action::ViewResults),
         reasons: REJECTION_REASONS
@@ -569,7 +575,7 @@ async fn collect_list(
 ) -> Result<Response, WebError> {
     let notice = Accession::parse(&query.done)
         .ok()
-        .map(|a| format!("Collection of {a} recorded at {}.", time_of_day(&state.lab, None)));
+        .map(|a| format!("Collection of {a} recorded."));
     let page = collect_page(&state.lab, &bench, query.mrn, vec![], notice).await?;
     let status =
         if page.page.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -609,7 +615,7 @@ struct Receipt {
 struct Outcome {
     ok: bool,
     line: String,
-    reason: String,
+    reasons: Vec<String>,
     reject_href: Option<String>,
     specimen_href: Option<String>,
 }
@@ -698,7 +704,7 @@ async fn receive(
             let outcome = Outcome {
                 ok: true,
                 line,
-                reason: String::new(),
+                reasons: vec![],
                 reject_href: None,
                 specimen_href: Some(format!("/specimens/{}", row.accession)),
             };
@@ -714,8 +720,11 @@ async fn receive(
             let parsed = Accession::parse(&typed).ok();
             let (errors, offer_reject) = match e {
                 AppError::Invalid(errors) => {
-                    let about_tube = errors.iter().any(|e| e.field == "accession");
-                    (errors, !about_tube)
+                    // A label that names someone else: the tube is mislabeled.
+                    let mismatch = errors
+                        .iter()
+                        .any(|e| matches!(e.field.as_str(), "mrn" | "birth_date" | "family_name"));
+                    (errors, mismatch)
                 }
                 AppError::NotFound(message) => {
                     (vec![FieldError { field: "accession".into(), message }], false)
@@ -726,7 +735,7 @@ async fn receive(
                     (vec![FieldError { field: "accession".into(), message }], !rejected)
                 }
             };
-            let reason = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
+            let reasons = errors.iter().map(|e| e.message.clone()).collect();
             let shown = parsed.map(|a| a.to_string()).unwrap_or_else(|| typed.clone());
             let outcome = Outcome {
                 ok: false,
@@ -735,7 +744,7 @@ async fn receive(
                 } else {
                     format!("NOT RECEIVED – {shown}")
                 },
-                reason,
+                reasons,
                 reject_href: parsed
                     .filter(|_| offer_reject && bench.actor.role.may(Action::RejectSpecimen))
                     .map(|a| format!("/specimens/{a}#reject")),
