@@ -146,7 +146,8 @@ impl Lab {
     /// username exists.
     pub async fn login(&self, username: &str, password: &str) -> AppResult<LoginOutcome> {
         const REFUSED: &str = "the username or password is not right";
-        let username = username.trim().to_ascii_lowercase();
+        // No username is longer than 64; a longer one is kept to that in the audit log.
+        let username: String = username.trim().to_ascii_lowercase().chars().take(64).collect();
         let now = self.now_micros();
         let Some(user) = self.store.user_by_username(&username).await? else {
             // Spend the same time as a real check, so timing does not reveal valid usernames.
@@ -171,11 +172,13 @@ impl Lab {
         let pw = password.to_owned();
         let phc = user.password_hash.clone();
         if !blocking(move || password_matches(&pw, &phc)).await {
-            let failures = user.failed_logins + 1;
+            let mut tx = self.store.begin().await?;
+            let failures = tx.record_failed_login(user.id, now).await?;
             let lock = (failures >= self.config.lockout_failures)
                 .then(|| now + self.config.lockout_minutes * 60_000_000);
-            let mut tx = self.store.begin().await?;
-            tx.record_failed_login(user.id, lock).await?;
+            if let Some(until) = lock {
+                tx.lock_user(user.id, until).await?;
+            }
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &username,

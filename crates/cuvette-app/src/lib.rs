@@ -28,7 +28,7 @@ pub use cuvette_store as store;
 pub use error::{AppError, AppResult, FieldError};
 pub use orders::{IdentityCheck, PlaceOrder, PlacedOrder};
 pub use patients::{PatientQuery, RegisterPatient};
-pub use queries::{CumulativeReport, ReportRow, SpecimenView, TestView};
+pub use queries::{CumulativeReport, DueDraw, ReportRow, SpecimenView, TestView};
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
 
 /// Settings a lab chooses.

@@ -99,6 +99,11 @@ impl Lab {
             Some("enter the ordering provider"),
         );
         let note = text_field(&mut errors, "clinical_note", &order.clinical_note, None);
+        let placer_number = order
+            .placer_number
+            .as_deref()
+            .map(|p| text_field(&mut errors, "placer_number", p, None))
+            .filter(|p| !p.is_empty());
         let priority = Priority::parse(&order.priority);
         if priority.is_none() {
             errors.push(FieldError {
@@ -191,7 +196,7 @@ impl Lab {
                     provider: &provider,
                     priority: priority.code(),
                     clinical_note: &note,
-                    placer_number: order.placer_number.as_deref(),
+                    placer_number: placer_number.as_deref(),
                 },
                 &actor.name,
                 now,
@@ -246,7 +251,7 @@ impl Lab {
             before: None,
             after: Some(serde_json::json!({
                 "provider": provider, "priority": priority.code(), "clinical_note": note,
-                "placer_number": order.placer_number, "specimens": result.specimens,
+                "placer_number": placer_number, "specimens": result.specimens,
             })),
         })
         .await?;
@@ -326,7 +331,7 @@ impl Lab {
         }
         if let Some(name) = check.family_name.as_deref().filter(|n| !n.trim().is_empty()) {
             given += 1;
-            if !name.trim().eq_ignore_ascii_case(&patient.family_name) {
+            if name.trim().to_lowercase() != patient.family_name.trim().to_lowercase() {
                 errors.push(FieldError { field: "family_name".into(), message: "the name on the label does not match the patient on the order: do not receive; reject as mislabeled".into() });
             }
         }

@@ -73,6 +73,16 @@ pub struct CumulativeReport {
     pub rows: Vec<ReportRow>,
 }
 
+/// A tube waiting to be drawn, with every test it carries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DueDraw {
+    /// The first test on the tube, with the specimen, order and patient.
+    pub item: WorkItem,
+    /// What the tube carries, in order: panel codes for tests ordered in a panel, test
+    /// codes for the others.
+    pub tests: Vec<String>,
+}
+
 /// The longest worklist returned at once.
 pub const WORKLIST_LEN_MAX: i64 = 5000;
 
@@ -172,10 +182,10 @@ impl Lab {
             .await?)
     }
 
-    /// Specimens waiting to be drawn.
-    pub async fn collection_list(&self, actor: &Actor) -> AppResult<Vec<WorkItem>> {
+    /// Tubes waiting to be drawn, STAT first, each once with what it carries.
+    pub async fn collection_list(&self, actor: &Actor) -> AppResult<Vec<DueDraw>> {
         actor.require(Action::CollectSpecimen)?;
-        let mut items = self
+        let items = self
             .store
             .work_items(&WorklistFilter {
                 statuses: vec![TestStatus::Ordered.code().into()],
@@ -183,8 +193,16 @@ impl Lab {
                 ..Default::default()
             })
             .await?;
-        items.dedup_by_key(|i| i.specimen.id);
-        Ok(items)
+        let mut draws: Vec<DueDraw> = Vec::new();
+        for item in items {
+            let code = item.test.panel_code.clone().unwrap_or_else(|| item.test.test_code.clone());
+            match draws.iter_mut().find(|d| d.item.specimen.id == item.specimen.id) {
+                Some(d) if !d.tests.contains(&code) => d.tests.push(code),
+                Some(_) => {}
+                None => draws.push(DueDraw { tests: vec![code], item }),
+            }
+        }
+        Ok(draws)
     }
 
     /// Results waiting for verification: critical first, then those needing a technologist,

@@ -327,7 +327,12 @@ impl Lab {
                 let text = match calculate(&def.code, rule, &values, ctx.sex, age) {
                     Calculated::Value(v) => round_reported(v, def.decimals.unwrap_or(0)),
                     Calculated::NotValid(why) => format!("Not calculated: {why}"),
-                    Calculated::MissingInputs(_) => continue,
+                    // Nothing to withdraw while the calculation has never had a value; once it
+                    // has, an input that is no longer a number withdraws it.
+                    Calculated::MissingInputs(_) if i.result.is_none() => continue,
+                    Calculated::MissingInputs(missing) => {
+                        format!("Not calculated: {} has no numeric result", missing.join(", "))
+                    }
                 };
                 let current = saved
                     .iter()
@@ -427,7 +432,21 @@ impl Lab {
                 outcomes.push(held(format!("{} has no result to release", item.test.test_code)));
                 continue;
             };
-            if result.released_at.is_some() && item.test.status == status.code() {
+            let test_status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
+            if test_status == TestStatus::Cancelled
+                || item.specimen.status == SpecimenStatus::Rejected.code()
+            {
+                outcomes.push(held(format!(
+                    "{} was cancelled because specimen {} was rejected: release the recollected specimen's result",
+                    item.test.test_code, item.specimen.accession
+                )));
+                continue;
+            }
+            // A preliminary release becomes final without a new version; anything else
+            // already released stays as it is.
+            let finalize = result.release_status.as_deref() == Some("preliminary")
+                && status == TestStatus::Final;
+            if result.released_at.is_some() && !finalize {
                 outcomes.push(held(format!("{} is already released", item.test.test_code)));
                 continue;
             }
@@ -455,16 +474,26 @@ impl Lab {
                 outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
                 continue;
             }
-            let previously_released = self
-                .store
-                .results_of_tests(&[test_id])
-                .await?
-                .iter()
-                .any(|r| r.released_at.is_some() && r.version < result.version);
-            let release_status = if previously_released { "corrected" } else { status.code() };
+            let previously_released =
+                self.store.results_of_tests(&[test_id]).await?.iter().any(|r| {
+                    r.version < result.version
+                        && matches!(r.release_status.as_deref(), Some("final" | "corrected"))
+                });
+            // A changed value after a final report is a correction; after a preliminary one
+            // it is simply the final result.
+            let release_status = if previously_released && status == TestStatus::Final {
+                "corrected"
+            } else {
+                status.code()
+            };
             let now = self.now_micros();
             let mut tx = self.store.begin().await?;
-            if !tx.release_result(result.id, &actor.name, release_status, now).await? {
+            let released = if finalize {
+                tx.finalize_result(result.id, &actor.name, now).await?
+            } else {
+                tx.release_result(result.id, &actor.name, release_status, now).await?
+            };
+            if !released {
                 outcomes
                     .push(held(format!("{} was released by someone else", item.test.test_code)));
                 continue;

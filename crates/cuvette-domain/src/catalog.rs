@@ -498,8 +498,12 @@ pub struct UnknownCodes(pub Vec<String>);
 /// Checks one definition on its own (used when a supervisor saves an edit).
 pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
     let invalid = |message: String| CatalogError::Invalid { code: test.code.clone(), message };
-    if test.code.trim().is_empty() || test.code.len() > 32 {
-        return Err(invalid("the code must be 1 to 32 characters".into()));
+    // Codes are typed at order entry, separated by commas or spaces, and matched in capitals.
+    if test.code.is_empty()
+        || test.code.len() > 32
+        || !test.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(invalid("the code must be 1 to 32 capital letters, digits or underscores, such as K or NEUT_PCT".into()));
     }
     if test.name.trim().is_empty() {
         return Err(invalid("the name must not be empty".into()));

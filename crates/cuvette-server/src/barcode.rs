@@ -23,7 +23,7 @@ pub fn code128_modules(data: &str) -> Option<Vec<u8>> {
         return None;
     }
     let all_digits = data.bytes().all(|b| b.is_ascii_digit());
-    let start = if all_digits && data.len() % 2 == 0 { 'Ć' } else { 'Ɓ' };
+    let start = if all_digits && data.len().is_multiple_of(2) { 'Ć' } else { 'Ɓ' };
     Code128::new(format!("{start}{data}")).ok().map(|c| c.encode())
 }
 

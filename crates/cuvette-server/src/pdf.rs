@@ -96,13 +96,6 @@ pub struct Row {
     pub note: String,
 }
 
-impl Row {
-    /// A row without a note.
-    pub fn new(cells: Vec<String>) -> Row {
-        Row { cells, note: String::new() }
-    }
-}
-
 /// Renders the report as a PDF 1.4 file.
 pub fn render(report: &Report) -> Vec<u8> {
     let pages = layout(report);
@@ -226,19 +219,25 @@ impl Layout<'_> {
     }
 
     fn section_head_height(&self, s: &Section) -> f32 {
-        let heading = if s.heading.is_empty() { 0.0 } else { SECTION_SIZE + 6.0 };
+        let heading = if s.heading.is_empty() {
+            0.0
+        } else {
+            let lines = wrap(&winansi(&s.heading), Font::Bold, SECTION_SIZE, TEXT_WIDTH).len();
+            lines as f32 * (SECTION_SIZE + 2.0) + 4.0
+        };
         let titles = if s.columns.is_empty() { 0.0 } else { HEAD_SIZE + 7.0 };
         heading + titles
     }
 
     fn section_head(&mut self, s: &Section, columns: &[(f32, f32)], continued: bool) {
         if !s.heading.is_empty() {
-            self.y -= SECTION_SIZE + 2.0;
             let heading =
                 if continued { format!("{} (continued)", s.heading) } else { s.heading.clone() };
-            let heading = fit(&winansi(&heading), Font::Bold, SECTION_SIZE, TEXT_WIDTH);
-            let y = self.y;
-            self.text(MARGIN_PT, y, SECTION_SIZE, Font::Bold, heading);
+            for line in wrap(&winansi(&heading), Font::Bold, SECTION_SIZE, TEXT_WIDTH) {
+                self.y -= SECTION_SIZE + 2.0;
+                let y = self.y;
+                self.text(MARGIN_PT, y, SECTION_SIZE, Font::Bold, line);
+            }
             self.y -= 4.0;
         }
         if !s.columns.is_empty() {
@@ -552,7 +551,7 @@ fn write_document(report: &Report, pages: &[Vec<Op>]) -> Vec<u8> {
     let mut table = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
     for o in &offsets {
         // Each entry is exactly 20 bytes: 10-digit offset, space, generation, space, n, EOL.
-        let _ = write!(table, "{o:010} 00000 n \n");
+        let _ = writeln!(table, "{o:010} 00000 n ");
     }
     let _ = write!(
         table,
@@ -629,12 +628,13 @@ mod tests {
                 ],
                 rows: (0..rows)
                     .map(|i| {
-                        Row::new(vec![
+                        let cells = vec![
                             format!("Analyte number {i:04}"),
                             "4.2".into(),
                             "H".into(),
                             "3.5–5.1".into(),
-                        ])
+                        ];
+                        Row { cells, note: String::new() }
                     })
                     .collect(),
             }],

@@ -173,8 +173,6 @@ struct WorklistRows<'a> {
 
 /// A worklist row, ready to draw.
 pub struct WorklistRow {
-    /// Ordered test id.
-    pub test_id: i64,
     /// STAT?
     pub stat: bool,
     /// Accession.
@@ -202,7 +200,6 @@ pub fn worklist_rows(lab: &Lab, items: &[WorkItem]) -> Vec<WorklistRow> {
     items
         .iter()
         .map(|i| WorklistRow {
-            test_id: i.test.id,
             stat: i.order.priority == "stat",
             accession: i.specimen.accession.clone(),
             patient: format!("{}, {}", i.patient.family_name.to_uppercase(), i.patient.given_name),

@@ -11,6 +11,10 @@
       var first = document.querySelector("[data-autofocus]");
       if (first) first.focus();
     }
+    document.querySelectorAll("button[data-print]").forEach(function (b) {
+      b.hidden = false;
+      b.addEventListener("click", function () { window.print(); });
+    });
     var cells = Array.prototype.slice.call(document.querySelectorAll("input.cell"));
     cells.forEach(function (cell, i) {
       cell.addEventListener("input", function () { liveFlag(cell); });

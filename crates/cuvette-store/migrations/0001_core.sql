@@ -55,10 +55,14 @@ CREATE TABLE patient (
     given_name TEXT NOT NULL,
     birth_date TEXT NOT NULL,
     sex TEXT NOT NULL,
+    -- Names folded to lower case by Cuvette (Unicode-aware, which SQLite's LOWER is not),
+    -- so a search finds "Øvergård" on both backends.
+    family_key TEXT NOT NULL,
+    given_key TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     created_by TEXT NOT NULL
 );
-CREATE INDEX patient_family_name ON patient (family_name);
+CREATE INDEX patient_family_key ON patient (family_key);
 CREATE INDEX patient_birth_date ON patient (birth_date);
 
 CREATE TABLE lab_order (

@@ -152,7 +152,15 @@ impl Store {
     pub async fn begin(&self) -> StoreResult<Tx> {
         let inner = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // Writers take the audit chain's head first, so every write transaction locks
+                // in the same order (no deadlocks) and the chain is appended in commit order.
+                sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx
+            }
         };
         Ok(Tx { inner, backend: self.backend })
     }

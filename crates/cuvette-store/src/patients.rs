@@ -63,14 +63,16 @@ impl Tx {
         now: Micros,
     ) -> StoreResult<i64> {
         sqlx::query_scalar(
-            "INSERT INTO patient (mrn, family_name, given_name, birth_date, sex, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO patient (mrn, family_name, given_name, birth_date, sex, family_key, given_key, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(p.mrn)
         .bind(p.family_name)
         .bind(p.given_name)
         .bind(p.birth_date)
         .bind(p.sex)
+        .bind(p.family_name.to_lowercase())
+        .bind(p.given_name.to_lowercase())
         .bind(now)
         .bind(by)
         .fetch_one(self.conn())
@@ -108,8 +110,8 @@ impl Store {
         let sql = format!(
             "SELECT {PATIENT_COLUMNS} FROM patient p \
              WHERE ($1 IS NULL OR p.mrn = $1) \
-               AND ($2 IS NULL OR LOWER(p.family_name) LIKE $2 ESCAPE '\\') \
-               AND ($3 IS NULL OR LOWER(p.given_name) LIKE $3 ESCAPE '\\') \
+               AND ($2 IS NULL OR p.family_key LIKE $2 ESCAPE '\\') \
+               AND ($3 IS NULL OR p.given_key LIKE $3 ESCAPE '\\') \
                AND ($4 IS NULL OR p.birth_date = $4) \
              ORDER BY p.family_name, p.given_name, p.birth_date LIMIT $5"
         );

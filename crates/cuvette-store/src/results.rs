@@ -206,6 +206,26 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// Turns a result released as preliminary into the final one, without a new version.
+    pub async fn finalize_result(
+        &mut self,
+        result_id: i64,
+        by: &str,
+        now: Micros,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE result SET released_at = $1, released_by = $2, release_status = 'final' \
+             WHERE id = $3 AND release_status = 'preliminary'",
+        )
+        .bind(now)
+        .bind(by)
+        .bind(result_id)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Documents a critical-value call.
     pub async fn insert_critical_call(
         &mut self,

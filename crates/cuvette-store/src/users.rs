@@ -107,19 +107,28 @@ impl Tx {
         if n == 0 { Err(StoreError::NotFound("user")) } else { Ok(()) }
     }
 
-    /// Records a failed sign-in; locks the account until `lock_until` when given.
-    pub async fn record_failed_login(
-        &mut self,
-        user_id: i64,
-        lock_until: Option<Micros>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE app_user SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2",
+    /// Records a failed sign-in and returns the consecutive failures so far. A lockout that
+    /// has expired starts the count again.
+    pub async fn record_failed_login(&mut self, user_id: i64, now: Micros) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE app_user SET \
+               failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_logins + 1 END, \
+               locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL ELSE locked_until END \
+             WHERE id = $2 RETURNING failed_logins",
         )
-        .bind(lock_until)
+        .bind(now)
         .bind(user_id)
-        .execute(self.conn())
-        .await?;
+        .fetch_one(self.conn())
+        .await?)
+    }
+
+    /// Locks an account until a time.
+    pub async fn lock_user(&mut self, user_id: i64, until: Micros) -> StoreResult<()> {
+        sqlx::query("UPDATE app_user SET locked_until = $1 WHERE id = $2")
+            .bind(until)
+            .bind(user_id)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 

@@ -210,9 +210,15 @@ async fn the_audit_log_is_read_a_page_at_a_time_newest_first() {
     let first = lab.audit_events(&pathologist, &AuditFilter::default()).await.unwrap();
     assert_eq!(first.len() as i64, AUDIT_PAGE_LEN);
     assert_eq!(first[0].seq, total, "newest first");
-    let before_seq = Some(first.last().unwrap().seq);
-    let second = lab.audit_events(&pathologist, &AuditFilter { before_seq, ..Default::default() }).await.unwrap();
+    let oldest_shown = first.last().unwrap().seq;
+    let second = lab
+        .audit_events(
+            &pathologist,
+            &AuditFilter { before_seq: Some(oldest_shown), ..Default::default() },
+        )
+        .await
+        .unwrap();
     assert_eq!(second.len() as i64, total - AUDIT_PAGE_LEN);
     assert_eq!(second.last().unwrap().seq, 1);
-    assert!(second.iter().all(|e| e.seq < before_seq.unwrap()));
+    assert!(second.iter().all(|e| e.seq < oldest_shown));
 }

@@ -209,7 +209,6 @@ async fn an_oversized_provider_or_note_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "bug: place_order stores placer_number unchecked (any length, any characters), unlike every other order field"]
 async fn an_oversized_placer_number_is_refused() {
     let lab = lab().await;
     let patient = lab.adult_man().await;
@@ -405,6 +404,37 @@ async fn two_people_saving_the_same_result_the_second_gets_a_conflict() {
         "the first save stands"
     );
     assert_eq!(lab.audit_count().await, events);
+}
+
+#[tokio::test]
+async fn two_people_saving_at_the_same_moment_one_wins_and_the_other_gets_a_conflict() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    let technician = lab.technician().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["BMP"]).await;
+    let form = lab.test(&patient, "NA").await;
+    let save = |text: &str| EnteredResult {
+        ordered_test_id: form.test.id,
+        row_version: form.test.row_version,
+        text: text.into(),
+    };
+    let (a, b) = (save("140"), save("141"));
+
+    let (first, second) = tokio::join!(
+        lab.enter_results(&technician, std::slice::from_ref(&a), None),
+        lab.enter_results(&technologist, std::slice::from_ref(&b), None)
+    );
+
+    let outcomes = [first.is_ok(), second.is_ok()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one save wins: {first:?} {second:?}"
+    );
+    conflict(if first.is_ok() { second } else { first });
+    assert_eq!(lab.versions(&patient, "NA").await.len(), 1);
+    lab.audit_count().await; // and the chain verifies
 }
 
 #[tokio::test]

@@ -163,3 +163,21 @@ async fn correcting_an_input_recalculates_and_corrects_the_released_calculation(
         ("8", Some("corrected"))
     );
 }
+
+#[tokio::test]
+async fn a_calculation_is_withdrawn_when_an_input_is_no_longer_a_number() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["BMP"]).await;
+    lab.enter(&technologist, &patient, "CREAT", "1.0").await.unwrap();
+    assert_eq!(lab.test(&patient, "EGFR").await.result.unwrap().value_text, "92");
+
+    lab.enter(&technologist, &patient, "CREAT", "hemolyzed").await.unwrap();
+
+    let egfr = lab.test(&patient, "EGFR").await.result.unwrap();
+    assert_ne!(
+        egfr.value_text, "92",
+        "eGFR still reports the value computed from the creatinine that was replaced"
+    );
+}

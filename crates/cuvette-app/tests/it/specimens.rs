@@ -80,7 +80,6 @@ async fn a_label_that_does_not_match_the_patient_is_not_received() {
 }
 
 #[tokio::test]
-#[ignore = "bug: receive() compares the family name with eq_ignore_ascii_case, so a label in capitals fails for non-ASCII names"]
 async fn receipt_matches_a_family_name_in_capitals_in_any_alphabet() {
     let lab = lab().await;
     let patient = lab.register("N3003", "Øvergård", "1980-05-05", "F").await;
@@ -88,7 +87,11 @@ async fn receipt_matches_a_family_name_in_capitals_in_any_alphabet() {
     let accession = lab.order(&patient, &["K"]).await.specimens[0].accession.clone();
     lab.draw(&accession).await;
 
-    let label = IdentityCheck { mrn: Some(patient.mrn.clone()), family_name: Some("ØVERGÅRD".into()), birth_date: None };
+    let label = IdentityCheck {
+        mrn: Some(patient.mrn.clone()),
+        family_name: Some("ØVERGÅRD".into()),
+        birth_date: None,
+    };
     lab.receive(&assistant, &accession, &label).await.expect("the same name, in capitals");
 }
 
@@ -219,9 +222,9 @@ async fn rejecting_a_specimen_orders_a_recollection_of_the_same_tests() {
         .await
         .unwrap()
         .into_iter()
-        .map(|i| i.specimen.accession)
+        .map(|d| d.item.specimen.accession)
         .collect();
-    assert_eq!(to_draw, [recollection.clone()]);
+    assert_eq!(to_draw, [recollection.as_str()]);
 }
 
 #[tokio::test]
@@ -258,7 +261,6 @@ async fn a_specimen_with_released_results_is_not_rejected() {
 }
 
 #[tokio::test]
-#[ignore = "bug: release() does not check the test's status, so a result on a rejected (cancelled) specimen can be released as final"]
 async fn a_result_on_a_rejected_specimen_is_never_released() {
     let lab = lab().await;
     let patient = lab.adult_man().await;
@@ -271,7 +273,10 @@ async fn a_result_on_a_rejected_specimen_is_never_released() {
     let view = lab.specimen_view(&technologist, &accession).await.unwrap();
     let k = &view.tests[0].item;
     assert_eq!(k.test.status, "cancelled");
-    let outcome = lab.release(&technologist, &[(k.test.id, k.test.row_version)], TestStatus::Final).await.unwrap();
+    let outcome = lab
+        .release(&technologist, &[(k.test.id, k.test.row_version)], TestStatus::Final)
+        .await
+        .unwrap();
 
     held_reason(&outcome[0]);
     let cancelled = lab.store().results_of_tests(&[k.test.id]).await.unwrap();

@@ -1,6 +1,6 @@
 //! The test bench: a fresh laboratory per test, its staff, and short steps in lab words.
 //!
-//! Every test gets its own database: a SQLite file in a new temporary directory, or, when
+//! Every test gets its own database (see `cuvette_testkit::TestDb`): SQLite by default, or,
 //! `CUVETTE_TEST_DATABASE_URL` names a PostgreSQL server (for example
 //! `postgres://postgres@127.0.0.1:5432/test`), a new database `cuvette_t_…` created on it.
 //! The database is dropped when the test ends (set `CUVETTE_TEST_KEEP_DB=1` to keep it).
@@ -8,15 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::hash::BuildHasher;
 use std::ops::Deref;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cuvette_app::store::{
-    AuditEvent, AuditFilter, AuditVerification, PatientRow, ResultRow, SpecimenRow, Store,
-    WorkItem, WorklistFilter,
+    AuditEvent, AuditFilter, AuditVerification, PatientRow, ResultRow, SpecimenRow, WorkItem,
+    WorklistFilter,
 };
 use cuvette_app::{
     Actor, AppError, AppResult, CriticalCall, EnteredResult, FixedClock, IdentityCheck, Lab,
@@ -24,6 +21,7 @@ use cuvette_app::{
 };
 use cuvette_domain::Role;
 use cuvette_domain::workflow::TestStatus;
+use cuvette_testkit::TestDb;
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
 
@@ -33,115 +31,6 @@ pub const START: &str = "2026-11-24T08:00:00Z";
 pub const PASSWORD: &str = "correct horse battery staple";
 /// The ordering provider on every order.
 pub const PROVIDER: &str = "Dr. A. Okafor, ED attending";
-
-/// Where a test's data lives; removed when the test ends.
-enum TestDb {
-    Sqlite { dir: PathBuf, url: String },
-    Postgres { admin_url: String, name: String, url: String },
-}
-
-impl TestDb {
-    async fn create() -> TestDb {
-        let name = unique_name();
-        match std::env::var("CUVETTE_TEST_DATABASE_URL").ok().filter(|u| !u.trim().is_empty()) {
-            Some(admin_url) => {
-                let mut admin = sqlx::postgres::PgConnection::connect(&admin_url)
-                    .await
-                    .unwrap_or_else(|e| panic!("CUVETTE_TEST_DATABASE_URL {admin_url}: {e}"));
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-                admin.close().await.ok();
-                let url = with_database(&admin_url, &name);
-                TestDb::Postgres { admin_url, name, url }
-            }
-            None => {
-                let dir = std::env::temp_dir().join(name.replace('_', "-"));
-                let url = format!("sqlite://{}?mode=rwc", dir.join("cuvette.sqlite3").display());
-                TestDb::Sqlite { dir, url }
-            }
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
-        }
-    }
-
-    async fn open_store(&self) -> Store {
-        match self {
-            TestDb::Sqlite { dir, .. } => {
-                Store::open_dir(dir).await.expect("the SQLite store opens")
-            }
-            TestDb::Postgres { url, .. } => {
-                Store::open(url).await.expect("the PostgreSQL store opens")
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if std::env::var_os("CUVETTE_TEST_KEEP_DB").is_some() {
-            eprintln!("kept test database {}", self.url());
-            return;
-        }
-        match self {
-            TestDb::Sqlite { dir, .. } => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            TestDb::Postgres { admin_url, name, .. } => {
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop cannot await; a thread with its own runtime drops the database.
-                let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build()
-                    else {
-                        return;
-                    };
-                    rt.block_on(async {
-                        if let Ok(mut admin) =
-                            sqlx::postgres::PgConnection::connect(&admin_url).await
-                        {
-                            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                            let _ =
-                                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-                            let _ = admin.close().await;
-                        }
-                    });
-                })
-                .join();
-            }
-        }
-    }
-}
-
-/// A name no other test (in this run or a concurrent one) uses: `cuvette_t_<pid>_<n>_<random>`.
-fn unique_name() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let random = std::hash::RandomState::new().hash_one((std::process::id(), n, nanos));
-    format!("cuvette_t_{}_{n}_{random:016x}", std::process::id())
-}
-
-/// The same server URL with another database name.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base.split_once("://").expect("a URL like postgres://user@host:5432/db");
-    let host = rest.split_once('/').map_or(rest, |(h, _)| h);
-    match query {
-        Some(q) => format!("{scheme}://{host}/{name}?{q}"),
-        None => format!("{scheme}://{host}/{name}"),
-    }
-}
 
 /// A laboratory for one test, with its clock, its database and its staff.
 pub struct TestLab {
@@ -487,7 +376,7 @@ pub fn order_form(patient_id: i64, tests: &[&str]) -> PlaceOrder {
     }
 }
 
-/// The released report text of a release outcome, or the reason it was held.
+/// Why a result was held; panics if it was released.
 pub fn held_reason(outcome: &Release) -> &str {
     match outcome {
         Release::Held { reason, .. } => reason,

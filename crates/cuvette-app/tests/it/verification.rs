@@ -313,7 +313,6 @@ async fn a_preliminary_release_shows_on_the_report() {
 }
 
 #[tokio::test]
-#[ignore = "bug: release() cannot finalise a preliminary result: release_result only updates unreleased versions, so it is held as 'released by someone else'"]
 async fn a_preliminary_result_is_later_released_as_final() {
     let lab = lab().await;
     let patient = lab.adult_woman().await;
@@ -330,7 +329,6 @@ async fn a_preliminary_result_is_later_released_as_final() {
 }
 
 #[tokio::test]
-#[ignore = "bug: release() marks a final release 'corrected' when any earlier version was released, even if only as preliminary"]
 async fn a_changed_preliminary_result_is_released_as_final_not_corrected() {
     let lab = lab().await;
     let patient = lab.adult_woman().await;
@@ -342,7 +340,11 @@ async fn a_changed_preliminary_result_is_released_as_final_not_corrected() {
 
     assert_released(&lab.verify(&technician, &patient, "K").await);
     let result = lab.test(&patient, "K").await.result.unwrap();
-    assert_eq!(result.release_status.as_deref(), Some("final"), "a final report after a preliminary one corrects nothing final");
+    assert_eq!(
+        result.release_status.as_deref(),
+        Some("final"),
+        "a final report after a preliminary one corrects nothing final"
+    );
 }
 
 #[tokio::test]

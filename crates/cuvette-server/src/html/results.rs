@@ -153,19 +153,18 @@ async fn worklist(
     let lab = &state.lab;
     bench.actor.require(Action::ViewResults)?;
     let catalog = lab.catalog();
-    let disciplines: BTreeSet<String> = catalog
-        .catalog
-        .tests()
-        .map(|t| t.discipline.clone())
-        .filter(|d| !d.is_empty())
-        .collect();
+    let disciplines: BTreeSet<String> =
+        catalog.catalog.tests().map(|t| t.discipline.clone()).filter(|d| !d.is_empty()).collect();
     let chosen = q.bench.trim().to_ascii_lowercase();
     let stat_only = !q.stat.is_empty() && q.stat != "0";
     let mut errors = Vec::new();
     if !chosen.is_empty() && !disciplines.contains(&chosen) {
         errors.push(FieldError {
             field: "benches".into(),
-            message: format!("there is no bench called {:?}: choose one of the benches below", q.bench),
+            message: format!(
+                "there is no bench called {:?}: choose one of the benches below",
+                q.bench
+            ),
         });
     }
     let mut counts: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -207,13 +206,11 @@ async fn worklist(
     let rows = worklist_rows(lab, &items);
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let bench_label = if chosen.is_empty() { "All benches".into() } else { bench_label(&chosen) };
-    let stat_href = format!(
-        "/worklist?bench={}{}",
-        urlencode(&chosen),
-        if stat_only { "" } else { "&stat=1" }
-    );
+    let stat_href =
+        format!("/worklist?bench={}{}", urlencode(&chosen), if stat_only { "" } else { "&stat=1" });
     let page = WorklistPage {
-        page: Page::new(&bench, format!("Worklist · {bench_label}"), "worklist").with_errors(errors),
+        page: Page::new(&bench, format!("Worklist · {bench_label}"), "worklist")
+            .with_errors(errors),
         benches,
         bench_label,
         stat_only,
@@ -442,9 +439,8 @@ async fn save_results(
             Ok(Redirect::to(&to).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let page =
-                grid_page(lab, &bench, &view, &typed, errors, None, &form.correction_reason)
-                    .await?;
+            let page = grid_page(lab, &bench, &view, &typed, errors, None, &form.correction_reason)
+                .await?;
             render_page(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(AppError::Conflict(message)) => {
@@ -460,15 +456,43 @@ async fn save_results(
                     .collect(),
                 ..Typed::default()
             };
-            let errors = vec![FieldError {
-                field: "results".into(),
-                message: format!(
-                    "{message}. The current values are shown beside your entries, which are kept"
-                ),
-            }];
-            let page =
-                grid_page(lab, &bench, &fresh, &kept, errors, None, &form.correction_reason)
-                    .await?;
+            // Name each row that changed under this person's hands.
+            let mut errors: Vec<FieldError> = fresh
+                .tests
+                .iter()
+                .filter(|t| {
+                    form.changed(t.item.test.id)
+                        && form.versions.get(&t.item.test.id) != Some(&t.item.test.row_version)
+                })
+                .map(|t| {
+                    let now = match &t.item.result {
+                        Some(r) => format!(
+                            "it is now {} (entered by {}, {})",
+                            r.report_text,
+                            r.entered_by,
+                            lab.format_time(r.entered_at)
+                        ),
+                        None => format!("it is now {}", test_status_label(&t.item.test.status)),
+                    };
+                    FieldError {
+                        field: format!("result_{}", t.item.test.id),
+                        message: format!(
+                            "{} changed since you opened this page: {now}. Nothing was saved; your entry is kept: save again if it should replace theirs",
+                            t.name
+                        ),
+                    }
+                })
+                .collect();
+            if errors.is_empty() {
+                errors.push(FieldError {
+                    field: "results".into(),
+                    message: format!(
+                        "{message}. Nothing was saved; the current values are shown beside your entries, which are kept"
+                    ),
+                });
+            }
+            let page = grid_page(lab, &bench, &fresh, &kept, errors, None, &form.correction_reason)
+                .await?;
             render_page(StatusCode::CONFLICT, &page)
         }
         Err(e) => Err(e.into()),
@@ -502,8 +526,7 @@ async fn grid_page(
         }
     };
     let (rejection, recollection) = rejection_details(lab, &view.specimen).await?;
-    let previous =
-        if sees_results { previous_results(lab, view).await? } else { BTreeMap::new() };
+    let previous = if sees_results { previous_results(lab, view).await? } else { BTreeMap::new() };
 
     let catalog = lab.catalog();
     let birth = view.patient.birth_date.parse::<Date>().ok();
@@ -514,8 +537,8 @@ async fn grid_page(
         let id = t.item.test.id;
         let def = catalog.catalog.test(&t.item.test.test_code);
         let status = TestStatus::parse(&t.item.test.status).unwrap_or(TestStatus::Cancelled);
-        let interval = def
-            .and_then(|d| d.interval_for(sex, birth.unwrap_or(collected_on), collected_on));
+        let interval =
+            def.and_then(|d| d.interval_for(sex, birth.unwrap_or(collected_on), collected_on));
         let dec = |d: Option<rust_decimal::Decimal>| d.map(|x| x.to_string()).unwrap_or_default();
         let result = t.item.result.as_ref();
         let released = t.released();
@@ -760,20 +783,20 @@ async fn review_page(
     } else if actor.role == cuvette_domain::Role::Student {
         "A student cannot verify results: a technician or technologist co-signs them.".into()
     } else {
-        format!("Your role ({}) may not verify results; this queue is shown for reading.", actor.role)
+        format!(
+            "Your role ({}) may not verify results; this queue is shown for reading.",
+            actor.role
+        )
     };
     let mut rows = Vec::with_capacity(items.len());
     for i in &items {
         let Some(r) = i.result.as_ref() else { continue };
         let critical = is_critical(&r.flags);
         let (call, called) = if critical {
-            let calls =
-                lab.store().critical_calls(i.test.id).await.map_err(AppError::from)?;
+            let calls = lab.store().critical_calls(i.test.id).await.map_err(AppError::from)?;
             let done = calls.iter().rev().find(|c| c.result_version == r.version && c.read_back);
-            let attempts = calls
-                .iter()
-                .filter(|c| c.result_version == r.version && !c.read_back)
-                .count();
+            let attempts =
+                calls.iter().filter(|c| c.result_version == r.version && !c.read_back).count();
             match done {
                 Some(c) => (
                     format!(
@@ -784,10 +807,9 @@ async fn review_page(
                     ),
                     true,
                 ),
-                None if attempts > 0 => (
-                    format!("Not reached: {}", plural(attempts, "attempt", "attempts")),
-                    false,
-                ),
+                None if attempts > 0 => {
+                    (format!("Not reached: {}", plural(attempts, "attempt", "attempts")), false)
+                }
                 None => ("Not called".into(), false),
             }
         } else {
@@ -892,8 +914,8 @@ async fn verify(
     let held: Vec<String> = outcomes
         .iter()
         .filter_map(|o| match o {
-            Release::Held { ordered_test_id, reason } => Some(
-                match before.iter().find(|i| i.test.id == *ordered_test_id) {
+            Release::Held { ordered_test_id, reason } => {
+                Some(match before.iter().find(|i| i.test.id == *ordered_test_id) {
                     Some(i) => format!(
                         "{}, {} ({}): {reason}",
                         i.patient.family_name.to_uppercase(),
@@ -901,12 +923,13 @@ async fn verify(
                         i.specimen.accession
                     ),
                     None => reason.clone(),
-                },
-            ),
+                })
+            }
             Release::Released { .. } => None,
         })
         .collect();
-    let verb = if status == TestStatus::Preliminary { "Released as preliminary" } else { "Released" };
+    let verb =
+        if status == TestStatus::Preliminary { "Released as preliminary" } else { "Released" };
     let notice = format!("{verb} {released} · Held {}", held.len());
     let page = review_page(lab, &bench, Vec::new(), Some(notice), held).await?;
     render_page(StatusCode::OK, &page)

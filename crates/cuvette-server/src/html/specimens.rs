@@ -7,8 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::store::WorkItem;
-use cuvette_app::{AppError, FieldError, IdentityCheck, Lab, SpecimenView};
+use cuvette_app::{AppError, DueDraw, FieldError, IdentityCheck, Lab, SpecimenView};
 use cuvette_domain::patient::Mrn;
 use cuvette_domain::workflow::{REJECTION_REASONS, RejectionReason, SpecimenStatus, TestStatus};
 use cuvette_domain::{Accession, Action};
@@ -497,10 +496,10 @@ struct CollectPage {
 
 /// Groups due draws by patient (first appearance first, so STAT patients lead), one line
 /// per specimen with every test on it.
-fn group_draws(lab: &Lab, items: &[WorkItem]) -> Vec<DrawGroup> {
+fn group_draws(lab: &Lab, draws: &[DueDraw]) -> Vec<DrawGroup> {
     let mut groups: Vec<DrawGroup> = Vec::new();
-    for item in items {
-        let code = item.test.panel_code.clone().unwrap_or_else(|| item.test.test_code.clone());
+    for due in draws {
+        let item = &due.item;
         let group = match groups.iter().position(|g| g.banner.id == item.patient.id) {
             Some(i) => &mut groups[i],
             None => {
@@ -508,25 +507,18 @@ fn group_draws(lab: &Lab, items: &[WorkItem]) -> Vec<DrawGroup> {
                 groups.last_mut().expect("just pushed")
             }
         };
-        match group.draws.iter_mut().find(|d| d.accession == item.specimen.accession) {
-            Some(draw) => {
-                if !draw.tests.contains(&code) {
-                    draw.tests.push(code);
-                }
-            }
-            None => group.draws.push(Draw {
-                digits: Accession::parse(&item.specimen.accession)
-                    .map(|a| a.digits())
-                    .unwrap_or_default(),
-                accession: item.specimen.accession.clone(),
-                container: item.specimen.container.clone(),
-                specimen_type: item.specimen.specimen_type.clone(),
-                tests: vec![code],
-                stat: item.order.priority == "stat",
-                ordered: lab.format_time(item.order.ordered_at),
-                provider: item.order.provider.clone(),
-            }),
-        }
+        group.draws.push(Draw {
+            digits: Accession::parse(&item.specimen.accession)
+                .map(|a| a.digits())
+                .unwrap_or_default(),
+            accession: item.specimen.accession.clone(),
+            container: item.specimen.container.clone(),
+            specimen_type: item.specimen.specimen_type.clone(),
+            tests: due.tests.clone(),
+            stat: item.order.priority == "stat",
+            ordered: lab.format_time(item.order.ordered_at),
+            provider: item.order.provider.clone(),
+        });
     }
     let mut banners: Vec<Banner> = groups.iter().map(|g| g.banner.clone()).collect();
     mark_same_names(&mut banners);
@@ -543,8 +535,8 @@ async fn collect_page(
     errors: Vec<FieldError>,
     notice: Option<String>,
 ) -> Result<CollectPage, WebError> {
-    let items = lab.collection_list(&bench.actor).await?;
-    let mut groups = group_draws(lab, &items);
+    let draws = lab.collection_list(&bench.actor).await?;
+    let mut groups = group_draws(lab, &draws);
     let mut errors = errors;
     let filtered = !mrn.trim().is_empty();
     if filtered {
@@ -573,9 +565,7 @@ async fn collect_list(
     bench: Bench,
     Query(query): Query<CollectQuery>,
 ) -> Result<Response, WebError> {
-    let notice = Accession::parse(&query.done)
-        .ok()
-        .map(|a| format!("Collection of {a} recorded."));
+    let notice = Accession::parse(&query.done).ok().map(|a| format!("Collection of {a} recorded."));
     let page = collect_page(&state.lab, &bench, query.mrn, vec![], notice).await?;
     let status =
         if page.page.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
