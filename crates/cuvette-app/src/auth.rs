@@ -97,7 +97,7 @@ pub fn check_password(password: &str) -> AppResult<()> {
 impl Lab {
     /// Adds a user (by a supervisor, or by the CLI as the system).
     pub async fn add_user(&self, actor: &Actor, user: NewUser) -> AppResult<i64> {
-        actor.require(Action::ManageUsers)?;
+        self.require(actor, Action::ManageUsers)?;
         let username = user.username.trim().to_ascii_lowercase();
         if username.is_empty()
             || username.len() > 64
@@ -136,9 +136,56 @@ impl Lab {
         Ok(id)
     }
 
+    /// Changes a user's role or active flag, or unlocks a locked account.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        username: &str,
+        role: Role,
+        active: bool,
+        unlock: bool,
+    ) -> AppResult<()> {
+        self.require(actor, Action::ManageUsers)?;
+        let mut user = self
+            .store
+            .user_by_username(username)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user {username:?}")))?;
+        if user.username == actor.name && (!active || role != actor.role) {
+            return Err(AppError::invalid(
+                "role",
+                "you cannot change your own role or disable yourself: ask another supervisor",
+            ));
+        }
+        let before = serde_json::json!({ "role": user.role, "active": user.active, "failed_logins": user.failed_logins });
+        user.role = role.code().to_owned();
+        user.active = active;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.update_user(&user).await?;
+        if unlock {
+            tx.unlock_user(user.id).await?;
+        }
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "user.edit",
+            entity: "user",
+            entity_id: user.username.clone(),
+            patient_id: None,
+            before: Some(before),
+            after: Some(
+                serde_json::json!({ "role": user.role, "active": user.active, "unlocked": unlock }),
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every user (for the user administration page).
     pub async fn users(&self, actor: &Actor) -> AppResult<Vec<UserRow>> {
-        actor.require(Action::ManageUsers)?;
+        self.require(actor, Action::ManageUsers)?;
         Ok(self.store.users().await?)
     }
 
@@ -300,7 +347,7 @@ impl Lab {
 
     /// Creates an API key acting with `role`; the key is returned once and stored as a hash.
     pub async fn create_api_key(&self, actor: &Actor, name: &str, role: Role) -> AppResult<String> {
-        actor.require(Action::ManageUsers)?;
+        self.require(actor, Action::ManageUsers)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 64 {
             return Err(AppError::invalid(

@@ -17,7 +17,8 @@ mod results;
 
 use std::sync::{Arc, RwLock};
 
-use cuvette_domain::{Catalog, Role};
+use cuvette_domain::role::{Privileges, ROLES};
+use cuvette_domain::{Action, Catalog, Role};
 use cuvette_store::{Micros, Store};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -78,15 +79,6 @@ impl Actor {
     pub fn system() -> Actor {
         Actor { name: "system".into(), display_name: "Cuvette".into(), role: Role::Pathologist }
     }
-
-    /// Refuses unless the role is privileged for `action`.
-    pub fn require(&self, action: cuvette_domain::Action) -> AppResult<()> {
-        if self.role.may(action) {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(format!("your role ({}) may not {action}", self.role)))
-        }
-    }
 }
 
 /// The catalog as the lab currently defines it, with each definition's version.
@@ -104,14 +96,22 @@ pub struct Lab {
     clock: Arc<dyn Clock>,
     config: LabConfig,
     catalog: RwLock<Arc<LabCatalog>>,
+    privileges: RwLock<Arc<Privileges>>,
 }
 
 impl Lab {
     /// Opens the lab on a store, seeding the bundled catalog on first start.
     pub async fn open(store: Store, clock: Arc<dyn Clock>, config: LabConfig) -> AppResult<Lab> {
-        let lab = Lab { store, clock, config, catalog: RwLock::new(Arc::default()) };
+        let lab = Lab {
+            store,
+            clock,
+            config,
+            catalog: RwLock::new(Arc::default()),
+            privileges: RwLock::new(Arc::new(Privileges::seeded())),
+        };
         lab.seed_catalog().await?;
         lab.reload_catalog().await?;
+        lab.seed_privileges().await?;
         Ok(lab)
     }
 
@@ -138,6 +138,84 @@ impl Lab {
     pub fn catalog(&self) -> Arc<LabCatalog> {
         // A poisoned lock means a panic while swapping an Arc, which cannot leave it torn.
         self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Refuses unless the actor's role is privileged for `action` in this lab's table.
+    pub fn require(&self, actor: &Actor, action: Action) -> AppResult<()> {
+        if self.privileges().may(actor.role, action) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!("your role ({}) may not {action}", actor.role)))
+        }
+    }
+
+    /// The lab's privilege table.
+    pub fn privileges(&self) -> Arc<Privileges> {
+        self.privileges.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn seed_privileges(&self) -> AppResult<()> {
+        if self.store.privileges().await?.is_empty() {
+            let seeded = Privileges::seeded();
+            let pairs: Vec<(String, String)> =
+                seeded.pairs().map(|(r, a)| (r.code().to_owned(), a.code().to_owned())).collect();
+            let mut tx = self.store.begin().await?;
+            tx.replace_privileges(&pairs).await?;
+            tx.commit().await?;
+        }
+        self.reload_privileges().await
+    }
+
+    async fn reload_privileges(&self) -> AppResult<()> {
+        let pairs = self.store.privileges().await?;
+        let table = Privileges::from_pairs(
+            pairs.iter().filter_map(|(r, a)| Some((Role::parse(r)?, Action::parse(a)?))),
+        );
+        *self.privileges.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        Ok(())
+    }
+
+    /// Replaces the privilege table (those who manage users); refused edits say why.
+    pub async fn save_privileges(
+        &self,
+        actor: &Actor,
+        granted: &[(Role, Action)],
+    ) -> AppResult<()> {
+        self.require(actor, Action::ManageUsers)?;
+        let before = self.privileges();
+        let mut table = Privileges::from_pairs(std::iter::empty());
+        for role in ROLES {
+            for action in cuvette_domain::role::ACTIONS {
+                let allowed = granted.contains(&(role, action));
+                if let Err(refusal) = table.set(role, action, allowed) {
+                    if allowed || role != Role::Pathologist {
+                        return Err(AppError::invalid(
+                            &format!("{}.{}", role.code(), action.code()),
+                            refusal.to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        let pairs = |t: &Privileges| -> Vec<(String, String)> {
+            t.pairs().map(|(r, a)| (r.code().to_owned(), a.code().to_owned())).collect()
+        };
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.replace_privileges(&pairs(&table)).await?;
+        tx.audit(cuvette_store::NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "privileges.edit",
+            entity: "privileges",
+            entity_id: "lab".into(),
+            patient_id: None,
+            before: Some(serde_json::json!(pairs(&before))),
+            after: Some(serde_json::json!(pairs(&table))),
+        })
+        .await?;
+        tx.commit().await?;
+        self.reload_privileges().await
     }
 
     async fn seed_catalog(&self) -> AppResult<()> {
@@ -190,7 +268,7 @@ impl Lab {
         definition: cuvette_domain::TestDefinition,
         expected_version: i64,
     ) -> AppResult<i64> {
-        actor.require(cuvette_domain::Action::EditCatalog)?;
+        self.require(actor, Action::EditCatalog)?;
         cuvette_domain::catalog::validate_definition(&definition)
             .map_err(|e| AppError::invalid("definition", e.to_string()))?;
         let before = self.catalog().catalog.test(&definition.code).cloned();
@@ -219,7 +297,7 @@ impl Lab {
         actor: &Actor,
         code: &str,
     ) -> AppResult<Vec<cuvette_store::StoredDefinition>> {
-        actor.require(cuvette_domain::Action::EditCatalog)?;
+        self.require(actor, Action::EditCatalog)?;
         Ok(self.store.definition_history(code).await?)
     }
 

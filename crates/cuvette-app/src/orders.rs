@@ -90,7 +90,7 @@ impl Lab {
     /// Places an order: expands panels, groups the tests by container into specimens and
     /// gives each an accession number.
     pub async fn place_order(&self, actor: &Actor, order: &PlaceOrder) -> AppResult<PlacedOrder> {
-        actor.require(Action::PlaceOrder)?;
+        self.require(actor, Action::PlaceOrder)?;
         let mut errors = Vec::new();
         let provider = text_field(
             &mut errors,
@@ -277,7 +277,7 @@ impl Lab {
 
     /// Records that a specimen was drawn, now, by the actor.
     pub async fn collect(&self, actor: &Actor, accession: &str) -> AppResult<SpecimenRow> {
-        actor.require(Action::CollectSpecimen)?;
+        self.require(actor, Action::CollectSpecimen)?;
         let before = self.specimen_for_step(accession, SpecimenStep::Collect).await?;
         let patient = self.store.patient_of_specimen(before.id).await?;
         let now = self.now_micros();
@@ -308,7 +308,7 @@ impl Lab {
         accession: &str,
         check: &IdentityCheck,
     ) -> AppResult<SpecimenRow> {
-        actor.require(Action::ReceiveSpecimen)?;
+        self.require(actor, Action::ReceiveSpecimen)?;
         let before = self.specimen_for_step(accession, SpecimenStep::Receive).await?;
         let patient = self.store.patient_of_specimen(before.id).await?;
         let today = self.now().to_zoned_datetime(self.config.time_zone.clone()).date();
@@ -382,7 +382,7 @@ impl Lab {
         reason: &str,
         note: &str,
     ) -> AppResult<String> {
-        actor.require(Action::RejectSpecimen)?;
+        self.require(actor, Action::RejectSpecimen)?;
         let reason = RejectionReason::parse(reason)
             .ok_or_else(|| AppError::invalid("reason", "choose why the specimen is rejected"))?;
         let note = note.trim();

@@ -39,7 +39,7 @@ impl Lab {
         actor: &Actor,
         form: &RegisterPatient,
     ) -> AppResult<PatientRow> {
-        actor.require(Action::RegisterPatient)?;
+        self.require(actor, Action::RegisterPatient)?;
         let today = self.now().to_zoned_datetime(self.config.time_zone.clone()).date();
         let mut errors = Vec::new();
         let mut err =
@@ -112,7 +112,7 @@ impl Lab {
         actor: &Actor,
         query: &PatientQuery,
     ) -> AppResult<Vec<PatientRow>> {
-        actor.require(Action::SearchPatients)?;
+        self.require(actor, Action::SearchPatients)?;
         let text = query.text.trim();
         if text.is_empty() {
             return Ok(vec![]);
@@ -156,7 +156,7 @@ impl Lab {
 
     /// A patient's demographics.
     pub async fn patient(&self, actor: &Actor, id: i64) -> AppResult<PatientRow> {
-        actor.require(Action::SearchPatients)?;
+        self.require(actor, Action::SearchPatients)?;
         Ok(self.store.patient(id).await?)
     }
 }

@@ -123,7 +123,7 @@ impl Lab {
     /// A specimen by accession number, with its tests and results. Audited as a view of the
     /// patient's record when the actor may see results.
     pub async fn specimen_view(&self, actor: &Actor, accession: &str) -> AppResult<SpecimenView> {
-        actor.require(Action::SearchPatients)?;
+        self.require(actor, Action::SearchPatients)?;
         let accession = cuvette_domain::Accession::parse(accession)
             .map_err(|e| AppError::invalid("accession", e.to_string()))?;
         let specimen =
@@ -141,7 +141,7 @@ impl Lab {
             })
             .await?;
         let mut tests = self.test_views(items).await?;
-        if actor.role.may(Action::ViewResults) {
+        if self.privileges().may(actor.role, Action::ViewResults) {
             self.audit_as(
                 &actor.name,
                 "specimen.view",
@@ -167,7 +167,7 @@ impl Lab {
         actor: &Actor,
         discipline: Option<&str>,
     ) -> AppResult<Vec<WorkItem>> {
-        actor.require(Action::ViewResults)?;
+        self.require(actor, Action::ViewResults)?;
         Ok(self
             .store
             .work_items(&WorklistFilter {
@@ -184,7 +184,7 @@ impl Lab {
 
     /// Tubes waiting to be drawn, STAT first, each once with what it carries.
     pub async fn collection_list(&self, actor: &Actor) -> AppResult<Vec<DueDraw>> {
-        actor.require(Action::CollectSpecimen)?;
+        self.require(actor, Action::CollectSpecimen)?;
         let items = self
             .store
             .work_items(&WorklistFilter {
@@ -208,7 +208,7 @@ impl Lab {
     /// Results waiting for verification: critical first, then those needing a technologist,
     /// then STAT, then oldest.
     pub async fn review_queue(&self, actor: &Actor) -> AppResult<Vec<WorkItem>> {
-        actor.require(Action::ViewResults)?;
+        self.require(actor, Action::ViewResults)?;
         let mut items: Vec<WorkItem> = self
             .store
             .work_items(&WorklistFilter {
@@ -238,7 +238,7 @@ impl Lab {
         actor: &Actor,
         patient_id: i64,
     ) -> AppResult<CumulativeReport> {
-        actor.require(Action::ViewResults)?;
+        self.require(actor, Action::ViewResults)?;
         let patient = self.store.patient(patient_id).await?;
         let items = self
             .store
@@ -272,7 +272,7 @@ impl Lab {
         actor: &Actor,
         patient_id: i64,
     ) -> AppResult<Vec<(OrderRow, Vec<SpecimenRow>)>> {
-        actor.require(Action::SearchPatients)?;
+        self.require(actor, Action::SearchPatients)?;
         let mut out = Vec::new();
         for order in self.store.orders_of_patient(patient_id).await? {
             let specimens = self.store.specimens_of_order(order.id).await?;
@@ -287,13 +287,13 @@ impl Lab {
         actor: &Actor,
         filter: &AuditFilter,
     ) -> AppResult<Vec<AuditEvent>> {
-        actor.require(Action::ViewAudit)?;
+        self.require(actor, Action::ViewAudit)?;
         Ok(self.store.audit_events(filter).await?)
     }
 
     /// Counts of open tests per bench and status.
     pub async fn open_counts(&self, actor: &Actor) -> AppResult<Vec<(String, String, i64)>> {
-        actor.require(Action::SearchPatients)?;
+        self.require(actor, Action::SearchPatients)?;
         Ok(self.store.open_counts().await?)
     }
 }

@@ -102,7 +102,7 @@ impl Lab {
         entries: &[EnteredResult],
         correction: Option<&Correction>,
     ) -> AppResult<Vec<Saved>> {
-        actor.require(Action::EnterResult)?;
+        self.require(actor, Action::EnterResult)?;
         let entries: Vec<&EnteredResult> =
             entries.iter().filter(|e| !e.text.trim().is_empty()).collect();
         if entries.is_empty() {
@@ -162,7 +162,7 @@ impl Lab {
             }
         }
         if corrects_released {
-            actor.require(Action::CorrectResult)?;
+            self.require(actor, Action::CorrectResult)?;
             match correction {
                 None => errors.push(FieldError {
                     field: "correction_reason".into(),
@@ -408,7 +408,7 @@ impl Lab {
         tests: &[(i64, i64)],
         status: TestStatus,
     ) -> AppResult<Vec<Release>> {
-        actor.require(Action::VerifyRoutine).map_err(|_| match actor.role {
+        self.require(actor, Action::VerifyRoutine).map_err(|_| match actor.role {
             Role::Student => AppError::Forbidden(
                 "a student cannot verify results: a technician or technologist co-signs them"
                     .into(),
@@ -470,7 +470,7 @@ impl Lab {
                 critical_call_documented: called,
                 entered_by_student: result.entered_by_role == Role::Student.code(),
             };
-            if let Err(refusal) = may_release(actor.role, check) {
+            if let Err(refusal) = may_release(&self.privileges(), actor.role, check) {
                 outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
                 continue;
             }
@@ -531,7 +531,7 @@ impl Lab {
         ordered_test_id: i64,
         call: &CriticalCall,
     ) -> AppResult<i64> {
-        actor.require(Action::DocumentCriticalCall)?;
+        self.require(actor, Action::DocumentCriticalCall)?;
         let item = self.work_item(ordered_test_id).await?;
         let result = item
             .result

@@ -95,7 +95,8 @@ pub const ACTIONS: [Action; 15] = [
 ];
 
 impl Role {
-    /// Whether this role is privileged for `action` — the seeded privilege table.
+    /// Whether this role is privileged for `action` in the table Cuvette seeds a new lab with.
+    /// A lab edits its own table ([`Privileges`]); decisions use that, not this.
     pub fn may(self, action: Action) -> bool {
         use Action::*;
         match self {
@@ -162,6 +163,112 @@ impl fmt::Display for Role {
     }
 }
 
+impl Action {
+    /// The stored code ("verify_abnormal").
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::SearchPatients => "search_patients",
+            Action::RegisterPatient => "register_patient",
+            Action::PlaceOrder => "place_order",
+            Action::CollectSpecimen => "collect_specimen",
+            Action::ReceiveSpecimen => "receive_specimen",
+            Action::RejectSpecimen => "reject_specimen",
+            Action::ViewResults => "view_results",
+            Action::EnterResult => "enter_result",
+            Action::VerifyRoutine => "verify_routine",
+            Action::VerifyAbnormal => "verify_abnormal",
+            Action::DocumentCriticalCall => "document_critical_call",
+            Action::CorrectResult => "correct_result",
+            Action::EditCatalog => "edit_catalog",
+            Action::ManageUsers => "manage_users",
+            Action::ViewAudit => "view_audit",
+        }
+    }
+
+    /// Parses a stored code.
+    pub fn parse(code: &str) -> Option<Action> {
+        ACTIONS.into_iter().find(|a| a.code() == code)
+    }
+}
+
+/// A lab's privilege table: which role may do which action. Seeded from [`Role::may`],
+/// edited by those who manage users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privileges {
+    granted: std::collections::BTreeSet<(Role, Action)>,
+}
+
+/// Why an edit of the privilege table was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrivilegeRefusal {
+    /// The pathologist / director answers for the lab (CLIA) and keeps every privilege, so the
+    /// lab can never lock itself out.
+    #[error("the pathologist / director keeps every privilege")]
+    DirectorKeepsEverything,
+    /// A student's results are always co-signed: a student may not verify.
+    #[error("a student's results must be co-signed: students cannot be given verification")]
+    StudentsDoNotVerify,
+}
+
+impl Default for Privileges {
+    fn default() -> Privileges {
+        Privileges::seeded()
+    }
+}
+
+impl Privileges {
+    /// The table a new lab starts with.
+    pub fn seeded() -> Privileges {
+        let granted = ROLES
+            .iter()
+            .flat_map(|r| ACTIONS.iter().filter(|a| r.may(**a)).map(|a| (*r, *a)))
+            .collect();
+        Privileges { granted }
+    }
+
+    /// A table from stored pairs; the director's row is always complete.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Role, Action)>) -> Privileges {
+        let mut granted: std::collections::BTreeSet<(Role, Action)> = pairs.into_iter().collect();
+        granted.extend(ACTIONS.iter().map(|a| (Role::Pathologist, *a)));
+        Privileges { granted }
+    }
+
+    /// Whether `role` may do `action` in this lab.
+    pub fn may(&self, role: Role, action: Action) -> bool {
+        self.granted.contains(&(role, action))
+    }
+
+    /// Grants or withdraws one privilege.
+    pub fn set(
+        &mut self,
+        role: Role,
+        action: Action,
+        allowed: bool,
+    ) -> Result<(), PrivilegeRefusal> {
+        if role == Role::Pathologist && !allowed {
+            return Err(PrivilegeRefusal::DirectorKeepsEverything);
+        }
+        if role == Role::Student
+            && allowed
+            && matches!(action, Action::VerifyRoutine | Action::VerifyAbnormal)
+        {
+            return Err(PrivilegeRefusal::StudentsDoNotVerify);
+        }
+        if allowed {
+            self.granted.insert((role, action));
+        } else {
+            self.granted.remove(&(role, action));
+        }
+        Ok(())
+    }
+
+    /// Every granted pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (Role, Action)> + '_ {
+        self.granted.iter().copied()
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -217,16 +324,22 @@ pub enum ReleaseRefusal {
     CriticalCallMissing,
 }
 
-/// Decides whether `role` may release a result — the verification rules in one place.
-pub fn may_release(role: Role, check: ReleaseCheck) -> Result<(), ReleaseRefusal> {
-    if !role.may(Action::VerifyRoutine) {
+/// Decides whether `role` may release a result under the lab's privileges — the
+/// verification rules in one place.
+pub fn may_release(
+    privileges: &Privileges,
+    role: Role,
+    check: ReleaseCheck,
+) -> Result<(), ReleaseRefusal> {
+    if !privileges.may(role, Action::VerifyRoutine) || role == Role::Student {
         return Err(if check.entered_by_student && role == Role::Student {
             ReleaseRefusal::NeedsCosign
         } else {
             ReleaseRefusal::NotPrivileged(role)
         });
     }
-    if (check.review == Review::Technologist || check.critical) && !role.may(Action::VerifyAbnormal)
+    if (check.review == Review::Technologist || check.critical)
+        && !privileges.may(role, Action::VerifyAbnormal)
     {
         return Err(ReleaseRefusal::NeedsTechnologist);
     }
@@ -252,11 +365,19 @@ mod tests {
     #[test]
     fn a_technician_releases_normal_results_only() {
         assert_eq!(
-            may_release(Role::Technician, check(Review::Routine, false, false, false)),
+            may_release(
+                &Privileges::seeded(),
+                Role::Technician,
+                check(Review::Routine, false, false, false)
+            ),
             Ok(())
         );
         assert_eq!(
-            may_release(Role::Technician, check(Review::Technologist, false, false, false)),
+            may_release(
+                &Privileges::seeded(),
+                Role::Technician,
+                check(Review::Technologist, false, false, false)
+            ),
             Err(ReleaseRefusal::NeedsTechnologist)
         );
     }
@@ -264,7 +385,11 @@ mod tests {
     #[test]
     fn a_technologist_releases_abnormal_results() {
         assert_eq!(
-            may_release(Role::Technologist, check(Review::Technologist, false, false, false)),
+            may_release(
+                &Privileges::seeded(),
+                Role::Technologist,
+                check(Review::Technologist, false, false, false)
+            ),
             Ok(())
         );
     }
@@ -273,19 +398,27 @@ mod tests {
     fn a_critical_result_waits_for_the_documented_call() {
         let critical = check(Review::Technologist, true, false, false);
         assert_eq!(
-            may_release(Role::Technologist, critical),
+            may_release(&Privileges::seeded(), Role::Technologist, critical),
             Err(ReleaseRefusal::CriticalCallMissing)
         );
         assert_eq!(
-            may_release(Role::Pathologist, critical),
+            may_release(&Privileges::seeded(), Role::Pathologist, critical),
             Err(ReleaseRefusal::CriticalCallMissing)
         );
         assert_eq!(
-            may_release(Role::Technologist, check(Review::Technologist, true, true, false)),
+            may_release(
+                &Privileges::seeded(),
+                Role::Technologist,
+                check(Review::Technologist, true, true, false)
+            ),
             Ok(())
         );
         assert_eq!(
-            may_release(Role::Technician, check(Review::Technologist, true, true, false)),
+            may_release(
+                &Privileges::seeded(),
+                Role::Technician,
+                check(Review::Technologist, true, true, false)
+            ),
             Err(ReleaseRefusal::NeedsTechnologist)
         );
     }
@@ -293,17 +426,59 @@ mod tests {
     #[test]
     fn a_students_result_needs_a_cosignature() {
         let students = check(Review::Routine, false, false, true);
-        assert_eq!(may_release(Role::Student, students), Err(ReleaseRefusal::NeedsCosign));
-        assert_eq!(may_release(Role::Technician, students), Ok(()));
+        assert_eq!(
+            may_release(&Privileges::seeded(), Role::Student, students),
+            Err(ReleaseRefusal::NeedsCosign)
+        );
+        assert_eq!(may_release(&Privileges::seeded(), Role::Technician, students), Ok(()));
     }
 
     #[test]
     fn roles_without_verification_privilege_are_refused() {
         for role in [Role::Phlebotomist, Role::LabAssistant] {
             assert_eq!(
-                may_release(role, check(Review::Routine, false, false, false)),
+                may_release(
+                    &Privileges::seeded(),
+                    role,
+                    check(Review::Routine, false, false, false)
+                ),
                 Err(ReleaseRefusal::NotPrivileged(role))
             );
+        }
+    }
+
+    #[test]
+    fn a_lab_may_let_technicians_verify_abnormal_results() {
+        let abnormal = check(Review::Technologist, false, false, false);
+        let mut lab = Privileges::seeded();
+        assert_eq!(
+            may_release(&lab, Role::Technician, abnormal),
+            Err(ReleaseRefusal::NeedsTechnologist)
+        );
+        lab.set(Role::Technician, Action::VerifyAbnormal, true).unwrap();
+        assert_eq!(may_release(&lab, Role::Technician, abnormal), Ok(()));
+    }
+
+    #[test]
+    fn the_director_keeps_every_privilege_and_students_never_verify() {
+        let mut lab = Privileges::seeded();
+        assert_eq!(
+            lab.set(Role::Pathologist, Action::ManageUsers, false),
+            Err(PrivilegeRefusal::DirectorKeepsEverything)
+        );
+        assert_eq!(
+            lab.set(Role::Student, Action::VerifyRoutine, true),
+            Err(PrivilegeRefusal::StudentsDoNotVerify)
+        );
+        let stored = Privileges::from_pairs(vec![(Role::Technician, Action::EnterResult)]);
+        assert!(stored.may(Role::Pathologist, Action::ViewAudit));
+        assert!(!stored.may(Role::Technician, Action::VerifyRoutine));
+    }
+
+    #[test]
+    fn action_codes_round_trip() {
+        for action in ACTIONS {
+            assert_eq!(Action::parse(action.code()), Some(action));
         }
     }
 

@@ -29,9 +29,29 @@ pub struct Bench {
     pub csrf: String,
     /// The cookie's token (to sign out).
     pub token: String,
+    /// The lab's privilege table when the request arrived.
+    pub privileges: std::sync::Arc<cuvette_domain::role::Privileges>,
 }
 
 impl Bench {
+    /// Whether this person's role may do `action` in this lab (to show or hide controls;
+    /// the use case checks again).
+    pub fn may(&self, action: cuvette_domain::Action) -> bool {
+        self.privileges.may(self.actor.role, action)
+    }
+
+    /// Refuses unless this person's role may do `action` in this lab.
+    pub fn require(&self, action: cuvette_domain::Action) -> Result<(), WebError> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(WebError::App(AppError::Forbidden(format!(
+                "your role ({}) may not {action}",
+                self.actor.role
+            ))))
+        }
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check_csrf(&self, sent: &str) -> Result<(), WebError> {
         if bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes())) {
@@ -61,7 +81,12 @@ impl FromRequestParts<AppState> for Bench {
         let to_login = || Redirect::to(&format!("/login?next={}", urlencode(next))).into_response();
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
         match state.lab.session(&token).await {
-            Ok((session, actor)) => Ok(Bench { actor, csrf: session.csrf_token, token }),
+            Ok((session, actor)) => Ok(Bench {
+                actor,
+                csrf: session.csrf_token,
+                token,
+                privileges: state.lab.privileges(),
+            }),
             Err(AppError::Unauthenticated(_)) => Err(to_login()),
             Err(e) => Err(WebError::App(e).into_response()),
         }

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use cuvette_app::store::WorkItem;
-use cuvette_app::{Actor, FieldError, Lab};
+use cuvette_app::{FieldError, Lab};
 use cuvette_domain::{Action, Role};
 
 use crate::auth::Bench;
@@ -61,7 +61,7 @@ impl Page {
                 role: bench.actor.role.to_string(),
                 student: bench.actor.role == Role::Student,
             }),
-            nav: nav_for(&bench.actor, current),
+            nav: nav_for(bench, current),
             csrf: bench.csrf.clone(),
             ..Page::default()
         }
@@ -85,7 +85,7 @@ impl Page {
     }
 }
 
-fn nav_for(actor: &Actor, current: &str) -> Vec<NavItem> {
+fn nav_for(bench: &Bench, current: &str) -> Vec<NavItem> {
     let all: [(&str, &str, &str, Action); 8] = [
         ("/patients", "Patients", "p", Action::SearchPatients),
         ("/collect", "Collect", "c", Action::CollectSpecimen),
@@ -97,7 +97,7 @@ fn nav_for(actor: &Actor, current: &str) -> Vec<NavItem> {
         ("/audit", "Audit", "a", Action::ViewAudit),
     ];
     all.into_iter()
-        .filter(|(_, _, _, action)| actor.role.may(*action))
+        .filter(|(_, _, _, action)| bench.may(*action))
         .map(|(href, label, key, _)| NavItem {
             href,
             label,

@@ -23,6 +23,13 @@ CREATE TABLE session (
     ended_at BIGINT
 );
 
+-- The lab's privilege table (seeded from the defaults, edited by supervisors).
+CREATE TABLE role_privilege (
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    PRIMARY KEY (role, action)
+);
+
 CREATE TABLE api_key (
     id {{id}},
     name TEXT NOT NULL UNIQUE,

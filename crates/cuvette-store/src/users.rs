@@ -194,7 +194,39 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Replaces the privilege table with `pairs` of (role code, action code).
+    pub async fn replace_privileges(&mut self, pairs: &[(String, String)]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM role_privilege").execute(self.conn()).await?;
+        for (role, action) in pairs {
+            sqlx::query("INSERT INTO role_privilege (role, action) VALUES ($1, $2)")
+                .bind(role)
+                .bind(action)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Unlocks an account and clears its failure count.
+    pub async fn unlock_user(&mut self, user_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE app_user SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(user_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
 impl Store {
+    /// The stored privilege table as (role code, action code) pairs.
+    pub async fn privileges(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT role, action FROM role_privilege ORDER BY role, action")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("role")?, r.try_get("action")?))).collect()
+    }
+
     /// A user by sign-in name.
     pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM app_user u WHERE u.username = $1");

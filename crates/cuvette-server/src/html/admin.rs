@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/catalog", get(catalog))
         .route("/catalog/{code}", get(edit_test).post(save_test))
         .route("/users", get(users).post(add_user))
+        .route("/users/{username}", axum::routing::post(edit_user))
+        .route("/roles", get(roles_page).post(save_roles))
         .route("/audit", get(audit))
         .route("/audit.csv", get(audit_csv))
 }
@@ -38,7 +40,7 @@ struct CatalogPage {
 }
 
 async fn catalog(State(s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
-    bench.actor.require(Action::EditCatalog)?;
+    bench.require(Action::EditCatalog)?;
     let cat = s.lab.catalog();
     let rows = cat
         .catalog
@@ -260,7 +262,7 @@ async fn edit_test(
     bench: Bench,
     Path(code): Path<String>,
 ) -> Result<Html<String>, WebError> {
-    bench.actor.require(Action::EditCatalog)?;
+    bench.require(Action::EditCatalog)?;
     let cat = s.lab.catalog();
     let t = cat
         .catalog
@@ -286,7 +288,7 @@ async fn save_test(
     Form(form): Form<DefinitionForm>,
 ) -> Result<Response, WebError> {
     bench.check_csrf(&form.csrf)?;
-    bench.actor.require(Action::EditCatalog)?;
+    bench.require(Action::EditCatalog)?;
     let cat = s.lab.catalog();
     let base = cat
         .catalog
@@ -408,6 +410,122 @@ async fn add_user(
                 users,
                 roles: roles(),
                 form,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct EditUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    active: Option<String>,
+    #[serde(default)]
+    unlock: Option<String>,
+}
+
+async fn edit_user(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(username): Path<String>,
+    Form(form): Form<EditUserForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    let role = Role::parse(&form.role).ok_or_else(|| AppError::invalid("role", "choose a role"))?;
+    match s
+        .lab
+        .update_user(&bench.actor, &username, role, form.active.is_some(), form.unlock.is_some())
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/users").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let users = s.lab.users(&bench.actor).await?;
+            let page = UsersPage {
+                page: Page::new(&bench, "Users", "users").with_errors(errors),
+                users,
+                roles: roles(),
+                form: UserForm::default(),
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One cell of the privilege grid.
+struct Cell {
+    name: String,
+    granted: bool,
+    locked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "roles.html")]
+struct RolesPage {
+    page: Page,
+    roles: Vec<String>,
+    rows: Vec<(String, Vec<Cell>)>,
+}
+
+fn roles_grid(
+    privileges: &cuvette_domain::role::Privileges,
+) -> (Vec<String>, Vec<(String, Vec<Cell>)>) {
+    let roles = ROLES.iter().map(|r| r.to_string()).collect();
+    let rows = cuvette_domain::role::ACTIONS
+        .iter()
+        .map(|a| {
+            let cells = ROLES
+                .iter()
+                .map(|r| Cell {
+                    name: format!("{}.{}", r.code(), a.code()),
+                    granted: privileges.may(*r, *a),
+                    locked: *r == Role::Pathologist
+                        || (*r == Role::Student
+                            && matches!(a, Action::VerifyRoutine | Action::VerifyAbnormal)),
+                })
+                .collect();
+            (a.to_string(), cells)
+        })
+        .collect();
+    (roles, rows)
+}
+
+async fn roles_page(State(s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
+    bench.require(Action::ManageUsers)?;
+    let (roles, rows) = roles_grid(&s.lab.privileges());
+    Ok(Html(
+        RolesPage { page: Page::new(&bench, "Roles and privileges", "users"), roles, rows }
+            .render()?,
+    ))
+}
+
+async fn save_roles(
+    State(s): State<AppState>,
+    bench: Bench,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+    bench.check_csrf(csrf)?;
+    let granted: Vec<(Role, Action)> = fields
+        .iter()
+        .filter_map(|(k, _)| {
+            let (r, a) = k.split_once('.')?;
+            Some((Role::parse(r)?, Action::parse(a)?))
+        })
+        .collect();
+    match s.lab.save_privileges(&bench.actor, &granted).await {
+        Ok(()) => Ok(Redirect::to("/roles").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let (roles, rows) = roles_grid(&s.lab.privileges());
+            let page = RolesPage {
+                page: Page::new(&bench, "Roles and privileges", "users").with_errors(errors),
+                roles,
+                rows,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
         }

@@ -191,7 +191,7 @@ async fn search(
     let lab = &state.lab;
     let q = query.q.unwrap_or_default();
     let searched = !q.trim().is_empty();
-    let may_register = bench.actor.role.may(Action::RegisterPatient);
+    let may_register = bench.may(Action::RegisterPatient);
     let register_href = format!("/patients/new?q={}", urlencode(q.trim()));
     let page = Page::new(&bench, "Find a patient", "patients");
     let (rows, status, page) =
@@ -273,7 +273,7 @@ async fn register_form(
     bench: Bench,
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, WebError> {
-    bench.actor.require(Action::RegisterPatient)?;
+    bench.require(Action::RegisterPatient)?;
     let q = query.q.unwrap_or_default();
     let form = prefill(&q, today(&state.lab));
     let page = Page::new(&bench, "Register a patient", "patients");
@@ -384,8 +384,8 @@ async fn show(
             page,
             banner,
             orders,
-            may_order: bench.actor.role.may(Action::PlaceOrder),
-            may_view_results: bench.actor.role.may(Action::ViewResults),
+            may_order: bench.may(Action::PlaceOrder),
+            may_view_results: bench.may(Action::ViewResults),
         },
     )
 }
@@ -448,7 +448,7 @@ async fn order_form(
     bench: Bench,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    bench.actor.require(Action::PlaceOrder)?;
+    bench.require(Action::PlaceOrder)?;
     let patient = state.lab.patient(&bench.actor, id).await?;
     let banner = Banner::of(&state.lab, &patient);
     let page = Page::new(&bench, format!("New order – {}", banner.name()), "patients");

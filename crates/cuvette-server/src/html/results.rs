@@ -151,7 +151,7 @@ async fn worklist(
     Query(q): Query<WorklistQuery>,
 ) -> Result<Response, WebError> {
     let lab = &state.lab;
-    bench.actor.require(Action::ViewResults)?;
+    bench.require(Action::ViewResults)?;
     let catalog = lab.catalog();
     let disciplines: BTreeSet<String> =
         catalog.catalog.tests().map(|t| t.discipline.clone()).filter(|d| !d.is_empty()).collect();
@@ -509,9 +509,9 @@ async fn grid_page(
     correction_reason: &str,
 ) -> Result<ResultsPage, WebError> {
     let actor = &bench.actor;
-    let sees_results = actor.role.may(Action::ViewResults);
-    let may_enter = actor.role.may(Action::EnterResult);
-    let may_correct = actor.role.may(Action::CorrectResult);
+    let sees_results = bench.may(Action::ViewResults);
+    let may_enter = bench.may(Action::EnterResult);
+    let may_correct = bench.may(Action::CorrectResult);
     let specimen_status =
         SpecimenStatus::parse(&view.specimen.status).unwrap_or(SpecimenStatus::Rejected);
     let blocked = match specimen_step(specimen_status, SpecimenStep::Result) {
@@ -777,7 +777,7 @@ async fn review_page(
     let actor = &bench.actor;
     let items = lab.review_queue(actor).await?;
     let catalog = lab.catalog();
-    let can_verify = actor.role.may(Action::VerifyRoutine);
+    let can_verify = bench.may(Action::VerifyRoutine);
     let why_not = if can_verify {
         String::new()
     } else if actor.role == cuvette_domain::Role::Student {
@@ -822,7 +822,7 @@ async fn review_page(
             critical_call_documented: called,
             entered_by_student: student,
         };
-        let hold = match may_release(actor.role, check) {
+        let hold = match may_release(&bench.privileges, actor.role, check) {
             Ok(()) => String::new(),
             Err(refusal) => refusal.to_string(),
         };
@@ -882,7 +882,6 @@ async fn verify(
 ) -> Result<Response, WebError> {
     let mut csrf = String::new();
     let mut picked: Vec<(i64, i64)> = Vec::new();
-    let mut status = TestStatus::Final;
     let mut unreadable = false;
     for (key, value) in fields {
         match key.as_str() {
@@ -891,7 +890,6 @@ async fn verify(
                 Some((Ok(id), Ok(version))) => picked.push((id, version)),
                 _ => unreadable = true,
             },
-            "as" if value == "preliminary" => status = TestStatus::Preliminary,
             _ => {}
         }
     }
@@ -909,7 +907,7 @@ async fn verify(
     }
     // Name the held results by patient and accession as well as test.
     let before = lab.review_queue(&bench.actor).await?;
-    let outcomes = lab.release(&bench.actor, &picked, status).await?;
+    let outcomes = lab.release(&bench.actor, &picked, TestStatus::Final).await?;
     let released = outcomes.iter().filter(|o| matches!(o, Release::Released { .. })).count();
     let held: Vec<String> = outcomes
         .iter()
@@ -928,9 +926,7 @@ async fn verify(
             Release::Released { .. } => None,
         })
         .collect();
-    let verb =
-        if status == TestStatus::Preliminary { "Released as preliminary" } else { "Released" };
-    let notice = format!("{verb} {released} · Held {}", held.len());
+    let notice = format!("Released {released} · Held {}", held.len());
     let page = review_page(lab, &bench, Vec::new(), Some(notice), held).await?;
     render_page(StatusCode::OK, &page)
 }
@@ -993,7 +989,7 @@ async fn view_of_test(
     bench: &Bench,
     id: i64,
 ) -> Result<(SpecimenView, usize), WebError> {
-    bench.actor.require(Action::ViewResults)?;
+    bench.require(Action::ViewResults)?;
     let not_found = |_| AppError::NotFound(format!("there is no ordered test {id}"));
     let test = lab.store().ordered_test(id).await.map_err(not_found)?;
     let specimen = lab.store().specimen(test.specimen_id).await.map_err(AppError::from)?;
@@ -1017,7 +1013,7 @@ fn call_page(
     let version = result.map(|r| r.version).unwrap_or(0);
     let critical = result.is_some_and(|r| is_critical(&r.flags));
     let called = t.calls.iter().any(|c| c.result_version == version && c.read_back);
-    let may = bench.actor.role.may(Action::DocumentCriticalCall);
+    let may = bench.may(Action::DocumentCriticalCall);
     let why_not = if !may {
         format!("Your role ({}) may not document critical calls.", bench.actor.role)
     } else if result.is_none() {

@@ -155,7 +155,6 @@ async fn specimen_page(
         .map(|x| x.accession.clone())
         .collect();
     let status = SpecimenStatus::parse(&s.status);
-    let role = bench.actor.role;
     let tests: Vec<TestLine> = view
         .tests
         .iter()
@@ -219,13 +218,14 @@ async fn specimen_page(
         recollected_as,
         tests,
         open_tests,
-        may_collect: status == Some(SpecimenStatus::Pending) && role.may(Action::CollectSpecimen),
-        may_receive: status == Some(SpecimenStatus::Collected) && role.may(Action::ReceiveSpecimen),
+        may_collect: status == Some(SpecimenStatus::Pending) && bench.may(Action::CollectSpecimen),
+        may_receive: status == Some(SpecimenStatus::Collected)
+            && bench.may(Action::ReceiveSpecimen),
         // Released results are corrected, not rejected: the lab refuses it, so it is not offered.
         may_reject: status.is_some_and(|s| s != SpecimenStatus::Rejected)
             && !any_released
-            && role.may(Action::RejectSpecimen),
-        may_view_results: role.may(Action::ViewResults),
+            && bench.may(Action::RejectSpecimen),
+        may_view_results: bench.may(Action::ViewResults),
         reasons: REJECTION_REASONS
             .iter()
             .enumerate()
@@ -643,7 +643,7 @@ fn receive_page(
 }
 
 async fn receive_form(bench: Bench) -> Result<Response, WebError> {
-    bench.actor.require(Action::ReceiveSpecimen)?;
+    bench.require(Action::ReceiveSpecimen)?;
     let page = Page::new(&bench, "Receive specimens", "receive");
     render_with(StatusCode::OK, &receive_page(page, ReceiveForm::default(), None, None, vec![]))
 }
@@ -736,7 +736,7 @@ async fn receive(
                 },
                 reasons,
                 reject_href: parsed
-                    .filter(|_| offer_reject && bench.actor.role.may(Action::RejectSpecimen))
+                    .filter(|_| offer_reject && bench.may(Action::RejectSpecimen))
                     .map(|a| format!("/specimens/{a}#reject")),
                 specimen_href: parsed
                     .filter(|_| status != StatusCode::NOT_FOUND)

@@ -252,3 +252,35 @@ async fn every_role_against_every_action() {
     }
     assert!(wrong.is_empty(), "privilege table violated:\n{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn a_supervisor_edits_the_privilege_table_and_it_applies_at_once() {
+    let app = app().await;
+    let supervisor = app.sign_in(Role::Supervisor, "s").await;
+    let tech = app.sign_in(Role::Technician, "t").await;
+    let mut f = Fixture { n: 0 };
+    assert!(!attempt(&app, &mut f, Action::VerifyAbnormal, &tech).await);
+
+    // Grant technicians the verification of abnormal results, keeping everything else.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for role in ROLES {
+        for action in ACTIONS {
+            if role.may(action) || (role == Role::Technician && action == Action::VerifyAbnormal) {
+                fields.push((format!("{}.{}", role.code(), action.code()), "on".into()));
+            }
+        }
+    }
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = app.post_form(&supervisor, "/roles", &refs).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(attempt(&app, &mut f, Action::VerifyAbnormal, &tech).await);
+
+    // Students can never be given verification.
+    let mut bad = refs.clone();
+    bad.push(("student.verify_routine", "on"));
+    let r = app.post_form(&supervisor, "/roles", &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("co-signed"));
+    // And a technician may not edit the table.
+    assert_eq!(app.post_form(&tech, "/roles", &refs).await.status, StatusCode::FORBIDDEN);
+}
