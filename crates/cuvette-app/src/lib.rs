@@ -187,13 +187,14 @@ impl Lab {
         for role in ROLES {
             for action in cuvette_domain::role::ACTIONS {
                 let allowed = granted.contains(&(role, action));
-                if let Err(refusal) = table.set(role, action, allowed) {
-                    if allowed || role != Role::Pathologist {
-                        return Err(AppError::invalid(
-                            &format!("{}.{}", role.code(), action.code()),
-                            refusal.to_string(),
-                        ));
-                    }
+                // The director's row cannot be withdrawn; unticked boxes there are ignored.
+                if let Err(refusal) = table.set(role, action, allowed)
+                    && (allowed || role != Role::Pathologist)
+                {
+                    return Err(AppError::invalid(
+                        &format!("{}.{}", role.code(), action.code()),
+                        refusal.to_string(),
+                    ));
                 }
             }
         }

@@ -343,7 +343,7 @@ pub fn print_welcome(listen: SocketAddr, api_key: &str) {
     println!();
     println!("Cuvette demo lab: open http://{listen}/ and sign in as one of:");
     println!();
-    println!("  {:<10} {:<22} {}", "username", "password", "role");
+    println!("  {:<10} {:<22} role", "username", "password");
     for (user, _, role, password) in DEMO_USERS {
         println!("  {user:<10} {password:<22} {role}");
     }

@@ -197,3 +197,46 @@ async fn an_unknown_accession_is_a_clear_404_and_a_malformed_one_a_422() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("check digit"));
 }
+
+#[tokio::test]
+async fn every_page_in_each_roles_navigation_opens() {
+    let app = app().await;
+    for role in cuvette_domain::role::ROLES {
+        let s = app.sign_in(role, "nav").await;
+        let home = app.get(&s, "/").await;
+        assert_eq!(home.status, StatusCode::SEE_OTHER, "{role}");
+        let landing = app.get(&s, home.location.as_deref().unwrap()).await;
+        assert_eq!(landing.status, StatusCode::OK, "{role} lands on {:?}", home.location);
+        let nav = landing
+            .body
+            .split("<nav")
+            .nth(1)
+            .and_then(|n| n.split("</nav>").next())
+            .unwrap_or("")
+            .to_owned();
+        let links: Vec<&str> =
+            nav.split("href=\"").skip(1).filter_map(|h| h.split('"').next()).collect();
+        assert!(!links.is_empty(), "{role} has a navigation");
+        for href in links {
+            let page = app.get(&s, href).await;
+            assert_eq!(
+                page.status,
+                StatusCode::OK,
+                "{role} opens {href}: {}",
+                page.body.chars().take(300).collect::<String>()
+            );
+            assert!(page.body.contains(&s.csrf), "{href} carries the session's CSRF token");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_and_the_next_page_asks_to_sign_in_again() {
+    let app = app().await;
+    let s = app.sign_in(Role::Technician, "idle").await;
+    assert_eq!(app.get(&s, "/worklist").await.status, StatusCode::OK);
+    app.clock.advance(jiff::SignedDuration::from_mins(16));
+    let r = app.get(&s, "/worklist").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location.as_deref(), Some("/login?next=/worklist"));
+}
