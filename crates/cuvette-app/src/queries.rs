@@ -168,7 +168,7 @@ impl Lab {
         discipline: Option<&str>,
     ) -> AppResult<Vec<WorkItem>> {
         self.require(actor, Action::ViewResults)?;
-        Ok(self
+        let items = self
             .store
             .work_items(&WorklistFilter {
                 discipline: discipline.filter(|d| !d.is_empty()).map(str::to_owned),
@@ -179,7 +179,41 @@ impl Lab {
                 limit: WORKLIST_LEN_MAX,
                 ..Default::default()
             })
-            .await?)
+            .await?;
+        self.audit_list_view(actor, "worklist", discipline.unwrap_or("all"), &items).await?;
+        Ok(items)
+    }
+
+    /// Records who saw which patients' results in a list (worklist, review queue): one event
+    /// per view, naming the patients and specimens shown.
+    async fn audit_list_view(
+        &self,
+        actor: &Actor,
+        list: &str,
+        which: &str,
+        items: &[WorkItem],
+    ) -> AppResult<()> {
+        let mut patients: Vec<i64> =
+            items.iter().filter(|i| i.result.is_some()).map(|i| i.patient.id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        if patients.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        tx.audit(cuvette_store::NewAuditEvent {
+            at: self.now_micros(),
+            actor: &actor.name,
+            action: "results.view_list",
+            entity: list,
+            entity_id: which.to_owned(),
+            patient_id: (patients.len() == 1).then(|| patients[0]),
+            before: None,
+            after: Some(serde_json::json!({ "patients": patients, "rows": items.len() })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Tubes waiting to be drawn, STAT first, each once with what it carries.
@@ -229,6 +263,7 @@ impl Lab {
             let critical = r.flags.split(' ').any(|f| f == "LL" || f == "HH");
             (!critical, r.review != "technologist", i.order.priority != "stat", r.entered_at)
         });
+        self.audit_list_view(actor, "review_queue", "all", &items).await?;
         Ok(items)
     }
 

@@ -222,3 +222,25 @@ async fn the_audit_log_is_read_a_page_at_a_time_newest_first() {
     assert_eq!(second.last().unwrap().seq, 1);
     assert!(second.iter().all(|e| e.seq < oldest_shown));
 }
+
+#[tokio::test]
+async fn worklists_and_the_review_queue_record_whose_results_were_shown() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    lab.received(&patient, &["K"]).await;
+    let technician = lab.technician().await;
+    lab.enter(&technician, &patient, "K", "4.4").await.unwrap();
+
+    lab.worklist(&technician, Some("chemistry")).await.unwrap();
+    lab.review_queue(&technician).await.unwrap();
+
+    let lists: Vec<(String, String)> = lab
+        .audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
+        .await
+        .into_iter()
+        .filter(|e| e.action == "results.view_list")
+        .map(|e| (e.entity, e.actor))
+        .collect();
+    let expected = [("worklist", "technician"), ("review_queue", "technician")];
+    assert_eq!(lists, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
+}
