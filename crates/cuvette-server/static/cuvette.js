@@ -44,6 +44,31 @@
       });
     });
   });
+  // Keyboard flow for lists (review queue, worklist): j/k or arrows move between rows, v
+  // verifies the selection, c opens the critical-call form of the current row. Single keys
+  // act only when focus is not in a text field.
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.tagName === "INPUT" && t.type !== "checkbox" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
+    var table = document.querySelector("table.review, table.worklist, table.grid");
+    if (!table) return;
+    var rows = Array.prototype.slice.call(table.querySelectorAll("tbody tr"));
+    var targets = rows.map(function (r) { return r.querySelector("input[type=checkbox], a"); }).filter(Boolean);
+    var current = targets.indexOf(document.activeElement);
+    var move = function (d) {
+      var next = targets[Math.max(0, Math.min(targets.length - 1, current + d))];
+      if (next) { next.focus(); e.preventDefault(); }
+    };
+    if (e.key === "j" || e.key === "ArrowDown") move(current < 0 ? 0 : 1);
+    else if (e.key === "k" || e.key === "ArrowUp") move(current < 0 ? 0 : -1);
+    else if (e.key === "v") { var b = document.querySelector("button.verify"); if (b) { e.preventDefault(); b.click(); } }
+    else if (e.key === "c" && current >= 0) {
+      var row = document.activeElement.closest("tr");
+      var link = row && row.querySelector("a[href*='critical-call']");
+      if (link) { e.preventDefault(); link.click(); }
+    }
+  });
   function num(v) { return v === undefined || v === "" ? null : parseFloat(v); }
   function liveFlag(cell) {
     var out = document.getElementById(cell.id + "-flag");
