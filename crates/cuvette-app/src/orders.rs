@@ -476,17 +476,31 @@ impl Lab {
     }
 }
 
+/// How many taken numbers `new_accession` skips before giving up.
+const ACCESSION_SKIPS_MAX: usize = 1000;
+
 async fn new_accession(tx: &mut Tx, year: i64) -> AppResult<String> {
-    let sequence = tx.next_accession_sequence(year).await?;
-    let accession = u32::try_from(sequence)
-        .ok()
-        .and_then(|s| Accession::new(year as u16, s))
-        .ok_or_else(|| {
+    for _ in 0..ACCESSION_SKIPS_MAX {
+        let sequence = tx.next_accession_sequence(year).await?;
+        let accession = u32::try_from(sequence)
+            .ok()
+            .and_then(|s| Accession::new(year as u16, s))
+            .ok_or_else(|| {
             AppError::Refused(
                 "this year's accession numbers are used up: call the system administrator".into(),
             )
         })?;
-    Ok(accession.to_string())
+        let accession = accession.to_string();
+        // The sequence can fall behind the specimens (a restored backup, numbers issued
+        // elsewhere): a number already on a tube is skipped, never issued twice.
+        if !tx.accession_taken(&accession).await? {
+            return Ok(accession);
+        }
+        tracing::warn!(%accession, "accession sequence behind the specimens: skipping a number already in use");
+    }
+    Err(AppError::Refused(
+        "the accession sequence has fallen far behind the specimens on file: call the system administrator".into(),
+    ))
 }
 
 async fn audit_specimen(

@@ -266,6 +266,15 @@ impl Tx {
         Ok(next)
     }
 
+    /// Whether an accession number is already on a specimen (read inside the transaction).
+    pub async fn accession_taken(&mut self, accession: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM specimen WHERE accession = $1")
+            .bind(accession)
+            .fetch_one(self.conn())
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Writes a specimen; a duplicate accession number is a conflict.
     pub async fn insert_specimen(
         &mut self,

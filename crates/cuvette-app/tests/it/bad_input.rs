@@ -518,3 +518,21 @@ async fn a_critical_call_names_who_was_told() {
     );
     assert_eq!(lab.audit_count().await, events);
 }
+
+#[tokio::test]
+async fn an_accession_number_already_on_a_tube_is_never_issued_again() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let first = lab.order(&patient, &["K"]).await.specimens[0].accession.clone();
+    // The sequence falls behind the specimens on file (say, after restoring an older backup).
+    lab.raw_sql("UPDATE accession_sequence SET last_sequence = 0").await.unwrap();
+
+    let second = lab.order(&patient, &["K"]).await.specimens[0].accession.clone();
+
+    assert_ne!(first, second, "a duplicate accession number was issued");
+    assert_eq!(
+        lab.specimen(&first).await.accession,
+        first,
+        "the first tube still carries its number"
+    );
+}
