@@ -10,6 +10,7 @@
 mod auth;
 pub mod clock;
 mod error;
+pub mod interop;
 mod orders;
 mod patients;
 mod queries;

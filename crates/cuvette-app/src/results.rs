@@ -26,6 +26,19 @@ pub struct EnteredResult {
     pub text: String,
 }
 
+/// A result checked and ready to write.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedResult {
+    /// The test with its specimen, order, patient and current result.
+    pub item: WorkItem,
+    /// The value.
+    pub value: ReportedValue,
+    /// The row version it replaces.
+    pub row_version: i64,
+    /// Flags the instrument set, if it came from one.
+    pub instrument_flags: Vec<String>,
+}
+
 /// A correction of a released result: why, signed with the actor's password.
 #[derive(Debug, Clone)]
 pub struct Correction {
@@ -178,34 +191,72 @@ impl Lab {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
+        let prepared: Vec<PreparedResult> = prepared
+            .into_iter()
+            .map(|(item, value, row_version)| PreparedResult {
+                item,
+                value,
+                row_version,
+                instrument_flags: vec![],
+            })
+            .collect();
+        let mut tx = self.store.begin().await?;
+        let saved = self.write_prepared(&mut tx, actor, &prepared, correction).await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
 
+    /// Writes checked results (and the order's calculations) inside `tx`.
+    pub(crate) async fn write_prepared(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        prepared: &[PreparedResult],
+        correction: Option<&Correction>,
+    ) -> AppResult<Vec<Saved>> {
+        let catalog = self.catalog();
         let now = self.now_micros();
         let mut saved = Vec::new();
-        let mut tx = self.store.begin().await?;
         let mut orders = BTreeMap::new();
-        for (item, value, row_version) in &prepared {
-            let def = catalog.catalog.test(&item.test.test_code).expect("checked above");
+        for p in prepared {
+            let item = &p.item;
+            let def = catalog.catalog.test(&item.test.test_code).expect("checked when prepared");
             let ctx = patient_context(self, &item.patient, item.specimen.collected_at);
-            let evaluation = evaluate(def, value, ctx);
+            let mut evaluation = evaluate(def, &p.value, ctx);
+            if !p.instrument_flags.is_empty() {
+                // What the instrument itself flagged is for a technologist to judge.
+                evaluation
+                    .reasons
+                    .push(format!("instrument flagged: {}", p.instrument_flags.join(", ")));
+                evaluation.review = Review::Technologist;
+            }
             let reason = correction
                 .filter(|_| item.test.status == TestStatus::Final.code())
                 .map(|c| c.reason.trim());
             let version = self
-                .write_result(&mut tx, actor, item, *row_version, value, &evaluation, reason, now)
+                .write_result(
+                    tx,
+                    actor,
+                    item,
+                    p.row_version,
+                    &p.value,
+                    &evaluation,
+                    reason,
+                    &p.instrument_flags.join(" "),
+                    now,
+                )
                 .await?;
             saved.push(Saved { ordered_test_id: item.test.id, version, evaluation });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
         // Calculations read the order's latest values, with this save's values on top.
         let typed: BTreeMap<i64, ReportedValue> =
-            prepared.iter().map(|(i, v, _)| (i.test.id, v.clone())).collect();
+            prepared.iter().map(|p| (p.item.test.id, p.value.clone())).collect();
         for (order_id, (patient, collected_at)) in orders {
             saved.extend(
-                self.recalculate(&mut tx, actor, order_id, &patient, collected_at, &typed, now)
-                    .await?,
+                self.recalculate(tx, actor, order_id, &patient, collected_at, &typed, now).await?,
             );
         }
-        tx.commit().await?;
         Ok(saved)
     }
 
@@ -219,6 +270,7 @@ impl Lab {
         value: &ReportedValue,
         evaluation: &Evaluation,
         correction_reason: Option<&str>,
+        instrument_flags: &str,
         now: i64,
     ) -> AppResult<i64> {
         let catalog = self.catalog();
@@ -251,6 +303,7 @@ impl Lab {
                     entered_by: &actor.name,
                     entered_by_role: actor.role.code(),
                     correction_reason,
+                    instrument_flags,
                 },
                 now,
             )
@@ -355,7 +408,17 @@ impl Lab {
                 let correction =
                     (status == TestStatus::Final).then_some("recalculated from corrected inputs");
                 let version = self
-                    .write_result(tx, actor, i, row_version, &value, &evaluation, correction, now)
+                    .write_result(
+                        tx,
+                        actor,
+                        i,
+                        row_version,
+                        &value,
+                        &evaluation,
+                        correction,
+                        "",
+                        now,
+                    )
                     .await?;
                 saved.push((i.test.id, text, version));
                 changed = true;

@@ -10,6 +10,7 @@ mod auth;
 mod barcode;
 mod error;
 mod html;
+pub mod interfaces;
 mod pdf;
 mod web;
 
@@ -67,10 +68,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until the process is stopped.
-pub async fn serve(lab: Arc<Lab>, listen: SocketAddr, config: ServerConfig) -> std::io::Result<()> {
+/// Serves until the process is stopped: HTTP on `listen` and the interface listeners.
+pub async fn serve(
+    lab: Arc<Lab>,
+    listen: SocketAddr,
+    config: ServerConfig,
+    interfaces: interfaces::InterfaceConfig,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("Cuvette is serving on http://{}", listener.local_addr()?);
+    if let Some(addr) = interfaces.mllp {
+        let (mllp, bound) = interfaces::mllp::bind(addr).await?;
+        tracing::info!("HL7 MLLP listener on {bound}");
+        tokio::spawn(interfaces::mllp::serve(lab.clone(), mllp));
+    }
     axum::serve(listener, router(AppState { lab, config }))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -11,6 +11,7 @@
 
 mod audit;
 mod catalog;
+mod interfaces;
 mod orders;
 mod patients;
 mod results;
@@ -25,6 +26,9 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
+pub use interfaces::{
+    InstrumentRow, MessageFilter, MessageRow, NewMessage, OutboxRow, TestCodeRow,
+};
 pub use orders::{
     NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem,
     WorklistFilter,
@@ -195,7 +199,12 @@ impl Store {
                 Backend::Sqlite => sqlite,
                 Backend::Postgres => postgres,
             };
-            let sql = format!("{}\n{}", common.replace("{{id}}", id), specific);
+            let blob = match self.backend {
+                Backend::Sqlite => "BLOB",
+                Backend::Postgres => "BYTEA",
+            };
+            let sql =
+                format!("{}\n{}", common.replace("{{id}}", id).replace("{{blob}}", blob), specific);
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_migration (version, applied_at) VALUES ($1, 0)")
                 .bind(version)
@@ -228,12 +237,15 @@ impl Store {
 }
 
 /// (version, common SQL, SQLite-only SQL, PostgreSQL-only SQL).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    include_str!("../migrations/0001_core.sql"),
-    include_str!("../migrations/0001_sqlite.sql"),
-    include_str!("../migrations/0001_postgres.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/0001_core.sql"),
+        include_str!("../migrations/0001_sqlite.sql"),
+        include_str!("../migrations/0001_postgres.sql"),
+    ),
+    (2, include_str!("../migrations/0002_interfaces.sql"), "", ""),
+];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit
 /// events included.

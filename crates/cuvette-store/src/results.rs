@@ -34,6 +34,8 @@ pub struct NewResult<'a> {
     pub entered_by_role: &'a str,
     /// Why a released result was corrected.
     pub correction_reason: Option<&'a str>,
+    /// What the instrument flagged, space-separated (empty for manual entry).
+    pub instrument_flags: &'a str,
 }
 
 /// A stored result version.
@@ -75,6 +77,8 @@ pub struct ResultRow {
     pub released_by: Option<String>,
     /// `preliminary`, `final` or `corrected`.
     pub release_status: Option<String>,
+    /// What the instrument flagged.
+    pub instrument_flags: String,
 }
 
 /// The result columns, prefixed `r_`, for joins.
@@ -83,7 +87,7 @@ pub(crate) const RESULT_COLUMNS_R: &str = "r.id AS r_id, r.ordered_test_id AS r_
     r.reference_interval AS r_reference_interval, r.review AS r_review, r.reasons AS r_reasons, \
     r.definition_version AS r_definition_version, r.entered_at AS r_entered_at, r.entered_by AS r_entered_by, \
     r.entered_by_role AS r_entered_by_role, r.correction_reason AS r_correction_reason, r.released_at AS r_released_at, \
-    r.released_by AS r_released_by, r.release_status AS r_release_status";
+    r.released_by AS r_released_by, r.release_status AS r_release_status, r.instrument_flags AS r_instrument_flags";
 
 pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
     Ok(ResultRow {
@@ -105,6 +109,7 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         released_at: opt_i64(r, "r_released_at"),
         released_by: r.try_get("r_released_by")?,
         release_status: r.try_get("r_release_status")?,
+        instrument_flags: r.try_get("r_instrument_flags")?,
     })
 }
 
@@ -161,8 +166,8 @@ impl Tx {
         let version = current.unwrap_or(0) + 1;
         sqlx::query(
             "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
-             review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(r.ordered_test_id)
         .bind(version)
@@ -179,6 +184,7 @@ impl Tx {
         .bind(r.entered_by)
         .bind(r.entered_by_role)
         .bind(r.correction_reason)
+        .bind(r.instrument_flags)
         .execute(self.conn())
         .await?;
         Ok(version)

@@ -130,6 +130,21 @@ struct HttpArgs {
     /// Mark cookies Secure (serve over HTTPS, directly or behind a proxy).
     #[arg(long)]
     secure_cookies: bool,
+    /// HL7 v2 over MLLP listener for instruments and the EHR.
+    #[arg(long, default_value = "127.0.0.1:2575")]
+    mllp: SocketAddr,
+    /// Run no MLLP listener.
+    #[arg(long)]
+    no_mllp: bool,
+}
+
+impl HttpArgs {
+    fn interfaces(&self) -> cuvette_server::interfaces::InterfaceConfig {
+        cuvette_server::interfaces::InterfaceConfig {
+            mllp: (!self.no_mllp).then_some(self.mllp),
+            astm: vec![],
+        }
+    }
 }
 
 impl DbArgs {
@@ -196,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
                 lab,
                 http.listen,
                 cuvette_server::ServerConfig { secure_cookies: http.secure_cookies },
+                http.interfaces(),
             )
             .await?;
         }
@@ -216,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
                 lab,
                 http.listen,
                 cuvette_server::ServerConfig { secure_cookies: http.secure_cookies },
+                http.interfaces(),
             )
             .await?;
         }

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod calculations;
 mod catalog;
+mod interfaces;
 mod privileges;
 mod specimens;
 mod support;

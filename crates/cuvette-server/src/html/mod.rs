@@ -1,6 +1,7 @@
 //! The bench's HTML pages, one module per screen family.
 
 mod admin;
+mod interfaces;
 mod patients;
 mod reports;
 mod results;
@@ -20,4 +21,5 @@ pub fn routes() -> Router<AppState> {
         .merge(results::routes())
         .merge(reports::routes())
         .merge(admin::routes())
+        .merge(interfaces::routes())
 }

@@ -1,0 +1,241 @@
+//! Instruments send results; the lab stores them once, answers only after storing, and keeps
+//! what it cannot place in the quarantine with the reason.
+
+use cuvette_app::Actor;
+use cuvette_app::interop::{self, Ingested};
+use cuvette_app::store::MessageFilter;
+
+use crate::support::*;
+
+/// A chemistry analyzer that sends HL7 as "CHEMANALYZER" and reports potassium as 2823-3.
+async fn analyzer(lab: &TestLab) -> i64 {
+    let supervisor = lab.supervisor().await;
+    let id = lab.add_instrument(&supervisor, "Chemistry 1", "hl7", "CHEMANALYZER").await.unwrap();
+    lab.map_test_code(&supervisor, id, "2823-3", "K", "mmol/L").await.unwrap();
+    lab.map_test_code(&supervisor, id, "2951-2", "NA", "").await.unwrap();
+    id
+}
+
+fn oru(control_id: &str, accession: &str, obx: &[(&str, &str, &str, &str)]) -> Vec<u8> {
+    let mut m = format!(
+        "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|{control_id}|P|2.5.1\r\
+         PID|1||X||Nobody^Test\r\
+         OBR|1||{accession}|BMP^Basic metabolic panel\r"
+    );
+    for (i, (code, value, unit, flags)) in obx.iter().enumerate() {
+        m.push_str(&format!("OBX|{}|NM|{code}^^LN||{value}|{unit}|3.5-5.1|{flags}|||F\r", i + 1));
+    }
+    m.into_bytes()
+}
+
+fn ack_code(ack: &[u8]) -> String {
+    let text = String::from_utf8_lossy(ack);
+    text.split('\r')
+        .find(|s| s.starts_with("MSA|"))
+        .and_then(|s| s.split('|').nth(1))
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_instrument_result_is_stored_for_review_and_acknowledged_aa() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+
+    let (outcome, ack) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0001", &accession, &[("2823-3", "4.1", "mmol/L", "N")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+
+    assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
+    assert_eq!(ack_code(&ack), "AA");
+    assert!(String::from_utf8_lossy(&ack).contains("|MSG0001"), "MSA-2 echoes the control id");
+    let k = lab.test(&patient, "K").await;
+    let r = k.result.expect("the result is stored");
+    assert_eq!(
+        (r.value_text.as_str(), r.entered_by.as_str(), r.released_at),
+        ("4.1", "instrument:Chemistry 1", None)
+    );
+    let queue = lab.review_queue(&lab.technologist().await).await.unwrap();
+    assert!(
+        queue.iter().any(|i| i.test.id == k.test.id),
+        "the instrument's result waits for verification"
+    );
+}
+
+#[tokio::test]
+async fn a_retransmitted_message_is_stored_once_and_answered_with_the_same_ack() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let message = oru("MSG0002", &accession, &[("2823-3", "4.1", "mmol/L", "")]);
+
+    let (_, first) = interop::hl7::receive(&lab, &message, "test", "peer").await.unwrap();
+    lab.clock.advance(minutes(1));
+    let (again, second) = interop::hl7::receive(&lab, &message, "test", "peer").await.unwrap();
+
+    assert!(matches!(again, Ingested::Duplicate { .. }), "{again:?}");
+    assert_eq!(first, second);
+    assert_eq!(lab.versions(&patient, "K").await.len(), 1, "stored once");
+}
+
+#[tokio::test]
+async fn an_unknown_specimen_is_quarantined_answered_ae_and_replayed_once_corrected() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let wrong = "26-0000999-3";
+
+    let (outcome, ack) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0003", wrong, &[("2823-3", "6.9", "mmol/L", "HH")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let Ingested::Quarantined { message_id, reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("no specimen has accession number 26-0000999-3"), "{reason}");
+    assert_eq!(ack_code(&ack), "AE");
+    assert!(String::from_utf8_lossy(&ack).contains("ERR|"), "the ERR segment says why");
+    assert!(lab.test(&patient, "K").await.result.is_none(), "nothing stored");
+
+    let technologist = lab.technologist().await;
+    let open = lab
+        .message_log(&technologist, &MessageFilter { open_quarantine: true, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(open.iter().map(|m| m.id).collect::<Vec<_>>(), [message_id]);
+
+    let replay = lab.replay_quarantined(&technologist, message_id, Some(&accession)).await.unwrap();
+    assert_ne!(replay, message_id);
+    let k = lab.test(&patient, "K").await.result.expect("the replay stored the result");
+    assert_eq!(
+        (k.value_text.as_str(), k.flags.as_str(), k.instrument_flags.as_str()),
+        ("6.9", "HH H", "HH")
+    );
+    let open = lab
+        .message_log(&technologist, &MessageFilter { open_quarantine: true, ..Default::default() })
+        .await
+        .unwrap();
+    assert!(open.is_empty(), "the original left the quarantine");
+}
+
+#[tokio::test]
+async fn an_unmapped_code_waits_until_it_is_mapped() {
+    let lab = lab().await;
+    let instrument = analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["GLU"]).await.specimens[0].accession.clone();
+
+    let (outcome, ack) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0004", &accession, &[("2345-7", "95", "mg/dL", "")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let Ingested::Quarantined { message_id, reason, location } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("\"2345-7\"") && reason.contains("not mapped"), "{reason}");
+    assert_eq!(location, "OBX 1");
+    assert!(String::from_utf8_lossy(&ack).contains("|103^"), "ERR-3 table value not found");
+
+    lab.map_test_code(&lab.supervisor().await, instrument, "2345-7", "GLU", "mg/dL").await.unwrap();
+    lab.replay_quarantined(&lab.technologist().await, message_id, None).await.unwrap();
+    assert_eq!(lab.test(&patient, "GLU").await.result.unwrap().value_text, "95");
+}
+
+#[tokio::test]
+async fn a_result_in_another_unit_is_quarantined_not_converted() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0005", &accession, &[("2823-3", "16.0", "mg/dL", "")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("mg/dL") && reason.contains("mmol/L"), "{reason}");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_hl7_are_rejected_and_kept() {
+    let lab = lab().await;
+    let (outcome, ack) =
+        interop::hl7::receive(&lab, b"HELLO|this is not hl7", "test", "peer").await.unwrap();
+    assert!(matches!(outcome, Ingested::Quarantined { .. }), "{outcome:?}");
+    assert_eq!(ack_code(&ack), "AR");
+    let kept = lab
+        .message_log(
+            &lab.technologist().await,
+            &MessageFilter { open_quarantine: true, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept[0].raw, b"HELLO|this is not hl7");
+}
+
+#[tokio::test]
+async fn a_result_for_a_rejected_specimen_goes_to_the_quarantine() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    lab.reject(&lab.lab_assistant().await, &accession, "hemolyzed", "").await.unwrap();
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0006", &accession, &[("2823-3", "6.1", "mmol/L", "")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("was rejected"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_astm_result_session_is_ingested_by_specimen_and_code() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let id = lab.add_instrument(&supervisor, "Immunoassay", "astm", "IMMUNO").await.unwrap();
+    // The analyzer writes the unit its own way; the map records what it sends.
+    lab.map_test_code(&supervisor, id, "TSH", "TSH", "mIU/L").await.unwrap();
+    let patient = lab.adult_man().await;
+    let accession = lab.received(&patient, &["TSH"]).await.specimens[0].accession.clone();
+    let message = format!(
+        "H|\\^&|||IMMUNO^1.0|||||||P|LIS2-A2|20261124081500\rP|1\rO|1|{accession}||^^^TSH|R\rR|1|^^^TSH|2.10|mIU/L|0.27 to 4.20|N||F\rL|1|N\r"
+    );
+    let outcome =
+        interop::astm::receive(&lab, message.as_bytes(), "astm:5100", "peer").await.unwrap();
+    assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
+    assert_eq!(lab.test(&patient, "TSH").await.result.unwrap().value_text, "2.10");
+    // The same bytes again are a retransmission.
+    let again =
+        interop::astm::receive(&lab, message.as_bytes(), "astm:5100", "peer").await.unwrap();
+    assert!(matches!(again, Ingested::Duplicate { .. }), "{again:?}");
+}
+
+#[tokio::test]
+async fn only_a_supervisor_adds_instruments_and_maps_codes() {
+    let lab = lab().await;
+    let technician = lab.technician().await;
+    forbidden(lab.add_instrument(&technician, "X", "hl7", "X").await);
+    let _ = Actor::system();
+}

@@ -1,0 +1,9 @@
+//! Integration tests: fixtures from the corpus, replayed sessions, and whole conversations
+//! between an instrument and the LIS in virtual time.
+
+mod conversations;
+mod fixtures;
+mod properties;
+mod scripted;
+mod sessions;
+mod support;

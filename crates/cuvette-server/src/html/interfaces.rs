@@ -1,0 +1,388 @@
+//! Interfaces: instruments and their test codes, the message log, the quarantine (fix and
+//! replay), and the outbox of results to the EHR. Interfaces are where labs lose days
+//! troubleshooting, so every message is here with its outcome and its acknowledgement.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use cuvette_app::store::{InstrumentRow, MessageFilter, MessageRow, OutboxRow, TestCodeRow};
+use cuvette_app::{AppError, FieldError};
+use cuvette_domain::Action;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Bench;
+use crate::error::WebError;
+use crate::web::Page;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/interfaces", get(overview))
+        .route("/interfaces/instruments", post(add_instrument))
+        .route("/interfaces/instruments/{id}/codes", post(map_code))
+        .route("/interfaces/messages", get(messages))
+        .route("/interfaces/messages/{id}", get(message))
+        .route("/interfaces/messages/{id}/replay", post(replay))
+        .route("/interfaces/messages/{id}/dismiss", post(dismiss))
+        .route("/interfaces/outbox/{id}/retry", post(retry_outbox))
+}
+
+struct LogLine {
+    id: i64,
+    at: String,
+    direction: String,
+    protocol: String,
+    peer: String,
+    sender: String,
+    control_id: String,
+    message_type: String,
+    outcome: String,
+    detail: String,
+    accession: String,
+    quarantine: String,
+    processed_ms: String,
+}
+
+fn log_lines(s: &AppState, rows: &[MessageRow]) -> Vec<LogLine> {
+    rows.iter()
+        .map(|m| LogLine {
+            id: m.id,
+            at: s.lab.format_time(m.received_at),
+            direction: m.direction.clone(),
+            protocol: m.protocol.to_uppercase(),
+            peer: m.peer.clone(),
+            sender: m.sender.clone(),
+            control_id: m.control_id.clone().unwrap_or_default(),
+            message_type: m.message_type.clone(),
+            outcome: m.outcome.clone(),
+            detail: m.detail.clone(),
+            accession: m.accession.clone().unwrap_or_default(),
+            quarantine: m.quarantine.clone().unwrap_or_default(),
+            processed_ms: format!("{:.1}", m.processed_us as f64 / 1000.0),
+        })
+        .collect()
+}
+
+struct OutboxLine {
+    id: i64,
+    destination: String,
+    accession: String,
+    control_id: String,
+    created: String,
+    status: String,
+    attempts: i64,
+    next: String,
+    error: String,
+}
+
+fn outbox_lines(s: &AppState, rows: &[OutboxRow]) -> Vec<OutboxLine> {
+    rows.iter()
+        .map(|o| OutboxLine {
+            id: o.id,
+            destination: o.destination.clone(),
+            accession: o.accession.clone(),
+            control_id: o.control_id.clone(),
+            created: s.lab.format_time(o.created_at),
+            status: o.status.clone(),
+            attempts: o.attempts,
+            next: s.lab.format_time(o.next_attempt_at),
+            error: o.last_error.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "interfaces.html")]
+struct OverviewPage {
+    page: Page,
+    may_edit: bool,
+    instruments: Vec<(InstrumentRow, Vec<TestCodeRow>)>,
+    quarantine: Vec<LogLine>,
+    outbox: Vec<OutboxLine>,
+    form: InstrumentForm,
+}
+
+#[derive(Deserialize, Default)]
+struct InstrumentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    protocol: String,
+    #[serde(default)]
+    sender: String,
+}
+
+async fn overview_page(
+    s: &AppState,
+    bench: &Bench,
+    errors: Vec<FieldError>,
+    form: InstrumentForm,
+) -> Result<OverviewPage, WebError> {
+    let instruments = s.lab.instruments(&bench.actor).await?;
+    let quarantine = s
+        .lab
+        .message_log(
+            &bench.actor,
+            &MessageFilter { open_quarantine: true, limit: 200, ..Default::default() },
+        )
+        .await?;
+    let outbox = s.lab.outbox(&bench.actor).await?;
+    Ok(OverviewPage {
+        page: Page::new(bench, "Interfaces", "interfaces").with_errors(errors),
+        may_edit: bench.may(Action::EditCatalog),
+        instruments,
+        quarantine: log_lines(s, &quarantine),
+        outbox: outbox_lines(s, &outbox),
+        form,
+    })
+}
+
+async fn overview(State(s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
+    Ok(Html(overview_page(&s, &bench, vec![], InstrumentForm::default()).await?.render()?))
+}
+
+async fn add_instrument(
+    State(s): State<AppState>,
+    bench: Bench,
+    Form(form): Form<InstrumentForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    match s.lab.add_instrument(&bench.actor, &form.name, &form.protocol, &form.sender).await {
+        Ok(_) => Ok(Redirect::to("/interfaces").into_response()),
+        Err(AppError::Invalid(errors)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(overview_page(&s, &bench, errors, form).await?.render()?),
+        )
+            .into_response()),
+        Err(AppError::Conflict(m)) => {
+            let errors = vec![FieldError { field: "name".into(), message: m }];
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Html(overview_page(&s, &bench, errors, form).await?.render()?),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    instrument_code: String,
+    #[serde(default)]
+    test_code: String,
+    #[serde(default)]
+    unit: String,
+}
+
+async fn map_code(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    match s
+        .lab
+        .map_test_code(&bench.actor, id, &form.instrument_code, &form.test_code, &form.unit)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/interfaces").into_response()),
+        Err(AppError::Invalid(errors)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(overview_page(&s, &bench, errors, InstrumentForm::default()).await?.render()?),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct LogQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    direction: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    before: String,
+}
+
+#[derive(Template)]
+#[template(path = "interfaces_messages.html")]
+struct LogPage {
+    page: Page,
+    q: LogQuery,
+    lines: Vec<LogLine>,
+    next_before: Option<i64>,
+}
+
+async fn messages(
+    State(s): State<AppState>,
+    bench: Bench,
+    Query(q): Query<LogQuery>,
+) -> Result<Html<String>, WebError> {
+    const PAGE: i64 = 200;
+    let filter = MessageFilter {
+        open_quarantine: false,
+        direction: Some(q.direction.clone()).filter(|d| !d.is_empty()),
+        outcome: Some(q.outcome.clone()).filter(|o| !o.is_empty()),
+        text: Some(q.q.trim().to_owned()).filter(|t| !t.is_empty()),
+        before_id: q.before.parse().ok(),
+        limit: PAGE,
+    };
+    let rows = s.lab.message_log(&bench.actor, &filter).await?;
+    let next_before = (rows.len() as i64 == PAGE).then(|| rows.last().map(|m| m.id)).flatten();
+    let page = LogPage {
+        page: Page::new(&bench, "Message log", "interfaces"),
+        lines: log_lines(&s, &rows),
+        q,
+        next_before,
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "interfaces_message.html")]
+struct MessagePage {
+    page: Page,
+    m: LogLine,
+    raw: String,
+    ack: String,
+    open: bool,
+    may_fix: bool,
+    replay_of: Option<i64>,
+    accession: String,
+}
+
+/// Shows control characters and segment breaks so a reader can see exactly what came in.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("⏎\n"),
+            '\n' => out.push_str("␊\n"),
+            '\u{0b}' => out.push_str("<VT>"),
+            '\u{1c}' => out.push_str("<FS>"),
+            '\u{02}' => out.push_str("<STX>"),
+            '\u{03}' => out.push_str("<ETX>"),
+            '\u{17}' => out.push_str("<ETB>"),
+            '\u{04}' => out.push_str("<EOT>"),
+            '\u{05}' => out.push_str("<ENQ>"),
+            '\u{06}' => out.push_str("<ACK>"),
+            '\u{15}' => out.push_str("<NAK>"),
+            c if c.is_control() => out.push_str(&format!("<{:02X}>", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn message_page(
+    s: &AppState,
+    bench: &Bench,
+    id: i64,
+    errors: Vec<FieldError>,
+    accession: String,
+) -> Result<MessagePage, WebError> {
+    let m = s.lab.message(&bench.actor, id).await?;
+    let line = log_lines(s, std::slice::from_ref(&m)).remove(0);
+    Ok(MessagePage {
+        page: Page::new(bench, format!("Message {id}"), "interfaces").with_errors(errors),
+        raw: printable(&m.raw),
+        ack: m.ack.as_deref().map(printable).unwrap_or_default(),
+        open: m.quarantine.as_deref() == Some("open"),
+        may_fix: bench.may(Action::VerifyAbnormal),
+        replay_of: m.replay_of,
+        accession: if accession.is_empty() { line.accession.clone() } else { accession },
+        m: line,
+    })
+}
+
+async fn message(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    Ok(Html(message_page(&s, &bench, id, vec![], String::new()).await?.render()?))
+}
+
+#[derive(Deserialize)]
+struct ReplayForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    accession: String,
+}
+
+async fn replay(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<ReplayForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    let accession = Some(form.accession.trim()).filter(|a| !a.is_empty());
+    match s.lab.replay_quarantined(&bench.actor, id, accession).await {
+        Ok(new_id) => Ok(Redirect::to(&format!("/interfaces/messages/{new_id}")).into_response()),
+        Err(AppError::Invalid(errors)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(message_page(&s, &bench, id, errors, form.accession).await?.render()?),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct DismissForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn dismiss(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<DismissForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    match s.lab.dismiss_quarantined(&bench.actor, id, &form.reason).await {
+        Ok(()) => Ok(Redirect::to(&format!("/interfaces/messages/{id}")).into_response()),
+        Err(AppError::Invalid(errors)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(message_page(&s, &bench, id, errors, String::new()).await?.render()?),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn retry_outbox(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    s.lab.retry_outbox(&bench.actor, id).await?;
+    Ok(Redirect::to("/interfaces").into_response())
+}

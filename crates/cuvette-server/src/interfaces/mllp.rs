@@ -1,0 +1,107 @@
+//! The MLLP listener: HL7 v2 messages in, acknowledgements out, one message at a time per
+//! connection (HL7 v2.5.1 Appendix C, MLLP Release 2: the sender waits for the ACK).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cuvette_app::Lab;
+use cuvette_app::interop;
+use cuvette_hl7::mllp::{MllpDeframer, frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::CONNECTIONS_MAX;
+
+/// A connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bytes read per call.
+const READ_BYTES: usize = 64 * 1024;
+
+/// Binds the MLLP listener; the returned address is the one bound (port 0 in tests).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves connections until the task is dropped.
+pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
+    let channel = listener
+        .local_addr()
+        .map(|a| format!("mllp:{}", a.port()))
+        .unwrap_or_else(|_| "mllp".into());
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "MLLP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let lab = lab.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = connection(&lab, stream, peer, &channel).await {
+                tracing::info!(%peer, error = %e, "MLLP connection ended");
+            }
+        });
+    }
+}
+
+async fn connection(
+    lab: &Lab,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    channel: &str,
+) -> std::io::Result<()> {
+    let peer = peer.to_string();
+    let mut deframer = MllpDeframer::new();
+    let mut buf = vec![0u8; READ_BYTES];
+    loop {
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
+            Ok(read) => read?,
+            Err(_) => return Ok(()), // idle: close
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        deframer.push(&buf[..n]);
+        while let Some(next) = deframer.next_frame() {
+            let reply = match next {
+                Ok(message) => answer(lab, &message, channel, &peer).await,
+                Err(e) => {
+                    // The codec dropped the frame; an AR makes the sender resend it.
+                    tracing::warn!(%peer, error = %e, "MLLP framing error");
+                    let (id, ts) = interop::hl7::stamp(lab);
+                    interop::hl7::reject(b"", &format!("framing error: {e}"), &id, &ts)
+                }
+            };
+            stream.write_all(&frame(&reply)).await?;
+        }
+    }
+}
+
+/// The acknowledgement for one message, written only after the message and its results are
+/// committed. When the database fails nothing is acknowledged as accepted: the sender gets an
+/// AR and resends.
+async fn answer(lab: &Lab, message: &[u8], channel: &str, peer: &str) -> Vec<u8> {
+    match interop::hl7::receive(lab, message, channel, peer).await {
+        Ok((_, ack)) => ack,
+        Err(e) => {
+            tracing::error!(error = %e, "could not store an HL7 message; answering AR so the sender retries");
+            let (id, ts) = interop::hl7::stamp(lab);
+            interop::hl7::reject(
+                message,
+                "the laboratory system could not store the message now: resend it later",
+                &id,
+                &ts,
+            )
+        }
+    }
+}

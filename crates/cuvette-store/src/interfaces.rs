@@ -1,0 +1,474 @@
+//! Instruments, their test codes, the message log with its quarantine, and the outbox.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+
+/// A connected instrument or system.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstrumentRow {
+    /// Internal id.
+    pub id: i64,
+    /// The lab's name for it ("Chemistry analyzer 1").
+    pub name: String,
+    /// `hl7` or `astm`.
+    pub protocol: String,
+    /// What it calls itself (HL7 MSH-3, ASTM H-5).
+    pub sender: String,
+    /// Whether its messages are accepted.
+    pub active: bool,
+}
+
+/// One instrument test code mapped to a catalog test.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestCodeRow {
+    /// The instrument.
+    pub instrument_id: i64,
+    /// The code the instrument sends.
+    pub instrument_code: String,
+    /// The catalog test.
+    pub test_code: String,
+    /// The unit the instrument reports.
+    pub unit: String,
+}
+
+/// A message to log.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    /// `in` or `out`.
+    pub direction: &'a str,
+    /// `hl7` or `astm`.
+    pub protocol: &'a str,
+    /// The listener or destination ("mllp:2575").
+    pub channel: &'a str,
+    /// The remote address.
+    pub peer: &'a str,
+    /// Who sent it (HL7 MSH-3^MSH-4, ASTM H-5).
+    pub sender: &'a str,
+    /// HL7 MSH-10, or a content hash for ASTM.
+    pub control_id: Option<&'a str>,
+    /// `ORU^R01`, `ASTM`, …
+    pub message_type: &'a str,
+    /// The bytes as received or sent.
+    pub raw: &'a [u8],
+    /// `accepted`, `quarantined`, `rejected`, `sent`, `failed`, …
+    pub outcome: &'a str,
+    /// Why, in words.
+    pub detail: &'a str,
+    /// The acknowledgement sent back.
+    pub ack: Option<&'a [u8]>,
+    /// The specimen it concerned, when known.
+    pub accession: Option<&'a str>,
+    /// Results stored from it.
+    pub results: i64,
+    /// `open` when quarantined.
+    pub quarantine: Option<&'a str>,
+    /// The quarantined message this one replays.
+    pub replay_of: Option<i64>,
+    /// Processing time, microseconds.
+    pub processed_us: i64,
+}
+
+/// A logged message.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageRow {
+    /// Internal id.
+    pub id: i64,
+    /// `in` or `out`.
+    pub direction: String,
+    /// `hl7` or `astm`.
+    pub protocol: String,
+    /// Listener or destination.
+    pub channel: String,
+    /// Remote address.
+    pub peer: String,
+    /// Sender.
+    pub sender: String,
+    /// Control id.
+    pub control_id: Option<String>,
+    /// Message type.
+    pub message_type: String,
+    /// Raw bytes.
+    pub raw: Vec<u8>,
+    /// When.
+    pub received_at: Micros,
+    /// Outcome.
+    pub outcome: String,
+    /// Why.
+    pub detail: String,
+    /// ACK sent.
+    pub ack: Option<Vec<u8>>,
+    /// Specimen.
+    pub accession: Option<String>,
+    /// Results stored.
+    pub results: i64,
+    /// Quarantine state: `open`, `replayed`, `dismissed`, or none.
+    pub quarantine: Option<String>,
+    /// Replay of.
+    pub replay_of: Option<i64>,
+    /// Processing time, microseconds.
+    pub processed_us: i64,
+}
+
+/// Filters for the message log.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    /// Only quarantined messages still open.
+    pub open_quarantine: bool,
+    /// Only this direction.
+    pub direction: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Raw text or control id or accession containing this.
+    pub text: Option<String>,
+    /// Only messages before this id (paging backwards).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    /// Internal id.
+    pub id: i64,
+    /// Destination name.
+    pub destination: String,
+    /// Control id of the message.
+    pub control_id: String,
+    /// Bytes to send.
+    pub payload: Vec<u8>,
+    /// Specimen.
+    pub accession: String,
+    /// When it was queued.
+    pub created_at: Micros,
+    /// `pending`, `sent`, `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Next attempt.
+    pub next_attempt_at: Micros,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// When the ACK came.
+    pub sent_at: Option<Micros>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, direction, protocol, channel, peer, sender, control_id, message_type, raw, received_at, \
+    outcome, detail, ack, accession, results, quarantine, replay_of, processed_us";
+
+fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
+    Ok(MessageRow {
+        id: r.try_get("id")?,
+        direction: r.try_get("direction")?,
+        protocol: r.try_get("protocol")?,
+        channel: r.try_get("channel")?,
+        peer: r.try_get("peer")?,
+        sender: r.try_get("sender")?,
+        control_id: r.try_get("control_id")?,
+        message_type: r.try_get("message_type")?,
+        raw: r.try_get("raw")?,
+        received_at: r.try_get("received_at")?,
+        outcome: r.try_get("outcome")?,
+        detail: r.try_get("detail")?,
+        ack: r.try_get("ack")?,
+        accession: r.try_get("accession")?,
+        results: r.try_get("results")?,
+        quarantine: r.try_get("quarantine")?,
+        replay_of: opt_i64(r, "replay_of"),
+        processed_us: r.try_get("processed_us")?,
+    })
+}
+
+fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
+    Ok(InstrumentRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        protocol: r.try_get("protocol")?,
+        sender: r.try_get("sender")?,
+        active: r.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+const OUTBOX_COLUMNS: &str = "id, destination, control_id, payload, accession, created_at, status, attempts, next_attempt_at, last_error, sent_at";
+
+fn outbox_from_row(r: &AnyRow) -> StoreResult<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        destination: r.try_get("destination")?,
+        control_id: r.try_get("control_id")?,
+        payload: r.try_get("payload")?,
+        accession: r.try_get("accession")?,
+        created_at: r.try_get("created_at")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        sent_at: opt_i64(r, "sent_at"),
+    })
+}
+
+impl Tx {
+    /// Adds an instrument.
+    pub async fn insert_instrument(
+        &mut self,
+        name: &str,
+        protocol: &str,
+        sender: &str,
+        now: Micros,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar("INSERT INTO instrument (name, protocol, sender, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(name)
+            .bind(protocol)
+            .bind(sender)
+            .bind(now)
+            .fetch_one(self.conn())
+            .await
+            .map_err(|e| StoreError::on_unique(e, &format!("an instrument named {name:?} exists")))
+    }
+
+    /// Maps (or re-maps) an instrument's test code to a catalog test.
+    pub async fn map_test_code(&mut self, m: &TestCodeRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO instrument_test_code (instrument_id, instrument_code, test_code, unit) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (instrument_id, instrument_code) DO UPDATE SET test_code = excluded.test_code, unit = excluded.unit",
+        )
+        .bind(m.instrument_id)
+        .bind(&m.instrument_code)
+        .bind(&m.test_code)
+        .bind(&m.unit)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Logs a message. A second inbound message with the same sender and control id is a
+    /// conflict: the caller answers it with the stored acknowledgement.
+    pub async fn insert_message(&mut self, m: &NewMessage<'_>, now: Micros) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO interface_message (direction, protocol, channel, peer, sender, control_id, message_type, raw, received_at, \
+             outcome, detail, ack, accession, results, quarantine, replay_of, processed_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+        )
+        .bind(m.direction)
+        .bind(m.protocol)
+        .bind(m.channel)
+        .bind(m.peer)
+        .bind(m.sender)
+        .bind(m.control_id)
+        .bind(m.message_type)
+        .bind(m.raw.to_vec())
+        .bind(now)
+        .bind(m.outcome)
+        .bind(m.detail)
+        .bind(m.ack.map(<[u8]>::to_vec))
+        .bind(m.accession)
+        .bind(m.results)
+        .bind(m.quarantine)
+        .bind(m.replay_of)
+        .bind(m.processed_us)
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| StoreError::on_unique(e, "a message with this control id from this sender was already received"))
+    }
+
+    /// Sets a quarantined message's state (`replayed`, `dismissed`).
+    pub async fn set_quarantine(&mut self, id: i64, state: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE interface_message SET quarantine = $1 WHERE id = $2 AND quarantine = 'open'",
+        )
+        .bind(state)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Queues a message for an external system.
+    pub async fn enqueue(
+        &mut self,
+        destination: &str,
+        control_id: &str,
+        payload: &[u8],
+        accession: &str,
+        now: Micros,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (destination, control_id, payload, accession, created_at, status, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $5) RETURNING id",
+        )
+        .bind(destination)
+        .bind(control_id)
+        .bind(payload.to_vec())
+        .bind(accession)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?)
+    }
+
+    /// Records a delivered outbox message and its acknowledgement.
+    pub async fn outbox_sent(&mut self, id: i64, ack: &[u8], now: Micros) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, ack = $2, attempts = attempts + 1, last_error = NULL WHERE id = $3")
+            .bind(now)
+            .bind(ack.to_vec())
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; `next_attempt_at` None gives up (status `failed`).
+    pub async fn outbox_failed(
+        &mut self,
+        id: i64,
+        error: &str,
+        next_attempt_at: Option<Micros>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
+             status = CASE WHEN $2 IS NULL THEN 'failed' ELSE 'pending' END, next_attempt_at = COALESCE($2, next_attempt_at) WHERE id = $3",
+        )
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a failed outbox message back in the queue (staff retry).
+    pub async fn outbox_retry(&mut self, id: i64, now: Micros) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = $1 WHERE id = $2 AND status = 'failed'")
+            .bind(now)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every instrument.
+    pub async fn instruments(&self) -> StoreResult<Vec<InstrumentRow>> {
+        let rows =
+            sqlx::query("SELECT id, name, protocol, sender, active FROM instrument ORDER BY name")
+                .fetch_all(self.reader())
+                .await?;
+        rows.iter().map(instrument_from_row).collect()
+    }
+
+    /// The instrument a message comes from, by protocol and sender name.
+    pub async fn instrument_by_sender(
+        &self,
+        protocol: &str,
+        sender: &str,
+    ) -> StoreResult<Option<InstrumentRow>> {
+        let row = sqlx::query("SELECT id, name, protocol, sender, active FROM instrument WHERE protocol = $1 AND sender = $2")
+            .bind(protocol)
+            .bind(sender)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(instrument_from_row).transpose()
+    }
+
+    /// An instrument by id.
+    pub async fn instrument(&self, id: i64) -> StoreResult<InstrumentRow> {
+        let row =
+            sqlx::query("SELECT id, name, protocol, sender, active FROM instrument WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?;
+        row.as_ref().map(instrument_from_row).transpose()?.ok_or(StoreError::NotFound("instrument"))
+    }
+
+    /// An instrument's test-code map.
+    pub async fn test_codes(&self, instrument_id: i64) -> StoreResult<Vec<TestCodeRow>> {
+        let rows = sqlx::query(
+            "SELECT instrument_id, instrument_code, test_code, unit FROM instrument_test_code WHERE instrument_id = $1 ORDER BY instrument_code",
+        )
+        .bind(instrument_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TestCodeRow {
+                    instrument_id: r.try_get("instrument_id")?,
+                    instrument_code: r.try_get("instrument_code")?,
+                    test_code: r.try_get("test_code")?,
+                    unit: r.try_get("unit")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A message already received from `sender` with `control_id`.
+    pub async fn message_by_control(
+        &self,
+        direction: &str,
+        sender: &str,
+        control_id: &str,
+    ) -> StoreResult<Option<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM interface_message WHERE direction = $1 AND sender = $2 AND control_id = $3"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(direction)
+            .bind(sender)
+            .bind(control_id)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    /// A message by id.
+    pub async fn message(&self, id: i64) -> StoreResult<MessageRow> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM interface_message WHERE id = $1");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(self.reader()).await?;
+        row.as_ref().map(message_from_row).transpose()?.ok_or(StoreError::NotFound("message"))
+    }
+
+    /// The message log, newest first.
+    pub async fn messages(&self, f: &MessageFilter) -> StoreResult<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM interface_message \
+             WHERE ($1 = 0 OR quarantine = 'open') AND ($2 IS NULL OR direction = $2) AND ($3 IS NULL OR outcome = $3) \
+               AND ($4 IS NULL OR control_id = $4 OR accession = $4 OR detail LIKE $5) AND ($6 IS NULL OR id < $6) \
+             ORDER BY id DESC LIMIT $7"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(f.open_quarantine))
+            .bind(f.direction.as_deref())
+            .bind(f.outcome.as_deref())
+            .bind(f.text.as_deref())
+            .bind(f.text.as_deref().map(|t| format!("%{t}%")))
+            .bind(f.before_id)
+            .bind(if f.limit > 0 { f.limit } else { 200 })
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// Outbox messages due now, oldest first.
+    pub async fn outbox_due(&self, now: Micros, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    /// Outbox messages not yet delivered (pending or failed), oldest first.
+    pub async fn outbox_undelivered(&self) -> StoreResult<Vec<OutboxRow>> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status <> 'sent' ORDER BY id LIMIT 1000"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.reader()).await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+}
