@@ -45,10 +45,11 @@ const FAMILY: [&str; 10] = [
 const ORDERS: [&[&str]; 6] = [&["BMP"], &["CBC"], &["CMP"], &["LIPID"], &["BMP", "CBC"], &["TSH"]];
 
 /// A small deterministic generator, so every demo lab is the same.
-struct Lcg(u64);
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn next(&mut self) -> f64 {
+    /// The next number in [0, 1).
+    pub fn next(&mut self) -> f64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
     }
@@ -85,13 +86,15 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
         )
         .await?;
     }
-    let [phleb, assistant, tech, mls, _sup, _dir, student] = DEMO_USERS.map(|u| actor(&u));
+    let [phleb, assistant, tech, mls, sup, _dir, student] = DEMO_USERS.map(|u| actor(&u));
+    add_demo_instruments(&lab, &sup).await?;
     let mut rng = Lcg(0x5eed_cafe);
 
     // Patients.
     let mut patients = Vec::new();
     for i in 0..20 {
-        let year = 1940 + (rng.next() * 80.0) as i16;
+        // Adults: the example catalog has few paediatric intervals.
+        let year = 1940 + (rng.next() * 64.0) as i16;
         let month = 1 + (rng.next() * 12.0) as i8 % 12;
         let day = 1 + (rng.next() * 28.0) as i8 % 28;
         let p = lab
@@ -242,6 +245,74 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
     Ok(())
 }
 
+/// A plausible value for a test: inside the patient's reference interval, or with chance
+/// `abnormal` a little above it; coded tests get their first normal value.
+pub fn plausible_value(
+    def: &cuvette_domain::TestDefinition,
+    sex: cuvette_domain::Sex,
+    born: jiff::civil::Date,
+    on: jiff::civil::Date,
+    rng: &mut Lcg,
+    abnormal: f64,
+) -> Option<String> {
+    match def.result_type {
+        ResultType::Numeric => {
+            let as_f64 = |d: Option<rust_decimal::Decimal>| {
+                d.and_then(|d| d.to_string().parse::<f64>().ok())
+            };
+            let (low, high) = match def.interval_for(sex, born, on) {
+                Some(r) => (as_f64(r.low), as_f64(r.high)),
+                None => (None, None),
+            };
+            let (low, high) = match (low, high) {
+                (Some(l), Some(h)) => (l, h),
+                (Some(l), None) => (l, l * 1.5 + 1.0),
+                (None, Some(h)) => (h * 0.4, h),
+                (None, None) => return None,
+            };
+            let span = high - low;
+            let u = rng.next();
+            let x = if rng.next() < abnormal {
+                high + span * (0.05 + 0.2 * u)
+            } else {
+                low + span * (0.1 + 0.8 * u)
+            };
+            let decimals = def.decimals.unwrap_or(1) as usize;
+            Some(format!("{x:.decimals$}"))
+        }
+        ResultType::Coded => def.normal_values.first().or(def.allowed_values.first()).cloned(),
+        _ => None,
+    }
+}
+
+/// The demo's analyzers: HL7 senders whose codes are the catalog's LOINC codes (or the test
+/// code where there is none), one per bench.
+pub const DEMO_INSTRUMENTS: [(&str, &str, &str); 3] = [
+    ("Demo chemistry analyzer", "DEMOCHEM", "chemistry"),
+    ("Demo hematology analyzer", "DEMOHEME", "hematology"),
+    ("Demo coagulation analyzer", "DEMOCOAG", "coagulation"),
+];
+
+/// The code a demo analyzer sends for a test.
+pub fn demo_instrument_code(def: &cuvette_domain::TestDefinition) -> String {
+    if def.loinc.is_empty() { def.code.clone() } else { def.loinc.clone() }
+}
+
+async fn add_demo_instruments(lab: &Lab, supervisor: &Actor) -> anyhow::Result<()> {
+    let catalog = lab.catalog();
+    for (name, sender, bench) in DEMO_INSTRUMENTS {
+        let id = lab.add_instrument(supervisor, name, "hl7", sender).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for def in catalog.catalog.tests().filter(|t| t.discipline == bench && !t.is_calculated()) {
+            let code = demo_instrument_code(def);
+            if seen.insert(code.clone()) {
+                lab.map_test_code(supervisor, id, &code, &def.code, "").await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Enters a plausible value for every measured test on a specimen; `abnormal` is the chance
 /// of a value outside the reference interval.
 async fn enter_plausible(
@@ -265,40 +336,7 @@ async fn enter_plausible(
         {
             continue;
         }
-        let text = match def.result_type {
-            ResultType::Numeric => {
-                let interval = def.interval_for(ctx_sex, born, on);
-                let (low, high) = match interval {
-                    Some(r) => (
-                        r.low.map(|d| d.to_string().parse::<f64>().unwrap_or(0.0)),
-                        r.high.map(|d| d.to_string().parse::<f64>().unwrap_or(0.0)),
-                    ),
-                    None => (None, None),
-                };
-                let (low, high) = match (low, high) {
-                    (Some(l), Some(h)) => (l, h),
-                    (Some(l), None) => (l, l * 1.5 + 1.0),
-                    (None, Some(h)) => (h * 0.4, h),
-                    (None, None) => continue,
-                };
-                let span = high - low;
-                let u = rng.next();
-                let x = if rng.next() < abnormal {
-                    high + span * (0.05 + 0.2 * u)
-                } else {
-                    low + span * (0.1 + 0.8 * u)
-                };
-                let decimals = def.decimals.unwrap_or(1) as usize;
-                format!("{x:.decimals$}")
-            }
-            ResultType::Coded => def
-                .normal_values
-                .first()
-                .or(def.allowed_values.first())
-                .cloned()
-                .unwrap_or_default(),
-            _ => continue,
-        };
+        let Some(text) = plausible_value(def, ctx_sex, born, on, rng, abnormal) else { continue };
         entries.push(EnteredResult {
             ordered_test_id: t.item.test.id,
             row_version: t.item.test.row_version,

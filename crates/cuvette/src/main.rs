@@ -2,6 +2,7 @@
 //! opens the store and calls the app and the server.
 
 mod demo;
+mod simulate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +57,21 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Act as an instrument: send realistic results for the lab's received specimens to a
+    /// running Cuvette over HL7/MLLP (instruments and their codes come from the database).
+    Simulate {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The MLLP listener to send to.
+        #[arg(long, default_value = "127.0.0.1:2575")]
+        to: SocketAddr,
+        /// At most this many result messages.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// Chance of a result outside its reference interval.
+        #[arg(long, default_value_t = 0.2)]
+        abnormal: f64,
     },
     /// Write a consistent copy of the SQLite database while Cuvette runs.
     Backup {
@@ -277,6 +293,10 @@ async fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Simulate { db, to, count, abnormal } => {
+            let lab = open_lab(db.open().await?).await?;
+            simulate::run(&lab, to, count, abnormal).await?;
         }
         Command::Backup { db, to } => {
             let store = db.open().await?;
