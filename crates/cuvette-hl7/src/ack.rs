@@ -48,6 +48,7 @@ pub struct AckBuilder<'m> {
     control_id: Vec<u8>,
     timestamp: Vec<u8>,
     processing_id: Option<Vec<u8>>,
+    version: Option<Vec<u8>>,
     text: Option<Vec<u8>>,
     errors: Vec<ErrSegment>,
 }
@@ -67,6 +68,7 @@ impl<'m> AckBuilder<'m> {
             control_id: control_id.as_ref().to_vec(),
             timestamp: timestamp.as_ref().to_vec(),
             processing_id: None,
+            version: None,
             text: None,
             errors: Vec::new(),
         }
@@ -90,6 +92,13 @@ impl<'m> AckBuilder<'m> {
         self
     }
 
+    /// MSH-12 of the ACK, instead of the original's (a receiver that speaks one version, and
+    /// whose ACK structure — MSA, ERR — is that version's, says so here).
+    pub fn version(mut self, version: impl AsRef<[u8]>) -> AckBuilder<'m> {
+        self.version = Some(version.as_ref().to_vec());
+        self
+    }
+
     /// Writes the ACK.
     pub fn build(&self) -> Result<Vec<u8>, BuildError> {
         let original = &self.original;
@@ -108,9 +117,21 @@ impl<'m> AckBuilder<'m> {
             .field(9, FieldValue::components([&b"ACK"[..], trigger.as_slice(), &b"ACK"[..]]))
             .field(10, self.control_id.as_slice())
             .field(11, processing_id)
-            .field(12, original.version());
-        let mut msa =
-            SegmentBuilder::new("MSA").field(1, self.code.code()).field(2, original.control_id());
+            .field(
+                12,
+                match &self.version {
+                    Some(v) => FieldValue::text(v),
+                    None => original.version().into(),
+                },
+            );
+        // MSA-2 is required (v2.5.1 §2.15.8); a message without MSH-10 gets the explicit null,
+        // so the acknowledgment stays valid and says "there was no control id".
+        let acknowledged = if original.control_id().is_empty() {
+            FieldValue::null()
+        } else {
+            original.control_id().into()
+        };
+        let mut msa = SegmentBuilder::new("MSA").field(1, self.code.code()).field(2, acknowledged);
         if let Some(text) = &self.text {
             msa.set(3, text.as_slice());
         }

@@ -12,6 +12,9 @@ use crate::{AppResult, Lab};
 pub const SENDING_APPLICATION: &str = "CUVETTE";
 /// MSH-4.
 pub const SENDING_FACILITY: &str = "LAB";
+/// The HL7 version Cuvette writes (MSH-12): its ACK and ERR segments are v2.5.1's, whatever
+/// version the sender used.
+pub const VERSION: &str = "2.5.1";
 
 /// Reads the results of an ORU^R01: each OBX under an OBR, the specimen from OBR-3 (the filler
 /// order number: Cuvette's accession) or else OBR-2.
@@ -19,7 +22,10 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     let message = match Message::parse(raw) {
         Ok(m) => m,
         Err(e) => {
-            return Decoded { results: vec![], malformed: Some(format!("not an HL7 message: {e}")) };
+            return Decoded {
+                results: vec![],
+                malformed: Some(format!("not an HL7 message: {e}")),
+            };
         }
     };
     let kind = message.msh().message_type();
@@ -143,7 +149,9 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
     };
     let built = match outcome {
         Ingested::Accepted { .. } | Ingested::Duplicate { .. } => {
-            AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp).build()
+            AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
+                .version(VERSION)
+                .build()
         }
         Ingested::Quarantined { reason, location, .. } => {
             let (code, ack_code) =
@@ -165,6 +173,7 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
                 err = err.location(ErrorLocation::new(seg, seq));
             }
             AckBuilder::new(&original, ack_code, control_id, timestamp)
+                .version(VERSION)
                 .text(truncate(reason, 80))
                 .error(err)
                 .build()
@@ -184,6 +193,7 @@ pub fn reject(raw: &[u8], reason: &str, control_id: &str, timestamp: &str) -> Ve
     let err = ErrSegment::new(ErrorCode::ApplicationInternalError, Severity::Error)
         .diagnostic(reason.to_owned());
     AckBuilder::new(&original, AckCode::ApplicationReject, control_id, timestamp)
+        .version(VERSION)
         .text(truncate(reason, 80))
         .error(err)
         .build()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The interoperability suite: Cuvette against software nobody on this project wrote —
+# python-hl7's mllp_send, hl7apy's validator and the `astm` package — installed by the shared
+# peers script. Starts a fresh demo lab on free ports and runs interop_test.py against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+shared="${CUVETTE_SHARED_DIR:-$root/../shared}"
+if [ ! -x "$shared/tools/peers.sh" ]; then
+  echo "the shared peers script is missing ($shared/tools/peers.sh): set CUVETTE_SHARED_DIR" >&2
+  exit 1
+fi
+py=$("$shared/tools/peers.sh" | tail -n 1)
+bindir=$(dirname "$py")
+
+cargo build --locked -p cuvette
+data=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+http=$(free_port); mllp=$(free_port); astm=$(free_port)
+log="$data/server.log"
+astm_flag=()
+if target/debug/cuvette demo --help | grep -q -- '--astm'; then astm_flag=(--astm "127.0.0.1:$astm"); fi
+target/debug/cuvette demo --data "$data/lab" --listen "127.0.0.1:$http" --mllp "127.0.0.1:$mllp" "${astm_flag[@]}" >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$http/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 $server 2>/dev/null; then cat "$log"; echo "the demo server stopped" >&2; exit 1; fi
+  sleep 1
+done
+key=$(grep -o 'cuv_[0-9a-f]*' "$log" | head -n 1)
+CUVETTE_URL="http://127.0.0.1:$http" CUVETTE_MLLP_PORT="$mllp" CUVETTE_ASTM_PORT="${astm_flag[1]:+$astm}" \
+CUVETTE_API_KEY="$key" CORPUS_DIR="$shared/corpus" MLLP_SEND="$bindir/mllp_send" \
+  "$py" interop/interop_test.py -v
