@@ -13,14 +13,19 @@ pub const NAME_LEN_MAX: usize = 100;
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct RegisterPatient {
     /// Medical record number.
+    #[serde(default)]
     pub mrn: String,
     /// Family name.
+    #[serde(default, alias = "family", alias = "last_name")]
     pub family_name: String,
     /// Given name.
+    #[serde(default, alias = "given", alias = "first_name")]
     pub given_name: String,
     /// Date of birth (ISO or 14-Jul-1945).
+    #[serde(default, alias = "dob", alias = "birthDate", alias = "date_of_birth")]
     pub birth_date: String,
     /// F, M or U.
+    #[serde(default, alias = "gender")]
     pub sex: String,
 }
 

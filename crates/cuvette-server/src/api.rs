@@ -189,15 +189,29 @@ struct OrderRequest {
     patient_id: Option<i64>,
     /// …a patient found by MRN or registered with these details.
     patient: Option<RegisterPatient>,
-    #[serde(default)]
+    #[serde(default, alias = "ordering_provider")]
     provider: String,
     #[serde(default)]
     priority: String,
-    #[serde(default)]
+    /// `["BMP", "CBC"]`, or one string `"BMP, CBC"`.
+    #[serde(default, deserialize_with = "codes")]
     tests: Vec<String>,
-    #[serde(default)]
+    #[serde(default, alias = "note")]
     clinical_note: String,
     placer_number: Option<String>,
+}
+
+fn codes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Codes {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Codes::deserialize(d)? {
+        Codes::List(v) => v,
+        Codes::Text(t) => vec![t],
+    })
 }
 
 async fn place_order(
