@@ -142,6 +142,39 @@ class Corpus(unittest.TestCase):
         self.assertEqual(msa(mllp_send(oru("IOP-AFTER", acc, [("2951-2", "140", "mmol/L")])))[1], "AA")
 
 
+ASTM_PORT = int(os.environ.get("CUVETTE_ASTM_PORT") or 0)
+
+
+@unittest.skipUnless(ASTM_PORT, "this build has no ASTM listener")
+class Astm(unittest.TestCase):
+    def test_the_astm_package_client_sends_a_session_that_is_stored(self):
+        from astm.client import Client
+
+        acc = received_specimen(["TSH"])
+        unit = api("GET", "/api/v1/catalog/tests/TSH")["definition"]["unit"]
+
+        # Records as lists: the package's record classes drop the fields it marks unused
+        # (H-5 sender, R-5 units, R-9 status), which an LIS needs.
+        def emitter():
+            yield ["H", [[], ["", "&"]], None, None, ["DEMOIMMUNO", "1.0"], None, None, None, None, None, None, "P", None, "20261124120000"]
+            yield ["P", "1"]
+            yield ["O", "1", acc, None, [None, None, None, "TSH"]]
+            yield ["R", "1", [None, None, None, "TSH"], "2.10", unit, None, None, None, "F"]
+            yield ["L", "1", "N"]
+
+        client = Client(emitter, "127.0.0.1", ASTM_PORT, timeout=20, bulk_mode=True)
+        client.run(timeout=1)
+        deadline = time.time() + 20
+        while True:
+            tsh = next(t for t in api("GET", f"/api/v1/specimens/{acc}")["tests"] if t["test_code"] == "TSH")
+            if tsh["result"] or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertIsNotNone(tsh["result"], "the result from the astm client was stored")
+        self.assertEqual(tsh["result"]["value_text"], "2.10")
+        self.assertEqual(tsh["result"]["entered_by"], "instrument:Demo immunoassay analyzer")
+
+
 class Conformance(unittest.TestCase):
     def test_hl7apy_validates_every_message_cuvette_emitted(self):
         # Runs last (alphabetical order of classes): everything sent back so far.
@@ -154,7 +187,7 @@ class Conformance(unittest.TestCase):
 
 def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
-    for case in (Results, Corpus, Conformance):
+    for case in (Results, Corpus, Astm, Conformance):
         suite.addTests(loader.loadTestsFromTestCase(case))
     return suite
 

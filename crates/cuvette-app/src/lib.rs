@@ -49,6 +49,10 @@ pub struct LabConfig {
     pub lockout_minutes: i64,
     /// The lab's name on reports.
     pub lab_name: String,
+    /// Where released results are sent: the EHR's MLLP address as configured (`cuvette serve
+    /// --ehr HOST:PORT`). Each release then queues an ORU^R01 in the outbox, in the release's
+    /// own transaction, marked with this destination. `None` (the default) queues nothing.
+    pub ehr_destination: Option<String>,
 }
 
 impl Default for LabConfig {
@@ -60,6 +64,7 @@ impl Default for LabConfig {
             lockout_failures: 5,
             lockout_minutes: 15,
             lab_name: "Cuvette demo laboratory".into(),
+            ehr_destination: None,
         }
     }
 }

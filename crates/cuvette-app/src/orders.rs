@@ -34,7 +34,7 @@ pub struct PlaceOrder {
 }
 
 /// A placed order: the specimens to collect, each with its accession number.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlacedOrder {
     /// The order.
     pub order_id: i64,
@@ -43,7 +43,7 @@ pub struct PlacedOrder {
 }
 
 /// A specimen created by an order.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlacedSpecimen {
     /// Accession number as printed.
     pub accession: String,
@@ -86,23 +86,63 @@ fn text_field(
     v.to_owned()
 }
 
+/// An order checked against the catalog, its tests grouped into the tubes to draw: what
+/// [`Lab::write_order`] writes. The patient is given at write time, so that an order arriving
+/// with a new patient (HL7 from the EHR) can register them in the same transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedOrder {
+    provider: String,
+    note: String,
+    placer_number: Option<String>,
+    priority: Priority,
+    /// Containers in the order their first test was asked for.
+    container_order: Vec<String>,
+    /// The tests (and calculations riding along) on each container.
+    by_container: BTreeMap<String, Vec<cuvette_domain::catalog::OrderedTest>>,
+}
+
 impl Lab {
     /// Places an order: expands panels, groups the tests by container into specimens and
     /// gives each an accession number.
     pub async fn place_order(&self, actor: &Actor, order: &PlaceOrder) -> AppResult<PlacedOrder> {
         self.require(actor, Action::PlaceOrder)?;
         let mut errors = Vec::new();
-        let provider = text_field(
-            &mut errors,
-            "provider",
-            &order.provider,
-            Some("enter the ordering provider"),
-        );
-        let note = text_field(&mut errors, "clinical_note", &order.clinical_note, None);
+        let prepared = self.prepare_order(order, &mut errors);
+        let patient = match self.store.patient(order.patient_id).await {
+            Ok(p) => Some(p),
+            Err(cuvette_store::StoreError::NotFound(_)) => {
+                errors.push(FieldError {
+                    field: "patient_id".into(),
+                    message: "no patient with this id: search again".into(),
+                });
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (Some(prepared), Some(patient), true) = (prepared, patient, errors.is_empty()) else {
+            return Err(AppError::Invalid(errors));
+        };
+        let mut tx = self.store.begin().await?;
+        let result = self.write_order(&mut tx, actor, patient.id, &prepared).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Checks an order form (everything but the patient) and groups its tests by container;
+    /// every problem is pushed to `errors`, and nothing is returned unless the form is valid.
+    pub(crate) fn prepare_order(
+        &self,
+        order: &PlaceOrder,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<PreparedOrder> {
+        let errors_before = errors.len();
+        let provider =
+            text_field(errors, "provider", &order.provider, Some("enter the ordering provider"));
+        let note = text_field(errors, "clinical_note", &order.clinical_note, None);
         let placer_number = order
             .placer_number
             .as_deref()
-            .map(|p| text_field(&mut errors, "placer_number", p, None))
+            .map(|p| text_field(errors, "placer_number", p, None))
             .filter(|p| !p.is_empty());
         let priority = Priority::parse(&order.priority);
         if priority.is_none() {
@@ -136,32 +176,25 @@ impl Lab {
                 Err(e) => errors.push(FieldError { field: "tests".into(), message: e.to_string() }),
             }
         }
-        let patient = match self.store.patient(order.patient_id).await {
-            Ok(p) => Some(p),
-            Err(cuvette_store::StoreError::NotFound(_)) => {
-                errors.push(FieldError {
-                    field: "patient_id".into(),
-                    message: "no patient with this id: search again".into(),
-                });
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (Some(priority), Some(patient), true) = (priority, patient, errors.is_empty()) else {
-            return Err(AppError::Invalid(errors));
-        };
+        let priority = priority?;
+        if errors.len() > errors_before {
+            return None;
+        }
 
         // Measured tests share a tube when their container is the same; a calculation rides
         // on the tube of its first input.
-        let mut by_container: BTreeMap<String, Vec<&cuvette_domain::catalog::OrderedTest>> =
+        let mut by_container: BTreeMap<String, Vec<cuvette_domain::catalog::OrderedTest>> =
             BTreeMap::new();
         let mut container_order: Vec<String> = Vec::new();
         let mut calculations = Vec::new();
         for t in &tests {
-            let def = catalog
-                .catalog
-                .test(&t.code)
-                .ok_or_else(|| AppError::invalid("tests", format!("unknown test {}", t.code)))?;
+            let Some(def) = catalog.catalog.test(&t.code) else {
+                errors.push(FieldError {
+                    field: "tests".into(),
+                    message: format!("unknown test {}", t.code),
+                });
+                return None;
+            };
             if def.is_calculated() {
                 calculations.push(t);
                 continue;
@@ -170,7 +203,7 @@ impl Lab {
             if !by_container.contains_key(&tube) {
                 container_order.push(tube.clone());
             }
-            by_container.entry(tube).or_default().push(t);
+            by_container.entry(tube).or_default().push(t.clone());
         }
         for c in calculations {
             let def = catalog.catalog.test(&c.code).expect("expanded from the catalog");
@@ -181,21 +214,47 @@ impl Lab {
                 .or(container_order.first())
                 .cloned();
             if let Some(home) = home {
-                by_container.get_mut(&home).expect("listed container").push(c);
+                by_container.get_mut(&home).expect("listed container").push(c.clone());
             }
         }
+        Some(PreparedOrder {
+            provider,
+            note,
+            placer_number,
+            priority,
+            container_order,
+            by_container,
+        })
+    }
 
+    /// Writes a prepared order for a patient inside `tx`: the order, a specimen with a new
+    /// accession number per container, its ordered tests, and the audit event.
+    pub(crate) async fn write_order(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        patient_id: i64,
+        order: &PreparedOrder,
+    ) -> AppResult<PlacedOrder> {
+        let catalog = self.catalog();
+        let PreparedOrder {
+            provider,
+            note,
+            placer_number,
+            priority,
+            container_order,
+            by_container,
+        } = order;
         let now = self.now_micros();
         let year =
             i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
-        let mut tx = self.store.begin().await?;
         let order_id = tx
             .insert_order(
                 &NewOrder {
-                    patient_id: patient.id,
-                    provider: &provider,
+                    patient_id,
+                    provider,
                     priority: priority.code(),
-                    clinical_note: &note,
+                    clinical_note: note,
                     placer_number: placer_number.as_deref(),
                 },
                 &actor.name,
@@ -203,11 +262,14 @@ impl Lab {
             )
             .await?;
         let mut placed = Vec::new();
-        for container in &container_order {
+        for container in container_order {
             let specimen_tests = &by_container[container];
-            let first =
-                catalog.catalog.test(&specimen_tests[0].code).expect("expanded from the catalog");
-            let accession = new_accession(&mut tx, year).await?;
+            let first = catalog.catalog.test(&specimen_tests[0].code).ok_or_else(|| {
+                AppError::Conflict(
+                    "the catalog changed while the order was placed: place it again".into(),
+                )
+            })?;
+            let accession = new_accession(tx, year).await?;
             let specimen_id = tx
                 .insert_specimen(
                     order_id,
@@ -220,7 +282,11 @@ impl Lab {
                 )
                 .await?;
             for t in specimen_tests {
-                let def = catalog.catalog.test(&t.code).expect("expanded from the catalog");
+                let def = catalog.catalog.test(&t.code).ok_or_else(|| {
+                    AppError::Conflict(
+                        "the catalog changed while the order was placed: place it again".into(),
+                    )
+                })?;
                 tx.insert_ordered_test(
                     order_id,
                     specimen_id,
@@ -247,7 +313,7 @@ impl Lab {
             action: "order.place",
             entity: "order",
             entity_id: order_id.to_string(),
-            patient_id: Some(patient.id),
+            patient_id: Some(patient_id),
             before: None,
             after: Some(serde_json::json!({
                 "provider": provider, "priority": priority.code(), "clinical_note": note,
@@ -255,7 +321,6 @@ impl Lab {
             })),
         })
         .await?;
-        tx.commit().await?;
         Ok(result)
     }
 

@@ -464,7 +464,10 @@ impl Lab {
 
     /// Releases (verifies) the current result of each test, each judged on its own: those the
     /// actor may release are released, the others are held with the reason. `row_version` is
-    /// what the reviewer saw; a newer value entered since is held, not released unseen.
+    /// what the reviewer saw; a newer value entered since is held, not released unseen. The
+    /// releases commit together, and when the lab sends results to an EHR
+    /// (`LabConfig::ehr_destination`) one ORU^R01 per specimen is queued in the same
+    /// transaction.
     pub async fn release(
         &self,
         actor: &Actor,
@@ -482,6 +485,10 @@ impl Lab {
             return Err(AppError::invalid("status", "release as preliminary or final"));
         }
         let mut outcomes = Vec::new();
+        // The releases of one call commit together (begun at the first one), with the result
+        // message for the EHR: one per specimen, showing every result released on it.
+        let mut open: Option<Tx> = None;
+        let mut released_on: BTreeMap<i64, BTreeMap<i64, (i64, String)>> = BTreeMap::new();
         for &(test_id, row_version) in tests {
             let held = |reason: String| Release::Held { ordered_test_id: test_id, reason };
             let item = match self.work_item(test_id).await {
@@ -495,6 +502,12 @@ impl Lab {
                 outcomes.push(held(format!("{} has no result to release", item.test.test_code)));
                 continue;
             };
+            // Listed twice in this call: the first release is not committed yet, so the store
+            // cannot say so.
+            if released_on.get(&item.specimen.id).is_some_and(|r| r.contains_key(&test_id)) {
+                outcomes.push(held(format!("{} is already released", item.test.test_code)));
+                continue;
+            }
             let test_status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
             if test_status == TestStatus::Cancelled
                 || item.specimen.status == SpecimenStatus::Rejected.code()
@@ -550,7 +563,10 @@ impl Lab {
                 status.code()
             };
             let now = self.now_micros();
-            let mut tx = self.store.begin().await?;
+            if open.is_none() {
+                open = Some(self.store.begin().await?);
+            }
+            let tx = open.as_mut().expect("begun above");
             let released = if finalize {
                 tx.finalize_result(result.id, &actor.name, now).await?
             } else {
@@ -580,8 +596,18 @@ impl Lab {
                 })),
             })
             .await?;
-            tx.commit().await?;
+            let sent_status = if finalize { TestStatus::Final.code() } else { release_status };
+            released_on
+                .entry(item.specimen.id)
+                .or_default()
+                .insert(test_id, (result.id, sent_status.to_owned()));
             outcomes.push(Release::Released { ordered_test_id: test_id });
+        }
+        if let Some(mut tx) = open {
+            for (specimen_id, released) in &released_on {
+                self.queue_results(&mut tx, *specimen_id, released).await?;
+            }
+            tx.commit().await?;
         }
         Ok(outcomes)
     }

@@ -21,6 +21,10 @@
 //! tests in virtual time. It also knows nothing about the laboratory: mapping records to
 //! specimens, tests and results belongs to the application, in one place.
 //!
+//! A receiver that must not acknowledge a message before the application has stored it sets
+//! [`Config::defer_final_ack`]: the reply to the frame that completes the message is then the
+//! caller's, through [`Link::acknowledge`] or [`Link::refuse`] (see [`link`]).
+//!
 //! # Example
 //!
 //! The LIS end of a line receives an instrument's host query and answers it:
@@ -65,7 +69,9 @@ pub mod link;
 pub mod records;
 
 pub use frame::{Frame, FrameEnd, FrameError};
-pub use link::{Config, Event, Link, MessageId, Phase, ReceiveAbort, Role, SendAbort, SendError};
+pub use link::{
+    Config, Event, Link, MessageId, NothingPending, Phase, ReceiveAbort, Role, SendAbort, SendError,
+};
 pub use records::{
     Component, Delimiters, Field, Message, MessageBuilder, ParseError, Record, RecordBuilder,
     RecordType, Repeat,

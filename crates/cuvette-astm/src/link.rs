@@ -22,6 +22,36 @@
 //! module parses them ([`crate::Message::from_records`]). A transfer phase that ended badly
 //! (the sender gave up, the receiver timed out) is reported as [`Event::ReceiveAborted`]
 //! instead, never as a received message.
+//!
+//! # Acknowledging after commit
+//!
+//! By default the receiver acknowledges every good frame at once, so the frame that carries a
+//! message's last record is acknowledged before the application has stored anything; if it
+//! crashes in between, a result the instrument was told is delivered is lost. With
+//! [`Config::defer_final_ack`] the receiver holds back the reply to the frame that completes a
+//! terminator record (`L`, LIS02-A2 §12) and reports [`Event::MessageComplete`] with the
+//! records of that message (its header to its terminator). The link then waits for the
+//! caller's decision:
+//!
+//! - [`Link::acknowledge`] once the message is committed: the frame is answered `ACK`; the
+//!   sender ends the transfer with `EOT` (or goes on with another message).
+//! - [`Link::refuse`] when it could not be committed: the frame is answered `NAK` and
+//!   forgotten, so the sender retransmits it (E1381-02 §6.5.1.2) and the link reports the
+//!   whole message again in a second [`Event::MessageComplete`]. After six refusals the sender
+//!   aborts and the link reports [`Event::ReceiveAborted`].
+//!
+//! The decision is due within [`RECEIVE_TIMEOUT`] of the frame. A link still waiting then
+//! (at [`Link::handle_timeout`], or at a late decision) returns to neutral without replying
+//! and reports [`Event::ReceiveAborted`] with [`ReceiveAbort::Timeout`]; if the sender gives
+//! up first (its own [`ACK_TIMEOUT`] is shorter) and sends `EOT` or a new `ENQ`, the link
+//! reports [`ReceiveAbort::SenderAborted`].
+//! Either way the sender considers the message undelivered and will send it again, so a caller
+//! that committed it anyway must recognise the repetition (Cuvette does, by content hash).
+//! While the link waits, everything from the line but `EOT` and `ENQ` is ignored.
+//!
+//! In this mode [`Event::MessageReceived`] is only reported for records a sender left without
+//! a terminator when it sent `EOT` (some instruments omit `L`): their frames were acknowledged
+//! as they came, as without the option.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -94,12 +124,22 @@ pub enum Role {
 pub struct Config {
     /// Which end of the line this is.
     pub role: Role,
+    /// Hold back the reply to the frame that completes a terminator record until the caller
+    /// decides with [`Link::acknowledge`] or [`Link::refuse`]; see the
+    /// [module documentation](self#acknowledging-after-commit). Off by default.
+    pub defer_final_ack: bool,
 }
 
 impl Config {
-    /// A configuration for the given end of the line.
+    /// A configuration for the given end of the line, acknowledging every frame at once.
     pub fn new(role: Role) -> Self {
-        Config { role }
+        Config { role, defer_final_ack: false }
+    }
+
+    /// Sets [`Config::defer_final_ack`].
+    pub fn defer_final_ack(mut self, defer: bool) -> Self {
+        self.defer_final_ack = defer;
+        self
     }
 }
 
@@ -135,6 +175,12 @@ pub enum Event {
     /// an end frame, and `EOT` followed. Holds the records, each without its terminating `CR`.
     /// Whether they form a complete E1394 message (`H` … `L`) is the records layer's question.
     MessageReceived(Vec<Vec<u8>>),
+    /// Only with [`Config::defer_final_ack`]: the frame that completes a terminator record was
+    /// received and its reply is held back. Holds the message's records (from the first not
+    /// yet reported, normally its header, to the terminator), each without its terminating
+    /// `CR`. The caller answers with [`Link::acknowledge`] after committing them or
+    /// [`Link::refuse`] if it cannot; after a refusal the same message may be reported again.
+    MessageComplete(Vec<Vec<u8>>),
     /// A transfer phase from the other side ended without completing. Its records must not be
     /// posted (E1381-02 §6.5.2.2 discards an incomplete message); they are handed over only so
     /// the caller can log what was lost.
@@ -227,10 +273,18 @@ pub enum SendError {
     },
 }
 
+/// [`Link::acknowledge`] or [`Link::refuse`] was called while no message awaited a decision:
+/// none was reported, it was decided already, or the link gave it up (the sender aborted or
+/// the receive timer expired, reported as [`Event::ReceiveAborted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("no received message awaits acknowledgement")]
+pub struct NothingPending;
+
 /// One end of an E1381 line. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Link {
     role: Role,
+    defer_final_ack: bool,
     state: State,
     queue: VecDeque<Outbound>,
     transmits: VecDeque<Vec<u8>>,
@@ -246,6 +300,7 @@ impl Link {
     pub fn new(config: Config) -> Self {
         Link {
             role: config.role,
+            defer_final_ack: config.defer_final_ack,
             state: State::Neutral,
             queue: VecDeque::new(),
             transmits: VecDeque::new(),
@@ -258,6 +313,44 @@ impl Link {
     /// Which end of the line this is.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whether a message reported as [`Event::MessageComplete`] awaits [`Link::acknowledge`]
+    /// or [`Link::refuse`].
+    pub fn awaits_decision(&self) -> bool {
+        matches!(&self.state, State::Receiving(receiver) if receiver.pending.is_some())
+    }
+
+    /// Answers the frame held back for the message last reported as
+    /// [`Event::MessageComplete`] with `ACK`: the caller has committed it. The receive timer
+    /// restarts.
+    ///
+    /// Like [`Link::handle_timeout`], this first acts on every deadline at or before `now`: a
+    /// decision that comes after the receive timeout finds the message given up
+    /// ([`Event::ReceiveAborted`]) and returns [`NothingPending`] without replying.
+    pub fn acknowledge(&mut self, now: Instant) -> Result<(), NothingPending> {
+        self.handle_timeout(now);
+        let State::Receiving(receiver) = &mut self.state else { return Err(NothingPending) };
+        let pending = receiver.pending.take().ok_or(NothingPending)?;
+        receiver.records.drain(..pending.delivered);
+        let reply = receiver.replied(ACK, now);
+        self.transmits.push_back(vec![reply]);
+        Ok(())
+    }
+
+    /// Answers the frame held back for the message last reported as
+    /// [`Event::MessageComplete`] with `NAK`: the caller could not commit it. The frame is
+    /// forgotten, so its retransmission completes the message again and it is reported anew.
+    /// The receive timer restarts. A decision after the receive timeout is refused as in
+    /// [`Link::acknowledge`].
+    pub fn refuse(&mut self, now: Instant) -> Result<(), NothingPending> {
+        self.handle_timeout(now);
+        let State::Receiving(receiver) = &mut self.state else { return Err(NothingPending) };
+        let pending = receiver.pending.take().ok_or(NothingPending)?;
+        receiver.restore(pending.before);
+        let reply = receiver.replied(NAK, now);
+        self.transmits.push_back(vec![reply]);
+        Ok(())
     }
 
     /// The phase the link is in.
@@ -443,6 +536,7 @@ impl Link {
             State::Receiving(receiver) => match receiver.on_byte(byte, now) {
                 Step::Nothing => {}
                 Step::Reply(reply) => self.transmits.push_back(vec![reply]),
+                Step::Hold(records) => self.events.push_back(Event::MessageComplete(records)),
                 Step::End => self.end_receive(),
                 Step::Enq => {
                     // A new ENQ means the sender considers the line neutral: its EOT was lost.
@@ -461,7 +555,7 @@ impl Link {
             self.transmits.push_back(vec![NAK]);
         } else {
             self.transmits.push_back(vec![ACK]);
-            self.state = State::Receiving(Box::new(Receiver::new(now)));
+            self.state = State::Receiving(Box::new(Receiver::new(now, self.defer_final_ack)));
         }
     }
 
@@ -510,7 +604,14 @@ impl Link {
     /// The sender ended the transfer phase (E1381-02 §6.4).
     fn end_receive(&mut self) {
         let Some(receiver) = self.take_receiver() else { return };
-        if receiver.too_large {
+        if receiver.pending.is_some() {
+            // The sender gave up waiting for the reply to the frame held back: for it, the
+            // message was not delivered.
+            self.events.push_back(Event::ReceiveAborted {
+                reason: ReceiveAbort::SenderAborted,
+                records: receiver.records,
+            });
+        } else if receiver.too_large {
             self.events.push_back(Event::ReceiveAborted {
                 reason: ReceiveAbort::TooLarge,
                 records: receiver.records,
@@ -588,8 +689,30 @@ enum Scan {
 enum Step {
     Nothing,
     Reply(u8),
+    /// A frame completed a message; its reply waits for the caller (deferred final ACK).
+    Hold(Vec<Vec<u8>>),
     End,
     Enq,
+}
+
+/// The receiver's state before it took a frame's text, to forget the frame when the caller
+/// refuses the message it completed.
+#[derive(Debug)]
+struct Snapshot {
+    expected: u8,
+    last: Option<u8>,
+    records: usize,
+    partial: usize,
+    record_open: bool,
+    bytes: usize,
+}
+
+/// A frame accepted but not yet answered, waiting for the caller's decision.
+#[derive(Debug)]
+struct Pending {
+    before: Snapshot,
+    /// How many of the receiver's records were reported in [`Event::MessageComplete`].
+    delivered: usize,
 }
 
 /// The receiving side of one transfer phase.
@@ -612,13 +735,17 @@ struct Receiver {
     bytes: usize,
     last_reply: Option<u8>,
     too_large: bool,
+    /// Hold back the reply to a frame that completes a terminator record.
+    defer_final_ack: bool,
+    /// The frame whose reply is held back, if any.
+    pending: Option<Pending>,
 }
 
 /// Bytes of a frame before its ETB/ETX: STX, FN and at most [`FRAME_TEXT_MAX`] of text.
 const FRAME_HEAD_MAX: usize = 2 + FRAME_TEXT_MAX;
 
 impl Receiver {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, defer_final_ack: bool) -> Self {
         Receiver {
             // E1381-02 §6.5.2.2: the receiver's timer starts on entering the transfer phase.
             deadline: later(now, RECEIVE_TIMEOUT),
@@ -632,10 +759,21 @@ impl Receiver {
             bytes: 0,
             last_reply: None,
             too_large: false,
+            defer_final_ack,
+            pending: None,
         }
     }
 
     fn on_byte(&mut self, byte: u8, now: Instant) -> Step {
+        if self.pending.is_some() {
+            // Waiting for the caller's decision: the sender waits for the reply, so only the
+            // end of the transfer or a new bid (it gave up) means anything; the rest is noise.
+            return match byte {
+                EOT => Step::End,
+                ENQ => Step::Enq,
+                _ => Step::Nothing,
+            };
+        }
         // STX, EOT and ENQ never occur inside a frame (E1381-02 §6.6), so they keep their
         // meaning wherever they arrive: a new frame, the end of the transfer, a new bid.
         match byte {
@@ -674,7 +812,7 @@ impl Receiver {
                 self.scan = Scan::Idle;
                 if byte == CR {
                     self.frame.push(CR);
-                    Step::Reply(self.accept(now))
+                    self.accept(now)
                 } else {
                     self.reply(NAK, now)
                 }
@@ -691,8 +829,9 @@ impl Receiver {
     }
 
     /// Judges the frame just read and answers it (E1381-02 §6.3.4, §6.5.1).
-    fn accept(&mut self, now: Instant) -> u8 {
+    fn accept(&mut self, now: Instant) -> Step {
         let frame = mem::take(&mut self.frame);
+        let mut held = None;
         let reply = match frame::decode(&frame) {
             // E1381-02 §6.5.1.1: a frame with a bad checksum or format is rejected.
             Err(_) => NAK,
@@ -701,11 +840,17 @@ impl Receiver {
                     self.too_large = true;
                     NAK
                 } else {
+                    let before = self.snapshot();
                     self.bytes += decoded.text.len();
                     self.take_text(decoded.text, decoded.end);
                     self.last = Some(decoded.number);
                     // E1381-02 §6.3.2: frame numbers count modulo 8.
                     self.expected = (decoded.number + 1) % 8;
+                    if self.defer_final_ack
+                        && let Some(delivered) = self.terminated_up_to(before.records)
+                    {
+                        held = Some(Pending { before, delivered });
+                    }
                     ACK
                 }
             }
@@ -717,17 +862,65 @@ impl Receiver {
         };
         self.frame = frame;
         self.frame.clear();
+        if let Some(pending) = held {
+            // The reply waits for the caller, who must decide within the receive timeout of
+            // the frame's arrival.
+            self.deadline = later(now, RECEIVE_TIMEOUT);
+            let records = self.records[..pending.delivered].to_vec();
+            self.pending = Some(pending);
+            return Step::Hold(records);
+        }
+        Step::Reply(self.replied(reply, now))
+    }
+
+    /// Notes `reply` as sent at `now`: E1381-02 §6.5.2.2, the receiver's timer restarts with
+    /// each reply.
+    fn replied(&mut self, reply: u8, now: Instant) -> u8 {
         self.last_reply = Some(reply);
-        // E1381-02 §6.5.2.2: the receiver's timer restarts with each reply.
         self.deadline = later(now, RECEIVE_TIMEOUT);
         reply
     }
 
+    /// What [`Receiver::restore`] needs to forget the next frame. Cheap: the open record is
+    /// kept by length only, since the frame only ever appends to it.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            expected: self.expected,
+            last: self.last,
+            records: self.records.len(),
+            partial: self.partial.len(),
+            record_open: self.record_open,
+            bytes: self.bytes,
+        }
+    }
+
+    /// Forgets everything taken since `before` was taken (one frame's text).
+    fn restore(&mut self, before: Snapshot) {
+        // The record open before the frame is the start of the first record the frame
+        // completed, or else of the record still open.
+        let mut partial = match self.records.get_mut(before.records) {
+            Some(first) => mem::take(first),
+            None => mem::take(&mut self.partial),
+        };
+        partial.truncate(before.partial);
+        self.records.truncate(before.records);
+        self.partial = partial;
+        self.expected = before.expected;
+        self.last = before.last;
+        self.record_open = before.record_open;
+        self.bytes = before.bytes;
+    }
+
+    /// If a terminator record was completed among the records from index `from` on, how many
+    /// records the message it ends spans from the start (the index after the last such
+    /// terminator).
+    fn terminated_up_to(&self, from: usize) -> Option<usize> {
+        self.records[from..].iter().rposition(|r| is_terminator(r)).map(|i| from + i + 1)
+    }
+
     fn reply(&mut self, reply: u8, now: Instant) -> Step {
         self.frame.clear();
-        self.last_reply = Some(reply);
-        self.deadline = later(now, RECEIVE_TIMEOUT);
-        Step::Reply(reply)
+        Step::Reply(self.replied(reply, now))
     }
 
     /// Appends accepted text to the records. CR ends a record (LIS02-A2 §5); an end frame
@@ -775,6 +968,12 @@ fn frames_for(records: &[Vec<u8>]) -> Vec<Vec<u8>> {
     }
     debug_assert!(frames.iter().all(|f| f.len() <= FRAME_BYTES_MAX));
     frames
+}
+
+/// Whether a record is a terminator (`L`, LIS02-A2 §12): the letter alone or followed by the
+/// field delimiter, which the link does not know but is never a letter or digit.
+fn is_terminator(record: &[u8]) -> bool {
+    record.first() == Some(&b'L') && record.get(1).is_none_or(|b| !b.is_ascii_alphanumeric())
 }
 
 /// Bytes E1394 allows in record data (LIS02-A2 §5: 7, 9, 11, 12, 32–126, 128–254).

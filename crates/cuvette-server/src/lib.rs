@@ -82,6 +82,19 @@ pub async fn serve(
         tracing::info!("HL7 MLLP listener on {bound}");
         tokio::spawn(interfaces::mllp::serve(lab.clone(), mllp));
     }
+    if let Some(ehr) = interfaces.ehr {
+        if lab.config().ehr_destination.is_none() {
+            tracing::warn!("an EHR address is given but the lab queues no results for it");
+        }
+        tracing::info!("released results go to the EHR at {ehr} (HL7 ORU^R01 over MLLP)");
+        let settings = interfaces::outbox::OutboxSettings::default();
+        tokio::spawn(interfaces::outbox::run(lab.clone(), ehr, settings));
+    }
+    for addr in interfaces.astm {
+        let (astm, bound) = interfaces::astm::bind(addr).await?;
+        tracing::info!("ASTM listener on {bound}");
+        tokio::spawn(interfaces::astm::serve(lab.clone(), astm));
+    }
     axum::serve(listener, router(AppState { lab, config }))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -298,8 +298,17 @@ pub fn demo_instrument_code(def: &cuvette_domain::TestDefinition) -> String {
     if def.loinc.is_empty() { def.code.clone() } else { def.loinc.clone() }
 }
 
+/// The demo's ASTM analyzer: immunoassays, codes as the catalog's test codes.
+pub const DEMO_ASTM_INSTRUMENT: (&str, &str, &[&str]) =
+    ("Demo immunoassay analyzer", "DEMOIMMUNO", &["TSH", "FT4"]);
+
 async fn add_demo_instruments(lab: &Lab, supervisor: &Actor) -> anyhow::Result<()> {
     let catalog = lab.catalog();
+    let (name, sender, codes) = DEMO_ASTM_INSTRUMENT;
+    let id = lab.add_instrument(supervisor, name, "astm", sender).await?;
+    for code in codes {
+        lab.map_test_code(supervisor, id, code, code, "").await?;
+    }
     for (name, sender, bench) in DEMO_INSTRUMENTS {
         let id = lab.add_instrument(supervisor, name, "hl7", sender).await?;
         let mut seen = std::collections::BTreeSet::new();

@@ -152,15 +152,41 @@ struct HttpArgs {
     /// Run no MLLP listener.
     #[arg(long)]
     no_mllp: bool,
+    /// ASTM E1381/E1394 over TCP listener for instruments; repeat for several ports.
+    #[arg(long, default_value = "127.0.0.1:5100")]
+    astm: Vec<SocketAddr>,
+    /// Run no ASTM listener.
+    #[arg(long)]
+    no_astm: bool,
+    /// The EHR's MLLP listener that released results are sent to (HL7 ORU^R01, queued in the
+    /// outbox with each release and retried until acknowledged). None by default: no results
+    /// are queued.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_address)]
+    ehr: Option<SocketAddr>,
 }
 
 impl HttpArgs {
     fn interfaces(&self) -> cuvette_server::interfaces::InterfaceConfig {
         cuvette_server::interfaces::InterfaceConfig {
             mllp: (!self.no_mllp).then_some(self.mllp),
-            astm: vec![],
+            astm: if self.no_astm { vec![] } else { self.astm.clone() },
+            ehr: self.ehr,
         }
     }
+
+    /// The lab's settings with the EHR destination, when results go to one.
+    fn lab_config(&self) -> LabConfig {
+        LabConfig { ehr_destination: self.ehr.map(|a| a.to_string()), ..config() }
+    }
+}
+
+/// A HOST:PORT, the host a name or an address (resolved once, at start).
+fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not HOST:PORT: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 impl DbArgs {
@@ -196,7 +222,11 @@ fn config() -> LabConfig {
 }
 
 async fn open_lab(store: Store) -> anyhow::Result<Lab> {
-    Lab::open(store, Arc::new(SystemClock), config()).await.context("opening the lab")
+    open_lab_with(store, config()).await
+}
+
+async fn open_lab_with(store: Store, config: LabConfig) -> anyhow::Result<Lab> {
+    Lab::open(store, Arc::new(SystemClock), config).await.context("opening the lab")
 }
 
 fn parse_role(role: &str) -> anyhow::Result<Role> {
@@ -217,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { db, http } => {
-            let lab = Arc::new(open_lab(db.open().await?).await?);
+            let lab = Arc::new(open_lab_with(db.open().await?, http.lab_config()).await?);
             if lab.store().users().await?.is_empty() {
                 eprintln!(
                     "No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`."
@@ -235,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
             let db = DbArgs { data, database };
             let store = db.open().await?;
             demo::seed_if_empty(&store, config()).await?;
-            let lab = Arc::new(open_lab(store).await?);
+            let lab = Arc::new(open_lab_with(store, http.lab_config()).await?);
             let key = lab
                 .create_api_key(
                     &Actor::system(),

@@ -1,11 +1,16 @@
-//! HL7 v2 to and from the lab: ORU^R01 results in, acknowledgements out.
+//! HL7 v2 to and from the lab: ORU^R01 results from instruments, OML^O21 and ORM^O01 orders
+//! from the EHR, and the acknowledgements for both (ACK; ORL^O22 and ORR^O02 for orders).
+//! Results going out to the EHR are built in [`super::outbound`].
 
 use cuvette_hl7::{
     AckBuilder, AckCode, ErrSegment, ErrorCode, ErrorLocation, FieldValue, Message, MessageBuilder,
-    SegmentBuilder, Severity,
+    Path, Segment, SegmentBuilder, Severity,
 };
 
-use super::{Decoded, Inbound, Ingested, ReceivedResult};
+use super::{
+    Decoded, Inbound, Ingested, OrderFault, OrderMessage, OrderRefusal, ReceivedOrder,
+    ReceivedPatient, ReceivedResult,
+};
 use crate::{AppResult, Lab};
 
 /// Who Cuvette says it is in MSH-3/MSH-4 of what it sends.
@@ -33,7 +38,9 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     if code != "ORU" || trigger != "R01" {
         return Decoded {
             results: vec![],
-            malformed: Some(format!("{code}^{trigger} carries no results: send ORU^R01")),
+            malformed: Some(format!(
+                "{code}^{trigger} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
+            )),
         };
     }
     let mut results = Vec::new();
@@ -122,6 +129,26 @@ pub async fn receive(
         }
         Err(_) => (String::new(), None, "unreadable".to_owned()),
     };
+    let (ack_id, timestamp) = stamp(lab);
+    if is_order_message(&message_type) {
+        let decoded = decode_orders(raw);
+        let inbound = Inbound {
+            protocol: "hl7",
+            channel,
+            peer,
+            sender: &sender,
+            control_id: control_id.as_deref(),
+            message_type: &message_type,
+            raw,
+            results: Vec::new(),
+            malformed: None,
+            replay_of: None,
+        };
+        let make_ack = |outcome: &Ingested, fault: Option<OrderFault>| {
+            order_ack(raw, &decoded, outcome, fault, &ack_id, &timestamp)
+        };
+        return lab.ingest_orders(&inbound, &decoded, &make_ack).await;
+    }
     let decoded = decode_results(raw);
     let inbound = Inbound {
         protocol: "hl7",
@@ -135,7 +162,6 @@ pub async fn receive(
         malformed: decoded.malformed,
         replay_of: None,
     };
-    let (ack_id, timestamp) = stamp(lab);
     let make_ack = |outcome: &Ingested| ack(raw, outcome, &ack_id, &timestamp);
     lab.ingest(&inbound, &make_ack).await
 }
@@ -148,7 +174,7 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
         return minimal_reject(control_id, timestamp, "the message could not be read as HL7");
     };
     let built = match outcome {
-        Ingested::Accepted { .. } | Ingested::Duplicate { .. } => {
+        Ingested::Accepted { .. } | Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
             AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
                 .version(VERSION)
                 .build()
@@ -226,4 +252,336 @@ fn minimal_reject(control_id: &str, timestamp: &str, why: &str) -> Vec<u8> {
         .segment(SegmentBuilder::new("MSA").field(1, "AR").field(3, why))
         .finish()
         .unwrap_or_else(|_| format!("MSH|^~\\&|{SENDING_APPLICATION}|{SENDING_FACILITY}|||{timestamp}||ACK|{control_id}|P|2.5.1\rMSA|AR\r").into_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders from the EHR
+
+/// Whether a message type (`OML^O21`) is an order Cuvette takes: OML^O21 (v2.5+ laboratory
+/// order) or ORM^O01 (the older general order most EHRs still send).
+pub fn is_order_message(message_type: &str) -> bool {
+    matches!(message_type, "OML^O21" | "ORM^O01")
+}
+
+/// Reads an OML^O21 or ORM^O01: the patient from PID and each order from an ORC with the OBR
+/// after it (HL7 v2.5.1 ch. 4). Values are read as sent; [`Lab::ingest_orders`] judges them.
+///
+/// Fields read: PID-3 (first repetition, CX.1: the MRN), PID-5 (family^given), PID-7, PID-8;
+/// ORC-1 order control, ORC-2/OBR-2 placer order number, ORC-12/OBR-16 ordering provider
+/// (XCN), OBR-4 the test or panel (with its alternate identifier), the priority from TQ1-9,
+/// OBR-27.6, ORC-7.6 or OBR-5, and the NTE lines after the OBR as the clinical note.
+pub fn decode_orders(raw: &[u8]) -> OrderMessage {
+    let mut out = OrderMessage::default();
+    let message = match Message::parse(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            out.problem = Some(OrderRefusal {
+                reason: format!("not an HL7 message: {e}"),
+                location: String::new(),
+                fault: OrderFault::Unsupported,
+            });
+            return out;
+        }
+    };
+    let text = |v: cuvette_hl7::Component<'_>| v.text().trim().to_owned();
+    let mut pids = 0;
+    let (mut orcs, mut obrs) = (0, 0);
+    // What the current ORC says, for an OBR that follows without its own ORC.
+    let mut current: Option<ReceivedOrder> = None;
+    // ORC-7.6, the priority of the ORC's quantity/timing, below TQ1-9 and OBR-27.6.
+    let mut orc_priority = String::new();
+    // Whether the NTEs seen now belong to the current order's OBR.
+    let mut in_obr = false;
+    for segment in message.segments() {
+        match segment.id() {
+            b"PID" => {
+                pids += 1;
+                if pids > 1 {
+                    out.problem.get_or_insert(OrderRefusal {
+                        reason:
+                            "a second patient in one order message: send one patient per message"
+                                .into(),
+                        location: format!("PID({pids})"),
+                        fault: OrderFault::Invalid,
+                    });
+                    continue;
+                }
+                let mrn = segment.field(3).repetition(1).component(1).text().trim().to_owned();
+                out.patient = Some(ReceivedPatient {
+                    mrn,
+                    family_name: segment
+                        .field(5)
+                        .component(1)
+                        .subcomponent(1)
+                        .text()
+                        .trim()
+                        .to_owned(),
+                    given_name: text(segment.field(5).component(2)),
+                    birth_date: segment.field(7).text().trim().to_owned(),
+                    sex: segment.field(8).text().trim().to_owned(),
+                });
+            }
+            b"ORC" => {
+                orcs += 1;
+                if let Some(done) = current.take() {
+                    out.orders.push(done);
+                }
+                current = Some(ReceivedOrder {
+                    control: text(segment.field(1).component(1)),
+                    placer_number: text(segment.field(2).component(1)),
+                    provider: provider_text(&segment, 12),
+                    orc: orcs,
+                    ..ReceivedOrder::default()
+                });
+                orc_priority = text(segment.field(7).component(6));
+                in_obr = false;
+            }
+            b"TQ1" => {
+                let priority = text(segment.field(9).component(1));
+                if let Some(o) = current.as_mut().filter(|_| !priority.is_empty()) {
+                    o.priority = priority;
+                }
+            }
+            b"OBR" => {
+                obrs += 1;
+                let order = match current.take() {
+                    Some(o) if o.obr == 0 => o,
+                    Some(previous) => {
+                        // A second OBR under one ORC: a new order with the same control.
+                        let next = ReceivedOrder {
+                            control: previous.control.clone(),
+                            orc: previous.orc,
+                            provider: previous.provider.clone(),
+                            priority: previous.priority.clone(),
+                            ..ReceivedOrder::default()
+                        };
+                        out.orders.push(previous);
+                        next
+                    }
+                    None => {
+                        out.problem.get_or_insert(OrderRefusal {
+                            reason: "an OBR without the ORC that must come before it (ORC-1 NW)"
+                                .into(),
+                            location: format!("OBR({obrs})"),
+                            fault: OrderFault::Missing,
+                        });
+                        continue;
+                    }
+                };
+                let service = segment.field(4);
+                let mut order = ReceivedOrder {
+                    obr: obrs,
+                    code: text(service.component(1)),
+                    code_text: text(service.component(2)),
+                    coding_system: text(service.component(3)),
+                    alternate_code: text(service.component(4)),
+                    ..order
+                };
+                if order.placer_number.is_empty() {
+                    order.placer_number = text(segment.field(2).component(1));
+                }
+                if order.provider.is_empty() {
+                    order.provider = provider_text(&segment, 16);
+                }
+                // TQ1-9 (read above: the timing group comes before the OBR in OML^O21) outranks
+                // OBR-27.6, then ORC-7.6, then the OBR-5 of older versions.
+                for candidate in [
+                    text(segment.field(27).component(6)),
+                    orc_priority.clone(),
+                    text(segment.field(5).component(1)),
+                ] {
+                    if order.priority.is_empty() {
+                        order.priority = candidate;
+                    }
+                }
+                current = Some(order);
+                in_obr = true;
+            }
+            b"NTE" if in_obr => {
+                if let Some(o) = current.as_mut() {
+                    let line = segment.field(3).text().trim().to_owned();
+                    if !line.is_empty() {
+                        if !o.note.is_empty() {
+                            o.note.push('\n');
+                        }
+                        o.note.push_str(&line);
+                    }
+                }
+            }
+            b"NTE" => {}
+            // Segments between the OBR and its notes end the notes (OBX, SPM, DG1, …).
+            _ => in_obr = false,
+        }
+    }
+    if let Some(done) = current {
+        out.orders.push(done);
+    }
+    out
+}
+
+/// A person (XCN) as text: "prefix given middle family suffix degree (id)".
+fn provider_text(segment: &Segment<'_>, field: usize) -> String {
+    let xcn = segment.field(field).repetition(1);
+    let part = |n: usize| xcn.component(n).subcomponent(1).text().trim().to_owned();
+    let name: Vec<String> =
+        [6, 3, 4, 2, 5, 7].into_iter().map(part).filter(|p| !p.is_empty()).collect();
+    let id = part(1);
+    match (name.is_empty(), id.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => name.join(" "),
+        (false, false) => format!("{} ({id})", name.join(" ")),
+    }
+}
+
+/// The answer to an order message: ORL^O22 for OML^O21, ORR^O02 for ORM^O01 (both carry the
+/// accession numbers, which a bare ACK could not).
+///
+/// Accepted: `MSA|AA`, the patient (PID-3 and PID-5 as sent), and for each specimen Cuvette
+/// created an `ORC|OK|<placer number>|<accession>^CUVETTE` with its `OBR` (OBR-4 as sent):
+/// an order whose tests need two tubes gets two ORC/OBR pairs with the same placer number.
+/// Quarantined: `MSA|AE` (`AR` when unreadable) and an ERR whose ERR-2 names the segment and
+/// field, ERR-3 the HL7 error code, ERR-7/8 the reason.
+pub fn order_ack(
+    raw: &[u8],
+    decoded: &OrderMessage,
+    outcome: &Ingested,
+    fault: Option<OrderFault>,
+    control_id: &str,
+    timestamp: &str,
+) -> Vec<u8> {
+    let Ok(original) = Message::parse(raw) else {
+        return minimal_reject(control_id, timestamp, "the message could not be read as HL7");
+    };
+    let msh = original.msh();
+    let (code, trigger, structure) = match msh.message_type().trigger().text().as_ref() {
+        "O21" => ("ORL", "O22", "ORL_O22"),
+        _ => ("ORR", "O02", "ORR_O02"),
+    };
+    let processing_id = if msh.processing_id().is_empty() {
+        FieldValue::text("P")
+    } else {
+        msh.processing_id().into()
+    };
+    let mut header = SegmentBuilder::new("MSH")
+        .field(5, msh.sending_application())
+        .field(6, msh.sending_facility())
+        .field(7, timestamp)
+        .field(9, FieldValue::components([code, trigger, structure]))
+        .field(10, control_id)
+        .field(11, processing_id)
+        .field(12, VERSION);
+    // We answer as the receiver the message named, or as Cuvette when it named none.
+    if msh.receiving_application().is_empty() {
+        header.set(3, SENDING_APPLICATION);
+        header.set(4, SENDING_FACILITY);
+    } else {
+        header.set(3, msh.receiving_application());
+        header.set(4, msh.receiving_facility());
+    }
+    let (ack_code, error) = match (outcome, fault) {
+        (Ingested::Quarantined { reason, location, .. }, fault) => {
+            let (code, ack_code) = match fault.unwrap_or(OrderFault::Invalid) {
+                OrderFault::Missing => (ErrorCode::RequiredFieldMissing, AckCode::ApplicationError),
+                OrderFault::Invalid => (ErrorCode::DataTypeError, AckCode::ApplicationError),
+                OrderFault::UnknownCode => {
+                    (ErrorCode::TableValueNotFound, AckCode::ApplicationError)
+                }
+                OrderFault::Mismatch => {
+                    (ErrorCode::ApplicationInternalError, AckCode::ApplicationError)
+                }
+                OrderFault::Unsupported => {
+                    (ErrorCode::UnsupportedMessageType, AckCode::ApplicationReject)
+                }
+            };
+            (ack_code, Some((reason.clone(), err_segment(code, location, reason))))
+        }
+        _ => (AckCode::ApplicationAccept, None),
+    };
+    let acknowledged =
+        if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() };
+    let mut msa = SegmentBuilder::new("MSA").field(1, ack_code.code()).field(2, acknowledged);
+    if let Some((reason, _)) = &error {
+        msa.set(3, truncate(reason, 80));
+    }
+    let separators = original.separators();
+    let mut reply = MessageBuilder::with_separators(separators).segment(header).segment(msa);
+    if let Some((_, err)) = error {
+        reply.push(err);
+    }
+    if let Ingested::Ordered { orders, .. } = outcome {
+        if let Some(pid) = original.segment("PID") {
+            reply.push(
+                SegmentBuilder::new("PID")
+                    .field(1, "1")
+                    .field(3, pid.field(3))
+                    .field(5, pid.field(5)),
+            );
+        }
+        let services: Vec<Segment<'_>> = original.segments_with_id("OBR").collect();
+        let mut set_id = 0;
+        for (placed, asked) in orders.iter().zip(&decoded.orders) {
+            let service = services.get(asked.obr.wrapping_sub(1)).map(|obr| obr.field(4));
+            for specimen in &placed.specimens {
+                set_id += 1;
+                let filler =
+                    FieldValue::components([specimen.accession.as_str(), SENDING_APPLICATION]);
+                reply.push(
+                    SegmentBuilder::new("ORC")
+                        .field(1, "OK")
+                        .field(2, asked.placer_number.as_str())
+                        .field(3, filler.clone()),
+                );
+                let mut obr = SegmentBuilder::new("OBR")
+                    .field(1, set_id.to_string())
+                    .field(2, asked.placer_number.as_str())
+                    .field(3, filler);
+                if let Some(service) = service {
+                    obr.set(4, service);
+                }
+                reply.push(obr);
+            }
+        }
+    }
+    reply.finish().unwrap_or_else(|_| {
+        minimal_reject(control_id, timestamp, "the acknowledgement could not be built")
+    })
+}
+
+/// An ERR segment (HL7 v2.5.1 §2.14.5): ERR-2 the location (`PID-7`, `OBR(2)-4`, or a bare
+/// segment `PID`), ERR-3 the table 0357 code, ERR-4 `E`, ERR-7 and ERR-8 the reason.
+fn err_segment(code: ErrorCode, location: &str, reason: &str) -> SegmentBuilder {
+    let mut err = SegmentBuilder::new("ERR")
+        .field(
+            3,
+            FieldValue::components([
+                code.code().to_string().as_str(),
+                code.description(),
+                "HL70357",
+            ]),
+        )
+        .field(4, Severity::Error.code())
+        .field(7, reason)
+        .field(8, reason);
+    let number = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
+    let parts = match Path::parse(location) {
+        Ok(path) => Some(vec![
+            String::from_utf8_lossy(path.segment_id()).into_owned(),
+            path.occurrence().to_string(),
+            path.field().to_string(),
+            number(path.repetition()),
+            number(path.component()),
+            number(path.subcomponent()),
+        ]),
+        Err(_) => {
+            let (segment, occurrence) = match location.split_once('(') {
+                Some((segment, rest)) => (segment, rest.trim_end_matches(')').to_owned()),
+                None => (location, "1".to_owned()),
+            };
+            (segment.len() == 3).then(|| vec![segment.to_owned(), occurrence])
+        }
+    };
+    if let Some(parts) = parts {
+        err.set(2, FieldValue::components(parts));
+    }
+    err
 }

@@ -6,19 +6,29 @@
 //! manual result, and commits results, message log entry and the acknowledgement in one
 //! transaction. Only then does the listener send that acknowledgement. What cannot be mapped
 //! is committed to the quarantine with the reason and answered with an error: never dropped.
+//!
+//! Orders from the EHR ([`OrderMessage`], decoded from OML^O21 and ORM^O01 by [`hl7`]) take the
+//! same path through [`Lab::ingest_orders`]: the patient found by MRN or registered, every
+//! order placed with the placer's number, all committed with the log entry and the answer
+//! carrying the accession numbers, or quarantined with the field at fault. Results go the
+//! other way through [`outbound`]: an ORU^R01 queued in the outbox by the release itself.
 
+use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_domain::{Action, ReportedValue, Role};
 use cuvette_store::{
     InstrumentRow, MessageFilter, MessageRow, NewAuditEvent, NewMessage, OutboxRow, StoreError,
-    TestCodeRow,
+    TestCodeRow, Tx,
 };
 
 pub mod astm;
 pub mod hl7;
+pub mod outbound;
 
+use crate::orders::PreparedOrder;
+use crate::patients::NAME_LEN_MAX;
 use crate::results::PreparedResult;
-use crate::{Actor, AppError, AppResult, Lab};
+use crate::{Actor, AppError, AppResult, Lab, PlaceOrder, PlacedOrder};
 
 /// One result as an instrument reported it, before mapping.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,6 +96,17 @@ pub enum Ingested {
         /// The acknowledgement sent the first time.
         ack: Option<Vec<u8>>,
     },
+    /// Orders from the EHR were placed (all of the message's orders, or none of them).
+    Ordered {
+        /// The message log id.
+        message_id: i64,
+        /// The patient the orders are for.
+        patient_id: i64,
+        /// Whether the patient was registered from the message's PID.
+        registered: bool,
+        /// One per order (ORC/OBR pair) in message order, with the accession numbers assigned.
+        orders: Vec<PlacedOrder>,
+    },
     /// Kept in the quarantine; answer with an error naming the reason.
     Quarantined {
         /// The message log id.
@@ -95,6 +116,36 @@ pub enum Ingested {
         /// Where in the message ("OBX 3"), when one part is at fault.
         location: String,
     },
+}
+
+impl Ingested {
+    /// The outcome with the message log id it was committed under.
+    fn with_message_id(self, id: i64) -> Ingested {
+        match self {
+            Ingested::Accepted { results, skipped, .. } => {
+                Ingested::Accepted { message_id: id, results, skipped }
+            }
+            Ingested::Ordered { patient_id, registered, orders, .. } => {
+                Ingested::Ordered { message_id: id, patient_id, registered, orders }
+            }
+            Ingested::Quarantined { reason, location, .. } => {
+                Ingested::Quarantined { message_id: id, reason, location }
+            }
+            d @ Ingested::Duplicate { .. } => d,
+        }
+    }
+}
+
+/// What the message log records about one inbound message.
+struct LogEntry<'a> {
+    outcome: &'a str,
+    detail: &'a str,
+    ack: &'a [u8],
+    accession: Option<&'a str>,
+    results: i64,
+    quarantine: Option<&'a str>,
+    /// When processing began (clock microseconds), for the processing time.
+    started: i64,
 }
 
 /// The longest time a result message may take to process before it is logged as slow.
@@ -122,20 +173,13 @@ impl Lab {
         ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
     ) -> AppResult<(Ingested, Vec<u8>)> {
         let started = self.clock_micros();
-        if let Some(control_id) = msg.control_id
-            && let Some(original) =
-                self.store.message_by_control("in", msg.sender, control_id).await?
-        {
-            let outcome =
-                Ingested::Duplicate { message_id: original.id, ack: original.ack.clone() };
-            let bytes = original.ack.clone().unwrap_or_else(|| ack(&outcome));
-            return Ok((outcome, bytes));
+        if let Some(answer) = self.stored_answer(msg, ack).await? {
+            return Ok(answer);
         }
         let plan = match &msg.malformed {
             Some(reason) => Err((reason.clone(), String::new())),
             None => self.plan_ingest(msg).await?,
         };
-        let now = self.now_micros();
         let mut tx = self.store.begin().await?;
         let (outcome, results, accession, skipped_count) = match plan {
             Ok((instrument, prepared, skipped)) => {
@@ -177,11 +221,61 @@ impl Lab {
                 if location.is_empty() { reason.clone() } else { format!("{location}: {reason}") },
                 Some("open"),
             ),
-            Ingested::Duplicate { .. } => unreachable!("duplicates return early"),
+            Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
+                unreachable!("duplicates return early; results place no orders")
+            }
         };
         let first_accession = accession
             .or_else(|| msg.results.first().map(|r| r.accession.clone()))
             .filter(|a| !a.is_empty());
+        let entry = LogEntry {
+            outcome: outcome_code,
+            detail: &detail,
+            ack: &ack_bytes,
+            accession: first_accession.as_deref(),
+            results: results as i64,
+            quarantine,
+            started,
+        };
+        let Some(message_id) = self.log_inbound(&mut tx, msg, &entry).await? else {
+            // Two connections delivered the same message at once: the other one won.
+            drop(tx);
+            return self.stored_answer(msg, ack).await?.ok_or_else(|| {
+                AppError::Conflict("the message was received twice at once".into())
+            });
+        };
+        if let Some(original) = msg.replay_of {
+            tx.set_quarantine(original, "replayed").await?;
+        }
+        tx.commit().await?;
+        Ok((outcome.with_message_id(message_id), ack_bytes))
+    }
+
+    /// The answer already given to this message, when it is a retransmission (same sender,
+    /// same control id): nothing is processed twice.
+    async fn stored_answer(
+        &self,
+        msg: &Inbound<'_>,
+        ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
+    ) -> AppResult<Option<(Ingested, Vec<u8>)>> {
+        let Some(control_id) = msg.control_id else { return Ok(None) };
+        let Some(original) = self.store.message_by_control("in", msg.sender, control_id).await?
+        else {
+            return Ok(None);
+        };
+        let outcome = Ingested::Duplicate { message_id: original.id, ack: original.ack.clone() };
+        let bytes = original.ack.clone().unwrap_or_else(|| ack(&outcome));
+        Ok(Some((outcome, bytes)))
+    }
+
+    /// Logs an inbound message inside `tx`; `None` when the same sender's control id was
+    /// logged meanwhile (the transaction is then unusable and must be dropped).
+    async fn log_inbound(
+        &self,
+        tx: &mut Tx,
+        msg: &Inbound<'_>,
+        e: &LogEntry<'_>,
+    ) -> AppResult<Option<i64>> {
         let inserted = tx
             .insert_message(
                 &NewMessage {
@@ -193,51 +287,23 @@ impl Lab {
                     control_id: msg.control_id,
                     message_type: msg.message_type,
                     raw: msg.raw,
-                    outcome: outcome_code,
-                    detail: &detail,
-                    ack: Some(&ack_bytes),
-                    accession: first_accession.as_deref(),
-                    results: results as i64,
-                    quarantine,
+                    outcome: e.outcome,
+                    detail: e.detail,
+                    ack: Some(e.ack),
+                    accession: e.accession,
+                    results: e.results,
+                    quarantine: e.quarantine,
                     replay_of: msg.replay_of,
-                    processed_us: self.clock_micros() - started,
+                    processed_us: self.clock_micros() - e.started,
                 },
-                now,
+                self.now_micros(),
             )
             .await;
-        let message_id = match inserted {
-            Ok(id) => id,
-            Err(StoreError::Conflict(_)) => {
-                // Two connections delivered the same message at once: the other one won.
-                drop(tx);
-                let original = self
-                    .store
-                    .message_by_control("in", msg.sender, msg.control_id.unwrap_or_default())
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::Conflict("the message was received twice at once".into())
-                    })?;
-                let outcome =
-                    Ingested::Duplicate { message_id: original.id, ack: original.ack.clone() };
-                let bytes = original.ack.clone().unwrap_or_else(|| ack(&outcome));
-                return Ok((outcome, bytes));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(original) = msg.replay_of {
-            tx.set_quarantine(original, "replayed").await?;
+        match inserted {
+            Ok(id) => Ok(Some(id)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        tx.commit().await?;
-        let outcome = match outcome {
-            Ingested::Accepted { results, skipped, .. } => {
-                Ingested::Accepted { message_id, results, skipped }
-            }
-            Ingested::Quarantined { reason, location, .. } => {
-                Ingested::Quarantined { message_id, reason, location }
-            }
-            d => d,
-        };
-        Ok((outcome, ack_bytes))
     }
 
     fn clock_micros(&self) -> i64 {
@@ -574,34 +640,60 @@ impl Lab {
             cuvette_domain::Accession::parse(a)
                 .map_err(|e| AppError::invalid("accession", e.to_string()))?;
         }
-        let decoded = decode_for_replay(&original);
-        let mut results = decoded.results;
-        if let Some(a) = accession {
-            for r in &mut results {
-                r.accession = a.to_owned();
-            }
-        }
         let replay_control =
             original.control_id.as_ref().map(|c| format!("{c}#replay-{}", self.now_micros()));
         let channel = format!("replay by {}", actor.name);
-        let inbound = Inbound {
-            protocol: &original.protocol,
-            channel: &channel,
-            peer: &original.peer,
-            sender: &original.sender,
-            control_id: replay_control.as_deref(),
-            message_type: &original.message_type,
-            raw: &original.raw,
-            results,
-            malformed: decoded.malformed,
-            replay_of: None,
+        let (outcome, _) = if original.protocol == "hl7"
+            && hl7::is_order_message(&original.message_type)
+        {
+            if accession.is_some() {
+                return Err(AppError::invalid(
+                    "accession",
+                    "an order message carries no accession number to correct: fix the cause (the catalog, the sender, the patient on file) and replay it as it is",
+                ));
+            }
+            let decoded = hl7::decode_orders(&original.raw);
+            let inbound = Inbound {
+                protocol: &original.protocol,
+                channel: &channel,
+                peer: &original.peer,
+                sender: &original.sender,
+                control_id: replay_control.as_deref(),
+                message_type: &original.message_type,
+                raw: &original.raw,
+                results: Vec::new(),
+                malformed: None,
+                replay_of: None,
+            };
+            let ack = |_: &Ingested, _: Option<OrderFault>| Vec::new();
+            self.ingest_orders(&inbound, &decoded, &ack).await?
+        } else {
+            let decoded = decode_for_replay(&original);
+            let mut results = decoded.results;
+            if let Some(a) = accession {
+                for r in &mut results {
+                    r.accession = a.to_owned();
+                }
+            }
+            let inbound = Inbound {
+                protocol: &original.protocol,
+                channel: &channel,
+                peer: &original.peer,
+                sender: &original.sender,
+                control_id: replay_control.as_deref(),
+                message_type: &original.message_type,
+                raw: &original.raw,
+                results,
+                malformed: decoded.malformed,
+                replay_of: None,
+            };
+            let ack = |_: &Ingested| Vec::new();
+            self.ingest(&inbound, &ack).await?
         };
-        let ack = |_: &Ingested| Vec::new();
-        let (outcome, _) = self.ingest(&inbound, &ack).await?;
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
         let new_id = match &outcome {
-            Ingested::Accepted { message_id, .. } => {
+            Ingested::Accepted { message_id, .. } | Ingested::Ordered { message_id, .. } => {
                 tx.set_quarantine(id, "replayed").await?;
                 *message_id
             }
@@ -638,5 +730,556 @@ fn decode_for_replay(m: &MessageRow) -> Decoded {
         "hl7" => hl7::decode_results(&m.raw),
         "astm" => astm::decode_results(&m.raw),
         other => Decoded { results: vec![], malformed: Some(format!("unknown protocol {other}")) },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders from the EHR
+
+/// A patient as an order message describes them (HL7 PID), as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceivedPatient {
+    /// Medical record number (PID-3, first repetition, CX.1).
+    pub mrn: String,
+    /// Family name (PID-5.1, its surname).
+    pub family_name: String,
+    /// Given name (PID-5.2).
+    pub given_name: String,
+    /// Date of birth as sent (PID-7: `YYYYMMDD`, a time may follow).
+    pub birth_date: String,
+    /// Administrative sex as sent (PID-8, HL7 table 0001).
+    pub sex: String,
+}
+
+/// One order as the EHR placed it (HL7 ORC with its OBR), as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceivedOrder {
+    /// Order control (ORC-1, HL7 table 0119): `NW` for a new order.
+    pub control: String,
+    /// The placer's order number (ORC-2, else OBR-2).
+    pub placer_number: String,
+    /// The test or panel asked for (OBR-4.1): a LOINC or a Cuvette code.
+    pub code: String,
+    /// Its text (OBR-4.2).
+    pub code_text: String,
+    /// Its coding system (OBR-4.3, `LN` for LOINC).
+    pub coding_system: String,
+    /// The alternate identifier (OBR-4.4), tried when the first is not in the catalog.
+    pub alternate_code: String,
+    /// Priority as sent (TQ1-9, else OBR-27.6, ORC-7.6, OBR-5; HL7 table 0485: `S` stat).
+    pub priority: String,
+    /// The ordering provider as text (ORC-12, else OBR-16).
+    pub provider: String,
+    /// Notes on the order (NTE-3 after the OBR), one per line.
+    pub note: String,
+    /// Which ORC of the message this is (from 1), for error locations.
+    pub orc: usize,
+    /// Which OBR of the message (from 1; 0 when the ORC has none).
+    pub obr: usize,
+}
+
+/// A decoded order message: one patient and their orders.
+#[derive(Debug, Clone, Default)]
+pub struct OrderMessage {
+    /// The patient (PID), when there is one.
+    pub patient: Option<ReceivedPatient>,
+    /// The orders, in message order.
+    pub orders: Vec<ReceivedOrder>,
+    /// A problem with the message's structure (two patients, an OBR without its ORC).
+    pub problem: Option<OrderRefusal>,
+}
+
+/// Why an order message goes to the quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRefusal {
+    /// In words staff can act on.
+    pub reason: String,
+    /// Where, as an HL7 location: `PID-7`, `OBR(2)-4`, or a segment (`PID`).
+    pub location: String,
+    /// What kind of fault, for the acknowledgement's error code.
+    pub fault: OrderFault,
+}
+
+/// The kind of fault in an order message (mapped to HL7 table 0357 by the acknowledgement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFault {
+    /// A required segment or field is empty (101).
+    Missing,
+    /// A field cannot be read as what it must hold (102).
+    Invalid,
+    /// A code the lab does not know: a test, an order control, a sender (103).
+    UnknownCode,
+    /// The message contradicts what the lab holds: another date of birth for a known MRN.
+    Mismatch,
+    /// The message cannot be taken at all (unreadable).
+    Unsupported,
+}
+
+/// Who places the orders an EHR sends: the registered system, as order entry.
+fn ehr_actor(system: &InstrumentRow) -> Actor {
+    Actor {
+        name: format!("ehr:{}", system.name),
+        display_name: system.name.clone(),
+        role: Role::Phlebotomist,
+    }
+}
+
+/// The patient an order message is for: on file, or to register from its PID.
+enum PlannedPatient {
+    OnFile(cuvette_store::PatientRow),
+    New { mrn: String, family: String, given: String, birth_date: String, sex: &'static str },
+}
+
+struct OrderPlan {
+    system: InstrumentRow,
+    patient: PlannedPatient,
+    orders: Vec<PreparedOrder>,
+}
+
+fn refuse<T>(
+    reason: impl Into<String>,
+    location: impl Into<String>,
+    fault: OrderFault,
+) -> AppResult<Result<T, OrderRefusal>> {
+    Ok(Err(OrderRefusal { reason: reason.into(), location: location.into(), fault }))
+}
+
+/// Reads an HL7 date (DT, or the date of a DTM): `YYYYMMDD`, anything after it ignored.
+fn hl7_date(text: &str) -> Option<jiff::civil::Date> {
+    let t = text.trim();
+    let digits = t.get(..8).filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+    let (y, m, d) =
+        (digits[..4].parse().ok()?, digits[4..6].parse().ok()?, digits[6..].parse().ok()?);
+    jiff::civil::Date::new(y, m, d).ok()
+}
+
+/// The Cuvette code an order code stands for: an orderable test with this LOINC, else a panel
+/// with this LOINC, else the code itself when it is a Cuvette test or panel code.
+fn catalog_code(catalog: &cuvette_domain::Catalog, code: &str) -> Result<Option<String>, String> {
+    let code = code.trim();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    let tests: Vec<&str> = catalog
+        .tests()
+        .filter(|t| t.orderable && t.loinc == code)
+        .map(|t| t.code.as_str())
+        .collect();
+    let panels: Vec<&str> =
+        catalog.panels().filter(|p| p.loinc == code).map(|p| p.code.as_str()).collect();
+    // A LOINC names an observation: the test itself wins over a panel built around it
+    // (3016-3 is TSH, not the thyroid cascade that starts with it).
+    for found in [tests, panels] {
+        match found.as_slice() {
+            [one] => return Ok(Some((*one).to_owned())),
+            [] => {}
+            many => {
+                return Err(format!(
+                    "LOINC {code} matches several catalog entries ({}): send the Cuvette code instead",
+                    many.join(", ")
+                ));
+            }
+        }
+    }
+    let upper = code.to_ascii_uppercase();
+    let known =
+        catalog.panel(&upper).is_some() || catalog.test(&upper).is_some_and(|t| t.orderable);
+    Ok(known.then_some(upper))
+}
+
+/// Cuvette's priority for an HL7 priority code: `S` (stat) is STAT, everything else routine
+/// (Cuvette has no ASAP or timed priorities).
+fn order_priority(code: &str) -> &'static str {
+    match code.trim().to_ascii_uppercase().as_str() {
+        "S" | "STAT" => "stat",
+        _ => "routine",
+    }
+}
+
+/// The meaning of an order control code (HL7 table 0119), for messages.
+fn order_control_name(code: &str) -> &'static str {
+    match code {
+        "NW" => "new order",
+        "OK" => "order accepted",
+        "CA" => "cancel order request",
+        "DC" => "discontinue order request",
+        "XO" => "change order request",
+        "SC" => "status changed",
+        "RE" => "observations to follow",
+        "HD" => "hold order request",
+        "RP" => "order replace request",
+        "SN" => "send order number",
+        _ => "not a new order",
+    }
+}
+
+impl Lab {
+    /// Ingests an order message from the EHR (OML^O21, ORM^O01): finds the patient by MRN or
+    /// registers them, places every order with the placer's number, and commits the patients,
+    /// orders, message log entry and `ack(outcome, fault)` together, or quarantines the message
+    /// with the reason and places nothing. A retransmission gets the stored acknowledgement.
+    ///
+    /// The sender must be registered under Interfaces (protocol HL7, sender = MSH-3), as
+    /// instruments are: registering it is what allows it to create patients and orders.
+    pub async fn ingest_orders(
+        &self,
+        msg: &Inbound<'_>,
+        order: &OrderMessage,
+        ack: &(dyn Fn(&Ingested, Option<OrderFault>) -> Vec<u8> + Sync),
+    ) -> AppResult<(Ingested, Vec<u8>)> {
+        let started = self.clock_micros();
+        let plain = |o: &Ingested| ack(o, None);
+        if let Some(answer) = self.stored_answer(msg, &plain).await? {
+            return Ok(answer);
+        }
+        let plan = match &msg.malformed {
+            Some(reason) => Err(OrderRefusal {
+                reason: reason.clone(),
+                location: String::new(),
+                fault: OrderFault::Unsupported,
+            }),
+            None => self.plan_orders(msg, order).await?,
+        };
+        let mut tx = self.store.begin().await?;
+        let (outcome, fault, detail, accession) = match plan {
+            Ok(plan) => {
+                let actor = ehr_actor(&plan.system);
+                let (patient_id, mrn, registered) = match &plan.patient {
+                    PlannedPatient::OnFile(p) => (p.id, p.mrn.clone(), false),
+                    PlannedPatient::New { mrn, family, given, birth_date, sex } => {
+                        let new = cuvette_store::NewPatient {
+                            mrn,
+                            family_name: family,
+                            given_name: given,
+                            birth_date,
+                            sex,
+                        };
+                        (self.register_in(&mut tx, &actor, &new).await?, mrn.clone(), true)
+                    }
+                };
+                let mut placed = Vec::new();
+                for o in &plan.orders {
+                    placed.push(self.write_order(&mut tx, &actor, patient_id, o).await?);
+                }
+                let lines: Vec<String> = placed
+                    .iter()
+                    .zip(&order.orders)
+                    .map(|(p, o)| {
+                        let specimens: Vec<String> = p
+                            .specimens
+                            .iter()
+                            .map(|s| format!("{} ({})", s.accession, s.tests.join(" ")))
+                            .collect();
+                        let placer = if o.placer_number.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", placer {}", o.placer_number)
+                        };
+                        format!("order {}{placer}: {}", p.order_id, specimens.join(", "))
+                    })
+                    .collect();
+                let detail = format!(
+                    "MRN {mrn}{}; {}",
+                    if registered { " registered from PID" } else { "" },
+                    lines.join("; ")
+                );
+                let first = placed.first().and_then(|p| p.specimens.first());
+                let accession = first.map(|s| s.accession.clone());
+                let outcome =
+                    Ingested::Ordered { message_id: 0, patient_id, registered, orders: placed };
+                (outcome, None, detail, accession)
+            }
+            Err(refusal) => {
+                let detail = if refusal.location.is_empty() {
+                    refusal.reason.clone()
+                } else {
+                    format!("{}: {}", refusal.location, refusal.reason)
+                };
+                let outcome = Ingested::Quarantined {
+                    message_id: 0,
+                    reason: refusal.reason,
+                    location: refusal.location,
+                };
+                (outcome, Some(refusal.fault), detail, None)
+            }
+        };
+        let ack_bytes = ack(&outcome, fault);
+        let quarantined = matches!(outcome, Ingested::Quarantined { .. });
+        let entry = LogEntry {
+            outcome: if quarantined { "quarantined" } else { "accepted" },
+            detail: &detail,
+            ack: &ack_bytes,
+            accession: accession.as_deref(),
+            results: 0,
+            quarantine: quarantined.then_some("open"),
+            started,
+        };
+        let Some(message_id) = self.log_inbound(&mut tx, msg, &entry).await? else {
+            drop(tx);
+            return self.stored_answer(msg, &plain).await?.ok_or_else(|| {
+                AppError::Conflict("the message was received twice at once".into())
+            });
+        };
+        if let Some(original) = msg.replay_of {
+            tx.set_quarantine(original, "replayed").await?;
+        }
+        tx.commit().await?;
+        Ok((outcome.with_message_id(message_id), ack_bytes))
+    }
+
+    /// Registers a patient from an interface inside `tx`, audited like a registration at the
+    /// front desk; the fields were checked by the caller.
+    async fn register_in(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        new: &cuvette_store::NewPatient<'_>,
+    ) -> AppResult<i64> {
+        let now = self.now_micros();
+        let id = tx.insert_patient(new, &actor.name, now).await?;
+        let row = cuvette_store::PatientRow {
+            id,
+            mrn: new.mrn.to_owned(),
+            family_name: new.family_name.to_owned(),
+            given_name: new.given_name.to_owned(),
+            birth_date: new.birth_date.to_owned(),
+            sex: new.sex.to_owned(),
+        };
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "patient.register",
+            entity: "patient",
+            entity_id: id.to_string(),
+            patient_id: Some(id),
+            before: None,
+            after: Some(serde_json::to_value(&row).unwrap_or_default()),
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Checks an order message against the senders, patients and catalog on file; the first
+    /// problem found names its place.
+    async fn plan_orders(
+        &self,
+        msg: &Inbound<'_>,
+        m: &OrderMessage,
+    ) -> AppResult<Result<OrderPlan, OrderRefusal>> {
+        use OrderFault::{Invalid, Mismatch, Missing, UnknownCode};
+        let Some(system) = self.store.instrument_by_sender(msg.protocol, msg.sender).await? else {
+            return refuse(
+                format!(
+                    "unknown sender {:?}: add the EHR under Interfaces (HL7, sender {:?}) before it sends orders",
+                    msg.sender, msg.sender
+                ),
+                "MSH-3",
+                UnknownCode,
+            );
+        };
+        if !system.active {
+            return refuse(format!("{} is disabled", system.name), "MSH-3", UnknownCode);
+        }
+        if let Some(problem) = &m.problem {
+            return Ok(Err(problem.clone()));
+        }
+        let Some(pid) = &m.patient else {
+            return refuse(
+                "the order names no patient: the PID segment is missing",
+                "PID",
+                Missing,
+            );
+        };
+        if pid.mrn.trim().is_empty() {
+            return refuse(
+                "the patient's MRN is missing (PID-3, first repetition, first component)",
+                "PID-3",
+                Missing,
+            );
+        }
+        let mrn = match Mrn::parse(&pid.mrn) {
+            Ok(m) => m,
+            Err(e) => return refuse(format!("MRN {:?}: {e}", pid.mrn.trim()), "PID-3", Invalid),
+        };
+        let today = self.now().to_zoned_datetime(self.config.time_zone.clone()).date();
+        if pid.birth_date.trim().is_empty() {
+            return refuse(
+                "the date of birth is missing (PID-7): Cuvette identifies patients by MRN and date of birth",
+                "PID-7",
+                Missing,
+            );
+        }
+        let birth = match hl7_date(&pid.birth_date)
+            .ok_or_else(|| {
+                format!("date of birth {:?} is not a date (YYYYMMDD)", pid.birth_date.trim())
+            })
+            .and_then(|d| parse_birth_date(&d.to_string(), today))
+        {
+            Ok(d) => d.to_string(),
+            Err(e) => return refuse(e, "PID-7", Invalid),
+        };
+        let patient = match self.store.patient_by_mrn(mrn.as_str()).await? {
+            Some(row) if row.birth_date != birth => {
+                return refuse(
+                    format!(
+                        "MRN {} is on file with date of birth {}, but the order says {birth}: check the patient's identity with the ward before ordering",
+                        row.mrn, row.birth_date
+                    ),
+                    "PID-7",
+                    Mismatch,
+                );
+            }
+            Some(row) => PlannedPatient::OnFile(row),
+            None => {
+                let family = pid.family_name.trim();
+                let given = pid.given_name.trim();
+                if family.is_empty() {
+                    return refuse(
+                        format!(
+                            "MRN {mrn} is not on file and the family name to register is missing (PID-5.1)",
+                            mrn = mrn.as_str()
+                        ),
+                        "PID-5",
+                        Missing,
+                    );
+                }
+                if family.chars().count() > NAME_LEN_MAX || given.chars().count() > NAME_LEN_MAX {
+                    return refuse(
+                        format!("names are at most {NAME_LEN_MAX} characters"),
+                        "PID-5",
+                        Invalid,
+                    );
+                }
+                let sex = match pid.sex.trim() {
+                    // N (not applicable) and an empty field register as not known.
+                    "" | "N" => Sex::Unknown,
+                    other => match Sex::parse(other) {
+                        Some(s) => s,
+                        None => {
+                            return refuse(
+                                format!("sex {other:?} is not F, M, O, U, A or N (HL7 table 0001)"),
+                                "PID-8",
+                                Invalid,
+                            );
+                        }
+                    },
+                };
+                PlannedPatient::New {
+                    mrn: mrn.as_str().to_owned(),
+                    family: family.to_owned(),
+                    given: given.to_owned(),
+                    birth_date: birth,
+                    sex: sex.code(),
+                }
+            }
+        };
+        if m.orders.is_empty() {
+            return refuse("the message carries no order (ORC with OBR)", "ORC", Missing);
+        }
+        let catalog = self.catalog();
+        let mut orders = Vec::new();
+        for o in &m.orders {
+            let orc = o.orc;
+            let control = o.control.trim();
+            if control != "NW" {
+                return refuse(
+                    format!(
+                        "order control {control:?} ({}) is not taken: Cuvette accepts new orders (NW) only; cancel or change an order by calling the lab",
+                        order_control_name(control)
+                    ),
+                    format!("ORC({orc})-1"),
+                    if control.is_empty() { Missing } else { UnknownCode },
+                );
+            }
+            if o.obr == 0 {
+                return refuse(
+                    "the order has no OBR naming the test (OBR-4)",
+                    format!("ORC({orc})"),
+                    Missing,
+                );
+            }
+            let obr = o.obr;
+            let code = match catalog_code(&catalog.catalog, &o.code) {
+                Ok(Some(c)) => c,
+                Ok(None) => match catalog_code(&catalog.catalog, &o.alternate_code) {
+                    Ok(Some(c)) => c,
+                    Ok(None) if o.code.trim().is_empty() => {
+                        return refuse(
+                            "the test or panel code is missing (OBR-4)",
+                            format!("OBR({obr})-4"),
+                            Missing,
+                        );
+                    }
+                    Ok(None) => {
+                        let described = [o.code_text.trim(), o.coding_system.trim()]
+                            .into_iter()
+                            .filter(|t| !t.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let described = if described.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({described})")
+                        };
+                        return refuse(
+                            format!(
+                                "test code {:?}{described} is not in the catalog: no orderable test or panel has this LOINC or Cuvette code",
+                                o.code.trim()
+                            ),
+                            format!("OBR({obr})-4"),
+                            UnknownCode,
+                        );
+                    }
+                    Err(why) => return refuse(why, format!("OBR({obr})-4"), UnknownCode),
+                },
+                Err(why) => return refuse(why, format!("OBR({obr})-4"), UnknownCode),
+            };
+            let form = PlaceOrder {
+                patient_id: 0,
+                provider: o.provider.clone(),
+                priority: order_priority(&o.priority).to_owned(),
+                tests: vec![code],
+                clinical_note: o.note.clone(),
+                placer_number: Some(o.placer_number.clone()),
+            };
+            let mut errors = Vec::new();
+            match self.prepare_order(&form, &mut errors) {
+                Some(p) if errors.is_empty() => orders.push(p),
+                _ => {
+                    let Some(e) = errors.first() else {
+                        return refuse(
+                            "the order cannot be placed",
+                            format!("OBR({obr})"),
+                            Invalid,
+                        );
+                    };
+                    let (location, missing) = match e.field.as_str() {
+                        "provider" => (format!("ORC({orc})-12"), o.provider.trim().is_empty()),
+                        "placer_number" => (format!("ORC({orc})-2"), false),
+                        "clinical_note" => ("NTE-3".to_owned(), false),
+                        "priority" => ("TQ1-9".to_owned(), false),
+                        _ => (format!("OBR({obr})-4"), false),
+                    };
+                    let reason = match e.field.as_str() {
+                        "provider" if missing => {
+                            "the ordering provider is missing (ORC-12 or OBR-16): an order needs the name of the person who ordered it".to_owned()
+                        }
+                        field => format!("{field}: {}", e.message),
+                    };
+                    return refuse(
+                        reason,
+                        location,
+                        if missing {
+                            Missing
+                        } else if e.field == "tests" {
+                            UnknownCode
+                        } else {
+                            Invalid
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Ok(OrderPlan { system, patient, orders }))
     }
 }

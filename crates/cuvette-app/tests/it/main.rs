@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod calculations;
 mod catalog;
+mod hl7_orders;
 mod interfaces;
 mod privileges;
 mod specimens;

@@ -44,12 +44,15 @@ pub struct TestLab {
 
 /// A fresh laboratory at [`START`] with the default configuration and the bundled catalog.
 pub async fn lab() -> TestLab {
+    lab_with(LabConfig::default()).await
+}
+
+/// A fresh laboratory at [`START`] with this configuration.
+pub async fn lab_with(config: LabConfig) -> TestLab {
     let db = TestDb::create().await;
     let clock =
         Arc::new(FixedClock::new(START.parse::<Timestamp>().expect("START is a timestamp")));
-    let lab = Lab::open(db.open_store().await, clock.clone(), LabConfig::default())
-        .await
-        .expect("the lab opens");
+    let lab = Lab::open(db.open_store().await, clock.clone(), config).await.expect("the lab opens");
     TestLab { lab, clock, staff: Mutex::new(BTreeMap::new()), db }
 }
 

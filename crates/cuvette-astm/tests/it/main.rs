@@ -2,6 +2,7 @@
 //! between an instrument and the LIS in virtual time.
 
 mod conversations;
+mod deferred;
 mod fixtures;
 mod properties;
 mod scripted;

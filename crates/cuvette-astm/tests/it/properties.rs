@@ -138,6 +138,88 @@ proptest! {
     }
 
     #[test]
+    fn a_deferring_receiver_reports_the_same_message_after_every_refusal(
+        mut records in records(),
+        refusals in 0usize..5,
+        corrupt in prop::collection::vec(any::<bool>(), 0..64),
+    ) {
+        // Whatever the frames went through and however often the application refused, each
+        // report holds the whole message and the acknowledged one completes the transfer.
+        // One corruption and four refusals of the final frame stay below the six rejections
+        // that make the sender abort.
+        prop_assume!(records.iter().all(|r| r[0] != b'L'), "one terminator, at the end");
+        records.push(b"L|1|N".to_vec());
+        let mut copies: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut transmission = 0;
+        let mut pair = Pair::with_fault(move |side, bytes| {
+            if side == Side::Instrument && bytes[0] == 0x02 {
+                let seen = copies.entry(bytes.to_vec()).or_default();
+                // Leave room for the refusals: the final frame may be rejected six times in
+                // all, by the checksum or by the application.
+                let flip = corrupt.get(transmission).copied().unwrap_or(false) && *seen == 0;
+                *seen += 1;
+                transmission += 1;
+                if flip {
+                    let mut bad = bytes.to_vec();
+                    let at = bad.len() - 3;
+                    bad[at] ^= 0x01;
+                    return Some(bad);
+                }
+            }
+            Some(bytes.to_vec())
+        });
+        pair.lis = Link::new(Config::new(Role::Computer).defer_final_ack(true));
+        let id = pair.instrument.send(records.clone(), pair.now).unwrap();
+        for _ in 0..refusals {
+            pair.drive_to_decision();
+            pair.lis.refuse(pair.now).unwrap();
+        }
+        pair.drive_to_decision();
+        pair.lis.acknowledge(pair.now).unwrap();
+        pair.drive();
+        let lis: Vec<Event> = pair.lis_events.iter().map(|(_, e)| e.clone()).collect();
+        prop_assert_eq!(lis, vec![Event::MessageComplete(records); refusals + 1]);
+        let instrument: Vec<Event> = pair.instrument_events.iter().map(|(_, e)| e.clone()).collect();
+        prop_assert_eq!(instrument, vec![Event::MessageSent(id)]);
+        pair.assert_neutral();
+    }
+
+    #[test]
+    fn a_deferring_receiver_survives_any_bytes_and_decisions(
+        reads in prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 0..300), 0u64..40_000, any::<Option<bool>>()),
+            0..30,
+        ),
+    ) {
+        let start = t0();
+        let mut now = start;
+        let mut link = Link::new(Config::new(Role::Computer).defer_final_ack(true));
+        for (bytes, wait_ms, decision) in &reads {
+            now += Duration::from_millis(*wait_ms);
+            link.handle_timeout(now);
+            link.handle_input(bytes, now);
+            let awaits = link.awaits_decision();
+            match decision {
+                Some(true) => prop_assert_eq!(link.acknowledge(now).is_ok(), awaits),
+                Some(false) => prop_assert_eq!(link.refuse(now).is_ok(), awaits),
+                None => {}
+            }
+            while let Some(reply) = link.poll_transmit() {
+                prop_assert!(reply == [0x06] || reply == [0x15], "a receiver only answers");
+            }
+            while let Some(event) = link.poll_event() {
+                if let Event::MessageComplete(records) = event {
+                    prop_assert!(records.iter().all(|r| !r.is_empty() && !r.contains(&b'\r')));
+                    prop_assert!(records.last().is_some_and(|r| r[0] == b'L'));
+                }
+            }
+            if bytes.last() == Some(&0x04) {
+                prop_assert_eq!(link.phase(), Phase::Neutral);
+            }
+        }
+    }
+
+    #[test]
     fn any_value_survives_the_builder_and_the_parser(
         delimiters in delimiters(),
         specimen in prop::collection::vec(any::<u8>(), 0..40),

@@ -107,12 +107,28 @@ impl Pair {
         Pair { fault: Some(Box::new(fault)), ..Pair::new() }
     }
 
+    /// A pair whose LIS holds back the final ACK until the test decides
+    /// ([`Config::defer_final_ack`]).
+    pub fn deferring() -> Pair {
+        Pair { lis: Link::new(Config::new(Role::Computer).defer_final_ack(true)), ..Pair::new() }
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
     }
 
     /// Runs both links until nothing is left to send and no timer is pending.
     pub fn drive(&mut self) {
+        self.run(false);
+    }
+
+    /// Like [`Pair::drive`], but stops without moving the clock as soon as the line is quiet
+    /// and the LIS awaits the application's decision on a complete message.
+    pub fn drive_to_decision(&mut self) {
+        self.run(true);
+    }
+
+    fn run(&mut self, stop_at_decision: bool) {
         for _ in 0..100_000 {
             let mut moved = false;
             while let Some(bytes) = self.instrument.poll_transmit() {
@@ -138,6 +154,9 @@ impl Pair {
             }
             if moved {
                 continue;
+            }
+            if stop_at_decision && self.lis.awaits_decision() {
+                return;
             }
             let next = [self.instrument.poll_timeout(), self.lis.poll_timeout()]
                 .into_iter()

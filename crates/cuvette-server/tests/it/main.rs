@@ -1,6 +1,8 @@
 //! HTTP tests: the server in-process on a fresh database per test, called as a browser or
 //! a system would. Few and broad; the rules themselves are tested in the domain and app.
 
+mod astm;
+mod outbox;
 mod roles;
 mod support;
 mod web;

@@ -1,0 +1,354 @@
+//! The ASTM listener: instruments connect over TCP and speak ASTM E1381 (CLSI LIS01-A2) with
+//! E1394 (CLSI LIS02-A2) records. Each connection is a task driving a sans-IO
+//! [`cuvette_astm::Link`] in the computer-system role: it writes what the link transmits,
+//! feeds it what it reads, and sleeps only until the link's next deadline; the link owns the
+//! protocol's timing.
+//!
+//! The link holds back the acknowledgement of the frame that completes a message's terminator
+//! record ([`Config::defer_final_ack`]). The task stores the message first — results
+//! accepted, a retransmission recognised, or the message kept in the quarantine — and only
+//! then acknowledges that frame; if the database fails it refuses the frame, and the
+//! instrument sends it again. An instrument is never told a result arrived that Cuvette has
+//! not committed.
+//!
+//! A host query (`Q` records, no results) is logged, acknowledged the same way, and answered
+//! in a transfer of Cuvette's own once the instrument has ended its own with `EOT`: per
+//! specimen asked about, an order record with the instrument's codes for the tests waiting
+//! for it (see [`interop::astm::answer_query`]).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cuvette_app::Lab;
+use cuvette_app::interop::{self, Ingested};
+use cuvette_astm::{Config, Event, Link, MessageId, Phase, Role};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::CONNECTIONS_MAX;
+
+/// A connection on which nothing happens for this long is closed. Instruments keep their
+/// connection open between runs and reconnect when it drops, so this only frees the slot of a
+/// peer that went away without closing.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long [`send_records`] tries, from connecting to the sender's `EOT`.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Bytes read per call.
+const READ_BYTES: usize = 16 * 1024;
+
+/// Binds the ASTM listener; the returned address is the one bound (port 0 in tests).
+pub async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves connections until the task is dropped. Messages are logged on the channel
+/// `astm:<port>`.
+pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
+    let channel = listener
+        .local_addr()
+        .map(|a| format!("astm:{}", a.port()))
+        .unwrap_or_else(|_| "astm".into());
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "ASTM accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let lab = lab.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = connection(&lab, stream, peer, &channel).await {
+                tracing::info!(%peer, error = %e, "ASTM connection ended");
+            }
+        });
+    }
+}
+
+/// A host-query answer queued on the link, to log once its fate is known.
+struct Answer {
+    records: Vec<Vec<u8>>,
+    /// The instrument it is for (H-5 of its query).
+    to: String,
+}
+
+/// One instrument connection: the link, the socket, and the answers on their way.
+struct Connection<'a> {
+    lab: &'a Lab,
+    channel: &'a str,
+    peer: String,
+    link: Link,
+    stream: TcpStream,
+    answers: HashMap<MessageId, Answer>,
+}
+
+async fn connection(
+    lab: &Lab,
+    stream: TcpStream,
+    peer: SocketAddr,
+    channel: &str,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Connection {
+        lab,
+        channel,
+        peer: peer.to_string(),
+        link: Link::new(Config::new(Role::Computer).defer_final_ack(true)),
+        stream,
+        answers: HashMap::new(),
+    };
+    let ended = conn.run().await;
+    // Answers that never went out are logged as not delivered.
+    for (_, answer) in conn.answers.drain() {
+        conn_log_answer(lab, channel, &conn.peer, &answer, Some("the connection closed")).await;
+    }
+    if conn.link.phase() == Phase::Receiving {
+        tracing::warn!(peer = %conn.peer, "ASTM connection closed in the middle of a transfer; the incomplete message was discarded");
+    }
+    ended
+}
+
+impl Connection<'_> {
+    async fn run(&mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; READ_BYTES];
+        let mut last_activity = Instant::now();
+        loop {
+            self.flush().await?;
+            if let Some(event) = self.link.poll_event() {
+                self.on_event(event).await;
+                continue;
+            }
+            let link_deadline = self.link.poll_timeout().map(Instant::from_std);
+            let idle_deadline = last_activity + IDLE_TIMEOUT;
+            let wake = link_deadline.unwrap_or(idle_deadline);
+            tokio::select! {
+                read = self.stream.read(&mut buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    last_activity = Instant::now();
+                    self.link.handle_input(&buf[..n], last_activity.into_std());
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if link_deadline.is_none() && now >= idle_deadline {
+                        tracing::info!(peer = %self.peer, "closing an idle ASTM connection");
+                        return Ok(());
+                    }
+                    self.link.handle_timeout(now.into_std());
+                }
+            }
+        }
+    }
+
+    /// Writes everything the link has to send, in order.
+    async fn flush(&mut self) -> io::Result<()> {
+        let out = transmits(&mut self.link);
+        if !out.is_empty() {
+            self.stream.write_all(&out).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::MessageComplete(records) => {
+                let handled = self.store(&records).await;
+                let now = Instant::now().into_std();
+                let decided =
+                    if handled.stored { self.link.acknowledge(now) } else { self.link.refuse(now) };
+                if decided.is_err() {
+                    // The receive timer ran out while the database worked: the instrument
+                    // treats the message as not delivered and sends it again, which is then
+                    // recognised as a retransmission.
+                    tracing::warn!(peer = %self.peer, "an ASTM message took longer to store than the instrument waits");
+                }
+                if let Some(answer) = handled.answer {
+                    self.queue_answer(answer);
+                }
+            }
+            Event::MessageReceived(records) => {
+                // Records the instrument left without a terminator: their frames were
+                // acknowledged as they came (no frame completed a message to hold back), so
+                // store them as well as possible.
+                let handled = self.store(&records).await;
+                if let Some(answer) = handled.answer {
+                    self.queue_answer(answer);
+                }
+            }
+            Event::ReceiveAborted { reason, records } => {
+                tracing::warn!(
+                    peer = %self.peer,
+                    ?reason,
+                    records = records.len(),
+                    "ASTM transfer aborted: nothing in it was acknowledged as delivered"
+                );
+            }
+            Event::MessageSent(id) => {
+                if let Some(answer) = self.answers.remove(&id) {
+                    conn_log_answer(self.lab, self.channel, &self.peer, &answer, None).await;
+                }
+            }
+            Event::SendAborted { id, reason, .. } => {
+                if let Some(answer) = self.answers.remove(&id) {
+                    let why = format!("the instrument did not take it ({reason:?})");
+                    tracing::warn!(peer = %self.peer, %why, "ASTM host-query answer not delivered");
+                    conn_log_answer(self.lab, self.channel, &self.peer, &answer, Some(&why)).await;
+                }
+            }
+            other => tracing::debug!(peer = %self.peer, ?other, "ASTM event ignored"),
+        }
+    }
+
+    /// Commits one message: answers a host query, or ingests results. `stored` is false only
+    /// when nothing was committed (the database failed).
+    async fn store(&self, records: &[Vec<u8>]) -> Handled {
+        let text = interop::astm::join_records(records);
+        let (lab, channel, peer) = (self.lab, self.channel, self.peer.as_str());
+        match interop::astm::answer_query(lab, &text, channel, peer).await {
+            Ok(Some(answer)) => {
+                tracing::info!(%peer, "ASTM host query answered");
+                let to = interop::astm::sender_of(&text);
+                return Handled { stored: true, answer: Some(Answer { records: answer, to }) };
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "could not log an ASTM host query; refusing it so the instrument asks again");
+                return Handled { stored: false, answer: None };
+            }
+        }
+        match interop::astm::receive(lab, &text, channel, peer).await {
+            Ok(outcome) => {
+                // Accepted, a retransmission, or quarantined: committed either way.
+                if let Ingested::Quarantined { message_id, reason, .. } = &outcome {
+                    tracing::warn!(%peer, message_id, %reason, "ASTM message quarantined");
+                } else {
+                    tracing::info!(%peer, ?outcome, "ASTM message stored");
+                }
+                Handled { stored: true, answer: None }
+            }
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "could not store an ASTM message; refusing it so the instrument resends it");
+                Handled { stored: false, answer: None }
+            }
+        }
+    }
+
+    fn queue_answer(&mut self, answer: Answer) {
+        match self.link.send(answer.records.clone(), Instant::now().into_std()) {
+            Ok(id) => {
+                self.answers.insert(id, answer);
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "ASTM host-query answer not queued")
+            }
+        }
+    }
+}
+
+struct Handled {
+    stored: bool,
+    answer: Option<Answer>,
+}
+
+async fn conn_log_answer(
+    lab: &Lab,
+    channel: &str,
+    peer: &str,
+    answer: &Answer,
+    failure: Option<&str>,
+) {
+    if let Err(e) =
+        interop::astm::log_answer(lab, &answer.records, &answer.to, channel, peer, failure).await
+    {
+        tracing::warn!(%peer, error = %e, "could not log an ASTM host-query answer");
+    }
+}
+
+/// Delivers one message (its records, each without its terminating `CR`) to a remote ASTM
+/// receiver over TCP: connects, bids for the line as the computer system, sends the frames,
+/// and returns once every frame was accepted and `EOT` was written. Fails if the receiver
+/// refuses a frame six times, stops answering, closes the connection, or the whole exchange
+/// takes longer than [`SEND_TIMEOUT`]. Anything the receiver sends meanwhile is answered by
+/// the link and otherwise ignored.
+pub async fn send_records(addr: SocketAddr, records: Vec<Vec<u8>>) -> io::Result<()> {
+    tokio::time::timeout(SEND_TIMEOUT, deliver(addr, records)).await.unwrap_or_else(|_| {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "the ASTM receiver did not take the message"))
+    })
+}
+
+async fn deliver(addr: SocketAddr, records: Vec<Vec<u8>>) -> io::Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    let mut link = Link::new(Config::new(Role::Computer));
+    let id = link
+        .send(records, Instant::now().into_std())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut buf = vec![0u8; READ_BYTES];
+    loop {
+        stream.write_all(&transmits(&mut link)).await?;
+        while let Some(event) = link.poll_event() {
+            match event {
+                Event::MessageSent(sent) if sent == id => {
+                    // The EOT that ends the transfer was queued with the event.
+                    stream.write_all(&transmits(&mut link)).await?;
+                    stream.shutdown().await?;
+                    return Ok(());
+                }
+                Event::SendAborted { id: aborted, reason, .. } if aborted == id => {
+                    let _ = stream.write_all(&transmits(&mut link)).await;
+                    return Err(io::Error::other(format!(
+                        "the ASTM receiver did not take the message: {reason:?}"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let wake = link.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let n = read?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the ASTM receiver closed the connection before the message was sent",
+                    ));
+                }
+                link.handle_input(&buf[..n], Instant::now().into_std());
+            }
+            () = sleep_until_some(wake) => link.handle_timeout(Instant::now().into_std()),
+        }
+    }
+}
+
+/// Everything the link has to send, in order, as one write.
+fn transmits(link: &mut Link) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(bytes) = link.poll_transmit() {
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
