@@ -124,6 +124,39 @@ class Results(unittest.TestCase):
         self.assertIn("no specimen has accession number", ack)
 
 
+class Orders(unittest.TestCase):
+    def test_mllp_send_delivers_an_oml_and_gets_an_orl_with_the_accession(self):
+        _mrn[0] += 1
+        mrn = f"IOPOML{_mrn[0]}"
+        oml = "\r".join([
+            f"MSH|^~\\&|DEMOEHR|HOSP|CUVETTE|LAB|20261124120000||OML^O21^OML_O21|IOP-OML-{mrn}|P|2.5.1",
+            f"PID|1||{mrn}^^^HOSP^MR||Orderly^Olga||19750812|F",
+            "ORC|NW|PLC-77" + "|" * 10 + "^Doctor^Dana",  # ORC-12 ordering provider
+            "OBR|1|PLC-77||2823-3^Potassium^LN",
+        ]) + "\r"
+        ack = mllp_send(oml)
+        fields = msa(ack)
+        self.assertEqual(fields[1], "AA", ack)
+        self.assertIn("ORL^O22", ack)
+        orc = next(s for s in ack.split("\r") if s.startswith("ORC|"))
+        accession = orc.split("|")[3].split("^")[0]
+        specimen = api("GET", f"/api/v1/specimens/{accession}")
+        self.assertEqual(specimen["patient"]["mrn"], mrn)
+        self.assertEqual(specimen["order"]["placer_number"], "PLC-77")
+        self.assertEqual([t["test_code"] for t in specimen["tests"]], ["K"])
+
+    def test_an_order_for_an_unknown_test_gets_AE(self):
+        oml = "\r".join([
+            "MSH|^~\\&|DEMOEHR|HOSP|CUVETTE|LAB|20261124120000||OML^O21^OML_O21|IOP-OML-BAD|P|2.5.1",
+            "PID|1||IOPBAD1^^^HOSP^MR||Orderly^Otto||19750812|M",
+            "ORC|NW|PLC-78" + "|" * 10 + "^Doctor^Dana",
+            "OBR|1|PLC-78||99999-9^Nonexistent^LN",
+        ]) + "\r"
+        ack = mllp_send(oml)
+        self.assertEqual(msa(ack)[1], "AE", ack)
+        self.assertIn("ERR|", ack)
+
+
 class Corpus(unittest.TestCase):
     def test_every_corpus_message_is_answered_and_none_stops_the_listener(self):
         files = sorted(CORPUS.glob("*.hl7"))
@@ -175,6 +208,98 @@ class Astm(unittest.TestCase):
         self.assertEqual(tsh["result"]["entered_by"], "instrument:Demo immunoassay analyzer")
 
 
+    def test_cuvettes_sender_delivers_work_orders_to_the_astm_package_server(self):
+        import threading
+
+        from astm.server import BaseRecordsDispatcher, Server
+
+        received = []
+
+        class Keep(BaseRecordsDispatcher):
+            def on_header(self, record):
+                received.append(record)
+
+            on_patient = on_order = on_terminator = on_unknown = on_header
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = Server(host="127.0.0.1", port=port, dispatcher=Keep)
+        threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True).start()
+        acc = received_specimen(["TSH", "FT4"])
+        out = subprocess.run(
+            [os.environ["CUVETTE_BIN"], "send-orders", "--data", os.environ["CUVETTE_DATA"], "--to", f"127.0.0.1:{port}", "--instrument", "DEMOIMMUNO", acc],
+            capture_output=True, text=True, timeout=120,
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        deadline = time.time() + 10
+        while not any(r[0] == "L" for r in received) and time.time() < deadline:
+            time.sleep(0.1)
+        orders = [r for r in received if r[0] == "O"]
+        self.assertEqual(len(orders), 1, received)
+        self.assertEqual(orders[0][2], acc)
+        codes = sorted(t[3] for t in orders[0][4]) if isinstance(orders[0][4][0], list) else [orders[0][4][3]]
+        self.assertEqual(codes, ["FT4", "TSH"])
+
+    def tearDown(self):
+        # The astm package keeps every socket in one global map and its client loops until the
+        # map is empty: a server left open would keep the next client waiting forever.
+        from astm import asynclib
+
+        for dispatcher in list(asynclib._SOCKET_MAP.values()) if hasattr(asynclib, "_SOCKET_MAP") else []:
+            dispatcher.close()
+
+
+EHR_PORT = int(os.environ.get("CUVETTE_EHR_PORT") or 0)
+
+
+class ResultsOut(unittest.TestCase):
+    def test_a_released_result_reaches_the_ehr_as_a_valid_oru(self):
+        import threading
+
+        frames = []
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", EHR_PORT))
+        listener.listen()
+
+        def ehr():
+            conn, _ = listener.accept()
+            buf = b""
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\x1c\x0d" in buf:
+                    frame, buf = buf.split(b"\x1c\x0d", 1)
+                    message = frame.lstrip(b"\x0b").decode()
+                    frames.append(message)
+                    control = message.split("\r")[0].split("|")[9]
+                    ack = f"MSH|^~\\&|EHR|HOSP|CUVETTE|LAB|20261124120000||ACK^R01^ACK|A{control}|P|2.5.1\rMSA|AA|{control}\r"
+                    conn.sendall(b"\x0b" + ack.encode() + b"\x1c\x0d")
+
+        threading.Thread(target=ehr, daemon=True).start()
+        acc = received_specimen(["K"])
+        saved = api("POST", f"/api/v1/specimens/{acc}/results", {"results": [{"test_code": "K", "value": "4.6"}]})
+        test_id = saved["saved"][0]["ordered_test_id"]
+        k = next(t for t in api("GET", f"/api/v1/specimens/{acc}")["tests"] if t["test_code"] == "K")
+        outcome = api("POST", "/api/v1/release", {"tests": [{"ordered_test_id": test_id, "row_version": k["row_version"]}]})
+        self.assertIn("Released", json.dumps(outcome))
+        deadline = time.time() + 30
+        while not frames and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertTrue(frames, "the ORU reached the EHR")
+        oru = frames[0]
+        EMITTED.append(oru)
+        self.assertIn("ORU^R01", oru)
+        obx = [s for s in oru.split("\r") if s.startswith("OBX|")]
+        self.assertEqual(len(obx), 1, oru)
+        self.assertEqual(obx[0].split("|")[5], "4.6")
+        self.assertEqual(obx[0].split("|")[11], "F")
+        listener.close()
+
+
 class Conformance(unittest.TestCase):
     def test_hl7apy_validates_every_message_cuvette_emitted(self):
         # Runs last (alphabetical order of classes): everything sent back so far.
@@ -187,7 +312,7 @@ class Conformance(unittest.TestCase):
 
 def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
-    for case in (Results, Corpus, Astm, Conformance):
+    for case in (Results, Orders, Corpus, Astm, ResultsOut, Conformance):
         suite.addTests(loader.loadTestsFromTestCase(case))
     return suite
 

@@ -16,11 +16,11 @@ bindir=$(dirname "$py")
 cargo build --locked -p cuvette
 data=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-http=$(free_port); mllp=$(free_port); astm=$(free_port)
+http=$(free_port); mllp=$(free_port); astm=$(free_port); ehr=$(free_port)
 log="$data/server.log"
-astm_flag=()
-if target/debug/cuvette demo --help | grep -q -- '--astm'; then astm_flag=(--astm "127.0.0.1:$astm"); fi
-target/debug/cuvette demo --data "$data/lab" --listen "127.0.0.1:$http" --mllp "127.0.0.1:$mllp" "${astm_flag[@]}" >"$log" 2>&1 &
+# The suite plays the EHR on $ehr: released results are sent there.
+target/debug/cuvette demo --data "$data/lab" --listen "127.0.0.1:$http" --mllp "127.0.0.1:$mllp" \
+  --astm "127.0.0.1:$astm" --ehr "127.0.0.1:$ehr" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 120); do
@@ -29,6 +29,7 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 key=$(grep -o 'cuv_[0-9a-f]*' "$log" | head -n 1)
-CUVETTE_URL="http://127.0.0.1:$http" CUVETTE_MLLP_PORT="$mllp" CUVETTE_ASTM_PORT="${astm_flag[1]:+$astm}" \
+CUVETTE_URL="http://127.0.0.1:$http" CUVETTE_MLLP_PORT="$mllp" CUVETTE_ASTM_PORT="$astm" CUVETTE_EHR_PORT="$ehr" \
 CUVETTE_API_KEY="$key" CORPUS_DIR="$shared/corpus" MLLP_SEND="$bindir/mllp_send" \
+CUVETTE_BIN="$root/target/debug/cuvette" CUVETTE_DATA="$data/lab" \
   "$py" interop/interop_test.py -v

@@ -304,6 +304,8 @@ pub const DEMO_ASTM_INSTRUMENT: (&str, &str, &[&str]) =
 
 async fn add_demo_instruments(lab: &Lab, supervisor: &Actor) -> anyhow::Result<()> {
     let catalog = lab.catalog();
+    // The hospital's EHR sends orders (OML^O21, ORM^O01) as DEMOEHR.
+    lab.add_instrument(supervisor, "Demo EHR", "hl7", "DEMOEHR").await?;
     let (name, sender, codes) = DEMO_ASTM_INSTRUMENT;
     let id = lab.add_instrument(supervisor, name, "astm", sender).await?;
     for code in codes {

@@ -73,6 +73,21 @@ enum Command {
         #[arg(long, default_value_t = 0.2)]
         abnormal: f64,
     },
+    /// Send work orders to an analyzer that takes downloads over ASTM: for each accession, the
+    /// instrument's codes of the tests still waiting on it (as if it had queried them).
+    SendOrders {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The analyzer's ASTM receiver.
+        #[arg(long)]
+        to: SocketAddr,
+        /// The instrument, by the sender name it uses (H-5), whose code map applies.
+        #[arg(long)]
+        instrument: String,
+        /// Accession numbers.
+        #[arg(required = true)]
+        accessions: Vec<String>,
+    },
     /// Write a consistent copy of the SQLite database while Cuvette runs.
     Backup {
         #[command(flatten)]
@@ -327,6 +342,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Simulate { db, to, count, abnormal } => {
             let lab = open_lab(db.open().await?).await?;
             simulate::run(&lab, to, count, abnormal).await?;
+        }
+        Command::SendOrders { db, to, instrument, accessions } => {
+            let lab = open_lab(db.open().await?).await?;
+            let mut query = format!("H|\\^&|||{instrument}\r");
+            for (i, a) in accessions.iter().enumerate() {
+                query.push_str(&format!("Q|{}|^{a}||ALL\r", i + 1));
+            }
+            query.push_str("L|1|N\r");
+            let channel = format!("send-orders to {to}");
+            let records =
+                cuvette_app::interop::astm::answer_query(&lab, query.as_bytes(), &channel, "cli")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .context("no work orders to send")?;
+            cuvette_server::interfaces::astm::send_records(to, records.clone())
+                .await
+                .with_context(|| format!("sending to {to}"))?;
+            for r in &records {
+                println!("{}", String::from_utf8_lossy(r));
+            }
         }
         Command::Backup { db, to } => {
             let store = db.open().await?;
