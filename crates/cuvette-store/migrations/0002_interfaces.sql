@@ -67,3 +67,6 @@ CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 
 -- What the instrument flagged about a result (HL7 OBX-8, ASTM R-7), kept beside Cuvette's own flags.
 ALTER TABLE result ADD COLUMN instrument_flags TEXT NOT NULL DEFAULT '';
+
+-- An order's tests (the patient's worklist and cumulative report join through it).
+CREATE INDEX ordered_test_order ON ordered_test (order_id);

@@ -84,6 +84,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time: writers queue here, in order, instead of sleeping in
+    /// SQLite's busy handler while the lock may already be free.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Connections to SQLite: one writer at a time is SQLite's model, and readers run beside it
@@ -141,7 +144,7 @@ impl Store {
                     .await?
             }
         };
-        let store = Store { pool, backend };
+        let store = Store { pool, backend, write_gate: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -154,8 +157,12 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so two writers queue instead of failing half-way with SQLITE_BUSY.
     pub async fn begin(&self) -> StoreResult<Tx> {
+        let mut gate = None;
         let inner = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => {
+                gate = Some(self.write_gate.clone().lock_owned().await);
+                self.pool.begin_with("BEGIN IMMEDIATE").await?
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 // Writers take the audit chain's head first, so every write transaction locks
@@ -166,7 +173,7 @@ impl Store {
                 tx
             }
         };
-        Ok(Tx { inner, backend: self.backend })
+        Ok(Tx { inner, backend: self.backend, _gate: gate })
     }
 
     /// The pool, for reads.
@@ -252,6 +259,8 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
 pub struct Tx {
     inner: Transaction<'static, Any>,
     backend: Backend,
+    /// Held until commit or rollback (SQLite only).
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx {

@@ -468,6 +468,26 @@ impl Store {
                 .collect();
             format!("AND t.status IN ({})", list.join(", "))
         };
+        // Only the filters given appear in the SQL, so each uses its index (a catch-all
+        // `$1 IS NULL OR …` makes SQLite scan every ordered test).
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if f.discipline.is_some() {
+            conditions.push(format!("t.discipline = ${}", next()));
+        }
+        if f.specimen_id.is_some() {
+            conditions.push(format!("t.specimen_id = ${}", next()));
+        }
+        if f.patient_id.is_some() {
+            conditions.push(format!("o.patient_id = ${}", next()));
+        }
+        let limit = next();
+        let filters =
+            if conditions.is_empty() { "1 = 1".to_owned() } else { conditions.join(" AND ") };
         let sql = format!(
             "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
              FROM ordered_test t \
@@ -476,17 +496,22 @@ impl Store {
              JOIN patient p ON p.id = o.patient_id \
              LEFT JOIN result r ON r.ordered_test_id = t.id \
                 AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = t.id) \
-             WHERE ($1 IS NULL OR t.discipline = $1) AND ($2 IS NULL OR t.specimen_id = $2) AND ($3 IS NULL OR o.patient_id = $3) {statuses} \
+             WHERE {filters} {statuses} \
              ORDER BY CASE WHEN o.priority = 'stat' THEN 0 ELSE 1 END, COALESCE(s.received_at, s.collected_at, o.ordered_at), t.id \
-             LIMIT $4"
+             LIMIT ${limit}"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(f.discipline.as_deref())
-            .bind(f.specimen_id)
-            .bind(f.patient_id)
-            .bind(if f.limit > 0 { f.limit } else { 1000 })
-            .fetch_all(self.reader())
-            .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(d) = &f.discipline {
+            query = query.bind(d.as_str());
+        }
+        if let Some(id) = f.specimen_id {
+            query = query.bind(id);
+        }
+        if let Some(id) = f.patient_id {
+            query = query.bind(id);
+        }
+        let rows =
+            query.bind(if f.limit > 0 { f.limit } else { 1000 }).fetch_all(self.reader()).await?;
         rows.iter().map(work_item_from_row).collect()
     }
 
