@@ -239,3 +239,39 @@ async fn only_a_supervisor_adds_instruments_and_maps_codes() {
     forbidden(lab.add_instrument(&technician, "X", "hl7", "X").await);
     let _ = Actor::system();
 }
+
+#[tokio::test]
+async fn every_public_astm_sample_is_ingested_or_quarantined_with_a_reason() {
+    // The public sample messages (crates/cuvette-astm/test_data, provenance beside them) come
+    // from instruments this lab has not configured: each must be kept with a reason, none lost.
+    let lab = lab().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cuvette-astm/test_data");
+    let mut seen = 0;
+    for folder in ["ok", "err"] {
+        for entry in std::fs::read_dir(dir.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "astm") {
+                continue;
+            }
+            let raw = std::fs::read(&path).unwrap();
+            let outcome = interop::astm::receive(&lab, &raw, "astm:test", "peer").await.unwrap();
+            match outcome {
+                Ingested::Quarantined { reason, .. } => {
+                    assert!(!reason.is_empty(), "{}", path.display())
+                }
+                Ingested::Accepted { .. } | Ingested::Duplicate { .. } => {}
+                other => panic!("{}: {other:?}", path.display()),
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 9, "read {seen} samples");
+    let kept = lab
+        .message_log(
+            &lab.technologist().await,
+            &MessageFilter { limit: 1000, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert!(kept.len() >= 9, "every sample is in the message log");
+}
