@@ -336,6 +336,10 @@ impl Lab {
         let catalog = self.catalog();
         let mut prepared: Vec<PreparedResult> = Vec::new();
         let mut skipped = Vec::new();
+        let mut specimens: std::collections::HashMap<
+            String,
+            (Option<cuvette_store::SpecimenRow>, Vec<cuvette_store::WorkItem>),
+        > = std::collections::HashMap::new();
         for r in &msg.results {
             let at = r.location.clone();
             if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
@@ -367,7 +371,25 @@ impl Lab {
                 Ok(a) => a.to_string(),
                 Err(e) => return Ok(Err((format!("specimen id {:?}: {e}", r.accession), at))),
             };
-            let Some(specimen) = self.store.specimen_by_accession(&accession).await? else {
+            // One read per specimen, not per result: a panel's results share a tube.
+            if !specimens.contains_key(&accession) {
+                let found = self.store.specimen_by_accession(&accession).await?;
+                let items = match &found {
+                    Some(s) => {
+                        self.store
+                            .work_items(&cuvette_store::WorklistFilter {
+                                specimen_id: Some(s.id),
+                                limit: 1000,
+                                ..Default::default()
+                            })
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                specimens.insert(accession.clone(), (found, items));
+            }
+            let (found, items) = &specimens[&accession];
+            let Some(specimen) = found else {
                 return Ok(Err((format!("no specimen has accession number {accession}"), at)));
             };
             if specimen.status == SpecimenStatus::Rejected.code() {
@@ -382,17 +404,14 @@ impl Lab {
                     at,
                 )));
             }
-            let items = self
-                .store
-                .work_items(&cuvette_store::WorklistFilter {
-                    specimen_id: Some(specimen.id),
-                    limit: 1000,
-                    ..Default::default()
+            let Some(item) = items
+                .iter()
+                .find(|i| {
+                    i.test.test_code == map.test_code
+                        && i.test.status != TestStatus::Cancelled.code()
                 })
-                .await?;
-            let Some(item) = items.into_iter().find(|i| {
-                i.test.test_code == map.test_code && i.test.status != TestStatus::Cancelled.code()
-            }) else {
+                .cloned()
+            else {
                 return Ok(Err((
                     format!("{} is not ordered on specimen {accession}", map.test_code),
                     at,
