@@ -27,10 +27,7 @@ use cuvette_app::interop::{self, Ingested};
 use cuvette_astm::{Config, Event, Link, MessageId, Phase, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
-
-use super::CONNECTIONS_MAX;
 
 /// A connection on which nothing happens for this long is closed. Instruments keep their
 /// connection open between runs and reconnect when it drops, so this only frees the slot of a
@@ -43,40 +40,17 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes read per call.
 const READ_BYTES: usize = 16 * 1024;
 
-/// Binds the ASTM listener; the returned address is the one bound (port 0 in tests).
-pub async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+/// Binds the listener; the returned address is the one bound (port 0 in tests).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    super::bind(addr).await
 }
 
-/// Serves connections until the task is dropped. Messages are logged on the channel
-/// `astm:<port>`.
+/// Serves connections until the task is dropped, on the channel `astm:<port>`.
 pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
-    let channel = listener
-        .local_addr()
-        .map(|a| format!("astm:{}", a.port()))
-        .unwrap_or_else(|_| "astm".into());
-    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "ASTM accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let lab = lab.clone();
-        let channel = channel.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = connection(&lab, stream, peer, &channel).await {
-                tracing::info!(%peer, error = %e, "ASTM connection ended");
-            }
-        });
-    }
+    super::accept_loop(lab, listener, "astm", |lab, stream, peer, channel| async move {
+        connection(&lab, stream, peer, &channel).await
+    })
+    .await
 }
 
 /// A host-query answer queued on the link, to log once its fate is known.

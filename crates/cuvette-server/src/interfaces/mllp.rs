@@ -10,48 +10,23 @@ use cuvette_app::interop;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-
-use super::CONNECTIONS_MAX;
 
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bytes read per call.
 const READ_BYTES: usize = 64 * 1024;
 
-/// Binds the MLLP listener; the returned address is the one bound (port 0 in tests).
+/// Binds the listener; the returned address is the one bound (port 0 in tests).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+    super::bind(addr).await
 }
 
-/// Serves connections until the task is dropped.
+/// Serves connections until the task is dropped, on the channel `mllp:<port>`.
 pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
-    let channel = listener
-        .local_addr()
-        .map(|a| format!("mllp:{}", a.port()))
-        .unwrap_or_else(|_| "mllp".into());
-    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "MLLP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let lab = lab.clone();
-        let channel = channel.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = connection(&lab, stream, peer, &channel).await {
-                tracing::info!(%peer, error = %e, "MLLP connection ended");
-            }
-        });
-    }
+    super::accept_loop(lab, listener, "mllp", |lab, stream, peer, channel| async move {
+        connection(&lab, stream, peer, &channel).await
+    })
+    .await
 }
 
 async fn connection(

@@ -22,3 +22,47 @@ pub struct InterfaceConfig {
 
 /// The most connections served at once per listener; more wait in the accept queue.
 pub const CONNECTIONS_MAX: usize = 256;
+
+/// Binds a listener; the returned address is the one bound (port 0 in tests).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Accepts connections until the task is dropped, each served by `connection` in a task of
+/// its own, at most [`CONNECTIONS_MAX`] at once. Messages are logged on the channel
+/// `<protocol>:<port>`.
+pub(crate) async fn accept_loop<F, Fut>(
+    lab: std::sync::Arc<cuvette_app::Lab>,
+    listener: tokio::net::TcpListener,
+    protocol: &'static str,
+    connection: F,
+) where
+    F: Fn(std::sync::Arc<cuvette_app::Lab>, tokio::net::TcpStream, SocketAddr, String) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let channel = listener
+        .local_addr()
+        .map(|a| format!("{protocol}:{}", a.port()))
+        .unwrap_or_else(|_| protocol.into());
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, protocol, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let served = connection(lab.clone(), stream, peer, channel.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = served.await {
+                tracing::info!(%peer, error = %e, protocol, "connection ended");
+            }
+        });
+    }
+}
