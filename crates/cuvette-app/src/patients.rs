@@ -2,7 +2,7 @@
 
 use cuvette_domain::Action;
 use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
-use cuvette_store::{NewAuditEvent, NewPatient, PatientRow};
+use cuvette_store::{NewAuditEvent, NewPatient, PatientRow, Tx};
 
 use crate::{Actor, AppError, AppResult, FieldError, Lab};
 
@@ -72,7 +72,6 @@ impl Lab {
             return Err(AppError::Invalid(errors));
         };
         let birth = birth_date.to_string();
-        let now = self.now_micros();
         let new = NewPatient {
             mrn: mrn.as_str(),
             family_name: family,
@@ -81,13 +80,10 @@ impl Lab {
             sex: sex.code(),
         };
         let mut tx = self.store.begin().await?;
-        let id =
-            tx.insert_patient(&new, &actor.name, now).await.map_err(|e| {
-                match AppError::from(e) {
-                    AppError::Conflict(m) => AppError::invalid("mrn", m),
-                    other => other,
-                }
-            })?;
+        let id = self.register_in(&mut tx, actor, &new).await.map_err(|e| match e {
+            AppError::Conflict(m) => AppError::invalid("mrn", m),
+            other => other,
+        })?;
         let row = PatientRow {
             id,
             mrn: mrn.to_string(),
@@ -95,6 +91,28 @@ impl Lab {
             given_name: given.to_owned(),
             birth_date: birth,
             sex: sex.code().to_owned(),
+        };
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Registers a patient inside `tx` with its audit event — at the front desk or from an
+    /// interface; the fields were checked by the caller.
+    pub(crate) async fn register_in(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        new: &cuvette_store::NewPatient<'_>,
+    ) -> AppResult<i64> {
+        let now = self.now_micros();
+        let id = tx.insert_patient(new, &actor.name, now).await?;
+        let row = cuvette_store::PatientRow {
+            id,
+            mrn: new.mrn.to_owned(),
+            family_name: new.family_name.to_owned(),
+            given_name: new.given_name.to_owned(),
+            birth_date: new.birth_date.to_owned(),
+            sex: new.sex.to_owned(),
         };
         tx.audit(NewAuditEvent {
             at: now,
@@ -107,8 +125,7 @@ impl Lab {
             after: Some(serde_json::to_value(&row).unwrap_or_default()),
         })
         .await?;
-        tx.commit().await?;
-        Ok(row)
+        Ok(id)
     }
 
     /// Finds patients by MRN, `family[,given] [date of birth]`, or a date of birth alone.

@@ -1046,38 +1046,6 @@ impl Lab {
         Ok((outcome.with_message_id(message_id), ack_bytes))
     }
 
-    /// Registers a patient from an interface inside `tx`, audited like a registration at the
-    /// front desk; the fields were checked by the caller.
-    async fn register_in(
-        &self,
-        tx: &mut Tx,
-        actor: &Actor,
-        new: &cuvette_store::NewPatient<'_>,
-    ) -> AppResult<i64> {
-        let now = self.now_micros();
-        let id = tx.insert_patient(new, &actor.name, now).await?;
-        let row = cuvette_store::PatientRow {
-            id,
-            mrn: new.mrn.to_owned(),
-            family_name: new.family_name.to_owned(),
-            given_name: new.given_name.to_owned(),
-            birth_date: new.birth_date.to_owned(),
-            sex: new.sex.to_owned(),
-        };
-        tx.audit(NewAuditEvent {
-            at: now,
-            actor: &actor.name,
-            action: "patient.register",
-            entity: "patient",
-            entity_id: id.to_string(),
-            patient_id: Some(id),
-            before: None,
-            after: Some(serde_json::to_value(&row).unwrap_or_default()),
-        })
-        .await?;
-        Ok(id)
-    }
-
     /// Checks an order message against the senders, patients and catalog on file; the first
     /// problem found names its place.
     async fn plan_orders(
