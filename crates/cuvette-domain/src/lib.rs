@@ -7,10 +7,13 @@
 #![deny(missing_docs)]
 
 pub mod accession;
+pub mod autoverify;
 pub mod calculation;
 pub mod catalog;
+pub mod delta;
 pub mod evaluation;
 pub mod patient;
+pub mod qc;
 pub mod role;
 pub mod value;
 pub mod workflow;

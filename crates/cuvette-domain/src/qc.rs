@@ -1,0 +1,2 @@
+//! Statistical quality control: Westgard multirules, sigma metrics, control statistics and
+//! patient-based moving averages.
