@@ -39,6 +39,23 @@ pub(crate) struct PreparedResult {
     pub instrument_flags: Vec<String>,
 }
 
+/// One result version about to be written.
+pub(crate) struct ResultWrite {
+    item: WorkItem,
+    row_version: i64,
+    value: ReportedValue,
+    evaluation: Evaluation,
+    correction_reason: Option<String>,
+    instrument_flags: String,
+}
+
+impl ResultWrite {
+    /// The version this write creates: the one after the latest the caller read.
+    fn version(&self) -> i64 {
+        self.item.result.as_ref().map_or(0, |r| r.version) + 1
+    }
+}
+
 /// A correction of a released result: why, signed with the actor's password.
 #[derive(Debug, Clone)]
 pub struct Correction {
@@ -200,23 +217,23 @@ impl Lab {
                 instrument_flags: vec![],
             })
             .collect();
+        let writes = self.result_writes(&prepared, correction).await?;
         let mut tx = self.store.begin().await?;
-        let saved = self.write_prepared(&mut tx, actor, &prepared, correction).await?;
+        let saved = self.write_results(&mut tx, actor, writes).await?;
         tx.commit().await?;
         Ok(saved)
     }
 
-    /// Writes checked results (and the order's calculations) inside `tx`.
-    pub(crate) async fn write_prepared(
+    /// Evaluates checked results and works out the order's calculations, before any write
+    /// transaction: the writer then only writes. Nothing read here can go stale unnoticed,
+    /// because every write checks each test's row version.
+    pub(crate) async fn result_writes(
         &self,
-        tx: &mut Tx,
-        actor: &Actor,
         prepared: &[PreparedResult],
         correction: Option<&Correction>,
-    ) -> AppResult<Vec<Saved>> {
+    ) -> AppResult<Vec<ResultWrite>> {
         let catalog = self.catalog();
-        let now = self.now_micros();
-        let mut saved = Vec::new();
+        let mut writes = Vec::with_capacity(prepared.len());
         let mut orders = BTreeMap::new();
         for p in prepared {
             let item = &p.item;
@@ -230,113 +247,129 @@ impl Lab {
                     .push(format!("instrument flagged: {}", p.instrument_flags.join(", ")));
                 evaluation.review = Review::Technologist;
             }
-            let reason = correction
+            let correction_reason = correction
                 .filter(|_| item.test.status == TestStatus::Final.code())
-                .map(|c| c.reason.trim());
-            let version = self
-                .write_result(
-                    tx,
-                    actor,
-                    item,
-                    p.row_version,
-                    &p.value,
-                    &evaluation,
-                    reason,
-                    &p.instrument_flags.join(" "),
-                    now,
-                )
-                .await?;
-            saved.push(Saved { ordered_test_id: item.test.id, version, evaluation });
+                .map(|c| c.reason.trim().to_owned());
+            writes.push(ResultWrite {
+                item: item.clone(),
+                row_version: p.row_version,
+                value: p.value.clone(),
+                evaluation,
+                correction_reason,
+                instrument_flags: p.instrument_flags.join(" "),
+            });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
         // Calculations read the order's latest values, with this save's values on top.
         let typed: BTreeMap<i64, ReportedValue> =
             prepared.iter().map(|p| (p.item.test.id, p.value.clone())).collect();
         for (order_id, (patient, collected_at)) in orders {
-            saved.extend(
-                self.recalculate(tx, actor, order_id, &patient, collected_at, &typed, now).await?,
-            );
+            writes.extend(self.calculations(order_id, &patient, collected_at, &typed).await?);
         }
-        Ok(saved)
+        Ok(writes)
     }
 
-    #[allow(clippy::too_many_arguments)] // One row of the result table; a struct would only rename them.
-    async fn write_result(
+    /// Writes new result versions, their tests' status and their audit events inside `tx`, in
+    /// a handful of statements whatever their number: each statement is a round trip to the
+    /// database, and the writer holds the database while it runs.
+    pub(crate) async fn write_results(
         &self,
         tx: &mut Tx,
         actor: &Actor,
-        item: &WorkItem,
-        row_version: i64,
-        value: &ReportedValue,
-        evaluation: &Evaluation,
-        correction_reason: Option<&str>,
-        instrument_flags: &str,
-        now: i64,
-    ) -> AppResult<i64> {
+        writes: Vec<ResultWrite>,
+    ) -> AppResult<Vec<Saved>> {
         let catalog = self.catalog();
-        let def = catalog.catalog.test(&item.test.test_code).expect("caller checked");
-        let definition_version = catalog.versions.get(&def.code).copied().unwrap_or(0);
-        let next_status = if item.test.status == TestStatus::Final.code() {
-            TestStatus::Final
-        } else {
-            TestStatus::InProcess
-        };
-        tx.update_test_status(item.test.id, row_version, next_status.code(), now).await?;
-        let reasons = serde_json::to_string(&evaluation.reasons).unwrap_or_else(|_| "[]".into());
-        let review = match evaluation.review {
-            Review::Routine => "routine",
-            Review::Technologist => "technologist",
-        };
-        let version = tx
-            .insert_result(
-                &NewResult {
-                    ordered_test_id: item.test.id,
-                    value_text: &value.text,
-                    value_number: value.number.and_then(|n| n.value.to_string().parse().ok()),
-                    report_text: &evaluation.report_text,
-                    unit: &def.unit,
-                    flags: &evaluation.flag_codes(),
-                    reference_interval: &evaluation.interval,
+        let now = self.now_micros();
+        // A corrected released result stays final; anything else is in process until verified.
+        for next in [TestStatus::Final, TestStatus::InProcess] {
+            let tests: Vec<(i64, i64)> = writes
+                .iter()
+                .filter(|w| {
+                    (w.item.test.status == TestStatus::Final.code()) == (next == TestStatus::Final)
+                })
+                .map(|w| (w.item.test.id, w.row_version))
+                .collect();
+            tx.update_test_statuses(&tests, next.code(), now).await?;
+        }
+        let rows: Vec<_> = writes
+            .iter()
+            .map(|w| {
+                let def = catalog.catalog.test(&w.item.test.test_code).expect("caller checked");
+                let review = match w.evaluation.review {
+                    Review::Routine => "routine",
+                    Review::Technologist => "technologist",
+                };
+                (
+                    def,
+                    catalog.versions.get(&def.code).copied().unwrap_or(0),
+                    serde_json::to_string(&w.evaluation.reasons).unwrap_or_else(|_| "[]".into()),
+                    w.evaluation.flag_codes(),
                     review,
-                    reasons: &reasons,
-                    definition_version,
-                    entered_by: &actor.name,
-                    entered_by_role: actor.role.code(),
-                    correction_reason,
-                    instrument_flags,
-                },
-                now,
-            )
+                )
+            })
+            .collect();
+        let new_results: Vec<NewResult> = writes
+            .iter()
+            .zip(&rows)
+            .map(|(w, (def, definition_version, reasons, flags, review))| NewResult {
+                ordered_test_id: w.item.test.id,
+                version: w.version(),
+                value_text: &w.value.text,
+                value_number: w.value.number.and_then(|n| n.value.to_string().parse().ok()),
+                report_text: &w.evaluation.report_text,
+                unit: &def.unit,
+                flags,
+                reference_interval: &w.evaluation.interval,
+                review,
+                reasons,
+                definition_version: *definition_version,
+                entered_by: &actor.name,
+                entered_by_role: actor.role.code(),
+                correction_reason: w.correction_reason.as_deref(),
+                instrument_flags: &w.instrument_flags,
+            })
+            .collect();
+        tx.insert_results(&new_results, now).await?;
+        for (w, (_, definition_version, _, flags, _)) in writes.iter().zip(&rows) {
+            let item = &w.item;
+            let version = w.version();
+            tx.audit(NewAuditEvent {
+                at: now,
+                actor: &actor.name,
+                action: if w.correction_reason.is_some() { "result.correct" } else { "result.enter" },
+                entity: "result",
+                entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+                patient_id: Some(item.patient.id),
+                before: item.result.as_ref().map(|r| serde_json::json!({ "version": r.version, "value": r.value_text, "flags": r.flags })),
+                after: Some(serde_json::json!({
+                    "version": version, "value": w.value.text, "report": w.evaluation.report_text,
+                    "flags": flags, "interval": w.evaluation.interval,
+                    "definition_version": definition_version, "correction_reason": w.correction_reason,
+                })),
+            })
             .await?;
-        tx.audit(NewAuditEvent {
-            at: now,
-            actor: &actor.name,
-            action: if correction_reason.is_some() { "result.correct" } else { "result.enter" },
-            entity: "result",
-            entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
-            patient_id: Some(item.patient.id),
-            before: item.result.as_ref().map(|r| serde_json::json!({ "version": r.version, "value": r.value_text, "flags": r.flags })),
-            after: Some(serde_json::json!({
-                "version": version, "value": value.text, "report": evaluation.report_text,
-                "flags": evaluation.flag_codes(), "interval": evaluation.interval,
-                "definition_version": definition_version, "correction_reason": correction_reason,
-            })),
-        })
-        .await?;
-        Ok(version)
+        }
+        drop(new_results);
+        drop(rows);
+        Ok(writes
+            .into_iter()
+            .map(|w| Saved {
+                ordered_test_id: w.item.test.id,
+                version: w.version(),
+                evaluation: w.evaluation,
+            })
+            .collect())
     }
 
-    #[allow(clippy::too_many_arguments)] // The order's context, gathered once by the caller.
-    async fn recalculate(
+    /// The order's calculated results that change with this save's values (`typed`, by
+    /// ordered test id, on top of the stored ones), each with its final value.
+    async fn calculations(
         &self,
-        tx: &mut Tx,
-        actor: &Actor,
         order_id: i64,
         patient: &PatientRow,
         collected_at: Option<i64>,
         typed: &BTreeMap<i64, ReportedValue>,
-        now: i64,
-    ) -> AppResult<Vec<Saved>> {
+    ) -> AppResult<Vec<ResultWrite>> {
         let catalog = self.catalog();
         let items = self
             .store
@@ -366,7 +399,8 @@ impl Lab {
         }
         let ctx = patient_context(self, patient, collected_at);
         let age = f64::from(cuvette_domain::patient::age_years(ctx.birth_date, ctx.collected_on));
-        let mut saved = Vec::new();
+        // The new text of each calculation, by ordered test id.
+        let mut computed: BTreeMap<i64, String> = BTreeMap::new();
         // Calculations may feed calculations (OSMCALC → OSMGAP): go round until nothing changes.
         for _ in 0..3 {
             let mut changed = false;
@@ -387,13 +421,7 @@ impl Lab {
                         format!("Not calculated: {} has no numeric result", missing.join(", "))
                     }
                 };
-                let current = saved
-                    .iter()
-                    .rev()
-                    .find(|s: &&(i64, String, i64)| s.0 == i.test.id)
-                    .map(|s| s.1.clone())
-                    .or_else(|| i.result.as_ref().map(|r| r.value_text.clone()));
-                if current.as_deref() == Some(text.as_str()) {
+                if computed.get(&i.test.id) == Some(&text) {
                     continue;
                 }
                 let value =
@@ -402,44 +430,33 @@ impl Lab {
                     values
                         .insert(def.code.clone(), n.value.to_string().parse().unwrap_or(f64::NAN));
                 }
-                let evaluation = evaluate(def, &value, ctx);
-                let row_version =
-                    i.test.row_version + saved.iter().filter(|s| s.0 == i.test.id).count() as i64;
-                let correction =
-                    (status == TestStatus::Final).then_some("recalculated from corrected inputs");
-                let version = self
-                    .write_result(
-                        tx,
-                        actor,
-                        i,
-                        row_version,
-                        &value,
-                        &evaluation,
-                        correction,
-                        "",
-                        now,
-                    )
-                    .await?;
-                saved.push((i.test.id, text, version));
+                computed.insert(i.test.id, text);
                 changed = true;
             }
             if !changed {
                 break;
             }
         }
-        let mut out = Vec::new();
-        for (test_id, text, version) in saved {
+        let mut writes = Vec::new();
+        for (test_id, text) in computed {
             let item = items.iter().find(|i| i.test.id == test_id).expect("from items");
+            if item.result.as_ref().is_some_and(|r| r.value_text == text) {
+                continue; // unchanged: no new version
+            }
             let def = catalog.catalog.test(&item.test.test_code).expect("calculated test");
             let value =
                 ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
-            out.push(Saved {
-                ordered_test_id: test_id,
-                version,
+            let final_ = item.test.status == TestStatus::Final.code();
+            writes.push(ResultWrite {
+                item: item.clone(),
+                row_version: item.test.row_version,
                 evaluation: evaluate(def, &value, ctx),
+                value,
+                correction_reason: final_.then(|| "recalculated from corrected inputs".to_owned()),
+                instrument_flags: String::new(),
             });
         }
-        Ok(out)
+        Ok(writes)
     }
 
     pub(crate) async fn work_item(&self, ordered_test_id: i64) -> AppResult<WorkItem> {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Backend, Micros, Store, StoreResult, Tx, opt_i64};
+use crate::{Micros, Store, StoreResult, Tx, opt_i64};
 
 /// An event to append.
 #[derive(Debug, Clone)]
@@ -112,16 +112,48 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The audit events of one transaction, hashed as they are appended and inserted together
+/// when it commits: one read and one write of the chain's head per transaction instead of per
+/// event. Nothing else reads the chain inside a write transaction.
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// The chain's head as of the last appended event; read at the first append.
+    head: Option<(i64, String)>,
+    /// Events appended and not yet written.
+    rows: Vec<PendingEvent>,
+}
+
+struct PendingEvent {
+    seq: i64,
+    at: Micros,
+    actor: String,
+    action: String,
+    entity: String,
+    entity_id: String,
+    patient_id: Option<i64>,
+    before: Option<String>,
+    after: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+/// Rows per INSERT: 11 parameters each stays far below both engines' parameter limits.
+const AUDIT_ROWS_PER_INSERT: usize = 200;
+
 impl Tx {
     /// Appends an audit event to the chain, inside this transaction.
     pub async fn audit(&mut self, e: NewAuditEvent<'_>) -> StoreResult<()> {
-        let lock = match self.backend {
-            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
+        let (prev_seq, prev_hash) = match self.audit.head.take() {
+            Some(head) => head,
+            None => {
+                // PostgreSQL's begin() already holds this row FOR UPDATE; SQLite's writer
+                // holds the database lock.
+                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(self.conn())
+                    .await?;
+                (head.try_get("seq")?, head.try_get("hash")?)
+            }
         };
-        let head = sqlx::query(lock).fetch_one(self.conn()).await?;
-        let prev_seq: i64 = head.try_get("seq")?;
-        let prev_hash: String = head.try_get("hash")?;
         let seq = prev_seq + 1;
         let before = e.before.as_ref().map(|v| v.to_string());
         let after = e.after.as_ref().map(|v| v.to_string());
@@ -139,28 +171,55 @@ impl Tx {
                 seq,
             },
         );
-        sqlx::query(
-            "INSERT INTO audit_event (seq, at, actor, action, entity, entity_id, patient_id, before_state, after_state, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(seq)
-        .bind(e.at)
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.entity)
-        .bind(&e.entity_id)
-        .bind(e.patient_id)
-        .bind(&before)
-        .bind(&after)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(self.conn())
-        .await?;
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(seq)
-            .bind(&hash)
-            .execute(self.conn())
-            .await?;
+        self.audit.head = Some((seq, hash.clone()));
+        self.audit.rows.push(PendingEvent {
+            seq,
+            at: e.at,
+            actor: e.actor.to_owned(),
+            action: e.action.to_owned(),
+            entity: e.entity.to_owned(),
+            entity_id: e.entity_id,
+            patient_id: e.patient_id,
+            before,
+            after,
+            prev_hash,
+            hash,
+        });
+        Ok(())
+    }
+
+    /// Writes the events appended so far and the new head (called by commit).
+    pub(crate) async fn flush_audit(&mut self) -> StoreResult<()> {
+        let rows = std::mem::take(&mut self.audit.rows);
+        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO audit_event (seq, at, actor, action, entity, entity_id, patient_id, before_state, after_state, prev_hash, hash) VALUES ",
+            );
+            crate::values_placeholders(&mut sql, chunk.len(), 11);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.seq)
+                    .bind(r.at)
+                    .bind(&r.actor)
+                    .bind(&r.action)
+                    .bind(&r.entity)
+                    .bind(&r.entity_id)
+                    .bind(r.patient_id)
+                    .bind(&r.before)
+                    .bind(&r.after)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(self.conn()).await?;
+        }
+        if let Some(last) = rows.last() {
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(last.seq)
+                .bind(&last.hash)
+                .execute(self.conn())
+                .await?;
+        }
         Ok(())
     }
 }

@@ -173,7 +173,7 @@ impl Store {
                 tx
             }
         };
-        Ok(Tx { inner, backend: self.backend, _gate: gate })
+        Ok(Tx { inner, _gate: gate, audit: Default::default() })
     }
 
     /// The pool, for reads.
@@ -258,14 +258,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
 /// events included.
 pub struct Tx {
     inner: Transaction<'static, Any>,
-    backend: Backend,
     /// Held until commit or rollback (SQLite only).
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Audit events appended in this transaction, written just before it commits.
+    audit: audit::Pending,
 }
 
 impl Tx {
     /// Commits the change and its audit events together.
-    pub async fn commit(self) -> StoreResult<()> {
+    pub async fn commit(mut self) -> StoreResult<()> {
+        self.flush_audit().await?;
         self.inner.commit().await?;
         Ok(())
     }
@@ -279,6 +281,19 @@ impl Tx {
 pub(crate) fn opt_i64(row: &sqlx::any::AnyRow, col: &str) -> Option<i64> {
     use sqlx::Row;
     row.try_get::<Option<i64>, _>(col).ok().flatten()
+}
+
+/// Appends `($1, $2, …), ($n+1, …), …` for a multi-row INSERT of `rows` rows of `columns`.
+pub(crate) fn values_placeholders(sql: &mut String, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.

@@ -357,17 +357,33 @@ impl Tx {
         status: &str,
         now: Micros,
     ) -> StoreResult<()> {
-        let n = sqlx::query(
-            "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE id = $3 AND row_version = $4",
-        )
-        .bind(status)
-        .bind(now)
-        .bind(id)
-        .bind(row_version)
-        .execute(self.conn())
-        .await?
-        .rows_affected();
-        if n == 0 {
+        self.update_test_statuses(&[(id, row_version)], status, now).await
+    }
+
+    /// Sets the status of several ordered tests in one statement, each only if it is still at
+    /// the `(id, row_version)` the caller read; if any moved on, nothing may be written.
+    pub async fn update_test_statuses(
+        &mut self,
+        tests: &[(i64, i64)],
+        status: &str,
+        now: Micros,
+    ) -> StoreResult<()> {
+        if tests.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from(
+            "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE ",
+        );
+        for i in 0..tests.len() {
+            let sep = if i == 0 { "" } else { " OR " };
+            sql.push_str(&format!("{sep}(id = ${} AND row_version = ${})", 3 + 2 * i, 4 + 2 * i));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(now);
+        for (id, row_version) in tests {
+            q = q.bind(*id).bind(*row_version);
+        }
+        let n = q.execute(self.conn()).await?.rows_affected();
+        if n != tests.len() as u64 {
             return Err(StoreError::Conflict(
                 "someone else saved this result first: review their value, then save again if yours should replace it".into(),
             ));

@@ -10,6 +10,8 @@ use crate::{Micros, Store, StoreResult, Tx, opt_i64};
 pub struct NewResult<'a> {
     /// The ordered test.
     pub ordered_test_id: i64,
+    /// The version: one more than the test's latest.
+    pub version: i64,
     /// Exactly what was reported.
     pub value_text: &'a str,
     /// The number in it, for range queries and statistics.
@@ -156,38 +158,51 @@ pub struct CriticalCallRow {
 }
 
 impl Tx {
-    /// Appends a result version and returns its version number.
-    pub async fn insert_result(&mut self, r: &NewResult<'_>, now: Micros) -> StoreResult<i64> {
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM result WHERE ordered_test_id = $1")
-                .bind(r.ordered_test_id)
-                .fetch_one(self.conn())
-                .await?;
-        let version = current.unwrap_or(0) + 1;
-        sqlx::query(
-            "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
-             review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(r.ordered_test_id)
-        .bind(version)
-        .bind(r.value_text)
-        .bind(r.value_number)
-        .bind(r.report_text)
-        .bind(r.unit)
-        .bind(r.flags)
-        .bind(r.reference_interval)
-        .bind(r.review)
-        .bind(r.reasons)
-        .bind(r.definition_version)
-        .bind(now)
-        .bind(r.entered_by)
-        .bind(r.entered_by_role)
-        .bind(r.correction_reason)
-        .bind(r.instrument_flags)
-        .execute(self.conn())
-        .await?;
-        Ok(version)
+    /// Stores result versions in as few statements as their number allows (an analyzer's
+    /// panel arrives at once). Each version must be the one after the test's latest: the
+    /// caller read that with the test's row version, and the unique (test, version) key
+    /// refuses a version someone else wrote meanwhile.
+    pub async fn insert_results(
+        &mut self,
+        results: &[NewResult<'_>],
+        now: Micros,
+    ) -> StoreResult<()> {
+        const COLUMNS: usize = 16;
+        const ROWS_PER_INSERT: usize = 100;
+        for chunk in results.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
+                 review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags) VALUES ",
+            );
+            crate::values_placeholders(&mut sql, chunk.len(), COLUMNS);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.ordered_test_id)
+                    .bind(r.version)
+                    .bind(r.value_text)
+                    .bind(r.value_number)
+                    .bind(r.report_text)
+                    .bind(r.unit)
+                    .bind(r.flags)
+                    .bind(r.reference_interval)
+                    .bind(r.review)
+                    .bind(r.reasons)
+                    .bind(r.definition_version)
+                    .bind(now)
+                    .bind(r.entered_by)
+                    .bind(r.entered_by_role)
+                    .bind(r.correction_reason)
+                    .bind(r.instrument_flags);
+            }
+            q.execute(self.conn()).await.map_err(|e| {
+                crate::StoreError::on_unique(
+                    e,
+                    "someone else saved this result first: review their value, then save again if yours should replace it",
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Marks a result version released. Only an unreleased version can be released, so a

@@ -178,13 +178,19 @@ impl Lab {
         }
         let plan = match &msg.malformed {
             Some(reason) => Err((reason.clone(), String::new())),
-            None => self.plan_ingest(msg).await?,
+            None => match self.plan_ingest(msg).await? {
+                Ok((instrument, prepared, skipped)) => {
+                    let writes = self.result_writes(&prepared, None).await?;
+                    Ok((instrument, prepared, writes, skipped))
+                }
+                Err(refused) => Err(refused),
+            },
         };
         let mut tx = self.store.begin().await?;
         let (outcome, results, accession, skipped_count) = match plan {
-            Ok((instrument, prepared, skipped)) => {
+            Ok((instrument, prepared, writes, skipped)) => {
                 let actor = instrument_actor(&instrument);
-                let saved = self.write_prepared(&mut tx, &actor, &prepared, None).await?;
+                let saved = self.write_results(&mut tx, &actor, writes).await?;
                 let accession = prepared.first().map(|p| p.item.specimen.accession.clone());
                 let n = saved.len();
                 (
