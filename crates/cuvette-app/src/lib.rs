@@ -103,6 +103,8 @@ pub struct Lab {
     config: LabConfig,
     catalog: RwLock<Arc<LabCatalog>>,
     privileges: RwLock<Arc<Privileges>>,
+    /// Inbound result messages waiting to be committed together.
+    group: interop::commit::GroupCommit,
 }
 
 impl Lab {
@@ -114,6 +116,7 @@ impl Lab {
             config,
             catalog: RwLock::new(Arc::default()),
             privileges: RwLock::new(Arc::new(Privileges::seeded())),
+            group: Default::default(),
         };
         lab.seed_catalog().await?;
         lab.reload_catalog().await?;

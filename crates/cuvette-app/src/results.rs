@@ -39,6 +39,9 @@ pub(crate) struct PreparedResult {
     pub instrument_flags: Vec<String>,
 }
 
+/// The work items of orders already read, by order id.
+pub(crate) type OrderItems = std::collections::HashMap<i64, Vec<WorkItem>>;
+
 /// One result version about to be written.
 pub(crate) struct ResultWrite {
     item: WorkItem,
@@ -217,9 +220,9 @@ impl Lab {
                 instrument_flags: vec![],
             })
             .collect();
-        let writes = self.result_writes(&prepared, correction).await?;
+        let writes = self.result_writes(&prepared, correction, &OrderItems::new()).await?;
         let mut tx = self.store.begin().await?;
-        let saved = self.write_results(&mut tx, actor, writes).await?;
+        let saved = self.write_results(&mut tx, actor, &writes).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -231,6 +234,7 @@ impl Lab {
         &self,
         prepared: &[PreparedResult],
         correction: Option<&Correction>,
+        known: &OrderItems,
     ) -> AppResult<Vec<ResultWrite>> {
         let catalog = self.catalog();
         let mut writes = Vec::with_capacity(prepared.len());
@@ -264,7 +268,19 @@ impl Lab {
         let typed: BTreeMap<i64, ReportedValue> =
             prepared.iter().map(|p| (p.item.test.id, p.value.clone())).collect();
         for (order_id, (patient, collected_at)) in orders {
-            writes.extend(self.calculations(order_id, &patient, collected_at, &typed).await?);
+            let items = match known.get(&order_id) {
+                Some(items) => items.clone(),
+                None => {
+                    self.store
+                        .work_items(&WorklistFilter {
+                            order_id: Some(order_id),
+                            limit: 10_000,
+                            ..Default::default()
+                        })
+                        .await?
+                }
+            };
+            writes.extend(self.calculations(items, &patient, collected_at, &typed)?);
         }
         Ok(writes)
     }
@@ -276,7 +292,7 @@ impl Lab {
         &self,
         tx: &mut Tx,
         actor: &Actor,
-        writes: Vec<ResultWrite>,
+        writes: &[ResultWrite],
     ) -> AppResult<Vec<Saved>> {
         let catalog = self.catalog();
         let now = self.now_micros();
@@ -349,39 +365,30 @@ impl Lab {
             })
             .await?;
         }
-        drop(new_results);
-        drop(rows);
         Ok(writes
-            .into_iter()
+            .iter()
             .map(|w| Saved {
                 ordered_test_id: w.item.test.id,
                 version: w.version(),
-                evaluation: w.evaluation,
+                evaluation: w.evaluation.clone(),
             })
             .collect())
     }
 
     /// The order's calculated results that change with this save's values (`typed`, by
-    /// ordered test id, on top of the stored ones), each with its final value.
-    async fn calculations(
+    /// ordered test id, on top of the stored ones in `order_items`), each with its final
+    /// value.
+    fn calculations(
         &self,
-        order_id: i64,
+        order_items: Vec<WorkItem>,
         patient: &PatientRow,
         collected_at: Option<i64>,
         typed: &BTreeMap<i64, ReportedValue>,
     ) -> AppResult<Vec<ResultWrite>> {
         let catalog = self.catalog();
-        let items = self
-            .store
-            .work_items(&WorklistFilter {
-                patient_id: Some(patient.id),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?;
-        let items: Vec<WorkItem> = items
+        let items: Vec<WorkItem> = order_items
             .into_iter()
-            .filter(|i| i.order.id == order_id && i.test.status != TestStatus::Cancelled.code())
+            .filter(|i| i.test.status != TestStatus::Cancelled.code())
             .collect();
         let mut values: BTreeMap<String, f64> = BTreeMap::new();
         for i in &items {

@@ -372,6 +372,38 @@ impl Store {
         row.as_ref().map(instrument_from_row).transpose()
     }
 
+    /// An instrument with its test-code map, in one read (every inbound message needs both).
+    pub async fn instrument_with_codes(
+        &self,
+        protocol: &str,
+        sender: &str,
+    ) -> StoreResult<Option<(InstrumentRow, Vec<TestCodeRow>)>> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.name, i.protocol, i.sender, i.active, c.instrument_code, c.test_code, c.unit \
+             FROM instrument i LEFT JOIN instrument_test_code c ON c.instrument_id = i.id \
+             WHERE i.protocol = $1 AND i.sender = $2 ORDER BY c.instrument_code",
+        )
+        .bind(protocol)
+        .bind(sender)
+        .fetch_all(self.reader())
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let instrument = instrument_from_row(first)?;
+        let mut codes = Vec::new();
+        for r in &rows {
+            let Some(instrument_code) = r.try_get::<Option<String>, _>("instrument_code")? else {
+                continue; // no codes mapped yet
+            };
+            codes.push(TestCodeRow {
+                instrument_id: instrument.id,
+                instrument_code,
+                test_code: r.try_get("test_code")?,
+                unit: r.try_get("unit")?,
+            });
+        }
+        Ok(Some((instrument, codes)))
+    }
+
     /// An instrument by id.
     pub async fn instrument(&self, id: i64) -> StoreResult<InstrumentRow> {
         let row =

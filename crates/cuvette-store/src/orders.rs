@@ -156,6 +156,8 @@ pub struct WorklistFilter {
     pub specimen_id: Option<i64>,
     /// Only this patient.
     pub patient_id: Option<i64>,
+    /// Only this order.
+    pub order_id: Option<i64>,
     /// At most this many rows.
     pub limit: i64,
 }
@@ -501,6 +503,9 @@ impl Store {
         if f.patient_id.is_some() {
             conditions.push(format!("o.patient_id = ${}", next()));
         }
+        if f.order_id.is_some() {
+            conditions.push(format!("t.order_id = ${}", next()));
+        }
         let limit = next();
         let filters =
             if conditions.is_empty() { "1 = 1".to_owned() } else { conditions.join(" AND ") };
@@ -524,6 +529,9 @@ impl Store {
             query = query.bind(id);
         }
         if let Some(id) = f.patient_id {
+            query = query.bind(id);
+        }
+        if let Some(id) = f.order_id {
             query = query.bind(id);
         }
         let rows =

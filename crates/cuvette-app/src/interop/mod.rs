@@ -22,12 +22,13 @@ use cuvette_store::{
 };
 
 pub mod astm;
+pub(crate) mod commit;
 pub mod hl7;
 pub mod outbound;
 
 use crate::orders::PreparedOrder;
 use crate::patients::NAME_LEN_MAX;
-use crate::results::PreparedResult;
+use crate::results::{OrderItems, PreparedResult};
 use crate::{Actor, AppError, AppResult, Lab, PlaceOrder, PlacedOrder};
 
 /// One result as an instrument reported it, before mapping.
@@ -136,16 +137,57 @@ impl Ingested {
     }
 }
 
-/// What the message log records about one inbound message.
-struct LogEntry<'a> {
-    outcome: &'a str,
-    detail: &'a str,
-    ack: &'a [u8],
-    accession: Option<&'a str>,
+/// What the message log records about one inbound message, owned so that it can wait for a
+/// group commit.
+pub(crate) struct MessageRecord {
+    protocol: String,
+    channel: String,
+    peer: String,
+    sender: String,
+    control_id: Option<String>,
+    message_type: String,
+    raw: Vec<u8>,
+    outcome: &'static str,
+    detail: String,
+    ack: Vec<u8>,
+    accession: Option<String>,
     results: i64,
-    quarantine: Option<&'a str>,
+    quarantine: Option<&'static str>,
+    replay_of: Option<i64>,
     /// When processing began (clock microseconds), for the processing time.
     started: i64,
+}
+
+impl MessageRecord {
+    #[allow(clippy::too_many_arguments)] // One log row; the names are the columns.
+    fn inbound(
+        msg: &Inbound<'_>,
+        outcome: &'static str,
+        detail: String,
+        ack: Vec<u8>,
+        accession: Option<String>,
+        results: usize,
+        quarantine: Option<&'static str>,
+        started: i64,
+    ) -> MessageRecord {
+        MessageRecord {
+            protocol: msg.protocol.to_owned(),
+            channel: msg.channel.to_owned(),
+            peer: msg.peer.to_owned(),
+            sender: msg.sender.to_owned(),
+            control_id: msg.control_id.map(str::to_owned),
+            message_type: msg.message_type.to_owned(),
+            raw: msg.raw.to_vec(),
+            outcome,
+            detail,
+            ack,
+            accession,
+            results: results as i64,
+            quarantine,
+            replay_of: msg.replay_of,
+            started,
+        }
+    }
 }
 
 /// The longest time a result message may take to process before it is logged as slow.
@@ -179,34 +221,32 @@ impl Lab {
         let plan = match &msg.malformed {
             Some(reason) => Err((reason.clone(), String::new())),
             None => match self.plan_ingest(msg).await? {
-                Ok((instrument, prepared, skipped)) => {
-                    let writes = self.result_writes(&prepared, None).await?;
+                Ok((instrument, prepared, orders, skipped)) => {
+                    let writes = self.result_writes(&prepared, None, &orders).await?;
                     Ok((instrument, prepared, writes, skipped))
                 }
                 Err(refused) => Err(refused),
             },
         };
-        let mut tx = self.store.begin().await?;
-        let (outcome, results, accession, skipped_count) = match plan {
+        let (outcome, actor, writes, accession, skipped_count) = match plan {
             Ok((instrument, prepared, writes, skipped)) => {
-                let actor = instrument_actor(&instrument);
-                let saved = self.write_results(&mut tx, &actor, writes).await?;
                 let accession = prepared.first().map(|p| p.item.specimen.accession.clone());
-                let n = saved.len();
+                let skipped_count = skipped.len();
                 (
-                    Ingested::Accepted {
-                        message_id: 0,
-                        results: prepared.len(),
-                        skipped: skipped.clone(),
-                    },
-                    n,
+                    Ingested::Accepted { message_id: 0, results: prepared.len(), skipped },
+                    Some(instrument_actor(&instrument)),
+                    writes,
                     accession,
-                    skipped.len(),
+                    skipped_count,
                 )
             }
-            Err((reason, location)) => {
-                (Ingested::Quarantined { message_id: 0, reason, location }, 0, None, 0)
-            }
+            Err((reason, location)) => (
+                Ingested::Quarantined { message_id: 0, reason, location },
+                None,
+                Vec::new(),
+                None,
+                0,
+            ),
         };
         let ack_bytes = ack(&outcome);
         let (outcome_code, detail, quarantine) = match &outcome {
@@ -234,27 +274,26 @@ impl Lab {
         let first_accession = accession
             .or_else(|| msg.results.first().map(|r| r.accession.clone()))
             .filter(|a| !a.is_empty());
-        let entry = LogEntry {
-            outcome: outcome_code,
-            detail: &detail,
-            ack: &ack_bytes,
-            accession: first_accession.as_deref(),
-            results: results as i64,
+        let record = MessageRecord::inbound(
+            msg,
+            outcome_code,
+            detail,
+            ack_bytes.clone(),
+            first_accession,
+            writes.len(),
             quarantine,
             started,
-        };
-        let Some(message_id) = self.log_inbound(&mut tx, msg, &entry).await? else {
+        );
+        match self.commit_grouped(commit::CommitJob { actor, writes, record }).await? {
+            commit::Committed::Logged(message_id) => {
+                Ok((outcome.with_message_id(message_id), ack_bytes))
+            }
             // Two connections delivered the same message at once: the other one won.
-            drop(tx);
-            return self.stored_answer(msg, ack).await?.ok_or_else(|| {
-                AppError::Conflict("the message was received twice at once".into())
-            });
-        };
-        if let Some(original) = msg.replay_of {
-            tx.set_quarantine(original, "replayed").await?;
+            commit::Committed::AlreadyLogged => self
+                .stored_answer(msg, ack)
+                .await?
+                .ok_or_else(|| AppError::Conflict("the message was received twice at once".into())),
         }
-        tx.commit().await?;
-        Ok((outcome.with_message_id(message_id), ack_bytes))
     }
 
     /// The answer already given to this message, when it is a retransmission (same sender,
@@ -276,30 +315,25 @@ impl Lab {
 
     /// Logs an inbound message inside `tx`; `None` when the same sender's control id was
     /// logged meanwhile (the transaction is then unusable and must be dropped).
-    async fn log_inbound(
-        &self,
-        tx: &mut Tx,
-        msg: &Inbound<'_>,
-        e: &LogEntry<'_>,
-    ) -> AppResult<Option<i64>> {
+    async fn log_inbound(&self, tx: &mut Tx, e: &MessageRecord) -> AppResult<Option<i64>> {
         let inserted = tx
             .insert_message(
                 &NewMessage {
                     direction: "in",
-                    protocol: msg.protocol,
-                    channel: msg.channel,
-                    peer: msg.peer,
-                    sender: msg.sender,
-                    control_id: msg.control_id,
-                    message_type: msg.message_type,
-                    raw: msg.raw,
+                    protocol: &e.protocol,
+                    channel: &e.channel,
+                    peer: &e.peer,
+                    sender: &e.sender,
+                    control_id: e.control_id.as_deref(),
+                    message_type: &e.message_type,
+                    raw: &e.raw,
                     outcome: e.outcome,
-                    detail: e.detail,
-                    ack: Some(e.ack),
-                    accession: e.accession,
+                    detail: &e.detail,
+                    ack: Some(&e.ack),
+                    accession: e.accession.as_deref(),
                     results: e.results,
                     quarantine: e.quarantine,
-                    replay_of: msg.replay_of,
+                    replay_of: e.replay_of,
                     processed_us: self.clock_micros() - e.started,
                 },
                 self.now_micros(),
@@ -320,9 +354,11 @@ impl Lab {
     async fn plan_ingest(
         &self,
         msg: &Inbound<'_>,
-    ) -> AppResult<Result<(InstrumentRow, Vec<PreparedResult>, Vec<String>), (String, String)>>
-    {
-        let Some(instrument) = self.store.instrument_by_sender(msg.protocol, msg.sender).await?
+    ) -> AppResult<
+        Result<(InstrumentRow, Vec<PreparedResult>, OrderItems, Vec<String>), (String, String)>,
+    > {
+        let Some((instrument, codes)) =
+            self.store.instrument_with_codes(msg.protocol, msg.sender).await?
         else {
             return Ok(Err((
                 format!(
@@ -338,7 +374,6 @@ impl Lab {
         if msg.results.is_empty() {
             return Ok(Err(("the message carries no results".into(), String::new())));
         }
-        let codes = self.store.test_codes(instrument.id).await?;
         let catalog = self.catalog();
         let mut prepared: Vec<PreparedResult> = Vec::new();
         let mut skipped = Vec::new();
@@ -377,15 +412,16 @@ impl Lab {
                 Ok(a) => a.to_string(),
                 Err(e) => return Ok(Err((format!("specimen id {:?}: {e}", r.accession), at))),
             };
-            // One read per specimen, not per result: a panel's results share a tube.
+            // One read per specimen, not per result: a panel's results share a tube. The
+            // whole order is read, for the calculations its results feed.
             if !specimens.contains_key(&accession) {
                 let found = self.store.specimen_by_accession(&accession).await?;
                 let items = match &found {
                     Some(s) => {
                         self.store
                             .work_items(&cuvette_store::WorklistFilter {
-                                specimen_id: Some(s.id),
-                                limit: 1000,
+                                order_id: Some(s.order_id),
+                                limit: 10_000,
                                 ..Default::default()
                             })
                             .await?
@@ -413,7 +449,8 @@ impl Lab {
             let Some(item) = items
                 .iter()
                 .find(|i| {
-                    i.test.test_code == map.test_code
+                    i.specimen.id == specimen.id
+                        && i.test.test_code == map.test_code
                         && i.test.status != TestStatus::Cancelled.code()
                 })
                 .cloned()
@@ -457,7 +494,11 @@ impl Lab {
                 String::new(),
             )));
         }
-        Ok(Ok((instrument, prepared, skipped)))
+        let orders: OrderItems = specimens
+            .into_values()
+            .filter_map(|(found, items)| Some((found?.order_id, items)))
+            .collect();
+        Ok(Ok((instrument, prepared, orders, skipped)))
     }
 
     /// Adds an instrument (supervisor).
@@ -1030,16 +1071,17 @@ impl Lab {
         };
         let ack_bytes = ack(&outcome, fault);
         let quarantined = matches!(outcome, Ingested::Quarantined { .. });
-        let entry = LogEntry {
-            outcome: if quarantined { "quarantined" } else { "accepted" },
-            detail: &detail,
-            ack: &ack_bytes,
-            accession: accession.as_deref(),
-            results: 0,
-            quarantine: quarantined.then_some("open"),
+        let entry = MessageRecord::inbound(
+            msg,
+            if quarantined { "quarantined" } else { "accepted" },
+            detail,
+            ack_bytes.clone(),
+            accession,
+            0,
+            quarantined.then_some("open"),
             started,
-        };
-        let Some(message_id) = self.log_inbound(&mut tx, msg, &entry).await? else {
+        );
+        let Some(message_id) = self.log_inbound(&mut tx, &entry).await? else {
             drop(tx);
             return self.stored_answer(msg, &plain).await?.ok_or_else(|| {
                 AppError::Conflict("the message was received twice at once".into())
