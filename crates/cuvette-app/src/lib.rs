@@ -8,11 +8,14 @@
 //! boundary.
 
 mod auth;
+pub mod autoverify;
 pub mod clock;
+pub mod critical;
 mod error;
 pub mod interop;
 mod orders;
 mod patients;
+pub mod qc;
 mod queries;
 mod results;
 
@@ -53,6 +56,9 @@ pub struct LabConfig {
     /// --ehr HOST:PORT`). Each release then queues an ORU^R01 in the outbox, in the release's
     /// own transaction, marked with this destination. `None` (the default) queues nothing.
     pub ehr_destination: Option<String>,
+    /// Minutes within which a critical result must be called with read-back before it is
+    /// escalated (the lab's policy; 30 by default).
+    pub critical_call_minutes: i64,
 }
 
 impl Default for LabConfig {
@@ -65,6 +71,7 @@ impl Default for LabConfig {
             lockout_minutes: 15,
             lab_name: "Cuvette demo laboratory".into(),
             ehr_destination: None,
+            critical_call_minutes: 30,
         }
     }
 }
@@ -105,6 +112,8 @@ pub struct Lab {
     privileges: RwLock<Arc<Privileges>>,
     /// Inbound result messages waiting to be committed together.
     group: interop::commit::GroupCommit,
+    /// Autoverification rules and moving averages in force.
+    rules: RwLock<Arc<autoverify::RuleCache>>,
 }
 
 impl Lab {
@@ -117,10 +126,12 @@ impl Lab {
             catalog: RwLock::new(Arc::default()),
             privileges: RwLock::new(Arc::new(Privileges::seeded())),
             group: Default::default(),
+            rules: RwLock::new(Arc::default()),
         };
         lab.seed_catalog().await?;
         lab.reload_catalog().await?;
         lab.seed_privileges().await?;
+        lab.reload_rules().await?;
         Ok(lab)
     }
 

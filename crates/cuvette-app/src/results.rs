@@ -44,15 +44,24 @@ pub(crate) type OrderItems = std::collections::HashMap<i64, Vec<WorkItem>>;
 
 /// One result version about to be written.
 pub(crate) struct ResultWrite {
-    item: WorkItem,
+    pub(crate) item: WorkItem,
     row_version: i64,
-    value: ReportedValue,
-    evaluation: Evaluation,
+    pub(crate) value: ReportedValue,
+    pub(crate) evaluation: Evaluation,
     correction_reason: Option<String>,
-    instrument_flags: String,
+    pub(crate) instrument_flags: String,
+    /// The instrument that measured it.
+    pub(crate) instrument_id: Option<i64>,
+    /// The autoverification decision (JSON), when a rule set judged it.
+    pub(crate) autoverify: Option<String>,
 }
 
 impl ResultWrite {
+    /// The test's row version this write expects.
+    pub(crate) fn row_version(&self) -> i64 {
+        self.row_version
+    }
+
     /// The version this write creates: the one after the latest the caller read.
     fn version(&self) -> i64 {
         self.item.result.as_ref().map_or(0, |r| r.version) + 1
@@ -261,6 +270,8 @@ impl Lab {
                 evaluation,
                 correction_reason,
                 instrument_flags: p.instrument_flags.join(" "),
+                instrument_id: None,
+                autoverify: None,
             });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
@@ -343,6 +354,8 @@ impl Lab {
                 entered_by_role: actor.role.code(),
                 correction_reason: w.correction_reason.as_deref(),
                 instrument_flags: &w.instrument_flags,
+                instrument_id: w.instrument_id,
+                autoverify: w.autoverify.as_deref(),
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
@@ -461,6 +474,8 @@ impl Lab {
                 value,
                 correction_reason: final_.then(|| "recalculated from corrected inputs".to_owned()),
                 instrument_flags: String::new(),
+                instrument_id: None,
+                autoverify: None,
             });
         }
         Ok(writes)
@@ -513,6 +528,7 @@ impl Lab {
         // message for the EHR: one per specimen, showing every result released on it.
         let mut open: Option<Tx> = None;
         let mut released_on: BTreeMap<i64, BTreeMap<i64, (i64, String)>> = BTreeMap::new();
+        let mut standings: Option<Vec<crate::qc::QcStanding>> = None;
         for &(test_id, row_version) in tests {
             let held = |reason: String| Release::Held { ordered_test_id: test_id, reason };
             let item = match self.work_item(test_id).await {
@@ -556,6 +572,21 @@ impl Lab {
                     item.test.test_code
                 )));
                 continue;
+            }
+            // A QC lockout holds the instrument's results since its last good QC.
+            if let Some(instrument_id) = result.instrument_id {
+                if standings.is_none() {
+                    standings = Some(self.qc_standings(None).await?);
+                }
+                let lockout = standings.iter().flatten().find(|s| {
+                    s.facts.instrument_id == instrument_id
+                        && s.facts.test_code == item.test.test_code
+                        && s.holds(result.entered_at)
+                });
+                if let Some(s) = lockout {
+                    outcomes.push(held(format!("QC lockout: {}", s.reason)));
+                    continue;
+                }
             }
             let critical = result.flags.split(' ').any(|f| f == "LL" || f == "HH");
             let calls = self.store.critical_calls(test_id).await?;

@@ -528,7 +528,7 @@ pub fn sigma_metric(tea_percent: f64, bias_percent: f64, cv_percent: f64) -> Opt
 }
 
 /// The QC a method's sigma calls for (Westgard Sigma Rules, DOMAIN.md §4).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SigmaRecommendation {
     /// The rejection rules to apply.
     pub rules: RuleSet,

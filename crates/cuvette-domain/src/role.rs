@@ -73,10 +73,18 @@ pub enum Action {
     ManageUsers,
     /// Read the audit log.
     ViewAudit,
+    /// Run quality control: enter control results.
+    RunQc,
+    /// Document a corrective action after a QC failure, which lifts a lockout once QC passes.
+    CorrectQc,
+    /// Set up control materials, targets, Westgard rules and moving averages.
+    ManageQc,
+    /// Switch autoverification on and change its rules (director sign-off, CLSI AUTO15).
+    ApproveAutoverification,
 }
 
 /// Every action, in the order the privilege table lists them.
-pub const ACTIONS: [Action; 15] = [
+pub const ACTIONS: [Action; 19] = [
     Action::SearchPatients,
     Action::RegisterPatient,
     Action::PlaceOrder,
@@ -92,6 +100,10 @@ pub const ACTIONS: [Action; 15] = [
     Action::EditCatalog,
     Action::ManageUsers,
     Action::ViewAudit,
+    Action::RunQc,
+    Action::CorrectQc,
+    Action::ManageQc,
+    Action::ApproveAutoverification,
 ];
 
 impl Role {
@@ -124,8 +136,11 @@ impl Role {
                     | EnterResult
                     | VerifyRoutine
                     | DocumentCriticalCall
+                    | RunQc
             ),
-            Role::Technologist => !matches!(action, EditCatalog | ManageUsers | ViewAudit),
+            Role::Technologist => {
+                !matches!(action, EditCatalog | ManageUsers | ViewAudit | ApproveAutoverification)
+            }
             Role::Student => matches!(action, SearchPatients | ViewResults | EnterResult),
         }
     }
@@ -182,6 +197,10 @@ impl Action {
             Action::EditCatalog => "edit_catalog",
             Action::ManageUsers => "manage_users",
             Action::ViewAudit => "view_audit",
+            Action::RunQc => "run_qc",
+            Action::CorrectQc => "correct_qc",
+            Action::ManageQc => "manage_qc",
+            Action::ApproveAutoverification => "approve_autoverification",
         }
     }
 
@@ -287,6 +306,10 @@ impl fmt::Display for Action {
             Action::EditCatalog => "edit the test catalog",
             Action::ManageUsers => "manage users",
             Action::ViewAudit => "view the audit log",
+            Action::RunQc => "run quality control",
+            Action::CorrectQc => "document QC corrective actions",
+            Action::ManageQc => "set up QC materials, targets and rules",
+            Action::ApproveAutoverification => "approve autoverification rules",
         })
     }
 }

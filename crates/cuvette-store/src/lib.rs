@@ -14,6 +14,7 @@ mod catalog;
 mod interfaces;
 mod orders;
 mod patients;
+mod qc;
 mod results;
 mod users;
 
@@ -34,6 +35,10 @@ pub use orders::{
     WorklistFilter,
 };
 pub use patients::{NewPatient, PATIENT_SEARCH_LEN_MAX, PatientRow};
+pub use qc::{
+    CorrectiveActionRow, CriticalRow, MaterialRow, MovingAverageRow, NewMaterial, NewQcRun,
+    PatientResultRow, PriorRow, QcFacts, QcPoint, QcRunRow, RuleSetRow, TargetRow,
+};
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
@@ -252,6 +257,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/0001_postgres.sql"),
     ),
     (2, include_str!("../migrations/0002_interfaces.sql"), "", ""),
+    (3, include_str!("../migrations/0003_qc.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

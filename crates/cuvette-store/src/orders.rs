@@ -103,6 +103,14 @@ pub struct SpecimenRow {
     pub recollection_of: Option<i64>,
     /// Optimistic-concurrency version.
     pub row_version: i64,
+    /// Hemolysis index the analyzer measured.
+    pub hemolysis_index: Option<i64>,
+    /// Icterus index.
+    pub icterus_index: Option<i64>,
+    /// Lipemia index.
+    pub lipemia_index: Option<i64>,
+    /// Condition codes noted on it, space-separated.
+    pub conditions: String,
 }
 
 /// A stored ordered test.
@@ -165,7 +173,8 @@ pub struct WorklistFilter {
 const SPECIMEN_COLUMNS: &str = "s.id AS s_id, s.accession AS s_accession, s.order_id AS s_order_id, s.container AS s_container, \
     s.specimen_type AS s_specimen_type, s.status AS s_status, s.collected_at AS s_collected_at, s.collected_by AS s_collected_by, \
     s.received_at AS s_received_at, s.received_by AS s_received_by, s.rejected_at AS s_rejected_at, s.rejected_by AS s_rejected_by, \
-    s.reject_reason AS s_reject_reason, s.reject_note AS s_reject_note, s.recollection_of AS s_recollection_of, s.row_version AS s_row_version";
+    s.reject_reason AS s_reject_reason, s.reject_note AS s_reject_note, s.recollection_of AS s_recollection_of, s.row_version AS s_row_version, \
+    s.hemolysis_index AS s_hemolysis_index, s.icterus_index AS s_icterus_index, s.lipemia_index AS s_lipemia_index, s.conditions AS s_conditions";
 
 const ORDER_COLUMNS: &str = "o.id AS o_id, o.patient_id AS o_patient_id, o.provider AS o_provider, o.priority AS o_priority, \
     o.clinical_note AS o_clinical_note, o.placer_number AS o_placer_number, o.ordered_at AS o_ordered_at, o.ordered_by AS o_ordered_by";
@@ -191,6 +200,10 @@ fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
         reject_note: r.try_get("s_reject_note")?,
         recollection_of: opt_i64(r, "s_recollection_of"),
         row_version: r.try_get("s_row_version")?,
+        hemolysis_index: opt_i64(r, "s_hemolysis_index"),
+        icterus_index: opt_i64(r, "s_icterus_index"),
+        lipemia_index: opt_i64(r, "s_lipemia_index"),
+        conditions: r.try_get("s_conditions")?,
     })
 }
 
@@ -536,6 +549,33 @@ impl Store {
         }
         let rows =
             query.bind(if f.limit > 0 { f.limit } else { 1000 }).fetch_all(self.reader()).await?;
+        rows.iter().map(work_item_from_row).collect()
+    }
+
+    /// Stored instrument results of a test entered in `[from, to)` (their latest versions),
+    /// with specimen and patient, oldest first: the history a rule set is tried on.
+    pub async fn results_of_test(
+        &self,
+        test_code: &str,
+        from: Micros,
+        to: Micros,
+        limit: i64,
+    ) -> StoreResult<Vec<WorkItem>> {
+        let sql = format!(
+            "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
+             FROM result r JOIN ordered_test t ON t.id = r.ordered_test_id \
+             JOIN specimen s ON s.id = t.specimen_id JOIN lab_order o ON o.id = t.order_id JOIN patient p ON p.id = o.patient_id \
+             WHERE t.test_code = $1 AND r.entered_at >= $2 AND r.entered_at < $3 AND r.instrument_id IS NOT NULL \
+               AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = t.id) \
+             ORDER BY r.entered_at, r.id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(test_code)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(work_item_from_row).collect()
     }
 

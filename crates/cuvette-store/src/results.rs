@@ -38,6 +38,10 @@ pub struct NewResult<'a> {
     pub correction_reason: Option<&'a str>,
     /// What the instrument flagged, space-separated (empty for manual entry).
     pub instrument_flags: &'a str,
+    /// The instrument that measured it.
+    pub instrument_id: Option<i64>,
+    /// The autoverification decision with its trace (JSON), when a rule set ran.
+    pub autoverify: Option<&'a str>,
 }
 
 /// A stored result version.
@@ -81,6 +85,10 @@ pub struct ResultRow {
     pub release_status: Option<String>,
     /// What the instrument flagged.
     pub instrument_flags: String,
+    /// The instrument that measured it.
+    pub instrument_id: Option<i64>,
+    /// The autoverification decision with its trace (JSON).
+    pub autoverify: Option<String>,
 }
 
 /// The result columns, prefixed `r_`, for joins.
@@ -89,7 +97,8 @@ pub(crate) const RESULT_COLUMNS_R: &str = "r.id AS r_id, r.ordered_test_id AS r_
     r.reference_interval AS r_reference_interval, r.review AS r_review, r.reasons AS r_reasons, \
     r.definition_version AS r_definition_version, r.entered_at AS r_entered_at, r.entered_by AS r_entered_by, \
     r.entered_by_role AS r_entered_by_role, r.correction_reason AS r_correction_reason, r.released_at AS r_released_at, \
-    r.released_by AS r_released_by, r.release_status AS r_release_status, r.instrument_flags AS r_instrument_flags";
+    r.released_by AS r_released_by, r.release_status AS r_release_status, r.instrument_flags AS r_instrument_flags, \
+    r.instrument_id AS r_instrument_id, r.autoverify AS r_autoverify";
 
 pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
     Ok(ResultRow {
@@ -112,6 +121,8 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         released_by: r.try_get("r_released_by")?,
         release_status: r.try_get("r_release_status")?,
         instrument_flags: r.try_get("r_instrument_flags")?,
+        instrument_id: opt_i64(r, "r_instrument_id"),
+        autoverify: r.try_get("r_autoverify")?,
     })
 }
 
@@ -167,12 +178,13 @@ impl Tx {
         results: &[NewResult<'_>],
         now: Micros,
     ) -> StoreResult<()> {
-        const COLUMNS: usize = 16;
+        const COLUMNS: usize = 18;
         const ROWS_PER_INSERT: usize = 100;
         for chunk in results.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
-                 review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags) VALUES ",
+                 review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags, \
+                 instrument_id, autoverify) VALUES ",
             );
             crate::values_placeholders(&mut sql, chunk.len(), COLUMNS);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -193,7 +205,9 @@ impl Tx {
                     .bind(r.entered_by)
                     .bind(r.entered_by_role)
                     .bind(r.correction_reason)
-                    .bind(r.instrument_flags);
+                    .bind(r.instrument_flags)
+                    .bind(r.instrument_id)
+                    .bind(r.autoverify);
             }
             q.execute(self.conn()).await.map_err(|e| {
                 crate::StoreError::on_unique(

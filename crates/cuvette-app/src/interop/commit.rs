@@ -31,6 +31,8 @@ pub(crate) struct CommitJob {
     pub writes: Vec<ResultWrite>,
     /// Its message log entry, acknowledgement included.
     pub record: MessageRecord,
+    /// Serum indices measured on its specimens, by specimen id.
+    pub indices: Vec<(i64, cuvette_domain::autoverify::SerumIndices)>,
 }
 
 /// What became of a job.
@@ -110,6 +112,15 @@ impl Lab {
         for job in jobs {
             if let Some(actor) = &job.actor {
                 self.write_results(&mut tx, actor, &job.writes).await?;
+            }
+            for (specimen_id, i) in &job.indices {
+                tx.set_specimen_indices(
+                    *specimen_id,
+                    i.hemolysis.map(i64::from),
+                    i.icterus.map(i64::from),
+                    i.lipemia.map(i64::from),
+                )
+                .await?;
             }
             let Some(id) = self.log_inbound(&mut tx, &job.record).await? else {
                 if jobs.len() > 1 {

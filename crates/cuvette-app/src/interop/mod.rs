@@ -28,6 +28,11 @@ pub mod outbound;
 
 use crate::orders::PreparedOrder;
 use crate::patients::NAME_LEN_MAX;
+use std::collections::HashMap;
+
+use cuvette_domain::autoverify::SerumIndices;
+
+use crate::autoverify::SERUM_INDEX_CODES;
 use crate::results::{OrderItems, PreparedResult};
 use crate::{Actor, AppError, AppResult, Lab, PlaceOrder, PlacedOrder};
 
@@ -137,6 +142,24 @@ impl Ingested {
     }
 }
 
+/// A result message checked against the record, ready to evaluate.
+pub(crate) struct IngestPlan {
+    instrument: InstrumentRow,
+    prepared: Vec<PreparedResult>,
+    orders: OrderItems,
+    skipped: Vec<String>,
+    /// Serum indices the message carried, by specimen id.
+    indices: HashMap<i64, SerumIndices>,
+}
+
+/// Work after a message's commit.
+#[derive(Default)]
+struct AfterCommit {
+    instrument_id: Option<i64>,
+    tests: Vec<String>,
+    releases: Vec<(String, i64, i64)>,
+}
+
 /// What the message log records about one inbound message, owned so that it can wait for a
 /// group commit.
 pub(crate) struct MessageRecord {
@@ -221,23 +244,42 @@ impl Lab {
         let plan = match &msg.malformed {
             Some(reason) => Err((reason.clone(), String::new())),
             None => match self.plan_ingest(msg).await? {
-                Ok((instrument, prepared, orders, skipped)) => {
-                    let writes = self.result_writes(&prepared, None, &orders).await?;
-                    Ok((instrument, prepared, writes, skipped))
+                Ok(plan) => {
+                    let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
+                    let measured = plan.prepared.len();
+                    for w in &mut writes[..measured] {
+                        w.instrument_id = Some(plan.instrument.id);
+                    }
+                    self.decide_autoverification(
+                        plan.instrument.id,
+                        &mut writes[..measured],
+                        &plan.indices,
+                    )
+                    .await?;
+                    Ok((plan, writes))
                 }
                 Err(refused) => Err(refused),
             },
         };
-        let (outcome, actor, writes, accession, skipped_count) = match plan {
-            Ok((instrument, prepared, writes, skipped)) => {
-                let accession = prepared.first().map(|p| p.item.specimen.accession.clone());
-                let skipped_count = skipped.len();
+        let mut after = AfterCommit::default();
+        let (outcome, actor, writes, accession, skipped_count, indices) = match plan {
+            Ok((plan, writes)) => {
+                let accession = plan.prepared.first().map(|p| p.item.specimen.accession.clone());
+                let skipped_count = plan.skipped.len();
+                after.instrument_id = Some(plan.instrument.id);
+                after.tests = plan.prepared.iter().map(|p| p.item.test.test_code.clone()).collect();
+                after.releases = Self::autoverified_releases(&writes);
                 (
-                    Ingested::Accepted { message_id: 0, results: prepared.len(), skipped },
-                    Some(instrument_actor(&instrument)),
+                    Ingested::Accepted {
+                        message_id: 0,
+                        results: plan.prepared.len(),
+                        skipped: plan.skipped,
+                    },
+                    Some(instrument_actor(&plan.instrument)),
                     writes,
                     accession,
                     skipped_count,
+                    plan.indices.into_iter().collect(),
                 )
             }
             Err((reason, location)) => (
@@ -246,6 +288,7 @@ impl Lab {
                 Vec::new(),
                 None,
                 0,
+                Vec::new(),
             ),
         };
         let ack_bytes = ack(&outcome);
@@ -284,8 +327,9 @@ impl Lab {
             quarantine,
             started,
         );
-        match self.commit_grouped(commit::CommitJob { actor, writes, record }).await? {
+        match self.commit_grouped(commit::CommitJob { actor, writes, record, indices }).await? {
             commit::Committed::Logged(message_id) => {
+                self.after_commit(after).await;
                 Ok((outcome.with_message_id(message_id), ack_bytes))
             }
             // Two connections delivered the same message at once: the other one won.
@@ -293,6 +337,22 @@ impl Lab {
                 .stored_answer(msg, ack)
                 .await?
                 .ok_or_else(|| AppError::Conflict("the message was received twice at once".into())),
+        }
+    }
+
+    /// What follows a committed message: automatic releases, then the patient moving
+    /// averages. The message is acknowledged whatever happens here: its results are stored,
+    /// and anything not released stays in the review queue.
+    async fn after_commit(&self, after: AfterCommit) {
+        if !after.releases.is_empty() {
+            if let Err(e) = self.release_autoverified(after.releases).await {
+                tracing::error!(error = %e, "automatic release failed; the results wait for review");
+            }
+        }
+        if let Some(instrument_id) = after.instrument_id {
+            if let Err(e) = self.check_moving_averages(instrument_id, &after.tests).await {
+                tracing::error!(error = %e, "patient moving averages could not be checked");
+            }
         }
     }
 
@@ -354,9 +414,7 @@ impl Lab {
     async fn plan_ingest(
         &self,
         msg: &Inbound<'_>,
-    ) -> AppResult<
-        Result<(InstrumentRow, Vec<PreparedResult>, OrderItems, Vec<String>), (String, String)>,
-    > {
+    ) -> AppResult<Result<IngestPlan, (String, String)>> {
         let Some((instrument, codes)) =
             self.store.instrument_with_codes(msg.protocol, msg.sender).await?
         else {
@@ -377,6 +435,7 @@ impl Lab {
         let catalog = self.catalog();
         let mut prepared: Vec<PreparedResult> = Vec::new();
         let mut skipped = Vec::new();
+        let mut indices: HashMap<i64, SerumIndices> = HashMap::new();
         let mut specimens: std::collections::HashMap<
             String,
             (Option<cuvette_store::SpecimenRow>, Vec<cuvette_store::WorkItem>),
@@ -446,6 +505,25 @@ impl Lab {
                     at,
                 )));
             }
+            if let Some(index) = SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code) {
+                // A serum index describes the specimen, not an ordered test.
+                let Ok(value) = r.value.trim().parse::<u32>() else {
+                    return Ok(Err((
+                        format!(
+                            "{} {:?} is not a whole number",
+                            SERUM_INDEX_CODES[index].1, r.value
+                        ),
+                        at,
+                    )));
+                };
+                let entry = indices.entry(specimen.id).or_default();
+                match index {
+                    0 => entry.hemolysis = Some(value),
+                    1 => entry.icterus = Some(value),
+                    _ => entry.lipemia = Some(value),
+                }
+                continue;
+            }
             let Some(item) = items
                 .iter()
                 .find(|i| {
@@ -498,7 +576,7 @@ impl Lab {
             .into_values()
             .filter_map(|(found, items)| Some((found?.order_id, items)))
             .collect();
-        Ok(Ok((instrument, prepared, orders, skipped)))
+        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, indices }))
     }
 
     /// Adds an instrument (supervisor).
@@ -556,13 +634,17 @@ impl Lab {
         let instrument = self.store.instrument(instrument_id).await?;
         let test_code = test_code.trim().to_ascii_uppercase();
         let catalog = self.catalog();
-        let Some(def) = catalog.catalog.test(&test_code) else {
+        let index = SERUM_INDEX_CODES.iter().any(|(c, _)| *c == test_code);
+        let def = catalog.catalog.test(&test_code);
+        if def.is_none() && !index {
             return Err(AppError::invalid(
                 "test_code",
-                format!("{test_code:?} is not a test in the catalog"),
+                format!(
+                    "{test_code:?} is not a test in the catalog (serum indices map to SI_H, SI_I or SI_L)"
+                ),
             ));
-        };
-        if def.is_calculated() {
+        }
+        if let Some(def) = def.filter(|d| d.is_calculated()) {
             return Err(AppError::invalid(
                 "test_code",
                 format!("{} is calculated; map the instrument's measured tests", def.name),
@@ -575,7 +657,10 @@ impl Lab {
                 "enter the code the instrument sends (up to 100 characters)",
             ));
         }
-        let unit = if unit.trim().is_empty() { def.unit.clone() } else { unit.trim().to_owned() };
+        let unit = match (unit.trim(), def) {
+            ("", Some(def)) => def.unit.clone(),
+            (unit, _) => unit.to_owned(),
+        };
         let row = TestCodeRow {
             instrument_id,
             instrument_code: code.to_owned(),

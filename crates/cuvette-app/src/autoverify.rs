@@ -1,0 +1,448 @@
+//! Autoverification at the lab: the rule set of each test (approved by the director, CLSI
+//! AUTO15), a decision with its trace stored with every instrument result, the automatic
+//! release of those that pass, a dry run over the lab's own history before a rule set is
+//! switched on, and a switch that suspends it all at once.
+//!
+//! Only instrument results are autoverified: a value typed at the bench is already in front of
+//! a person. A decision never releases a result the QC lockout holds, and the release itself
+//! goes through the same checks as a person's (row version, lockout, privileges).
+
+use std::collections::{BTreeMap, HashMap};
+
+use cuvette_domain::autoverify::{
+    AutoverifyRules, Candidate, Decision, DryRunReport, QcState, SerumIndices, autoverify, dry_run,
+};
+use cuvette_domain::delta::PriorResult;
+use cuvette_domain::evaluation::evaluate;
+use cuvette_domain::workflow::TestStatus;
+use cuvette_domain::{Action, ReportedValue, Role};
+use cuvette_store::{MovingAverageRow, NewAuditEvent};
+use rust_decimal::Decimal;
+
+use crate::results::ResultWrite;
+use crate::{Actor, AppError, AppResult, Lab};
+
+/// Mapping targets for serum indices: an instrument code mapped to one of these is stored on
+/// the specimen as its hemolysis, icterus or lipemia index, not as a result.
+pub const SERUM_INDEX_CODES: [(&str, &str); 3] =
+    [("SI_H", "hemolysis index"), ("SI_I", "icterus index"), ("SI_L", "lipemia index")];
+
+/// The rules and averages in force, read once and replaced when staff change them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleCache {
+    /// Autoverification rules by test code (stored ones only).
+    pub autoverify: HashMap<String, AutoverifyRules>,
+    /// Patient moving-average rules.
+    pub moving_averages: Vec<MovingAverageRow>,
+}
+
+/// A test's rule set as the set-up screen shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleSetView {
+    /// Catalog test.
+    pub test_code: String,
+    /// Its name.
+    pub test_name: String,
+    /// The rules (the defaults when none are stored).
+    pub rules: AutoverifyRules,
+    /// Whether they are stored (a default set is never enabled).
+    pub stored: bool,
+    /// Fingerprint of the rules.
+    pub fingerprint: String,
+    /// Who last changed them, and when.
+    pub updated: Option<(String, i64)>,
+}
+
+/// A dry run's report with examples of what would be held.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryRun {
+    /// The counts.
+    pub report: DryRunReport,
+    /// Up to 50 held results: accession, value, why.
+    pub held_examples: Vec<(String, String, String)>,
+}
+
+/// The actor automatic releases are made under.
+fn autoverifier(fingerprint: &str) -> Actor {
+    Actor {
+        name: "autoverify".into(),
+        display_name: format!("Autoverification ({fingerprint})"),
+        role: Role::Technologist,
+    }
+}
+
+impl Lab {
+    pub(crate) fn rule_cache(&self) -> std::sync::Arc<RuleCache> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the autoverification rules and moving averages.
+    pub(crate) async fn reload_rules(&self) -> AppResult<()> {
+        let mut cache = RuleCache::default();
+        for row in self.store.autoverify_rule_sets().await? {
+            match serde_json::from_str::<AutoverifyRules>(&row.rules) {
+                Ok(rules) => {
+                    cache.autoverify.insert(row.test_code, rules);
+                }
+                Err(e) => {
+                    tracing::error!(test = %row.test_code, error = %e, "stored autoverification rules do not parse; the test is not autoverified")
+                }
+            }
+        }
+        cache.moving_averages = self.store.moving_average_rules(None).await?;
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(cache);
+        Ok(())
+    }
+
+    pub(crate) async fn moving_average_rules_cached(
+        &self,
+        instrument_id: i64,
+    ) -> AppResult<Vec<MovingAverageRow>> {
+        Ok(self
+            .rule_cache()
+            .moving_averages
+            .iter()
+            .filter(|r| r.instrument_id == instrument_id)
+            .cloned()
+            .collect())
+    }
+
+    /// Every measured test's rule set, stored or default.
+    pub async fn autoverify_rule_sets(&self, actor: &Actor) -> AppResult<Vec<RuleSetView>> {
+        self.require(actor, Action::ViewResults)?;
+        let stored = self.store.autoverify_rule_sets().await?;
+        let catalog = self.catalog();
+        let mut out = Vec::new();
+        for def in catalog.catalog.tests().filter(|d| !d.is_calculated()) {
+            let row = stored.iter().find(|r| r.test_code == def.code);
+            let rules = row
+                .and_then(|r| serde_json::from_str(&r.rules).ok())
+                .unwrap_or_else(|| AutoverifyRules::default_for(def));
+            out.push(RuleSetView {
+                test_code: def.code.clone(),
+                test_name: def.name.clone(),
+                fingerprint: rules.fingerprint(),
+                stored: row.is_some(),
+                updated: row.map(|r| (r.updated_by.clone(), r.updated_at)),
+                rules,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One test's rule set.
+    pub async fn autoverify_rule_set(
+        &self,
+        actor: &Actor,
+        test_code: &str,
+    ) -> AppResult<RuleSetView> {
+        self.autoverify_rule_sets(actor)
+            .await?
+            .into_iter()
+            .find(|r| r.test_code == test_code)
+            .ok_or_else(|| AppError::NotFound(format!("{test_code} is not a measured test")))
+    }
+
+    /// Stores a test's rule set (director's or supervisor's approval).
+    pub async fn save_autoverify_rules(
+        &self,
+        actor: &Actor,
+        test_code: &str,
+        rules: &AutoverifyRules,
+    ) -> AppResult<String> {
+        self.require(actor, Action::ApproveAutoverification)?;
+        if self.catalog().catalog.test(test_code).is_none_or(|d| d.is_calculated()) {
+            return Err(AppError::NotFound(format!("{test_code} is not a measured test")));
+        }
+        rules.validate().map_err(|e| AppError::invalid("rules", e.to_string()))?;
+        let before =
+            self.store.autoverify_rule_sets().await?.into_iter().find(|r| r.test_code == test_code);
+        let json = serde_json::to_string(rules).map_err(|e| AppError::Refused(e.to_string()))?;
+        let fingerprint = rules.fingerprint();
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_autoverify_rules(test_code, &json, &fingerprint, &actor.name, now).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: if rules.enabled { "autoverify.approve" } else { "autoverify.save" },
+            entity: "autoverify_rule_set",
+            entity_id: test_code.to_owned(),
+            patient_id: None,
+            before: before.and_then(|b| serde_json::from_str(&b.rules).ok()),
+            after: serde_json::to_value(rules).ok(),
+        })
+        .await?;
+        tx.commit().await?;
+        self.reload_rules().await?;
+        Ok(fingerprint)
+    }
+
+    /// Switches autoverification off for every test at once (rules kept); returns how many
+    /// tests were switched off.
+    pub async fn suspend_autoverification(&self, actor: &Actor) -> AppResult<usize> {
+        self.require(actor, Action::ApproveAutoverification)?;
+        let now = self.now_micros();
+        let mut n = 0;
+        let mut tx = self.store.begin().await?;
+        for row in self.store.autoverify_rule_sets().await? {
+            let Ok(mut rules) = serde_json::from_str::<AutoverifyRules>(&row.rules) else {
+                continue;
+            };
+            if !rules.enabled {
+                continue;
+            }
+            rules.enabled = false;
+            let json =
+                serde_json::to_string(&rules).map_err(|e| AppError::Refused(e.to_string()))?;
+            tx.set_autoverify_rules(&row.test_code, &json, &rules.fingerprint(), &actor.name, now)
+                .await?;
+            n += 1;
+        }
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "autoverify.suspend",
+            entity: "autoverify_rule_set",
+            entity_id: "*".into(),
+            patient_id: None,
+            before: None,
+            after: Some(serde_json::json!({ "tests_suspended": n })),
+        })
+        .await?;
+        tx.commit().await?;
+        self.reload_rules().await?;
+        Ok(n)
+    }
+
+    /// Decides each instrument result whose test has an enabled rule set, storing the decision
+    /// with the result. Costs nothing for tests without one.
+    pub(crate) async fn decide_autoverification(
+        &self,
+        instrument_id: i64,
+        writes: &mut [ResultWrite],
+        indices: &HashMap<i64, SerumIndices>,
+    ) -> AppResult<()> {
+        let cache = self.rule_cache();
+        if !writes
+            .iter()
+            .any(|w| cache.autoverify.get(&w.item.test.test_code).is_some_and(|r| r.enabled))
+        {
+            return Ok(());
+        }
+        let now = self.now_micros();
+        let standings: HashMap<String, QcState> = self
+            .qc_standings(Some(instrument_id))
+            .await?
+            .into_iter()
+            .map(|s| (s.facts.test_code.clone(), s.state(now)))
+            .collect();
+        // The patient's previous results, one read per specimen.
+        let mut priors: HashMap<(i64, String), PriorResult> = HashMap::new();
+        let mut specimens: BTreeMap<i64, (i64, i64, Vec<String>)> = BTreeMap::new();
+        for w in writes.iter() {
+            let entry = specimens.entry(w.item.specimen.id).or_insert((
+                w.item.patient.id,
+                w.item.specimen.collected_at.unwrap_or(now),
+                Vec::new(),
+            ));
+            entry.2.push(w.item.test.test_code.clone());
+        }
+        for (specimen_id, (patient_id, collected_at, codes)) in specimens {
+            for p in self.store.prior_results(patient_id, &codes, specimen_id, collected_at).await?
+            {
+                let (Ok(value), Ok(at)) =
+                    (Decimal::try_from(p.value), jiff::Timestamp::from_microsecond(p.at))
+                else {
+                    continue;
+                };
+                priors.insert((specimen_id, p.test_code), PriorResult { value, at });
+            }
+        }
+        let catalog = self.catalog();
+        for w in writes.iter_mut() {
+            let Some(rules) = cache.autoverify.get(&w.item.test.test_code).filter(|r| r.enabled)
+            else {
+                continue;
+            };
+            let Some(def) = catalog.catalog.test(&w.item.test.test_code) else { continue };
+            let qc = standings.get(&def.code).cloned().unwrap_or(QcState::NoQc);
+            let flags: Vec<String> =
+                w.instrument_flags.split_whitespace().map(str::to_owned).collect();
+            let at = jiff::Timestamp::from_microsecond(w.item.specimen.collected_at.unwrap_or(now))
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            let specimen_indices =
+                indices.get(&w.item.specimen.id).copied().unwrap_or(SerumIndices {
+                    hemolysis: w.item.specimen.hemolysis_index.and_then(|i| u32::try_from(i).ok()),
+                    icterus: w.item.specimen.icterus_index.and_then(|i| u32::try_from(i).ok()),
+                    lipemia: w.item.specimen.lipemia_index.and_then(|i| u32::try_from(i).ok()),
+                });
+            let comments = specimen_comment_codes(&w.item.specimen);
+            let decision = autoverify(
+                rules,
+                &Candidate {
+                    test: def,
+                    value: &w.value,
+                    evaluation: &w.evaluation,
+                    instrument_flags: &flags,
+                    qc: &qc,
+                    indices: specimen_indices,
+                    prior: priors.get(&(w.item.specimen.id, def.code.clone())),
+                    at,
+                    specimen_comments: &comments,
+                },
+            );
+            if !decision.release {
+                w.evaluation.reasons.push(decision.summary());
+            }
+            w.autoverify = serde_json::to_string(&decision).ok();
+        }
+        Ok(())
+    }
+
+    /// The releases autoverification decided on, as (rules fingerprint, ordered test, row
+    /// version after the write).
+    pub(crate) fn autoverified_releases(writes: &[ResultWrite]) -> Vec<(String, i64, i64)> {
+        writes
+            .iter()
+            .filter_map(|w| {
+                let decision: Decision = serde_json::from_str(w.autoverify.as_deref()?).ok()?;
+                // The write moves the test's row version on by one.
+                decision
+                    .release
+                    .then(|| (decision.fingerprint, w.item.test.id, w.row_version() + 1))
+            })
+            .collect()
+    }
+
+    /// Releases results autoverification passed, under its name, after they were committed.
+    /// A result someone changed meanwhile, or that a QC lockout now holds, stays for review:
+    /// the release checks everything again.
+    pub(crate) async fn release_autoverified(
+        &self,
+        releases: Vec<(String, i64, i64)>,
+    ) -> AppResult<usize> {
+        let mut by_fingerprint: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+        for (fingerprint, test, row_version) in releases {
+            by_fingerprint.entry(fingerprint).or_default().push((test, row_version));
+        }
+        let mut released = 0;
+        for (fingerprint, tests) in by_fingerprint {
+            let outcomes =
+                self.release(&autoverifier(&fingerprint), &tests, TestStatus::Final).await?;
+            released += outcomes
+                .iter()
+                .filter(|o| matches!(o, crate::results::Release::Released { .. }))
+                .count();
+        }
+        Ok(released)
+    }
+
+    /// Evaluates a rule set over the lab's stored instrument results of a test entered in
+    /// `[from, to)`, as if it had been switched on: what would have been released and held.
+    /// QC is judged as it stands now (the record of past standings is the QC history).
+    pub async fn autoverify_dry_run(
+        &self,
+        actor: &Actor,
+        test_code: &str,
+        rules: &AutoverifyRules,
+        from: i64,
+        to: i64,
+    ) -> AppResult<DryRun> {
+        self.require(actor, Action::ViewResults)?;
+        let catalog = self.catalog();
+        let def = catalog
+            .catalog
+            .test(test_code)
+            .ok_or_else(|| AppError::NotFound(format!("{test_code} is not in the catalog")))?;
+        let history = self.store.results_of_test(test_code, from, to, 5000).await?;
+        let now = self.now_micros();
+        let standings: HashMap<i64, QcState> = self
+            .qc_standings(None)
+            .await?
+            .into_iter()
+            .filter(|s| s.facts.test_code == test_code)
+            .map(|s| (s.facts.instrument_id, s.state(now)))
+            .collect();
+        struct Row {
+            accession: String,
+            value: ReportedValue,
+            evaluation: cuvette_domain::Evaluation,
+            flags: Vec<String>,
+            qc: QcState,
+            indices: SerumIndices,
+            prior: Option<PriorResult>,
+            at: jiff::Timestamp,
+            comments: Vec<String>,
+        }
+        let mut rows = Vec::new();
+        for h in &history {
+            let Some(result) = &h.result else { continue };
+            let Ok(value) = ReportedValue::parse(&result.value_text) else { continue };
+            let ctx = crate::results::patient_context(self, &h.patient, h.specimen.collected_at);
+            let evaluation = evaluate(def, &value, ctx);
+            let collected = h.specimen.collected_at.unwrap_or(result.entered_at);
+            let prior = self
+                .store
+                .prior_results(h.patient.id, &[test_code.to_owned()], h.specimen.id, collected)
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|p| {
+                    Some(PriorResult {
+                        value: Decimal::try_from(p.value).ok()?,
+                        at: jiff::Timestamp::from_microsecond(p.at).ok()?,
+                    })
+                });
+            rows.push(Row {
+                accession: h.specimen.accession.clone(),
+                value,
+                evaluation,
+                flags: result.instrument_flags.split_whitespace().map(str::to_owned).collect(),
+                qc: result
+                    .instrument_id
+                    .and_then(|i| standings.get(&i).cloned())
+                    .unwrap_or(QcState::NoQc),
+                indices: SerumIndices {
+                    hemolysis: h.specimen.hemolysis_index.and_then(|i| u32::try_from(i).ok()),
+                    icterus: h.specimen.icterus_index.and_then(|i| u32::try_from(i).ok()),
+                    lipemia: h.specimen.lipemia_index.and_then(|i| u32::try_from(i).ok()),
+                },
+                prior,
+                at: jiff::Timestamp::from_microsecond(collected)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                comments: specimen_comment_codes(&h.specimen),
+            });
+        }
+        fn candidate<'a>(def: &'a cuvette_domain::TestDefinition, r: &'a Row) -> Candidate<'a> {
+            Candidate {
+                test: def,
+                value: &r.value,
+                evaluation: &r.evaluation,
+                instrument_flags: &r.flags,
+                qc: &r.qc,
+                indices: r.indices,
+                prior: r.prior.as_ref(),
+                at: r.at,
+                specimen_comments: &r.comments,
+            }
+        }
+        let report = dry_run(rules, rows.iter().map(|r| candidate(def, r)));
+        let enabled = AutoverifyRules { enabled: true, ..rules.clone() };
+        let held_examples = rows
+            .iter()
+            .filter_map(|r| {
+                let d = autoverify(&enabled, &candidate(def, r));
+                (!d.release).then(|| (r.accession.clone(), r.value.text.clone(), d.held_reasons()))
+            })
+            .take(50)
+            .collect();
+        Ok(DryRun { report, held_examples })
+    }
+}
+
+/// The condition codes recorded on a specimen (HEM, LIP, ICT, CLOT, QNS …), which a rule set
+/// may hold on.
+fn specimen_comment_codes(specimen: &cuvette_store::SpecimenRow) -> Vec<String> {
+    specimen.conditions.split_whitespace().map(str::to_owned).collect()
+}
