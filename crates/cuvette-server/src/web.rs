@@ -86,12 +86,15 @@ impl Page {
 }
 
 fn nav_for(bench: &Bench, current: &str) -> Vec<NavItem> {
-    let all: [(&str, &str, &str, Action); 9] = [
+    let all: [(&str, &str, &str, Action); 12] = [
         ("/patients", "Patients", "p", Action::SearchPatients),
         ("/collect", "Collect", "c", Action::CollectSpecimen),
         ("/receive", "Receive", "r", Action::ReceiveSpecimen),
         ("/worklist", "Worklist", "w", Action::ViewResults),
         ("/review", "Review", "v", Action::ViewResults),
+        ("/critical", "Critical calls", "k", Action::ViewResults),
+        ("/qc", "QC", "q", Action::ViewResults),
+        ("/autoverify", "Autoverification", "y", Action::ViewResults),
         ("/interfaces", "Interfaces", "i", Action::EnterResult),
         ("/catalog", "Catalog", "t", Action::EditCatalog),
         ("/users", "Users", "u", Action::ManageUsers),

@@ -1,8 +1,11 @@
 //! The bench's HTML pages, one module per screen family.
 
 mod admin;
+mod autoverify;
+mod critical;
 mod interfaces;
 mod patients;
+mod qc;
 mod reports;
 mod results;
 mod session;
@@ -22,4 +25,7 @@ pub fn routes() -> Router<AppState> {
         .merge(reports::routes())
         .merge(admin::routes())
         .merge(interfaces::routes())
+        .merge(qc::routes())
+        .merge(autoverify::routes())
+        .merge(critical::routes())
 }
