@@ -446,3 +446,63 @@ impl Lab {
 fn specimen_comment_codes(specimen: &cuvette_store::SpecimenRow) -> Vec<String> {
     specimen.conditions.split_whitespace().map(str::to_owned).collect()
 }
+
+/// Specimen condition codes staff may record (and rule sets may hold on).
+pub const CONDITION_CODES: [(&str, &str); 6] = [
+    ("HEM", "hemolyzed"),
+    ("LIP", "lipemic"),
+    ("ICT", "icteric"),
+    ("CLOT", "clotted"),
+    ("QNS", "quantity not sufficient"),
+    ("DIL", "diluted / drawn above an IV line"),
+];
+
+impl Lab {
+    /// Records the condition of a received specimen (codes from [`CONDITION_CODES`]), which
+    /// autoverification rule sets may hold on.
+    pub async fn set_specimen_conditions(
+        &self,
+        actor: &Actor,
+        accession: &str,
+        codes: &[String],
+    ) -> AppResult<()> {
+        self.require(actor, Action::ReceiveSpecimen)?;
+        let accession = cuvette_domain::Accession::parse(accession)
+            .map_err(|e| AppError::invalid("accession", e.to_string()))?
+            .to_string();
+        let specimen = self.store.specimen_by_accession(&accession).await?.ok_or_else(|| {
+            AppError::NotFound(format!("no specimen has accession number {accession}"))
+        })?;
+        let mut chosen: Vec<&str> = Vec::new();
+        for code in codes {
+            let Some((known, _)) =
+                CONDITION_CODES.iter().find(|(c, _)| c.eq_ignore_ascii_case(code.trim()))
+            else {
+                return Err(AppError::invalid(
+                    "conditions",
+                    format!("{code:?} is not a specimen condition code"),
+                ));
+            };
+            if !chosen.contains(known) {
+                chosen.push(known);
+            }
+        }
+        let conditions = chosen.join(" ");
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_specimen_conditions(specimen.id, &conditions).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "specimen.condition",
+            entity: "specimen",
+            entity_id: accession,
+            patient_id: None,
+            before: Some(serde_json::json!({ "conditions": specimen.conditions })),
+            after: Some(serde_json::json!({ "conditions": conditions })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
