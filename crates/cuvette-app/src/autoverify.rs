@@ -249,7 +249,10 @@ impl Lab {
             entry.2.push(w.item.test.test_code.clone());
         }
         for (specimen_id, (patient_id, collected_at, codes)) in specimens {
-            for p in self.store.prior_results(patient_id, &codes, specimen_id, collected_at).await?
+            for p in self
+                .store
+                .prior_results(patient_id, &codes, specimen_id, collected_at, i64::MAX)
+                .await?
             {
                 let (Ok(value), Ok(at)) =
                     (Decimal::try_from(p.value), jiff::Timestamp::from_microsecond(p.at))
@@ -384,7 +387,13 @@ impl Lab {
             let collected = h.specimen.collected_at.unwrap_or(result.entered_at);
             let prior = self
                 .store
-                .prior_results(h.patient.id, &[test_code.to_owned()], h.specimen.id, collected)
+                .prior_results(
+                    h.patient.id,
+                    &[test_code.to_owned()],
+                    h.specimen.id,
+                    collected,
+                    result.entered_at,
+                )
                 .await?
                 .into_iter()
                 .next()

@@ -136,8 +136,10 @@ impl Lab {
             .filter_map(|r| r.called_at.map(|c| (c - r.entered_at) / MINUTE_US))
             .collect();
         minutes.sort_unstable();
+        // Nearest rank: the smallest value with at least p % of the calls at or below it.
         let percentile = |p: usize| -> Option<i64> {
-            (!minutes.is_empty()).then(|| minutes[((minutes.len() - 1) * p).div_ceil(100)])
+            let rank = (minutes.len() * p).div_ceil(100).max(1);
+            minutes.get(rank - 1).copied()
         };
         let within =
             |r: &CriticalRow| r.called_at.is_some_and(|c| c - r.entered_at <= limit * MINUTE_US);

@@ -458,10 +458,10 @@ impl Lab {
     /// The rules a test's QC is judged by: the lab's, or the classic multirule (the
     /// three-level set when the test has three levels on the instrument).
     pub async fn westgard_rules(&self, test_code: &str, levels: usize) -> AppResult<RuleSet> {
-        if let Some(stored) = self.store.qc_rules(test_code).await? {
-            if let Ok(rules) = RuleSet::parse(&stored) {
-                return Ok(rules);
-            }
+        if let Some(stored) = self.store.qc_rules(test_code).await?
+            && let Ok(rules) = RuleSet::parse(&stored)
+        {
+            return Ok(rules);
         }
         Ok(if levels >= 3 { RuleSet::three_level() } else { RuleSet::classic() })
     }
@@ -905,6 +905,7 @@ impl Lab {
         })
         .await?;
         tx.commit().await?;
+        self.reload_rules().await?;
         Ok(())
     }
 

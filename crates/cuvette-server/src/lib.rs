@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod barcode;
+pub mod chart;
 mod error;
 mod html;
 pub mod interfaces;

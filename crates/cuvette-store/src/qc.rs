@@ -395,7 +395,7 @@ impl Store {
             .await?)
     }
 
-    /// QC results of a test on an instrument from `since` on, in run order then level.
+    /// QC results of a test on an instrument after `since`, in run order then level.
     pub async fn qc_points(
         &self,
         instrument_id: i64,
@@ -403,7 +403,7 @@ impl Store {
         since: Micros,
     ) -> StoreResult<Vec<QcPoint>> {
         let sql = format!(
-            "{POINT_SELECT} WHERE u.instrument_id = $1 AND u.test_code = $2 AND u.at >= $3 \
+            "{POINT_SELECT} WHERE u.instrument_id = $1 AND u.test_code = $2 AND u.at > $3 \
              ORDER BY u.at, u.id, m.level, q.id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -628,14 +628,15 @@ impl Store {
             .collect()
     }
 
-    /// The patient's latest numeric result of each test before `before` (collection time),
-    /// from other specimens, skipping results since corrected.
+    /// The patient's latest numeric result of each test collected up to `before` and entered
+    /// before `entered_before`, from other specimens (the latest version of each).
     pub async fn prior_results(
         &self,
         patient_id: i64,
         test_codes: &[String],
         exclude_specimen_id: i64,
         before: Micros,
+        entered_before: Micros,
     ) -> StoreResult<Vec<PriorRow>> {
         if test_codes.is_empty() {
             return Ok(Vec::new());
@@ -655,7 +656,7 @@ impl Store {
              JOIN lab_order o ON o.id = t.order_id \
              WHERE o.patient_id = $1 AND t.test_code IN ({}) AND t.specimen_id <> $2 AND r.value_number IS NOT NULL \
                AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = r.ordered_test_id) \
-               AND COALESCE(s.collected_at, r.entered_at) <= $3 AND t.status <> 'cancelled' \
+               AND COALESCE(s.collected_at, r.entered_at) <= $3 AND r.entered_at < $4 AND t.status <> 'cancelled' \
              ORDER BY at DESC",
             codes.join(", ")
         );
@@ -663,6 +664,7 @@ impl Store {
             .bind(patient_id)
             .bind(exclude_specimen_id)
             .bind(before)
+            .bind(entered_before)
             .fetch_all(self.reader())
             .await?;
         let mut out: Vec<PriorRow> = Vec::new();

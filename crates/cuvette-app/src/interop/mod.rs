@@ -344,15 +344,15 @@ impl Lab {
     /// averages. The message is acknowledged whatever happens here: its results are stored,
     /// and anything not released stays in the review queue.
     async fn after_commit(&self, after: AfterCommit) {
-        if !after.releases.is_empty() {
-            if let Err(e) = self.release_autoverified(after.releases).await {
-                tracing::error!(error = %e, "automatic release failed; the results wait for review");
-            }
+        if !after.releases.is_empty()
+            && let Err(e) = self.release_autoverified(after.releases).await
+        {
+            tracing::error!(error = %e, "automatic release failed; the results wait for review");
         }
-        if let Some(instrument_id) = after.instrument_id {
-            if let Err(e) = self.check_moving_averages(instrument_id, &after.tests).await {
-                tracing::error!(error = %e, "patient moving averages could not be checked");
-            }
+        if let Some(instrument_id) = after.instrument_id
+            && let Err(e) = self.check_moving_averages(instrument_id, &after.tests).await
+        {
+            tracing::error!(error = %e, "patient moving averages could not be checked");
         }
     }
 

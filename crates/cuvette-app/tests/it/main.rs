@@ -6,12 +6,15 @@
 
 mod audit;
 mod auth;
+mod autoverification;
 mod bad_input;
 mod calculations;
 mod catalog;
+mod critical;
 mod hl7_orders;
 mod interfaces;
 mod privileges;
+mod qc;
 mod specimens;
 mod support;
 mod verification;
