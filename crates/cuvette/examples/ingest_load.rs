@@ -91,6 +91,12 @@ struct Args {
     /// Messages replayed in the read probe (0 skips it).
     #[arg(long, default_value_t = 200)]
     probe: usize,
+    /// Switch autoverification on for every test sent: each test gets a control material, a
+    /// target and an acceptable QC run, and an approved rule set (the catalog's defaults,
+    /// enabled), so every result is judged by QC state, delta, ranges and the rest, and those
+    /// that pass are released before the ACK.
+    #[arg(long)]
+    autoverify: bool,
 }
 
 /// Where the two databases live.
@@ -303,6 +309,9 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
     for (code, loinc, _, unit, ..) in BMP.iter().take(k) {
         lab.map_test_code(&sys, instrument, loinc, code, unit).await?;
     }
+    if args.autoverify {
+        switch_on_autoverification(&lab, &sys, instrument, k).await?;
+    }
     let tests: Vec<String> = if k == 8 {
         vec!["BMP".into()]
     } else {
@@ -419,6 +428,18 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );
+    if args.autoverify {
+        let released: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM result WHERE released_by = 'autoverify'",
+        )
+        .fetch_one(&ingest_db)
+        .await?;
+        println!(
+            "  autoverification on: {released} of {results} results released automatically before their ACK, the rest held"
+        );
+    } else {
+        println!("  autoverification off: every result waits for review");
+    }
     println!(
         "  committed per message: {k} measured + {:.1} calculated result rows, {:.1} audit events, 1 message-log row",
         calculated as f64 / n as f64,
@@ -509,9 +530,10 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
     ingest_db.close().await;
     lab.store().close().await;
     println!(
-        "RESULT ingest_results_per_s={ingest_rate:.1} ingest_messages_per_s={:.2} ack_p50_ms={:.2} ack_p99_ms={:.2} \
+        "RESULT autoverify={} ingest_results_per_s={ingest_rate:.1} ingest_messages_per_s={:.2} ack_p50_ms={:.2} ack_p99_ms={:.2} \
          raw_rows_per_s={raw_rate:.1} raw_tx_per_s={:.2} ratio={ratio:.4} precommit_p50_ms={:.2} \
          reads_ms_before={reads_before:.2} reads_ms_after={reads_after:.2}",
+        u8::from(args.autoverify),
         n as f64 / ingest_s,
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
@@ -522,6 +544,40 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
 }
 
 /// Registers a patient, orders the tests, collects and receives the specimen.
+/// QC acceptable and an approved, enabled rule set for each of the first `k` BMP tests.
+async fn switch_on_autoverification(
+    lab: &Lab,
+    sys: &Actor,
+    instrument: i64,
+    k: usize,
+) -> anyhow::Result<()> {
+    use cuvette_domain::autoverify::AutoverifyRules;
+    for (code, _, name, _, low, high, _) in BMP.iter().take(k) {
+        let material = lab
+            .add_material(
+                sys,
+                &cuvette_app::qc::MaterialForm {
+                    product: format!("{name} control"),
+                    manufacturer: "Bench".into(),
+                    lot: "1".into(),
+                    level: "1".into(),
+                    expires_on: "2099-12-31".into(),
+                    sample_id: format!("QC-{code}"),
+                },
+            )
+            .await?;
+        let mean = (low + high) / 2.0;
+        let target = lab
+            .set_target(sys, material, instrument, code, &mean.to_string(), &((high - low) / 4.0).to_string())
+            .await?;
+        lab.record_qc(sys, instrument, code, &[(target, mean.to_string())]).await?;
+        let definition = lab.catalog().catalog.test(code).context("BMP test in the catalog")?.clone();
+        let rules = AutoverifyRules { enabled: true, ..AutoverifyRules::default_for(&definition) };
+        lab.save_autoverify_rules(sys, code, &rules).await?;
+    }
+    Ok(())
+}
+
 async fn prepare(lab: &Lab, sys: &Actor, i: usize, tests: &[String]) -> anyhow::Result<Prepared> {
     let sex = if i.is_multiple_of(2) { "F" } else { "M" };
     let birth = format!("{}-{:02}-{:02}", 1940 + i % 60, 1 + i % 12, 1 + i % 28);
