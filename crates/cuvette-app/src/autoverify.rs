@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use cuvette_domain::autoverify::{
-    AutoverifyRules, Candidate, Decision, DryRunReport, QcState, SerumIndices, autoverify, dry_run,
+    AutoverifyRules, Candidate, DryRunReport, QcState, SerumIndices, autoverify, dry_run,
 };
 use cuvette_domain::delta::PriorResult;
 use cuvette_domain::evaluation::evaluate;
-use cuvette_domain::workflow::TestStatus;
+use cuvette_domain::role::{ReleaseCheck, may_release};
 use cuvette_domain::{Action, ReportedValue, Role};
 use cuvette_store::{MovingAverageRow, NewAuditEvent};
 use rust_decimal::Decimal;
@@ -60,15 +60,6 @@ pub struct DryRun {
     pub report: DryRunReport,
     /// Up to 50 held results: accession, value, why.
     pub held_examples: Vec<(String, String, String)>,
-}
-
-/// The actor automatic releases are made under.
-fn autoverifier(fingerprint: &str) -> Actor {
-    Actor {
-        name: "autoverify".into(),
-        display_name: format!("Autoverification ({fingerprint})"),
-        role: Role::Technologist,
-    }
 }
 
 impl Lab {
@@ -295,50 +286,29 @@ impl Lab {
                     specimen_comments: &comments,
                 },
             );
+            // The autoverifier releases as a technologist would: the lab's privilege table
+            // decides whether that includes abnormal results.
+            let privileged = may_release(
+                &self.privileges(),
+                Role::Technologist,
+                ReleaseCheck {
+                    review: w.evaluation.review,
+                    critical: w.evaluation.is_critical(),
+                    critical_call_documented: false,
+                    entered_by_student: false,
+                },
+            );
+            w.auto_release = decision.release && privileged.is_ok();
             if !decision.release {
                 w.evaluation.reasons.push(decision.summary());
+            } else if let Err(refusal) = privileged {
+                w.evaluation
+                    .reasons
+                    .push(format!("passed autoverification, not released: {refusal}"));
             }
             w.autoverify = serde_json::to_string(&decision).ok();
         }
         Ok(())
-    }
-
-    /// The releases autoverification decided on, as (rules fingerprint, ordered test, row
-    /// version after the write).
-    pub(crate) fn autoverified_releases(writes: &[ResultWrite]) -> Vec<(String, i64, i64)> {
-        writes
-            .iter()
-            .filter_map(|w| {
-                let decision: Decision = serde_json::from_str(w.autoverify.as_deref()?).ok()?;
-                // The write moves the test's row version on by one.
-                decision
-                    .release
-                    .then(|| (decision.fingerprint, w.item.test.id, w.row_version() + 1))
-            })
-            .collect()
-    }
-
-    /// Releases results autoverification passed, under its name, after they were committed.
-    /// A result someone changed meanwhile, or that a QC lockout now holds, stays for review:
-    /// the release checks everything again.
-    pub(crate) async fn release_autoverified(
-        &self,
-        releases: Vec<(String, i64, i64)>,
-    ) -> AppResult<usize> {
-        let mut by_fingerprint: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-        for (fingerprint, test, row_version) in releases {
-            by_fingerprint.entry(fingerprint).or_default().push((test, row_version));
-        }
-        let mut released = 0;
-        for (fingerprint, tests) in by_fingerprint {
-            let outcomes =
-                self.release(&autoverifier(&fingerprint), &tests, TestStatus::Final).await?;
-            released += outcomes
-                .iter()
-                .filter(|o| matches!(o, crate::results::Release::Released { .. }))
-                .count();
-        }
-        Ok(released)
     }
 
     /// Evaluates a rule set over the lab's stored instrument results of a test entered in

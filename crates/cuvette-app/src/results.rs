@@ -54,14 +54,15 @@ pub(crate) struct ResultWrite {
     pub(crate) instrument_id: Option<i64>,
     /// The autoverification decision (JSON), when a rule set judged it.
     pub(crate) autoverify: Option<String>,
+    /// Released as it is written: autoverification passed it and the autoverifier may
+    /// release it.
+    pub(crate) auto_release: bool,
 }
 
-impl ResultWrite {
-    /// The test's row version this write expects.
-    pub(crate) fn row_version(&self) -> i64 {
-        self.row_version
-    }
+/// Who autoverified releases are signed by.
+pub(crate) const AUTOVERIFIER: &str = "autoverify";
 
+impl ResultWrite {
     /// The version this write creates: the one after the latest the caller read.
     fn version(&self) -> i64 {
         self.item.result.as_ref().map_or(0, |r| r.version) + 1
@@ -272,6 +273,7 @@ impl Lab {
                 instrument_flags: p.instrument_flags.join(" "),
                 instrument_id: None,
                 autoverify: None,
+                auto_release: false,
             });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
@@ -307,13 +309,14 @@ impl Lab {
     ) -> AppResult<Vec<Saved>> {
         let catalog = self.catalog();
         let now = self.now_micros();
-        // A corrected released result stays final; anything else is in process until verified.
+        // A corrected released result stays final, and so does one autoverification releases;
+        // anything else is in process until verified.
+        let is_final =
+            |w: &ResultWrite| w.item.test.status == TestStatus::Final.code() || w.auto_release;
         for next in [TestStatus::Final, TestStatus::InProcess] {
             let tests: Vec<(i64, i64)> = writes
                 .iter()
-                .filter(|w| {
-                    (w.item.test.status == TestStatus::Final.code()) == (next == TestStatus::Final)
-                })
+                .filter(|w| is_final(w) == (next == TestStatus::Final))
                 .map(|w| (w.item.test.id, w.row_version))
                 .collect();
             tx.update_test_statuses(&tests, next.code(), now).await?;
@@ -356,6 +359,8 @@ impl Lab {
                 instrument_flags: &w.instrument_flags,
                 instrument_id: w.instrument_id,
                 autoverify: w.autoverify.as_deref(),
+                released_by: w.auto_release.then_some(AUTOVERIFIER),
+                release_status: w.auto_release.then_some("final"),
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
@@ -377,7 +382,25 @@ impl Lab {
                 })),
             })
             .await?;
+            if w.auto_release {
+                tx.audit(NewAuditEvent {
+                    at: now,
+                    actor: AUTOVERIFIER,
+                    action: "result.autoverify_release",
+                    entity: "result",
+                    entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+                    patient_id: Some(item.patient.id),
+                    before: Some(serde_json::json!({ "status": item.test.status })),
+                    after: Some(serde_json::json!({
+                        "status": "final", "version": version, "value": w.evaluation.report_text,
+                        "flags": flags, "release_status": "final",
+                        "rules": w.autoverify.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()).and_then(|d| d.get("fingerprint").cloned()),
+                    })),
+                })
+                .await?;
+            }
         }
+        self.queue_autoverified(tx, writes).await?;
         Ok(writes
             .iter()
             .map(|w| Saved {
@@ -386,6 +409,33 @@ impl Lab {
                 evaluation: w.evaluation.clone(),
             })
             .collect())
+    }
+
+    /// Queues the result message for the EHR of each specimen with results autoverification
+    /// released in this transaction (when the lab sends results to an EHR).
+    async fn queue_autoverified(&self, tx: &mut Tx, writes: &[ResultWrite]) -> AppResult<()> {
+        if self.config.ehr_destination.is_none() || !writes.iter().any(|w| w.auto_release) {
+            return Ok(());
+        }
+        let keys: Vec<(i64, i64)> = writes
+            .iter()
+            .filter(|w| w.auto_release)
+            .map(|w| (w.item.test.id, w.version()))
+            .collect();
+        let fresh = tx.results_written(&keys).await?;
+        let mut by_specimen: BTreeMap<i64, BTreeMap<i64, (i64, String)>> = BTreeMap::new();
+        for w in writes.iter().filter(|w| w.auto_release) {
+            if let Some(r) = fresh.iter().find(|r| r.ordered_test_id == w.item.test.id) {
+                by_specimen
+                    .entry(w.item.specimen.id)
+                    .or_default()
+                    .insert(w.item.test.id, (r.id, "final".to_owned()));
+            }
+        }
+        for (specimen_id, released) in &by_specimen {
+            self.queue_results(tx, *specimen_id, released, &fresh).await?;
+        }
+        Ok(())
     }
 
     /// The order's calculated results that change with this save's values (`typed`, by
@@ -476,6 +526,7 @@ impl Lab {
                 instrument_flags: String::new(),
                 instrument_id: None,
                 autoverify: None,
+                auto_release: false,
             });
         }
         Ok(writes)
@@ -660,7 +711,7 @@ impl Lab {
         }
         if let Some(mut tx) = open {
             for (specimen_id, released) in &released_on {
-                self.queue_results(&mut tx, *specimen_id, released).await?;
+                self.queue_results(&mut tx, *specimen_id, released, &[]).await?;
             }
             tx.commit().await?;
         }

@@ -42,6 +42,10 @@ pub struct NewResult<'a> {
     pub instrument_id: Option<i64>,
     /// The autoverification decision with its trace (JSON), when a rule set ran.
     pub autoverify: Option<&'a str>,
+    /// Who released it as it was written (autoverification), if anyone.
+    pub released_by: Option<&'a str>,
+    /// Its release status then (`final`).
+    pub release_status: Option<&'a str>,
 }
 
 /// A stored result version.
@@ -178,13 +182,13 @@ impl Tx {
         results: &[NewResult<'_>],
         now: Micros,
     ) -> StoreResult<()> {
-        const COLUMNS: usize = 18;
+        const COLUMNS: usize = 21;
         const ROWS_PER_INSERT: usize = 100;
         for chunk in results.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
                  review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags, \
-                 instrument_id, autoverify) VALUES ",
+                 instrument_id, autoverify, released_at, released_by, release_status) VALUES ",
             );
             crate::values_placeholders(&mut sql, chunk.len(), COLUMNS);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -207,7 +211,10 @@ impl Tx {
                     .bind(r.correction_reason)
                     .bind(r.instrument_flags)
                     .bind(r.instrument_id)
-                    .bind(r.autoverify);
+                    .bind(r.autoverify)
+                    .bind(r.released_by.map(|_| now))
+                    .bind(r.released_by)
+                    .bind(r.release_status);
             }
             q.execute(self.conn()).await.map_err(|e| {
                 crate::StoreError::on_unique(
@@ -217,6 +224,23 @@ impl Tx {
             })?;
         }
         Ok(())
+    }
+
+    /// Result versions written in this transaction, by (ordered test, version).
+    pub async fn results_written(&mut self, keys: &[(i64, i64)]) -> StoreResult<Vec<ResultRow>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ids and versions are integers formatted here.
+        let tests: Vec<String> = keys.iter().map(|(t, _)| t.to_string()).collect();
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS_R} FROM result r WHERE r.ordered_test_id IN ({})",
+            tests.join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.conn()).await?;
+        let all: Vec<ResultRow> =
+            rows.iter().map(result_from_row_prefixed).collect::<StoreResult<_>>()?;
+        Ok(all.into_iter().filter(|r| keys.contains(&(r.ordered_test_id, r.version))).collect())
     }
 
     /// Marks a result version released. Only an unreleased version can be released, so a

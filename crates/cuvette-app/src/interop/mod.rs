@@ -157,7 +157,6 @@ pub(crate) struct IngestPlan {
 struct AfterCommit {
     instrument_id: Option<i64>,
     tests: Vec<String>,
-    releases: Vec<(String, i64, i64)>,
 }
 
 /// What the message log records about one inbound message, owned so that it can wait for a
@@ -268,7 +267,6 @@ impl Lab {
                 let skipped_count = plan.skipped.len();
                 after.instrument_id = Some(plan.instrument.id);
                 after.tests = plan.prepared.iter().map(|p| p.item.test.test_code.clone()).collect();
-                after.releases = Self::autoverified_releases(&writes);
                 (
                     Ingested::Accepted {
                         message_id: 0,
@@ -340,15 +338,9 @@ impl Lab {
         }
     }
 
-    /// What follows a committed message: automatic releases, then the patient moving
-    /// averages. The message is acknowledged whatever happens here: its results are stored,
-    /// and anything not released stays in the review queue.
+    /// What follows a committed message: the patient moving averages. The message is
+    /// acknowledged whatever happens here: its results are stored.
     async fn after_commit(&self, after: AfterCommit) {
-        if !after.releases.is_empty()
-            && let Err(e) = self.release_autoverified(after.releases).await
-        {
-            tracing::error!(error = %e, "automatic release failed; the results wait for review");
-        }
         if let Some(instrument_id) = after.instrument_id
             && let Err(e) = self.check_moving_averages(instrument_id, &after.tests).await
         {

@@ -340,6 +340,7 @@ impl Lab {
         tx: &mut Tx,
         specimen_id: i64,
         released: &BTreeMap<i64, (i64, String)>,
+        fresh: &[ResultRow],
     ) -> AppResult<()> {
         let Some(destination) = self.config.ehr_destination.as_deref() else { return Ok(()) };
         let now = self.now_micros();
@@ -354,9 +355,20 @@ impl Lab {
             })
             .await?;
         items.sort_by_key(|i| i.test.id);
-        let Some(first) = items.first() else { return Ok(()) };
+        if items.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<i64> = items.iter().map(|i| i.test.id).collect();
         let mut versions = self.store.results_of_tests(&ids).await?;
+        // Versions written and released in this very transaction (autoverification) are not
+        // committed yet: the store cannot see them.
+        versions.extend(fresh.iter().filter(|r| ids.contains(&r.ordered_test_id)).cloned());
+        for i in &mut items {
+            if fresh.iter().any(|r| r.ordered_test_id == i.test.id) {
+                i.test.status = TestStatus::Final.code().to_owned();
+            }
+        }
+        let first = &items[0];
         for r in &mut versions {
             if let Some((id, status)) = released.get(&r.ordered_test_id)
                 && *id == r.id

@@ -250,3 +250,24 @@ async fn a_dry_run_reports_what_a_rule_set_would_have_released_and_held_over_his
     // The dry run changed nothing.
     assert_eq!(lab.test(&patient, "K").await.result.unwrap().autoverify, None);
 }
+
+#[tokio::test]
+async fn an_autoverified_result_goes_to_the_ehr_in_the_same_transaction() {
+    let lab = lab_with(cuvette_app::LabConfig {
+        ehr_destination: Some("10.1.2.3:2575".into()),
+        ..cuvette_app::LabConfig::default()
+    })
+    .await;
+    potassium_analyzer(&lab).await;
+    approve_potassium_rules(&lab).await;
+    let patient = lab.adult_woman().await;
+
+    potassium(&lab, &patient, "4.1", "AV8", None).await;
+
+    let outbox = lab.outbox(&lab.technologist().await).await.unwrap();
+    assert_eq!(outbox.len(), 1, "one ORU^R01 for the specimen");
+    let oru = String::from_utf8_lossy(&outbox[0].payload).into_owned();
+    let obx = oru.split('\r').find(|s| s.starts_with("OBX|")).expect("an OBX");
+    assert!(obx.contains("|4.1|"), "{obx}");
+    assert_eq!(obx.split('|').nth(11), Some("F"), "sent as final: {obx}");
+}
