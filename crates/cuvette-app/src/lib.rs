@@ -114,6 +114,8 @@ pub struct Lab {
     group: interop::commit::GroupCommit,
     /// Autoverification rules and moving averages in force.
     rules: RwLock<Arc<autoverify::RuleCache>>,
+    /// QC facts read last (see `Lab::qc_standings`).
+    qc_facts: qc::QcFactsCache,
 }
 
 impl Lab {
@@ -127,6 +129,7 @@ impl Lab {
             privileges: RwLock::new(Arc::new(Privileges::seeded())),
             group: Default::default(),
             rules: RwLock::new(Arc::default()),
+            qc_facts: Default::default(),
         };
         lab.seed_catalog().await?;
         lab.reload_catalog().await?;

@@ -29,6 +29,12 @@ use crate::{Actor, AppError, AppResult, Lab};
 /// autoverification holds (CLIA: at least two levels every day of testing).
 pub const QC_INTERVAL_HOURS: i64 = 24;
 
+/// How long QC facts read from the database are trusted, for what other processes record.
+pub const QC_FACTS_FRESH_US: i64 = 5_000_000;
+
+/// QC facts kept in memory: when they were read, and what.
+pub(crate) type QcFactsCache = std::sync::Mutex<Option<(i64, std::sync::Arc<Vec<QcFacts>>)>>;
+
 /// Corrective actions a technologist documents, as (code, label).
 pub const CORRECTIVE_ACTIONS: [(&str, &str); 7] = [
     ("recalibrated", "Recalibrated"),
@@ -627,6 +633,7 @@ impl Lab {
         })
         .await?;
         tx.commit().await?;
+        self.forget_qc_facts();
         Ok(QcRunOutcome { run_id, status: verdict.status, violations })
     }
 
@@ -687,19 +694,43 @@ impl Lab {
         })
         .await?;
         tx.commit().await?;
+        self.forget_qc_facts();
         Ok(id)
     }
 
     /// The standing of every test with QC on an instrument (or all), by test.
+    ///
+    /// Every instrument result asks, so the facts are kept in memory: forgotten the moment
+    /// this process records a QC run or a corrective action, and re-read at least every
+    /// [`QC_FACTS_FRESH_US`] for what other processes on the same database record.
     pub async fn qc_standings(&self, instrument_id: Option<i64>) -> AppResult<Vec<QcStanding>> {
         let now = self.now_micros();
-        Ok(self
-            .store
-            .qc_facts(instrument_id)
-            .await?
-            .into_iter()
-            .map(|f| QcStanding::from_facts(f, now))
+        let cached = self
+            .qc_facts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(at, _)| now - at < QC_FACTS_FRESH_US && *at <= now)
+            .map(|(_, facts)| facts.clone());
+        let facts = match cached {
+            Some(facts) => facts,
+            None => {
+                let facts = std::sync::Arc::new(self.store.qc_facts(None).await?);
+                *self.qc_facts.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((now, facts.clone()));
+                facts
+            }
+        };
+        Ok(facts
+            .iter()
+            .filter(|f| instrument_id.is_none_or(|i| f.instrument_id == i))
+            .map(|f| QcStanding::from_facts(f.clone(), now))
             .collect())
+    }
+
+    /// Forgets the QC facts kept in memory (after recording QC).
+    fn forget_qc_facts(&self) {
+        *self.qc_facts.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The QC overview: each test on each instrument with its levels and standing.
@@ -1007,6 +1038,7 @@ impl Lab {
             })
             .await?;
             tx.commit().await?;
+            self.forget_qc_facts();
             tracing::warn!(test = %rule.test_code, instrument_id, "patient moving average out of control: results held");
         }
         Ok(())
