@@ -86,8 +86,9 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
         )
         .await?;
     }
-    let [phleb, assistant, tech, mls, sup, _dir, student] = DEMO_USERS.map(|u| actor(&u));
+    let [phleb, assistant, tech, mls, sup, director, student] = DEMO_USERS.map(|u| actor(&u));
     add_demo_instruments(&lab, &sup).await?;
+    let qc = crate::demo_qc::set_up(&lab, &sup, &director).await?;
     let mut rng = Lcg(0x5eed_cafe);
 
     // Patients.
@@ -114,6 +115,24 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
 
     // A week of finished work: ordered, drawn, received, resulted, verified.
     for day in 0..7 {
+        // Morning QC; on day 4 glucose level 2 reads 3.4 SD high: rejected, recalibrated,
+        // re-run.
+        clock.set(start.checked_add((day * 24).hours())?.checked_add(6.hours())?);
+        let glucose_fails = day == 4;
+        qc.morning(&lab, &tech, &mut rng, glucose_fails.then_some(("GLU", 2, 3.4))).await?;
+        if glucose_fails {
+            clock.advance(SignedDuration::from_mins(20));
+            qc.corrective_action(
+                &lab,
+                &mls,
+                "GLU",
+                "recalibrated",
+                "GLU recalibrated; calibrator lot C-88",
+            )
+            .await?;
+            clock.advance(SignedDuration::from_mins(15));
+            qc.morning(&lab, &tech, &mut rng, None).await?;
+        }
         clock.set(start.checked_add((day * 24).hours())?.checked_add(7.hours())?);
         for n in 0..5 {
             let p = rng.pick(&patients).clone();
@@ -147,13 +166,17 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
                 )
                 .await?;
                 clock.advance(SignedDuration::from_mins(30));
-                enter_plausible(&lab, &tech, &s.accession, &mut rng, 0.15).await?;
+                crate::demo_qc::analyze(&lab, &tech, &s.accession, &mut rng, 0.15).await?;
                 clock.advance(SignedDuration::from_mins(15));
                 release_all(&lab, &mls, &s.accession).await?;
             }
         }
     }
 
+    // This morning's QC: potassium level 1 reads 3.4 SD low. Nobody has acted on it yet, so
+    // potassium on the chemistry analyzer is locked out and today's results are held.
+    clock.set(now.checked_sub(SignedDuration::from_hours(3))?);
+    qc.morning(&lab, &tech, &mut rng, Some(("K", 1, -3.4))).await?;
     // Today: one order in every state.
     clock.set(now.checked_sub(SignedDuration::from_hours(2))?);
     let today = |i: usize| patients[i].clone();
@@ -196,7 +219,13 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
         lab.collect(&phleb, acc).await?;
         lab.receive(&assistant, acc, &check(&p)).await?;
         clock.advance(SignedDuration::from_mins(10));
-        enter_plausible(&lab, who, acc, &mut rng, abnormal).await?;
+        if who.role == Role::Student {
+            enter_plausible(&lab, who, acc, &mut rng, abnormal).await?;
+        } else {
+            // From the analyzer: autoverification releases what passes, and potassium is
+            // held by this morning's QC failure.
+            crate::demo_qc::analyze(&lab, who, acc, &mut rng, abnormal).await?;
+        }
     }
     let p = today(9);
     let o = lab.place_order(&phleb, &order(p.clone(), &["BMP"], true)).await?;

@@ -2,6 +2,7 @@
 //! opens the store and calls the app and the server.
 
 mod demo;
+mod demo_qc;
 mod simulate;
 
 use std::net::SocketAddr;
