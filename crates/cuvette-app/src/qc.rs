@@ -340,6 +340,9 @@ impl Lab {
         self.store.instrument(instrument_id).await.map_err(|_| {
             AppError::invalid("instrument_id", "no such instrument: add it under Interfaces")
         })?;
+        if !self.store.materials().await?.iter().any(|m| m.id == material_id) {
+            return Err(AppError::invalid("material_id", "no such control material: add it first"));
+        }
         let (mean, sd) = (mean_value.unwrap_or_default(), sd_value.unwrap_or(1.0));
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
@@ -536,7 +539,7 @@ impl Lab {
                     target.material.lot, target.material.level, target.material.expires_on
                 )));
             }
-            current.push((target, *value, -(n as i64) - 1));
+            current.push((target, *value, n));
         }
         let levels =
             targets.iter().map(|t| t.material.level).collect::<std::collections::BTreeSet<_>>();
@@ -555,23 +558,8 @@ impl Lab {
             .filter(|p| p.z.is_finite())
             .map(|p| ControlResult { id: p.id, run: p.run_id, level: p.level as u8, z: p.z })
             .collect();
-        // The new run sorts after every stored run; its results get their ids once stored.
-        let run_key = history.last().map_or(1, |h| h.run + 1).max(i64::MAX / 2);
-        let run: Vec<ControlResult> = current
-            .iter()
-            .map(|(t, v, provisional)| ControlResult {
-                id: *provisional,
-                run: run_key,
-                level: t.material.level as u8,
-                z: z_score(*v, t.mean, t.sd),
-            })
-            .collect();
-        let verdict = evaluate_run(&history, &run, &rules);
-        let status = match verdict.status {
-            QcStatus::Accepted => "accepted",
-            QcStatus::Warning => "warning",
-            QcStatus::Rejected => "rejected",
-        };
+        // The run and its results are stored first, so the verdict names their real ids (and
+        // the run's number in the details); then the run is judged in the same transaction.
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
         let run_id = tx
@@ -579,43 +567,42 @@ impl Lab {
                 instrument_id,
                 test_code,
                 at: now,
-                status,
+                status: "accepted",
                 violations: "[]",
                 entered_by: &actor.name,
                 source,
             })
             .await?;
-        let mut ids: BTreeMap<i64, i64> = BTreeMap::new();
-        for ((target, value, provisional), r) in current.iter().zip(&run) {
-            let rules_hit: Vec<&str> = verdict
-                .violations
-                .iter()
-                .filter(|v| v.results.contains(provisional))
-                .map(|v| v.rule.code())
-                .collect();
+        let mut run = Vec::with_capacity(current.len());
+        for (target, value, _) in &current {
+            let z = z_score(*value, target.mean, target.sd);
             let id = tx
-                .insert_qc_result(
-                    run_id,
-                    target.id,
-                    *value,
-                    target.mean,
-                    target.sd,
-                    r.z,
-                    &rules_hit.join(" "),
-                )
+                .insert_qc_result(run_id, target.id, *value, target.mean, target.sd, z, "")
                 .await?;
-            ids.insert(*provisional, id);
+            run.push(ControlResult { id, run: run_id, level: target.material.level as u8, z });
         }
-        let violations: Vec<Violation> = verdict
-            .violations
-            .into_iter()
-            .map(|mut v| {
-                v.results = v.results.iter().map(|id| *ids.get(id).unwrap_or(id)).collect();
-                v
+        let verdict = evaluate_run(&history, &run, &rules);
+        let status = match verdict.status {
+            QcStatus::Accepted => "accepted",
+            QcStatus::Warning => "warning",
+            QcStatus::Rejected => "rejected",
+        };
+        let rules_by_result: Vec<(i64, String)> = run
+            .iter()
+            .map(|r| {
+                let hit: Vec<&str> = verdict
+                    .violations
+                    .iter()
+                    .filter(|v| v.results.contains(&r.id))
+                    .map(|v| v.rule.code())
+                    .collect();
+                (r.id, hit.join(" "))
             })
+            .filter(|(_, rules)| !rules.is_empty())
             .collect();
+        let violations = verdict.violations;
         let violations_json = serde_json::to_string(&violations).unwrap_or_else(|_| "[]".into());
-        tx.judge_qc_run(run_id, status, &violations_json, &[]).await?;
+        tx.judge_qc_run(run_id, status, &violations_json, &rules_by_result).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,

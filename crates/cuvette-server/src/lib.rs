@@ -96,6 +96,22 @@ pub async fn serve(
         tracing::info!("ASTM listener on {bound}");
         tokio::spawn(interfaces::astm::serve(lab.clone(), astm));
     }
+    {
+        // Critical results not called within the lab's limit are escalated (audited, counted
+        // late) even when no one has the critical-call list open. A failed pass is logged and
+        // the next minute tries again.
+        let lab = lab.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = lab.escalate_overdue_calls().await {
+                    tracing::error!(error = %e, "escalating overdue critical calls failed");
+                }
+            }
+        });
+    }
     axum::serve(listener, router(AppState { lab, config }))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -97,4 +97,97 @@
     out.className = "flag " + (flag.indexOf("CRIT") === 0 ? "crit" : flag === "INV" ? "inv" : flag ? "abn" : "");
     return flag;
   }
+  // Critical-call banner (DOMAIN §7): every signed-in page that may see results asks the server
+  // on load and every 30 s whether critical results wait for a call, so the alert reaches the
+  // bench wherever it is working. The container is replaced only when the text changes, so a
+  // screen reader announces a change, not every poll.
+  // Each poll is a request on the session and keeps it alive; to keep the automatic logoff of
+  // an unattended workstation working (HIPAA), polling pauses after 5 minutes without a key,
+  // pointer or scroll and resumes at once with the next one.
+  var BANNER_IDLE_MS = 5 * 60 * 1000, BANNER_EVERY_MS = 30 * 1000;
+  function criticalBanner() {
+    var box = document.getElementById("critical-banner");
+    if (!box || !window.fetch) return;
+    var src = box.getAttribute("data-src"), shown = null, lastActivity = Date.now();
+    function refresh() {
+      fetch(src, { credentials: "same-origin", cache: "no-store", redirect: "error", headers: { "Accept": "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : ""; })
+        .then(function (html) {
+          html = html.trim();
+          if (html !== shown) { shown = html; box.innerHTML = html; }
+        })
+        .catch(function () { /* offline: keep what is shown */ });
+    }
+    ["keydown", "pointerdown", "scroll", "touchstart"].forEach(function (type) {
+      document.addEventListener(type, function () {
+        var wasIdle = Date.now() - lastActivity > BANNER_IDLE_MS;
+        lastActivity = Date.now();
+        if (wasIdle) refresh();
+      }, { passive: true, capture: true });
+    });
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
+    setInterval(function () {
+      if (document.hidden || Date.now() - lastActivity > BANNER_IDLE_MS) return;
+      refresh();
+    }, BANNER_EVERY_MS);
+    refresh();
+  }
+
+  // Live "minutes waiting" on the critical-call list: counted from the server's clock at render
+  // (data-now), so a workstation with a wrong clock still shows the right wait. Crossing the
+  // lab's limit (data-limit) reveals the row's OVERDUE chip: text, not colour alone.
+  var loadedAt = Date.now();
+  function minutesText(m) { return m < 120 ? m + " min" : Math.floor(m / 60) + " h " + (m % 60) + " min"; }
+  function tickTimers() {
+    document.querySelectorAll("[data-entered][data-now]").forEach(function (el) {
+      var now = Number(el.dataset.now) + (Date.now() - loadedAt);
+      var m = Math.max(0, Math.floor((now - Number(el.dataset.entered)) / 60000));
+      el.textContent = minutesText(m);
+      var limit = Number(el.dataset.limit), row = el.closest("tr");
+      if (row && limit && m >= limit) {
+        var chip = row.querySelector("[data-overdue-chip]"), note = row.querySelector("[data-within-note]");
+        if (chip) chip.hidden = false;
+        if (note) note.hidden = true;
+      }
+    });
+  }
+
+  // Forms marked data-confirm ask first in a dialog whose default button is Cancel, so Enter
+  // never confirms (UX §2.4). Without JavaScript the form submits directly.
+  function confirmForms() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        if (form.dataset.confirmed === "yes") return;
+        e.preventDefault();
+        var d = document.createElement("dialog");
+        if (typeof d.showModal !== "function") {
+          if (window.confirm(form.dataset.confirm + "\n\n" + (form.dataset.confirmDetail || ""))) {
+            form.dataset.confirmed = "yes"; form.submit();
+          }
+          return;
+        }
+        d.className = "confirm-dialog";
+        d.setAttribute("aria-labelledby", "confirm-title");
+        var h = document.createElement("h2"); h.id = "confirm-title"; h.textContent = form.dataset.confirm;
+        var p = document.createElement("p"); p.textContent = form.dataset.confirmDetail || "";
+        var actions = document.createElement("div"); actions.className = "actions";
+        var cancel = document.createElement("button"); cancel.type = "button"; cancel.className = "secondary"; cancel.textContent = "Cancel";
+        var ok = document.createElement("button"); ok.type = "button"; ok.className = "danger"; ok.textContent = form.dataset.confirmButton || "Confirm";
+        actions.appendChild(cancel); actions.appendChild(ok);
+        d.appendChild(h); d.appendChild(p); d.appendChild(actions);
+        document.body.appendChild(d);
+        d.addEventListener("close", function () { d.remove(); });
+        cancel.addEventListener("click", function () { d.close(); });
+        ok.addEventListener("click", function () { form.dataset.confirmed = "yes"; d.close(); form.submit(); });
+        d.showModal();
+        cancel.focus();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    criticalBanner();
+    confirmForms();
+    if (document.querySelector("[data-entered][data-now]")) setInterval(tickTimers, 30 * 1000);
+  });
 })();

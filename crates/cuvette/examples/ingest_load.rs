@@ -429,11 +429,10 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
         p99.as_secs_f64() * 1e3
     );
     if args.autoverify {
-        let released: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM result WHERE released_by = 'autoverify'",
-        )
-        .fetch_one(&ingest_db)
-        .await?;
+        let released: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM result WHERE released_by = 'autoverify'")
+                .fetch_one(&ingest_db)
+                .await?;
         println!(
             "  autoverification on: {released} of {results} results released automatically before their ACK, the rest held"
         );
@@ -568,10 +567,18 @@ async fn switch_on_autoverification(
             .await?;
         let mean = (low + high) / 2.0;
         let target = lab
-            .set_target(sys, material, instrument, code, &mean.to_string(), &((high - low) / 4.0).to_string())
+            .set_target(
+                sys,
+                material,
+                instrument,
+                code,
+                &mean.to_string(),
+                &((high - low) / 4.0).to_string(),
+            )
             .await?;
         lab.record_qc(sys, instrument, code, &[(target, mean.to_string())]).await?;
-        let definition = lab.catalog().catalog.test(code).context("BMP test in the catalog")?.clone();
+        let definition =
+            lab.catalog().catalog.test(code).context("BMP test in the catalog")?.clone();
         let rules = AutoverifyRules { enabled: true, ..AutoverifyRules::default_for(&definition) };
         lab.save_autoverify_rules(sys, code, &rules).await?;
     }

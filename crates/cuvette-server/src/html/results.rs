@@ -753,6 +753,45 @@ struct ReviewRow {
     called: bool,
     /// Why this person cannot release it; empty when they can.
     hold: String,
+    /// The autoverification decision stored with an instrument result.
+    av: Option<AvTrace>,
+}
+
+/// An autoverification decision as the review queue shows it: one line, and every rule's
+/// verdict in words (never colour alone) behind a `<details>`.
+struct AvTrace {
+    release: bool,
+    /// The failed rules' details, "; "-joined.
+    held: String,
+    fingerprint: String,
+    /// (verdict in words, CSS class, rule, detail).
+    lines: Vec<(&'static str, &'static str, &'static str, String)>,
+}
+
+fn av_trace(json: Option<&str>) -> Option<(AvTrace, String)> {
+    use cuvette_domain::autoverify::{Decision, Verdict};
+    let decision: Decision = serde_json::from_str(json?).ok()?;
+    let lines = decision
+        .trace
+        .iter()
+        .map(|o| {
+            let (verdict, class) = match o.verdict {
+                Verdict::Passed => ("✓ passed", "av-pass"),
+                Verdict::Failed => ("✗ HELD", "av-fail"),
+                _ => ("– not applicable", "av-na"),
+            };
+            (verdict, class, o.rule.label(), o.detail.clone())
+        })
+        .collect();
+    let trace = AvTrace {
+        release: decision.release,
+        // Each detail names its rule and numbers ("delta K +1.9 mmol/L in 6 h, limit 1.0").
+        held: decision.held_reasons(),
+        fingerprint: decision.fingerprint.clone(),
+        lines,
+    };
+    // The same decision's summary is among the stored reasons; the trace replaces it.
+    Some((trace, decision.summary()))
 }
 
 #[derive(Template)]
@@ -831,6 +870,11 @@ async fn review_page(
             Some(TestStatus::Preliminary) => "Released as preliminary".into(),
             _ => String::new(),
         };
+        let mut reasons = reasons_of(r);
+        let av = av_trace(r.autoverify.as_deref()).map(|(trace, summary)| {
+            reasons.retain(|why| *why != summary);
+            trace
+        });
         rows.push(ReviewRow {
             id: i.test.id,
             check: format!("{}:{}", i.test.id, i.test.row_version),
@@ -849,7 +893,7 @@ async fn review_page(
             unit: r.unit.clone(),
             flags: flag_chips(&r.flags),
             interval: r.reference_interval.clone(),
-            reasons: reasons_of(r),
+            reasons,
             entered_by: r.entered_by.clone(),
             entered_at: lab.format_time(r.entered_at),
             student,
@@ -857,6 +901,7 @@ async fn review_page(
             call,
             called,
             hold,
+            av,
         });
     }
     Ok(ReviewPage {

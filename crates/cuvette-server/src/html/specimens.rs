@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/specimens/{accession}", get(show))
         .route("/specimens/{accession}/collect", post(collect))
         .route("/specimens/{accession}/reject", post(reject))
+        .route("/specimens/{accession}/conditions", post(set_conditions))
         .route("/specimens/{accession}/barcode.svg", get(barcode_svg))
         .route("/labels", get(labels))
         .route("/collect", get(collect_list))
@@ -130,6 +131,30 @@ struct SpecimenPage {
     may_view_results: bool,
     reasons: Vec<ReasonChoice>,
     reject: RejectForm,
+    /// The specimen's recorded conditions (HEM, CLOT …) as (code, words).
+    conditions: Vec<(String, String)>,
+    /// The condition checkboxes, ticked as stored (or as sent, when refused).
+    condition_choices: Vec<ConditionChoice>,
+    may_set_conditions: bool,
+}
+
+/// One specimen-condition checkbox.
+struct ConditionChoice {
+    code: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+/// The lab's condition codes, ticked when in `codes`.
+fn condition_choices(codes: &[&str]) -> Vec<ConditionChoice> {
+    cuvette_app::autoverify::CONDITION_CODES
+        .iter()
+        .map(|(code, label)| ConditionChoice {
+            code,
+            label,
+            checked: codes.iter().any(|c| c.eq_ignore_ascii_case(code)),
+        })
+        .collect()
 }
 
 async fn specimen_page(
@@ -232,6 +257,24 @@ async fn specimen_page(
             .map(|(i, r)| ReasonChoice { key: i + 1, code: r.code(), label: r.to_string() })
             .collect(),
         reject,
+        conditions: s
+            .conditions
+            .split_whitespace()
+            .map(|c| {
+                let words = cuvette_app::autoverify::CONDITION_CODES
+                    .iter()
+                    .find(|(code, _)| code.eq_ignore_ascii_case(c))
+                    .map(|(_, words)| (*words).to_owned())
+                    .unwrap_or_default();
+                (c.to_owned(), words)
+            })
+            .collect(),
+        condition_choices: condition_choices(&s.conditions.split_whitespace().collect::<Vec<_>>()),
+        // Conditions are seen on the tube in hand: once collected, until rejected.
+        may_set_conditions: matches!(
+            status,
+            Some(SpecimenStatus::Collected | SpecimenStatus::Received)
+        ) && bench.may(Action::ReceiveSpecimen),
         banner,
     })
 }
@@ -251,6 +294,7 @@ async fn show(
 ) -> Result<Response, WebError> {
     let notice = match query.done.as_str() {
         "collected" => Some("Collection recorded.".to_owned()),
+        "conditions" => Some("Specimen condition recorded.".to_owned()),
         "rejected" => Some(match Accession::parse(&query.recollection) {
             Ok(r) => format!("Specimen rejected. Recollection {r} is waiting to be drawn."),
             Err(_) => "Specimen rejected.".to_owned(),
@@ -361,6 +405,42 @@ async fn reject(
         Err(AppError::Refused(message)) => {
             let errors = vec![FieldError { field: "reject".into(), message }];
             let page = specimen_page(lab, &bench, &accession, form, errors, None).await?;
+            render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /specimens/{accession}/conditions: the condition of the tube in hand (hemolysed,
+/// clotted …), which autoverification rule sets may hold results on.
+async fn set_conditions(
+    State(state): State<AppState>,
+    bench: Bench,
+    Path(accession): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let mut csrf = String::new();
+    let mut codes = Vec::new();
+    for (key, value) in fields {
+        match key.as_str() {
+            "csrf" => csrf = value,
+            "conditions" => codes.push(value),
+            _ => {}
+        }
+    }
+    bench.check_csrf(&csrf)?;
+    let lab = &state.lab;
+    match lab.set_specimen_conditions(&bench.actor, &accession, &codes).await {
+        Ok(()) => {
+            Ok(Redirect::to(&format!("/specimens/{}?done=conditions", urlencode(accession.trim())))
+                .into_response())
+        }
+        Err(AppError::Invalid(errors)) => {
+            let mut page =
+                specimen_page(lab, &bench, &accession, RejectForm::default(), errors, None).await?;
+            // Keep the boxes as they were ticked.
+            page.condition_choices =
+                condition_choices(&codes.iter().map(String::as_str).collect::<Vec<_>>());
             render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(e) => Err(e.into()),

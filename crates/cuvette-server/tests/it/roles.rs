@@ -29,6 +29,10 @@ const TABLE: &[(Action, &str)] = &[
     (Action::EditCatalog, "....YY."),
     (Action::ManageUsers, "....YY."),
     (Action::ViewAudit, "....YY."),
+    (Action::RunQc, "..YYYY."),
+    (Action::CorrectQc, "...YYY."),
+    (Action::ManageQc, "...YYY."),
+    (Action::ApproveAutoverification, "....YY."),
 ];
 
 fn expected(action: Action, role: Role) -> bool {
@@ -49,6 +53,36 @@ fn the_table_covers_every_action_and_agrees_with_the_domain() {
 
 struct Fixture {
     n: usize,
+    /// An analyzer with a glucose control target: (instrument id, target id).
+    qc: Option<(i64, i64)>,
+}
+
+/// The fixture's analyzer and glucose target, made once by the system.
+async fn qc_target(app: &App, f: &mut Fixture) -> (i64, i64) {
+    if let Some(qc) = f.qc {
+        return qc;
+    }
+    let sys = Actor::system();
+    let instrument =
+        app.lab.add_instrument(&sys, "Table analyzer", "hl7", "TABLECHEM").await.unwrap();
+    let material = app
+        .lab
+        .add_material(
+            &sys,
+            &cuvette_app::qc::MaterialForm {
+                product: "Table control".into(),
+                manufacturer: "Table".into(),
+                lot: "T1".into(),
+                level: "1".into(),
+                expires_on: "2099-01-01".into(),
+                sample_id: "QC-TABLE-1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let target = app.lab.set_target(&sys, material, instrument, "GLU", "100", "2").await.unwrap();
+    f.qc = Some((instrument, target));
+    (instrument, target)
 }
 
 impl Fixture {
@@ -217,6 +251,30 @@ async fn attempt(app: &App, f: &mut Fixture, action: Action, s: &Session) -> boo
             .await
         }
         Action::ViewAudit => app.api(s, Method::GET, "/api/v1/audit", None).await,
+        Action::RunQc => {
+            let (instrument, target) = qc_target(app, f).await;
+            let (instrument, value) = (instrument.to_string(), format!("value_{target}"));
+            app.post_form(
+                s,
+                "/qc/runs",
+                &[("instrument_id", &instrument), ("test_code", "GLU"), (&value, "100.4")],
+            )
+            .await
+        }
+        Action::CorrectQc => {
+            let (instrument, _) = qc_target(app, f).await;
+            app.post_form(
+                s,
+                &format!("/qc/lockout/{instrument}/GLU/action"),
+                &[("action", "recalibrated"), ("note", "table test")],
+            )
+            .await
+        }
+        Action::ManageQc => {
+            app.post_form(s, "/qc/rules", &[("test_code", "GLU"), ("rules", "1-2s,1-3s,2-2s,R-4s")])
+                .await
+        }
+        Action::ApproveAutoverification => app.post_form(s, "/autoverify/suspend", &[]).await,
     };
     match reply.status {
         StatusCode::FORBIDDEN => false,
@@ -232,7 +290,7 @@ async fn every_role_against_every_action() {
     for role in ROLES {
         sessions.push(app.sign_in(role, "table").await);
     }
-    let mut f = Fixture { n: 0 };
+    let mut f = Fixture { n: 0, qc: None };
     let mut wrong = Vec::new();
     for (action, _) in TABLE {
         for s in &sessions {
@@ -258,7 +316,7 @@ async fn a_supervisor_edits_the_privilege_table_and_it_applies_at_once() {
     let app = app().await;
     let supervisor = app.sign_in(Role::Supervisor, "s").await;
     let tech = app.sign_in(Role::Technician, "t").await;
-    let mut f = Fixture { n: 0 };
+    let mut f = Fixture { n: 0, qc: None };
     assert!(!attempt(&app, &mut f, Action::VerifyAbnormal, &tech).await);
 
     // Grant technicians the verification of abnormal results, keeping everything else.
