@@ -273,6 +273,17 @@ impl Lab {
     /// The session behind a cookie token, if it is live; ends it (audited) when it has idled
     /// out or grown too old.
     pub async fn session(&self, token: &str) -> AppResult<(SessionRow, Actor)> {
+        self.live_session(token, true).await
+    }
+
+    /// Like [`Lab::session`], without counting as activity: for what a page asks on its own
+    /// (the critical-call banner polls every 30 s), which must not keep an unattended
+    /// workstation signed in past the automatic logoff.
+    pub async fn peek_session(&self, token: &str) -> AppResult<(SessionRow, Actor)> {
+        self.live_session(token, false).await
+    }
+
+    async fn live_session(&self, token: &str, activity: bool) -> AppResult<(SessionRow, Actor)> {
         let gone = || AppError::Unauthenticated("your session has ended: sign in again".into());
         let hash = digest(token);
         let session = self.store.session(&hash).await?.ok_or_else(gone)?;
@@ -296,7 +307,9 @@ impl Lab {
             tx.commit().await?;
             return Err(gone());
         }
-        self.store.touch_session(&hash, now).await?;
+        if activity {
+            self.store.touch_session(&hash, now).await?;
+        }
         let role = Role::parse(&session.user.role).ok_or_else(gone)?;
         let actor = Actor {
             name: session.user.username.clone(),

@@ -101,14 +101,13 @@
   // on load and every 30 s whether critical results wait for a call, so the alert reaches the
   // bench wherever it is working. The container is replaced only when the text changes, so a
   // screen reader announces a change, not every poll.
-  // Each poll is a request on the session and keeps it alive; to keep the automatic logoff of
-  // an unattended workstation working (HIPAA), polling pauses after 5 minutes without a key,
-  // pointer or scroll and resumes at once with the next one.
-  var BANNER_IDLE_MS = 5 * 60 * 1000, BANNER_EVERY_MS = 30 * 1000;
+  // The poll does not count as activity on the session (the server only peeks at it), so
+  // the automatic logoff of an unattended workstation still comes.
+  var BANNER_EVERY_MS = 30 * 1000;
   function criticalBanner() {
     var box = document.getElementById("critical-banner");
     if (!box || !window.fetch) return;
-    var src = box.getAttribute("data-src"), shown = null, lastActivity = Date.now();
+    var src = box.getAttribute("data-src"), shown = null;
     function refresh() {
       fetch(src, { credentials: "same-origin", cache: "no-store", redirect: "error", headers: { "Accept": "text/html" } })
         .then(function (r) { return r.ok ? r.text() : ""; })
@@ -118,18 +117,8 @@
         })
         .catch(function () { /* offline: keep what is shown */ });
     }
-    ["keydown", "pointerdown", "scroll", "touchstart"].forEach(function (type) {
-      document.addEventListener(type, function () {
-        var wasIdle = Date.now() - lastActivity > BANNER_IDLE_MS;
-        lastActivity = Date.now();
-        if (wasIdle) refresh();
-      }, { passive: true, capture: true });
-    });
     document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
-    setInterval(function () {
-      if (document.hidden || Date.now() - lastActivity > BANNER_IDLE_MS) return;
-      refresh();
-    }, BANNER_EVERY_MS);
+    setInterval(function () { if (!document.hidden) refresh(); }, BANNER_EVERY_MS);
     refresh();
   }
 

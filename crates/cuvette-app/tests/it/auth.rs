@@ -121,6 +121,21 @@ async fn an_idle_session_ends_after_fifteen_minutes() {
 }
 
 #[tokio::test]
+async fn what_a_page_polls_on_its_own_does_not_keep_an_unattended_session_open() {
+    let lab = lab().await;
+    lab.technician().await;
+    let token = lab.login("technician", PASSWORD).await.unwrap().token;
+
+    for _ in 0..3 {
+        lab.clock.advance(minutes(5));
+        lab.peek_session(&token).await.expect("the banner may look while the session lives");
+    }
+    lab.clock.advance(minutes(1));
+    unauthenticated(lab.peek_session(&token).await);
+    unauthenticated(lab.session(&token).await);
+}
+
+#[tokio::test]
 async fn a_session_in_use_stays_open() {
     let lab = lab().await;
     lab.technician().await;

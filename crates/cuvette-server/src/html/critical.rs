@@ -214,12 +214,18 @@ struct BannerFragment {
 /// The fragment every signed-in page polls. It never redirects and never draws an error page,
 /// because whatever it returns is put inside the page: signed out, or a role that sees no
 /// results, gets an empty fragment.
-async fn banner(State(s): State<AppState>, bench: Result<Bench, Response>) -> Response {
-    let Ok(bench) = bench else { return Html(String::new()).into_response() };
-    if !bench.may(Action::ViewResults) {
+async fn banner(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // The poll must not count as activity, or the automatic logoff would never come.
+    let Some(token) = crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE) else {
+        return Html(String::new()).into_response();
+    };
+    let Ok((_, actor)) = s.lab.peek_session(&token).await else {
+        return Html(String::new()).into_response();
+    };
+    if !s.lab.privileges().may(actor.role, Action::ViewResults) {
         return Html(String::new()).into_response();
     }
-    let fragment = match s.lab.pending_critical_calls(&bench.actor).await {
+    let fragment = match s.lab.pending_critical_calls(&actor).await {
         Ok(calls) => BannerFragment {
             count: calls.len(),
             oldest: waited(calls.iter().map(|c| c.minutes_waiting).max().unwrap_or(0)),
