@@ -137,6 +137,38 @@ impl QcStanding {
     }
 }
 
+/// A QC run checked against its targets, with what judging it needs.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedRun {
+    instrument_id: i64,
+    test_code: String,
+    current: Vec<(TargetRow, f64)>,
+    rules: RuleSet,
+    history: Vec<ControlResult>,
+}
+
+impl PreparedRun {
+    /// Control results in the run.
+    pub(crate) fn len(&self) -> usize {
+        self.current.len()
+    }
+}
+
+/// Whether a sample id matches an instrument's QC pattern (`*` any run of characters, `?`
+/// one character, everything else itself; case-sensitive, as barcodes are).
+pub fn matches_qc_pattern(pattern: &str, sample_id: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some(('*', rest)) => (0..=s.len()).any(|i| go(rest, &s[i..])),
+            Some(('?', rest)) => !s.is_empty() && go(rest, &s[1..]),
+            Some((c, rest)) => s.first() == Some(c) && go(rest, &s[1..]),
+        }
+    }
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), sample_id.chars().collect());
+    !p.is_empty() && go(&p, &s)
+}
+
 /// One run's verdict, as recorded.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QcRunOutcome {
@@ -517,10 +549,26 @@ impl Lab {
         values: &[(i64, f64)],
         source: &str,
     ) -> AppResult<QcRunOutcome> {
+        let run = self.prepare_qc(instrument_id, test_code, values).await?;
+        let mut tx = self.store.begin().await?;
+        let outcome = self.write_qc(&mut tx, actor, &run, source).await?;
+        tx.commit().await?;
+        self.forget_qc_facts();
+        Ok(outcome)
+    }
+
+    /// Checks a run's values against their targets and reads what judging it needs: the
+    /// rules and the history since the last corrective action.
+    pub(crate) async fn prepare_qc(
+        &self,
+        instrument_id: i64,
+        test_code: &str,
+        values: &[(i64, f64)],
+    ) -> AppResult<PreparedRun> {
         let targets = self.store.targets(Some(instrument_id), Some(test_code)).await?;
         let today = self.today();
         let mut current = Vec::new();
-        for (n, (target_id, value)) in values.iter().enumerate() {
+        for (target_id, value) in values {
             let Some(target) = targets.iter().find(|t| t.id == *target_id) else {
                 return Err(AppError::invalid(
                     "values",
@@ -539,7 +587,7 @@ impl Lab {
                     target.material.lot, target.material.level, target.material.expires_on
                 )));
             }
-            current.push((target, *value, n));
+            current.push((target.clone(), *value));
         }
         let levels =
             targets.iter().map(|t| t.material.level).collect::<std::collections::BTreeSet<_>>();
@@ -558,10 +606,20 @@ impl Lab {
             .filter(|p| p.z.is_finite())
             .map(|p| ControlResult { id: p.id, run: p.run_id, level: p.level as u8, z: p.z })
             .collect();
-        // The run and its results are stored first, so the verdict names their real ids (and
-        // the run's number in the details); then the run is judged in the same transaction.
+        Ok(PreparedRun { instrument_id, test_code: test_code.to_owned(), current, rules, history })
+    }
+
+    /// Stores a prepared run and its results inside `tx`, then judges it (so the verdict
+    /// names the results' real ids and the run's number) and records the verdict.
+    pub(crate) async fn write_qc(
+        &self,
+        tx: &mut cuvette_store::Tx,
+        actor: &Actor,
+        run_in: &PreparedRun,
+        source: &str,
+    ) -> AppResult<QcRunOutcome> {
+        let (instrument_id, test_code) = (run_in.instrument_id, run_in.test_code.as_str());
         let now = self.now_micros();
-        let mut tx = self.store.begin().await?;
         let run_id = tx
             .insert_qc_run(&NewQcRun {
                 instrument_id,
@@ -573,15 +631,15 @@ impl Lab {
                 source,
             })
             .await?;
-        let mut run = Vec::with_capacity(current.len());
-        for (target, value, _) in &current {
+        let mut run = Vec::with_capacity(run_in.current.len());
+        for (target, value) in &run_in.current {
             let z = z_score(*value, target.mean, target.sd);
             let id = tx
                 .insert_qc_result(run_id, target.id, *value, target.mean, target.sd, z, "")
                 .await?;
             run.push(ControlResult { id, run: run_id, level: target.material.level as u8, z });
         }
-        let verdict = evaluate_run(&history, &run, &rules);
+        let verdict = evaluate_run(&run_in.history, &run, &run_in.rules);
         let status = match verdict.status {
             QcStatus::Accepted => "accepted",
             QcStatus::Warning => "warning",
@@ -613,15 +671,53 @@ impl Lab {
             before: None,
             after: Some(serde_json::json!({
                 "status": status,
-                "values": current.iter().map(|(t, v, _)| serde_json::json!({ "level": t.material.level, "lot": t.material.lot, "value": v })).collect::<Vec<_>>(),
+                "values": run_in.current.iter().map(|(t, v)| serde_json::json!({ "level": t.material.level, "lot": t.material.lot, "value": v })).collect::<Vec<_>>(),
                 "violations": violations.iter().map(|v| &v.detail).collect::<Vec<_>>(),
                 "source": source,
             })),
         })
         .await?;
-        tx.commit().await?;
-        self.forget_qc_facts();
         Ok(QcRunOutcome { run_id, status: verdict.status, violations })
+    }
+
+    /// Sets the sample ids an instrument's control runs carry (`QC-*`; empty: it sends none).
+    pub async fn set_qc_pattern(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        pattern: &str,
+    ) -> AppResult<()> {
+        self.require(actor, Action::ManageQc)?;
+        let pattern = pattern.trim();
+        if pattern.chars().count() > 60 || pattern.chars().any(char::is_whitespace) {
+            return Err(AppError::invalid(
+                "qc_pattern",
+                "a pattern of up to 60 characters without spaces, with * for any run of characters (QC-*)",
+            ));
+        }
+        if !pattern.is_empty() && pattern.chars().all(|c| c == '*' || c == '?') {
+            return Err(AppError::invalid(
+                "qc_pattern",
+                "that pattern matches every sample: patient results would be taken for QC",
+            ));
+        }
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_qc_pattern(instrument_id, pattern).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.qc_pattern",
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "qc_pattern": instrument.qc_pattern })),
+            after: Some(serde_json::json!({ "qc_pattern": pattern })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Documents what a technologist did about a QC failure. QC must then pass before the
@@ -716,7 +812,7 @@ impl Lab {
     }
 
     /// Forgets the QC facts kept in memory (after recording QC).
-    fn forget_qc_facts(&self) {
+    pub(crate) fn forget_qc_facts(&self) {
         *self.qc_facts.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 

@@ -18,6 +18,9 @@ pub struct InstrumentRow {
     pub sender: String,
     /// Whether its messages are accepted.
     pub active: bool,
+    /// The sample ids of its control runs (`*` any run of characters, `?` one); empty when
+    /// it sends no QC.
+    pub qc_pattern: String,
 }
 
 /// One instrument test code mapped to a catalog test.
@@ -188,6 +191,7 @@ fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
         protocol: r.try_get("protocol")?,
         sender: r.try_get("sender")?,
         active: r.try_get::<i64, _>("active")? != 0,
+        qc_pattern: r.try_get("qc_pattern")?,
     })
 }
 
@@ -351,10 +355,11 @@ impl Tx {
 impl Store {
     /// Every instrument.
     pub async fn instruments(&self) -> StoreResult<Vec<InstrumentRow>> {
-        let rows =
-            sqlx::query("SELECT id, name, protocol, sender, active FROM instrument ORDER BY name")
-                .fetch_all(self.reader())
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, protocol, sender, active, qc_pattern FROM instrument ORDER BY name",
+        )
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(instrument_from_row).collect()
     }
 
@@ -364,7 +369,7 @@ impl Store {
         protocol: &str,
         sender: &str,
     ) -> StoreResult<Option<InstrumentRow>> {
-        let row = sqlx::query("SELECT id, name, protocol, sender, active FROM instrument WHERE protocol = $1 AND sender = $2")
+        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern FROM instrument WHERE protocol = $1 AND sender = $2")
             .bind(protocol)
             .bind(sender)
             .fetch_optional(self.reader())
@@ -379,7 +384,7 @@ impl Store {
         sender: &str,
     ) -> StoreResult<Option<(InstrumentRow, Vec<TestCodeRow>)>> {
         let rows = sqlx::query(
-            "SELECT i.id, i.name, i.protocol, i.sender, i.active, c.instrument_code, c.test_code, c.unit \
+            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, c.instrument_code, c.test_code, c.unit \
              FROM instrument i LEFT JOIN instrument_test_code c ON c.instrument_id = i.id \
              WHERE i.protocol = $1 AND i.sender = $2 ORDER BY c.instrument_code",
         )
@@ -406,11 +411,12 @@ impl Store {
 
     /// An instrument by id.
     pub async fn instrument(&self, id: i64) -> StoreResult<InstrumentRow> {
-        let row =
-            sqlx::query("SELECT id, name, protocol, sender, active FROM instrument WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, name, protocol, sender, active, qc_pattern FROM instrument WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         row.as_ref().map(instrument_from_row).transpose()?.ok_or(StoreError::NotFound("instrument"))
     }
 

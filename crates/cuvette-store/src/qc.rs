@@ -1035,6 +1035,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Sets the pattern of an instrument's control sample ids.
+    pub async fn set_qc_pattern(&mut self, instrument_id: i64, pattern: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET qc_pattern = $1 WHERE id = $2")
+            .bind(pattern)
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Records a specimen's condition codes (space-separated).
     pub async fn set_specimen_conditions(
         &mut self,

@@ -49,6 +49,8 @@ pub async fn set_up(lab: &Lab, supervisor: &Actor, director: &Actor) -> anyhow::
         .find(|(i, _)| i.sender == QC_ANALYZER)
         .map(|(i, _)| i.id)
         .ok_or_else(|| anyhow::anyhow!("the demo chemistry analyzer is missing"))?;
+    // Its control runs arrive with the vials' barcodes as sample ids.
+    lab.set_qc_pattern(supervisor, instrument, "QC-*").await?;
     let mut materials = Vec::new();
     for level in 1..=2u8 {
         materials.push(

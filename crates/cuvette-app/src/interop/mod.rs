@@ -23,6 +23,7 @@ use cuvette_store::{
 
 pub mod astm;
 pub(crate) mod commit;
+mod control;
 pub mod hl7;
 pub mod outbound;
 
@@ -240,9 +241,19 @@ impl Lab {
         if let Some(answer) = self.stored_answer(msg, ack).await? {
             return Ok(answer);
         }
-        let plan = match &msg.malformed {
-            Some(reason) => Err((reason.clone(), String::new())),
-            None => match self.plan_ingest(msg).await? {
+        let control = match &msg.malformed {
+            Some(_) => None,
+            None => self.plan_control_runs(msg).await?,
+        };
+        let control_refused = match control {
+            Some(Ok(runs)) => return self.ingest_control_runs(msg, runs, ack, started).await,
+            Some(Err(refusal)) => Some(refusal),
+            None => None,
+        };
+        let plan = match (&msg.malformed, control_refused) {
+            (Some(reason), _) => Err((reason.clone(), String::new())),
+            (None, Some(refusal)) => Err(refusal),
+            (None, None) => match self.plan_ingest(msg).await? {
                 Ok(plan) => {
                     let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
                     let measured = plan.prepared.len();

@@ -322,3 +322,97 @@ async fn only_qc_roles_run_qc_and_only_technologists_document_corrective_actions
     forbidden(lab.document_corrective_action(&tech, instrument, "GLU", "recalibrated", "").await);
     forbidden(lab.set_target(&tech, 1, instrument, "GLU", "1", "1").await);
 }
+
+/// The analyzer's control run for glucose, as it sends it: one OBR per level, the vial's
+/// barcode as the sample id.
+fn control_message(control: &str, levels: &[(&str, &str)]) -> Vec<u8> {
+    let mut m = format!(
+        "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124070000||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
+    );
+    for (i, (sample, value)) in levels.iter().enumerate() {
+        m.push_str(&format!(
+            "OBR|{}||{sample}|GLU\rOBX|1|NM|2345-7^^LN||{value}|mg/dL|||||F\r",
+            i + 1
+        ));
+    }
+    m.into_bytes()
+}
+
+#[tokio::test]
+async fn an_instruments_control_run_is_recognised_by_its_sample_id_and_judged_on_arrival() {
+    let lab = lab().await;
+    let (instrument, _, _) = glucose_qc(&lab).await;
+    let supervisor = lab.supervisor().await;
+    lab.set_qc_pattern(&supervisor, instrument, "QC-CHEM-*").await.unwrap();
+
+    let (outcome, ack) = interop::hl7::receive(
+        &lab,
+        &control_message("QC1", &[("QC-CHEM-L1-4471", "100.8"), ("QC-CHEM-L2-4471", "313.0")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, interop::Ingested::Accepted { results: 2, .. }), "{outcome:?}");
+    assert!(String::from_utf8_lossy(&ack).contains("MSA|AA|QC1"));
+    let runs = lab.store().qc_runs(instrument, "GLU", 5).await.unwrap();
+    assert_eq!((runs[0].status.as_str(), runs[0].source.as_str()), ("warning", "instrument"));
+
+    // Level 1 reads 107: 3.5 SD high.
+    interop::hl7::receive(
+        &lab,
+        &control_message("QC2", &[("QC-CHEM-L1-4471", "107"), ("QC-CHEM-L2-4471", "300")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    assert!(lab.qc_standings(Some(instrument)).await.unwrap()[0].locked);
+    let log = lab
+        .message_log(&lab.technologist().await, &cuvette_app::store::MessageFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|m| m.detail.starts_with("QC run: GLU REJECTED (1-2s, 1-3s")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_control_sample_without_a_material_or_mixed_with_patients_is_quarantined() {
+    let lab = lab().await;
+    let (instrument, _, _) = glucose_qc(&lab).await;
+    let supervisor = lab.supervisor().await;
+    lab.set_qc_pattern(&supervisor, instrument, "QC-*").await.unwrap();
+
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &control_message("QC3", &[("QC-UNKNOWN-9", "100")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let interop::Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("no control material has the sample id \"QC-UNKNOWN-9\""), "{reason}");
+
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &control_message("QC4", &[("QC-CHEM-L1-4471", "100"), ("26-0000001-8", "99")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let interop::Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("mixes control sample"), "{reason}");
+    assert!(
+        lab.store().qc_runs(instrument, "GLU", 5).await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+
+    assert_eq!(
+        invalid(lab.set_qc_pattern(&supervisor, instrument, "*").await, "qc_pattern"),
+        "that pattern matches every sample: patient results would be taken for QC"
+    );
+}

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/qc/targets", post(set_target))
         .route("/qc/targets/{id}/adopt", post(adopt_target))
         .route("/qc/rules", post(set_rules))
+        .route("/qc/sample-pattern", post(set_pattern))
         .route("/qc/moving-averages", post(set_moving_average))
         // `{target}` is "12" (the page) or "12.csv" (its points as CSV).
         .route("/qc/chart/{target}", get(chart_or_csv))
@@ -556,7 +557,16 @@ struct Typed {
     target: TargetInput,
     rules: RulesInput,
     ma: MaInput,
+    pattern: PatternInput,
     run: Option<RunInput>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PatternInput {
+    csrf: String,
+    instrument_id: String,
+    qc_pattern: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,6 +597,8 @@ struct OverviewPage {
     verdict: Option<VerdictView>,
     materials: Vec<Choice>,
     instruments: Vec<Choice>,
+    /// (pattern, instrument name) of instruments that send control runs.
+    sample_patterns: Vec<Choice>,
     tests: Vec<Choice>,
     rule_reference: Vec<RuleRef>,
     classic_rules: String,
@@ -613,6 +625,11 @@ async fn overview_page(
     let instruments: Vec<Choice> = instrument_rows
         .iter()
         .map(|(i, _)| Choice { value: i.id.to_string(), label: i.name.clone() })
+        .collect();
+    let sample_patterns: Vec<Choice> = instrument_rows
+        .iter()
+        .filter(|(i, _)| !i.qc_pattern.is_empty())
+        .map(|(i, _)| Choice { value: i.qc_pattern.clone(), label: i.name.clone() })
         .collect();
     let materials = if may_manage {
         s.lab
@@ -668,6 +685,7 @@ async fn overview_page(
         verdict,
         materials,
         instruments,
+        sample_patterns,
         tests: test_choices(s),
         rule_reference: WestgardRule::ALL
             .iter()
@@ -694,6 +712,7 @@ fn done_notice(done: &str) -> Option<String> {
             "material" => "Control material added. Set its target mean and SD next.",
             "target" => "Target saved.",
             "rules" => "Westgard rules saved. They judge the next run.",
+            "pattern" => "Control sample ids saved: the instrument's control runs now go to QC.",
             "ma" => "Moving-average rule saved.",
             "adopted" => "The lab's own target is now in use for this level.",
             "action" => {
@@ -823,6 +842,27 @@ async fn set_rules(
         Err(AppError::Invalid(errors)) => {
             let typed = Typed { rules: form, ..Typed::default() };
             refused_overview(&s, &bench, prefixed(errors, "rules-"), typed).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The sample ids an instrument sends for its control runs.
+async fn set_pattern(
+    State(s): State<AppState>,
+    bench: Bench,
+    Form(form): Form<PatternInput>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    let outcome = match form.instrument_id.trim().parse::<i64>() {
+        Ok(id) => s.lab.set_qc_pattern(&bench.actor, id, &form.qc_pattern).await,
+        Err(_) => Err(AppError::Invalid(vec![error("instrument_id", "choose the instrument")])),
+    };
+    match outcome {
+        Ok(()) => Ok(Redirect::to("/qc?done=pattern").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let typed = Typed { pattern: form, ..Typed::default() };
+            refused_overview(&s, &bench, prefixed(errors, "pattern-"), typed).await
         }
         Err(e) => Err(e.into()),
     }

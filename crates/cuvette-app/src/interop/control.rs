@@ -1,0 +1,166 @@
+//! Control (QC) samples from instruments. An instrument's control runs carry sample ids that
+//! match the pattern configured for it under QC (say `QC-*`); their results are QC results,
+//! judged by the Westgard rules the moment they arrive and recorded with the message log entry
+//! in one transaction, never mistaken for a patient's.
+
+use std::collections::BTreeMap;
+
+use crate::qc::{PreparedRun, matches_qc_pattern};
+use crate::{AppError, AppResult, Lab};
+
+use super::{Inbound, Ingested, MessageRecord, NO_VALUE_STATUSES, instrument_actor};
+
+/// What a control message carries, checked: the instrument and one prepared run per test.
+pub(super) struct ControlRuns {
+    instrument: cuvette_store::InstrumentRow,
+    runs: Vec<PreparedRun>,
+    summary: Vec<String>,
+}
+
+impl Lab {
+    /// `None` when the message is not from an instrument's control run; otherwise the runs to
+    /// record, or why the message must be quarantined (reason, location).
+    pub(super) async fn plan_control_runs(
+        &self,
+        msg: &Inbound<'_>,
+    ) -> AppResult<Option<Result<ControlRuns, (String, String)>>> {
+        let Some(first) = msg.results.first() else { return Ok(None) };
+        let Some((instrument, codes)) =
+            self.store.instrument_with_codes(msg.protocol, msg.sender).await?
+        else {
+            return Ok(None);
+        };
+        if !matches_qc_pattern(&instrument.qc_pattern, first.accession.trim()) {
+            return Ok(None);
+        }
+        let refuse = |reason: String, at: &str| Ok(Some(Err((reason, at.to_owned()))));
+        let targets = self.store.targets(Some(instrument.id), None).await?;
+        // test code → (target id, value) of each level in the message
+        let mut by_test: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        for r in &msg.results {
+            let sample = r.accession.trim();
+            if !matches_qc_pattern(&instrument.qc_pattern, sample) {
+                return refuse(
+                    format!(
+                        "the message mixes control sample {:?} with patient sample {sample:?}: send them apart",
+                        first.accession.trim()
+                    ),
+                    &r.location,
+                );
+            }
+            if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
+                continue;
+            }
+            let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
+                return refuse(
+                    format!(
+                        "test code {:?} from {} is not mapped to a catalog test: map it under Interfaces",
+                        r.instrument_code, instrument.name
+                    ),
+                    &r.location,
+                );
+            };
+            let Some(material) = self.store.material_by_sample_id(sample).await? else {
+                return refuse(
+                    format!(
+                        "no control material has the sample id {sample:?}: add the lot under QC"
+                    ),
+                    &r.location,
+                );
+            };
+            let Some(target) = targets
+                .iter()
+                .find(|t| t.material.id == material.id && t.test_code == map.test_code)
+            else {
+                return refuse(
+                    format!(
+                        "{} has no target for {} level {} (lot {}) on {}: set it under QC",
+                        map.test_code,
+                        material.product,
+                        material.level,
+                        material.lot,
+                        instrument.name
+                    ),
+                    &r.location,
+                );
+            };
+            let Some(value) = r.value.trim().parse::<f64>().ok().filter(|v| v.is_finite()) else {
+                return refuse(
+                    format!("control value {:?} for {} is not a number", r.value, map.test_code),
+                    &r.location,
+                );
+            };
+            by_test.entry(map.test_code.clone()).or_default().push((target.id, value));
+        }
+        if by_test.is_empty() {
+            return refuse("the control message carries no values".into(), "");
+        }
+        let mut runs = Vec::new();
+        let mut summary = Vec::new();
+        for (test, values) in by_test {
+            match self.prepare_qc(instrument.id, &test, &values).await {
+                Ok(run) => runs.push(run),
+                Err(AppError::Refused(reason) | AppError::Conflict(reason)) => {
+                    return refuse(format!("{test}: {reason}"), "");
+                }
+                Err(AppError::Invalid(errors)) => {
+                    let reason =
+                        errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ");
+                    return refuse(format!("{test}: {reason}"), "");
+                }
+                Err(e) => return Err(e),
+            }
+            summary.push(test);
+        }
+        Ok(Some(Ok(ControlRuns { instrument, runs, summary })))
+    }
+
+    /// Records the control runs of a message with its log entry and acknowledgement, in one
+    /// transaction.
+    pub(super) async fn ingest_control_runs(
+        &self,
+        msg: &Inbound<'_>,
+        plan: ControlRuns,
+        ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
+        started: i64,
+    ) -> AppResult<(Ingested, Vec<u8>)> {
+        let results = plan.runs.iter().map(|r| r.len()).sum::<usize>();
+        let outcome = Ingested::Accepted { message_id: 0, results, skipped: Vec::new() };
+        let ack_bytes = ack(&outcome);
+        let actor = instrument_actor(&plan.instrument);
+        let mut tx = self.store.begin().await?;
+        let mut verdicts = Vec::new();
+        for (run, test) in plan.runs.iter().zip(&plan.summary) {
+            let o = self.write_qc(&mut tx, &actor, run, "instrument").await?;
+            let rules: Vec<&str> = o.violations.iter().map(|v| v.rule.code()).collect();
+            verdicts.push(match o.status {
+                cuvette_domain::qc::QcStatus::Accepted => format!("{test} accepted"),
+                cuvette_domain::qc::QcStatus::Warning => {
+                    format!("{test} warning ({})", rules.join(", "))
+                }
+                cuvette_domain::qc::QcStatus::Rejected => {
+                    format!("{test} REJECTED ({})", rules.join(", "))
+                }
+            });
+        }
+        let record = MessageRecord::inbound(
+            msg,
+            "accepted",
+            format!("QC run: {}", verdicts.join("; ")),
+            ack_bytes.clone(),
+            msg.results.first().map(|r| r.accession.trim().to_owned()),
+            0,
+            None,
+            started,
+        );
+        let Some(message_id) = self.log_inbound(&mut tx, &record).await? else {
+            drop(tx);
+            return self.stored_answer(msg, ack).await?.ok_or_else(|| {
+                AppError::Conflict("the message was received twice at once".into())
+            });
+        };
+        tx.commit().await?;
+        self.forget_qc_facts();
+        Ok((outcome.with_message_id(message_id), ack_bytes))
+    }
+}
