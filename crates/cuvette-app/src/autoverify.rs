@@ -313,7 +313,7 @@ impl Lab {
 
     /// Evaluates a rule set over the lab's stored instrument results of a test entered in
     /// `[from, to)`, as if it had been switched on: what would have been released and held.
-    /// QC is judged as it stands now (the record of past standings is the QC history).
+    /// QC is judged as it stood when each result was entered, replayed from the QC record.
     pub async fn autoverify_dry_run(
         &self,
         actor: &Actor,
@@ -329,14 +329,26 @@ impl Lab {
             .test(test_code)
             .ok_or_else(|| AppError::NotFound(format!("{test_code} is not in the catalog")))?;
         let history = self.store.results_of_test(test_code, from, to, 5000).await?;
-        let now = self.now_micros();
-        let standings: HashMap<i64, QcState> = self
-            .qc_standings(None)
-            .await?
-            .into_iter()
-            .filter(|s| s.facts.test_code == test_code)
-            .map(|s| (s.facts.instrument_id, s.state(now)))
-            .collect();
+        // QC is judged as it stood when each result was entered: the record of runs and
+        // corrective actions of each instrument, replayed up to that moment.
+        let mut qc_records: HashMap<i64, (Vec<cuvette_store::QcRunRow>, Vec<i64>)> = HashMap::new();
+        for instrument in history.iter().filter_map(|h| h.result.as_ref()?.instrument_id) {
+            if let std::collections::hash_map::Entry::Vacant(e) = qc_records.entry(instrument) {
+                let runs = self.store.qc_runs(instrument, test_code, 100_000).await?;
+                let actions = self
+                    .store
+                    .corrective_actions(instrument, test_code)
+                    .await?
+                    .into_iter()
+                    .map(|a| a.at)
+                    .collect();
+                e.insert((runs, actions));
+            }
+        }
+        let qc_then = |instrument: i64, at: i64| -> QcState {
+            let Some((runs, actions)) = qc_records.get(&instrument) else { return QcState::NoQc };
+            crate::qc::QcStanding::at(instrument, test_code, runs, actions, at).state(at)
+        };
         struct Row {
             accession: String,
             value: ReportedValue,
@@ -378,10 +390,7 @@ impl Lab {
                 value,
                 evaluation,
                 flags: result.instrument_flags.split_whitespace().map(str::to_owned).collect(),
-                qc: result
-                    .instrument_id
-                    .and_then(|i| standings.get(&i).cloned())
-                    .unwrap_or(QcState::NoQc),
+                qc: result.instrument_id.map_or(QcState::NoQc, |i| qc_then(i, result.entered_at)),
                 indices: SerumIndices {
                     hemolysis: h.specimen.hemolysis_index.and_then(|i| u32::try_from(i).ok()),
                     icterus: h.specimen.icterus_index.and_then(|i| u32::try_from(i).ok()),

@@ -112,6 +112,35 @@ impl QcStanding {
         QcStanding { facts, locked: false, reason }
     }
 
+    /// The standing as it was at `at`, replayed from a test's runs on an instrument and the
+    /// times of its corrective actions (for judging history as it was).
+    pub fn at(
+        instrument_id: i64,
+        test_code: &str,
+        runs: &[QcRunRow],
+        actions: &[i64],
+        at: i64,
+    ) -> QcStanding {
+        let before: Vec<&QcRunRow> = runs.iter().filter(|r| r.at <= at).collect();
+        let max = |pick: &dyn Fn(&&QcRunRow) -> bool| {
+            before.iter().filter(|r| pick(r)).map(|r| r.at).max()
+        };
+        let last_rejected = max(&|r| r.status == "rejected");
+        let latest = before.iter().max_by_key(|r| (r.at, r.id));
+        let facts = QcFacts {
+            instrument_id,
+            instrument_name: String::new(),
+            test_code: test_code.to_owned(),
+            last_rejected,
+            last_good: max(&|r| r.status != "rejected"),
+            last_action: actions.iter().copied().filter(|a| *a <= at).max(),
+            last_run: latest.map(|r| (r.at, r.status.clone())),
+            good_before_reject: last_rejected
+                .and_then(|rejected| max(&|r| r.status != "rejected" && r.at < rejected)),
+        };
+        QcStanding::from_facts(facts, at)
+    }
+
     /// What autoverification makes of it.
     pub fn state(&self, now: i64) -> QcState {
         if self.locked {

@@ -31,6 +31,9 @@ const CONTROLS: [(&str, [(f64, f64); 2]); 8] = [
     ("CA", [(9.5, 0.15), (12.5, 0.2)]),
 ];
 
+/// What the demo analyzer calls its hemolysis index.
+const HEMOLYSIS_CODE: &str = "HIDX";
+
 /// Tests whose approved rule set is switched on.
 const AUTOVERIFIED: [&str; 8] = ["NA", "K", "CL", "CO2", "BUN", "CREAT", "GLU", "CA"];
 
@@ -49,8 +52,10 @@ pub async fn set_up(lab: &Lab, supervisor: &Actor, director: &Actor) -> anyhow::
         .find(|(i, _)| i.sender == QC_ANALYZER)
         .map(|(i, _)| i.id)
         .ok_or_else(|| anyhow::anyhow!("the demo chemistry analyzer is missing"))?;
-    // Its control runs arrive with the vials' barcodes as sample ids.
+    // Its control runs arrive with the vials' barcodes as sample ids, and it measures the
+    // hemolysis index of every chemistry specimen.
     lab.set_qc_pattern(supervisor, instrument, "QC-*").await?;
+    lab.map_test_code(supervisor, instrument, HEMOLYSIS_CODE, "SI_H", "").await?;
     let mut materials = Vec::new();
     for level in 1..=2u8 {
         materials.push(

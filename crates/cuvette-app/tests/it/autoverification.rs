@@ -271,3 +271,35 @@ async fn an_autoverified_result_goes_to_the_ehr_in_the_same_transaction() {
     assert!(obx.contains("|4.1|"), "{obx}");
     assert_eq!(obx.split('|').nth(11), Some("F"), "sent as final: {obx}");
 }
+
+#[tokio::test]
+async fn a_dry_run_judges_qc_as_it_stood_when_each_result_was_entered() {
+    let lab = lab().await;
+    let instrument = potassium_analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    lab.clock.advance(minutes(10));
+    potassium(&lab, &patient, "4.1", "DQ1", None).await; // QC acceptable then
+    lab.clock.advance(minutes(60));
+    let target = lab.store().targets(Some(instrument), Some("K")).await.unwrap()[0].id;
+    lab.record_qc(&lab.technician().await, instrument, "K", &[(target, "4.5".into())])
+        .await
+        .unwrap();
+    lab.clock.advance(minutes(10));
+    let other = lab.adult_man().await;
+    potassium(&lab, &other, "4.2", "DQ2", None).await; // during the lockout
+
+    let def = lab.catalog().catalog.test("K").unwrap().clone();
+    let rules = AutoverifyRules::default_for(&def);
+    let now = lab.clock.now().as_microsecond();
+    let run =
+        lab.autoverify_dry_run(&lab.pathologist().await, "K", &rules, 0, now + 1).await.unwrap();
+
+    assert_eq!(
+        (run.report.would_release, run.report.would_hold),
+        (1, 1),
+        "{:?}",
+        run.held_examples
+    );
+    assert_eq!(run.report.held_by_rule.get(&AvRule::QcAcceptable), Some(&1));
+    assert!(run.held_examples[0].2.contains("QC rejected"), "{:?}", run.held_examples);
+}
