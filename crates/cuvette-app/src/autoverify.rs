@@ -331,7 +331,8 @@ impl Lab {
         let history = self.store.results_of_test(test_code, from, to, 5000).await?;
         // QC is judged as it stood when each result was entered: the record of runs and
         // corrective actions of each instrument, replayed up to that moment.
-        let mut qc_records: HashMap<i64, (Vec<cuvette_store::QcRunRow>, Vec<i64>)> = HashMap::new();
+        let mut qc_records: HashMap<i64, (String, Vec<cuvette_store::QcRunRow>, Vec<i64>)> =
+            HashMap::new();
         for instrument in history.iter().filter_map(|h| h.result.as_ref()?.instrument_id) {
             if let std::collections::hash_map::Entry::Vacant(e) = qc_records.entry(instrument) {
                 let runs = self.store.qc_runs(instrument, test_code, 100_000).await?;
@@ -342,12 +343,15 @@ impl Lab {
                     .into_iter()
                     .map(|a| a.at)
                     .collect();
-                e.insert((runs, actions));
+                let name = self.store.instrument(instrument).await?.name;
+                e.insert((name, runs, actions));
             }
         }
         let qc_then = |instrument: i64, at: i64| -> QcState {
-            let Some((runs, actions)) = qc_records.get(&instrument) else { return QcState::NoQc };
-            crate::qc::QcStanding::at(instrument, test_code, runs, actions, at).state(at)
+            let Some((name, runs, actions)) = qc_records.get(&instrument) else {
+                return QcState::NoQc;
+            };
+            crate::qc::QcStanding::at((instrument, name), test_code, runs, actions, at).state(at)
         };
         struct Row {
             accession: String,

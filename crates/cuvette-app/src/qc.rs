@@ -115,7 +115,7 @@ impl QcStanding {
     /// The standing as it was at `at`, replayed from a test's runs on an instrument and the
     /// times of its corrective actions (for judging history as it was).
     pub fn at(
-        instrument_id: i64,
+        (instrument_id, instrument_name): (i64, &str),
         test_code: &str,
         runs: &[QcRunRow],
         actions: &[i64],
@@ -129,7 +129,7 @@ impl QcStanding {
         let latest = before.iter().max_by_key(|r| (r.at, r.id));
         let facts = QcFacts {
             instrument_id,
-            instrument_name: String::new(),
+            instrument_name: instrument_name.to_owned(),
             test_code: test_code.to_owned(),
             last_rejected,
             last_good: max(&|r| r.status != "rejected"),

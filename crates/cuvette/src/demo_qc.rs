@@ -218,6 +218,16 @@ pub async fn analyze(
             message
                 .push_str(&format!("OBX|{}|NM|{code}^^LN||{value}|{unit}|||||F|||{ts}\r", i + 1));
         }
+        // Most specimens are clear; about one in twelve is hemolysed.
+        let hemolysis = if rng.next() < 0.08 {
+            80 + (rng.next() * 150.0) as u32
+        } else {
+            (rng.next() * 30.0) as u32
+        };
+        message.push_str(&format!(
+            "OBX|{}|NM|{HEMOLYSIS_CODE}^Hemolysis index^L||{hemolysis}||||||F|||{ts}\r",
+            obx.len() + 1
+        ));
         let (outcome, _) =
             interop::hl7::receive(lab, message.as_bytes(), "demo", "demo-seed").await?;
         if !matches!(outcome, Ingested::Accepted { .. }) {
