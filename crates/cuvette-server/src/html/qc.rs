@@ -1216,7 +1216,14 @@ async fn chart_page(
         .map(|p| ChartPoint {
             id: p.id,
             at: p.at,
-            value: p.value,
+            // A point of another lot is placed by the z it was judged with against its own
+            // lot's target, so it stands against these lines where it stood against its
+            // own; its note keeps the value measured.
+            value: if p.target_id == data.target.id {
+                p.value
+            } else {
+                data.target.mean + p.z * data.target.sd
+            },
             rules: p.rules.split_whitespace().map(str::to_owned).collect(),
             rejected: is_rejection(p),
             note: format!(
