@@ -1,6 +1,7 @@
-//! Crash safety: the server is killed (SIGKILL) while an instrument streams results, then
-//! restarted; the instrument resends what was not acknowledged (and, to be sure, some of what
-//! was). Every acknowledged result must be stored, and every result exactly once.
+//! Crash safety: the server is killed (SIGKILL) while instruments stream results on three
+//! connections at once (so messages are committed in groups), then restarted; each connection
+//! resends what was not acknowledged (and, to be sure, some of what was). Every acknowledged
+//! result must be stored, and every result exactly once.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -48,19 +49,23 @@ fn oru(control_id: &str, accession: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Sends messages from `from` on, one at a time, until the connection breaks; returns the
-/// indexes acknowledged AA.
+/// Connections streaming at once.
+const CONNECTIONS: usize = 3;
+
+/// Sends the messages at `share` (indexes into `messages`) in order, one at a time, until the
+/// connection breaks; returns the indexes acknowledged AA.
 async fn stream(
     mllp: SocketAddr,
     messages: &[Vec<u8>],
-    from: usize,
+    share: &[usize],
     progress: Arc<AtomicUsize>,
 ) -> Vec<usize> {
     let mut acked = Vec::new();
     let Ok(mut s) = TcpStream::connect(mllp).await else { return acked };
     let mut deframer = MllpDeframer::new();
     let mut buf = [0u8; 4096];
-    for (i, m) in messages.iter().enumerate().skip(from) {
+    for &i in share {
+        let m = &messages[i];
         if s.write_all(&frame(m)).await.is_err() {
             break;
         }
@@ -153,31 +158,41 @@ async fn a_killed_server_loses_no_acknowledged_result_and_stores_none_twice() {
     let mut server = start(&data, http, port);
     wait_for(mllp).await;
     let progress = Arc::new(AtomicUsize::new(0));
-    let sender = tokio::spawn({
-        let (messages, progress) = (messages.clone(), progress.clone());
-        async move { stream(mllp, &messages, 0, progress).await }
-    });
+    let shares: Vec<Vec<usize>> =
+        (0..CONNECTIONS).map(|c| (c..SPECIMENS).step_by(CONNECTIONS).collect()).collect();
+    let senders: Vec<_> = shares
+        .iter()
+        .map(|share| {
+            let (messages, progress, share) = (messages.clone(), progress.clone(), share.clone());
+            tokio::spawn(async move { stream(mllp, &messages, &share, progress).await })
+        })
+        .collect();
     while progress.load(Ordering::SeqCst) < KILL_AFTER {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     server.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     server.wait().unwrap();
-    let acked_before = sender.await.unwrap();
-    assert!(
-        acked_before.len() < SPECIMENS,
-        "the kill came before the end ({} acknowledged)",
-        acked_before.len()
-    );
-    eprintln!("killed after {} of {SPECIMENS} results were acknowledged", acked_before.len());
+    let mut acked_before = Vec::new();
+    for sender in senders {
+        acked_before.push(sender.await.unwrap());
+    }
+    let total: usize = acked_before.iter().map(Vec::len).sum();
+    assert!(total < SPECIMENS, "the kill came before the end ({total} acknowledged)");
+    eprintln!("killed after {total} of {SPECIMENS} results were acknowledged");
 
-    // Restart; the instrument resends from a little before its last acknowledgement.
+    // Restart; each connection resends from a little before its last acknowledgement.
     let mut server = start(&data, http, port);
     wait_for(mllp).await;
-    let resend_from = acked_before.len().saturating_sub(5);
-    let acked_after = stream(mllp, &messages, resend_from, Arc::new(AtomicUsize::new(0))).await;
+    let mut resent = 0;
+    let mut acked_after = 0;
+    for (share, acked) in shares.iter().zip(&acked_before) {
+        let rest = &share[acked.len().saturating_sub(2)..];
+        resent += rest.len();
+        acked_after += stream(mllp, &messages, rest, Arc::new(AtomicUsize::new(0))).await.len();
+    }
     server.kill().unwrap();
     server.wait().unwrap();
-    assert_eq!(acked_after.len(), SPECIMENS - resend_from, "everything resent is acknowledged");
+    assert_eq!(acked_after, resent, "everything resent is acknowledged");
 
     // Every specimen has exactly one potassium result.
     let store = cuvette_app::store::Store::open_dir(&data).await.unwrap();
