@@ -23,13 +23,9 @@ impl Lab {
     pub(super) async fn plan_control_runs(
         &self,
         msg: &Inbound<'_>,
+        (instrument, codes): &(cuvette_store::InstrumentRow, Vec<cuvette_store::TestCodeRow>),
     ) -> AppResult<Option<Result<ControlRuns, (String, String)>>> {
         let Some(first) = msg.results.first() else { return Ok(None) };
-        let Some((instrument, codes)) =
-            self.store.instrument_with_codes(msg.protocol, msg.sender).await?
-        else {
-            return Ok(None);
-        };
         if !matches_qc_pattern(&instrument.qc_pattern, first.accession.trim()) {
             return Ok(None);
         }
@@ -112,7 +108,7 @@ impl Lab {
             }
             summary.push(test);
         }
-        Ok(Some(Ok(ControlRuns { instrument, runs, summary })))
+        Ok(Some(Ok(ControlRuns { instrument: instrument.clone(), runs, summary })))
     }
 
     /// Records the control runs of a message with its log entry and acknowledgement, in one

@@ -241,9 +241,14 @@ impl Lab {
         if let Some(answer) = self.stored_answer(msg, ack).await? {
             return Ok(answer);
         }
-        let control = match &msg.malformed {
+        // The sender and its code map, read once for both kinds of result message.
+        let sender = match &msg.malformed {
             Some(_) => None,
-            None => self.plan_control_runs(msg).await?,
+            None => self.store.instrument_with_codes(msg.protocol, msg.sender).await?,
+        };
+        let control = match (&msg.malformed, &sender) {
+            (None, Some(sender)) => self.plan_control_runs(msg, sender).await?,
+            _ => None,
         };
         let control_refused = match control {
             Some(Ok(runs)) => return self.ingest_control_runs(msg, runs, ack, started).await,
@@ -253,7 +258,7 @@ impl Lab {
         let plan = match (&msg.malformed, control_refused) {
             (Some(reason), _) => Err((reason.clone(), String::new())),
             (None, Some(refusal)) => Err(refusal),
-            (None, None) => match self.plan_ingest(msg).await? {
+            (None, None) => match self.plan_ingest(msg, sender).await? {
                 Ok(plan) => {
                     let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
                     let measured = plan.prepared.len();
@@ -417,10 +422,9 @@ impl Lab {
     async fn plan_ingest(
         &self,
         msg: &Inbound<'_>,
+        sender: Option<(InstrumentRow, Vec<TestCodeRow>)>,
     ) -> AppResult<Result<IngestPlan, (String, String)>> {
-        let Some((instrument, codes)) =
-            self.store.instrument_with_codes(msg.protocol, msg.sender).await?
-        else {
+        let Some((instrument, codes)) = sender else {
             return Ok(Err((
                 format!(
                     "unknown instrument {:?}: add it under Interfaces with its test codes",
