@@ -9,6 +9,8 @@
 use barcoders::sym::code128::Code128;
 use cuvette_domain::Accession;
 
+use crate::web::escape_xml;
+
 /// Light modules on each side of the symbol (ISO/IEC 15417 asks for at least 10).
 pub const QUIET_ZONE_MODULES: usize = 10;
 
@@ -59,7 +61,7 @@ pub fn code128_svg(data: &str, scale: u32, standalone: bool) -> Option<String> {
         width * scale,
         height * scale,
         // `data` is digits or Code 128 set B text; escape it for the attribute anyway.
-        data = escape_attr(data),
+        data = escape_xml(data),
     );
     svg.push_str(&format!(
         "<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>"
@@ -78,21 +80,6 @@ pub fn code128_svg(data: &str, scale: u32, standalone: bool) -> Option<String> {
 pub fn accession_svg(accession: Accession, scale: u32, standalone: bool) -> String {
     // Ten ASCII digits always encode in code set C.
     code128_svg(&accession.digits(), scale, standalone).unwrap_or_default()
-}
-
-fn escape_attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 
 use std::fmt::Write;
 
+use crate::web::escape_xml;
+
 /// One plotted value: a control result (Levey-Jennings) or an average (moving average).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChartPoint {
@@ -316,8 +318,8 @@ fn render(c: &Chart) -> String {
         );
         if labelled.iter().all(|&other| (other - y).abs() >= LABEL_GAP) {
             labelled.push(y);
-            let (ty, name) = (y + 4.0, escape(&line.name));
-            let (value, unit) = (fixed(line.value, c.decimals), escape(c.unit));
+            let (ty, name) = (y + 4.0, escape_xml(&line.name));
+            let (value, unit) = (fixed(line.value, c.decimals), escape_xml(c.unit));
             let _ = write!(
                 svg,
                 r##"<text class="lj-label {class}" x="{NAME_X}" y="{ty:.1}" text-anchor="end" fill="#111">{name}</text><text class="lj-value" x="{VALUE_X}" y="{ty:.1}" text-anchor="end" fill="#555">{value} {unit}</text>"##
@@ -329,7 +331,7 @@ fn render(c: &Chart) -> String {
         // In i128, so the span of extreme times cannot overflow.
         let at =
             (i128::from(p.from) + (i128::from(p.to) - i128::from(p.from)) * i / (TICKS - 1)) as i64;
-        let (x, text) = (p.x(at), escape(&(c.time_label)(at)));
+        let (x, text) = (p.x(at), escape_xml(&(c.time_label)(at)));
         let anchor = if i == 0 {
             "start"
         } else if i == TICKS - 1 {
@@ -344,7 +346,7 @@ fn render(c: &Chart) -> String {
     }
 
     for lot in c.lot_changes.iter().filter(|l| (p.from..=p.to).contains(&l.at)) {
-        let (x, text) = (p.x(lot.at), escape(&lot.label));
+        let (x, text) = (p.x(lot.at), escape_xml(&lot.label));
         // The label goes on the side with more room.
         let (lx, anchor) =
             if x > (LEFT + RIGHT) / 2.0 { (x - 4.0, "end") } else { (x + 4.0, "start") };
@@ -367,7 +369,7 @@ fn render(c: &Chart) -> String {
         point(&mut svg, &p, pt);
     }
     if c.points.is_empty() {
-        let (x, y, text) = ((LEFT + RIGHT) / 2.0, (TOP + BOTTOM) / 2.0 - 8.0, escape(c.empty));
+        let (x, y, text) = ((LEFT + RIGHT) / 2.0, (TOP + BOTTOM) / 2.0 - 8.0, escape_xml(c.empty));
         let _ = write!(
             svg,
             r##"<text class="lj-empty" x="{x}" y="{y}" text-anchor="middle" fill="#555" font-size="14"{HALO}>{text}</text>"##
@@ -398,7 +400,8 @@ fn point(svg: &mut String, p: &Plot, pt: &ChartPoint) {
         ("lj-point", format!(r##"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="#111"/>"##))
     };
     // `data-rules` is space-separated so CSS and scripts can match `[data-rules~="2-2s"]`.
-    let (id, value, rules, note) = (pt.id, pt.value, escape(&pt.rules.join(" ")), escape(&pt.note));
+    let (id, value, rules, note) =
+        (pt.id, pt.value, escape_xml(&pt.rules.join(" ")), escape_xml(&pt.note));
     let _ = write!(
         svg,
         r#"<g class="{class}" data-id="{id}" data-value="{value}" data-rules="{rules}"><title>{note}</title>{shape}"#
@@ -412,7 +415,7 @@ fn point(svg: &mut String, p: &Plot, pt: &ChartPoint) {
         } else {
             "middle"
         };
-        let codes = escape(&pt.rules.join(", "));
+        let codes = escape_xml(&pt.rules.join(", "));
         let _ = write!(
             svg,
             r##"<text class="lj-rule" x="{x:.1}" y="{ty:.1}" text-anchor="{anchor}" font-weight="700" fill="#111"{HALO}>{codes}</text>"##
@@ -424,7 +427,7 @@ fn point(svg: &mut String, p: &Plot, pt: &ChartPoint) {
 /// The `<svg>` start tag, its accessible name and description, a white background (for print)
 /// and the visible title.
 fn open(kind: &str, title: &str, desc: &str, from: i64, to: i64) -> String {
-    let (id, title, desc) = (chart_id(title, from, to), escape(title), escape(desc));
+    let (id, title, desc) = (chart_id(title, from, to), escape_xml(title), escape_xml(desc));
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" class="qc-chart {kind}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{id}-title {id}-desc" font-family="system-ui, sans-serif" font-size="11"><title id="{id}-title">{title}</title><desc id="{id}-desc">{desc}</desc><rect class="lj-bg" width="{WIDTH}" height="{HEIGHT}" fill="#fff"/><text class="lj-title" x="{LEFT}" y="22" font-size="13" font-weight="700" fill="#111">{title}</text>"##
     )
@@ -432,7 +435,7 @@ fn open(kind: &str, title: &str, desc: &str, from: i64, to: i64) -> String {
 
 /// A chart that cannot be drawn: the title and what to do about it.
 fn message_svg(kind: &str, title: &str, message: &str) -> String {
-    let (x, y, text) = (WIDTH / 2.0, HEIGHT / 2.0, escape(message));
+    let (x, y, text) = (WIDTH / 2.0, HEIGHT / 2.0, escape_xml(message));
     open(kind, title, message, 0, 0)
         + &format!(
             r##"<text class="lj-message" x="{x}" y="{y}" text-anchor="middle" fill="#111" font-size="14">{text}</text></svg>"##
@@ -465,22 +468,6 @@ fn fixed(v: f64, decimals: usize) -> String {
 
 fn plural(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-/// Escapes text and attribute values (both are written between double quotes or as content).
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -709,7 +696,7 @@ mod tests {
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(svg.contains("<title>a &amp; b &quot;quoted&quot; &#39;single&#39;</title>"));
         assert!(svg.contains(r#"data-rules="&lt;b&gt;""#) && svg.contains("µmol/L &lt;x&gt;"));
-        assert_eq!(escape(r#"<&>"'"#), "&lt;&amp;&gt;&quot;&#39;");
+        assert_eq!(escape_xml(r#"<&>"'"#), "&lt;&amp;&gt;&quot;&#39;");
     }
 
     #[test]

@@ -226,3 +226,20 @@ pub fn render_worklist_for_bench(lab: &Lab, items: &[WorkItem]) -> String {
     let rows = worklist_rows(lab, items);
     WorklistRows { rows: &rows }.render().unwrap_or_default()
 }
+
+/// Escapes text for SVG and XML written by hand (element content and double- or single-quoted
+/// attribute values alike).
+pub fn escape_xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
