@@ -28,6 +28,7 @@ use crate::{Actor, AppError, AppResult, Lab};
 /// How long an acceptable QC run covers patient results: without QC in this window,
 /// autoverification holds (CLIA: at least two levels every day of testing).
 pub const QC_INTERVAL_HOURS: i64 = 24;
+const QC_INTERVAL_US: i64 = QC_INTERVAL_HOURS * 3_600_000_000;
 
 /// How long QC facts read from the database are trusted, for what other processes record.
 pub const QC_FACTS_FRESH_US: i64 = 5_000_000;
@@ -80,7 +81,6 @@ pub struct QcStanding {
 impl QcStanding {
     /// Derives the standing from the record at `now`.
     pub fn from_facts(facts: QcFacts, now: i64) -> QcStanding {
-        let interval = QC_INTERVAL_HOURS * 3_600_000_000;
         if let Some(rejected) = facts.last_rejected {
             let acted = facts.last_action.filter(|a| *a > rejected);
             let passed_after = acted.and_then(|a| facts.last_good.filter(|g| *g > a));
@@ -101,7 +101,7 @@ impl QcStanding {
         }
         let reason = match (facts.last_good, &facts.last_run) {
             (None, _) => "no acceptable QC yet".to_owned(),
-            (Some(good), _) if now - good > interval => {
+            (Some(good), _) if now - good > QC_INTERVAL_US => {
                 format!("no acceptable QC in the last {QC_INTERVAL_HOURS} h: run QC")
             }
             (_, Some((_, status))) if status == "warning" => {
@@ -147,14 +147,12 @@ impl QcStanding {
             return QcState::Rejected { reason: self.reason.clone() };
         }
         match self.facts.last_good {
-            Some(good) if now - good <= QC_INTERVAL_HOURS * 3_600_000_000 => {
-                match &self.facts.last_run {
-                    Some((_, status)) if status == "warning" => {
-                        QcState::Warning { rule: "1-2s".into() }
-                    }
-                    _ => QcState::Acceptable,
+            Some(good) if now - good <= QC_INTERVAL_US => match &self.facts.last_run {
+                Some((_, status)) if status == "warning" => {
+                    QcState::Warning { rule: "1-2s".into() }
                 }
-            }
+                _ => QcState::Acceptable,
+            },
             _ => QcState::NoQc,
         }
     }
