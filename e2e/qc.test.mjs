@@ -3,32 +3,9 @@
 // with the violation marked and named, the patient results held since the last good QC, and
 // in the review queue why autoverification held them; after a corrective action and a good
 // run the lockout lifts.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-
-const BASE = process.env.CUVETTE_URL ?? "http://127.0.0.1:8080";
-const SHOTS = process.env.SCREENSHOTS ?? "target/e2e-screenshots";
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-});
-after(async () => { await browser?.close(); });
-
-async function signIn(username, password) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await page.goto(`${BASE}/login`);
-  await page.fill("#username", username);
-  await page.fill("#password", password);
-  await Promise.all([page.waitForLoadState("load"), page.click("button[type=submit]")]);
-  assert.ok(!page.url().includes("/login"), `${username} signed in`);
-  return page;
-}
+import { BASE, SHOTS, signIn } from "./support.mjs";
 
 test("a QC failure locks potassium, shows on the chart and holds the results", async () => {
   const mls = await signIn("mls", "demo-mls-pass");

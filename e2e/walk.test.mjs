@@ -1,33 +1,11 @@
 // One specimen from order to released report, through the browser, as the lab does it:
 // the phlebotomist registers, orders, labels and collects; the lab assistant receives;
 // the technician enters results; the technologist verifies; the report shows them.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { BASE, SHOTS, signIn } from "./support.mjs";
 
-const BASE = process.env.CUVETTE_URL ?? "http://127.0.0.1:8080";
-const SHOTS = process.env.SCREENSHOTS ?? "target/e2e-screenshots";
 const MRN = `E2E${Date.now() % 1000000}`;
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-});
-after(async () => { await browser?.close(); });
-
-async function signIn(username, password) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await page.goto(`${BASE}/login`);
-  await page.fill("#username", username);
-  await page.fill("#password", password);
-  await Promise.all([page.waitForLoadState("load"), page.click("button[type=submit]")]);
-  assert.ok(!page.url().includes("/login"), `${username} signed in`);
-  return page;
-}
 
 async function shot(page, name) {
   await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
