@@ -3,6 +3,7 @@
 
 mod astm;
 mod outbox;
+mod qc_forms;
 mod roles;
 mod support;
 mod web;
