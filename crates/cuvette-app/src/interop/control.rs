@@ -26,6 +26,10 @@ impl Lab {
         (instrument, codes): &(cuvette_store::InstrumentRow, Vec<cuvette_store::TestCodeRow>),
     ) -> AppResult<Option<Result<ControlRuns, (String, String)>>> {
         let Some(first) = msg.results.first() else { return Ok(None) };
+        // A disabled instrument's messages are refused on the one path that says so.
+        if !instrument.active {
+            return Ok(None);
+        }
         if !matches_qc_pattern(&instrument.qc_pattern, first.accession.trim()) {
             return Ok(None);
         }

@@ -416,3 +416,25 @@ async fn a_control_sample_without_a_material_or_mixed_with_patients_is_quarantin
         "that pattern matches every sample: patient results would be taken for QC"
     );
 }
+
+#[tokio::test]
+async fn a_disabled_instruments_control_run_is_quarantined_like_its_patient_results() {
+    let lab = lab().await;
+    let (instrument, _, _) = glucose_qc(&lab).await;
+    lab.set_qc_pattern(&lab.supervisor().await, instrument, "QC-*").await.unwrap();
+    lab.raw_sql(&format!("UPDATE instrument SET active = 0 WHERE id = {instrument}"))
+        .await
+        .unwrap();
+
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &control_message("QC5", &[("QC-CHEM-L1-4471", "100")]),
+        "test",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let interop::Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(reason, "instrument Chemistry 1 is disabled");
+    assert!(lab.store().qc_runs(instrument, "GLU", 5).await.unwrap().is_empty());
+}
