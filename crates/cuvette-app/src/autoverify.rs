@@ -15,7 +15,7 @@ use cuvette_domain::autoverify::{
 use cuvette_domain::delta::PriorResult;
 use cuvette_domain::evaluation::evaluate;
 use cuvette_domain::role::{ReleaseCheck, may_release};
-use cuvette_domain::{Action, ReportedValue, Role};
+use cuvette_domain::{Action, Flag, ReportedValue, Role};
 use cuvette_store::{MovingAverageRow, NewAuditEvent};
 use rust_decimal::Decimal;
 
@@ -296,6 +296,7 @@ impl Lab {
                     critical: w.evaluation.is_critical(),
                     critical_call_documented: false,
                     entered_by_student: false,
+                    invalid_value: w.evaluation.flags.contains(&Flag::Invalid),
                 },
             );
             w.auto_release = decision.release && privileged.is_ok();

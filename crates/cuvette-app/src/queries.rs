@@ -243,26 +243,33 @@ impl Lab {
     /// then STAT, then oldest.
     pub async fn review_queue(&self, actor: &Actor) -> AppResult<Vec<WorkItem>> {
         self.require(actor, Action::ViewResults)?;
-        let mut items: Vec<WorkItem> = self
+        // Only what is open is read: the released history, however long, is never fetched.
+        let items: Vec<WorkItem> = self
             .store
             .work_items(&WorklistFilter {
-                statuses: vec![
-                    TestStatus::InProcess.code().into(),
-                    TestStatus::Final.code().into(),
-                    TestStatus::Preliminary.code().into(),
-                ],
+                awaiting_verification: true,
                 limit: WORKLIST_LEN_MAX,
                 ..Default::default()
             })
-            .await?
-            .into_iter()
-            .filter(|i| i.result.as_ref().is_some_and(|r| r.released_at.is_none()))
-            .collect();
-        items.sort_by_key(|i| {
-            let r = i.result.as_ref().expect("filtered above");
-            let critical = r.flags.split(' ').any(|f| f == "LL" || f == "HH");
-            (!critical, r.review != "technologist", i.order.priority != "stat", r.entered_at)
-        });
+            .await?;
+        let mut keyed = Vec::with_capacity(items.len());
+        for item in items {
+            // The mark and the result agree unless the database was changed behind Cuvette's
+            // back: a released result is then left out, never shown as waiting.
+            let Some(r) = item.result.as_ref().filter(|r| r.released_at.is_none()) else {
+                continue;
+            };
+            let critical = r.flag_set()?.iter().any(|f| f.is_critical());
+            let key = (
+                !critical,
+                r.review != "technologist",
+                item.order.priority != "stat",
+                r.entered_at,
+            );
+            keyed.push((key, item));
+        }
+        keyed.sort_by_key(|(key, _)| *key);
+        let items: Vec<WorkItem> = keyed.into_iter().map(|(_, item)| item).collect();
         self.audit_list_view(actor, "review_queue", "all", &items).await?;
         Ok(items)
     }

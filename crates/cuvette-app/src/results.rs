@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use cuvette_domain::calculation::{Calculated, calculate, round_reported};
+use cuvette_domain::calculation::{
+    Calculated, CalculationInput, calculate_reported, calculation_input, round_reported,
+};
 use cuvette_domain::evaluation::{Evaluation, PatientContext, Review, evaluate};
 use cuvette_domain::role::{ReleaseCheck, may_release};
+use cuvette_domain::value::NOT_CALCULATED;
 use cuvette_domain::workflow::{SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
-use cuvette_domain::{Action, ReportedValue, Role, Sex};
+use cuvette_domain::{Action, Flag, ReportedValue, Role, Sex};
 use cuvette_store::{
     NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem, WorklistFilter,
 };
@@ -311,15 +314,21 @@ impl Lab {
         let now = self.now_micros();
         // A corrected released result stays final, and so does one autoverification releases;
         // anything else is in process until verified.
+        // Every stored version waits for a person's verification unless autoverification
+        // releases it here.
         let is_final =
             |w: &ResultWrite| w.item.test.status == TestStatus::Final.code() || w.auto_release;
-        for next in [TestStatus::Final, TestStatus::InProcess] {
+        for (next, awaiting) in
+            [(TestStatus::Final, true), (TestStatus::Final, false), (TestStatus::InProcess, true)]
+        {
             let tests: Vec<(i64, i64)> = writes
                 .iter()
-                .filter(|w| is_final(w) == (next == TestStatus::Final))
+                .filter(|w| {
+                    is_final(w) == (next == TestStatus::Final) && w.auto_release != awaiting
+                })
                 .map(|w| (w.item.test.id, w.row_version))
                 .collect();
-            tx.update_test_statuses(&tests, next.code(), now).await?;
+            tx.update_test_statuses(&tests, next.code(), awaiting, now).await?;
         }
         let rows: Vec<_> = writes
             .iter()
@@ -453,18 +462,23 @@ impl Lab {
             .into_iter()
             .filter(|i| i.test.status != TestStatus::Cancelled.code())
             .collect();
-        let mut values: BTreeMap<String, f64> = BTreeMap::new();
+        // Each measured input as the lab would report it; calculated ones are recomputed below
+        // from their own inputs, never read back rounded.
+        let mut inputs: BTreeMap<String, CalculationInput> = BTreeMap::new();
         for i in &items {
+            let Some(def) = catalog.catalog.test(&i.test.test_code) else { continue };
+            if def.is_calculated() {
+                continue;
+            }
             let text = typed
                 .get(&i.test.id)
                 .map(|v| v.text.clone())
                 .or_else(|| i.result.as_ref().map(|r| r.value_text.clone()));
-            let number = text
+            let input = text
                 .and_then(|t| ReportedValue::parse(&t).ok())
-                .and_then(|v| v.number.filter(|n| n.comparator.is_none()))
-                .and_then(|n| n.value.to_string().parse::<f64>().ok());
-            if let Some(n) = number {
-                values.insert(i.test.test_code.clone(), n);
+                .and_then(|v| calculation_input(def, &v));
+            if let Some(input) = input {
+                inputs.insert(i.test.test_code.clone(), input);
             }
         }
         let ctx = patient_context(self, patient, collected_at);
@@ -481,25 +495,28 @@ impl Lab {
                 if !(status.accepts_results() || status == TestStatus::Final) {
                     continue;
                 }
-                let text = match calculate(&def.code, rule, &values, ctx.sex, age) {
-                    Calculated::Value(v) => round_reported(v, def.decimals.unwrap_or(0)),
-                    Calculated::NotValid(why) => format!("Not calculated: {why}"),
+                let (text, input) = match calculate_reported(&def.code, rule, &inputs, ctx.sex, age)
+                {
+                    // The unrounded value feeds later calculations; it is rounded once, here,
+                    // for the report.
+                    Calculated::Value(v) => {
+                        (round_reported(v, def.decimals.unwrap_or(0)), CalculationInput::Value(v))
+                    }
+                    Calculated::NotValid(why) => {
+                        (format!("{NOT_CALCULATED} {why}"), CalculationInput::NotReportable(why))
+                    }
                     // Nothing to withdraw while the calculation has never had a value; once it
                     // has, an input that is no longer a number withdraws it.
                     Calculated::MissingInputs(_) if i.result.is_none() => continue,
                     Calculated::MissingInputs(missing) => {
-                        format!("Not calculated: {} has no numeric result", missing.join(", "))
+                        let why = format!("{} has no numeric result", missing.join(", "));
+                        (format!("{NOT_CALCULATED} {why}"), CalculationInput::NotReportable(why))
                     }
                 };
                 if computed.get(&i.test.id) == Some(&text) {
                     continue;
                 }
-                let value =
-                    ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
-                if let Some(n) = value.number {
-                    values
-                        .insert(def.code.clone(), n.value.to_string().parse().unwrap_or(f64::NAN));
-                }
+                inputs.insert(def.code.clone(), input);
                 computed.insert(i.test.id, text);
                 changed = true;
             }
@@ -639,7 +656,8 @@ impl Lab {
                     continue;
                 }
             }
-            let critical = result.flags.split(' ').any(|f| f == "LL" || f == "HH");
+            let flags = result.flag_set()?;
+            let critical = flags.iter().any(|f| f.is_critical());
             let calls = self.store.critical_calls(test_id).await?;
             let called = calls.iter().any(|c| c.result_version == result.version && c.read_back);
             let check = ReleaseCheck {
@@ -651,6 +669,7 @@ impl Lab {
                 critical,
                 critical_call_documented: called,
                 entered_by_student: result.entered_by_role == Role::Student.code(),
+                invalid_value: flags.contains(&Flag::Invalid),
             };
             if let Err(refusal) = may_release(&self.privileges(), actor.role, check) {
                 outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
@@ -683,7 +702,7 @@ impl Lab {
                     .push(held(format!("{} was released by someone else", item.test.test_code)));
                 continue;
             }
-            tx.update_test_status(test_id, row_version, status.code(), now).await?;
+            tx.update_test_status(test_id, row_version, status.code(), false, now).await?;
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &actor.name,

@@ -641,6 +641,8 @@ fn valid_value(c: &Candidate<'_>) -> Judged {
     };
     if c.evaluation.flags.contains(&Flag::Invalid) {
         fail(format!("{:?} is not a valid {kind} result for {}", c.value.text, c.test.code))
+    } else if c.value.no_value().is_some() {
+        fail(format!("{:?} is a comment in place of a result: a person reads it", c.value.text))
     } else {
         pass(format!("valid {kind} result"))
     }

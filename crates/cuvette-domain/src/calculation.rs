@@ -19,8 +19,9 @@ use std::str::FromStr;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::catalog::CalculationRule;
+use crate::catalog::{CalculationRule, TestDefinition};
 use crate::patient::Sex;
+use crate::value::{Comparator, ReportedValue};
 
 /// The longest formula or condition accepted, in characters.
 pub const MAX_FORMULA_LEN: usize = 1000;
@@ -837,6 +838,86 @@ pub fn calculate(
         Ok(_) => Calculated::NotValid(format!("{code} not calculated: {}", EvalError::NotFinite)),
         Err(e) => Calculated::NotValid(format!("{code} not calculated: {e}")),
     }
+}
+
+/// What a result offers a calculation that reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalculationInput {
+    /// A number the lab reports as it stands, unrounded when it is itself calculated.
+    Value(f64),
+    /// A number the lab would not report as a plain value (censored, or outside the
+    /// measurement range); the text says why, in the words the report comment uses.
+    NotReportable(String),
+}
+
+/// What `value`, a result of `test`, offers a calculation: `None` when it is not a number
+/// (text, or a comment), so the calculation lacks that input.
+///
+/// A censored value ("<0.5", ">25") and a plain number outside the analytical measurement
+/// range are not numbers the lab would report, so nothing is calculated from them: a
+/// creatinine of 30.00 above a range ending at 25.00 gives no eGFR of 1.
+pub fn calculation_input(test: &TestDefinition, value: &ReportedValue) -> Option<CalculationInput> {
+    let n = value.number?;
+    let beyond = |direction: &str, shown: String| {
+        Some(CalculationInput::NotReportable(format!(
+            "{} {direction} the measurement range ({shown})",
+            test.name
+        )))
+    };
+    match n.comparator {
+        Some(Comparator::Greater | Comparator::GreaterOrEqual) => {
+            return beyond("above", value.text.clone());
+        }
+        Some(Comparator::Less | Comparator::LessOrEqual) => {
+            return beyond("below", value.text.clone());
+        }
+        None => {}
+    }
+    if let Some(high) = test.amr_high.filter(|high| n.value > *high) {
+        return beyond("above", format!(">{high}"));
+    }
+    if let Some(low) = test.amr_low.filter(|low| n.value < *low) {
+        return beyond("below", format!("<{low}"));
+    }
+    n.value.to_string().parse().ok().map(CalculationInput::Value)
+}
+
+/// [`calculate`] over inputs that may not be reportable: when any input the rule reads is not,
+/// the calculation is [`Calculated::NotValid`] with that input's reason (all of them, when
+/// several), whatever the other inputs are.
+pub fn calculate_reported(
+    code: &str,
+    rule: &CalculationRule,
+    inputs: &BTreeMap<String, CalculationInput>,
+    sex: Sex,
+    age_years: f64,
+) -> Calculated {
+    let mut read: Vec<String> = rule.inputs.clone();
+    if let Ok(formula) = Formula::parse(&rule.formula) {
+        read.extend(formula.variables());
+    }
+    read.extend(
+        rule.valid_when.iter().filter_map(|c| Condition::parse(c)).flat_map(|c| c.variables()),
+    );
+    let mut reasons: Vec<&str> = Vec::new();
+    let mut values = BTreeMap::new();
+    for (name, input) in inputs {
+        match input {
+            CalculationInput::Value(v) => {
+                values.insert(name.clone(), *v);
+            }
+            CalculationInput::NotReportable(why) if read.contains(name) => {
+                if !reasons.contains(&why.as_str()) {
+                    reasons.push(why);
+                }
+            }
+            CalculationInput::NotReportable(_) => {}
+        }
+    }
+    if !reasons.is_empty() {
+        return Calculated::NotValid(reasons.join("; "));
+    }
+    calculate(code, rule, &values, sex, age_years)
 }
 
 /// The most decimal places a reported value can have.

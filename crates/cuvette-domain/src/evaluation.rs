@@ -148,10 +148,20 @@ pub fn evaluate(
     value: &ReportedValue,
     patient: PatientContext,
 ) -> Evaluation {
+    let interval = test.interval_for(patient.sex, patient.birth_date, patient.collected_on);
+    if value.no_value().is_some() {
+        // A documented comment is reported as written; a technologist reads it first.
+        return Evaluation {
+            flags: Vec::new(),
+            interval: interval.map(ReferenceInterval::display).unwrap_or_default(),
+            report_text: value.text.clone(),
+            review: Review::Technologist,
+            reasons: vec![format!("{} is reported as a comment, without a value", test.name)],
+        };
+    }
     let mut flags = Vec::new();
     let mut reasons = Vec::new();
     let mut report_text = value.text.clone();
-    let interval = test.interval_for(patient.sex, patient.birth_date, patient.collected_on);
     match test.result_type {
         ResultType::Numeric => match value.number {
             None => {

@@ -325,12 +325,20 @@ pub struct ReleaseCheck {
     pub critical_call_documented: bool,
     /// Whether the current value was entered by a student.
     pub entered_by_student: bool,
+    /// Whether the value is not a valid value for its test (text in a numeric test, a code
+    /// not in the test's list): flagged INV when it was judged.
+    pub invalid_value: bool,
 }
 
 /// Why a release was refused; each says what would allow it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReleaseRefusal {
+    /// The value is not a valid result for the test; nobody may release it.
+    #[error(
+        "this value is not a valid result for the test: correct it on the bench (or reject the specimen)"
+    )]
+    InvalidValue,
     /// The role may not release results at all.
     #[error("a {0} cannot verify results")]
     NotPrivileged(Role),
@@ -354,6 +362,10 @@ pub fn may_release(
     role: Role,
     check: ReleaseCheck,
 ) -> Result<(), ReleaseRefusal> {
+    // Before any privilege: no role, however senior, releases a value the test cannot have.
+    if check.invalid_value {
+        return Err(ReleaseRefusal::InvalidValue);
+    }
     if !privileges.may(role, Action::VerifyRoutine) || role == Role::Student {
         return Err(if check.entered_by_student && role == Role::Student {
             ReleaseRefusal::NeedsCosign
@@ -382,6 +394,22 @@ mod tests {
             critical,
             critical_call_documented: called,
             entered_by_student: student,
+            invalid_value: false,
+        }
+    }
+
+    #[test]
+    fn nobody_releases_a_value_that_is_not_valid_for_its_test() {
+        let invalid = ReleaseCheck {
+            invalid_value: true,
+            ..check(Review::Technologist, false, false, false)
+        };
+        for role in [Role::Technician, Role::Technologist, Role::Supervisor, Role::Pathologist] {
+            assert_eq!(
+                may_release(&Privileges::seeded(), role, invalid),
+                Err(ReleaseRefusal::InvalidValue),
+                "{role}"
+            );
         }
     }
 

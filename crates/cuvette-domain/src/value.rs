@@ -59,6 +59,42 @@ pub struct Numeric {
     pub value: Decimal,
 }
 
+/// How a result reported as a comment begins when it cannot be reported as a value (a
+/// clotted specimen, an interference): "Unable to report: specimen clotted".
+pub const UNABLE_TO_REPORT: &str = "Unable to report:";
+
+/// How a calculated result begins when it may not be calculated: "Not calculated: Creatinine
+/// above the measurement range (>25.00)".
+pub const NOT_CALCULATED: &str = "Not calculated:";
+
+/// A result reported as a documented comment instead of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoValue {
+    /// [`UNABLE_TO_REPORT`], typed on the bench in place of an invalid or unobtainable value.
+    UnableToReport,
+    /// [`NOT_CALCULATED`], written by a calculation that may not report a number.
+    NotCalculated,
+}
+
+impl NoValue {
+    /// The words the comment begins with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            NoValue::UnableToReport => UNABLE_TO_REPORT,
+            NoValue::NotCalculated => NOT_CALCULATED,
+        }
+    }
+
+    /// The kind of comment `text` is, and the reason after its prefix (case-insensitive).
+    fn read(text: &str) -> Option<(NoValue, &str)> {
+        [NoValue::UnableToReport, NoValue::NotCalculated].into_iter().find_map(|kind| {
+            let prefix = kind.prefix();
+            let head = text.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix).then(|| (kind, text[prefix.len()..].trim()))
+        })
+    }
+}
+
 /// Why a result text was refused outright (as opposed to kept and sent to review).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -74,6 +110,9 @@ pub enum ValueError {
         /// The limit.
         max: usize,
     },
+    /// A comment in place of a value that does not say why.
+    #[error("say why the result cannot be reported, after \"{}\"", .0.prefix())]
+    CommentWithoutReason(NoValue),
 }
 
 impl ReportedValue {
@@ -88,7 +127,16 @@ impl ReportedValue {
         if len > RESULT_TEXT_LEN_MAX {
             return Err(ValueError::TooLong { len, max: RESULT_TEXT_LEN_MAX });
         }
+        if let Some((kind, "")) = NoValue::read(text) {
+            return Err(ValueError::CommentWithoutReason(kind));
+        }
         Ok(ReportedValue { text: text.to_owned(), number: parse_numeric(text) })
+    }
+
+    /// Whether this is a documented comment in place of a value ("Unable to report: …",
+    /// "Not calculated: …"), and which: it is released as the comment, never as a value.
+    pub fn no_value(&self) -> Option<NoValue> {
+        NoValue::read(&self.text).map(|(kind, _)| kind)
     }
 
     /// A calculated or converted number, written with `decimals` places.
@@ -133,6 +181,21 @@ mod tests {
 
     fn number(text: &str) -> Option<(Option<Comparator>, String)> {
         ReportedValue::parse(text).unwrap().number.map(|n| (n.comparator, n.value.to_string()))
+    }
+
+    #[test]
+    fn a_documented_comment_is_not_a_value_and_must_say_why() {
+        let v = ReportedValue::parse("unable to report: specimen clotted").unwrap();
+        assert_eq!((v.no_value(), v.number), (Some(NoValue::UnableToReport), None));
+        let v =
+            ReportedValue::parse("Not calculated: Creatinine above the measurement range").unwrap();
+        assert_eq!(v.no_value(), Some(NoValue::NotCalculated));
+        assert_eq!(
+            ReportedValue::parse("Unable to report:  "),
+            Err(ValueError::CommentWithoutReason(NoValue::UnableToReport))
+        );
+        assert_eq!(ReportedValue::parse("Unable").unwrap().no_value(), None);
+        assert_eq!(ReportedValue::parse("4.2").unwrap().no_value(), None);
     }
 
     #[test]

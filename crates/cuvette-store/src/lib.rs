@@ -64,6 +64,19 @@ pub enum StoreError {
     /// Someone else changed the row first, or a unique value is taken.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A stored code does not parse: the row was written by something other than Cuvette,
+    /// or damaged. Never read as a default.
+    #[error("corrupt data in {table} row {row}, column {column}: {value:?} is not a valid code")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        row: i64,
+        /// The column.
+        column: &'static str,
+        /// What was stored.
+        value: String,
+    },
     /// Anything else from the database.
     #[error("database error: {0}")]
     Other(#[from] sqlx::Error),
@@ -259,6 +272,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (2, include_str!("../migrations/0002_interfaces.sql"), "", ""),
     (3, include_str!("../migrations/0003_qc.sql"), "", ""),
     (4, include_str!("../migrations/0004_instrument_qc.sql"), "", ""),
+    (6, include_str!("../migrations/0006_open_work.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -166,6 +166,9 @@ pub struct WorklistFilter {
     pub patient_id: Option<i64>,
     /// Only this order.
     pub order_id: Option<i64>,
+    /// Only tests whose latest result waits for verification (read through a partial index
+    /// of the open ones, never by filtering history).
+    pub awaiting_verification: bool,
     /// At most this many rows.
     pub limit: i64,
 }
@@ -370,30 +373,38 @@ impl Tx {
         id: i64,
         row_version: i64,
         status: &str,
+        awaiting_verification: bool,
         now: Micros,
     ) -> StoreResult<()> {
-        self.update_test_statuses(&[(id, row_version)], status, now).await
+        self.update_test_statuses(&[(id, row_version)], status, awaiting_verification, now).await
     }
 
     /// Sets the status of several ordered tests in one statement, each only if it is still at
     /// the `(id, row_version)` the caller read; if any moved on, nothing may be written.
+    /// `awaiting_verification` says whether their latest result now waits for a person to
+    /// verify it: the review queue reads only those.
     pub async fn update_test_statuses(
         &mut self,
         tests: &[(i64, i64)],
         status: &str,
+        awaiting_verification: bool,
         now: Micros,
     ) -> StoreResult<()> {
         if tests.is_empty() {
             return Ok(());
         }
         let mut sql = String::from(
-            "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE ",
+            "UPDATE ordered_test SET status = $1, updated_at = $2, awaiting_verification = $3, \
+             row_version = row_version + 1 WHERE ",
         );
         for i in 0..tests.len() {
             let sep = if i == 0 { "" } else { " OR " };
-            sql.push_str(&format!("{sep}(id = ${} AND row_version = ${})", 3 + 2 * i, 4 + 2 * i));
+            sql.push_str(&format!("{sep}(id = ${} AND row_version = ${})", 4 + 2 * i, 5 + 2 * i));
         }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(now);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .bind(now)
+            .bind(i64::from(awaiting_verification));
         for (id, row_version) in tests {
             q = q.bind(*id).bind(*row_version);
         }
@@ -416,7 +427,8 @@ impl Tx {
     ) -> StoreResult<()> {
         for status in from {
             sqlx::query(
-                "UPDATE ordered_test SET status = $1, updated_at = $2, row_version = row_version + 1 WHERE specimen_id = $3 AND status = $4",
+                "UPDATE ordered_test SET status = $1, updated_at = $2, awaiting_verification = 0, row_version = row_version + 1 \
+                 WHERE specimen_id = $3 AND status = $4",
             )
             .bind(to)
             .bind(now)
@@ -518,6 +530,10 @@ impl Store {
         }
         if f.order_id.is_some() {
             conditions.push(format!("t.order_id = ${}", next()));
+        }
+        if f.awaiting_verification {
+            // The partial index's own condition, written as it is, so both engines use it.
+            conditions.push("t.awaiting_verification = 1".to_owned());
         }
         let limit = next();
         let filters =

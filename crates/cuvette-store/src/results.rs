@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Micros, Store, StoreResult, Tx, opt_i64};
+use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
 
 /// A result version to write.
 #[derive(Debug, Clone)]
@@ -93,6 +93,24 @@ pub struct ResultRow {
     pub instrument_id: Option<i64>,
     /// The autoverification decision with its trace (JSON).
     pub autoverify: Option<String>,
+}
+
+impl ResultRow {
+    /// The stored flags, each parsed: a code that does not parse is corrupt data, never a
+    /// missing flag (a lost `LL` would release a critical without its call).
+    pub fn flag_set(&self) -> StoreResult<Vec<cuvette_domain::Flag>> {
+        self.flags
+            .split_whitespace()
+            .map(|code| {
+                cuvette_domain::Flag::from_code(code).ok_or_else(|| StoreError::Corrupt {
+                    table: "result",
+                    row: self.id,
+                    column: "flags",
+                    value: self.flags.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The result columns, prefixed `r_`, for joins.

@@ -181,3 +181,104 @@ async fn a_calculation_is_withdrawn_when_an_input_is_no_longer_a_number() {
         "eGFR still reports the value computed from the creatinine that was replaced"
     );
 }
+
+/// The report text of the patient's `code` as it now stands.
+async fn reported(lab: &TestLab, patient: &cuvette_app::store::PatientRow, code: &str) -> String {
+    lab.test(patient, code).await.result.map(|r| r.report_text).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_creatinine_above_the_measurement_range_gives_no_egfr() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["BMP"]).await;
+
+    let saved = lab.enter(&technologist, &patient, "CREAT", "30.00").await.unwrap();
+    assert_eq!(saved[0].evaluation.report_text, ">25", "the creatinine itself is censored");
+    let egfr = reported(&lab, &patient, "EGFR").await;
+    assert!(egfr.starts_with("Not calculated: Creatinine above the measurement range"), "{egfr}");
+    // The comment is no value: it is not flagged invalid, and a technologist releases it.
+    let stored = lab.test(&patient, "EGFR").await.result.unwrap();
+    assert_eq!((stored.flags.as_str(), stored.review.as_str()), ("", "technologist"));
+    assert_released(&lab.verify(&technologist, &patient, "EGFR").await);
+}
+
+#[tokio::test]
+async fn a_censored_albumin_as_typed_gives_no_globulin_or_ratio() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["CMP"]).await;
+
+    lab.enter_all(&technologist, &patient, &[("TP", "7.0"), ("ALB", ">6.0")]).await.unwrap();
+    for code in ["GLOB", "AGRATIO"] {
+        let text = reported(&lab, &patient, code).await;
+        assert_eq!(text, "Not calculated: Albumin above the measurement range (>6.0)", "{code}");
+    }
+    // An albumin above the range as a plain number is the same.
+    lab.enter(&technologist, &patient, "ALB", "8.0").await.unwrap();
+    let text = reported(&lab, &patient, "GLOB").await;
+    assert!(text.starts_with("Not calculated: Albumin above the measurement range"), "{text}");
+    // Repeated within the range, the calculations report numbers again.
+    lab.enter(&technologist, &patient, "ALB", "4.0").await.unwrap();
+    assert_eq!(reported(&lab, &patient, "GLOB").await, "3.0");
+}
+
+#[tokio::test]
+async fn a_cholesterol_above_the_measurement_range_gives_no_ldl_or_non_hdl() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["LIPID"]).await;
+
+    lab.enter_all(&technologist, &patient, &[("CHOL", "840"), ("HDL", "45"), ("TRIG", "150")])
+        .await
+        .unwrap();
+    for code in ["LDLS", "NONHDL"] {
+        let text = reported(&lab, &patient, code).await;
+        assert!(
+            text.starts_with("Not calculated: Cholesterol")
+                && text.contains("above the measurement range"),
+            "{code}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_creatinine_below_the_measurement_range_as_typed_gives_no_egfr() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["BMP"]).await;
+    lab.enter(&technologist, &patient, "CREAT", "<0.15").await.unwrap();
+    let egfr = reported(&lab, &patient, "EGFR").await;
+    assert!(egfr.contains("Creatinine below the measurement range (<0.15)"), "{egfr}");
+}
+
+#[tokio::test]
+async fn a_result_that_cannot_be_reported_is_released_as_its_documented_comment() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["K"]).await;
+    lab.enter(&technician, &patient, "K", "1OO").await.unwrap();
+    assert!(held_reason(&lab.verify(&technologist, &patient, "K").await).contains("not a valid"));
+
+    // "Unable to report" without a reason is refused on the field.
+    let k = lab.test(&patient, "K").await;
+    let message = invalid(
+        lab.enter(&technician, &patient, "K", "Unable to report:").await,
+        &format!("result_{}", k.test.id),
+    );
+    assert!(message.contains("say why"), "{message}");
+
+    let saved =
+        lab.enter(&technician, &patient, "K", "Unable to report: specimen clotted").await.unwrap();
+    assert_eq!(saved[0].evaluation.flag_codes(), "");
+    assert_eq!(saved[0].evaluation.review, Review::Technologist);
+    assert!(held_reason(&lab.verify(&technician, &patient, "K").await).contains("technologist"));
+    assert_released(&lab.verify(&technologist, &patient, "K").await);
+    assert_eq!(reported(&lab, &patient, "K").await, "Unable to report: specimen clotted");
+}

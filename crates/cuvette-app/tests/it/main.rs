@@ -11,6 +11,7 @@ mod bad_input;
 mod calculations;
 mod catalog;
 mod critical;
+mod history;
 mod hl7_orders;
 mod interfaces;
 mod privileges;

@@ -519,7 +519,65 @@ async fn text_in_a_numeric_field_is_kept_and_sent_to_review() {
         (stored.value_text.as_str(), stored.flags.as_str(), stored.review.as_str()),
         ("hemolyzed", "INV", "technologist")
     );
-    assert!(held_reason(&lab.verify(&technician, &patient, "K").await).contains("technologist"));
+    let reason = held_reason(&lab.verify(&technician, &patient, "K").await).to_owned();
+    assert!(reason.contains("not a valid result"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_potassium_typed_with_the_letter_o_cannot_be_released_by_anyone() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    lab.received(&patient, &["K", "NA"]).await;
+    let saved = lab.enter(&technician, &patient, "K", "1OO").await.unwrap();
+    assert_eq!(saved[0].evaluation.flag_codes(), "INV");
+    lab.enter(&technician, &patient, "NA", "140").await.unwrap();
+
+    for who in [lab.technologist().await, lab.supervisor().await, lab.pathologist().await] {
+        let reason = held_reason(&lab.verify(&who, &patient, "K").await).to_owned();
+        assert!(reason.contains("not a valid result for the test"), "{}: {reason}", who.name);
+    }
+    // Ticked together with a good result, as in a bulk verify: the good one goes, K stays.
+    let (k, na) = (lab.test(&patient, "K").await, lab.test(&patient, "NA").await);
+    let outcomes = lab
+        .release(
+            &lab.technologist().await,
+            &[(k.test.id, k.test.row_version), (na.test.id, na.test.row_version)],
+            TestStatus::Final,
+        )
+        .await
+        .unwrap();
+    assert!(held_reason(&outcomes[0]).contains("not a valid result"), "{outcomes:?}");
+    assert_released(&outcomes[1]);
+    // Nor as preliminary.
+    let k = lab.test(&patient, "K").await;
+    let outcome = lab
+        .release(
+            &lab.technologist().await,
+            &[(k.test.id, k.test.row_version)],
+            TestStatus::Preliminary,
+        )
+        .await
+        .unwrap();
+    assert!(held_reason(&outcome[0]).contains("not a valid result"), "{outcome:?}");
+    let k = lab.test(&patient, "K").await;
+    assert_eq!((k.test.status.as_str(), k.result.unwrap().released_at), ("in_process", None));
+
+    // Corrected on the bench, it is released as any other value.
+    lab.enter(&technician, &patient, "K", "4.0").await.unwrap();
+    assert_released(&lab.verify(&technician, &patient, "K").await);
+}
+
+#[tokio::test]
+async fn a_code_not_in_the_tests_list_cannot_be_released() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["UCLAR"]).await;
+    let saved = lab.enter(&technologist, &patient, "UCLAR", "Milky").await.unwrap();
+    assert_eq!(saved[0].evaluation.flag_codes(), "INV");
+    let reason = held_reason(&lab.verify(&technologist, &patient, "UCLAR").await).to_owned();
+    assert!(reason.contains("not a valid result"), "{reason}");
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use cuvette_domain::role::{ReleaseCheck, may_release};
 use cuvette_domain::workflow::{
     RejectionReason, SpecimenStatus, SpecimenStep, TestStatus, specimen_step,
 };
-use cuvette_domain::{Action, Sex};
+use cuvette_domain::{Action, Flag, Sex};
 use jiff::civil::Date;
 use serde::Deserialize;
 
@@ -860,6 +860,7 @@ async fn review_page(
             critical,
             critical_call_documented: called,
             entered_by_student: student,
+            invalid_value: r.flag_set().map_err(AppError::from)?.contains(&Flag::Invalid),
         };
         let hold = match may_release(&bench.privileges, actor.role, check) {
             Ok(()) => String::new(),
