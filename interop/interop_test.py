@@ -49,7 +49,7 @@ def received_specimen(tests):
 def oru(control_id, accession, observations, sender="DEMOCHEM"):
     segs = [
         f"MSH|^~\\&|{sender}|LAB|CUVETTE|LAB|20261124120000||ORU^R01^ORU_R01|{control_id}|P|2.5.1",
-        "PID|1||X",
+        "PID|1",
         f"OBR|1||{accession}|24321-2^BMP^LN",
     ]
     for i, (code, value, unit) in enumerate(observations, 1):

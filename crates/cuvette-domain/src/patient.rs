@@ -140,6 +140,141 @@ pub fn age_years(birth_date: Date, on: Date) -> i16 {
     birth_date.until((jiff::Unit::Year, on)).map(|s| s.get_years()).unwrap_or(0)
 }
 
+/// Who an instrument's or EHR's result message says its specimen came from; each part is
+/// empty when the message does not carry it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentIdentity {
+    /// Patient identifiers (HL7 PID-3, every repetition); one must be the MRN.
+    pub identifiers: Vec<String>,
+    /// Family name (HL7 PID-5.1, ASTM P-6.1).
+    pub family_name: String,
+    /// Given name (HL7 PID-5.2, ASTM P-6.2).
+    pub given_name: String,
+    /// Date of birth as sent (`YYYYMMDD`, a time may follow).
+    pub birth_date: String,
+}
+
+impl SentIdentity {
+    /// Whether the message names anyone at all.
+    pub fn is_empty(&self) -> bool {
+        self.identifiers.is_empty()
+            && self.family_name.is_empty()
+            && self.given_name.is_empty()
+            && self.birth_date.is_empty()
+    }
+}
+
+/// The registered patient a specimen belongs to, as the identity check needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct RegisteredIdentity<'a> {
+    /// Medical record number.
+    pub mrn: &'a str,
+    /// Family name.
+    pub family_name: &'a str,
+    /// Given name(s).
+    pub given_name: &'a str,
+    /// Date of birth.
+    pub birth_date: Date,
+}
+
+/// One way a message's patient differs from the specimen's registered patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityMismatch {
+    /// None of the identifiers sent is the MRN.
+    Mrn {
+        /// What was sent.
+        sent: Vec<String>,
+        /// The registered MRN.
+        registered: String,
+    },
+    /// The family name differs.
+    FamilyName {
+        /// What was sent.
+        sent: String,
+        /// The registered name.
+        registered: String,
+    },
+    /// The given name differs.
+    GivenName {
+        /// What was sent.
+        sent: String,
+        /// The registered name.
+        registered: String,
+    },
+    /// The date of birth differs, or cannot be read.
+    BirthDate {
+        /// What was sent.
+        sent: String,
+        /// The registered date.
+        registered: Date,
+    },
+}
+
+impl fmt::Display for IdentityMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityMismatch::Mrn { sent, registered } => {
+                write!(f, "patient id {} is not MRN {registered}", sent.join(" / "))
+            }
+            IdentityMismatch::FamilyName { sent, registered } => {
+                write!(f, "family name {sent:?} is not {registered:?}")
+            }
+            IdentityMismatch::GivenName { sent, registered } => {
+                write!(f, "given name {sent:?} is not {registered:?}")
+            }
+            IdentityMismatch::BirthDate { sent, registered } => {
+                write!(f, "date of birth {sent:?} is not {registered}")
+            }
+        }
+    }
+}
+
+/// Checks what a message says about the patient against the specimen's registered patient:
+/// the two-identifier rule, applied to machines. Only what the message carries is checked;
+/// names compare without regard to case or repeated spaces, and a given name sent without
+/// the middle names still matches.
+pub fn check_identity(
+    sent: &SentIdentity,
+    registered: RegisteredIdentity<'_>,
+) -> Result<(), Vec<IdentityMismatch>> {
+    let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut wrong = Vec::new();
+    let ids: Vec<String> =
+        sent.identifiers.iter().map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()).collect();
+    if !ids.is_empty() && !ids.iter().any(|i| i.eq_ignore_ascii_case(registered.mrn)) {
+        wrong.push(IdentityMismatch::Mrn { sent: ids, registered: registered.mrn.to_owned() });
+    }
+    let family = fold(&sent.family_name);
+    if !family.is_empty() && family != fold(registered.family_name) {
+        wrong.push(IdentityMismatch::FamilyName {
+            sent: sent.family_name.trim().to_owned(),
+            registered: registered.family_name.to_owned(),
+        });
+    }
+    let given = fold(&sent.given_name);
+    let known = fold(registered.given_name);
+    if !given.is_empty() && given != known && !known.starts_with(&format!("{given} ")) {
+        wrong.push(IdentityMismatch::GivenName {
+            sent: sent.given_name.trim().to_owned(),
+            registered: registered.given_name.to_owned(),
+        });
+    }
+    let birth = sent.birth_date.trim();
+    if !birth.is_empty() {
+        let read = birth
+            .get(..8)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| Date::strptime("%Y%m%d", d).ok());
+        if read != Some(registered.birth_date) {
+            wrong.push(IdentityMismatch::BirthDate {
+                sent: birth.to_owned(),
+                registered: registered.birth_date,
+            });
+        }
+    }
+    if wrong.is_empty() { Ok(()) } else { Err(wrong) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +305,47 @@ mod tests {
         assert!(Mrn::parse("").is_err());
         assert!(Mrn::parse("12 34").is_err());
         assert!(Mrn::parse(&"1".repeat(21)).is_err());
+    }
+
+    fn jane() -> RegisteredIdentity<'static> {
+        RegisteredIdentity {
+            mrn: "7788990",
+            family_name: "Doe",
+            given_name: "Jane Quinn",
+            birth_date: jiff::civil::date(1972, 3, 4),
+        }
+    }
+
+    #[test]
+    fn a_message_naming_the_specimens_patient_passes() {
+        let sent = SentIdentity {
+            identifiers: vec!["X-1".into(), "7788990".into()],
+            family_name: "DOE".into(),
+            given_name: "JANE".into(),
+            birth_date: "19720304".into(),
+        };
+        assert_eq!(check_identity(&sent, jane()), Ok(()));
+        assert_eq!(check_identity(&SentIdentity::default(), jane()), Ok(()));
+    }
+
+    #[test]
+    fn each_identifier_that_differs_is_named() {
+        let sent = SentIdentity {
+            identifiers: vec!["1234567".into()],
+            family_name: "Roe".into(),
+            given_name: "Janet".into(),
+            birth_date: "1972-03-04".into(),
+        };
+        let wrong = check_identity(&sent, jane()).unwrap_err();
+        let text: Vec<String> = wrong.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "patient id 1234567 is not MRN 7788990",
+                "family name \"Roe\" is not \"Doe\"",
+                "given name \"Janet\" is not \"Jane Quinn\"",
+                "date of birth \"1972-03-04\" is not 1972-03-04",
+            ]
+        );
     }
 }

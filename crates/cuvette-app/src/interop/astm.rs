@@ -2,6 +2,7 @@
 //! records), host-query answers out (O records for a specimen's tests).
 
 use cuvette_astm::records::{Message, MessageBuilder, RecordBuilder, RecordType};
+use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_store::{NewMessage, WorklistFilter};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,13 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     let mut results = Vec::new();
     for group in message.order_groups() {
         let accession = group.order.specimen_id().text().trim().to_owned();
+        // P-3 and P-4 are not read as the MRN: analyzers put sample ids and times there.
+        let patient = group.patient.map(|p| SentIdentity {
+            identifiers: Vec::new(),
+            family_name: p.name().component(1).text().trim().to_owned(),
+            given_name: p.name().component(2).text().trim().to_owned(),
+            birth_date: p.birth_date().text().trim().to_owned(),
+        });
         for r in &group.results {
             let rec = &r.result;
             let mut flags: Vec<String> = rec
@@ -44,6 +52,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                 flags,
                 status: rec.status().text().trim().to_owned(),
                 location: format!("R {}", rec.sequence().text().trim()),
+                patient: patient.clone(),
             });
         }
     }

@@ -7,6 +7,8 @@ use cuvette_hl7::{
     Path, Segment, SegmentBuilder, Severity,
 };
 
+use cuvette_domain::patient::SentIdentity;
+
 use super::{
     Decoded, Inbound, Ingested, OrderFault, OrderMessage, OrderRefusal, ReceivedOrder,
     ReceivedPatient, ReceivedResult,
@@ -46,8 +48,23 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     let mut results = Vec::new();
     let mut accession = String::new();
     let mut obx_seq = 0;
+    let mut patient: Option<SentIdentity> = None;
     for segment in message.segments() {
         match segment.id() {
+            b"PID" => {
+                let name = segment.field(5).component(1);
+                patient = Some(SentIdentity {
+                    identifiers: segment
+                        .field(3)
+                        .repetitions()
+                        .map(|r| r.component(1).text().trim().to_owned())
+                        .filter(|id| !id.is_empty())
+                        .collect(),
+                    family_name: name.subcomponent(1).text().trim().to_owned(),
+                    given_name: segment.field(5).component(2).text().trim().to_owned(),
+                    birth_date: segment.field(7).component(1).text().trim().to_owned(),
+                });
+            }
             b"OBR" => {
                 let filler = segment.field(3).component(1).text().trim().to_owned();
                 let placer = segment.field(2).component(1).text().trim().to_owned();
@@ -72,6 +89,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     flags,
                     status: segment.field(11).text().trim().to_owned(),
                     location: format!("OBX {obx_seq}"),
+                    patient: patient.clone(),
                 });
             }
             _ => {}

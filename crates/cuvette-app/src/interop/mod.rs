@@ -13,7 +13,9 @@
 //! carrying the accession numbers, or quarantined with the field at fault. Results go the
 //! other way through [`outbound`]: an ORU^R01 queued in the outbox by the release itself.
 
-use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
+use cuvette_domain::patient::{
+    Mrn, RegisteredIdentity, SentIdentity, Sex, check_identity, parse_birth_date,
+};
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_domain::{Action, ReportedValue, Role};
 use cuvette_store::{
@@ -56,6 +58,8 @@ pub struct ReceivedResult {
     pub status: String,
     /// Where in the message it came from, for error messages ("OBX 3", "R 2").
     pub location: String,
+    /// Who the message says the specimen came from (HL7 PID, ASTM P), when it says so.
+    pub patient: Option<SentIdentity>,
 }
 
 /// A decoded inbound message.
@@ -530,6 +534,38 @@ impl Lab {
                     _ => entry.lipemia = Some(value),
                 }
                 continue;
+            }
+            if let Some(sent) = r.patient.as_ref().filter(|p| !p.is_empty()) {
+                // The two-identifier rule applies to machines: a message about someone else
+                // is never stored under this specimen's patient.
+                if let Some(patient) =
+                    items.iter().find(|i| i.specimen.id == specimen.id).map(|i| &i.patient)
+                {
+                    let birth_date = patient.birth_date.parse().map_err(|_| {
+                        AppError::Store(StoreError::Corrupt {
+                            table: "patient",
+                            row: patient.id,
+                            column: "birth_date",
+                            value: patient.birth_date.clone(),
+                        })
+                    })?;
+                    let registered = RegisteredIdentity {
+                        mrn: &patient.mrn,
+                        family_name: &patient.family_name,
+                        given_name: &patient.given_name,
+                        birth_date,
+                    };
+                    if let Err(wrong) = check_identity(sent, registered) {
+                        let wrong: Vec<String> = wrong.iter().map(ToString::to_string).collect();
+                        return Ok(Err((
+                            format!(
+                                "the message's patient is not specimen {accession}'s patient ({}): check the specimen id on the tube and the patient on the instrument",
+                                wrong.join("; ")
+                            ),
+                            at,
+                        )));
+                    }
+                }
             }
             let Some(item) = items
                 .iter()

@@ -65,9 +65,9 @@ async fn potassium(
     let accession = lab.received(patient, &["K"]).await.specimens[0].accession.clone();
     let mut message = format!(
         "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
-         PID|1||{}||X^Y\rOBR|1||{accession}|K\r\
+         PID|1||{}||{}^{}\rOBR|1||{accession}|K\r\
          OBX|1|NM|2823-3^^LN||{value}|mmol/L|3.5-5.1||||F\r",
-        patient.mrn
+        patient.mrn, patient.family_name, patient.given_name
     );
     if let Some(h) = hemolysis {
         message.push_str(&format!("OBX|2|NM|HIDX^^L||{h}|||||F\r"));
@@ -105,6 +105,30 @@ async fn a_normal_potassium_with_good_qc_is_released_automatically_with_its_trac
     assert_eq!(d.outcome(AvRule::QcAcceptable).unwrap().verdict, Verdict::Passed);
     let item = lab.test(&patient, "K").await;
     assert_eq!(item.test.status, "final");
+}
+
+#[tokio::test]
+async fn a_normal_potassium_sent_under_another_patient_is_quarantined_not_autoverified() {
+    let lab = lab().await;
+    potassium_analyzer(&lab).await;
+    approve_potassium_rules(&lab).await;
+    let patient = lab.adult_woman().await;
+    let other = lab.adult_man().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let message = format!(
+        "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|AVWRONG|P|2.5.1\r\
+         PID|1||{}||{}^{}\rOBR|1||{accession}|K\r\
+         OBX|1|NM|2823-3^^LN||4.1|mmol/L|3.5-5.1||||F\r",
+        other.mrn, other.family_name, other.given_name
+    );
+    let (outcome, _) =
+        interop::hl7::receive(&lab, message.as_bytes(), "test", "peer").await.unwrap();
+    let Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(
+        reason.contains(&format!("patient id {} is not MRN {}", other.mrn, patient.mrn)),
+        "{reason}"
+    );
+    assert!(lab.test(&patient, "K").await.result.is_none(), "nothing stored, nothing released");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ async fn analyzer(lab: &TestLab) -> i64 {
 fn oru(control_id: &str, accession: &str, obx: &[(&str, &str, &str, &str)]) -> Vec<u8> {
     let mut m = format!(
         "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|{control_id}|P|2.5.1\r\
-         PID|1||X||Nobody^Test\r\
+         PID|1\r\
          OBR|1||{accession}|BMP^Basic metabolic panel\r"
     );
     for (i, (code, value, unit, flags)) in obx.iter().enumerate() {
@@ -274,4 +274,93 @@ async fn every_public_astm_sample_is_ingested_or_quarantined_with_a_reason() {
         .await
         .unwrap();
     assert!(kept.len() >= 9, "every sample is in the message log");
+}
+
+/// A potassium result for `accession` whose PID says the patient is `pid`.
+fn oru_with_pid(control_id: &str, accession: &str, pid: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|{control_id}|P|2.5.1\r\
+         {pid}\rOBR|1||{accession}|K\r\
+         OBX|1|NM|2823-3^^LN||4.1|mmol/L|3.5-5.1|N|||F\r"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_result_message_naming_the_specimens_patient_is_accepted() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.register("M7788990", "Doe", "1972-03-04", "F").await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let pid = "PID|1||M7788990^^^NORTHHOSP^MR||DOE^SAM^Q||19720304|F";
+    let (outcome, ack) =
+        interop::hl7::receive(&lab, &oru_with_pid("PID0001", &accession, pid), "test", "peer")
+            .await
+            .unwrap();
+    assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
+    assert_eq!(ack_code(&ack), "AA");
+}
+
+#[tokio::test]
+async fn a_result_message_for_another_patient_is_quarantined_and_never_released() {
+    let lab = lab().await;
+    analyzer(&lab).await;
+    let patient = lab.register("M7788990", "Doe", "1972-03-04", "F").await;
+    // Someone else, registered too: the message is theirs, the tube label is not.
+    lab.register("M5551234", "Roe", "1980-07-01", "M").await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    for (control, pid, named) in [
+        ("PID0002", "PID|1||M5551234^^^NORTHHOSP^MR||ROE^SAM||19800701|M", "patient id M5551234"),
+        ("PID0003", "PID|1||M7788990^^^NORTHHOSP^MR||DOE^SAM||19800701|F", "date of birth"),
+        ("PID0004", "PID|1||||ROE^SAM", "family name \"ROE\""),
+    ] {
+        let (outcome, ack) =
+            interop::hl7::receive(&lab, &oru_with_pid(control, &accession, pid), "test", "peer")
+                .await
+                .unwrap();
+        let Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+        assert!(reason.contains("is not specimen") && reason.contains(named), "{reason}");
+        assert_ne!(ack_code(&ack), "AA", "{control}");
+        assert!(lab.test(&patient, "K").await.result.is_none(), "{control}: nothing stored");
+    }
+    let quarantine = lab
+        .message_log(
+            &lab.technologist().await,
+            &MessageFilter { open_quarantine: true, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(quarantine.len(), 3);
+}
+
+#[tokio::test]
+async fn an_astm_result_for_another_patient_by_name_or_birth_date_is_quarantined() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let id = lab.add_instrument(&supervisor, "Immunoassay", "astm", "IMMUNO").await.unwrap();
+    lab.map_test_code(&supervisor, id, "TSH", "TSH", "mIU/L").await.unwrap();
+    let patient = lab.register("M7788990", "Doe", "1972-03-04", "F").await;
+    let accession = lab.received(&patient, &["TSH"]).await.specimens[0].accession.clone();
+    let session = |p: &str| {
+        format!(
+            "H|\\^&|||IMMUNO^1.0|||||||P|LIS2-A2|20261124081500\r{p}\rO|1|{accession}||^^^TSH|R\rR|1|^^^TSH|2.10|mIU/L|0.27 to 4.20|N||F\rL|1|N\r"
+        )
+    };
+    for p in ["P|1|||PID77|Roe^Sam||19720304|F", "P|1||||Doe^Sam||19610101|F"] {
+        let outcome =
+            interop::astm::receive(&lab, session(p).as_bytes(), "astm:5100", "peer").await.unwrap();
+        let Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+        assert!(reason.contains("is not specimen"), "{reason}");
+    }
+    assert!(lab.test(&patient, "TSH").await.result.is_none());
+    // Its own patient, with P-3 holding what the analyzer keeps there, is accepted.
+    let outcome = interop::astm::receive(
+        &lab,
+        session("P|1|20261124081500|||DOE^SAM||19720304|F").as_bytes(),
+        "astm:5100",
+        "peer",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
 }

@@ -70,7 +70,7 @@ async fn glucose_from_analyzer(
     let accession = lab.received(&patient, &["GLU"]).await.specimens[0].accession.clone();
     let message = format!(
         "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
-         PID|1||{mrn}||Osei^Ama\rOBR|1||{accession}|GLU\r\
+         PID|1||{mrn}||Osei^Sam\rOBR|1||{accession}|GLU\r\
          OBX|1|NM|2345-7^^LN||{value}|mg/dL|70-99||||F\r"
     );
     let (outcome, _) =
