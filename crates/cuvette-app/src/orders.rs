@@ -295,7 +295,7 @@ impl Lab {
                         panel_code: t.panel.as_deref(),
                         discipline: &def.discipline,
                     },
-                    TestStatus::Ordered.code(),
+                    TestStatus::Ordered,
                     now,
                 )
                 .await?;
@@ -335,7 +335,7 @@ impl Lab {
             self.store.specimen_by_accession(&accession.to_string()).await?.ok_or_else(|| {
                 AppError::NotFound(format!("no specimen has accession number {accession}"))
             })?;
-        let status = SpecimenStatus::parse(&specimen.status).unwrap_or(SpecimenStatus::Rejected);
+        let status = specimen.status;
         specimen_step(status, step).map_err(|e| AppError::Refused(e.to_string()))?;
         Ok(specimen)
     }
@@ -347,18 +347,13 @@ impl Lab {
         let patient = self.store.patient_of_specimen(before.id).await?;
         let now = self.now_micros();
         let mut after = before.clone();
-        after.status = SpecimenStatus::Collected.code().into();
+        after.status = SpecimenStatus::Collected;
         after.collected_at = Some(now);
         after.collected_by = Some(actor.name.clone());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;
-        tx.update_tests_of_specimen(
-            after.id,
-            &[TestStatus::Ordered.code()],
-            TestStatus::Collected.code(),
-            now,
-        )
-        .await?;
+        tx.update_tests_of_specimen(after.id, &[TestStatus::Ordered], TestStatus::Collected, now)
+            .await?;
         audit_specimen(&mut tx, actor, "specimen.collect", &before, &after, patient.id, now)
             .await?;
         tx.commit().await?;
@@ -419,18 +414,13 @@ impl Lab {
         }
         let now = self.now_micros();
         let mut after = before.clone();
-        after.status = SpecimenStatus::Received.code().into();
+        after.status = SpecimenStatus::Received;
         after.received_at = Some(now);
         after.received_by = Some(actor.name.clone());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;
-        tx.update_tests_of_specimen(
-            after.id,
-            &[TestStatus::Collected.code()],
-            TestStatus::Received.code(),
-            now,
-        )
-        .await?;
+        tx.update_tests_of_specimen(after.id, &[TestStatus::Collected], TestStatus::Received, now)
+            .await?;
         audit_specimen(&mut tx, actor, "specimen.receive", &before, &after, patient.id, now)
             .await?;
         tx.commit().await?;
@@ -467,10 +457,7 @@ impl Lab {
                 ..Default::default()
             })
             .await?;
-        if tests
-            .iter()
-            .any(|t| TestStatus::parse(&t.test.status).is_some_and(TestStatus::is_released))
-        {
+        if tests.iter().any(|t| t.test.status.is_released()) {
             return Err(AppError::Refused(
                 "results on this specimen were already released: correct them instead of rejecting the specimen".into(),
             ));
@@ -479,23 +466,20 @@ impl Lab {
         let year =
             i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
         let mut after = before.clone();
-        after.status = SpecimenStatus::Rejected.code().into();
+        after.status = SpecimenStatus::Rejected;
         after.rejected_at = Some(now);
         after.rejected_by = Some(actor.name.clone());
         after.reject_reason = Some(reason.code().into());
         after.reject_note = Some(note.to_owned());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;
-        let open: Vec<&str> = [
+        let open = [
             TestStatus::Ordered,
             TestStatus::Collected,
             TestStatus::Received,
             TestStatus::InProcess,
-        ]
-        .iter()
-        .map(|s| s.code())
-        .collect();
-        tx.update_tests_of_specimen(after.id, &open, TestStatus::Cancelled.code(), now).await?;
+        ];
+        tx.update_tests_of_specimen(after.id, &open, TestStatus::Cancelled, now).await?;
         let recollection = new_accession(&mut tx, year).await?;
         let new_id = tx
             .insert_specimen(
@@ -517,7 +501,7 @@ impl Lab {
                     panel_code: t.test.panel_code.as_deref(),
                     discipline: &t.test.discipline,
                 },
-                TestStatus::Ordered.code(),
+                TestStatus::Ordered,
                 now,
             )
             .await?;

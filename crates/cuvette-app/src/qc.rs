@@ -104,7 +104,7 @@ impl QcStanding {
             (Some(good), _) if now - good > QC_INTERVAL_US => {
                 format!("no acceptable QC in the last {QC_INTERVAL_HOURS} h: run QC")
             }
-            (_, Some((_, status))) if status == "warning" => {
+            (_, Some((_, QcStatus::Warning))) => {
                 "accepted with a 1-2s warning: look at the chart".to_owned()
             }
             _ => "QC acceptable".to_owned(),
@@ -125,18 +125,18 @@ impl QcStanding {
         let max = |pick: &dyn Fn(&&QcRunRow) -> bool| {
             before.iter().filter(|r| pick(r)).map(|r| r.at).max()
         };
-        let last_rejected = max(&|r| r.status == "rejected");
+        let last_rejected = max(&|r| !r.status.is_acceptable());
         let latest = before.iter().max_by_key(|r| (r.at, r.id));
         let facts = QcFacts {
             instrument_id,
             instrument_name: instrument_name.to_owned(),
             test_code: test_code.to_owned(),
             last_rejected,
-            last_good: max(&|r| r.status != "rejected"),
+            last_good: max(&|r| r.status.is_acceptable()),
             last_action: actions.iter().copied().filter(|a| *a <= at).max(),
-            last_run: latest.map(|r| (r.at, r.status.clone())),
+            last_run: latest.map(|r| (r.at, r.status)),
             good_before_reject: last_rejected
-                .and_then(|rejected| max(&|r| r.status != "rejected" && r.at < rejected)),
+                .and_then(|rejected| max(&|r| r.status.is_acceptable() && r.at < rejected)),
         };
         QcStanding::from_facts(facts, at)
     }
@@ -148,9 +148,7 @@ impl QcStanding {
         }
         match self.facts.last_good {
             Some(good) if now - good <= QC_INTERVAL_US => match &self.facts.last_run {
-                Some((_, status)) if status == "warning" => {
-                    QcState::Warning { rule: "1-2s".into() }
-                }
+                Some((_, QcStatus::Warning)) => QcState::Warning { rule: "1-2s".into() },
                 _ => QcState::Acceptable,
             },
             _ => QcState::NoQc,
@@ -652,7 +650,7 @@ impl Lab {
                 instrument_id,
                 test_code,
                 at: now,
-                status: "accepted",
+                status: QcStatus::Accepted,
                 violations: "[]",
                 entered_by: &actor.name,
                 source,
@@ -667,11 +665,7 @@ impl Lab {
             run.push(ControlResult { id, run: run_id, level: target.material.level as u8, z });
         }
         let verdict = evaluate_run(&run_in.history, &run, &run_in.rules);
-        let status = match verdict.status {
-            QcStatus::Accepted => "accepted",
-            QcStatus::Warning => "warning",
-            QcStatus::Rejected => "rejected",
-        };
+        let status = verdict.status;
         let rules_by_result: Vec<(i64, String)> = run
             .iter()
             .map(|r| {
@@ -691,13 +685,13 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: if status == "rejected" { "qc.run.reject" } else { "qc.run" },
+            action: if status == QcStatus::Rejected { "qc.run.reject" } else { "qc.run" },
             entity: "qc_run",
             entity_id: format!("{test_code}/{instrument_id}/{run_id}"),
             patient_id: None,
             before: None,
             after: Some(serde_json::json!({
-                "status": status,
+                "status": status.code(),
                 "values": run_in.current.iter().map(|(t, v)| serde_json::json!({ "level": t.material.level, "lot": t.material.lot, "value": v })).collect::<Vec<_>>(),
                 "violations": violations.iter().map(|v| &v.detail).collect::<Vec<_>>(),
                 "source": source,
@@ -1130,7 +1124,7 @@ impl Lab {
                     instrument_id,
                     test_code: &rule.test_code,
                     at: now,
-                    status: "rejected",
+                    status: QcStatus::Rejected,
                     violations: &violations,
                     entered_by: "system",
                     source: "patient_average",

@@ -172,10 +172,7 @@ impl Lab {
             .store
             .work_items(&WorklistFilter {
                 discipline: discipline.filter(|d| !d.is_empty()).map(str::to_owned),
-                statuses: vec![
-                    TestStatus::Received.code().into(),
-                    TestStatus::InProcess.code().into(),
-                ],
+                statuses: vec![TestStatus::Received, TestStatus::InProcess],
                 limit: WORKLIST_LEN_MAX,
                 ..Default::default()
             })
@@ -222,7 +219,7 @@ impl Lab {
         let items = self
             .store
             .work_items(&WorklistFilter {
-                statuses: vec![TestStatus::Ordered.code().into()],
+                statuses: vec![TestStatus::Ordered],
                 limit: WORKLIST_LEN_MAX,
                 ..Default::default()
             })
@@ -334,7 +331,7 @@ impl Lab {
     }
 
     /// Counts of open tests per bench and status.
-    pub async fn open_counts(&self, actor: &Actor) -> AppResult<Vec<(String, String, i64)>> {
+    pub async fn open_counts(&self, actor: &Actor) -> AppResult<Vec<(String, TestStatus, i64)>> {
         self.require(actor, Action::SearchPatients)?;
         Ok(self.store.open_counts().await?)
     }

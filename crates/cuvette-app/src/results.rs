@@ -161,8 +161,7 @@ impl Lab {
         for e in &entries {
             let field = format!("result_{}", e.ordered_test_id);
             let item = self.work_item(e.ordered_test_id).await?;
-            let specimen_status =
-                SpecimenStatus::parse(&item.specimen.status).unwrap_or(SpecimenStatus::Rejected);
+            let specimen_status = item.specimen.status;
             if let Err(refusal) = specimen_step(specimen_status, SpecimenStep::Result) {
                 errors.push(FieldError {
                     field,
@@ -173,7 +172,7 @@ impl Lab {
                 });
                 continue;
             }
-            let status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
+            let status = item.test.status;
             if status == TestStatus::Final {
                 corrects_released = true;
             } else if !status.accepts_results() {
@@ -265,7 +264,7 @@ impl Lab {
                 evaluation.review = Review::Technologist;
             }
             let correction_reason = correction
-                .filter(|_| item.test.status == TestStatus::Final.code())
+                .filter(|_| item.test.status == TestStatus::Final)
                 .map(|c| c.reason.trim().to_owned());
             writes.push(ResultWrite {
                 item: item.clone(),
@@ -316,8 +315,7 @@ impl Lab {
         // anything else is in process until verified.
         // Every stored version waits for a person's verification unless autoverification
         // releases it here.
-        let is_final =
-            |w: &ResultWrite| w.item.test.status == TestStatus::Final.code() || w.auto_release;
+        let is_final = |w: &ResultWrite| w.item.test.status == TestStatus::Final || w.auto_release;
         for (next, awaiting) in
             [(TestStatus::Final, true), (TestStatus::Final, false), (TestStatus::InProcess, true)]
         {
@@ -328,7 +326,7 @@ impl Lab {
                 })
                 .map(|w| (w.item.test.id, w.row_version))
                 .collect();
-            tx.update_test_statuses(&tests, next.code(), awaiting, now).await?;
+            tx.update_test_statuses(&tests, next, awaiting, now).await?;
         }
         let rows: Vec<_> = writes
             .iter()
@@ -458,10 +456,8 @@ impl Lab {
         typed: &BTreeMap<i64, ReportedValue>,
     ) -> AppResult<Vec<ResultWrite>> {
         let catalog = self.catalog();
-        let items: Vec<WorkItem> = order_items
-            .into_iter()
-            .filter(|i| i.test.status != TestStatus::Cancelled.code())
-            .collect();
+        let items: Vec<WorkItem> =
+            order_items.into_iter().filter(|i| i.test.status != TestStatus::Cancelled).collect();
         // Each measured input as the lab would report it; calculated ones are recomputed below
         // from their own inputs, never read back rounded.
         let mut inputs: BTreeMap<String, CalculationInput> = BTreeMap::new();
@@ -491,7 +487,7 @@ impl Lab {
             for i in &items {
                 let Some(def) = catalog.catalog.test(&i.test.test_code) else { continue };
                 let Some(rule) = &def.calculation else { continue };
-                let status = TestStatus::parse(&i.test.status).unwrap_or(TestStatus::Cancelled);
+                let status = i.test.status;
                 if !(status.accepts_results() || status == TestStatus::Final) {
                     continue;
                 }
@@ -533,7 +529,7 @@ impl Lab {
             let def = catalog.catalog.test(&item.test.test_code).expect("calculated test");
             let value =
                 ReportedValue::parse(&text).map_err(|e| AppError::Refused(e.to_string()))?;
-            let final_ = item.test.status == TestStatus::Final.code();
+            let final_ = item.test.status == TestStatus::Final;
             writes.push(ResultWrite {
                 item: item.clone(),
                 row_version: item.test.row_version,
@@ -616,9 +612,9 @@ impl Lab {
                 outcomes.push(held(format!("{} is already released", item.test.test_code)));
                 continue;
             }
-            let test_status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
+            let test_status = item.test.status;
             if test_status == TestStatus::Cancelled
-                || item.specimen.status == SpecimenStatus::Rejected.code()
+                || item.specimen.status == SpecimenStatus::Rejected
             {
                 outcomes.push(held(format!(
                     "{} was cancelled because specimen {} was rejected: release the recollected specimen's result",
@@ -702,7 +698,7 @@ impl Lab {
                     .push(held(format!("{} was released by someone else", item.test.test_code)));
                 continue;
             }
-            tx.update_test_status(test_id, row_version, status.code(), false, now).await?;
+            tx.update_test_status(test_id, row_version, status, false, now).await?;
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &actor.name,

@@ -397,6 +397,32 @@ pub enum QcStatus {
     Rejected,
 }
 
+impl QcStatus {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            QcStatus::Accepted => "accepted",
+            QcStatus::Warning => "warning",
+            QcStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a stored code; anything else is not a QC status.
+    pub fn parse(code: &str) -> Option<QcStatus> {
+        [QcStatus::Accepted, QcStatus::Warning, QcStatus::Rejected]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
+    /// Whether patient results of the run may be released (accepted, or a 1-2s warning).
+    pub fn is_acceptable(self) -> bool {
+        match self {
+            QcStatus::Accepted | QcStatus::Warning => true,
+            QcStatus::Rejected => false,
+        }
+    }
+}
+
 /// Where a violation was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Scope {

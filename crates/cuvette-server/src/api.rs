@@ -358,9 +358,11 @@ async fn enter_results(
     let mut errors = Vec::new();
     for (i, r) in req.results.iter().enumerate() {
         let code = r.test_code.trim().to_ascii_uppercase();
-        let Some(t) = view.tests.iter().rev().find(|t| {
-            t.item.test.test_code == code && t.item.test.status != TestStatus::Cancelled.code()
-        }) else {
+        let Some(t) =
+            view.tests.iter().rev().find(|t| {
+                t.item.test.test_code == code && t.item.test.status != TestStatus::Cancelled
+            })
+        else {
             errors.push(cuvette_app::FieldError {
                 field: format!("results[{i}].test_code"),
                 message: format!(

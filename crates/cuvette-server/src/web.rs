@@ -209,10 +209,8 @@ pub fn worklist_rows(lab: &Lab, items: &[WorkItem]) -> Vec<WorklistRow> {
             patient: format!("{}, {}", i.patient.family_name.to_uppercase(), i.patient.given_name),
             mrn: i.patient.mrn.clone(),
             test: i.test.test_code.clone(),
-            status: i.test.status.clone(),
-            status_label: cuvette_domain::workflow::TestStatus::parse(&i.test.status)
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
+            status: i.test.status.code().to_owned(),
+            status_label: i.test.status.to_string(),
             received: when(lab, i.specimen.received_at),
             value: i.result.as_ref().map(|r| r.report_text.clone()).unwrap_or_default(),
             flags: i.result.as_ref().map(|r| flag_chips(&r.flags)).unwrap_or_default(),

@@ -232,7 +232,7 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditEvent> {
         action: r.try_get("action")?,
         entity: r.try_get("entity")?,
         entity_id: r.try_get("entity_id")?,
-        patient_id: opt_i64(r, "patient_id"),
+        patient_id: opt_i64(r, "patient_id")?,
         before: r.try_get("before_state")?,
         after: r.try_get("after_state")?,
         prev_hash: r.try_get("prev_hash")?,

@@ -179,7 +179,7 @@ fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
         accession: r.try_get("accession")?,
         results: r.try_get("results")?,
         quarantine: r.try_get("quarantine")?,
-        replay_of: opt_i64(r, "replay_of"),
+        replay_of: opt_i64(r, "replay_of")?,
         processed_us: r.try_get("processed_us")?,
     })
 }
@@ -209,7 +209,7 @@ fn outbox_from_row(r: &AnyRow) -> StoreResult<OutboxRow> {
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
         last_error: r.try_get("last_error")?,
-        sent_at: opt_i64(r, "sent_at"),
+        sent_at: opt_i64(r, "sent_at")?,
     })
 }
 

@@ -77,12 +77,25 @@ pub enum StoreError {
         /// What was stored.
         value: String,
     },
+    /// A stored value cannot be read as its column's type.
+    #[error("corrupt data in column {column}: {reason}")]
+    CorruptColumn {
+        /// The column.
+        column: String,
+        /// What the driver said.
+        reason: String,
+    },
     /// Anything else from the database.
     #[error("database error: {0}")]
     Other(#[from] sqlx::Error),
 }
 
 impl StoreError {
+    /// A column whose stored value cannot be read as its type.
+    pub(crate) fn corrupt_column(column: &str, e: sqlx::Error) -> StoreError {
+        StoreError::CorruptColumn { column: column.to_owned(), reason: e.to_string() }
+    }
+
     /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming what is taken.
     fn on_unique(e: sqlx::Error, what: &str) -> StoreError {
         match &e {
@@ -298,10 +311,31 @@ impl Tx {
     }
 }
 
-/// Reads an optional i64 column that PostgreSQL and SQLite may both return.
-pub(crate) fn opt_i64(row: &sqlx::any::AnyRow, col: &str) -> Option<i64> {
+/// Reads an optional integer column (a time, an id). A value that is there but is not an
+/// integer is corrupt data and an error, never "no value": a release time that fails to
+/// decode must not read as "not released", nor a QC rejection time as "never rejected".
+pub(crate) fn opt_i64(row: &sqlx::any::AnyRow, col: &str) -> StoreResult<Option<i64>> {
     use sqlx::Row;
-    row.try_get::<Option<i64>, _>(col).ok().flatten()
+    row.try_get::<Option<i64>, _>(col).map_err(|e| StoreError::corrupt_column(col, e))
+}
+
+/// Reads a coded column strictly: a code `parse` does not know is corrupt data naming the
+/// table, the row (by its id column) and the column — never a default.
+pub(crate) fn code<T>(
+    row: &sqlx::any::AnyRow,
+    table: &'static str,
+    id_column: &str,
+    column: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> StoreResult<T> {
+    use sqlx::Row;
+    let value: String = row.try_get(column)?;
+    parse(&value).ok_or_else(|| StoreError::Corrupt {
+        table,
+        row: row.try_get(id_column).unwrap_or(0),
+        column,
+        value,
+    })
 }
 
 /// Appends `($1, $2, …), ($n+1, …), …` for a multi-row INSERT of `rows` rows of `columns`.

@@ -6,7 +6,9 @@ use sqlx::any::AnyRow;
 
 use crate::patients::{PATIENT_COLUMNS, PatientRow, patient_from_row};
 use crate::results::{RESULT_COLUMNS_R, ResultRow, result_from_row_prefixed};
-use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
+
+use crate::{Micros, Store, StoreError, StoreResult, Tx, code, opt_i64};
 
 /// An order to write.
 #[derive(Debug, Clone)]
@@ -82,7 +84,7 @@ pub struct SpecimenRow {
     /// Specimen type.
     pub specimen_type: String,
     /// Status code.
-    pub status: String,
+    pub status: SpecimenStatus,
     /// Collection time.
     pub collected_at: Option<Micros>,
     /// Collector.
@@ -129,7 +131,7 @@ pub struct OrderedTestRow {
     /// Bench.
     pub discipline: String,
     /// Status code.
-    pub status: String,
+    pub status: TestStatus,
     /// Optimistic-concurrency version: a form carries it back, a save with a stale one
     /// is a conflict.
     pub row_version: i64,
@@ -159,7 +161,7 @@ pub struct WorklistFilter {
     /// Only this bench.
     pub discipline: Option<String>,
     /// Only tests in these statuses.
-    pub statuses: Vec<String>,
+    pub statuses: Vec<TestStatus>,
     /// Only this specimen.
     pub specimen_id: Option<i64>,
     /// Only this patient.
@@ -192,20 +194,20 @@ fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
         order_id: r.try_get("s_order_id")?,
         container: r.try_get("s_container")?,
         specimen_type: r.try_get("s_specimen_type")?,
-        status: r.try_get("s_status")?,
-        collected_at: opt_i64(r, "s_collected_at"),
+        status: code(r, "specimen", "s_id", "s_status", SpecimenStatus::parse)?,
+        collected_at: opt_i64(r, "s_collected_at")?,
         collected_by: r.try_get("s_collected_by")?,
-        received_at: opt_i64(r, "s_received_at"),
+        received_at: opt_i64(r, "s_received_at")?,
         received_by: r.try_get("s_received_by")?,
-        rejected_at: opt_i64(r, "s_rejected_at"),
+        rejected_at: opt_i64(r, "s_rejected_at")?,
         rejected_by: r.try_get("s_rejected_by")?,
         reject_reason: r.try_get("s_reject_reason")?,
         reject_note: r.try_get("s_reject_note")?,
-        recollection_of: opt_i64(r, "s_recollection_of"),
+        recollection_of: opt_i64(r, "s_recollection_of")?,
         row_version: r.try_get("s_row_version")?,
-        hemolysis_index: opt_i64(r, "s_hemolysis_index"),
-        icterus_index: opt_i64(r, "s_icterus_index"),
-        lipemia_index: opt_i64(r, "s_lipemia_index"),
+        hemolysis_index: opt_i64(r, "s_hemolysis_index")?,
+        icterus_index: opt_i64(r, "s_icterus_index")?,
+        lipemia_index: opt_i64(r, "s_lipemia_index")?,
         conditions: r.try_get("s_conditions")?,
     })
 }
@@ -231,14 +233,14 @@ fn test_from_row(r: &AnyRow) -> StoreResult<OrderedTestRow> {
         test_code: r.try_get("t_test_code")?,
         panel_code: r.try_get("t_panel_code")?,
         discipline: r.try_get("t_discipline")?,
-        status: r.try_get("t_status")?,
+        status: code(r, "ordered_test", "t_id", "t_status", TestStatus::parse)?,
         row_version: r.try_get("t_row_version")?,
         updated_at: r.try_get("t_updated_at")?,
     })
 }
 
 fn work_item_from_row(r: &AnyRow) -> StoreResult<WorkItem> {
-    let has_result = opt_i64(r, "r_id").is_some();
+    let has_result = opt_i64(r, "r_id")?.is_some();
     Ok(WorkItem {
         test: test_from_row(r)?,
         specimen: specimen_from_row(r)?,
@@ -319,7 +321,7 @@ impl Tx {
         order_id: i64,
         specimen_id: i64,
         t: &NewOrderedTest<'_>,
-        status: &str,
+        status: TestStatus,
         now: Micros,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
@@ -331,7 +333,7 @@ impl Tx {
         .bind(t.test_code)
         .bind(t.panel_code)
         .bind(t.discipline)
-        .bind(status)
+        .bind(status.code())
         .bind(now)
         .fetch_one(self.conn())
         .await?)
@@ -344,7 +346,7 @@ impl Tx {
              rejected_at = $6, rejected_by = $7, reject_reason = $8, reject_note = $9, row_version = row_version + 1 \
              WHERE id = $10 AND row_version = $11",
         )
-        .bind(&s.status)
+        .bind(s.status.code())
         .bind(s.collected_at)
         .bind(&s.collected_by)
         .bind(s.received_at)
@@ -372,7 +374,7 @@ impl Tx {
         &mut self,
         id: i64,
         row_version: i64,
-        status: &str,
+        status: TestStatus,
         awaiting_verification: bool,
         now: Micros,
     ) -> StoreResult<()> {
@@ -386,7 +388,7 @@ impl Tx {
     pub async fn update_test_statuses(
         &mut self,
         tests: &[(i64, i64)],
-        status: &str,
+        status: TestStatus,
         awaiting_verification: bool,
         now: Micros,
     ) -> StoreResult<()> {
@@ -402,7 +404,7 @@ impl Tx {
             sql.push_str(&format!("{sep}(id = ${} AND row_version = ${})", 4 + 2 * i, 5 + 2 * i));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(status)
+            .bind(status.code())
             .bind(now)
             .bind(i64::from(awaiting_verification));
         for (id, row_version) in tests {
@@ -421,8 +423,8 @@ impl Tx {
     pub async fn update_tests_of_specimen(
         &mut self,
         specimen_id: i64,
-        from: &[&str],
-        to: &str,
+        from: &[TestStatus],
+        to: TestStatus,
         now: Micros,
     ) -> StoreResult<()> {
         for status in from {
@@ -430,10 +432,10 @@ impl Tx {
                 "UPDATE ordered_test SET status = $1, updated_at = $2, awaiting_verification = 0, row_version = row_version + 1 \
                  WHERE specimen_id = $3 AND status = $4",
             )
-            .bind(to)
+            .bind(to.code())
             .bind(now)
             .bind(specimen_id)
-            .bind(*status)
+            .bind(status.code())
             .execute(self.conn())
             .await?;
         }
@@ -503,12 +505,7 @@ impl Store {
         let statuses = if f.statuses.is_empty() {
             String::new()
         } else {
-            let list: Vec<String> = f
-                .statuses
-                .iter()
-                .filter(|s| s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-                .map(|s| format!("'{s}'"))
-                .collect();
+            let list: Vec<String> = f.statuses.iter().map(|s| format!("'{}'", s.code())).collect();
             format!("AND t.status IN ({})", list.join(", "))
         };
         // Only the filters given appear in the SQL, so each uses its index (a catch-all
@@ -596,7 +593,7 @@ impl Store {
     }
 
     /// Counts of open tests per bench and status (for the navigation's queue counts).
-    pub async fn open_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
+    pub async fn open_counts(&self) -> StoreResult<Vec<(String, TestStatus, i64)>> {
         let rows = sqlx::query(
             "SELECT t.discipline, t.status, COUNT(*) AS n FROM ordered_test t \
              WHERE t.status IN ('ordered', 'collected', 'received', 'in_process') GROUP BY t.discipline, t.status",
@@ -604,7 +601,16 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("discipline")?, r.try_get("status")?, r.try_get("n")?)))
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let status = TestStatus::parse(&status).ok_or(StoreError::Corrupt {
+                    table: "ordered_test",
+                    row: 0,
+                    column: "status",
+                    value: status,
+                })?;
+                Ok((r.try_get("discipline")?, status, r.try_get("n")?))
+            })
             .collect()
     }
 

@@ -5,6 +5,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use cuvette_domain::qc::QcStatus;
+
 use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
 
 /// A control material lot at one level.
@@ -98,7 +100,7 @@ pub struct QcPoint {
     /// Rules this result violated, space-separated.
     pub rules: String,
     /// The run's verdict.
-    pub run_status: String,
+    pub run_status: QcStatus,
 }
 
 /// A QC run with its verdict.
@@ -112,8 +114,8 @@ pub struct QcRunRow {
     pub test_code: String,
     /// When.
     pub at: Micros,
-    /// `accepted`, `warning` or `rejected`.
-    pub status: String,
+    /// The verdict.
+    pub status: QcStatus,
     /// JSON list of violations.
     pub violations: String,
     /// Who entered it.
@@ -138,7 +140,7 @@ pub struct QcFacts {
     /// The latest corrective action.
     pub last_action: Option<Micros>,
     /// The latest run of any verdict, and its verdict.
-    pub last_run: Option<(Micros, String)>,
+    pub last_run: Option<(Micros, QcStatus)>,
     /// The last good run before the latest rejection: patient results after it are suspect.
     pub good_before_reject: Option<Micros>,
 }
@@ -320,7 +322,7 @@ fn point_from_row(r: &AnyRow) -> StoreResult<QcPoint> {
         sd: r.try_get("sd")?,
         z: r.try_get("z")?,
         rules: r.try_get("rules")?,
-        run_status: r.try_get("run_status")?,
+        run_status: qc_status(r, "qc_run", "run_status")?,
     })
 }
 
@@ -330,15 +332,26 @@ fn run_from_row(r: &AnyRow) -> StoreResult<QcRunRow> {
         instrument_id: r.try_get("instrument_id")?,
         test_code: r.try_get("test_code")?,
         at: r.try_get("at")?,
-        status: r.try_get("status")?,
+        status: qc_status(r, "qc_run", "status")?,
         violations: r.try_get("violations")?,
         entered_by: r.try_get("entered_by")?,
         source: r.try_get("source")?,
     })
 }
 
-fn opt_f64(r: &AnyRow, col: &str) -> Option<f64> {
-    r.try_get::<Option<f64>, _>(col).ok().flatten()
+/// A stored QC verdict, strictly: an unknown code is corrupt data, never "not rejected".
+fn qc_status(r: &AnyRow, table: &'static str, col: &'static str) -> StoreResult<QcStatus> {
+    let code: String = r.try_get(col)?;
+    QcStatus::parse(&code).ok_or_else(|| StoreError::Corrupt {
+        table,
+        row: r.try_get("id").unwrap_or(0),
+        column: col,
+        value: code,
+    })
+}
+
+fn opt_f64(r: &AnyRow, col: &str) -> StoreResult<Option<f64>> {
+    r.try_get::<Option<f64>, _>(col).map_err(|e| StoreError::corrupt_column(col, e))
 }
 
 impl Store {
@@ -463,13 +476,14 @@ impl Store {
     pub async fn qc_facts(&self, instrument_id: Option<i64>) -> StoreResult<Vec<QcFacts>> {
         let rows = sqlx::query(
             "SELECT u.instrument_id, i.name AS instrument_name, u.test_code, \
-               MAX(CASE WHEN u.status = 'rejected' THEN u.at END) AS last_rejected, \
-               MAX(CASE WHEN u.status <> 'rejected' THEN u.at END) AS last_good, \
+               MAX(CASE WHEN u.status NOT IN ('accepted', 'warning') THEN u.at END) AS last_rejected, \
+               MAX(CASE WHEN u.status IN ('accepted', 'warning') THEN u.at END) AS last_good, \
+               SUM(CASE WHEN u.status IN ('accepted', 'warning', 'rejected') THEN 0 ELSE 1 END) AS unknown_status, \
                MAX(u.at) AS last_at, \
                (SELECT MAX(a.at) FROM qc_corrective_action a WHERE a.instrument_id = u.instrument_id AND a.test_code = u.test_code) AS last_action, \
                (SELECT l.status FROM qc_run l WHERE l.instrument_id = u.instrument_id AND l.test_code = u.test_code ORDER BY l.at DESC, l.id DESC LIMIT 1) AS last_status, \
-               (SELECT MAX(g.at) FROM qc_run g WHERE g.instrument_id = u.instrument_id AND g.test_code = u.test_code AND g.status <> 'rejected' \
-                  AND g.at < (SELECT MAX(x.at) FROM qc_run x WHERE x.instrument_id = u.instrument_id AND x.test_code = u.test_code AND x.status = 'rejected')) AS good_before_reject \
+               (SELECT MAX(g.at) FROM qc_run g WHERE g.instrument_id = u.instrument_id AND g.test_code = u.test_code AND g.status IN ('accepted', 'warning') \
+                  AND g.at < (SELECT MAX(x.at) FROM qc_run x WHERE x.instrument_id = u.instrument_id AND x.test_code = u.test_code AND x.status NOT IN ('accepted', 'warning'))) AS good_before_reject \
              FROM qc_run u JOIN instrument i ON i.id = u.instrument_id \
              WHERE ($1 IS NULL OR u.instrument_id = $1) \
              GROUP BY u.instrument_id, i.name, u.test_code ORDER BY u.test_code, i.name",
@@ -479,15 +493,38 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                // A verdict that is none of the three is read as a rejection above (the lock
+                // holds), and named here: nothing decides on it.
+                let unknown: i64 = r.try_get("unknown_status")?;
+                if unknown > 0 {
+                    let test_code: String = r.try_get("test_code")?;
+                    return Err(StoreError::Corrupt {
+                        table: "qc_run",
+                        row: r.try_get("instrument_id")?,
+                        column: "status",
+                        value: format!("{unknown} run(s) of {test_code} with a status that is not accepted, warning or rejected"),
+                    });
+                }
+                let last_status: Option<String> = r.try_get("last_status")?;
+                let last_status = last_status
+                    .map(|code| {
+                        QcStatus::parse(&code).ok_or(StoreError::Corrupt {
+                            table: "qc_run",
+                            row: 0,
+                            column: "status",
+                            value: code,
+                        })
+                    })
+                    .transpose()?;
                 Ok(QcFacts {
                     instrument_id: r.try_get("instrument_id")?,
                     instrument_name: r.try_get("instrument_name")?,
                     test_code: r.try_get("test_code")?,
-                    last_rejected: opt_i64(r, "last_rejected"),
-                    last_good: opt_i64(r, "last_good"),
-                    last_action: opt_i64(r, "last_action"),
-                    last_run: opt_i64(r, "last_at").zip(r.try_get("last_status")?),
-                    good_before_reject: opt_i64(r, "good_before_reject"),
+                    last_rejected: opt_i64(r, "last_rejected")?,
+                    last_good: opt_i64(r, "last_good")?,
+                    last_action: opt_i64(r, "last_action")?,
+                    last_run: opt_i64(r, "last_at")?.zip(last_status),
+                    good_before_reject: opt_i64(r, "good_before_reject")?,
                 })
             })
             .collect()
@@ -549,9 +586,9 @@ impl Store {
                     ordered_test_id: r.try_get("ordered_test_id")?,
                     accession: r.try_get("accession")?,
                     value_text: r.try_get("value_text")?,
-                    value_number: opt_f64(r, "value_number"),
+                    value_number: opt_f64(r, "value_number")?,
                     entered_at: r.try_get("entered_at")?,
-                    released_at: opt_i64(r, "released_at"),
+                    released_at: opt_i64(r, "released_at")?,
                     test_status: r.try_get("status")?,
                 })
             })
@@ -598,8 +635,8 @@ impl Store {
                     instrument_id: r.try_get("instrument_id")?,
                     test_code: r.try_get("test_code")?,
                     window_size: r.try_get("window_size")?,
-                    truncate_low: opt_f64(r, "truncate_low"),
-                    truncate_high: opt_f64(r, "truncate_high"),
+                    truncate_low: opt_f64(r, "truncate_low")?,
+                    truncate_high: opt_f64(r, "truncate_high")?,
                     target: r.try_get("target")?,
                     lower_limit: r.try_get("lower_limit")?,
                     upper_limit: r.try_get("upper_limit")?,
@@ -739,11 +776,11 @@ impl Store {
                     report_text: r.try_get("report_text")?,
                     flags: r.try_get("flags")?,
                     entered_at: r.try_get("entered_at")?,
-                    called_at: opt_i64(r, "called_at"),
+                    called_at: opt_i64(r, "called_at")?,
                     called_person: r.try_get("called_person")?,
                     called_by: r.try_get("called_by")?,
                     attempts: r.try_get("attempts")?,
-                    escalated_at: opt_i64(r, "escalated_at"),
+                    escalated_at: opt_i64(r, "escalated_at")?,
                 })
             })
             .collect()
@@ -760,7 +797,7 @@ pub struct NewQcRun<'a> {
     /// When.
     pub at: Micros,
     /// Verdict.
-    pub status: &'a str,
+    pub status: QcStatus,
     /// JSON list of violations.
     pub violations: &'a str,
     /// Who entered it.
@@ -875,7 +912,7 @@ impl Tx {
         .bind(r.instrument_id)
         .bind(r.test_code)
         .bind(r.at)
-        .bind(r.status)
+        .bind(r.status.code())
         .bind(r.violations)
         .bind(r.entered_by)
         .bind(r.source)
@@ -913,12 +950,12 @@ impl Tx {
     pub async fn judge_qc_run(
         &mut self,
         run_id: i64,
-        status: &str,
+        status: QcStatus,
         violations: &str,
         rules_by_result: &[(i64, String)],
     ) -> StoreResult<()> {
         sqlx::query("UPDATE qc_run SET status = $1, violations = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.code())
             .bind(violations)
             .bind(run_id)
             .execute(self.conn())

@@ -139,11 +139,11 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         entered_by: r.try_get("r_entered_by")?,
         entered_by_role: r.try_get("r_entered_by_role")?,
         correction_reason: r.try_get("r_correction_reason")?,
-        released_at: opt_i64(r, "r_released_at"),
+        released_at: opt_i64(r, "r_released_at")?,
         released_by: r.try_get("r_released_by")?,
         release_status: r.try_get("r_release_status")?,
         instrument_flags: r.try_get("r_instrument_flags")?,
-        instrument_id: opt_i64(r, "r_instrument_id"),
+        instrument_id: opt_i64(r, "r_instrument_id")?,
         autoverify: r.try_get("r_autoverify")?,
     })
 }

@@ -64,7 +64,7 @@ fn user_from_row(r: &AnyRow) -> StoreResult<UserRow> {
         password_hash: r.try_get("password_hash")?,
         active: r.try_get::<i64, _>("active")? != 0,
         failed_logins: r.try_get("failed_logins")?,
-        locked_until: opt_i64(r, "locked_until"),
+        locked_until: opt_i64(r, "locked_until")?,
     })
 }
 

@@ -371,9 +371,7 @@ async fn enter_plausible(
     let mut entries = Vec::new();
     for t in &view.tests {
         let Some(def) = catalog.catalog.test(&t.item.test.test_code) else { continue };
-        if def.is_calculated()
-            || !TestStatus::parse(&t.item.test.status).is_some_and(TestStatus::accepts_results)
-        {
+        if def.is_calculated() || !t.item.test.status.accepts_results() {
             continue;
         }
         let Some(text) = plausible_value(def, ctx_sex, born, on, rng, abnormal) else { continue };

@@ -187,9 +187,7 @@ pub async fn analyze(
     let mut manual = Vec::new();
     for t in &view.tests {
         let Some(def) = catalog.catalog.test(&t.item.test.test_code) else { continue };
-        if def.is_calculated()
-            || !TestStatus::parse(&t.item.test.status).is_some_and(TestStatus::accepts_results)
-        {
+        if def.is_calculated() || !t.item.test.status.accepts_results() {
             continue;
         }
         let Some(text) = plausible_value(def, sex, born, on, rng, abnormal) else { continue };

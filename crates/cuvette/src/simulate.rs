@@ -40,7 +40,7 @@ pub async fn run(lab: &Lab, to: SocketAddr, limit: usize, abnormal: f64) -> anyh
     let mut runs: BTreeMap<(String, String), Run> = BTreeMap::new();
     let mut rng = Lcg(SystemClock.now().as_microsecond() as u64);
     let on = lab.now().to_zoned_datetime(lab.config().time_zone.clone()).date();
-    for item in items.iter().filter(|i| i.test.status == TestStatus::Received.code()) {
+    for item in items.iter().filter(|i| i.test.status == TestStatus::Received) {
         let Some(def) = catalog.catalog.test(&item.test.test_code) else { continue };
         let Some((instrument, code)) = instruments
             .iter()

@@ -174,11 +174,11 @@ pub async fn answer_query(
             Err(_) => None,
         };
         let mut open = Vec::new();
-        if let Some(specimen) = specimen.filter(|s| s.status == SpecimenStatus::Received.code()) {
+        if let Some(specimen) = specimen.filter(|s| s.status == SpecimenStatus::Received) {
             let items = store
                 .work_items(&WorklistFilter {
                     specimen_id: Some(specimen.id),
-                    statuses: vec![TestStatus::Received.code().to_owned()],
+                    statuses: vec![TestStatus::Received],
                     limit: 1000,
                     ..Default::default()
                 })

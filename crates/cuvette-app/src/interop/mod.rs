@@ -504,13 +504,13 @@ impl Lab {
             let Some(specimen) = found else {
                 return Ok(Err((format!("no specimen has accession number {accession}"), at)));
             };
-            if specimen.status == SpecimenStatus::Rejected.code() {
+            if specimen.status == SpecimenStatus::Rejected {
                 return Ok(Err((
                     format!("specimen {accession} was rejected; results go on its recollection"),
                     at,
                 )));
             }
-            if specimen.status != SpecimenStatus::Received.code() {
+            if specimen.status != SpecimenStatus::Received {
                 return Ok(Err((
                     format!("specimen {accession} has not been received in the lab"),
                     at,
@@ -572,7 +572,7 @@ impl Lab {
                 .find(|i| {
                     i.specimen.id == specimen.id
                         && i.test.test_code == map.test_code
-                        && i.test.status != TestStatus::Cancelled.code()
+                        && i.test.status != TestStatus::Cancelled
                 })
                 .cloned()
             else {
@@ -581,7 +581,7 @@ impl Lab {
                     at,
                 )));
             };
-            let status = TestStatus::parse(&item.test.status).unwrap_or(TestStatus::Cancelled);
+            let status = item.test.status;
             if !status.accepts_results() {
                 return Ok(Err((
                     format!(

@@ -365,7 +365,7 @@ impl Lab {
         versions.extend(fresh.iter().filter(|r| ids.contains(&r.ordered_test_id)).cloned());
         for i in &mut items {
             if fresh.iter().any(|r| r.ordered_test_id == i.test.id) {
-                i.test.status = TestStatus::Final.code().to_owned();
+                i.test.status = TestStatus::Final;
             }
         }
         let first = &items[0];
@@ -379,7 +379,7 @@ impl Lab {
         }
         let tests: Vec<ReportedTest> = items
             .iter()
-            .filter(|i| i.test.status != TestStatus::Cancelled.code())
+            .filter(|i| i.test.status != TestStatus::Cancelled)
             .map(|i| ReportedTest {
                 test: i.test.clone(),
                 result: versions

@@ -104,7 +104,7 @@ async fn a_normal_potassium_with_good_qc_is_released_automatically_with_its_trac
     assert!(d.fingerprint.starts_with("AV1-"));
     assert_eq!(d.outcome(AvRule::QcAcceptable).unwrap().verdict, Verdict::Passed);
     let item = lab.test(&patient, "K").await;
-    assert_eq!(item.test.status, "final");
+    assert_eq!(item.test.status.code(), "final");
 }
 
 #[tokio::test]

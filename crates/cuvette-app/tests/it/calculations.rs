@@ -155,7 +155,7 @@ async fn correcting_an_input_recalculates_and_corrects_the_released_calculation(
 
     let agap = lab.versions(&patient, "AGAP").await;
     assert_eq!(agap[1].correction_reason.as_deref(), Some("recalculated from corrected inputs"));
-    assert_eq!(lab.test(&patient, "AGAP").await.test.status, "final");
+    assert_eq!(lab.test(&patient, "AGAP").await.test.status.code(), "final");
     assert_released(&lab.verify(&technologist, &patient, "AGAP").await);
     let agap = lab.test(&patient, "AGAP").await.result.unwrap();
     assert_eq!(

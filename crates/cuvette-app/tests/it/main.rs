@@ -10,6 +10,7 @@ mod autoverification;
 mod bad_input;
 mod calculations;
 mod catalog;
+mod corrupt;
 mod critical;
 mod history;
 mod hl7_orders;

@@ -41,7 +41,7 @@ pub async fn glucose_qc(lab: &TestLab) -> (i64, i64, i64) {
 }
 
 /// A technician runs both levels.
-async fn run(
+pub async fn run(
     lab: &TestLab,
     instrument: i64,
     targets: (i64, i64),
@@ -60,7 +60,7 @@ async fn run(
 }
 
 /// A glucose result for a received specimen, sent by the analyzer.
-async fn glucose_from_analyzer(
+pub async fn glucose_from_analyzer(
     lab: &TestLab,
     mrn: &str,
     value: &str,
@@ -264,7 +264,7 @@ async fn the_levey_jennings_data_marks_violations_lot_changes_and_monthly_statis
     let data = lab.levey_jennings(&mls, l1, from, to).await.unwrap();
     assert_eq!(data.points.len(), 2);
     assert_eq!(data.points[1].rules, "1-2s 1-3s");
-    assert_eq!(data.points[1].run_status, "rejected");
+    assert_eq!(data.points[1].run_status.code(), "rejected");
     assert_eq!(data.months.len(), 1);
     assert_eq!((data.months[0].stats.n, data.months[0].stats.mean), (2, 103.5));
     assert_eq!(data.months[0].stats.bias_percent, Some(3.5));
@@ -356,7 +356,7 @@ async fn an_instruments_control_run_is_recognised_by_its_sample_id_and_judged_on
     assert!(matches!(outcome, interop::Ingested::Accepted { results: 2, .. }), "{outcome:?}");
     assert!(String::from_utf8_lossy(&ack).contains("MSA|AA|QC1"));
     let runs = lab.store().qc_runs(instrument, "GLU", 5).await.unwrap();
-    assert_eq!((runs[0].status.as_str(), runs[0].source.as_str()), ("warning", "instrument"));
+    assert_eq!((runs[0].status.code(), runs[0].source.as_str()), ("warning", "instrument"));
 
     // Level 1 reads 107: 3.5 SD high.
     interop::hl7::receive(

@@ -29,11 +29,15 @@ async fn receipt_checks_two_identifiers() {
         family_name: None,
     };
     invalid(lab.receive(&assistant, serum, &blank).await, "identifiers");
-    assert_eq!(lab.specimen(serum).await.status, "collected", "not received on one identifier");
+    assert_eq!(
+        lab.specimen(serum).await.status.code(),
+        "collected",
+        "not received on one identifier"
+    );
 
     let received = lab.receive(&assistant, serum, &identity(&patient)).await.unwrap();
     assert_eq!(
-        (received.status.as_str(), received.received_by.as_deref()),
+        (received.status.code(), received.received_by.as_deref()),
         ("received", Some("lab_assistant"))
     );
     let mrn_and_name = IdentityCheck {
@@ -42,8 +46,8 @@ async fn receipt_checks_two_identifiers() {
         birth_date: None,
     };
     lab.receive(&assistant, blood, &mrn_and_name).await.unwrap();
-    assert_eq!(lab.specimen(blood).await.status, "received");
-    assert_eq!(lab.test(&patient, "K").await.test.status, "received");
+    assert_eq!(lab.specimen(blood).await.status.code(), "received");
+    assert_eq!(lab.test(&patient, "K").await.test.status.code(), "received");
 }
 
 #[tokio::test]
@@ -66,8 +70,8 @@ async fn a_label_that_does_not_match_the_patient_is_not_received() {
     let wrong_name = IdentityCheck { family_name: Some("Okafo".into()), ..identity(&patient) };
     invalid(lab.receive(&assistant, &accession, &wrong_name).await, "family_name");
 
-    assert_eq!(lab.specimen(&accession).await.status, "collected");
-    assert_eq!(lab.test(&patient, "K").await.test.status, "collected");
+    assert_eq!(lab.specimen(&accession).await.status.code(), "collected");
+    assert_eq!(lab.test(&patient, "K").await.test.status.code(), "collected");
     let refusals = lab
         .audit_trail(AuditFilter { actor: Some(assistant.name.clone()), ..Default::default() })
         .await;
@@ -104,7 +108,7 @@ async fn a_specimen_is_drawn_before_it_is_received() {
 
     let message = refused(lab.receive(&assistant, &accession, &identity(&patient)).await);
     assert!(message.contains("record the collection"), "{message}");
-    assert_eq!(lab.specimen(&accession).await.status, "pending");
+    assert_eq!(lab.specimen(&accession).await.status.code(), "pending");
 }
 
 #[tokio::test]
@@ -158,7 +162,7 @@ async fn a_rejected_specimen_takes_no_results() {
     let events = lab.audit_count().await;
 
     let cancelled = lab.store().ordered_test(k.test.id).await.unwrap();
-    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(cancelled.status.code(), "cancelled");
     let late = EnteredResult {
         ordered_test_id: k.test.id,
         row_version: cancelled.row_version,
@@ -197,23 +201,23 @@ async fn rejecting_a_specimen_orders_a_recollection_of_the_same_tests() {
     Accession::parse(&recollection).expect("a valid accession number");
 
     let rejected = lab.specimen_view(&technologist, &accession).await.unwrap();
-    assert_eq!(rejected.specimen.status, "rejected");
+    assert_eq!(rejected.specimen.status.code(), "rejected");
     assert_eq!(rejected.specimen.reject_reason.as_deref(), Some("hemolyzed"));
     assert_eq!(rejected.specimen.reject_note.as_deref(), Some("grossly hemolyzed"));
     assert_eq!(rejected.specimen.rejected_by.as_deref(), Some("lab_assistant"));
-    assert!(rejected.tests.iter().all(|t| t.item.test.status == "cancelled"));
+    assert!(rejected.tests.iter().all(|t| t.item.test.status.code() == "cancelled"));
 
     let new = lab.specimen_view(&technologist, &recollection).await.unwrap();
     assert_eq!(new.specimen.recollection_of, Some(rejected.specimen.id));
     assert_eq!(
-        (new.specimen.status.as_str(), new.specimen.container.as_str()),
+        (new.specimen.status.code(), new.specimen.container.as_str()),
         ("pending", rejected.specimen.container.as_str())
     );
     assert_eq!(new.order.id, rejected.order.id, "the same order");
     let tests: Vec<(&str, &str)> = new
         .tests
         .iter()
-        .map(|t| (t.item.test.test_code.as_str(), t.item.test.status.as_str()))
+        .map(|t| (t.item.test.test_code.as_str(), t.item.test.status.code()))
         .collect();
     assert_eq!(tests, [("NA", "ordered"), ("K", "ordered")]);
 
@@ -257,7 +261,7 @@ async fn a_specimen_with_released_results_is_not_rejected() {
 
     let message = refused(lab.reject(&assistant, &accession, "hemolyzed", "").await);
     assert!(message.contains("correct them instead"), "{message}");
-    assert_eq!(lab.specimen(&accession).await.status, "received");
+    assert_eq!(lab.specimen(&accession).await.status.code(), "received");
 }
 
 #[tokio::test]
@@ -272,7 +276,7 @@ async fn a_result_on_a_rejected_specimen_is_never_released() {
 
     let view = lab.specimen_view(&technologist, &accession).await.unwrap();
     let k = &view.tests[0].item;
-    assert_eq!(k.test.status, "cancelled");
+    assert_eq!(k.test.status.code(), "cancelled");
     let outcome = lab
         .release(&technologist, &[(k.test.id, k.test.row_version)], TestStatus::Final)
         .await
@@ -281,7 +285,7 @@ async fn a_result_on_a_rejected_specimen_is_never_released() {
     held_reason(&outcome[0]);
     let cancelled = lab.store().results_of_tests(&[k.test.id]).await.unwrap();
     assert_eq!(cancelled[0].released_at, None, "the hemolyzed value never reaches the report");
-    assert_eq!(lab.store().ordered_test(k.test.id).await.unwrap().status, "cancelled");
+    assert_eq!(lab.store().ordered_test(k.test.id).await.unwrap().status.code(), "cancelled");
 }
 
 #[tokio::test]
@@ -296,7 +300,7 @@ async fn a_mistyped_accession_number_is_caught_by_its_check_digit() {
     let message = invalid(lab.collect(&phlebotomist, &mistyped).await, "accession");
     assert!(message.contains("check digit"), "{message}");
     invalid(lab.collect(&phlebotomist, "26-ABC").await, "accession");
-    assert_eq!(lab.specimen(&accession).await.status, "pending");
+    assert_eq!(lab.specimen(&accession).await.status.code(), "pending");
     let scanned: String = accession.chars().filter(char::is_ascii_digit).collect();
     lab.collect(&phlebotomist, &scanned)
         .await

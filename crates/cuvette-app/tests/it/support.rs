@@ -236,7 +236,7 @@ impl TestLab {
         self.all_tests(patient)
             .await
             .into_iter()
-            .filter(|i| i.test.test_code == code && i.test.status != TestStatus::Cancelled.code())
+            .filter(|i| i.test.test_code == code && i.test.status != TestStatus::Cancelled)
             .max_by_key(|i| i.test.id)
             .unwrap_or_else(|| panic!("{} has no live {code} test", patient.mrn))
     }

@@ -43,7 +43,7 @@ async fn a_technician_releases_a_normal_result() {
 
     assert_released(&lab.verify(&technician, &patient, "K").await);
     let released = lab.test(&patient, "K").await;
-    assert_eq!(released.test.status, "final");
+    assert_eq!(released.test.status.code(), "final");
     let result = released.result.unwrap();
     assert_eq!(
         (result.released_by.as_deref(), result.release_status.as_deref()),
@@ -68,7 +68,7 @@ async fn a_technician_cannot_release_an_abnormal_result() {
     let outcome = lab.verify(&technician, &patient, "K").await;
     assert!(held_reason(&outcome).contains("a technologist must verify it"), "{outcome:?}");
     let k = lab.test(&patient, "K").await;
-    assert_eq!((k.test.status.as_str(), k.result.unwrap().released_at), ("in_process", None));
+    assert_eq!((k.test.status.code(), k.result.unwrap().released_at), ("in_process", None));
 
     assert_released(&lab.verify(&technologist, &patient, "K").await);
 }
@@ -305,7 +305,7 @@ async fn a_preliminary_release_shows_on_the_report() {
 
     assert_released(&lab.verify_as(&technician, &patient, "K", TestStatus::Preliminary).await);
     let report = lab.cumulative_report(&technician, patient.id).await.unwrap();
-    assert_eq!(report.rows[0].test.item.test.status, "preliminary");
+    assert_eq!(report.rows[0].test.item.test.status.code(), "preliminary");
     assert_eq!(
         report.rows[0].test.released().unwrap().release_status.as_deref(),
         Some("preliminary")
@@ -324,7 +324,7 @@ async fn a_preliminary_result_is_later_released_as_final() {
     let outcome = lab.verify(&technician, &patient, "K").await;
     assert_released(&outcome);
     let k = lab.test(&patient, "K").await;
-    assert_eq!(k.test.status, "final");
+    assert_eq!(k.test.status.code(), "final");
     assert_eq!(lab.versions(&patient, "K").await.len(), 1, "the same value, no new version");
 }
 
@@ -389,7 +389,7 @@ async fn correcting_a_final_result_keeps_the_original_version() {
         "4.2",
         "the report shows 4.2 until 4.5 is verified"
     );
-    assert_eq!(lab.test(&patient, "K").await.test.status, "final");
+    assert_eq!(lab.test(&patient, "K").await.test.status.code(), "final");
     assert_eq!(
         lab.review_queue(&technologist).await.unwrap().len(),
         1,
@@ -561,7 +561,7 @@ async fn a_potassium_typed_with_the_letter_o_cannot_be_released_by_anyone() {
         .unwrap();
     assert!(held_reason(&outcome[0]).contains("not a valid result"), "{outcome:?}");
     let k = lab.test(&patient, "K").await;
-    assert_eq!((k.test.status.as_str(), k.result.unwrap().released_at), ("in_process", None));
+    assert_eq!((k.test.status.code(), k.result.unwrap().released_at), ("in_process", None));
 
     // Corrected on the bench, it is released as any other value.
     lab.enter(&technician, &patient, "K", "4.0").await.unwrap();

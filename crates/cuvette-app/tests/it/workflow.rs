@@ -24,10 +24,7 @@ async fn a_routine_potassium_goes_from_order_to_report() {
 
     let bench = lab.worklist(&technician, Some("chemistry")).await.unwrap();
     assert_eq!(bench.len(), 1);
-    assert_eq!(
-        (bench[0].test.test_code.as_str(), bench[0].test.status.as_str()),
-        ("K", "received")
-    );
+    assert_eq!((bench[0].test.test_code.as_str(), bench[0].test.status.code()), ("K", "received"));
 
     let saved = lab.enter(&technician, &patient, "K", "4.2").await.unwrap();
     assert_eq!(saved.len(), 1);
@@ -43,7 +40,7 @@ async fn a_routine_potassium_goes_from_order_to_report() {
     assert_eq!(released.reference_interval, "3.5–5.1");
     assert_eq!(released.release_status.as_deref(), Some("final"));
     assert_eq!(released.released_by.as_deref(), Some("technician"));
-    assert_eq!(report.rows[0].test.item.test.status, "final");
+    assert_eq!(report.rows[0].test.item.test.status.code(), "final");
     assert!(
         lab.worklist(&technician, None).await.unwrap().is_empty(),
         "a released test leaves the bench"
@@ -73,7 +70,7 @@ async fn an_order_groups_tests_by_container_into_specimens() {
     for s in &placed.specimens {
         let specimen = lab.specimen(&s.accession).await;
         assert_eq!(
-            (specimen.status.as_str(), specimen.container.as_str()),
+            (specimen.status.code(), specimen.container.as_str()),
             ("pending", s.container.as_str())
         );
     }
@@ -160,7 +157,7 @@ async fn the_bench_worklist_holds_a_test_from_receipt_until_release() {
     assert_eq!(on_bench().await, 1, "received: on the bench");
     lab.enter(&technician, &patient, "K", "4.0").await.unwrap();
     assert_eq!(on_bench().await, 1, "in process: still on the bench");
-    assert_eq!(lab.test(&patient, "K").await.test.status, "in_process");
+    assert_eq!(lab.test(&patient, "K").await.test.status.code(), "in_process");
     assert_released(&lab.verify(&technician, &patient, "K").await);
     assert_eq!(on_bench().await, 0, "released: done");
 }
@@ -335,7 +332,7 @@ async fn open_tests_are_counted_per_bench_and_status() {
 
     let mut counts = lab.open_counts(&clerk).await.unwrap();
     counts.sort();
-    let expected = [("chemistry", "received", 2), ("hematology", "ordered", 1)];
-    assert_eq!(counts, expected.map(|(b, s, n)| (b.to_owned(), s.to_owned(), n)));
-    assert_eq!(lab.test(&patient, "HGB").await.test.status, TestStatus::Ordered.code());
+    let expected = [("chemistry", TestStatus::Received, 2), ("hematology", TestStatus::Ordered, 1)];
+    assert_eq!(counts, expected.map(|(b, s, n)| (b.to_owned(), s, n)));
+    assert_eq!(lab.test(&patient, "HGB").await.test.status, TestStatus::Ordered);
 }

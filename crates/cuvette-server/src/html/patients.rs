@@ -43,13 +43,12 @@ pub(crate) fn sex_words(code: &str) -> String {
 }
 
 /// A specimen status in words.
-pub(crate) fn specimen_status_label(code: &str) -> &'static str {
-    match SpecimenStatus::parse(code) {
-        Some(SpecimenStatus::Pending) => "Awaiting collection",
-        Some(SpecimenStatus::Collected) => "Collected",
-        Some(SpecimenStatus::Received) => "Received",
-        Some(SpecimenStatus::Rejected) => "Rejected",
-        None => "Not known",
+pub(crate) fn specimen_status_label(status: &SpecimenStatus) -> &'static str {
+    match status {
+        SpecimenStatus::Pending => "Awaiting collection",
+        SpecimenStatus::Collected => "Collected",
+        SpecimenStatus::Received => "Received",
+        SpecimenStatus::Rejected => "Rejected",
     }
 }
 
@@ -367,7 +366,7 @@ async fn show(
                     accession: s.accession,
                     container: s.container,
                     specimen_type: s.specimen_type,
-                    status: s.status,
+                    status: s.status.code().to_owned(),
                     collected: crate::web::when(lab, s.collected_at),
                     received: crate::web::when(lab, s.received_at),
                 })

@@ -22,7 +22,8 @@ use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
 use cuvette_domain::qc::{
-    ControlStatistics, RUNS_TO_ESTABLISH_TARGET, RuleSet, SigmaRecommendation, WestgardRule,
+    ControlStatistics, QcStatus, RUNS_TO_ESTABLISH_TARGET, RuleSet, SigmaRecommendation,
+    WestgardRule,
 };
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -281,12 +282,11 @@ fn standing_view(s: &AppState, standing: Option<&QcStanding>, now: i64) -> Stand
     StandingView { label, class, locked: st.locked, reason, last_run }
 }
 
-fn status_words(status: &str) -> &'static str {
+fn status_words(status: &QcStatus) -> &'static str {
     match status {
-        "accepted" => "accepted",
-        "warning" => "accepted with a 1-2s warning",
-        "rejected" => "REJECTED",
-        _ => "unknown",
+        QcStatus::Accepted => "accepted",
+        QcStatus::Warning => "accepted with a 1-2s warning",
+        QcStatus::Rejected => "REJECTED",
     }
 }
 
@@ -345,7 +345,7 @@ fn run_view(s: &AppState, r: &QcRunRow) -> RunView {
     RunView {
         id: r.id,
         at: s.lab.format_time(r.at),
-        status: r.status.clone(),
+        status: r.status.code().to_owned(),
         status_label: status_words(&r.status),
         by: r.entered_by.clone(),
         source: source_words(&r.source),
@@ -362,15 +362,15 @@ struct VerdictView {
 }
 
 fn verdict_view(run: &QcRunRow, instrument_name: &str) -> VerdictView {
-    let (test, rejected) = (&run.test_code, run.status == "rejected");
-    let heading = match run.status.as_str() {
-        "rejected" => format!(
+    let (test, rejected) = (&run.test_code, run.status == QcStatus::Rejected);
+    let heading = match run.status {
+        QcStatus::Rejected => format!(
             "QC REJECTED: {test} on {instrument_name}. Patient results are held: document a corrective action, then run QC again."
         ),
-        "warning" => format!(
+        QcStatus::Warning => format!(
             "QC accepted with a 1-2s warning: {test} on {instrument_name}. Look at the chart before going on."
         ),
-        _ => format!("QC accepted: {test} on {instrument_name}."),
+        QcStatus::Accepted => format!("QC accepted: {test} on {instrument_name}."),
     };
     VerdictView {
         rejected,
@@ -1186,7 +1186,7 @@ fn point_views(s: &AppState, points: &[QcPoint], decimals: usize) -> Vec<PointVi
 
 /// A point of a rejected run that violated a rule other than the 1-2s warning.
 fn is_rejection(p: &QcPoint) -> bool {
-    p.run_status == "rejected" && p.rules.split_whitespace().any(|r| r != "1-2s")
+    p.run_status == QcStatus::Rejected && p.rules.split_whitespace().any(|r| r != "1-2s")
 }
 
 async fn chart_page(
@@ -1457,7 +1457,7 @@ fn csv_body(points: &[QcPoint], tz: &TimeZone) -> String {
             number(p.sd),
             if p.z.is_finite() { format!("{:.3}", p.z) } else { String::new() },
             csv_text(&p.rules),
-            csv_text(&p.run_status),
+            csv_text(p.run_status.code()),
             csv_text(&p.entered_by),
         ];
         out.push_str(&row.join(","));
@@ -1744,7 +1744,7 @@ mod tests {
             sd: 0.25,
             z: -8.0,
             rules: "1-3s".into(),
-            run_status: "rejected".into(),
+            run_status: QcStatus::Rejected,
         };
         let body = csv_body(&[p], &tz);
         let mut lines = body.split("\r\n");

@@ -70,15 +70,15 @@ fn specimen_banner(lab: &Lab, view: &SpecimenView) -> Banner {
             .collected_at
             .map(|m| lab.format_time(m))
             .unwrap_or_else(|| "Not collected".into()),
-        status: s.status.clone(),
+        status: s.status.code().to_owned(),
         status_label: specimen_status_label(&s.status),
         stat: view.order.priority == "stat",
     });
     banner
 }
 
-fn test_status_label(code: &str) -> String {
-    TestStatus::parse(code).map(|s| s.to_string()).unwrap_or_else(|| code.to_owned())
+fn test_status_label(status: &TestStatus) -> String {
+    status.to_string()
 }
 
 /// A bench (discipline) code in words: "tdm_toxicology" → "TDM / toxicology".
@@ -170,7 +170,7 @@ async fn worklist(
     let mut counts: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (discipline, status, n) in lab.open_counts(&bench.actor).await? {
         let c = counts.entry(discipline).or_default();
-        if status == TestStatus::Received.code() || status == TestStatus::InProcess.code() {
+        if status == TestStatus::Received || status == TestStatus::InProcess {
             c.0 += n;
         } else {
             c.1 += n;
@@ -512,8 +512,7 @@ async fn grid_page(
     let sees_results = bench.may(Action::ViewResults);
     let may_enter = bench.may(Action::EnterResult);
     let may_correct = bench.may(Action::CorrectResult);
-    let specimen_status =
-        SpecimenStatus::parse(&view.specimen.status).unwrap_or(SpecimenStatus::Rejected);
+    let specimen_status = view.specimen.status;
     let blocked = match specimen_step(specimen_status, SpecimenStep::Result) {
         Ok(()) if may_enter => String::new(),
         Ok(()) => format!("Your role ({}) may not enter results on this page.", actor.role),
@@ -536,7 +535,7 @@ async fn grid_page(
     for t in &view.tests {
         let id = t.item.test.id;
         let def = catalog.catalog.test(&t.item.test.test_code);
-        let status = TestStatus::parse(&t.item.test.status).unwrap_or(TestStatus::Cancelled);
+        let status = t.item.test.status;
         let interval =
             def.and_then(|d| d.interval_for(sex, birth.unwrap_or(collected_on), collected_on));
         let dec = |d: Option<rust_decimal::Decimal>| d.map(|x| x.to_string()).unwrap_or_default();
@@ -586,7 +585,7 @@ async fn grid_page(
             version: typed.versions.get(&id).copied().unwrap_or(t.item.test.row_version),
             input,
             correcting: input && status == TestStatus::Final,
-            status: t.item.test.status.clone(),
+            status: t.item.test.status.code().to_owned(),
             status_label: test_status_label(&t.item.test.status),
             current: result.map(|r| r.report_text.clone()).unwrap_or_default(),
             current_flags: result.map(|r| flag_chips(&r.flags)).unwrap_or_default(),
@@ -621,7 +620,7 @@ async fn grid_page(
             .with_notice(notice),
         banner: specimen_banner(lab, view),
         accession: view.specimen.accession.clone(),
-        specimen_status: view.specimen.status.clone(),
+        specimen_status: view.specimen.status.code().to_owned(),
         patient_id: view.patient.id,
         provider: view.order.provider.clone(),
         clinical_note: view.order.clinical_note.clone(),
@@ -642,7 +641,7 @@ async fn rejection_details(
     lab: &Lab,
     specimen: &SpecimenRow,
 ) -> Result<(Vec<String>, String), WebError> {
-    if specimen.status != SpecimenStatus::Rejected.code() {
+    if specimen.status != SpecimenStatus::Rejected {
         return Ok((Vec::new(), String::new()));
     }
     let mut lines = Vec::new();
@@ -866,10 +865,14 @@ async fn review_page(
             Ok(()) => String::new(),
             Err(refusal) => refusal.to_string(),
         };
-        let stage = match TestStatus::parse(&i.test.status) {
-            Some(TestStatus::Final) => "Correction of a released result".into(),
-            Some(TestStatus::Preliminary) => "Released as preliminary".into(),
-            _ => String::new(),
+        let stage = match i.test.status {
+            TestStatus::Final => "Correction of a released result".into(),
+            TestStatus::Preliminary => "Released as preliminary".into(),
+            TestStatus::Ordered
+            | TestStatus::Collected
+            | TestStatus::Received
+            | TestStatus::InProcess
+            | TestStatus::Cancelled => String::new(),
         };
         let mut reasons = reasons_of(r);
         let av = av_trace(r.autoverify.as_deref()).map(|(trace, summary)| {

@@ -47,7 +47,7 @@ fn banner_with_specimen(lab: &Lab, view: &SpecimenView) -> Banner {
         accession: s.accession.clone(),
         container: format!("{} · {}", s.specimen_type, short_container(&s.container)),
         collected: when(lab, s.collected_at),
-        status: s.status.clone(),
+        status: s.status.code().to_owned(),
         status_label: specimen_status_label(&s.status),
         stat: view.order.priority == "stat",
     });
@@ -179,7 +179,7 @@ async fn specimen_page(
         .filter(|x| x.recollection_of == Some(s.id))
         .map(|x| x.accession.clone())
         .collect();
-    let status = SpecimenStatus::parse(&s.status);
+    let status = s.status;
     let tests: Vec<TestLine> = view
         .tests
         .iter()
@@ -188,10 +188,8 @@ async fn specimen_page(
             TestLine {
                 code: t.item.test.test_code.clone(),
                 name: t.name.clone(),
-                status: t.item.test.status.clone(),
-                status_label: TestStatus::parse(&t.item.test.status)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
+                status: t.item.test.status.code().to_owned(),
+                status_label: t.item.test.status.to_string(),
                 value: result.map(|r| r.report_text.clone()).unwrap_or_default(),
                 unit: result.map(|r| r.unit.clone()).unwrap_or_else(|| t.unit.clone()),
                 flags: result.map(|r| flag_chips(&r.flags)).unwrap_or_default(),
@@ -203,14 +201,11 @@ async fn specimen_page(
         .tests
         .iter()
         .filter(|t| {
-            TestStatus::parse(&t.item.test.status)
-                .is_some_and(|s| !s.is_released() && s != TestStatus::Cancelled)
+            let s = t.item.test.status;
+            !s.is_released() && s != TestStatus::Cancelled
         })
         .count();
-    let any_released = view
-        .tests
-        .iter()
-        .any(|t| TestStatus::parse(&t.item.test.status).is_some_and(TestStatus::is_released));
+    let any_released = view.tests.iter().any(|t| t.item.test.status.is_released());
     let banner = banner_with_specimen(lab, &view);
     let title = format!("Specimen {} – {}", s.accession, banner.name());
     let page = Page::new(bench, title, "patients").with_errors(errors).with_notice(notice);
@@ -224,7 +219,7 @@ async fn specimen_page(
         accession: s.accession.clone(),
         container: s.container.clone(),
         specimen_type: s.specimen_type.clone(),
-        status: s.status.clone(),
+        status: s.status.code().to_owned(),
         status_label: specimen_status_label(&s.status),
         stat: view.order.priority == "stat",
         provider: view.order.provider.clone(),
@@ -243,11 +238,10 @@ async fn specimen_page(
         recollected_as,
         tests,
         open_tests,
-        may_collect: status == Some(SpecimenStatus::Pending) && bench.may(Action::CollectSpecimen),
-        may_receive: status == Some(SpecimenStatus::Collected)
-            && bench.may(Action::ReceiveSpecimen),
+        may_collect: status == SpecimenStatus::Pending && bench.may(Action::CollectSpecimen),
+        may_receive: status == SpecimenStatus::Collected && bench.may(Action::ReceiveSpecimen),
         // Released results are corrected, not rejected: the lab refuses it, so it is not offered.
-        may_reject: status.is_some_and(|s| s != SpecimenStatus::Rejected)
+        may_reject: status != SpecimenStatus::Rejected
             && !any_released
             && bench.may(Action::RejectSpecimen),
         may_view_results: bench.may(Action::ViewResults),
@@ -271,10 +265,8 @@ async fn specimen_page(
             .collect(),
         condition_choices: condition_choices(&s.conditions.split_whitespace().collect::<Vec<_>>()),
         // Conditions are seen on the tube in hand: once collected, until rejected.
-        may_set_conditions: matches!(
-            status,
-            Some(SpecimenStatus::Collected | SpecimenStatus::Received)
-        ) && bench.may(Action::ReceiveSpecimen),
+        may_set_conditions: matches!(status, SpecimenStatus::Collected | SpecimenStatus::Received)
+            && bench.may(Action::ReceiveSpecimen),
         banner,
     })
 }
@@ -525,7 +517,7 @@ async fn labels(
             specimen_type: view.specimen.specimen_type.clone(),
             stat: view.order.priority == "stat",
             tests: codes.join(" "),
-            status: view.specimen.status.clone(),
+            status: view.specimen.status.code().to_owned(),
             status_label: specimen_status_label(&view.specimen.status),
             patient_id: view.patient.id,
         });

@@ -1,0 +1,137 @@
+//! A value in the database that Cuvette did not write is corrupt data: every action that
+//! would decide on it refuses and says so. Nothing reads it as "no value" or a default — a
+//! QC rejection that does not decode must not unlock a test, a release time must not read
+//! as "not released", an unknown flag must not hide a critical.
+
+use cuvette_app::AppError;
+use cuvette_domain::qc::QcStatus;
+
+use crate::qc::{glucose_from_analyzer, glucose_qc, run};
+use crate::support::*;
+
+fn corrupt<T: std::fmt::Debug>(r: Result<T, AppError>) -> String {
+    match r {
+        Err(e) if e.to_string().contains("corrupt data") => e.to_string(),
+        other => panic!("expected a corrupt-data refusal, got {other:?}"),
+    }
+}
+
+/// A glucose QC rejection on the analyzer, with a patient result it holds.
+async fn rejected_glucose(lab: &TestLab) -> (i64, cuvette_app::store::PatientRow) {
+    let (instrument, l1, l2) = glucose_qc(lab).await;
+    run(lab, instrument, (l1, l2), ("100", "300")).await;
+    lab.clock.advance(minutes(30));
+    assert_eq!(run(lab, instrument, (l1, l2), ("100", "320")).await, QcStatus::Rejected);
+    lab.clock.advance(minutes(5));
+    let patient = glucose_from_analyzer(lab, "P101", "95", "M2").await;
+    (instrument, patient)
+}
+
+#[tokio::test]
+async fn a_qc_rejection_with_an_unknown_verdict_keeps_the_lock_and_says_corrupt_data() {
+    let lab = lab().await;
+    let (instrument, patient) = rejected_glucose(&lab).await;
+    lab.raw_sql("UPDATE qc_run SET status = 'rejectd' WHERE status = 'rejected'").await.unwrap();
+
+    let why = corrupt(lab.qc_standings(Some(instrument)).await);
+    assert!(why.contains("qc_run") && why.contains("status"), "{why}");
+    let mls = lab.technologist().await;
+    corrupt(lab.lockout(&mls, instrument, "GLU").await);
+    let k = lab.test(&patient, "GLU").await;
+    corrupt(
+        lab.release(
+            &mls,
+            &[(k.test.id, k.test.row_version)],
+            cuvette_domain::workflow::TestStatus::Final,
+        )
+        .await,
+    );
+    assert!(lab.test(&patient, "GLU").await.result.unwrap().released_at.is_none());
+}
+
+#[tokio::test]
+async fn a_qc_rejection_time_that_is_not_a_time_says_corrupt_data() {
+    let lab = lab().await;
+    if lab.on_postgres() {
+        return; // PostgreSQL refuses text in a BIGINT column itself.
+    }
+    let (instrument, _) = rejected_glucose(&lab).await;
+    lab.raw_sql("UPDATE qc_run SET at = 'yesterday' WHERE status = 'rejected'").await.unwrap();
+    corrupt(lab.qc_standings(Some(instrument)).await);
+}
+
+#[tokio::test]
+async fn an_unknown_flag_is_corrupt_data_not_a_missing_critical() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    lab.received(&patient, &["K"]).await;
+    lab.enter(&technician, &patient, "K", "7.1").await.unwrap();
+    lab.raw_sql("UPDATE result SET flags = 'HHH'").await.unwrap();
+
+    let mls = lab.technologist().await;
+    let k = lab.test(&patient, "K").await;
+    let why = corrupt(
+        lab.release(
+            &mls,
+            &[(k.test.id, k.test.row_version)],
+            cuvette_domain::workflow::TestStatus::Final,
+        )
+        .await,
+    );
+    assert!(why.contains("result") && why.contains("flags") && why.contains("HHH"), "{why}");
+    corrupt(lab.review_queue(&mls).await);
+}
+
+#[tokio::test]
+async fn an_unknown_test_or_specimen_status_is_corrupt_data() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    lab.enter(&technician, &patient, "K", "4.2").await.unwrap();
+
+    lab.raw_sql("UPDATE ordered_test SET status = 'done'").await.unwrap();
+    let mls = lab.technologist().await;
+    let why = corrupt(lab.review_queue(&mls).await);
+    assert!(why.contains("ordered_test") && why.contains("\"done\""), "{why}");
+    corrupt(lab.specimen_view(&mls, &accession).await);
+
+    lab.raw_sql("UPDATE ordered_test SET status = 'in_process'").await.unwrap();
+    lab.raw_sql("UPDATE specimen SET status = 'arrived'").await.unwrap();
+    let why = corrupt(lab.specimen_view(&mls, &accession).await);
+    assert!(why.contains("specimen") && why.contains("\"arrived\""), "{why}");
+}
+
+#[tokio::test]
+async fn a_release_time_that_is_not_a_time_says_corrupt_data_not_unreleased() {
+    let lab = lab().await;
+    if lab.on_postgres() {
+        return; // PostgreSQL refuses text in a BIGINT column itself.
+    }
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    lab.enter(&technician, &patient, "K", "4.2").await.unwrap();
+    assert_released(&lab.verify(&technician, &patient, "K").await);
+    lab.raw_sql("UPDATE result SET released_at = 'earlier'").await.unwrap();
+
+    let mls = lab.technologist().await;
+    let why = corrupt(lab.specimen_view(&mls, &accession).await);
+    assert!(why.contains("released_at"), "{why}");
+    corrupt(lab.cumulative_report(&mls, patient.id).await);
+}
+
+#[tokio::test]
+async fn a_lock_out_time_that_is_not_a_time_refuses_sign_in() {
+    let lab = lab().await;
+    if lab.on_postgres() {
+        return; // PostgreSQL refuses text in a BIGINT column itself.
+    }
+    lab.technician().await;
+    lab.raw_sql("UPDATE app_user SET locked_until = 'later' WHERE username = 'technician'")
+        .await
+        .unwrap();
+    let why = corrupt(lab.login("technician", PASSWORD).await);
+    assert!(why.contains("locked_until"), "{why}");
+}
