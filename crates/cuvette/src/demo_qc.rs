@@ -12,7 +12,6 @@ use cuvette_app::store::MovingAverageRow;
 use cuvette_app::{Actor, EnteredResult, Lab};
 use cuvette_domain::autoverify::AutoverifyRules;
 use cuvette_domain::catalog::ResultType;
-use cuvette_domain::workflow::TestStatus;
 
 use crate::demo::{Lcg, demo_instrument_code, plausible_value};
 
