@@ -259,6 +259,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (2, include_str!("../migrations/0002_interfaces.sql"), "", ""),
     (3, include_str!("../migrations/0003_qc.sql"), "", ""),
     (4, include_str!("../migrations/0004_instrument_qc.sql"), "", ""),
+    (5, include_str!("../migrations/0005_units.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

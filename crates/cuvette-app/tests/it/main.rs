@@ -17,5 +17,6 @@ mod privileges;
 mod qc;
 mod specimens;
 mod support;
+mod units;
 mod verification;
 mod workflow;
