@@ -6,6 +6,7 @@
 use cuvette_app::interop::{self, Ingested};
 use cuvette_app::store::{AuditFilter, ResultRow};
 
+use crate::qc::glucose_qc;
 use crate::support::*;
 
 /// The stored value, unit, flags and what was sent of a result.
@@ -345,4 +346,34 @@ async fn a_haematology_analyzer_in_si_units_is_converted_and_a_changed_unit_is_q
         })
         .collect();
     assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_control_in_mmol_per_litre_is_judged_against_its_mg_per_decilitre_target() {
+    let lab = lab().await;
+    // Level 1 targets 100 ± 2 mg/dL, level 2 300 ± 6 mg/dL.
+    let (instrument, _, _) = glucose_qc(&lab).await;
+    let supervisor = lab.supervisor().await;
+    lab.map_test_code(&supervisor, instrument, "2345-7", "GLU", "mmol/L").await.unwrap();
+    lab.set_qc_pattern(&supervisor, instrument, "QC-CHEM-*").await.unwrap();
+
+    // 5.55 mmol/L is 99.99 mg/dL and 16.65 mmol/L 299.96 mg/dL: both on target. Taken as
+    // mg/dL they would be 47 SD low.
+    let message = "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124070000||ORU^R01^ORU_R01|QC-SI-1|P|2.5.1\r\
+         OBR|1||QC-CHEM-L1-4471|GLU\rOBX|1|NM|2345-7^^LN||5.55|mmol/L|||||F\r\
+         OBR|2||QC-CHEM-L2-4471|GLU\rOBX|1|NM|2345-7^^LN||16.65|mmol/L|||||F\r";
+    let (outcome, _) =
+        interop::hl7::receive(&lab, message.as_bytes(), "test", "peer").await.unwrap();
+
+    assert!(matches!(outcome, Ingested::Accepted { results: 2, .. }), "{outcome:?}");
+    let runs = lab.store().qc_runs(instrument, "GLU", 5).await.unwrap();
+    assert_eq!(runs[0].status, "accepted");
+
+    // A control in mg/dL on the mmol/L mapping is quarantined like a patient's result.
+    let message = "MSH|^~\\&|CHEMANALYZER|LAB|CUVETTE|LAB|20261124071000||ORU^R01^ORU_R01|QC-SI-2|P|2.5.1\r\
+         OBR|1||QC-CHEM-L1-4471|GLU\rOBX|1|NM|2345-7^^LN||100|mg/dL|||||F\r";
+    let (outcome, _) =
+        interop::hl7::receive(&lab, message.as_bytes(), "test", "peer").await.unwrap();
+    let Ingested::Quarantined { reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(reason.starts_with("GLU arrived in mg/dL but Chemistry 1 is mapped to send mmol/L"));
 }
