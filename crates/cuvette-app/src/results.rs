@@ -40,6 +40,19 @@ pub(crate) struct PreparedResult {
     pub row_version: i64,
     /// Flags the instrument set, if it came from one.
     pub instrument_flags: Vec<String>,
+    /// The value as the instrument sent it, when `value` is its conversion to the catalog's
+    /// unit.
+    pub sent: Option<Sent>,
+}
+
+/// A result as its instrument sent it, in another unit than the catalog's: kept beside the
+/// converted value, so that the number is never seen without the unit it arrived in.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    /// The value, as sent.
+    pub value: String,
+    /// Its unit (UCUM).
+    pub unit: &'static str,
 }
 
 /// The work items of orders already read, by order id.
@@ -60,6 +73,8 @@ pub(crate) struct ResultWrite {
     /// Released as it is written: autoverification passed it and the autoverifier may
     /// release it.
     pub(crate) auto_release: bool,
+    /// The value and unit as the instrument sent them, when converted.
+    pub(crate) sent: Option<Sent>,
 }
 
 /// Who autoverified releases are signed by.
@@ -230,6 +245,7 @@ impl Lab {
                 value,
                 row_version,
                 instrument_flags: vec![],
+                sent: None,
             })
             .collect();
         let writes = self.result_writes(&prepared, correction, &OrderItems::new()).await?;
@@ -276,6 +292,7 @@ impl Lab {
                 instrument_id: None,
                 autoverify: None,
                 auto_release: false,
+                sent: p.sent.clone(),
             });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
@@ -368,12 +385,24 @@ impl Lab {
                 autoverify: w.autoverify.as_deref(),
                 released_by: w.auto_release.then_some(AUTOVERIFIER),
                 release_status: w.auto_release.then_some("final"),
+                sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
+                sent_unit: w.sent.as_ref().map(|s| s.unit),
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
         for (w, (_, definition_version, _, flags, _)) in writes.iter().zip(&rows) {
             let item = &w.item;
             let version = w.version();
+            let mut after = serde_json::json!({
+                "version": version, "value": w.value.text, "report": w.evaluation.report_text,
+                "flags": flags, "interval": w.evaluation.interval,
+                "definition_version": definition_version, "correction_reason": w.correction_reason,
+            });
+            // Only a converted result carries these, so every other entry reads as before.
+            if let Some(sent) = &w.sent {
+                after["sent_value"] = sent.value.clone().into();
+                after["sent_unit"] = sent.unit.into();
+            }
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &actor.name,
@@ -382,11 +411,7 @@ impl Lab {
                 entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                 patient_id: Some(item.patient.id),
                 before: item.result.as_ref().map(|r| serde_json::json!({ "version": r.version, "value": r.value_text, "flags": r.flags })),
-                after: Some(serde_json::json!({
-                    "version": version, "value": w.value.text, "report": w.evaluation.report_text,
-                    "flags": flags, "interval": w.evaluation.interval,
-                    "definition_version": definition_version, "correction_reason": w.correction_reason,
-                })),
+                after: Some(after),
             })
             .await?;
             if w.auto_release {
@@ -540,6 +565,7 @@ impl Lab {
                 instrument_id: None,
                 autoverify: None,
                 auto_release: false,
+                sent: None,
             });
         }
         Ok(writes)

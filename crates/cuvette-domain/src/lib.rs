@@ -15,6 +15,7 @@ pub mod evaluation;
 pub mod patient;
 pub mod qc;
 pub mod role;
+pub mod units;
 pub mod value;
 pub mod workflow;
 

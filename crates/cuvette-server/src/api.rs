@@ -62,6 +62,8 @@ fn result_json(r: &ResultRow) -> Value {
         "value": r.report_text,
         "value_text": r.value_text,
         "unit": r.unit,
+        "sent_value": r.sent_value,
+        "sent_unit": r.sent_unit,
         "flags": flags(&r.flags),
         "reference_interval": r.reference_interval,
         "review": r.review,

@@ -132,6 +132,15 @@ pub struct FlagChip {
     pub glyph: &'static str,
 }
 
+/// How an instrument sent a result Cuvette converted to the catalog's unit ("sent as 5.2
+/// mmol/L"), shown beside the value; empty for a result stored as it arrived.
+pub fn sent_as(r: &cuvette_app::store::ResultRow) -> String {
+    match (&r.sent_value, &r.sent_unit) {
+        (Some(value), Some(unit)) => format!("sent as {value} {unit}"),
+        _ => String::new(),
+    }
+}
+
 /// The chips for a stored flag string ("HH H >").
 pub fn flag_chips(flags: &str) -> Vec<FlagChip> {
     use cuvette_domain::Flag;

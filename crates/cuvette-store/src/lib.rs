@@ -204,7 +204,7 @@ impl Store {
                 tx
             }
         };
-        Ok(Tx { inner, _gate: gate, audit: Default::default() })
+        Ok(Tx { inner, _gate: gate, audit: Default::default(), backend: self.backend })
     }
 
     /// The pool, for reads.
@@ -285,6 +285,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (2, include_str!("../migrations/0002_interfaces.sql"), "", ""),
     (3, include_str!("../migrations/0003_qc.sql"), "", ""),
     (4, include_str!("../migrations/0004_instrument_qc.sql"), "", ""),
+    (5, include_str!("../migrations/0005_units.sql"), "", ""),
     (6, include_str!("../migrations/0006_open_work.sql"), "", ""),
 ];
 
@@ -296,6 +297,8 @@ pub struct Tx {
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Audit events appended in this transaction, written just before it commits.
     audit: audit::Pending,
+    /// The engine, for the few statements written differently on each.
+    backend: Backend,
 }
 
 impl Tx {
@@ -308,6 +311,15 @@ impl Tx {
 
     fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.inner
+    }
+
+    /// Whether a statement whose rows may bind NULL in one call and a value in the next may
+    /// be kept prepared. PostgreSQL fixes a prepared statement's parameter types when it is
+    /// first prepared, and a NULL bound through the `Any` driver does not carry its column's
+    /// type: a cached multi-row INSERT would then refuse a value where it first saw NULL.
+    /// SQLite has no such types, and keeps the statement for speed.
+    fn keep_prepared(&self) -> bool {
+        self.backend == Backend::Sqlite
     }
 }
 

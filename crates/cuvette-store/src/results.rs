@@ -46,6 +46,10 @@ pub struct NewResult<'a> {
     pub released_by: Option<&'a str>,
     /// Its release status then (`final`).
     pub release_status: Option<&'a str>,
+    /// The value as the instrument sent it, when it was converted to the catalog's unit.
+    pub sent_value: Option<&'a str>,
+    /// The unit it was sent in (UCUM), when it was converted.
+    pub sent_unit: Option<&'a str>,
 }
 
 /// A stored result version.
@@ -93,6 +97,10 @@ pub struct ResultRow {
     pub instrument_id: Option<i64>,
     /// The autoverification decision with its trace (JSON).
     pub autoverify: Option<String>,
+    /// The value as the instrument sent it, when it was converted to the catalog's unit.
+    pub sent_value: Option<String>,
+    /// The unit it was sent in (UCUM), when it was converted.
+    pub sent_unit: Option<String>,
 }
 
 impl ResultRow {
@@ -120,7 +128,8 @@ pub(crate) const RESULT_COLUMNS_R: &str = "r.id AS r_id, r.ordered_test_id AS r_
     r.definition_version AS r_definition_version, r.entered_at AS r_entered_at, r.entered_by AS r_entered_by, \
     r.entered_by_role AS r_entered_by_role, r.correction_reason AS r_correction_reason, r.released_at AS r_released_at, \
     r.released_by AS r_released_by, r.release_status AS r_release_status, r.instrument_flags AS r_instrument_flags, \
-    r.instrument_id AS r_instrument_id, r.autoverify AS r_autoverify";
+    r.instrument_id AS r_instrument_id, r.autoverify AS r_autoverify, r.sent_value AS r_sent_value, \
+    r.sent_unit AS r_sent_unit";
 
 pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
     Ok(ResultRow {
@@ -145,6 +154,8 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         instrument_flags: r.try_get("r_instrument_flags")?,
         instrument_id: opt_i64(r, "r_instrument_id")?,
         autoverify: r.try_get("r_autoverify")?,
+        sent_value: r.try_get("r_sent_value")?,
+        sent_unit: r.try_get("r_sent_unit")?,
     })
 }
 
@@ -200,16 +211,16 @@ impl Tx {
         results: &[NewResult<'_>],
         now: Micros,
     ) -> StoreResult<()> {
-        const COLUMNS: usize = 21;
+        const COLUMNS: usize = 23;
         const ROWS_PER_INSERT: usize = 100;
         for chunk in results.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
                  review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags, \
-                 instrument_id, autoverify, released_at, released_by, release_status) VALUES ",
+                 instrument_id, autoverify, released_at, released_by, release_status, sent_value, sent_unit) VALUES ",
             );
             crate::values_placeholders(&mut sql, chunk.len(), COLUMNS);
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(self.keep_prepared());
             for r in chunk {
                 q = q
                     .bind(r.ordered_test_id)
@@ -232,7 +243,9 @@ impl Tx {
                     .bind(r.autoverify)
                     .bind(r.released_by.map(|_| now))
                     .bind(r.released_by)
-                    .bind(r.release_status);
+                    .bind(r.release_status)
+                    .bind(r.sent_value)
+                    .bind(r.sent_unit);
             }
             q.execute(self.conn()).await.map_err(|e| {
                 crate::StoreError::on_unique(

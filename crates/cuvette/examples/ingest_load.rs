@@ -706,6 +706,8 @@ struct ResultRow {
     entered_by: String,
     entered_by_role: String,
     instrument_flags: String,
+    sent_value: Option<String>,
+    sent_unit: Option<String>,
 }
 
 /// One message-log row as stored.
@@ -736,7 +738,7 @@ async fn copy_rows(db: &AnyPool, k: usize) -> anyhow::Result<Vec<Batch>> {
     let sql = format!(
         "SELECT r.ordered_test_id, r.version, r.value_text, r.value_number, r.report_text, r.unit, r.flags, \
          r.reference_interval, r.review, r.reasons, r.definition_version, r.entered_at, r.entered_by, \
-         r.entered_by_role, r.instrument_flags, s.accession \
+         r.entered_by_role, r.instrument_flags, r.sent_value, r.sent_unit, s.accession \
          FROM result r JOIN ordered_test t ON t.id = r.ordered_test_id JOIN specimen s ON s.id = t.specimen_id \
          WHERE t.test_code IN ({}) ORDER BY r.id",
         codes.join(", ")
@@ -759,6 +761,8 @@ async fn copy_rows(db: &AnyPool, k: usize) -> anyhow::Result<Vec<Batch>> {
             entered_by: r.try_get("entered_by")?,
             entered_by_role: r.try_get("entered_by_role")?,
             instrument_flags: r.try_get("instrument_flags")?,
+            sent_value: r.try_get("sent_value")?,
+            sent_unit: r.try_get("sent_unit")?,
         });
     }
     let mut batches = Vec::new();
@@ -822,6 +826,8 @@ async fn create_raw_schema(db: &AnyPool, postgres: bool) -> anyhow::Result<()> {
             released_by TEXT,
             release_status TEXT,
             instrument_flags TEXT NOT NULL DEFAULT '',
+            sent_value TEXT,
+            sent_unit TEXT,
             UNIQUE (ordered_test_id, version)
         );
         CREATE TABLE interface_message (
@@ -861,8 +867,9 @@ async fn insert_batch(db: &AnyPool, b: &Batch, postgres: bool) -> anyhow::Result
     for r in &b.results {
         sqlx::query(
             "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
-             review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags, \
+             sent_value, sent_unit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(r.ordered_test_id)
         .bind(r.version)
@@ -880,6 +887,8 @@ async fn insert_batch(db: &AnyPool, b: &Batch, postgres: bool) -> anyhow::Result
         .bind(&r.entered_by_role)
         .bind(None::<String>)
         .bind(&r.instrument_flags)
+        .bind(&r.sent_value)
+        .bind(&r.sent_unit)
         .execute(&mut *tx)
         .await?;
     }

@@ -53,6 +53,17 @@ pub async fn run(lab: &Lab, to: SocketAddr, limit: usize, abnormal: f64) -> anyh
             cuvette_domain::Sex::parse(&item.patient.sex).unwrap_or(cuvette_domain::Sex::Unknown);
         let Ok(born) = item.patient.birth_date.parse() else { continue };
         let Some(value) = plausible_value(def, sex, born, on, &mut rng, abnormal) else { continue };
+        // An instrument whose code is mapped in another unit sends its results in that unit.
+        let value = match cuvette_domain::units::conversion(&def.code, &code.unit, &def.unit) {
+            Some(to_instrument) => match cuvette_domain::ReportedValue::parse(&value)
+                .ok()
+                .and_then(|v| to_instrument.apply(&v, None))
+            {
+                Some(v) => v.text,
+                None => continue,
+            },
+            None => value,
+        };
         let key = (item.specimen.accession.clone(), instrument.sender.clone());
         if !runs.contains_key(&key) && runs.len() >= limit {
             continue;

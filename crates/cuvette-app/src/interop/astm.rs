@@ -1,7 +1,7 @@
 //! ASTM E1394 (CLSI LIS02-A2) records to and from the lab: results in (R records under O
 //! records), host-query answers out (O records for a specimen's tests).
 
-use cuvette_astm::records::{Message, MessageBuilder, RecordBuilder, RecordType};
+use cuvette_astm::records::{Charset, Message, MessageBuilder, RecordBuilder, RecordType};
 use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_store::{NewMessage, WorklistFilter};
@@ -47,7 +47,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                 accession: accession.clone(),
                 instrument_code: rec.test_id().code().text().trim().to_owned(),
                 value: rec.value_text().unwrap_or_default().trim().to_owned(),
-                unit: rec.units().text().trim().to_owned(),
+                unit: units_text(&rec.units()),
                 reference_range: rec.reference_range().text().trim().to_owned(),
                 flags,
                 status: rec.status().text().trim().to_owned(),
@@ -57,6 +57,16 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// R-5 as text. LIS02-A2 allows the Latin-1 bytes 128–254 in data (the cobas c 311 writes
+/// µmol/l as byte 0xB5): units that are not UTF-8 are read as Windows-1252, so µ stays µ.
+fn units_text(field: &cuvette_astm::records::Field<'_>) -> String {
+    let charset = match std::str::from_utf8(&field.decode()) {
+        Ok(_) => Charset::Utf8Lossy,
+        Err(_) => Charset::Windows1252,
+    };
+    field.text_as(charset).trim().to_owned()
 }
 
 /// What an ASTM message says about its sender (H-5, first component).

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use crate::qc::{PreparedRun, matches_qc_pattern};
 use crate::{AppError, AppResult, Lab};
 
-use super::{Inbound, Ingested, MessageRecord, NO_VALUE_STATUSES, instrument_actor};
+use super::{
+    Inbound, Ingested, MessageRecord, NO_VALUE_STATUSES, instrument_actor, unit_of_result,
+};
 
 /// What a control message carries, checked: the instrument and one prepared run per test.
 pub(super) struct ControlRuns {
@@ -35,6 +37,7 @@ impl Lab {
         }
         let refuse = |reason: String, at: &str| Ok(Some(Err((reason, at.to_owned()))));
         let targets = self.store.targets(Some(instrument.id), None).await?;
+        let catalog = self.catalog();
         // test code → (target id, value) of each level in the message
         let mut by_test: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
         for r in &msg.results {
@@ -60,6 +63,12 @@ impl Lab {
                     &r.location,
                 );
             };
+            // Targets are in the catalog's unit: a control value is converted as a patient's is.
+            let def = catalog.catalog.test(&map.test_code);
+            let conversion = match unit_of_result(instrument, map, &r.unit, def) {
+                Ok(c) => c,
+                Err(reason) => return refuse(reason, &r.location),
+            };
             let Some(material) = self.store.material_by_sample_id(sample).await? else {
                 return refuse(
                     format!(
@@ -84,7 +93,17 @@ impl Lab {
                     &r.location,
                 );
             };
-            let Some(value) = r.value.trim().parse::<f64>().ok().filter(|v| v.is_finite()) else {
+            let value = match &conversion {
+                None => r.value.trim().parse::<f64>().ok(),
+                Some(c) => r
+                    .value
+                    .trim()
+                    .parse::<rust_decimal::Decimal>()
+                    .ok()
+                    .and_then(|v| c.convert(v))
+                    .and_then(|v| v.to_string().parse::<f64>().ok()),
+            };
+            let Some(value) = value.filter(|v| v.is_finite()) else {
                 return refuse(
                     format!("control value {:?} for {} is not a number", r.value, map.test_code),
                     &r.location,

@@ -7,6 +7,11 @@
 //! transaction. Only then does the listener send that acknowledgement. What cannot be mapped
 //! is committed to the quarantine with the reason and answered with an error: never dropped.
 //!
+//! Units follow the code map: a code mapped in another unit than the catalog's carries a
+//! conversion ([`cuvette_domain::units`]; a unit without one is refused when the code is
+//! mapped), its results are converted before they are judged and keep the value and unit as
+//! sent, and a result whose unit differs from its mapping's is quarantined.
+//!
 //! Orders from the EHR ([`OrderMessage`], decoded from OML^O21 and ORM^O01 by [`hl7`]) take the
 //! same path through [`Lab::ingest_orders`]: the patient found by MRN or registered, every
 //! order placed with the placer's number, all committed with the log entry and the answer
@@ -16,8 +21,9 @@
 use cuvette_domain::patient::{
     Mrn, RegisteredIdentity, SentIdentity, Sex, check_identity, parse_birth_date,
 };
+use cuvette_domain::units::{self, Conversion, Mapping};
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_domain::{Action, ReportedValue, Role};
+use cuvette_domain::{Action, ReportedValue, Role, TestDefinition};
 use cuvette_store::{
     InstrumentRow, MessageFilter, MessageRow, NewAuditEvent, NewMessage, OutboxRow, StoreError,
     TestCodeRow, Tx,
@@ -36,7 +42,7 @@ use std::collections::HashMap;
 use cuvette_domain::autoverify::SerumIndices;
 
 use crate::autoverify::SERUM_INDEX_CODES;
-use crate::results::{OrderItems, PreparedResult};
+use crate::results::{OrderItems, PreparedResult, Sent};
 use crate::{Actor, AppError, AppResult, Lab, PlaceOrder, PlacedOrder};
 
 /// One result as an instrument reported it, before mapping.
@@ -466,18 +472,11 @@ impl Lab {
                     at,
                 )));
             };
-            if !r.unit.trim().is_empty() && !map.unit.is_empty() && r.unit.trim() != map.unit {
-                return Ok(Err((
-                    format!(
-                        "{} arrived in {:?} but {} reports it in {:?}: check the instrument's units",
-                        map.test_code,
-                        r.unit.trim(),
-                        instrument.name,
-                        map.unit
-                    ),
-                    at,
-                )));
-            }
+            let def = catalog.catalog.test(&map.test_code);
+            let conversion = match unit_of_result(&instrument, map, &r.unit, def) {
+                Ok(c) => c,
+                Err(reason) => return Ok(Err((reason, at))),
+            };
             let accession = match cuvette_domain::Accession::parse(&r.accession) {
                 Ok(a) => a.to_string(),
                 Err(e) => return Ok(Err((format!("specimen id {:?}: {e}", r.accession), at))),
@@ -591,12 +590,29 @@ impl Lab {
                     at,
                 )));
             }
-            if catalog.catalog.test(&map.test_code).is_none_or(|d| d.is_calculated()) {
+            let Some(def) = def.filter(|d| !d.is_calculated()) else {
                 return Ok(Err((format!("{} cannot take a measured value", map.test_code), at)));
-            }
+            };
             let value = match ReportedValue::parse(&r.value) {
                 Ok(v) => v,
                 Err(e) => return Ok(Err((format!("{}: {e}", map.test_code), at))),
+            };
+            // Converted before it is judged: flags, interval and critical limits are the
+            // catalog's, in the catalog's unit.
+            let (value, sent) = match conversion {
+                None => (value, None),
+                Some(c) => match c.apply(&value, def.decimals) {
+                    Some(converted) => (converted, Some(Sent { value: value.text, unit: c.from })),
+                    None => {
+                        return Ok(Err((
+                            format!(
+                                "{} {} {} cannot be converted to {}",
+                                map.test_code, value.text, c.from, c.to
+                            ),
+                            at,
+                        )));
+                    }
+                },
             };
             if prepared.iter().any(|p| p.item.test.id == item.test.id) {
                 return Ok(Err((format!("{} appears twice for {accession}", map.test_code), at)));
@@ -607,6 +623,7 @@ impl Lab {
                 value,
                 row_version,
                 instrument_flags: r.flags.clone(),
+                sent,
             });
         }
         if prepared.is_empty() {
@@ -700,9 +717,24 @@ impl Lab {
                 "enter the code the instrument sends (up to 100 characters)",
             ));
         }
-        let unit = match (unit.trim(), def) {
-            ("", Some(def)) => def.unit.clone(),
-            (unit, _) => unit.to_owned(),
+        let unit = unit.trim();
+        if unit.chars().count() > units::UNIT_LEN_MAX {
+            return Err(AppError::invalid(
+                "unit",
+                format!("a unit is at most {} characters", units::UNIT_LEN_MAX),
+            ));
+        }
+        // A result is stored in the catalog's unit: another unit needs a conversion.
+        let (unit, conversion) = match def {
+            None => (units::normalize(unit).to_owned(), None),
+            Some(def) => match units::mapping(def, unit) {
+                Mapping::Same if unit.is_empty() => (def.unit.clone(), None),
+                Mapping::Same => (units::normalize(unit).to_owned(), None),
+                Mapping::Convert(c) => (c.from.to_owned(), Some(c)),
+                Mapping::Unconvertible => {
+                    return Err(AppError::invalid("unit", unconvertible(def, unit)));
+                }
+            },
         };
         let row = TestCodeRow {
             instrument_id,
@@ -713,6 +745,11 @@ impl Lab {
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
         tx.map_test_code(&row).await?;
+        let mut after =
+            serde_json::json!({ "instrument_code": code, "test_code": test_code, "unit": unit });
+        if let Some(c) = &conversion {
+            after["conversion"] = c.describe().into();
+        }
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -721,7 +758,7 @@ impl Lab {
             entity_id: instrument.name.clone(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({ "instrument_code": code, "test_code": test_code, "unit": unit })),
+            after: Some(after),
         })
         .await?;
         tx.commit().await?;
@@ -909,6 +946,67 @@ impl Lab {
         tx.commit().await?;
         Ok(new_id)
     }
+}
+
+/// Whether a result's unit lets it in, and the conversion it needs: a unit in the message
+/// (after normalising its spelling) must be the one its code is mapped with — an empty one
+/// means the mapped unit — and a mapped unit other than the catalog's must have a conversion
+/// (a mapping saved before conversions were required may not). `Err` says why not.
+pub(crate) fn unit_of_result(
+    instrument: &InstrumentRow,
+    map: &TestCodeRow,
+    sent_unit: &str,
+    def: Option<&TestDefinition>,
+) -> Result<Option<Conversion>, String> {
+    let (sent, mapped) = (units::normalize(sent_unit), units::normalize(&map.unit));
+    if !sent.is_empty() && !mapped.is_empty() && sent != mapped {
+        return Err(format!(
+            "{} arrived in {sent} but {} is mapped to send {mapped}: correct the instrument's unit or its mapping under Interfaces",
+            map.test_code, instrument.name
+        ));
+    }
+    let Some(def) = def else { return Ok(None) };
+    match units::mapping(def, mapped) {
+        Mapping::Same => Ok(None),
+        Mapping::Convert(c) => Ok(Some(c)),
+        Mapping::Unconvertible if def.unit.is_empty() => Err(format!(
+            "{} is mapped on {} to arrive in {mapped}, but the catalog reports it without a unit: map the code again under Interfaces",
+            map.test_code, instrument.name
+        )),
+        Mapping::Unconvertible => Err(format!(
+            "{} is mapped on {} to arrive in {mapped}, which Cuvette cannot convert to the catalog's {}: map the code again under Interfaces",
+            map.test_code, instrument.name, def.unit
+        )),
+    }
+}
+
+/// Why a code cannot be mapped with `unit`, and what to map it with instead.
+fn unconvertible(def: &TestDefinition, unit: &str) -> String {
+    let unit = units::normalize(unit);
+    if def.unit.is_empty() {
+        return format!("{} is reported without a unit: leave the unit empty", def.name);
+    }
+    if def.result_type != cuvette_domain::catalog::ResultType::Numeric {
+        return format!(
+            "{} is reported as coded values in {}: map the code with {} or leave the unit empty",
+            def.name, def.unit, def.unit
+        );
+    }
+    let others = units::convertible_units(&def.code, &def.unit);
+    let instead = if others.is_empty() {
+        format!("map the code with {} and set the instrument to send {}", def.unit, def.unit)
+    } else {
+        format!(
+            "map the code with {} (set the instrument to send it) or with a unit Cuvette converts for {}: {}",
+            def.unit,
+            def.code,
+            others.join(", ")
+        )
+    };
+    format!(
+        "{} is reported in {} and Cuvette cannot convert {unit} to it: {instead}",
+        def.name, def.unit
+    )
 }
 
 /// What a logged message decodes to, for a replay.

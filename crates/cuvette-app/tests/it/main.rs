@@ -19,5 +19,6 @@ mod privileges;
 mod qc;
 mod specimens;
 mod support;
+mod units;
 mod verification;
 mod workflow;

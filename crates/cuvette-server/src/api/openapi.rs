@@ -106,7 +106,7 @@ pub fn document() -> Value {
                     "specimens": { "type": "array", "items": { "type": "object", "properties": { "accession": { "type": "string" }, "container": { "type": "string" }, "tests": { "type": "array", "items": { "type": "string" } } } } } } },
                 "Result": { "type": "object", "properties": {
                     "version": { "type": "integer" }, "value": { "type": "string", "description": "As reported (\"<0.5\", \">750\")" }, "value_text": { "type": "string", "description": "Exactly as entered" },
-                    "unit": { "type": "string" }, "flags": { "type": "array", "items": { "type": "string", "enum": ["L", "H", "LL", "HH", "A", "<", ">", "INV"] } },
+                    "unit": { "type": "string" }, "sent_value": { "type": ["string", "null"], "description": "The value as the instrument sent it, when it was converted to the catalog's unit" }, "sent_unit": { "type": ["string", "null"], "description": "The UCUM unit the instrument sent it in, when converted" }, "flags": { "type": "array", "items": { "type": "string", "enum": ["L", "H", "LL", "HH", "A", "<", ">", "INV"] } },
                     "reference_interval": { "type": "string" }, "status": { "type": "string", "enum": ["entered", "preliminary", "final", "corrected"] },
                     "entered_by": { "type": "string" }, "entered_at": { "type": "string", "format": "date-time" },
                     "verified_by": { "type": ["string", "null"] }, "verified_at": { "type": ["string", "null"], "format": "date-time" } } },

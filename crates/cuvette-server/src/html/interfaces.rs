@@ -11,6 +11,7 @@ use axum::{Form, Router};
 use cuvette_app::store::{InstrumentRow, MessageFilter, MessageRow, OutboxRow, TestCodeRow};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
+use cuvette_domain::units::{self, Mapping};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -94,12 +95,56 @@ fn outbox_lines(s: &AppState, rows: &[OutboxRow]) -> Vec<OutboxLine> {
         .collect()
 }
 
+/// One mapped code as the instruments panel shows it, with the conversion its results take.
+struct CodeLine {
+    instrument_code: String,
+    test_code: String,
+    unit: String,
+    /// "mmol/L → mg/dL × 18.016 (glucose, …)", empty when the unit is the catalog's.
+    conversion: String,
+    /// Why results in this unit cannot be taken (a mapping saved before conversions were
+    /// required), empty when they can.
+    problem: String,
+}
+
+fn code_lines(s: &AppState, codes: &[TestCodeRow]) -> Vec<CodeLine> {
+    let catalog = s.lab.catalog();
+    codes
+        .iter()
+        .map(|c| {
+            let (conversion, problem) = match catalog.catalog.test(&c.test_code) {
+                Some(def) => match units::mapping(def, &c.unit) {
+                    Mapping::Same => (String::new(), String::new()),
+                    Mapping::Convert(conversion) => (conversion.describe(), String::new()),
+                    Mapping::Unconvertible => (
+                        String::new(),
+                        format!(
+                            "Cuvette cannot convert {} to the catalog's {}: its results are quarantined until the code is mapped again",
+                            c.unit,
+                            if def.unit.is_empty() { "(no unit)" } else { &def.unit }
+                        ),
+                    ),
+                },
+                // Serum indices are not catalog tests and take no unit.
+                None => (String::new(), String::new()),
+            };
+            CodeLine {
+                instrument_code: c.instrument_code.clone(),
+                test_code: c.test_code.clone(),
+                unit: c.unit.clone(),
+                conversion,
+                problem,
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "interfaces.html")]
 struct OverviewPage {
     page: Page,
     may_edit: bool,
-    instruments: Vec<(InstrumentRow, Vec<TestCodeRow>)>,
+    instruments: Vec<(InstrumentRow, Vec<CodeLine>)>,
     quarantine: Vec<LogLine>,
     outbox: Vec<OutboxLine>,
     form: InstrumentForm,
@@ -135,7 +180,7 @@ async fn overview_page(
     Ok(OverviewPage {
         page: Page::new(bench, "Interfaces", "interfaces").with_errors(errors),
         may_edit: bench.may(Action::EditCatalog),
-        instruments,
+        instruments: instruments.into_iter().map(|(i, codes)| (i, code_lines(s, &codes))).collect(),
         quarantine: log_lines(s, &quarantine),
         outbox: outbox_lines(s, &outbox),
         form,

@@ -33,7 +33,7 @@ use super::patients::{Banner, BannerSpecimen, short_container, specimen_status_l
 use crate::AppState;
 use crate::auth::{Bench, urlencode};
 use crate::error::WebError;
-use crate::web::{FlagChip, Page, WorklistRow, flag_chips, when, worklist_rows};
+use crate::web::{FlagChip, Page, WorklistRow, flag_chips, sent_as, when, worklist_rows};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -261,6 +261,8 @@ struct GridRow {
     /// The latest stored value, its flags and who entered it.
     current: String,
     current_flags: Vec<FlagChip>,
+    /// "sent as 5.2 mmol/L" when the instrument's value was converted.
+    sent: String,
     entered: String,
     student: bool,
     released: String,
@@ -589,6 +591,7 @@ async fn grid_page(
             status_label: test_status_label(&t.item.test.status),
             current: result.map(|r| r.report_text.clone()).unwrap_or_default(),
             current_flags: result.map(|r| flag_chips(&r.flags)).unwrap_or_default(),
+            sent: result.map(sent_as).unwrap_or_default(),
             entered: result
                 .map(|r| format!("{} · {}", r.entered_by, lab.format_time(r.entered_at)))
                 .unwrap_or_default(),
@@ -739,6 +742,8 @@ struct ReviewRow {
     name: String,
     value: String,
     unit: String,
+    /// "sent as 5.2 mmol/L" when the instrument's value was converted.
+    sent: String,
     flags: Vec<FlagChip>,
     interval: String,
     reasons: Vec<String>,
@@ -895,6 +900,7 @@ async fn review_page(
                 .unwrap_or_else(|| i.test.test_code.clone()),
             value: r.report_text.clone(),
             unit: r.unit.clone(),
+            sent: sent_as(r),
             flags: flag_chips(&r.flags),
             interval: r.reference_interval.clone(),
             reasons,

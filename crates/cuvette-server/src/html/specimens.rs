@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::{Bench, urlencode};
 use crate::barcode;
 use crate::error::{WebError, status_of};
-use crate::web::{FlagChip, Page, flag_chips, when};
+use crate::web::{FlagChip, Page, flag_chips, sent_as, when};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -76,6 +76,8 @@ struct TestLine {
     status_label: String,
     value: String,
     unit: String,
+    /// "sent as 5.2 mmol/L" when the instrument's value was converted.
+    sent: String,
     flags: Vec<FlagChip>,
     released: bool,
 }
@@ -192,6 +194,7 @@ async fn specimen_page(
                 status_label: t.item.test.status.to_string(),
                 value: result.map(|r| r.report_text.clone()).unwrap_or_default(),
                 unit: result.map(|r| r.unit.clone()).unwrap_or_else(|| t.unit.clone()),
+                sent: result.map(sent_as).unwrap_or_default(),
                 flags: result.map(|r| flag_chips(&r.flags)).unwrap_or_default(),
                 released: result.is_some_and(|r| r.released_at.is_some()),
             }

@@ -343,6 +343,57 @@ async fn a_message_that_cannot_be_placed_is_quarantined_and_still_acknowledged()
 }
 
 #[tokio::test]
+async fn a_glucose_in_mmol_per_litre_over_the_listener_is_stored_converted_with_what_was_sent() {
+    let bench = bench().await;
+    let session = bench.app.sign_in(Staff::Supervisor, "units").await;
+    let supervisor = session.actor.clone();
+    let lab = &bench.app.lab;
+    let chem2 = lab.instruments(&supervisor).await.unwrap()[0].0.id;
+    // The analyzer was set up in SI units: its glucose code is mapped again in mmol/L.
+    lab.map_test_code(&supervisor, chem2, "GLUC", "GLU", "mmol/l").await.unwrap();
+    let mut instrument = Instrument::connect(bench.addr).await;
+    instrument
+        .link
+        .send(
+            records(&format!(
+                "H|\\^&|||CHEM2^1.0|||||||P|LIS2-A2|20261124081500\r\
+                 P|1\r\
+                 O|1|{acc}||^^^GLUC\\^^^POT|R\r\
+                 R|1|^^^GLUC|5.2|mmol/l||N||F\r\
+                 R|2|^^^POT|4.1|mmol/l||N||F\r\
+                 L|1|N",
+                acc = bench.accession
+            )),
+            now(),
+        )
+        .unwrap();
+
+    let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
+    assert_eq!(reply, ACK);
+    let glucose = &bench.results("GLU").await[0];
+    assert_eq!(
+        (
+            glucose.value_text.as_str(),
+            glucose.unit.as_str(),
+            glucose.flags.as_str(),
+            glucose.sent_value.as_deref(),
+            glucose.sent_unit.as_deref()
+        ),
+        ("94", "mg/dL", "", Some("5.2"), Some("mmol/L"))
+    );
+    let potassium = &bench.results("K").await[0];
+    assert_eq!(
+        (potassium.value_text.as_str(), potassium.unit.as_str(), potassium.sent_value.as_deref()),
+        ("4.1", "mmol/L", None),
+        "the catalog's own unit, in another spelling: stored as sent"
+    );
+    let page = bench.app.get(&session, &format!("/specimens/{}", bench.accession)).await;
+    assert!(page.body.contains("sent as 5.2 mmol/L"), "{}", page.body);
+    instrument.feed(reply);
+    instrument.finish().await;
+}
+
+#[tokio::test]
 async fn a_host_query_is_answered_with_the_instruments_codes() {
     let bench = bench().await;
     let mut instrument = Instrument::connect(bench.addr).await;

@@ -240,3 +240,40 @@ async fn an_idle_session_ends_and_the_next_page_asks_to_sign_in_again() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location.as_deref(), Some("/login?next=/worklist"));
 }
+
+#[tokio::test]
+async fn the_instruments_screen_shows_each_conversion_and_refuses_a_unit_it_cannot_convert() {
+    let app = app().await;
+    let s = app.sign_in(Role::Supervisor, "units").await;
+    let id = app.lab.add_instrument(&s.actor, "Chem-1", "hl7", "CHEM-SI").await.unwrap();
+    let uri = format!("/interfaces/instruments/{id}/codes");
+
+    let r = app
+        .post_form(
+            &s,
+            &uri,
+            &[("instrument_code", "2345-7"), ("test_code", "GLU"), ("unit", "mmol/L")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = app.get(&s, "/interfaces").await.body;
+    assert!(
+        page.contains("mmol/L → mg/dL × 18.016 (glucose, C6H12O6, 180.156 g/mol; IUPAC 2021 standard atomic weights; PubChem CID 5793)"),
+        "{page}"
+    );
+
+    let r = app
+        .post_form(
+            &s,
+            &uri,
+            &[("instrument_code", "2823-3"), ("test_code", "K"), ("unit", "mg/dL")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("Potassium is reported in mmol/L and Cuvette cannot convert mg/dL to it"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<td>2823-3</td>"), "nothing mapped");
+}
