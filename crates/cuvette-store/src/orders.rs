@@ -501,52 +501,7 @@ impl Store {
     /// Tests with their specimen, order, patient and latest result, STAT first, then oldest
     /// specimen first.
     pub async fn work_items(&self, f: &WorklistFilter) -> StoreResult<Vec<WorkItem>> {
-        // Statuses are few and fixed; an IN list keeps the SQL portable.
-        let statuses = if f.statuses.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = f.statuses.iter().map(|s| format!("'{}'", s.code())).collect();
-            format!("AND t.status IN ({})", list.join(", "))
-        };
-        // Only the filters given appear in the SQL, so each uses its index (a catch-all
-        // `$1 IS NULL OR …` makes SQLite scan every ordered test).
-        let mut conditions = Vec::new();
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            n
-        };
-        if f.discipline.is_some() {
-            conditions.push(format!("t.discipline = ${}", next()));
-        }
-        if f.specimen_id.is_some() {
-            conditions.push(format!("t.specimen_id = ${}", next()));
-        }
-        if f.patient_id.is_some() {
-            conditions.push(format!("o.patient_id = ${}", next()));
-        }
-        if f.order_id.is_some() {
-            conditions.push(format!("t.order_id = ${}", next()));
-        }
-        if f.awaiting_verification {
-            // The partial index's own condition, written as it is, so both engines use it.
-            conditions.push("t.awaiting_verification = 1".to_owned());
-        }
-        let limit = next();
-        let filters =
-            if conditions.is_empty() { "1 = 1".to_owned() } else { conditions.join(" AND ") };
-        let sql = format!(
-            "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
-             FROM ordered_test t \
-             JOIN specimen s ON s.id = t.specimen_id \
-             JOIN lab_order o ON o.id = t.order_id \
-             JOIN patient p ON p.id = o.patient_id \
-             LEFT JOIN result r ON r.ordered_test_id = t.id \
-                AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = t.id) \
-             WHERE {filters} {statuses} \
-             ORDER BY CASE WHEN o.priority = 'stat' THEN 0 ELSE 1 END, COALESCE(s.received_at, s.collected_at, o.ordered_at), t.id \
-             LIMIT ${limit}"
-        );
+        let sql = work_items_sql(f);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(d) = &f.discipline {
             query = query.bind(d.as_str());
@@ -592,6 +547,45 @@ impl Store {
         rows.iter().map(work_item_from_row).collect()
     }
 
+    /// How the database plans the open-work lists — the review queue, a bench worklist, the
+    /// collection list and the pending critical calls — one line per step (SQLite's `EXPLAIN
+    /// QUERY PLAN`, PostgreSQL's `EXPLAIN`): tests keep them on their indexes, so they cost
+    /// the same however much history lies behind them.
+    pub async fn open_work_plans(&self) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
+        let (explain, column) = match self.backend {
+            crate::Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+            crate::Backend::Postgres => ("EXPLAIN ", "QUERY PLAN"),
+        };
+        let queue = WorklistFilter { awaiting_verification: true, ..Default::default() };
+        let bench = WorklistFilter {
+            discipline: Some("chemistry".into()),
+            statuses: vec![TestStatus::Received, TestStatus::InProcess],
+            ..Default::default()
+        };
+        let draws = WorklistFilter { statuses: vec![TestStatus::Ordered], ..Default::default() };
+        let mut plans = Vec::new();
+        for (name, sql, binds) in [
+            ("review queue", work_items_sql(&queue), vec![]),
+            ("bench worklist", work_items_sql(&bench), vec!["chemistry"]),
+            ("collection list", work_items_sql(&draws), vec![]),
+        ] {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("{explain}{sql}")));
+            for b in binds {
+                q = q.bind(b);
+            }
+            let rows = q.bind(1000_i64).fetch_all(self.reader()).await?;
+            plans.push((name, plan_lines(&rows, column)?));
+        }
+        let sql = crate::qc::critical_results_sql(true);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{explain}{sql}")))
+            .bind(0_i64)
+            .bind(1_i64)
+            .fetch_all(self.reader())
+            .await?;
+        plans.push(("pending critical calls", plan_lines(&rows, column)?));
+        Ok(plans)
+    }
+
     /// Counts of open tests per bench and status (for the navigation's queue counts).
     pub async fn open_counts(&self) -> StoreResult<Vec<(String, TestStatus, i64)>> {
         let rows = sqlx::query(
@@ -625,4 +619,58 @@ impl Store {
             .await?;
         row.as_ref().map(patient_from_row).transpose()?.ok_or(StoreError::NotFound("specimen"))
     }
+}
+
+/// The SQL of a work list: only the filters given appear, each on its index.
+pub(crate) fn work_items_sql(f: &WorklistFilter) -> String {
+    // Statuses are few and fixed; an IN list keeps the SQL portable.
+    let statuses = if f.statuses.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = f.statuses.iter().map(|s| format!("'{}'", s.code())).collect();
+        format!("AND t.status IN ({})", list.join(", "))
+    };
+    // Only the filters given appear in the SQL, so each uses its index (a catch-all
+    // `$1 IS NULL OR …` makes SQLite scan every ordered test).
+    let mut conditions = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if f.discipline.is_some() {
+        conditions.push(format!("t.discipline = ${}", next()));
+    }
+    if f.specimen_id.is_some() {
+        conditions.push(format!("t.specimen_id = ${}", next()));
+    }
+    if f.patient_id.is_some() {
+        conditions.push(format!("o.patient_id = ${}", next()));
+    }
+    if f.order_id.is_some() {
+        conditions.push(format!("t.order_id = ${}", next()));
+    }
+    if f.awaiting_verification {
+        // The partial index's own condition, written as it is, so both engines use it.
+        conditions.push("t.awaiting_verification = 1".to_owned());
+    }
+    let limit = next();
+    let filters = if conditions.is_empty() { "1 = 1".to_owned() } else { conditions.join(" AND ") };
+    let sql = format!(
+        "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
+             FROM ordered_test t \
+             JOIN specimen s ON s.id = t.specimen_id \
+             JOIN lab_order o ON o.id = t.order_id \
+             JOIN patient p ON p.id = o.patient_id \
+             LEFT JOIN result r ON r.ordered_test_id = t.id \
+                AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = t.id) \
+             WHERE {filters} {statuses} \
+             ORDER BY CASE WHEN o.priority = 'stat' THEN 0 ELSE 1 END, COALESCE(s.received_at, s.collected_at, o.ordered_at), t.id \
+             LIMIT ${limit}"
+    );
+    sql
+}
+
+fn plan_lines(rows: &[AnyRow], column: &str) -> StoreResult<Vec<String>> {
+    rows.iter().map(|r| Ok(r.try_get::<String, _>(column)?)).collect()
 }

@@ -727,35 +727,7 @@ impl Store {
         to: Micros,
         pending_only: bool,
     ) -> StoreResult<Vec<CriticalRow>> {
-        let pending = if pending_only {
-            "AND NOT EXISTS (SELECT 1 FROM critical_call x WHERE x.ordered_test_id = t.id AND x.result_version = r.version AND x.read_back = 1)"
-        } else {
-            ""
-        };
-        // The first call with read-back closes the loop; calls without it are attempts.
-        let first_call = |column: &str| {
-            format!(
-                "(SELECT c.{column} FROM critical_call c WHERE c.ordered_test_id = t.id AND c.result_version = r.version \
-                 AND c.read_back = 1 ORDER BY c.called_at, c.id LIMIT 1) AS {column}"
-            )
-        };
-        let sql = format!(
-            "SELECT t.id AS ordered_test_id, r.version, t.test_code, s.accession, p.id AS patient_id, \
-               p.family_name, p.given_name, p.mrn, r.report_text, r.flags, r.entered_at, \
-               {}, {}, {}, \
-               (SELECT COUNT(*) FROM critical_call c WHERE c.ordered_test_id = t.id AND c.result_version = r.version AND c.read_back = 0) AS attempts, \
-               e.escalated_at \
-             FROM result r JOIN ordered_test t ON t.id = r.ordered_test_id JOIN specimen s ON s.id = t.specimen_id \
-             JOIN lab_order o ON o.id = t.order_id JOIN patient p ON p.id = o.patient_id \
-             LEFT JOIN critical_escalation e ON e.ordered_test_id = t.id AND e.result_version = r.version \
-             WHERE (r.flags LIKE '%LL%' OR r.flags LIKE '%HH%') AND r.entered_at >= $1 AND r.entered_at < $2 \
-               AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = r.ordered_test_id) \
-               AND t.status <> 'cancelled' {pending} \
-             ORDER BY r.entered_at",
-            first_call("called_at"),
-            first_call("called_person"),
-            first_call("called_by"),
-        );
+        let sql = critical_results_sql(pending_only);
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(from)
             .bind(to)
@@ -1118,4 +1090,39 @@ impl Tx {
         .rows_affected();
         Ok(n == 1)
     }
+}
+
+/// The SQL of the critical results of a period (`$1`, `$2`): it reads the critical ones only,
+/// through their partial index, never every result.
+pub(crate) fn critical_results_sql(pending_only: bool) -> String {
+    let pending = if pending_only {
+        "AND NOT EXISTS (SELECT 1 FROM critical_call x WHERE x.ordered_test_id = t.id AND x.result_version = r.version AND x.read_back = 1)"
+    } else {
+        ""
+    };
+    // The first call with read-back closes the loop; calls without it are attempts.
+    let first_call = |column: &str| {
+        format!(
+            "(SELECT c.{column} FROM critical_call c WHERE c.ordered_test_id = t.id AND c.result_version = r.version \
+                 AND c.read_back = 1 ORDER BY c.called_at, c.id LIMIT 1) AS {column}"
+        )
+    };
+    let sql = format!(
+        "SELECT t.id AS ordered_test_id, r.version, t.test_code, s.accession, p.id AS patient_id, \
+               p.family_name, p.given_name, p.mrn, r.report_text, r.flags, r.entered_at, \
+               {}, {}, {}, \
+               (SELECT COUNT(*) FROM critical_call c WHERE c.ordered_test_id = t.id AND c.result_version = r.version AND c.read_back = 0) AS attempts, \
+               e.escalated_at \
+             FROM result r JOIN ordered_test t ON t.id = r.ordered_test_id JOIN specimen s ON s.id = t.specimen_id \
+             JOIN lab_order o ON o.id = t.order_id JOIN patient p ON p.id = o.patient_id \
+             LEFT JOIN critical_escalation e ON e.ordered_test_id = t.id AND e.result_version = r.version \
+             WHERE (r.flags LIKE '%LL%' OR r.flags LIKE '%HH%') AND r.entered_at >= $1 AND r.entered_at < $2 \
+               AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = r.ordered_test_id) \
+               AND t.status <> 'cancelled' {pending} \
+             ORDER BY r.entered_at",
+        first_call("called_at"),
+        first_call("called_person"),
+        first_call("called_by"),
+    );
+    sql
 }
