@@ -596,13 +596,7 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let status: String = r.try_get("status")?;
-                let status = TestStatus::parse(&status).ok_or(StoreError::Corrupt {
-                    table: "ordered_test",
-                    row: 0,
-                    column: "status",
-                    value: status,
-                })?;
+                let status = code(r, "ordered_test", "id", "status", TestStatus::parse)?;
                 Ok((r.try_get("discipline")?, status, r.try_get("n")?))
             })
             .collect()

@@ -341,13 +341,7 @@ fn run_from_row(r: &AnyRow) -> StoreResult<QcRunRow> {
 
 /// A stored QC verdict, strictly: an unknown code is corrupt data, never "not rejected".
 fn qc_status(r: &AnyRow, table: &'static str, col: &'static str) -> StoreResult<QcStatus> {
-    let code: String = r.try_get(col)?;
-    QcStatus::parse(&code).ok_or_else(|| StoreError::Corrupt {
-        table,
-        row: r.try_get("id").unwrap_or(0),
-        column: col,
-        value: code,
-    })
+    crate::code(r, table, "id", col, QcStatus::parse)
 }
 
 fn opt_f64(r: &AnyRow, col: &str) -> StoreResult<Option<f64>> {
