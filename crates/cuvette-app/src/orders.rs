@@ -253,7 +253,7 @@ impl Lab {
                 &NewOrder {
                     patient_id,
                     provider,
-                    priority: priority.code(),
+                    priority: *priority,
                     clinical_note: note,
                     placer_number: placer_number.as_deref(),
                 },
@@ -469,7 +469,7 @@ impl Lab {
         after.status = SpecimenStatus::Rejected;
         after.rejected_at = Some(now);
         after.rejected_by = Some(actor.name.clone());
-        after.reject_reason = Some(reason.code().into());
+        after.reject_reason = Some(reason);
         after.reject_note = Some(note.to_owned());
         let mut tx = self.store.begin().await?;
         tx.update_specimen(&after).await?;

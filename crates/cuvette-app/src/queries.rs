@@ -2,7 +2,8 @@
 //! patient's cumulative report and the audit log. Views of a patient's results are audited.
 
 use cuvette_domain::Action;
-use cuvette_domain::workflow::TestStatus;
+use cuvette_domain::Review;
+use cuvette_domain::workflow::{Priority, TestStatus};
 use cuvette_store::{
     AuditEvent, AuditFilter, CriticalCallRow, OrderRow, PatientRow, ResultRow, SpecimenRow,
     WorkItem, WorklistFilter,
@@ -94,11 +95,7 @@ impl Lab {
         let mut views = Vec::with_capacity(items.len());
         for item in items {
             let def = catalog.catalog.test(&item.test.test_code);
-            let calls = if item
-                .result
-                .as_ref()
-                .is_some_and(|r| r.flags.contains("LL") || r.flags.contains("HH"))
-            {
+            let calls = if item.result.as_ref().is_some_and(|r| r.flags.is_critical()) {
                 self.store.critical_calls(item.test.id).await?
             } else {
                 vec![]
@@ -256,11 +253,10 @@ impl Lab {
             let Some(r) = item.result.as_ref().filter(|r| r.released_at.is_none()) else {
                 continue;
             };
-            let critical = r.flag_set()?.iter().any(|f| f.is_critical());
             let key = (
-                !critical,
-                r.review != "technologist",
-                item.order.priority != "stat",
+                !r.flags.is_critical(),
+                r.review != Review::Technologist,
+                item.order.priority != Priority::Stat,
                 r.entered_at,
             );
             keyed.push((key, item));

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use cuvette_domain::calculation::{
     Calculated, CalculationInput, calculate_reported, calculation_input, round_reported,
 };
-use cuvette_domain::evaluation::{Evaluation, PatientContext, Review, evaluate};
+use cuvette_domain::evaluation::{Evaluation, Flags, PatientContext, Review, evaluate};
 use cuvette_domain::role::{ReleaseCheck, may_release};
 use cuvette_domain::value::NOT_CALCULATED;
-use cuvette_domain::workflow::{SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
-use cuvette_domain::{Action, Flag, ReportedValue, Role, Sex};
+use cuvette_domain::workflow::{
+    ReleaseStatus, SpecimenStatus, SpecimenStep, TestStatus, specimen_step,
+};
+use cuvette_domain::{Action, ReportedValue, Role, Sex};
 use cuvette_store::{
     NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem, WorklistFilter,
 };
@@ -349,23 +351,18 @@ impl Lab {
             .iter()
             .map(|w| {
                 let def = catalog.catalog.test(&w.item.test.test_code).expect("caller checked");
-                let review = match w.evaluation.review {
-                    Review::Routine => "routine",
-                    Review::Technologist => "technologist",
-                };
                 (
                     def,
                     catalog.versions.get(&def.code).copied().unwrap_or(0),
                     serde_json::to_string(&w.evaluation.reasons).unwrap_or_else(|_| "[]".into()),
-                    w.evaluation.flag_codes(),
-                    review,
+                    Flags::from(w.evaluation.flags.clone()),
                 )
             })
             .collect();
         let new_results: Vec<NewResult> = writes
             .iter()
             .zip(&rows)
-            .map(|(w, (def, definition_version, reasons, flags, review))| NewResult {
+            .map(|(w, (def, definition_version, reasons, flags))| NewResult {
                 ordered_test_id: w.item.test.id,
                 version: w.version(),
                 value_text: &w.value.text,
@@ -374,23 +371,23 @@ impl Lab {
                 unit: &def.unit,
                 flags,
                 reference_interval: &w.evaluation.interval,
-                review,
+                review: w.evaluation.review,
                 reasons,
                 definition_version: *definition_version,
                 entered_by: &actor.name,
-                entered_by_role: actor.role.code(),
+                entered_by_role: actor.role,
                 correction_reason: w.correction_reason.as_deref(),
                 instrument_flags: &w.instrument_flags,
                 instrument_id: w.instrument_id,
                 autoverify: w.autoverify.as_deref(),
                 released_by: w.auto_release.then_some(AUTOVERIFIER),
-                release_status: w.auto_release.then_some("final"),
+                release_status: w.auto_release.then_some(ReleaseStatus::Final),
                 sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
                 sent_unit: w.sent.as_ref().map(|s| s.unit),
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
-        for (w, (_, definition_version, _, flags, _)) in writes.iter().zip(&rows) {
+        for (w, (_, definition_version, _, flags)) in writes.iter().zip(&rows) {
             let item = &w.item;
             let version = w.version();
             let mut after = serde_json::json!({
@@ -455,13 +452,13 @@ impl Lab {
             .map(|w| (w.item.test.id, w.version()))
             .collect();
         let fresh = tx.results_written(&keys).await?;
-        let mut by_specimen: BTreeMap<i64, BTreeMap<i64, (i64, String)>> = BTreeMap::new();
+        let mut by_specimen: BTreeMap<i64, BTreeMap<i64, (i64, ReleaseStatus)>> = BTreeMap::new();
         for w in writes.iter().filter(|w| w.auto_release) {
             if let Some(r) = fresh.iter().find(|r| r.ordered_test_id == w.item.test.id) {
                 by_specimen
                     .entry(w.item.specimen.id)
                     .or_default()
-                    .insert(w.item.test.id, (r.id, "final".to_owned()));
+                    .insert(w.item.test.id, (r.id, ReleaseStatus::Final));
             }
         }
         for (specimen_id, released) in &by_specimen {
@@ -617,7 +614,7 @@ impl Lab {
         // The releases of one call commit together (begun at the first one), with the result
         // message for the EHR: one per specimen, showing every result released on it.
         let mut open: Option<Tx> = None;
-        let mut released_on: BTreeMap<i64, BTreeMap<i64, (i64, String)>> = BTreeMap::new();
+        let mut released_on: BTreeMap<i64, BTreeMap<i64, (i64, ReleaseStatus)>> = BTreeMap::new();
         let mut standings: Option<Vec<crate::qc::QcStanding>> = None;
         for &(test_id, row_version) in tests {
             let held = |reason: String| Release::Held { ordered_test_id: test_id, reason };
@@ -650,7 +647,7 @@ impl Lab {
             }
             // A preliminary release becomes final without a new version; anything else
             // already released stays as it is.
-            let finalize = result.release_status.as_deref() == Some("preliminary")
+            let finalize = result.release_status == Some(ReleaseStatus::Preliminary)
                 && status == TestStatus::Final;
             if result.released_at.is_some() && !finalize {
                 outcomes.push(held(format!("{} is already released", item.test.test_code)));
@@ -678,20 +675,15 @@ impl Lab {
                     continue;
                 }
             }
-            let flags = result.flag_set()?;
-            let critical = flags.iter().any(|f| f.is_critical());
+            let critical = result.flags.is_critical();
             let calls = self.store.critical_calls(test_id).await?;
             let called = calls.iter().any(|c| c.result_version == result.version && c.read_back);
             let check = ReleaseCheck {
-                review: if result.review == "routine" {
-                    Review::Routine
-                } else {
-                    Review::Technologist
-                },
+                review: result.review,
                 critical,
                 critical_call_documented: called,
-                entered_by_student: result.entered_by_role == Role::Student.code(),
-                invalid_value: flags.contains(&Flag::Invalid),
+                entered_by_student: result.entered_by_role == Role::Student,
+                invalid_value: result.flags.is_invalid(),
             };
             if let Err(refusal) = may_release(&self.privileges(), actor.role, check) {
                 outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
@@ -700,14 +692,14 @@ impl Lab {
             let previously_released =
                 self.store.results_of_tests(&[test_id]).await?.iter().any(|r| {
                     r.version < result.version
-                        && matches!(r.release_status.as_deref(), Some("final" | "corrected"))
+                        && r.release_status.is_some_and(ReleaseStatus::is_final)
                 });
             // A changed value after a final report is a correction; after a preliminary one
             // it is simply the final result.
-            let release_status = if previously_released && status == TestStatus::Final {
-                "corrected"
-            } else {
-                status.code()
+            let release_status = match status {
+                TestStatus::Final if previously_released => ReleaseStatus::Corrected,
+                TestStatus::Final => ReleaseStatus::Final,
+                _ => ReleaseStatus::Preliminary,
             };
             let now = self.now_micros();
             if open.is_none() {
@@ -743,11 +735,11 @@ impl Lab {
                 })),
             })
             .await?;
-            let sent_status = if finalize { TestStatus::Final.code() } else { release_status };
+            let sent_status = if finalize { ReleaseStatus::Final } else { release_status };
             released_on
                 .entry(item.specimen.id)
                 .or_default()
-                .insert(test_id, (result.id, sent_status.to_owned()));
+                .insert(test_id, (result.id, sent_status));
             outcomes.push(Release::Released { ordered_test_id: test_id });
         }
         if let Some(mut tx) = open {
@@ -773,7 +765,7 @@ impl Lab {
             .result
             .as_ref()
             .ok_or_else(|| AppError::Refused("there is no result to call".into()))?;
-        if !result.flags.split(' ').any(|f| f == "LL" || f == "HH") {
+        if !result.flags.is_critical() {
             return Err(AppError::Refused(format!(
                 "{} {} is not critical",
                 item.test.test_code, result.report_text

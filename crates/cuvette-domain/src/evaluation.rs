@@ -94,13 +94,88 @@ impl Flag {
     }
 }
 
+/// The flags of one result, most severe first, as one value: stored and sent as their codes
+/// separated by spaces ("HH >"), read back strictly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Flags(Vec<Flag>);
+
+impl Flags {
+    /// No flag: within every limit.
+    pub const NONE: Flags = Flags(Vec::new());
+
+    /// Parses stored codes ("HH >"); the error is the first code that is not a flag.
+    pub fn parse(codes: &str) -> Result<Flags, String> {
+        codes
+            .split_whitespace()
+            .map(|c| Flag::from_code(c).ok_or_else(|| c.to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Flags)
+    }
+
+    /// The codes as stored and sent: "HH >", empty when none.
+    pub fn codes(&self) -> String {
+        self.0.iter().map(|f| f.code()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Whether any flag is critical.
+    pub fn is_critical(&self) -> bool {
+        self.0.iter().any(|f| f.is_critical())
+    }
+
+    /// Whether the value is not valid for its test (it can never be released).
+    pub fn is_invalid(&self) -> bool {
+        self.0.contains(&Flag::Invalid)
+    }
+}
+
+impl From<Vec<Flag>> for Flags {
+    fn from(flags: Vec<Flag>) -> Flags {
+        Flags(flags)
+    }
+}
+
+impl std::ops::Deref for Flags {
+    type Target = [Flag];
+    fn deref(&self) -> &[Flag] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Flags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.codes())
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.codes())
+    }
+}
+
 /// Who must review a result before it is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Review {
     /// Within limits: a technician may release it.
     Routine,
     /// Abnormal, critical, out of range or unreadable: a technologist must verify it.
     Technologist,
+}
+
+impl Review {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Review::Routine => "routine",
+            Review::Technologist => "technologist",
+        }
+    }
+
+    /// Parses a stored code.
+    pub fn parse(code: &str) -> Option<Review> {
+        [Review::Routine, Review::Technologist].into_iter().find(|r| r.code() == code)
+    }
 }
 
 /// The outcome of judging one result.
@@ -127,7 +202,7 @@ impl Evaluation {
 
     /// The flags as stored: codes separated by spaces ("HH >").
     pub fn flag_codes(&self) -> String {
-        self.flags.iter().map(|f| f.code()).collect::<Vec<_>>().join(" ")
+        Flags::from(self.flags.clone()).codes()
     }
 }
 

@@ -21,7 +21,7 @@ pub mod workflow;
 
 pub use accession::Accession;
 pub use catalog::{Catalog, TestDefinition};
-pub use evaluation::{Evaluation, Flag, evaluate};
+pub use evaluation::{Evaluation, Flag, Flags, Review, evaluate};
 pub use patient::{Mrn, Sex};
 pub use role::{Action, Role};
 pub use value::ReportedValue;

@@ -82,6 +82,50 @@ impl fmt::Display for TestStatus {
     }
 }
 
+/// How a result version was released to the provider (HL7 OBX-11, table 0085).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseStatus {
+    /// Released as preliminary: a final result follows.
+    Preliminary,
+    /// Released as final.
+    Final,
+    /// A changed value released after a final report.
+    Corrected,
+}
+
+impl ReleaseStatus {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReleaseStatus::Preliminary => "preliminary",
+            ReleaseStatus::Final => "final",
+            ReleaseStatus::Corrected => "corrected",
+        }
+    }
+
+    /// Parses a stored code.
+    pub fn parse(code: &str) -> Option<ReleaseStatus> {
+        [ReleaseStatus::Preliminary, ReleaseStatus::Final, ReleaseStatus::Corrected]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
+    /// OBX-11: `P` preliminary, `F` final, `C` a correction of a final result.
+    pub fn observation_status(self) -> &'static str {
+        match self {
+            ReleaseStatus::Preliminary => "P",
+            ReleaseStatus::Final => "F",
+            ReleaseStatus::Corrected => "C",
+        }
+    }
+
+    /// Whether a final report was issued (a later change is a correction).
+    pub fn is_final(self) -> bool {
+        matches!(self, ReleaseStatus::Final | ReleaseStatus::Corrected)
+    }
+}
+
 /// Where a specimen (one container) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -199,7 +243,12 @@ impl Priority {
         }
     }
 
-    /// Parses a stored code or what a form sends ("STAT", "routine").
+    /// Reads a stored code strictly.
+    pub fn from_code(code: &str) -> Option<Priority> {
+        [Priority::Stat, Priority::Routine].into_iter().find(|p| p.code() == code)
+    }
+
+    /// Parses what a form or a message sends ("STAT", "routine", "S", "R", empty).
     pub fn parse(code: &str) -> Option<Priority> {
         match code.trim().to_ascii_lowercase().as_str() {
             "stat" | "s" => Some(Priority::Stat),

@@ -12,7 +12,7 @@ use cuvette_app::{
     AppError, Correction, CriticalCall, EnteredResult, IdentityCheck, PatientQuery, PlaceOrder,
     RegisterPatient, SpecimenView, TestView,
 };
-use cuvette_domain::workflow::TestStatus;
+use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -64,11 +64,11 @@ fn result_json(r: &ResultRow) -> Value {
         "unit": r.unit,
         "sent_value": r.sent_value,
         "sent_unit": r.sent_unit,
-        "flags": flags(&r.flags),
+        "flags": r.flags.iter().map(|f| f.code()).collect::<Vec<_>>(),
         "reference_interval": r.reference_interval,
         "review": r.review,
         "review_reasons": serde_json::from_str::<Value>(&r.reasons).unwrap_or(json!([])),
-        "status": r.release_status.as_deref().unwrap_or("entered"),
+        "status": r.release_status.map_or("entered", ReleaseStatus::code),
         "entered_by": r.entered_by,
         "entered_at": time(Some(r.entered_at)),
         "verified_by": r.released_by,

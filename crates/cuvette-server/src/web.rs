@@ -141,16 +141,16 @@ pub fn sent_as(r: &cuvette_app::store::ResultRow) -> String {
     }
 }
 
-/// The chips for a stored flag string ("HH H >").
-pub fn flag_chips(flags: &str) -> Vec<FlagChip> {
+/// The chips for a result's flags.
+pub fn flag_chips(flags: &cuvette_domain::Flags) -> Vec<FlagChip> {
     use cuvette_domain::Flag;
     let mut chips: Vec<FlagChip> = flags
-        .split(' ')
-        .filter_map(Flag::from_code)
+        .iter()
+        .copied()
         .filter(|f| {
             // "CRIT H" already says H.
-            !(matches!(f, Flag::High) && flags.split(' ').any(|c| c == "HH")
-                || matches!(f, Flag::Low) && flags.split(' ').any(|c| c == "LL"))
+            !(matches!(f, Flag::High) && flags.contains(&Flag::CriticalHigh)
+                || matches!(f, Flag::Low) && flags.contains(&Flag::CriticalLow))
         })
         .map(|f| FlagChip {
             label: f.label(),
@@ -213,7 +213,7 @@ pub fn worklist_rows(lab: &Lab, items: &[WorkItem]) -> Vec<WorklistRow> {
     items
         .iter()
         .map(|i| WorklistRow {
-            stat: i.order.priority == "stat",
+            stat: i.order.priority == cuvette_domain::workflow::Priority::Stat,
             accession: i.specimen.accession.clone(),
             patient: format!("{}, {}", i.patient.family_name.to_uppercase(), i.patient.given_name),
             mrn: i.patient.mrn.clone(),

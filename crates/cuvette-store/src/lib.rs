@@ -340,14 +340,50 @@ pub(crate) fn code<T>(
     column: &'static str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> StoreResult<T> {
+    code_at(row, table, id_column, column, column, parse)
+}
+
+/// [`code`] for a column selected under an alias (`r_flags` in a join): the error names
+/// the table's own column.
+pub(crate) fn code_at<T>(
+    row: &sqlx::any::AnyRow,
+    table: &'static str,
+    id_column: &str,
+    alias: &str,
+    column: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> StoreResult<T> {
     use sqlx::Row;
-    let value: String = row.try_get(column)?;
-    parse(&value).ok_or_else(|| StoreError::Corrupt {
-        table,
-        row: row.try_get(id_column).unwrap_or(0),
-        column,
-        value,
-    })
+    let value: String = row.try_get(alias)?;
+    parse(&value).ok_or_else(|| corrupt(row, table, id_column, column, value))
+}
+
+/// [`code_at`] for a nullable coded column: NULL is `None`, a code that does not parse is
+/// still corrupt data.
+pub(crate) fn opt_code_at<T>(
+    row: &sqlx::any::AnyRow,
+    table: &'static str,
+    id_column: &str,
+    alias: &str,
+    column: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> StoreResult<Option<T>> {
+    use sqlx::Row;
+    let value: Option<String> = row.try_get(alias)?;
+    value
+        .map(|value| parse(&value).ok_or_else(|| corrupt(row, table, id_column, column, value)))
+        .transpose()
+}
+
+fn corrupt(
+    row: &sqlx::any::AnyRow,
+    table: &'static str,
+    id_column: &str,
+    column: &'static str,
+    value: String,
+) -> StoreError {
+    use sqlx::Row;
+    StoreError::Corrupt { table, row: row.try_get(id_column).unwrap_or(0), column, value }
 }
 
 /// Appends `($1, $2, …), ($n+1, …), …` for a multi-row INSERT of `rows` rows of `columns`.

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 
 use crate::patients::{PATIENT_COLUMNS, PatientRow, patient_from_row};
 use crate::results::{RESULT_COLUMNS_R, ResultRow, result_from_row_prefixed};
-use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
+use cuvette_domain::workflow::{Priority, RejectionReason, SpecimenStatus, TestStatus};
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, code, opt_i64};
+use crate::{Micros, Store, StoreError, StoreResult, Tx, code, code_at, opt_code_at, opt_i64};
 
 /// An order to write.
 #[derive(Debug, Clone)]
@@ -17,8 +17,8 @@ pub struct NewOrder<'a> {
     pub patient_id: i64,
     /// Ordering provider.
     pub provider: &'a str,
-    /// Priority code.
-    pub priority: &'a str,
+    /// How urgent it is.
+    pub priority: Priority,
     /// Clinical note.
     pub clinical_note: &'a str,
     /// The placer's order number, when the order came from elsewhere.
@@ -58,8 +58,8 @@ pub struct OrderRow {
     pub patient_id: i64,
     /// Ordering provider.
     pub provider: String,
-    /// Priority code.
-    pub priority: String,
+    /// How urgent it is.
+    pub priority: Priority,
     /// Clinical note.
     pub clinical_note: String,
     /// Placer order number.
@@ -97,8 +97,8 @@ pub struct SpecimenRow {
     pub rejected_at: Option<Micros>,
     /// Who rejected it.
     pub rejected_by: Option<String>,
-    /// Rejection reason code.
-    pub reject_reason: Option<String>,
+    /// Why it was rejected.
+    pub reject_reason: Option<RejectionReason>,
     /// Rejection note.
     pub reject_note: Option<String>,
     /// The specimen this one recollects.
@@ -194,14 +194,21 @@ fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
         order_id: r.try_get("s_order_id")?,
         container: r.try_get("s_container")?,
         specimen_type: r.try_get("s_specimen_type")?,
-        status: code(r, "specimen", "s_id", "s_status", SpecimenStatus::parse)?,
+        status: code_at(r, "specimen", "s_id", "s_status", "status", SpecimenStatus::parse)?,
         collected_at: opt_i64(r, "s_collected_at")?,
         collected_by: r.try_get("s_collected_by")?,
         received_at: opt_i64(r, "s_received_at")?,
         received_by: r.try_get("s_received_by")?,
         rejected_at: opt_i64(r, "s_rejected_at")?,
         rejected_by: r.try_get("s_rejected_by")?,
-        reject_reason: r.try_get("s_reject_reason")?,
+        reject_reason: opt_code_at(
+            r,
+            "specimen",
+            "s_id",
+            "s_reject_reason",
+            "reject_reason",
+            RejectionReason::parse,
+        )?,
         reject_note: r.try_get("s_reject_note")?,
         recollection_of: opt_i64(r, "s_recollection_of")?,
         row_version: r.try_get("s_row_version")?,
@@ -217,7 +224,7 @@ fn order_from_row(r: &AnyRow) -> StoreResult<OrderRow> {
         id: r.try_get("o_id")?,
         patient_id: r.try_get("o_patient_id")?,
         provider: r.try_get("o_provider")?,
-        priority: r.try_get("o_priority")?,
+        priority: code_at(r, "lab_order", "o_id", "o_priority", "priority", Priority::from_code)?,
         clinical_note: r.try_get("o_clinical_note")?,
         placer_number: r.try_get("o_placer_number")?,
         ordered_at: r.try_get("o_ordered_at")?,
@@ -233,7 +240,7 @@ fn test_from_row(r: &AnyRow) -> StoreResult<OrderedTestRow> {
         test_code: r.try_get("t_test_code")?,
         panel_code: r.try_get("t_panel_code")?,
         discipline: r.try_get("t_discipline")?,
-        status: code(r, "ordered_test", "t_id", "t_status", TestStatus::parse)?,
+        status: code_at(r, "ordered_test", "t_id", "t_status", "status", TestStatus::parse)?,
         row_version: r.try_get("t_row_version")?,
         updated_at: r.try_get("t_updated_at")?,
     })
@@ -264,7 +271,7 @@ impl Tx {
         )
         .bind(o.patient_id)
         .bind(o.provider)
-        .bind(o.priority)
+        .bind(o.priority.code())
         .bind(o.clinical_note)
         .bind(o.placer_number)
         .bind(now)
@@ -353,7 +360,7 @@ impl Tx {
         .bind(&s.received_by)
         .bind(s.rejected_at)
         .bind(&s.rejected_by)
-        .bind(&s.reject_reason)
+        .bind(s.reject_reason.map(RejectionReason::code))
         .bind(&s.reject_note)
         .bind(s.id)
         .bind(s.row_version)

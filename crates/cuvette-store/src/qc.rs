@@ -5,6 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use cuvette_domain::Flags;
 use cuvette_domain::qc::QcStatus;
 
 use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
@@ -252,7 +253,7 @@ pub struct CriticalRow {
     /// The value reported.
     pub report_text: String,
     /// Flags.
-    pub flags: String,
+    pub flags: Flags,
     /// When the critical value was entered: the call's clock starts here.
     pub entered_at: Micros,
     /// When the call was documented.
@@ -740,7 +741,9 @@ impl Store {
                     patient_name: format!("{}, {given}", family.to_uppercase()),
                     mrn: r.try_get("mrn")?,
                     report_text: r.try_get("report_text")?,
-                    flags: r.try_get("flags")?,
+                    flags: crate::code(r, "result", "result_id", "flags", |c| {
+                        Flags::parse(c).ok()
+                    })?,
                     entered_at: r.try_get("entered_at")?,
                     called_at: opt_i64(r, "called_at")?,
                     called_person: r.try_get("called_person")?,
@@ -1102,7 +1105,7 @@ pub(crate) fn critical_results_sql(pending_only: bool) -> String {
         )
     };
     let sql = format!(
-        "SELECT t.id AS ordered_test_id, r.version, t.test_code, s.accession, p.id AS patient_id, \
+        "SELECT r.id AS result_id, t.id AS ordered_test_id, r.version, t.test_code, s.accession, p.id AS patient_id, \
                p.family_name, p.given_name, p.mrn, r.report_text, r.flags, r.entered_at, \
                {}, {}, {}, \
                (SELECT COUNT(*) FROM critical_call c WHERE c.ordered_test_id = t.id AND c.result_version = r.version AND c.read_back = 0) AS attempts, \

@@ -3,7 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+use cuvette_domain::workflow::ReleaseStatus;
+use cuvette_domain::{Flags, Review, Role};
+
+use crate::{Micros, Store, StoreResult, Tx, code_at, opt_code_at, opt_i64};
 
 /// A result version to write.
 #[derive(Debug, Clone)]
@@ -20,20 +23,20 @@ pub struct NewResult<'a> {
     pub report_text: &'a str,
     /// Unit.
     pub unit: &'a str,
-    /// Flag codes separated by spaces.
-    pub flags: &'a str,
+    /// Flags, most severe first.
+    pub flags: &'a Flags,
     /// Reference interval as printed.
     pub reference_interval: &'a str,
-    /// `routine` or `technologist`.
-    pub review: &'a str,
+    /// Who must review it.
+    pub review: Review,
     /// JSON array of review reasons.
     pub reasons: &'a str,
     /// The definition version it was evaluated with.
     pub definition_version: i64,
     /// Who entered it.
     pub entered_by: &'a str,
-    /// Their role code at the time.
-    pub entered_by_role: &'a str,
+    /// Their role at the time.
+    pub entered_by_role: Role,
     /// Why a released result was corrected.
     pub correction_reason: Option<&'a str>,
     /// What the instrument flagged, space-separated (empty for manual entry).
@@ -44,8 +47,8 @@ pub struct NewResult<'a> {
     pub autoverify: Option<&'a str>,
     /// Who released it as it was written (autoverification), if anyone.
     pub released_by: Option<&'a str>,
-    /// Its release status then (`final`).
-    pub release_status: Option<&'a str>,
+    /// Its release status then (final).
+    pub release_status: Option<ReleaseStatus>,
     /// The value as the instrument sent it, when it was converted to the catalog's unit.
     pub sent_value: Option<&'a str>,
     /// The unit it was sent in (UCUM), when it was converted.
@@ -67,12 +70,12 @@ pub struct ResultRow {
     pub report_text: String,
     /// Unit.
     pub unit: String,
-    /// Flag codes.
-    pub flags: String,
+    /// Flags, most severe first.
+    pub flags: Flags,
     /// Reference interval as printed.
     pub reference_interval: String,
-    /// `routine` or `technologist`.
-    pub review: String,
+    /// Who must review it.
+    pub review: Review,
     /// JSON array of review reasons.
     pub reasons: String,
     /// The definition version used.
@@ -81,16 +84,16 @@ pub struct ResultRow {
     pub entered_at: Micros,
     /// Who entered it.
     pub entered_by: String,
-    /// Their role.
-    pub entered_by_role: String,
+    /// Their role at the time.
+    pub entered_by_role: Role,
     /// Correction reason.
     pub correction_reason: Option<String>,
     /// Release time.
     pub released_at: Option<Micros>,
     /// Who released it.
     pub released_by: Option<String>,
-    /// `preliminary`, `final` or `corrected`.
-    pub release_status: Option<String>,
+    /// How it was released, if it was.
+    pub release_status: Option<ReleaseStatus>,
     /// What the instrument flagged.
     pub instrument_flags: String,
     /// The instrument that measured it.
@@ -101,24 +104,6 @@ pub struct ResultRow {
     pub sent_value: Option<String>,
     /// The unit it was sent in (UCUM), when it was converted.
     pub sent_unit: Option<String>,
-}
-
-impl ResultRow {
-    /// The stored flags, each parsed: a code that does not parse is corrupt data, never a
-    /// missing flag (a lost `LL` would release a critical without its call).
-    pub fn flag_set(&self) -> StoreResult<Vec<cuvette_domain::Flag>> {
-        self.flags
-            .split_whitespace()
-            .map(|code| {
-                cuvette_domain::Flag::from_code(code).ok_or_else(|| StoreError::Corrupt {
-                    table: "result",
-                    row: self.id,
-                    column: "flags",
-                    value: self.flags.clone(),
-                })
-            })
-            .collect()
-    }
 }
 
 /// The result columns, prefixed `r_`, for joins.
@@ -139,18 +124,32 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         value_text: r.try_get("r_value_text")?,
         report_text: r.try_get("r_report_text")?,
         unit: r.try_get("r_unit")?,
-        flags: r.try_get("r_flags")?,
+        flags: code_at(r, "result", "r_id", "r_flags", "flags", |c| Flags::parse(c).ok())?,
         reference_interval: r.try_get("r_reference_interval")?,
-        review: r.try_get("r_review")?,
+        review: code_at(r, "result", "r_id", "r_review", "review", Review::parse)?,
         reasons: r.try_get("r_reasons")?,
         definition_version: r.try_get("r_definition_version")?,
         entered_at: r.try_get("r_entered_at")?,
         entered_by: r.try_get("r_entered_by")?,
-        entered_by_role: r.try_get("r_entered_by_role")?,
+        entered_by_role: code_at(
+            r,
+            "result",
+            "r_id",
+            "r_entered_by_role",
+            "entered_by_role",
+            Role::parse,
+        )?,
         correction_reason: r.try_get("r_correction_reason")?,
         released_at: opt_i64(r, "r_released_at")?,
         released_by: r.try_get("r_released_by")?,
-        release_status: r.try_get("r_release_status")?,
+        release_status: opt_code_at(
+            r,
+            "result",
+            "r_id",
+            "r_release_status",
+            "release_status",
+            ReleaseStatus::parse,
+        )?,
         instrument_flags: r.try_get("r_instrument_flags")?,
         instrument_id: opt_i64(r, "r_instrument_id")?,
         autoverify: r.try_get("r_autoverify")?,
@@ -229,21 +228,21 @@ impl Tx {
                     .bind(r.value_number)
                     .bind(r.report_text)
                     .bind(r.unit)
-                    .bind(r.flags)
+                    .bind(r.flags.codes())
                     .bind(r.reference_interval)
-                    .bind(r.review)
+                    .bind(r.review.code())
                     .bind(r.reasons)
                     .bind(r.definition_version)
                     .bind(now)
                     .bind(r.entered_by)
-                    .bind(r.entered_by_role)
+                    .bind(r.entered_by_role.code())
                     .bind(r.correction_reason)
                     .bind(r.instrument_flags)
                     .bind(r.instrument_id)
                     .bind(r.autoverify)
                     .bind(r.released_by.map(|_| now))
                     .bind(r.released_by)
-                    .bind(r.release_status)
+                    .bind(r.release_status.map(ReleaseStatus::code))
                     .bind(r.sent_value)
                     .bind(r.sent_unit);
             }
@@ -280,7 +279,7 @@ impl Tx {
         &mut self,
         result_id: i64,
         by: &str,
-        status: &str,
+        status: ReleaseStatus,
         now: Micros,
     ) -> StoreResult<bool> {
         let n = sqlx::query(
@@ -288,7 +287,7 @@ impl Tx {
         )
         .bind(now)
         .bind(by)
-        .bind(status)
+        .bind(status.code())
         .bind(result_id)
         .execute(self.conn())
         .await?

@@ -396,7 +396,7 @@ async fn release_all(lab: &Lab, mls: &Actor, accession: &str) -> anyhow::Result<
         if r.released_at.is_some() {
             continue;
         }
-        if r.flags.split(' ').any(|f| f == "LL" || f == "HH") {
+        if r.flags.is_critical() {
             lab.document_critical_call(
                 mls,
                 t.item.test.id,

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use cuvette_domain::catalog::ResultType;
-use cuvette_domain::workflow::TestStatus;
-use cuvette_domain::{Catalog, ReportedValue};
+use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
+use cuvette_domain::{Catalog, Flag, ReportedValue};
 use cuvette_hl7::{FieldValue, Message, MessageBuilder, SegmentBuilder};
 use cuvette_store::{
     Micros, NewAuditEvent, NewMessage, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow,
@@ -173,14 +173,11 @@ fn hl7_range(interval: &str) -> String {
     interval.replace('–', "-").replace('≥', ">=").replace('≤', "<=")
 }
 
-/// OBX-11 for a released version: `F` final, `P` preliminary, `C` a correction of a final
-/// result (HL7 table 0085).
-fn observation_status(release_status: Option<&str>) -> &'static str {
-    match release_status {
-        Some("preliminary") => "P",
-        Some("corrected") => "C",
-        _ => "F",
-    }
+/// OBX-11 for a version: `F` final, `P` preliminary, `C` a correction of a final result
+/// (HL7 table 0085). Only released versions are sent; one released with the specimen in
+/// this very transaction is final.
+fn observation_status(release_status: Option<ReleaseStatus>) -> &'static str {
+    release_status.map_or("F", ReleaseStatus::observation_status)
 }
 
 /// Builds the ORU^R01 (v2.5.1) for a specimen's released results.
@@ -248,7 +245,7 @@ pub(crate) fn build_oru(c: &OruContent<'_>) -> Result<Vec<u8>, cuvette_hl7::Buil
         let statuses: Vec<&str> = members
             .iter()
             .map(|t| match &t.result {
-                Some(r) => observation_status(r.release_status.as_deref()),
+                Some(r) => observation_status(r.release_status),
                 None => "",
             })
             .collect();
@@ -290,9 +287,9 @@ pub(crate) fn build_oru(c: &OruContent<'_>) -> Result<Vec<u8>, cuvette_hl7::Buil
             // Cuvette's flags are HL7 table 0078 codes already; INV (not a valid value) has no
             // HL7 equivalent and the value speaks for itself.
             let flags: Vec<&str> =
-                r.flags.split(' ').filter(|f| !f.is_empty() && *f != "INV").collect();
+                r.flags.iter().filter(|f| **f != Flag::Invalid).map(|f| f.code()).collect();
             let interval = hl7_range(&r.reference_interval);
-            let flags = if flags.is_empty() && !interval.is_empty() && !r.flags.contains("INV") {
+            let flags = if flags.is_empty() && !interval.is_empty() && !r.flags.is_invalid() {
                 vec!["N"]
             } else {
                 flags
@@ -309,7 +306,7 @@ pub(crate) fn build_oru(c: &OruContent<'_>) -> Result<Vec<u8>, cuvette_hl7::Buil
                         flags.iter().map(|f| vec![vec![f.as_bytes().to_vec()]]).collect(),
                     ),
                 )
-                .field(11, observation_status(r.release_status.as_deref()))
+                .field(11, observation_status(r.release_status))
                 .field(14, collected.as_str())
                 .field(19, hl7_time(r.entered_at))
                 .field(23, c.lab_name);
@@ -339,7 +336,7 @@ impl Lab {
         &self,
         tx: &mut Tx,
         specimen_id: i64,
-        released: &BTreeMap<i64, (i64, String)>,
+        released: &BTreeMap<i64, (i64, ReleaseStatus)>,
         fresh: &[ResultRow],
     ) -> AppResult<()> {
         let Some(destination) = self.config.ehr_destination.as_deref() else { return Ok(()) };
@@ -374,7 +371,7 @@ impl Lab {
                 && *id == r.id
             {
                 r.released_at = Some(now);
-                r.release_status = Some(status.clone());
+                r.release_status = Some(*status);
             }
         }
         let tests: Vec<ReportedTest> = items

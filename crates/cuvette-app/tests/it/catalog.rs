@@ -48,12 +48,12 @@ async fn editing_a_test_creates_a_new_version_and_a_result_keeps_the_version_it_
 
     let old = lab.test(&before_edit, "K").await.result.unwrap();
     assert_eq!(
-        (old.definition_version, old.flags.as_str(), old.reference_interval.as_str()),
+        (old.definition_version, old.flags.codes().as_str(), old.reference_interval.as_str()),
         (1, "H", "3.5–5.1")
     );
     let new = lab.test(&after_edit, "K").await.result.unwrap();
     assert_eq!(
-        (new.definition_version, new.flags.as_str(), new.reference_interval.as_str()),
+        (new.definition_version, new.flags.codes().as_str(), new.reference_interval.as_str()),
         (2, "", "3.5–5.3")
     );
 

@@ -67,18 +67,24 @@ async fn an_unknown_flag_is_corrupt_data_not_a_missing_critical() {
     let technician = lab.technician().await;
     lab.received(&patient, &["K"]).await;
     lab.enter(&technician, &patient, "K", "7.1").await.unwrap();
+    let k = lab.test(&patient, "K").await;
     lab.raw_sql("UPDATE result SET flags = 'HHH'").await.unwrap();
 
     let mls = lab.technologist().await;
-    let k = lab.test(&patient, "K").await;
-    let why = corrupt(
-        lab.release(
+    // The release is held, and says why; the other tests of the same call go on.
+    let outcome = lab
+        .release(
             &mls,
             &[(k.test.id, k.test.row_version)],
             cuvette_domain::workflow::TestStatus::Final,
         )
-        .await,
-    );
+        .await
+        .unwrap();
+    let why = match &outcome[..] {
+        [cuvette_app::Release::Held { reason, .. }] => reason,
+        other => panic!("expected the release held, got {other:?}"),
+    };
+    assert!(why.contains("corrupt data"), "{why}");
     assert!(why.contains("result") && why.contains("flags") && why.contains("HHH"), "{why}");
     corrupt(lab.review_queue(&mls).await);
 }

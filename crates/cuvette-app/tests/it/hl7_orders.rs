@@ -94,7 +94,7 @@ async fn an_oml_from_the_ehr_registers_the_patient_places_the_order_and_answers_
     );
     let order = &orders_of(&lab, &patient).await[0];
     assert_eq!(order.placer_number.as_deref(), Some("PL-1001"));
-    assert_eq!(order.priority, "stat", "TQ1-9 S");
+    assert_eq!(order.priority.code(), "stat", "TQ1-9 S");
     assert_eq!(order.provider, "Dr Ngozi Adeyemi (4711)");
     assert_eq!(order.clinical_note, "Fasting since midnight");
     assert_eq!(order.ordered_by, "ehr:Ward EHR");
@@ -146,7 +146,7 @@ async fn an_orm_for_a_patient_on_file_is_placed_and_answered_orr_with_each_tube(
     let mut placers: Vec<_> = placed.iter().filter_map(|o| o.placer_number.clone()).collect();
     placers.sort();
     assert_eq!(placers, ["PL-2001", "PL-2002"]);
-    assert!(placed.iter().all(|o| o.priority == "routine" && o.provider == "Amaka Okafor"));
+    assert!(placed.iter().all(|o| o.priority.code() == "routine" && o.provider == "Amaka Okafor"));
 
     assert_eq!(field(&ack, "MSH-9"), "ORR^O02^ORR_O02");
     assert_eq!(field(&ack, "MSA-1"), "AA");

@@ -10,11 +10,11 @@ use crate::qc::glucose_qc;
 use crate::support::*;
 
 /// The stored value, unit, flags and what was sent of a result.
-fn stored(r: &ResultRow) -> (&str, &str, &str, Option<&str>, Option<&str>) {
+fn stored(r: &ResultRow) -> (&str, &str, Vec<&str>, Option<&str>, Option<&str>) {
     (
         r.value_text.as_str(),
         r.unit.as_str(),
-        r.flags.as_str(),
+        r.flags.iter().map(|f| f.code()).collect(),
         r.sent_value.as_deref(),
         r.sent_unit.as_deref(),
     )
@@ -64,7 +64,7 @@ async fn a_glucose_in_mmol_per_litre_is_stored_in_mg_per_decilitre_with_the_orig
     let r = lab.test(&patient, "GLU").await.result.unwrap();
     // 5.2 mmol/L × 18.0156 = 93.68 mg/dL, reported with the catalog's 0 places: within
     // 70–99, not the critical low a raw 5.2 mg/dL would be.
-    assert_eq!(stored(&r), ("94", "mg/dL", "", Some("5.2"), Some("mmol/L")));
+    assert_eq!(stored(&r), ("94", "mg/dL", vec![], Some("5.2"), Some("mmol/L")));
     assert_eq!((r.report_text.as_str(), r.reference_interval.as_str()), ("94", "70–99"));
     let entry = lab
         .audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
@@ -97,7 +97,7 @@ async fn a_censored_glucose_keeps_its_comparator_when_converted() {
 
     // Below 0.1 mmol/L is below 1.8 mg/dL: reported "<2", surely below the critical 40.
     let r = lab.test(&patient, "GLU").await.result.unwrap();
-    assert_eq!(stored(&r), ("<2", "mg/dL", "LL L", Some("<0.1"), Some("mmol/L")));
+    assert_eq!(stored(&r), ("<2", "mg/dL", vec!["LL", "L"], Some("<0.1"), Some("mmol/L")));
 }
 
 #[tokio::test]
@@ -133,11 +133,11 @@ async fn a_creatinine_in_micromoles_from_a_cobas_is_converted_and_flagged_high()
     assert!(matches!(outcome, Ingested::Accepted { results: 2, .. }), "{outcome:?}");
     // 412 µmol/L × 0.011312 = 4.6605 mg/dL, two places; above the woman's 0.59–1.04.
     let creatinine = lab.test(&patient, "CREAT").await.result.unwrap();
-    assert_eq!(stored(&creatinine), ("4.66", "mg/dL", "H", Some("412"), Some("umol/L")));
+    assert_eq!(stored(&creatinine), ("4.66", "mg/dL", vec!["H"], Some("412"), Some("umol/L")));
     assert_eq!(creatinine.reference_interval, "0.59–1.04");
     // 4.60 mmol/L × 18.0156 = 82.87 mg/dL.
     let glucose = lab.test(&patient, "GLU").await.result.unwrap();
-    assert_eq!(stored(&glucose), ("83", "mg/dL", "", Some("4.60"), Some("mmol/L")));
+    assert_eq!(stored(&glucose), ("83", "mg/dL", vec![], Some("4.60"), Some("mmol/L")));
 }
 
 #[tokio::test]
@@ -225,7 +225,7 @@ async fn a_spelling_of_the_mapped_unit_is_the_same_unit() {
 
     assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
     let r = lab.test(&patient, "GLU").await.result.unwrap();
-    assert_eq!(stored(&r), ("94", "mg/dL", "", None, None), "nothing converted");
+    assert_eq!(stored(&r), ("94", "mg/dL", vec![], None, None), "nothing converted");
 }
 
 #[tokio::test]
@@ -327,7 +327,7 @@ async fn a_haematology_analyzer_in_si_units_is_converted_and_a_changed_unit_is_q
             code,
             r.value_text,
             r.unit,
-            r.flags,
+            r.flags.codes(),
             r.sent_value.unwrap_or_default(),
             r.sent_unit.unwrap_or_default(),
         ));

@@ -46,7 +46,7 @@ async fn a_technician_releases_a_normal_result() {
     assert_eq!(released.test.status.code(), "final");
     let result = released.result.unwrap();
     assert_eq!(
-        (result.released_by.as_deref(), result.release_status.as_deref()),
+        (result.released_by.as_deref(), result.release_status.map(|s| s.code())),
         (Some("technician"), Some("final"))
     );
     assert_eq!(result.released_at, Some(lab.now().as_microsecond()));
@@ -176,7 +176,7 @@ async fn a_students_result_needs_a_cosignature() {
     lab.received(&patient, &["K"]).await;
     lab.enter(&student, &patient, "K", "4.2").await.unwrap();
     let k = lab.test(&patient, "K").await;
-    assert_eq!(k.result.as_ref().unwrap().entered_by_role, "student");
+    assert_eq!(k.result.as_ref().unwrap().entered_by_role.code(), "student");
 
     let message = forbidden(
         lab.release(&student, &[(k.test.id, k.test.row_version)], TestStatus::Final).await,
@@ -307,7 +307,7 @@ async fn a_preliminary_release_shows_on_the_report() {
     let report = lab.cumulative_report(&technician, patient.id).await.unwrap();
     assert_eq!(report.rows[0].test.item.test.status.code(), "preliminary");
     assert_eq!(
-        report.rows[0].test.released().unwrap().release_status.as_deref(),
+        report.rows[0].test.released().unwrap().release_status.map(|s| s.code()),
         Some("preliminary")
     );
 }
@@ -341,7 +341,7 @@ async fn a_changed_preliminary_result_is_released_as_final_not_corrected() {
     assert_released(&lab.verify(&technician, &patient, "K").await);
     let result = lab.test(&patient, "K").await.result.unwrap();
     assert_eq!(
-        result.release_status.as_deref(),
+        result.release_status.map(|s| s.code()),
         Some("final"),
         "a final report after a preliminary one corrects nothing final"
     );
@@ -360,8 +360,10 @@ async fn a_result_reentered_before_release_keeps_every_version() {
     assert_released(&lab.verify(&technician, &patient, "K").await);
 
     let versions = lab.versions(&patient, "K").await;
-    let texts: Vec<(&str, Option<&str>)> =
-        versions.iter().map(|v| (v.value_text.as_str(), v.release_status.as_deref())).collect();
+    let texts: Vec<(&str, Option<&str>)> = versions
+        .iter()
+        .map(|v| (v.value_text.as_str(), v.release_status.map(|s| s.code())))
+        .collect();
     assert_eq!(
         texts,
         [("4.2", None), ("4.3", Some("final"))],
@@ -403,7 +405,11 @@ async fn correcting_a_final_result_keeps_the_original_version() {
         .versions
         .iter()
         .map(|v| {
-            (v.value_text.as_str(), v.release_status.as_deref(), v.correction_reason.as_deref())
+            (
+                v.value_text.as_str(),
+                v.release_status.map(|s| s.code()),
+                v.correction_reason.as_deref(),
+            )
         })
         .collect();
     assert_eq!(versions, [("4.2", Some("final"), None), ("4.5", Some("corrected"), Some(reason))]);
@@ -447,7 +453,7 @@ async fn a_correction_needs_a_reason_and_the_technologists_signature() {
 
     let versions = lab.versions(&patient, "K").await;
     assert_eq!(versions.len(), 1, "the released value stands");
-    assert_eq!(versions[0].release_status.as_deref(), Some("final"));
+    assert_eq!(versions[0].release_status.map(|s| s.code()), Some("final"));
 }
 
 #[tokio::test]
@@ -516,7 +522,7 @@ async fn text_in_a_numeric_field_is_kept_and_sent_to_review() {
 
     let stored = lab.test(&patient, "K").await.result.unwrap();
     assert_eq!(
-        (stored.value_text.as_str(), stored.flags.as_str(), stored.review.as_str()),
+        (stored.value_text.as_str(), stored.flags.codes().as_str(), stored.review.code()),
         ("hemolyzed", "INV", "technologist")
     );
     let reason = held_reason(&lab.verify(&technician, &patient, "K").await).to_owned();

@@ -38,7 +38,7 @@ async fn a_routine_potassium_goes_from_order_to_report() {
     assert_eq!(released.report_text, "4.2");
     assert_eq!(released.unit, "mmol/L");
     assert_eq!(released.reference_interval, "3.5–5.1");
-    assert_eq!(released.release_status.as_deref(), Some("final"));
+    assert_eq!(released.release_status.map(|s| s.code()), Some("final"));
     assert_eq!(released.released_by.as_deref(), Some("technician"));
     assert_eq!(report.rows[0].test.item.test.status.code(), "final");
     assert!(
@@ -219,7 +219,7 @@ async fn a_stat_order_comes_first_on_the_worklist() {
         expected.map(|(m, c)| (m.to_owned(), c.to_owned())),
         "STAT first, then the oldest specimen"
     );
-    assert_eq!(lab.worklist(&technician, None).await.unwrap()[0].order.priority, "stat");
+    assert_eq!(lab.worklist(&technician, None).await.unwrap()[0].order.priority.code(), "stat");
 }
 
 #[tokio::test]
@@ -311,7 +311,7 @@ async fn a_patients_orders_list_their_specimens() {
     assert_eq!(orders.len(), 1);
     let (order, specimens) = &orders[0];
     assert_eq!(
-        (order.id, order.provider.as_str(), order.priority.as_str()),
+        (order.id, order.provider.as_str(), order.priority.code()),
         (placed.order_id, PROVIDER, "stat")
     );
     assert_eq!(order.ordered_by, "phlebotomist");

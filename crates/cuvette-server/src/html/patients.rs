@@ -10,7 +10,7 @@ use axum::{Form, Router};
 use cuvette_app::store::{PATIENT_SEARCH_LEN_MAX, PatientRow};
 use cuvette_app::{AppError, Lab, PatientQuery, PlaceOrder, RegisterPatient};
 use cuvette_domain::patient::{Mrn, Sex, display_age, parse_birth_date};
-use cuvette_domain::workflow::SpecimenStatus;
+use cuvette_domain::workflow::{Priority, SpecimenStatus};
 use cuvette_domain::{Accession, Action};
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -357,7 +357,7 @@ async fn show(
             ordered: lab.format_time(o.ordered_at),
             ordered_by: o.ordered_by,
             provider: o.provider,
-            stat: o.priority == "stat",
+            stat: o.priority == Priority::Stat,
             note: o.clinical_note,
             specimens: specimens
                 .into_iter()

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cuvette_app::{CumulativeReport, Lab, ReportRow};
+use cuvette_domain::workflow::ReleaseStatus;
 
 use super::patients::{Banner, render_with, short_container};
 use crate::AppState;
@@ -79,10 +80,11 @@ fn line(lab: &Lab, row: &ReportRow) -> Option<ReportLine> {
     } else {
         "abn"
     };
-    let (status, status_class) = match released.release_status.as_deref() {
-        Some("corrected") => ("CORRECTED", "corrected"),
-        Some("preliminary") => ("PRELIMINARY", "preliminary"),
-        _ => ("FINAL", "final"),
+    // Only released versions reach the report.
+    let (status, status_class) = match released.release_status {
+        Some(ReleaseStatus::Corrected) => ("CORRECTED", "corrected"),
+        Some(ReleaseStatus::Preliminary) => ("PRELIMINARY", "preliminary"),
+        Some(ReleaseStatus::Final) | None => ("FINAL", "final"),
     };
     let corrected = match t.corrected_from() {
         Some(old) => {

@@ -22,10 +22,8 @@ use cuvette_app::{
 use cuvette_domain::catalog::ResultType;
 use cuvette_domain::evaluation::Review;
 use cuvette_domain::role::{ReleaseCheck, may_release};
-use cuvette_domain::workflow::{
-    RejectionReason, SpecimenStatus, SpecimenStep, TestStatus, specimen_step,
-};
-use cuvette_domain::{Action, Flag, Sex};
+use cuvette_domain::workflow::{Priority, SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
+use cuvette_domain::{Action, Role, Sex};
 use jiff::civil::Date;
 use serde::Deserialize;
 
@@ -72,7 +70,7 @@ fn specimen_banner(lab: &Lab, view: &SpecimenView) -> Banner {
             .unwrap_or_else(|| "Not collected".into()),
         status: s.status.code().to_owned(),
         status_label: specimen_status_label(&s.status),
-        stat: view.order.priority == "stat",
+        stat: view.order.priority == Priority::Stat,
     });
     banner
 }
@@ -101,10 +99,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// The review reasons stored with a result (a JSON array of sentences).
 fn reasons_of(r: &ResultRow) -> Vec<String> {
     serde_json::from_str::<Vec<String>>(&r.reasons).unwrap_or_default()
-}
-
-fn is_critical(flags: &str) -> bool {
-    flags.split(' ').any(|f| f == "LL" || f == "HH")
 }
 
 fn render_page(status: StatusCode, t: &impl Template) -> Result<Response, WebError> {
@@ -197,7 +191,7 @@ async fn worklist(
     let items = if errors.is_empty() {
         let mut items = lab.worklist(&bench.actor, Some(&chosen)).await?;
         if stat_only {
-            items.retain(|i| i.order.priority == "stat");
+            items.retain(|i| i.order.priority == Priority::Stat);
         }
         items
     } else {
@@ -595,7 +589,7 @@ async fn grid_page(
             entered: result
                 .map(|r| format!("{} · {}", r.entered_by, lab.format_time(r.entered_at)))
                 .unwrap_or_default(),
-            student: result.is_some_and(|r| r.entered_by_role == "student"),
+            student: result.is_some_and(|r| r.entered_by_role == Role::Student),
             released: released
                 .filter(|r| result.is_some_and(|c| c.version == r.version))
                 .map(|r| {
@@ -607,10 +601,10 @@ async fn grid_page(
                 })
                 .unwrap_or_default(),
             reasons: result
-                .filter(|r| r.released_at.is_none() && r.review == "technologist")
+                .filter(|r| r.released_at.is_none() && r.review == Review::Technologist)
                 .map(reasons_of)
                 .unwrap_or_default(),
-            critical: result.is_some_and(|r| is_critical(&r.flags)),
+            critical: result.is_some_and(|r| r.flags.is_critical()),
             previous: previous.get(&t.item.test.test_code).cloned().unwrap_or_default(),
             note,
         });
@@ -648,9 +642,7 @@ async fn rejection_details(
         return Ok((Vec::new(), String::new()));
     }
     let mut lines = Vec::new();
-    if let Some(reason) = &specimen.reject_reason {
-        let reason =
-            RejectionReason::parse(reason).map(|r| r.to_string()).unwrap_or(reason.clone());
+    if let Some(reason) = specimen.reject_reason {
         lines.push(format!("Reason: {reason}"));
     }
     if let Some(note) = specimen.reject_note.as_ref().filter(|n| !n.trim().is_empty()) {
@@ -834,7 +826,7 @@ async fn review_page(
     let mut rows = Vec::with_capacity(items.len());
     for i in &items {
         let Some(r) = i.result.as_ref() else { continue };
-        let critical = is_critical(&r.flags);
+        let critical = r.flags.is_critical();
         let (call, called) = if critical {
             let calls = lab.store().critical_calls(i.test.id).await.map_err(AppError::from)?;
             let done = calls.iter().rev().find(|c| c.result_version == r.version && c.read_back);
@@ -858,13 +850,13 @@ async fn review_page(
         } else {
             (String::new(), false)
         };
-        let student = r.entered_by_role == cuvette_domain::Role::Student.code();
+        let student = r.entered_by_role == cuvette_domain::Role::Student;
         let check = ReleaseCheck {
-            review: if r.review == "routine" { Review::Routine } else { Review::Technologist },
+            review: r.review,
             critical,
             critical_call_documented: called,
             entered_by_student: student,
-            invalid_value: r.flag_set().map_err(AppError::from)?.contains(&Flag::Invalid),
+            invalid_value: r.flags.is_invalid(),
         };
         let hold = match may_release(&bench.privileges, actor.role, check) {
             Ok(()) => String::new(),
@@ -887,7 +879,7 @@ async fn review_page(
         rows.push(ReviewRow {
             id: i.test.id,
             check: format!("{}:{}", i.test.id, i.test.row_version),
-            stat: i.order.priority == "stat",
+            stat: i.order.priority == Priority::Stat,
             critical,
             patient: format!("{}, {}", i.patient.family_name.to_uppercase(), i.patient.given_name),
             mrn: i.patient.mrn.clone(),
@@ -1066,7 +1058,7 @@ fn call_page(
 ) -> CriticalCallPage {
     let result = t.item.result.as_ref();
     let version = result.map(|r| r.version).unwrap_or(0);
-    let critical = result.is_some_and(|r| is_critical(&r.flags));
+    let critical = result.is_some_and(|r| r.flags.is_critical());
     let called = t.calls.iter().any(|c| c.result_version == version && c.read_back);
     let may = bench.may(Action::DocumentCriticalCall);
     let why_not = if !may {

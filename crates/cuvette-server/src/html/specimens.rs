@@ -9,7 +9,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use cuvette_app::{AppError, DueDraw, FieldError, IdentityCheck, Lab, SpecimenView};
 use cuvette_domain::patient::Mrn;
-use cuvette_domain::workflow::{REJECTION_REASONS, RejectionReason, SpecimenStatus, TestStatus};
+use cuvette_domain::workflow::{
+    Priority, REJECTION_REASONS, RejectionReason, SpecimenStatus, TestStatus,
+};
 use cuvette_domain::{Accession, Action};
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +51,7 @@ fn banner_with_specimen(lab: &Lab, view: &SpecimenView) -> Banner {
         collected: when(lab, s.collected_at),
         status: s.status.code().to_owned(),
         status_label: specimen_status_label(&s.status),
-        stat: view.order.priority == "stat",
+        stat: view.order.priority == Priority::Stat,
     });
     banner
 }
@@ -212,11 +214,7 @@ async fn specimen_page(
     let banner = banner_with_specimen(lab, &view);
     let title = format!("Specimen {} – {}", s.accession, banner.name());
     let page = Page::new(bench, title, "patients").with_errors(errors).with_notice(notice);
-    let reject_reason = s
-        .reject_reason
-        .as_deref()
-        .map(|r| RejectionReason::parse(r).map(|r| r.to_string()).unwrap_or_else(|| r.to_owned()))
-        .unwrap_or_default();
+    let reject_reason = s.reject_reason.map(|r| r.to_string()).unwrap_or_default();
     Ok(SpecimenPage {
         page,
         accession: s.accession.clone(),
@@ -224,7 +222,7 @@ async fn specimen_page(
         specimen_type: s.specimen_type.clone(),
         status: s.status.code().to_owned(),
         status_label: specimen_status_label(&s.status),
-        stat: view.order.priority == "stat",
+        stat: view.order.priority == Priority::Stat,
         provider: view.order.provider.clone(),
         ordered: lab.format_time(view.order.ordered_at),
         ordered_by: view.order.ordered_by.clone(),
@@ -518,7 +516,7 @@ async fn labels(
             accession: view.specimen.accession.clone(),
             container: short_container(&view.specimen.container),
             specimen_type: view.specimen.specimen_type.clone(),
-            stat: view.order.priority == "stat",
+            stat: view.order.priority == Priority::Stat,
             tests: codes.join(" "),
             status: view.specimen.status.code().to_owned(),
             status_label: specimen_status_label(&view.specimen.status),
@@ -590,7 +588,7 @@ fn group_draws(lab: &Lab, draws: &[DueDraw]) -> Vec<DrawGroup> {
             container: item.specimen.container.clone(),
             specimen_type: item.specimen.specimen_type.clone(),
             tests: due.tests.clone(),
-            stat: item.order.priority == "stat",
+            stat: item.order.priority == Priority::Stat,
             ordered: lab.format_time(item.order.ordered_at),
             provider: item.order.provider.clone(),
         });

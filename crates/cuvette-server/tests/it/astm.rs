@@ -375,7 +375,7 @@ async fn a_glucose_in_mmol_per_litre_over_the_listener_is_stored_converted_with_
         (
             glucose.value_text.as_str(),
             glucose.unit.as_str(),
-            glucose.flags.as_str(),
+            glucose.flags.codes().as_str(),
             glucose.sent_value.as_deref(),
             glucose.sent_unit.as_deref()
         ),
