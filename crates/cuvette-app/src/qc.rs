@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
 use cuvette_domain::qc::{
-    ControlResult, ControlStatistics, MovingAverageRule, QcStatus, RUNS_TO_ESTABLISH_TARGET,
-    RuleSet, SigmaRecommendation, Violation, evaluate_run, moving_average, recommend, sigma_metric,
+    ControlResult, ControlRule, ControlStatistics, MovingAverageRule, QcStatus,
+    RUNS_TO_ESTABLISH_TARGET, RecordedViolation, RuleSet, RunSource, SigmaRecommendation,
+    TargetSource, Violation, WestgardRule, evaluate_run, moving_average, recommend, sigma_metric,
     statistics, z_score,
 };
 use cuvette_store::{
@@ -410,7 +411,7 @@ impl Lab {
                 test_code,
                 mean,
                 sd,
-                "manufacturer",
+                TargetSource::Manufacturer,
                 &actor.name,
                 now,
             )
@@ -453,7 +454,7 @@ impl Lab {
             &target.test_code,
             mean,
             sd,
-            "lab",
+            TargetSource::Lab,
             &actor.name,
             now,
         )
@@ -505,7 +506,7 @@ impl Lab {
         let before = self.store.qc_rules(test_code).await?;
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        tx.set_qc_rules(test_code, &parsed.to_string(), &actor.name, now).await?;
+        tx.set_qc_rules(test_code, &parsed, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -513,7 +514,7 @@ impl Lab {
             entity: "qc_rules",
             entity_id: test_code.to_owned(),
             patient_id: None,
-            before: before.map(|b| serde_json::json!({ "rules": b })),
+            before: before.map(|b| serde_json::json!({ "rules": b.to_string() })),
             after: Some(serde_json::json!({ "rules": parsed.to_string() })),
         })
         .await?;
@@ -524,9 +525,7 @@ impl Lab {
     /// The rules a test's QC is judged by: the lab's, or the classic multirule (the
     /// three-level set when the test has three levels on the instrument).
     pub async fn westgard_rules(&self, test_code: &str, levels: usize) -> AppResult<RuleSet> {
-        if let Some(stored) = self.store.qc_rules(test_code).await?
-            && let Ok(rules) = RuleSet::parse(&stored)
-        {
+        if let Some(rules) = self.store.qc_rules(test_code).await? {
             return Ok(rules);
         }
         Ok(if levels >= 3 { RuleSet::three_level() } else { RuleSet::classic() })
@@ -561,7 +560,7 @@ impl Lab {
         if parsed.is_empty() {
             return Err(AppError::invalid("values", "enter at least one control value"));
         }
-        self.judge_and_record_qc(actor, instrument_id, test_code, &parsed, "manual").await
+        self.judge_and_record_qc(actor, instrument_id, test_code, &parsed, RunSource::Manual).await
     }
 
     /// Judges a QC run against the rules and the history since the last corrective action,
@@ -572,7 +571,7 @@ impl Lab {
         instrument_id: i64,
         test_code: &str,
         values: &[(i64, f64)],
-        source: &str,
+        source: RunSource,
     ) -> AppResult<QcRunOutcome> {
         let run = self.prepare_qc(instrument_id, test_code, values).await?;
         let mut tx = self.store.begin().await?;
@@ -641,7 +640,7 @@ impl Lab {
         tx: &mut cuvette_store::Tx,
         actor: &Actor,
         run_in: &PreparedRun,
-        source: &str,
+        source: RunSource,
     ) -> AppResult<QcRunOutcome> {
         let (instrument_id, test_code) = (run_in.instrument_id, run_in.test_code.as_str());
         let now = self.now_micros();
@@ -651,7 +650,7 @@ impl Lab {
                 test_code,
                 at: now,
                 status: QcStatus::Accepted,
-                violations: "[]",
+                violations: &[],
                 entered_by: &actor.name,
                 source,
             })
@@ -660,28 +659,28 @@ impl Lab {
         for (target, value) in &run_in.current {
             let z = z_score(*value, target.mean, target.sd);
             let id = tx
-                .insert_qc_result(run_id, target.id, *value, target.mean, target.sd, z, "")
+                .insert_qc_result(run_id, target.id, *value, target.mean, target.sd, z, &[])
                 .await?;
             run.push(ControlResult { id, run: run_id, level: target.material.level as u8, z });
         }
         let verdict = evaluate_run(&run_in.history, &run, &run_in.rules);
         let status = verdict.status;
-        let rules_by_result: Vec<(i64, String)> = run
+        let rules_by_result: Vec<(i64, Vec<WestgardRule>)> = run
             .iter()
             .map(|r| {
-                let hit: Vec<&str> = verdict
+                let hit: Vec<WestgardRule> = verdict
                     .violations
                     .iter()
                     .filter(|v| v.results.contains(&r.id))
-                    .map(|v| v.rule.code())
+                    .map(|v| v.rule)
                     .collect();
-                (r.id, hit.join(" "))
+                (r.id, hit)
             })
             .filter(|(_, rules)| !rules.is_empty())
             .collect();
         let violations = verdict.violations;
-        let violations_json = serde_json::to_string(&violations).unwrap_or_else(|_| "[]".into());
-        tx.judge_qc_run(run_id, status, &violations_json, &rules_by_result).await?;
+        let recorded: Vec<RecordedViolation> = violations.iter().map(Into::into).collect();
+        tx.judge_qc_run(run_id, status, &recorded, &rules_by_result).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -694,7 +693,7 @@ impl Lab {
                 "status": status.code(),
                 "values": run_in.current.iter().map(|(t, v)| serde_json::json!({ "level": t.material.level, "lot": t.material.lot, "value": v })).collect::<Vec<_>>(),
                 "violations": violations.iter().map(|v| &v.detail).collect::<Vec<_>>(),
-                "source": source,
+                "source": source.code(),
             })),
         })
         .await?;
@@ -1117,7 +1116,8 @@ impl Lab {
                 rule.test_code, rule.window_size, last.average, rule.lower_limit, rule.upper_limit
             );
             let now = self.now_micros();
-            let violations = serde_json::json!([{ "rule": "MA", "scope": "PatientAverage", "results": [], "detail": detail }]).to_string();
+            let violations =
+                [RecordedViolation { rule: ControlRule::MovingAverage, detail: detail.clone() }];
             let mut tx = self.store.begin().await?;
             let run_id = tx
                 .insert_qc_run(&NewQcRun {
@@ -1127,7 +1127,7 @@ impl Lab {
                     status: QcStatus::Rejected,
                     violations: &violations,
                     entered_by: "system",
-                    source: "patient_average",
+                    source: RunSource::PatientAverage,
                 })
                 .await?;
             tx.audit(NewAuditEvent {

@@ -423,6 +423,147 @@ impl QcStatus {
     }
 }
 
+/// Where a QC run's results came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunSource {
+    /// Typed at the bench.
+    Manual,
+    /// Sent by the instrument with its control sample id.
+    Instrument,
+    /// The patient moving average went out of its limits (no control material was run).
+    PatientAverage,
+}
+
+impl RunSource {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            RunSource::Manual => "manual",
+            RunSource::Instrument => "instrument",
+            RunSource::PatientAverage => "patient_average",
+        }
+    }
+
+    /// Parses a stored code; anything else is not a run source.
+    pub fn parse(code: &str) -> Option<RunSource> {
+        [RunSource::Manual, RunSource::Instrument, RunSource::PatientAverage]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
+    /// What the bench reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            RunSource::Manual => "typed at the bench",
+            RunSource::Instrument => "from the instrument",
+            RunSource::PatientAverage => "patient moving average",
+        }
+    }
+}
+
+/// Whose mean and SD a control target holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSource {
+    /// The material's package insert (the starting point for a new lot).
+    Manufacturer,
+    /// The lab's own, established from its runs (CLSI C24).
+    Lab,
+}
+
+impl TargetSource {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            TargetSource::Manufacturer => "manufacturer",
+            TargetSource::Lab => "lab",
+        }
+    }
+
+    /// Parses a stored code; anything else is not a target source.
+    pub fn parse(code: &str) -> Option<TargetSource> {
+        [TargetSource::Manufacturer, TargetSource::Lab].into_iter().find(|s| s.code() == code)
+    }
+
+    /// What the bench reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            TargetSource::Manufacturer => "manufacturer's insert",
+            TargetSource::Lab => "lab's own",
+        }
+    }
+}
+
+/// The rule a recorded QC rejection or warning names: a Westgard rule, or the patient moving
+/// average (which has no control results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControlRule {
+    /// A Westgard rule.
+    Westgard(WestgardRule),
+    /// The patient moving average left its control limits; stored as "MA".
+    MovingAverage,
+}
+
+impl ControlRule {
+    /// The stored and shown code ("1-3s", "MA").
+    pub fn code(self) -> &'static str {
+        match self {
+            ControlRule::Westgard(rule) => rule.code(),
+            ControlRule::MovingAverage => "MA",
+        }
+    }
+
+    /// Parses a stored code; anything else is not a control rule.
+    pub fn parse(code: &str) -> Option<ControlRule> {
+        if code == "MA" {
+            Some(ControlRule::MovingAverage)
+        } else {
+            WestgardRule::parse(code).map(ControlRule::Westgard)
+        }
+    }
+}
+
+impl Serialize for ControlRule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for ControlRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        ControlRule::parse(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("{code:?} is not a QC rule")))
+    }
+}
+
+/// A violation as it is kept with its run: the rule and what the technologist reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedViolation {
+    /// The rule.
+    pub rule: ControlRule,
+    /// "2-2s level 1 across runs: run 7 +2.30 SD, run 8 +2.10 SD".
+    pub detail: String,
+}
+
+impl RecordedViolation {
+    /// The detail without the rule code it starts with, for a view that shows the rule beside
+    /// it ("level 1 +3.75 SD" beside "1-3s").
+    pub fn detail_without_rule(&self) -> &str {
+        self.detail
+            .strip_prefix(self.rule.code())
+            .map(|rest| rest.trim_start_matches(':').trim_start())
+            .unwrap_or(&self.detail)
+    }
+}
+
+impl From<&Violation> for RecordedViolation {
+    fn from(v: &Violation) -> RecordedViolation {
+        RecordedViolation { rule: ControlRule::Westgard(v.rule), detail: v.detail.clone() }
+    }
+}
+
 /// Where a violation was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Scope {
@@ -1529,5 +1670,30 @@ mod tests {
             .collect();
         assert_eq!(flags, [false, false, true, true]);
         assert!(moving_average(&MovingAverageRule { window: 0, ..rule }, &[140.0]).is_empty());
+    }
+
+    #[test]
+    fn a_run_keeps_its_violations_readably_and_an_unknown_rule_is_refused() {
+        let stored = r#"[{"rule":"1-3s","scope":"Result","results":[4],"detail":"1-3s: level 1 +3.75 SD"},
+            {"rule":"10x","detail":"10x level 2 across runs: …"},
+            {"rule":"MA","detail":"patient moving average"}]"#;
+        let v: Vec<RecordedViolation> = serde_json::from_str(stored).unwrap();
+        assert_eq!(v[0].rule, ControlRule::Westgard(WestgardRule::OneThreeS));
+        assert_eq!(v[2].rule, ControlRule::MovingAverage);
+        let details: Vec<&str> = v.iter().map(RecordedViolation::detail_without_rule).collect();
+        assert_eq!(
+            details,
+            ["level 1 +3.75 SD", "level 2 across runs: …", "patient moving average"]
+        );
+        let again: Vec<RecordedViolation> =
+            serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(again, v);
+        assert!(
+            serde_json::from_str::<Vec<RecordedViolation>>(r#"[{"rule":"1-9s","detail":""}]"#)
+                .is_err()
+        );
+        assert_eq!(RunSource::parse("patient_average"), Some(RunSource::PatientAverage));
+        assert_eq!(RunSource::parse("Manual"), None);
+        assert_eq!(TargetSource::parse(TargetSource::Lab.code()), Some(TargetSource::Lab));
     }
 }

@@ -6,7 +6,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use cuvette_domain::Flags;
-use cuvette_domain::qc::QcStatus;
+use cuvette_domain::qc::{
+    QcStatus, RecordedViolation, RuleSet, RunSource, TargetSource, WestgardRule,
+};
 
 use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
 
@@ -65,8 +67,8 @@ pub struct TargetRow {
     pub mean: f64,
     /// Target SD in force.
     pub sd: f64,
-    /// `manufacturer` or `lab`.
-    pub source: String,
+    /// Whose mean and SD are in force.
+    pub source: TargetSource,
     /// The insert's mean, kept after switching to the lab's own.
     pub manufacturer_mean: f64,
     /// The insert's SD.
@@ -98,8 +100,8 @@ pub struct QcPoint {
     pub sd: f64,
     /// z-score.
     pub z: f64,
-    /// Rules this result violated, space-separated.
-    pub rules: String,
+    /// Rules this result violated.
+    pub rules: Vec<WestgardRule>,
     /// The run's verdict.
     pub run_status: QcStatus,
 }
@@ -117,12 +119,12 @@ pub struct QcRunRow {
     pub at: Micros,
     /// The verdict.
     pub status: QcStatus,
-    /// JSON list of violations.
-    pub violations: String,
+    /// What it violated.
+    pub violations: Vec<RecordedViolation>,
     /// Who entered it.
     pub entered_by: String,
-    /// `manual`, `instrument` or `patient_average`.
-    pub source: String,
+    /// Where its results came from.
+    pub source: RunSource,
 }
 
 /// The QC facts for one test on one instrument that decide its lockout.
@@ -298,7 +300,7 @@ fn target_from_row(r: &AnyRow) -> StoreResult<TargetRow> {
         test_code: r.try_get("test_code")?,
         mean: r.try_get("mean")?,
         sd: r.try_get("sd")?,
-        source: r.try_get("source")?,
+        source: crate::code(r, "qc_target", "id", "source", TargetSource::parse)?,
         manufacturer_mean: r.try_get("manufacturer_mean")?,
         manufacturer_sd: r.try_get("manufacturer_sd")?,
     })
@@ -322,7 +324,7 @@ fn point_from_row(r: &AnyRow) -> StoreResult<QcPoint> {
         mean: r.try_get("mean")?,
         sd: r.try_get("sd")?,
         z: r.try_get("z")?,
-        rules: r.try_get("rules")?,
+        rules: crate::code(r, "qc_result", "id", "rules", parse_rules)?,
         run_status: qc_status(r, "qc_run", "run_status")?,
     })
 }
@@ -334,10 +336,28 @@ fn run_from_row(r: &AnyRow) -> StoreResult<QcRunRow> {
         test_code: r.try_get("test_code")?,
         at: r.try_get("at")?,
         status: qc_status(r, "qc_run", "status")?,
-        violations: r.try_get("violations")?,
+        violations: crate::code(r, "qc_run", "id", "violations", |json| {
+            serde_json::from_str(json).ok()
+        })?,
         entered_by: r.try_get("entered_by")?,
-        source: r.try_get("source")?,
+        source: crate::code(r, "qc_run", "id", "source", RunSource::parse)?,
     })
+}
+
+/// The rules a control result violated, stored space-separated ("2-2s R-4s"); one that does
+/// not parse makes the whole list unreadable.
+fn parse_rules(stored: &str) -> Option<Vec<WestgardRule>> {
+    stored.split_whitespace().map(WestgardRule::parse).collect()
+}
+
+/// Writes what [`parse_rules`] reads.
+fn rules_code(rules: &[WestgardRule]) -> String {
+    rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(" ")
+}
+
+/// The violations kept with a run, as JSON.
+fn violations_json(violations: &[RecordedViolation]) -> String {
+    serde_json::to_string(violations).expect("violations serialise: strings and codes only")
 }
 
 /// A stored QC verdict, strictly: an unknown code is corrupt data, never "not rejected".
@@ -396,11 +416,23 @@ impl Store {
     }
 
     /// The Westgard rules configured for a test, if any.
-    pub async fn qc_rules(&self, test_code: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT rules FROM qc_rules WHERE test_code = $1")
-            .bind(test_code)
-            .fetch_optional(self.reader())
-            .await?)
+    /// Rules that do not parse are corrupt data: QC is never judged by a default in their place.
+    pub async fn qc_rules(&self, test_code: &str) -> StoreResult<Option<RuleSet>> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM qc_rules WHERE test_code = $1")
+                .bind(test_code)
+                .fetch_optional(self.reader())
+                .await?;
+        stored
+            .map(|rules| {
+                RuleSet::parse(&rules).map_err(|_| StoreError::Corrupt {
+                    table: "qc_rules",
+                    row: 0,
+                    column: "rules",
+                    value: rules,
+                })
+            })
+            .transpose()
     }
 
     /// QC results of a test on an instrument after `since`, in run order then level.
@@ -767,12 +799,12 @@ pub struct NewQcRun<'a> {
     pub at: Micros,
     /// Verdict.
     pub status: QcStatus,
-    /// JSON list of violations.
-    pub violations: &'a str,
+    /// What it violated.
+    pub violations: &'a [RecordedViolation],
     /// Who entered it.
     pub entered_by: &'a str,
     /// Where it came from.
-    pub source: &'a str,
+    pub source: RunSource,
 }
 
 impl Tx {
@@ -806,7 +838,7 @@ impl Tx {
         test_code: &str,
         mean: f64,
         sd: f64,
-        source: &str,
+        source: TargetSource,
         by: &str,
         now: Micros,
     ) -> StoreResult<i64> {
@@ -824,7 +856,7 @@ impl Tx {
             )
             .bind(mean)
             .bind(sd)
-            .bind(source)
+            .bind(source.code())
             .bind(now)
             .bind(by)
             .bind(id)
@@ -841,7 +873,7 @@ impl Tx {
         .bind(test_code)
         .bind(mean)
         .bind(sd)
-        .bind(source)
+        .bind(source.code())
         .bind(now)
         .bind(by)
         .fetch_one(self.conn())
@@ -852,7 +884,7 @@ impl Tx {
     pub async fn set_qc_rules(
         &mut self,
         test_code: &str,
-        rules: &str,
+        rules: &RuleSet,
         by: &str,
         now: Micros,
     ) -> StoreResult<()> {
@@ -864,7 +896,7 @@ impl Tx {
             "INSERT INTO qc_rules (test_code, rules, updated_at, updated_by) VALUES ($1, $2, $3, $4)",
         )
         .bind(test_code)
-        .bind(rules)
+        .bind(rules.to_string())
         .bind(now)
         .bind(by)
         .execute(self.conn())
@@ -882,9 +914,9 @@ impl Tx {
         .bind(r.test_code)
         .bind(r.at)
         .bind(r.status.code())
-        .bind(r.violations)
+        .bind(violations_json(r.violations))
         .bind(r.entered_by)
-        .bind(r.source)
+        .bind(r.source.code())
         .fetch_one(self.conn())
         .await?)
     }
@@ -899,7 +931,7 @@ impl Tx {
         mean: f64,
         sd: f64,
         z: f64,
-        rules: &str,
+        rules: &[WestgardRule],
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO qc_result (run_id, target_id, value, mean, sd, z, rules) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -910,7 +942,7 @@ impl Tx {
         .bind(mean)
         .bind(sd)
         .bind(z)
-        .bind(rules)
+        .bind(rules_code(rules))
         .fetch_one(self.conn())
         .await?)
     }
@@ -920,18 +952,18 @@ impl Tx {
         &mut self,
         run_id: i64,
         status: QcStatus,
-        violations: &str,
-        rules_by_result: &[(i64, String)],
+        violations: &[RecordedViolation],
+        rules_by_result: &[(i64, Vec<WestgardRule>)],
     ) -> StoreResult<()> {
         sqlx::query("UPDATE qc_run SET status = $1, violations = $2 WHERE id = $3")
             .bind(status.code())
-            .bind(violations)
+            .bind(violations_json(violations))
             .bind(run_id)
             .execute(self.conn())
             .await?;
         for (id, rules) in rules_by_result {
             sqlx::query("UPDATE qc_result SET rules = $1 WHERE id = $2")
-                .bind(rules)
+                .bind(rules_code(rules))
                 .bind(id)
                 .execute(self.conn())
                 .await?;

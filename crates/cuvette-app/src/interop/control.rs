@@ -150,7 +150,9 @@ impl Lab {
         let mut tx = self.store.begin().await?;
         let mut verdicts = Vec::new();
         for (run, test) in plan.runs.iter().zip(&plan.summary) {
-            let o = self.write_qc(&mut tx, &actor, run, "instrument").await?;
+            let o = self
+                .write_qc(&mut tx, &actor, run, cuvette_domain::qc::RunSource::Instrument)
+                .await?;
             let rules: Vec<&str> = o.violations.iter().map(|v| v.rule.code()).collect();
             verdicts.push(match o.status {
                 cuvette_domain::qc::QcStatus::Accepted => format!("{test} accepted"),

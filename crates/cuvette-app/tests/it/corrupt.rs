@@ -141,3 +141,39 @@ async fn a_lock_out_time_that_is_not_a_time_refuses_sign_in() {
     let why = corrupt(lab.login("technician", PASSWORD).await);
     assert!(why.contains("locked_until"), "{why}");
 }
+
+#[tokio::test]
+async fn westgard_rules_that_do_not_parse_refuse_the_run_instead_of_judging_by_a_default() {
+    let lab = lab().await;
+    let (instrument, l1, l2) = glucose_qc(&lab).await;
+    let mls = lab.technologist().await;
+    lab.set_westgard_rules(&mls, "GLU", "1-3s,2-2s").await.unwrap();
+    lab.raw_sql("UPDATE qc_rules SET rules = '1-3s,2-2x' WHERE test_code = 'GLU'").await.unwrap();
+
+    let tech = lab.technician().await;
+    let why = corrupt(
+        lab.record_qc(&tech, instrument, "GLU", &[(l1, "100".into()), (l2, "300".into())]).await,
+    );
+    assert!(why.contains("qc_rules") && why.contains("2-2x"), "{why}");
+}
+
+#[tokio::test]
+async fn a_control_result_or_run_naming_an_unknown_rule_says_corrupt_data() {
+    let lab = lab().await;
+    let (instrument, l1, l2) = glucose_qc(&lab).await;
+    run(&lab, instrument, (l1, l2), ("100", "300")).await;
+    lab.clock.advance(minutes(30));
+    assert_eq!(run(&lab, instrument, (l1, l2), ("100", "320")).await, QcStatus::Rejected);
+    let mls = lab.technologist().await;
+    assert!(!lab.lockout(&mls, instrument, "GLU").await.unwrap().runs.is_empty());
+
+    lab.raw_sql("UPDATE qc_run SET violations = '[{\"rule\":\"1-9s\",\"detail\":\"\"}]'")
+        .await
+        .unwrap();
+    let why = corrupt(lab.lockout(&mls, instrument, "GLU").await);
+    assert!(why.contains("qc_run") && why.contains("violations"), "{why}");
+
+    lab.raw_sql("UPDATE qc_result SET rules = '1-3s 9-9s'").await.unwrap();
+    let why = corrupt(lab.levey_jennings(&mls, l2, 0, i64::MAX).await);
+    assert!(why.contains("qc_result") && why.contains("rules"), "{why}");
+}

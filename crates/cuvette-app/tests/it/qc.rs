@@ -5,7 +5,7 @@ use cuvette_app::Clock;
 use cuvette_app::interop;
 use cuvette_app::qc::MaterialForm;
 use cuvette_app::store::MovingAverageRow;
-use cuvette_domain::qc::{QcStatus, WestgardRule};
+use cuvette_domain::qc::{ControlRule, QcStatus, RunSource, TargetSource, WestgardRule};
 
 use crate::support::*;
 
@@ -248,7 +248,7 @@ async fn the_lab_adopts_its_own_target_after_twenty_runs_and_not_before() {
     // Sample SD (n − 1) of the twenty values: √(25 / 19).
     assert!((sd - (25.0f64 / 19.0).sqrt()).abs() < 1e-9, "{sd}");
     let target = lab.store().target(l1).await.unwrap();
-    assert_eq!((target.source.as_str(), target.manufacturer_mean), ("lab", 100.0));
+    assert_eq!((target.source, target.manufacturer_mean), (TargetSource::Lab, 100.0));
 }
 
 #[tokio::test]
@@ -263,7 +263,7 @@ async fn the_levey_jennings_data_marks_violations_lot_changes_and_monthly_statis
     let to = lab.clock.now().as_microsecond() + 1;
     let data = lab.levey_jennings(&mls, l1, from, to).await.unwrap();
     assert_eq!(data.points.len(), 2);
-    assert_eq!(data.points[1].rules, "1-2s 1-3s");
+    assert_eq!(data.points[1].rules, [WestgardRule::OneTwoS, WestgardRule::OneThreeS]);
     assert_eq!(data.points[1].run_status.code(), "rejected");
     assert_eq!(data.months.len(), 1);
     assert_eq!((data.months[0].stats.n, data.months[0].stats.mean), (2, 103.5));
@@ -304,10 +304,13 @@ async fn a_patient_moving_average_out_of_control_raises_the_same_lockout() {
     let standing = &lab.qc_standings(Some(instrument)).await.unwrap()[0];
     assert!(standing.locked, "{standing:?}");
     let runs = lab.store().qc_runs(instrument, "GLU", 1).await.unwrap();
-    assert_eq!(runs[0].source, "patient_average");
+    assert_eq!(runs[0].source, RunSource::PatientAverage);
     assert!(
-        runs[0].violations.contains("patient moving average of GLU over 5 results"),
-        "{}",
+        runs[0].violations[0].rule == ControlRule::MovingAverage
+            && runs[0].violations[0]
+                .detail
+                .contains("patient moving average of GLU over 5 results"),
+        "{:?}",
         runs[0].violations
     );
 }
@@ -356,7 +359,7 @@ async fn an_instruments_control_run_is_recognised_by_its_sample_id_and_judged_on
     assert!(matches!(outcome, interop::Ingested::Accepted { results: 2, .. }), "{outcome:?}");
     assert!(String::from_utf8_lossy(&ack).contains("MSA|AA|QC1"));
     let runs = lab.store().qc_runs(instrument, "GLU", 5).await.unwrap();
-    assert_eq!((runs[0].status.code(), runs[0].source.as_str()), ("warning", "instrument"));
+    assert_eq!((runs[0].status, runs[0].source), (QcStatus::Warning, RunSource::Instrument));
 
     // Level 1 reads 107: 3.5 SD high.
     interop::hl7::receive(

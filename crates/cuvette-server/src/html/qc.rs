@@ -22,8 +22,8 @@ use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
 use cuvette_domain::qc::{
-    ControlStatistics, QcStatus, RUNS_TO_ESTABLISH_TARGET, RuleSet, SigmaRecommendation,
-    WestgardRule,
+    ControlStatistics, QcStatus, RUNS_TO_ESTABLISH_TARGET, RecordedViolation, RuleSet,
+    SigmaRecommendation, TargetSource, WestgardRule,
 };
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -290,42 +290,18 @@ fn status_words(status: &QcStatus) -> &'static str {
     }
 }
 
-fn source_words(source: &str) -> &'static str {
-    match source {
-        "manual" => "typed at the bench",
-        "instrument" => "from the instrument",
-        "patient_average" => "patient moving average",
-        _ => "other",
-    }
-}
-
-fn target_source_words(source: &str) -> &'static str {
-    if source == "lab" { "lab's own" } else { "manufacturer's insert" }
-}
-
 /// One violation as the bench reads it.
 struct ViolationView {
     rule: String,
     detail: String,
 }
 
-/// The violations stored with a run (JSON list; moving-average rejections have rule "MA").
-fn violations_of(json: &str) -> Vec<ViolationView> {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(json)
-    else {
-        return Vec::new();
-    };
-    items
+fn violations_of(recorded: &[RecordedViolation]) -> Vec<ViolationView> {
+    recorded
         .iter()
-        .map(|v| {
-            let rule = v.get("rule").and_then(|r| r.as_str()).unwrap_or("?");
-            let detail = v.get("detail").and_then(|d| d.as_str()).unwrap_or_default();
-            // The rule is shown beside the detail already: "1-3s level 1 +3.75 SD".
-            let detail = detail
-                .strip_prefix(rule)
-                .map(|rest| rest.trim_start_matches(':').trim_start())
-                .unwrap_or(detail);
-            ViolationView { rule: rule.to_owned(), detail: detail.to_owned() }
+        .map(|v| ViolationView {
+            rule: v.rule.code().to_owned(),
+            detail: v.detail_without_rule().to_owned(),
         })
         .collect()
 }
@@ -348,7 +324,7 @@ fn run_view(s: &AppState, r: &QcRunRow) -> RunView {
         status: r.status.code().to_owned(),
         status_label: status_words(&r.status),
         by: r.entered_by.clone(),
-        source: source_words(&r.source),
+        source: r.source.words(),
         violations: violations_of(&r.violations),
     }
 }
@@ -424,7 +400,7 @@ fn level_views(targets: &[TargetRow], typed: Option<&RunInput>, today: Date) -> 
             expired: t.material.expires_on.parse::<Date>().is_ok_and(|d| d < today),
             mean: target_text(t.mean, t.sd).0,
             sd: target_text(t.mean, t.sd).1,
-            source: target_source_words(&t.source),
+            source: t.source.words(),
             field: format!("value_{}", t.id),
             value: typed.and_then(|r| r.values.get(&t.id).cloned()).unwrap_or_default(),
             chart_href: chart_href(t.id),
@@ -1176,7 +1152,7 @@ fn point_views(s: &AppState, points: &[QcPoint], decimals: usize) -> Vec<PointVi
             lot: p.lot.clone(),
             value: fixed(p.value, decimals),
             z: signed(p.z),
-            rules: p.rules.split_whitespace().collect::<Vec<_>>().join(", "),
+            rules: p.rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "),
             run_status: status_words(&p.run_status),
             rejected: is_rejection(p),
             by: p.entered_by.clone(),
@@ -1186,7 +1162,7 @@ fn point_views(s: &AppState, points: &[QcPoint], decimals: usize) -> Vec<PointVi
 
 /// A point of a rejected run that violated a rule other than the 1-2s warning.
 fn is_rejection(p: &QcPoint) -> bool {
-    p.run_status == QcStatus::Rejected && p.rules.split_whitespace().any(|r| r != "1-2s")
+    p.run_status == QcStatus::Rejected && p.rules.iter().any(|r| !r.is_warning())
 }
 
 async fn chart_page(
@@ -1224,7 +1200,7 @@ async fn chart_page(
             } else {
                 data.target.mean + p.z * data.target.sd
             },
-            rules: p.rules.split_whitespace().map(str::to_owned).collect(),
+            rules: p.rules.iter().map(|r| r.code().to_owned()).collect(),
             rejected: is_rejection(p),
             note: format!(
                 "{} · {} {unit} · {} SD · lot {} · {}",
@@ -1281,8 +1257,8 @@ async fn chart_page(
         instrument_name: t.instrument_name.clone(),
         mean: target_text(t.mean, t.sd).0,
         sd: target_text(t.mean, t.sd).1,
-        source: target_source_words(&t.source),
-        is_lab_target: t.source == "lab",
+        source: t.source.words(),
+        is_lab_target: t.source == TargetSource::Lab,
         manufacturer: {
             let (mean, sd) = target_text(t.manufacturer_mean, t.manufacturer_sd);
             format!("{mean} ± {sd}")
@@ -1313,7 +1289,7 @@ async fn chart_page(
         runs_on_target: data.runs_on_target,
         runs_needed: RUNS_TO_ESTABLISH_TARGET,
         lab_target: data.lab_target.map(|(m, sd)| (fixed(m, decimals), fixed(sd, decimals + 1))),
-        may_adopt: bench.may(Action::ManageQc) && t.source == "manufacturer",
+        may_adopt: bench.may(Action::ManageQc) && t.source == TargetSource::Manufacturer,
         violations: point_views(s, &data.points, decimals)
             .into_iter()
             .filter(|p| !p.rules.is_empty())
@@ -1456,7 +1432,7 @@ fn csv_body(points: &[QcPoint], tz: &TimeZone) -> String {
             number(p.mean),
             number(p.sd),
             if p.z.is_finite() { format!("{:.3}", p.z) } else { String::new() },
-            csv_text(&p.rules),
+            csv_text(&p.rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(" ")),
             csv_text(p.run_status.code()),
             csv_text(&p.entered_by),
         ];
@@ -1743,7 +1719,7 @@ mod tests {
             mean: 0.5,
             sd: 0.25,
             z: -8.0,
-            rules: "1-3s".into(),
+            rules: vec![WestgardRule::OneThreeS],
             run_status: QcStatus::Rejected,
         };
         let body = csv_body(&[p], &tz);
@@ -1805,15 +1781,6 @@ mod tests {
     fn ids_and_segments_are_safe() {
         assert_eq!(segment("GLU/2 x"), "GLU%2F2%20x");
         assert_eq!(html_id(&["line", "3", "HbA1c/x"]), "line-3-HbA1c_x");
-        let v = violations_of(
-            r#"[{"rule":"1-3s","detail":"1-3s: level 1 +3.75 SD"},{"rule":"10x","detail":"10x level 2 across runs: …"},{"rule":"MA","detail":"patient moving average"}]"#,
-        );
-        let details: Vec<&str> = v.iter().map(|v| v.detail.as_str()).collect();
-        assert_eq!(
-            details,
-            ["level 1 +3.75 SD", "level 2 across runs: …", "patient moving average"]
-        );
-        assert!(violations_of("not json").is_empty());
         assert_eq!(padded(10_000_000_000, 10_000_000_000), (8_200_000_000, 11_800_000_000));
         assert_eq!(padded(0, 7_200_000_000), (0, 7_200_000_000));
     }
