@@ -9,14 +9,14 @@
 #                                             on SQLite, then on PostgreSQL (a database named
 #                                             cuvette_schemathesis is created anew beside DB)
 #
-# SCHEMATHESIS_EXAMPLES (default 40) bounds the cases per operation and phase; SCHEMATHESIS_SEED
+# SCHEMATHESIS_EXAMPLES (default 100) bounds the cases per operation and phase; SCHEMATHESIS_SEED
 # picks the generator's seed (a fixed one by default, so a failure reproduces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=4.32.5
 VENV=target/schemathesis-venv
-EXAMPLES="${SCHEMATHESIS_EXAMPLES:-40}"
+EXAMPLES="${SCHEMATHESIS_EXAMPLES:-100}"
 SEED="${SCHEMATHESIS_SEED:-20261124}"
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION"; then
@@ -73,7 +73,8 @@ run() {
   fi
   echo "=== schemathesis against the demo lab on $label (port $port) ==="
   local status=0
-  "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \
+  # From target/, where schemathesis keeps its cache.
+  (cd target && "schemathesis-venv/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" \
@@ -81,7 +82,7 @@ run() {
     --generation-database none \
     --wait-for-schema 60 \
     --request-timeout 30 \
-    --no-color || status=$?
+    --no-color) || status=$?
   stop_server
   if [ "$status" -ne 0 ]; then
     echo "schemathesis found failures on $label; the server's log is $log" >&2

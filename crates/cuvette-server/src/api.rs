@@ -50,14 +50,16 @@ pub struct Param {
     pub kind: &'static str,
     /// What it selects.
     pub description: &'static str,
+    /// The form a valid value has, as a regular expression.
+    pub pattern: Option<&'static str>,
 }
 
 const fn path(name: &'static str, kind: &'static str, description: &'static str) -> Param {
-    Param { name, location: In::Path, kind, description }
+    Param { name, location: In::Path, kind, description, pattern: None }
 }
 
 const fn query(name: &'static str, kind: &'static str, description: &'static str) -> Param {
-    Param { name, location: In::Query, kind, description }
+    Param { name, location: In::Query, kind, description, pattern: None }
 }
 
 /// One operation of the API: how the router reaches it and how the OpenAPI document
@@ -120,12 +122,18 @@ macro_rules! api_routes {
 }
 
 const ID: Param = path("id", "integer", "Patient id");
-const ACCESSION: Param = path(
-    "accession",
-    "string",
-    "Accession number as printed (26-0000123-0) or scanned (2600001230)",
-);
-const CODE: Param = path("code", "string", "Test code");
+const ACCESSION: Param = Param {
+    pattern: Some("^[0-9]{2}-?[0-9]{7}-?[0-9]$"),
+    ..path(
+        "accession",
+        "string",
+        "Accession number as printed (26-0000123-0) or scanned (2600001230); the last digit is a check digit",
+    )
+};
+const CODE: Param = Param { pattern: Some(TEST_CODE), ..path("code", "string", "Test code") };
+
+/// The form of a test or panel code in the catalog.
+pub const TEST_CODE: &str = "^[A-Za-z0-9_-]{1,16}$";
 
 api_routes! {
     GET "/openapi.json" => document {
@@ -503,11 +511,7 @@ async fn collect(
     ApiPath(acc): ApiPath<String>,
 ) -> ApiResult<Json<out::SpecimenStep>> {
     let sp = s.lab.collect(&c.actor, &acc).await?;
-    Ok(Json(out::SpecimenStep {
-        accession: sp.accession,
-        status: sp.status.code().to_owned(),
-        at: out::Time::opt(sp.collected_at),
-    }))
+    Ok(Json(out::SpecimenStep::from(&sp)))
 }
 
 #[derive(Deserialize, Default)]
@@ -526,11 +530,7 @@ async fn receive(
     let check =
         IdentityCheck { mrn: req.mrn, birth_date: req.birth_date, family_name: req.family_name };
     let sp = s.lab.receive(&c.actor, &acc, &check).await?;
-    Ok(Json(out::SpecimenStep {
-        accession: sp.accession,
-        status: sp.status.code().to_owned(),
-        at: out::Time::opt(sp.received_at),
-    }))
+    Ok(Json(out::SpecimenStep::from(&sp)))
 }
 
 #[derive(Deserialize)]

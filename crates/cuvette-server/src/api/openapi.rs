@@ -6,7 +6,10 @@
 use serde_json::{Map, Value, json};
 
 use super::responses::{Definition, ErrorBody, Schema};
-use super::{In, ROUTES};
+use super::{In, ROUTES, TEST_CODE};
+
+/// The form of a medical record number (`Mrn::parse`).
+const MRN: &str = "^[A-Za-z0-9-]{1,20}$";
 
 fn reason(status: u16) -> &'static str {
     match status {
@@ -38,8 +41,12 @@ fn operation(op: &super::Operation) -> Value {
         .iter()
         .map(|p| {
             let location = if p.location == In::Path { "path" } else { "query" };
+            let mut schema = json!({ "type": p.kind });
+            if let Some(pattern) = p.pattern {
+                schema["pattern"] = json!(pattern);
+            }
             json!({ "name": p.name, "in": location, "required": p.location == In::Path,
-                    "schema": { "type": p.kind }, "description": p.description })
+                    "schema": schema, "description": p.description })
         })
         .collect();
     let mut o = json!({
@@ -86,21 +93,21 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": ErrorBody::schema(),
                 "RegisterPatient": { "type": "object", "required": ["mrn", "family_name", "birth_date", "sex"], "properties": {
-                    "mrn": { "type": "string", "maxLength": 20 }, "family_name": { "type": "string" }, "given_name": { "type": "string" },
+                    "mrn": { "type": "string", "pattern": MRN }, "family_name": { "type": "string", "minLength": 1, "maxLength": 100 }, "given_name": { "type": "string", "maxLength": 100 },
                     "birth_date": { "type": "string", "format": "date" }, "sex": { "type": "string", "enum": ["F", "M", "U"] } } },
                 "OrderRequest": { "type": "object", "required": ["provider", "tests"], "description": "The patient by patient_id, or by patient (found by MRN, registered when new)", "properties": {
                     "patient_id": { "type": "integer" }, "patient": { "$ref": "#/components/schemas/RegisterPatient" },
                     "provider": { "type": "string" }, "priority": { "type": "string", "enum": ["routine", "stat"] },
-                    "tests": { "type": "array", "items": { "type": "string" }, "description": "Test and panel codes, e.g. [\"BMP\", \"CBC\"]" },
+                    "tests": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": TEST_CODE }, "description": "Test and panel codes, e.g. [\"BMP\", \"CBC\"]" },
                     "clinical_note": { "type": "string" }, "placer_number": { "type": "string" } } },
                 "ReceiveRequest": { "type": "object", "description": "At least two identifiers as printed on the label", "properties": {
-                    "mrn": { "type": "string" }, "birth_date": { "type": "string", "format": "date" }, "family_name": { "type": "string" } } },
+                    "mrn": { "type": "string", "pattern": MRN }, "birth_date": { "type": "string", "format": "date" }, "family_name": { "type": "string" } } },
                 "RejectRequest": { "type": "object", "required": ["reason"], "properties": {
                     "reason": { "type": "string", "enum": ["hemolyzed", "clotted", "qns", "mislabeled", "wrong_container", "stability_exceeded"] },
                     "note": { "type": "string" } } },
                 "ResultsRequest": { "type": "object", "required": ["results"], "properties": {
                     "results": { "type": "array", "items": { "type": "object", "required": ["test_code", "value"], "properties": {
-                        "test_code": { "type": "string" }, "value": { "type": "string" },
+                        "test_code": { "type": "string", "pattern": TEST_CODE }, "value": { "type": "string", "minLength": 1, "maxLength": 200 },
                         "row_version": { "type": "integer", "description": "The test's row_version as last read; required when the test already has a result" } } } },
                     "correction": { "type": "object", "required": ["reason", "signature"], "description": "To correct a released result", "properties": {
                         "reason": { "type": "string" },

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use cuvette_app::store::{AuditEvent, CriticalCallRow, PatientRow, ResultRow, WorkItem};
+use cuvette_app::store::{
+    AuditEvent, CriticalCallRow, PatientRow, ResultRow, SpecimenRow, WorkItem,
+};
 use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};
 use cuvette_domain::TestDefinition;
 use cuvette_domain::catalog::{CalculationRule, Panel, ReferenceInterval, ResultType};
@@ -512,8 +514,19 @@ response! {
     pub struct SpecimenStep {
         pub accession: String,
         pub status: String = [SPECIMEN_STATUSES[0], SPECIMEN_STATUSES[1], SPECIMEN_STATUSES[2], SPECIMEN_STATUSES[3]],
-        /// When the step happened.
-        pub at: Option<Time>,
+        pub collected_at: Option<Time>,
+        pub received_at: Option<Time>,
+    }
+}
+
+impl From<&SpecimenRow> for SpecimenStep {
+    fn from(s: &SpecimenRow) -> SpecimenStep {
+        SpecimenStep {
+            accession: s.accession.clone(),
+            status: s.status.code().to_owned(),
+            collected_at: Time::opt(s.collected_at),
+            received_at: Time::opt(s.received_at),
+        }
     }
 }
 
