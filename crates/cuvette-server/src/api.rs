@@ -234,8 +234,18 @@ api_routes! {
     }
 }
 
-async fn document() -> Json<out::Document> {
-    Json(out::Document(openapi::document()))
+/// The document, with the lab's current catalog codes as the values a test code takes.
+async fn document(State(s): State<AppState>) -> Json<out::Document> {
+    let cat = s.lab.catalog();
+    let orderable: Vec<&str> = cat
+        .catalog
+        .tests()
+        .filter(|t| t.orderable)
+        .map(|t| t.code.as_str())
+        .chain(cat.catalog.panels().map(|p| p.code.as_str()))
+        .collect();
+    let tests: Vec<&str> = cat.catalog.tests().map(|t| t.code.as_str()).collect();
+    Json(out::Document(openapi::document(&orderable, &tests)))
 }
 
 async fn no_such_route() -> Response {

@@ -68,12 +68,122 @@ fn operation(op: &super::Operation) -> Value {
     o
 }
 
-/// The document served at `/api/openapi.json`.
-pub fn document() -> Value {
+/// How one operation's answer feeds another's parameter (OpenAPI links): what a client does
+/// next, and what lets a generated sequence of calls reach a real specimen or test.
+/// (from method, from path, link name, to method, to path, parameter, runtime expression)
+const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    ("POST", "/v1/patients", "patient", "GET", "/v1/patients/{id}", "id", "$response.body#/id"),
+    (
+        "POST",
+        "/v1/patients",
+        "report",
+        "GET",
+        "/v1/patients/{id}/report",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "POST",
+        "/v1/orders",
+        "specimen",
+        "GET",
+        "/v1/specimens/{accession}",
+        "accession",
+        "$response.body#/accessions/0",
+    ),
+    (
+        "POST",
+        "/v1/orders",
+        "collect",
+        "POST",
+        "/v1/specimens/{accession}/collect",
+        "accession",
+        "$response.body#/accessions/0",
+    ),
+    (
+        "POST",
+        "/v1/orders",
+        "patient",
+        "GET",
+        "/v1/patients/{id}",
+        "id",
+        "$response.body#/patient_id",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/collect",
+        "receive",
+        "POST",
+        "/v1/specimens/{accession}/receive",
+        "accession",
+        "$response.body#/accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/collect",
+        "reject",
+        "POST",
+        "/v1/specimens/{accession}/reject",
+        "accession",
+        "$response.body#/accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/receive",
+        "results",
+        "POST",
+        "/v1/specimens/{accession}/results",
+        "accession",
+        "$response.body#/accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/reject",
+        "recollection",
+        "GET",
+        "/v1/specimens/{accession}",
+        "accession",
+        "$response.body#/recollection_accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/results",
+        "critical_call",
+        "POST",
+        "/v1/tests/{id}/critical-calls",
+        "id",
+        "$response.body#/saved/0/ordered_test_id",
+    ),
+    (
+        "GET",
+        "/v1/catalog/tests",
+        "test",
+        "GET",
+        "/v1/catalog/tests/{code}",
+        "code",
+        "$response.body#/tests/0/definition/code",
+    ),
+];
+
+/// The document served at `/api/openapi.json`: `orderable` are the codes an order may name
+/// (tests and panels), `tests` the codes a result may be entered for.
+pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
     let mut paths = Map::new();
     for op in ROUTES {
         let item = paths.entry(format!("/api{}", op.path)).or_insert_with(|| json!({}));
         item[op.method.to_ascii_lowercase()] = operation(op);
+    }
+    for (method, path, name, to_method, to_path, param, expression) in LINKS {
+        let from = &mut paths[&format!("/api{path}")][method.to_ascii_lowercase()];
+        let status = ROUTES
+            .iter()
+            .find(|op| op.method == *method && op.path == *path)
+            .map_or(200, |op| op.status)
+            .to_string();
+        from["responses"][&status]["links"][*name] = json!({
+            "operationId": format!("{to_method} {to_path}"),
+            "parameters": { *param: expression },
+        });
     }
     json!({
         "openapi": "3.1.0",
@@ -98,7 +208,7 @@ pub fn document() -> Value {
                 "OrderRequest": { "type": "object", "required": ["provider", "tests"], "description": "The patient by patient_id, or by patient (found by MRN, registered when new)", "properties": {
                     "patient_id": { "type": "integer" }, "patient": { "$ref": "#/components/schemas/RegisterPatient" },
                     "provider": { "type": "string" }, "priority": { "type": "string", "enum": ["routine", "stat"] },
-                    "tests": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": TEST_CODE }, "description": "Test and panel codes, e.g. [\"BMP\", \"CBC\"]" },
+                    "tests": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": TEST_CODE, "enum": orderable }, "description": "Test and panel codes, e.g. [\"BMP\", \"CBC\"]" },
                     "clinical_note": { "type": "string" }, "placer_number": { "type": "string" } } },
                 "ReceiveRequest": { "type": "object", "description": "At least two identifiers as printed on the label", "properties": {
                     "mrn": { "type": "string", "pattern": MRN }, "birth_date": { "type": "string", "format": "date" }, "family_name": { "type": "string" } } },
@@ -107,7 +217,7 @@ pub fn document() -> Value {
                     "note": { "type": "string" } } },
                 "ResultsRequest": { "type": "object", "required": ["results"], "properties": {
                     "results": { "type": "array", "items": { "type": "object", "required": ["test_code", "value"], "properties": {
-                        "test_code": { "type": "string", "pattern": TEST_CODE }, "value": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "test_code": { "type": "string", "pattern": TEST_CODE, "enum": tests }, "value": { "type": "string", "minLength": 1, "maxLength": 200 },
                         "row_version": { "type": "integer", "description": "The test's row_version as last read; required when the test already has a result" } } } },
                     "correction": { "type": "object", "required": ["reason", "signature"], "description": "To correct a released result", "properties": {
                         "reason": { "type": "string" },

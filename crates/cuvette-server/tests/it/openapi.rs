@@ -447,3 +447,35 @@ async fn the_router_serves_exactly_the_documented_operations() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_link_leads_to_a_documented_operation_and_one_of_its_parameters() {
+    let app = app().await;
+    let c = Contract::load(&app).await;
+    let mut by_id = std::collections::BTreeMap::new();
+    for item in c.doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            by_id.insert(op["operationId"].as_str().unwrap().to_owned(), op.clone());
+        }
+    }
+    let mut links = 0;
+    for op in by_id.values() {
+        for response in op["responses"].as_object().unwrap().values() {
+            for (name, link) in
+                response.get("links").and_then(Value::as_object).into_iter().flatten()
+            {
+                links += 1;
+                let target = &by_id[link["operationId"].as_str().unwrap()];
+                for param in link["parameters"].as_object().unwrap().keys() {
+                    let known = target["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == param.as_str());
+                    assert!(known, "link {name} sets {param}, which its target does not take");
+                }
+            }
+        }
+    }
+    assert!(links > 0, "the document links an order to its specimens");
+}
