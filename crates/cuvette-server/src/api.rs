@@ -2,148 +2,400 @@
 //! OpenAPI document at `/api/openapi.json`. Authenticated by `Authorization: Bearer <key>`
 //! (`cuvette apikey create`) or by a browser session with `X-CSRF-Token`.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
-use cuvette_app::store::{AuditFilter, ResultRow, WorkItem};
+use cuvette_app::store::AuditFilter;
 use cuvette_app::{
     AppError, Correction, CriticalCall, EnteredResult, IdentityCheck, PatientQuery, PlaceOrder,
-    RegisterPatient, SpecimenView, TestView,
+    RegisterPatient,
 };
-use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
+use cuvette_domain::workflow::TestStatus;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::ApiCaller;
-use crate::error::ApiError;
+use crate::error::{ApiError, api_error};
 
-mod openapi;
+pub mod openapi;
+pub mod responses;
+
+use responses as out;
+use responses::Schema;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/v1/patients", post(register_patient).get(search_patients))
-        .route("/v1/patients/{id}", get(patient))
-        .route("/v1/patients/{id}/report", get(report))
-        .route("/v1/orders", post(place_order))
-        .route("/v1/specimens/{accession}", get(specimen))
-        .route("/v1/specimens/{accession}/collect", post(collect))
-        .route("/v1/specimens/{accession}/receive", post(receive))
-        .route("/v1/specimens/{accession}/reject", post(reject))
-        .route("/v1/specimens/{accession}/results", post(enter_results))
-        .route("/v1/release", post(release))
-        .route("/v1/tests/{id}/critical-calls", post(critical_call))
-        .route("/v1/worklist", get(worklist))
-        .route("/v1/review-queue", get(review_queue))
-        .route("/v1/audit", get(audit))
-        .route("/v1/catalog/tests", get(catalog_tests))
-        .route("/v1/catalog/tests/{code}", get(catalog_test).put(save_catalog_test))
+/// Where a parameter is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum In {
+    /// In the path (`{id}`); always required.
+    Path,
+    /// In the query string; always optional.
+    Query,
 }
 
-fn time(micros: Option<i64>) -> Value {
-    micros
-        .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
-        .map(|t| Value::String(t.to_string()))
-        .unwrap_or(Value::Null)
+/// A path or query parameter of an operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Its name.
+    pub name: &'static str,
+    /// Path or query.
+    pub location: In,
+    /// JSON Schema type: "integer" or "string".
+    pub kind: &'static str,
+    /// What it selects.
+    pub description: &'static str,
+    /// The form a valid value has, as a regular expression.
+    pub pattern: Option<&'static str>,
 }
 
-fn flags(f: &str) -> Vec<&str> {
-    f.split(' ').filter(|s| !s.is_empty()).collect()
+const fn path(name: &'static str, kind: &'static str, description: &'static str) -> Param {
+    Param { name, location: In::Path, kind, description, pattern: None }
 }
 
-fn result_json(r: &ResultRow) -> Value {
-    json!({
-        "version": r.version,
-        "value": r.report_text,
-        "value_text": r.value_text,
-        "unit": r.unit,
-        "sent_value": r.sent_value,
-        "sent_unit": r.sent_unit,
-        "flags": r.flags.iter().map(|f| f.code()).collect::<Vec<_>>(),
-        "reference_interval": r.reference_interval,
-        "review": r.review,
-        "review_reasons": serde_json::from_str::<Value>(&r.reasons).unwrap_or(json!([])),
-        "status": r.release_status.map_or("entered", ReleaseStatus::code),
-        "entered_by": r.entered_by,
-        "entered_at": time(Some(r.entered_at)),
-        "verified_by": r.released_by,
-        "verified_at": time(r.released_at),
-        "correction_reason": r.correction_reason,
-        "definition_version": r.definition_version,
-    })
+const fn query(name: &'static str, kind: &'static str, description: &'static str) -> Param {
+    Param { name, location: In::Query, kind, description, pattern: None }
 }
 
-fn test_json(t: &TestView) -> Value {
-    json!({
-        "ordered_test_id": t.item.test.id,
-        "row_version": t.item.test.row_version,
-        "test_code": t.item.test.test_code,
-        "name": t.name,
-        "loinc": t.loinc,
-        "unit": t.unit,
-        "panel": t.item.test.panel_code,
-        "calculated": t.calculated,
-        "status": t.item.test.status,
-        "result": t.item.result.as_ref().map(result_json),
-        "released_result": t.released().map(result_json),
-        "versions": t.versions.iter().map(result_json).collect::<Vec<_>>(),
-        "critical_calls": t.calls.iter().map(|c| json!({
-            "called_person": c.called_person, "called_by": c.called_by, "called_at": time(Some(c.called_at)),
-            "read_back": c.read_back, "notes": c.notes, "result_version": c.result_version,
-        })).collect::<Vec<_>>(),
-    })
+/// One operation of the API: how the router reaches it and how the OpenAPI document
+/// describes it, from the same entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// HTTP method, upper case.
+    pub method: &'static str,
+    /// Path below `/api`, with `{name}` for path parameters.
+    pub path: &'static str,
+    /// One line.
+    pub summary: &'static str,
+    /// The group it is listed under.
+    pub tag: &'static str,
+    /// Path and query parameters.
+    pub params: &'static [Param],
+    /// The request body's schema, by component name.
+    pub body: Option<&'static str>,
+    /// The success status.
+    pub status: u16,
+    /// The success body's schema, generated from its response struct.
+    pub response: fn() -> Value,
+    /// The refusals it can answer with, each with the error body.
+    pub errors: &'static [u16],
 }
 
-fn specimen_json(v: &SpecimenView) -> Value {
-    let s = &v.specimen;
-    json!({
-        "accession": s.accession,
-        "status": s.status,
-        "container": s.container,
-        "specimen_type": s.specimen_type,
-        "collected_at": time(s.collected_at),
-        "collected_by": s.collected_by,
-        "received_at": time(s.received_at),
-        "received_by": s.received_by,
-        "rejection": s.rejected_at.map(|_| json!({
-            "at": time(s.rejected_at), "by": s.rejected_by, "reason": s.reject_reason, "note": s.reject_note,
-        })),
-        "row_version": s.row_version,
-        "patient": v.patient,
-        "order": { "id": v.order.id, "provider": v.order.provider, "priority": v.order.priority,
-                   "clinical_note": v.order.clinical_note, "placer_number": v.order.placer_number,
-                   "ordered_at": time(Some(v.order.ordered_at)), "ordered_by": v.order.ordered_by },
-        "tests": v.tests.iter().map(test_json).collect::<Vec<_>>(),
-    })
+/// Declares every route once: the router is built from this list and so is the OpenAPI
+/// document, so a route cannot exist undocumented.
+macro_rules! api_routes {
+    ($( $method:ident $path:literal => $handler:ident {
+        summary: $summary:literal,
+        tag: $tag:literal,
+        params: [$($param:expr),* $(,)?],
+        body: $body:expr,
+        ok: $status:literal $resp:ty,
+        errors: [$($err:literal),* $(,)?] $(,)?
+    } )*) => {
+        /// Every operation of the API, in the document's order.
+        pub const ROUTES: &[Operation] = &[$(
+            Operation {
+                method: stringify!($method),
+                path: $path,
+                summary: $summary,
+                tag: $tag,
+                params: &[$($param),*],
+                body: $body,
+                status: $status,
+                response: <$resp as Schema>::schema,
+                errors: &[$($err),*],
+            },
+        )*];
+
+        /// The API's router, mounted under `/api`.
+        pub fn routes() -> Router<AppState> {
+            let mut router = Router::new();
+            $( router = router.route($path, on(MethodFilter::$method, $handler)); )*
+            router.fallback(no_such_route)
+        }
+    };
 }
 
-fn work_item_json(i: &WorkItem) -> Value {
-    json!({
-        "ordered_test_id": i.test.id,
-        "row_version": i.test.row_version,
-        "accession": i.specimen.accession,
-        "test_code": i.test.test_code,
-        "discipline": i.test.discipline,
-        "status": i.test.status,
-        "priority": i.order.priority,
-        "patient": i.patient,
-        "received_at": time(i.specimen.received_at),
-        "result": i.result.as_ref().map(result_json),
-    })
+const ID: Param = path("id", "integer", "Patient id");
+const ACCESSION: Param = Param {
+    pattern: Some("^[0-9]{2}-?[0-9]{7}-?[0-9]$"),
+    ..path(
+        "accession",
+        "string",
+        "Accession number as printed (26-0000123-0) or scanned (2600001230); the last digit is a check digit",
+    )
+};
+const CODE: Param = Param { pattern: Some(TEST_CODE), ..path("code", "string", "Test code") };
+
+/// The form of a test or panel code in the catalog.
+pub const TEST_CODE: &str = "^[A-Za-z0-9_-]{1,16}$";
+
+api_routes! {
+    GET "/openapi.json" => document {
+        summary: "This document", tag: "meta", params: [], body: None,
+        ok: 200 out::Document, errors: [],
+    }
+    POST "/v1/patients" => register_patient {
+        summary: "Register a patient", tag: "patients", params: [], body: Some("RegisterPatient"),
+        ok: 201 out::Patient, errors: [400, 401, 403, 409, 415, 422],
+    }
+    GET "/v1/patients" => search_patients {
+        summary: "Search patients", tag: "patients",
+        params: [query("q", "string", "MRN, `family,given`, optionally followed by a date of birth")],
+        body: None, ok: 200 out::PatientList, errors: [400, 401, 403, 422],
+    }
+    GET "/v1/patients/{id}" => patient {
+        summary: "A patient", tag: "patients", params: [ID], body: None,
+        ok: 200 out::Patient, errors: [400, 401, 403, 404],
+    }
+    GET "/v1/patients/{id}/report" => report {
+        summary: "The patient's released results (cumulative report); audited as a view",
+        tag: "results", params: [ID], body: None,
+        ok: 200 out::Report, errors: [400, 401, 403, 404],
+    }
+    POST "/v1/orders" => place_order {
+        summary: "Place an order: patient and tests in, accession numbers out", tag: "orders",
+        params: [], body: Some("OrderRequest"),
+        ok: 201 out::PlacedOrder, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    GET "/v1/specimens/{accession}" => specimen {
+        summary: "A specimen with its tests and results (test code, LOINC, value, unit, flags, status, who entered and verified)",
+        tag: "specimens", params: [ACCESSION], body: None,
+        ok: 200 out::Specimen, errors: [400, 401, 403, 404, 422],
+    }
+    POST "/v1/specimens/{accession}/collect" => collect {
+        summary: "Record collection now, by the caller", tag: "specimens",
+        params: [ACCESSION], body: None,
+        ok: 200 out::SpecimenStep, errors: [400, 401, 403, 404, 409, 422],
+    }
+    POST "/v1/specimens/{accession}/receive" => receive {
+        summary: "Receive in the lab after checking two identifiers on the label",
+        tag: "specimens", params: [ACCESSION], body: Some("ReceiveRequest"),
+        ok: 200 out::SpecimenStep, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    POST "/v1/specimens/{accession}/reject" => reject {
+        summary: "Reject; open tests are cancelled and a recollection specimen is created",
+        tag: "specimens", params: [ACCESSION], body: Some("RejectRequest"),
+        ok: 200 out::Rejected, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    POST "/v1/specimens/{accession}/results" => enter_results {
+        summary: "Enter results by test code (all or nothing); calculations follow",
+        tag: "results", params: [ACCESSION], body: Some("ResultsRequest"),
+        ok: 200 out::SavedResults, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    POST "/v1/release" => release {
+        summary: "Verify and release results; each is released or held with the reason",
+        tag: "results", params: [], body: Some("ReleaseRequest"),
+        ok: 200 out::ReleaseOutcomes, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    POST "/v1/tests/{id}/critical-calls" => critical_call {
+        summary: "Document the call of a critical result (read-back opens the release gate)",
+        tag: "results", params: [path("id", "integer", "Ordered test id")],
+        body: Some("CriticalCall"),
+        ok: 201 out::CallDocumented, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    GET "/v1/worklist" => worklist {
+        summary: "Open tests on a bench, STAT first", tag: "results",
+        params: [query("bench", "string", "Discipline, e.g. chemistry")], body: None,
+        ok: 200 out::WorkList, errors: [400, 401, 403, 422],
+    }
+    GET "/v1/review-queue" => review_queue {
+        summary: "Results waiting for verification, critical first", tag: "results",
+        params: [], body: None, ok: 200 out::WorkList, errors: [401, 403],
+    }
+    GET "/v1/audit" => audit {
+        summary: "The audit log, newest first", tag: "audit",
+        params: [
+            query("actor", "string", "Username"),
+            query("entity", "string", "patient, specimen, result, …"),
+            query("entity_id", "string", "Which one"),
+            query("patient_id", "integer", "Events about this patient"),
+            query("before_seq", "integer", "Page backwards: events before this sequence number"),
+        ],
+        body: None, ok: 200 out::AuditLog, errors: [400, 401, 403, 422],
+    }
+    GET "/v1/catalog/tests" => catalog_tests {
+        summary: "The test catalog with each definition's version", tag: "catalog",
+        params: [], body: None, ok: 200 out::CatalogList, errors: [401, 403],
+    }
+    GET "/v1/catalog/tests/{code}" => catalog_test {
+        summary: "One test definition", tag: "catalog", params: [CODE], body: None,
+        ok: 200 out::CatalogTest, errors: [400, 401, 403, 404, 422],
+    }
+    PUT "/v1/catalog/tests/{code}" => save_catalog_test {
+        summary: "Save a new version of a test definition (supervisor)", tag: "catalog",
+        params: [CODE], body: Some("SaveDefinition"),
+        ok: 200 out::DefinitionSaved, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+}
+
+/// The document, with the lab's current catalog codes as the values a test code takes.
+async fn document(State(s): State<AppState>) -> Json<out::Document> {
+    let cat = s.lab.catalog();
+    let orderable: Vec<&str> = cat
+        .catalog
+        .tests()
+        .filter(|t| t.orderable)
+        .map(|t| t.code.as_str())
+        .chain(cat.catalog.panels().map(|p| p.code.as_str()))
+        .collect();
+    let tests: Vec<&str> = cat.catalog.tests().map(|t| t.code.as_str()).collect();
+    Json(out::Document(openapi::document(&orderable, &tests)))
+}
+
+async fn no_such_route() -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "no such API route: see /api/openapi.json for the routes".into(),
+        vec![],
+    )
+}
+
+/// A refusal of the request's form, before any use case runs: 400 for what does not parse,
+/// 415 for a body that is not JSON, 422 for a value the API cannot take (with its field).
+#[derive(Debug)]
+pub enum BadRequest {
+    /// Malformed JSON, path or query string.
+    Malformed(String),
+    /// No JSON content type.
+    NotJson,
+    /// Well-formed but unusable: the field and why.
+    Invalid(String, String),
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        match self {
+            BadRequest::Malformed(m) => api_error(StatusCode::BAD_REQUEST, m, vec![]),
+            BadRequest::NotJson => api_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON with `Content-Type: application/json`".into(),
+                vec![],
+            ),
+            BadRequest::Invalid(field, message) => {
+                let f = cuvette_app::FieldError { field, message: message.clone() };
+                api_error(StatusCode::UNPROCESSABLE_ENTITY, message, vec![f])
+            }
+        }
+    }
+}
+
+/// The first text in `v` holding a NUL character, by its field path. PostgreSQL cannot store
+/// NUL in text, and no laboratory value contains one, so the API refuses it at the edge.
+fn nul_field(v: &Value, at: &str) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at.to_owned()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, x)| nul_field(x, &format!("{at}[{i}]")))
+        }
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                return Some(at.to_owned());
+            }
+            nul_field(x, &if at.is_empty() { k.clone() } else { format!("{at}.{k}") })
+        }),
+        _ => None,
+    }
+}
+
+fn refuse_nul(pairs: &[(String, String)]) -> Result<(), BadRequest> {
+    match pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        Some((k, _)) => Err(BadRequest::Invalid(
+            k.replace('\0', ""),
+            "contains a NUL character: send text without control characters".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A JSON body, refused with the API's error shape (axum's own `Json` answers in plain text).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = BadRequest;
+
+    async fn from_request(req: Request, state: &S) -> Result<ApiJson<T>, BadRequest> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(BadRequest::NotJson);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| BadRequest::Malformed(format!("the body could not be read: {e}")))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| BadRequest::Malformed(format!("the body is not valid JSON: {e}")))?;
+        if let Some(field) = nul_field(&value, "") {
+            let field = if field.is_empty() { "body".to_owned() } else { field };
+            return Err(BadRequest::Invalid(
+                field,
+                "contains a NUL character: send text without control characters".into(),
+            ));
+        }
+        serde_json::from_value(value).map(ApiJson).map_err(|e| {
+            BadRequest::Invalid("body".into(), format!("the body does not fit this call: {e}"))
+        })
+    }
+}
+
+/// Query parameters, refused with the API's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = BadRequest;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ApiQuery<T>, BadRequest> {
+        let malformed = |e: axum::extract::rejection::QueryRejection| {
+            BadRequest::Malformed(format!(
+                "the query string does not fit this call: {}",
+                e.body_text()
+            ))
+        };
+        let Query(pairs) =
+            Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(malformed)?;
+        refuse_nul(&pairs)?;
+        Query::<T>::try_from_uri(&parts.uri).map(|Query(q)| ApiQuery(q)).map_err(malformed)
+    }
+}
+
+/// Path parameters, refused with the API's error shape.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = BadRequest;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<ApiPath<T>, BadRequest> {
+        let malformed = |e: axum::extract::rejection::PathRejection| {
+            BadRequest::Malformed(format!("the path does not fit this call: {}", e.body_text()))
+        };
+        let Path(pairs) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(malformed)?;
+        refuse_nul(&pairs)?;
+        let Path(p) = Path::<T>::from_request_parts(parts, state).await.map_err(malformed)?;
+        Ok(ApiPath(p))
+    }
 }
 
 async fn register_patient(
     State(s): State<AppState>,
     c: ApiCaller,
-    Json(form): Json<RegisterPatient>,
-) -> ApiResult<impl IntoResponse> {
+    ApiJson(form): ApiJson<RegisterPatient>,
+) -> ApiResult<(StatusCode, Json<out::Patient>)> {
     let p = s.lab.register_patient(&c.actor, &form).await?;
-    Ok((StatusCode::CREATED, Json(json!(p))))
+    Ok((StatusCode::CREATED, Json(out::Patient::from(&p))))
 }
 
 #[derive(Deserialize)]
@@ -155,34 +407,27 @@ struct SearchQuery {
 async fn search_patients(
     State(s): State<AppState>,
     c: ApiCaller,
-    Query(q): Query<SearchQuery>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> ApiResult<Json<out::PatientList>> {
     let rows = s.lab.search_patients(&c.actor, &PatientQuery { text: q.q }).await?;
-    Ok(Json(json!({ "patients": rows })))
+    Ok(Json(out::PatientList { patients: rows.iter().map(out::Patient::from).collect() }))
 }
 
 async fn patient(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.lab.patient(&c.actor, id).await?)))
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<out::Patient>> {
+    Ok(Json(out::Patient::from(&s.lab.patient(&c.actor, id).await?)))
 }
 
 async fn report(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<out::Report>> {
     let r = s.lab.cumulative_report(&c.actor, id).await?;
-    Ok(Json(json!({
-        "patient": r.patient,
-        "results": r.rows.iter().map(|row| json!({
-            "accession": row.test.item.specimen.accession,
-            "collected_at": time(row.collected_at),
-            "test": test_json(&row.test),
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(out::Report::from(&r)))
 }
 
 #[derive(Deserialize)]
@@ -219,8 +464,8 @@ fn codes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
 async fn place_order(
     State(s): State<AppState>,
     c: ApiCaller,
-    Json(req): Json<OrderRequest>,
-) -> ApiResult<impl IntoResponse> {
+    ApiJson(req): ApiJson<OrderRequest>,
+) -> ApiResult<(StatusCode, Json<out::PlacedOrder>)> {
     let patient_id =
         match (req.patient_id, &req.patient) {
             (Some(id), _) => id,
@@ -258,33 +503,25 @@ async fn place_order(
             },
         )
         .await?;
-    let accessions: Vec<&str> = placed.specimens.iter().map(|s| s.accession.as_str()).collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "order_id": placed.order_id, "patient_id": patient_id, "accessions": accessions, "specimens": placed.specimens }),
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(out::PlacedOrder::new(&placed, patient_id))))
 }
 
 async fn specimen(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(acc): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(acc): ApiPath<String>,
+) -> ApiResult<Json<out::Specimen>> {
     let v = s.lab.specimen_view(&c.actor, &acc).await?;
-    Ok(Json(specimen_json(&v)))
+    Ok(Json(out::Specimen::from(&v)))
 }
 
 async fn collect(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(acc): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(acc): ApiPath<String>,
+) -> ApiResult<Json<out::SpecimenStep>> {
     let sp = s.lab.collect(&c.actor, &acc).await?;
-    Ok(Json(
-        json!({ "accession": sp.accession, "status": sp.status, "collected_at": time(sp.collected_at) }),
-    ))
+    Ok(Json(out::SpecimenStep::from(&sp)))
 }
 
 #[derive(Deserialize, Default)]
@@ -297,15 +534,13 @@ struct ReceiveRequest {
 async fn receive(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(acc): Path<String>,
-    Json(req): Json<ReceiveRequest>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(acc): ApiPath<String>,
+    ApiJson(req): ApiJson<ReceiveRequest>,
+) -> ApiResult<Json<out::SpecimenStep>> {
     let check =
         IdentityCheck { mrn: req.mrn, birth_date: req.birth_date, family_name: req.family_name };
     let sp = s.lab.receive(&c.actor, &acc, &check).await?;
-    Ok(Json(
-        json!({ "accession": sp.accession, "status": sp.status, "received_at": time(sp.received_at) }),
-    ))
+    Ok(Json(out::SpecimenStep::from(&sp)))
 }
 
 #[derive(Deserialize)]
@@ -319,13 +554,15 @@ struct RejectRequest {
 async fn reject(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(acc): Path<String>,
-    Json(req): Json<RejectRequest>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(acc): ApiPath<String>,
+    ApiJson(req): ApiJson<RejectRequest>,
+) -> ApiResult<Json<out::Rejected>> {
     let recollection = s.lab.reject(&c.actor, &acc, &req.reason, &req.note).await?;
-    Ok(Json(
-        json!({ "accession": acc, "status": "rejected", "recollection_accession": recollection }),
-    ))
+    Ok(Json(out::Rejected {
+        accession: acc,
+        status: "rejected".into(),
+        recollection_accession: recollection,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -352,9 +589,9 @@ struct ResultsRequest {
 async fn enter_results(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(acc): Path<String>,
-    Json(req): Json<ResultsRequest>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(acc): ApiPath<String>,
+    ApiJson(req): ApiJson<ResultsRequest>,
+) -> ApiResult<Json<out::SavedResults>> {
     let view = s.lab.specimen_view(&c.actor, &acc).await?;
     let mut entries = Vec::new();
     let mut errors = Vec::new();
@@ -397,13 +634,7 @@ async fn enter_results(
     let correction =
         req.correction.map(|c| Correction { reason: c.reason, signature: c.signature });
     let saved = s.lab.enter_results(&c.actor, &entries, correction.as_ref()).await?;
-    Ok(Json(json!({
-        "saved": saved.iter().map(|r| json!({
-            "ordered_test_id": r.ordered_test_id, "version": r.version, "value": r.evaluation.report_text,
-            "flags": flags(&r.evaluation.flag_codes()), "reference_interval": r.evaluation.interval,
-            "review": r.evaluation.review, "review_reasons": r.evaluation.reasons,
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(out::SavedResults { saved: saved.iter().map(out::SavedResult::from).collect() }))
 }
 
 #[derive(Deserialize)]
@@ -422,8 +653,8 @@ struct ReleaseRequest {
 async fn release(
     State(s): State<AppState>,
     c: ApiCaller,
-    Json(req): Json<ReleaseRequest>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> ApiResult<Json<out::ReleaseOutcomes>> {
     let status = match req.status.as_deref().unwrap_or("final") {
         "final" => TestStatus::Final,
         "preliminary" => TestStatus::Preliminary,
@@ -438,7 +669,9 @@ async fn release(
     let tests: Vec<(i64, i64)> =
         req.tests.iter().map(|t| (t.ordered_test_id, t.row_version)).collect();
     let outcomes = s.lab.release(&c.actor, &tests, status).await?;
-    Ok(Json(json!({ "outcomes": outcomes })))
+    Ok(Json(out::ReleaseOutcomes {
+        outcomes: outcomes.iter().map(out::ReleaseOutcome::from).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -454,16 +687,16 @@ struct CallRequest {
 async fn critical_call(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(id): Path<i64>,
-    Json(req): Json<CallRequest>,
-) -> ApiResult<impl IntoResponse> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CallRequest>,
+) -> ApiResult<(StatusCode, Json<out::CallDocumented>)> {
     let call = CriticalCall {
         called_person: req.called_person,
         read_back: req.read_back,
         notes: req.notes,
     };
     let call_id = s.lab.document_critical_call(&c.actor, id, &call).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": call_id }))))
+    Ok((StatusCode::CREATED, Json(out::CallDocumented { id: call_id })))
 }
 
 #[derive(Deserialize)]
@@ -474,15 +707,15 @@ struct BenchQuery {
 async fn worklist(
     State(s): State<AppState>,
     c: ApiCaller,
-    Query(q): Query<BenchQuery>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(q): ApiQuery<BenchQuery>,
+) -> ApiResult<Json<out::WorkList>> {
     let items = s.lab.worklist(&c.actor, q.bench.as_deref()).await?;
-    Ok(Json(json!({ "items": items.iter().map(work_item_json).collect::<Vec<_>>() })))
+    Ok(Json(out::WorkList { items: items.iter().map(out::WorkEntry::from).collect() }))
 }
 
-async fn review_queue(State(s): State<AppState>, c: ApiCaller) -> ApiResult<Json<Value>> {
+async fn review_queue(State(s): State<AppState>, c: ApiCaller) -> ApiResult<Json<out::WorkList>> {
     let items = s.lab.review_queue(&c.actor).await?;
-    Ok(Json(json!({ "items": items.iter().map(work_item_json).collect::<Vec<_>>() })))
+    Ok(Json(out::WorkList { items: items.iter().map(out::WorkEntry::from).collect() }))
 }
 
 #[derive(Deserialize)]
@@ -497,8 +730,8 @@ struct AuditQuery {
 async fn audit(
     State(s): State<AppState>,
     c: ApiCaller,
-    Query(q): Query<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<out::AuditLog>> {
     let filter = AuditFilter {
         actor: q.actor.filter(|a| !a.is_empty()),
         entity: q
@@ -509,31 +742,41 @@ async fn audit(
         before_seq: q.before_seq,
     };
     let events = s.lab.audit_events(&c.actor, &filter).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(out::AuditLog { events: events.iter().map(out::AuditRecord::from).collect() }))
 }
 
-async fn catalog_tests(State(s): State<AppState>, _c: ApiCaller) -> ApiResult<Json<Value>> {
+async fn catalog_tests(
+    State(s): State<AppState>,
+    _c: ApiCaller,
+) -> ApiResult<Json<out::CatalogList>> {
     let cat = s.lab.catalog();
-    let tests: Vec<Value> = cat
-        .catalog
-        .tests()
-        .map(|t| json!({ "version": cat.versions.get(&t.code), "definition": t }))
-        .collect();
-    let panels: Vec<_> = cat.catalog.panels().collect();
-    Ok(Json(json!({ "tests": tests, "panels": panels })))
+    Ok(Json(out::CatalogList {
+        tests: cat
+            .catalog
+            .tests()
+            .map(|t| out::CatalogTest {
+                version: cat.versions.get(&t.code).copied(),
+                definition: out::Definition::from(t),
+            })
+            .collect(),
+        panels: cat.catalog.panels().map(out::CatalogPanel::from).collect(),
+    }))
 }
 
 async fn catalog_test(
     State(s): State<AppState>,
     _c: ApiCaller,
-    Path(code): Path<String>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<out::CatalogTest>> {
     let cat = s.lab.catalog();
     let t = cat
         .catalog
         .test(&code)
         .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?;
-    Ok(Json(json!({ "version": cat.versions.get(&t.code), "definition": t })))
+    Ok(Json(out::CatalogTest {
+        version: cat.versions.get(&t.code).copied(),
+        definition: out::Definition::from(t),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -545,9 +788,9 @@ struct SaveDefinition {
 async fn save_catalog_test(
     State(s): State<AppState>,
     c: ApiCaller,
-    Path(code): Path<String>,
-    Json(req): Json<SaveDefinition>,
-) -> ApiResult<Json<Value>> {
+    ApiPath(code): ApiPath<String>,
+    ApiJson(req): ApiJson<SaveDefinition>,
+) -> ApiResult<Json<out::DefinitionSaved>> {
     if req.definition.code != code {
         return Err(AppError::invalid(
             "definition.code",
@@ -556,5 +799,5 @@ async fn save_catalog_test(
         .into());
     }
     let version = s.lab.save_definition(&c.actor, req.definition, req.expected_version).await?;
-    Ok(Json(json!({ "code": code, "version": version })))
+    Ok(Json(out::DefinitionSaved { code, version }))
 }

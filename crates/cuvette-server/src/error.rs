@@ -95,7 +95,8 @@ impl IntoResponse for WebError {
     }
 }
 
-/// An error on a JSON route: `{"error": {"status", "message", "fields"}}`.
+/// An error on a JSON route: `{"error": {"status", "message", "fields"}}` (the shape is
+/// `api::responses::ErrorBody`).
 #[derive(Debug)]
 pub struct ApiError(pub AppError);
 
@@ -103,6 +104,23 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         ApiError(e)
     }
+}
+
+/// The API's one error response.
+pub(crate) fn api_error(
+    status: StatusCode,
+    message: String,
+    fields: Vec<cuvette_app::FieldError>,
+) -> Response {
+    use crate::api::responses::{ErrorBody, ErrorDetail, InvalidField};
+    let body = ErrorBody {
+        error: ErrorDetail {
+            status: i64::from(status.as_u16()),
+            message,
+            fields: fields.iter().map(InvalidField::from).collect(),
+        },
+    };
+    (status, Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -114,11 +132,10 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        let fields = match &self.0 {
-            AppError::Invalid(f) => serde_json::to_value(f).unwrap_or_default(),
-            _ => serde_json::Value::Array(vec![]),
+        let fields = match self.0 {
+            AppError::Invalid(f) => f,
+            _ => vec![],
         };
-        (status, Json(serde_json::json!({ "error": { "status": status.as_u16(), "message": message, "fields": fields } })))
-            .into_response()
+        api_error(status, message, fields)
     }
 }

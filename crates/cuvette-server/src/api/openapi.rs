@@ -1,130 +1,236 @@
-//! The OpenAPI 3.1 document of the JSON API, written by hand beside the routes it describes
-//! (a test checks that every route is documented).
+//! The OpenAPI 3.1 document of the JSON API. Operations come from the route table the router
+//! is built from (`api::ROUTES`) and their response schemas from the response structs
+//! (`api::responses`), so neither can drift from what the server does; request bodies are
+//! described here, beside the handlers' request types.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-fn op(summary: &str, tag: &str, body: Option<&str>, ok: &str, ok_schema: Value) -> Value {
+use super::responses::{Definition, ErrorBody, Schema};
+use super::{In, ROUTES, TEST_CODE};
+
+/// The form of a medical record number (`Mrn::parse`).
+const MRN: &str = "^[A-Za-z0-9-]{1,20}$";
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "The request does not parse (JSON, path or query string)",
+        401 => "No API key or session, or not a valid one",
+        403 => "The caller's role may not do this (or a session sent no CSRF token)",
+        404 => "No such thing",
+        409 => "Someone else changed it first, or it is in a state that does not allow this",
+        415 => "The body is not sent as JSON",
+        422 => "A value is not acceptable; `fields` names each and says why",
+        _ => "Refused",
+    }
+}
+
+fn operation(op: &super::Operation) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        op.status.to_string(),
+        json!({ "description": "Success", "content": { "application/json": { "schema": (op.response)() } } }),
+    );
+    for status in op.errors {
+        responses.insert(
+            status.to_string(),
+            json!({ "description": reason(*status), "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    let parameters: Vec<Value> = op
+        .params
+        .iter()
+        .map(|p| {
+            let location = if p.location == In::Path { "path" } else { "query" };
+            let mut schema = json!({ "type": p.kind });
+            if let Some(pattern) = p.pattern {
+                schema["pattern"] = json!(pattern);
+            }
+            json!({ "name": p.name, "in": location, "required": p.location == In::Path,
+                    "schema": schema, "description": p.description })
+        })
+        .collect();
     let mut o = json!({
-        "summary": summary,
-        "tags": [tag],
-        "responses": {
-            ok: { "description": "Success", "content": { "application/json": { "schema": ok_schema } } },
-            "401": { "$ref": "#/components/responses/Error" },
-            "403": { "$ref": "#/components/responses/Error" },
-            "404": { "$ref": "#/components/responses/Error" },
-            "409": { "$ref": "#/components/responses/Error" },
-            "422": { "$ref": "#/components/responses/Error" }
-        }
+        "operationId": format!("{} {}", op.method, op.path),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
     });
-    if let Some(schema) = body {
+    if !parameters.is_empty() {
+        o["parameters"] = Value::Array(parameters);
+    }
+    if let Some(schema) = op.body {
         o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
+    }
+    if op.path == "/openapi.json" {
+        // The description itself needs no key.
+        o["security"] = json!([]);
     }
     o
 }
 
-fn path_param(name: &str, kind: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "schema": { "type": kind }, "description": description })
-}
-
-fn query_param(name: &str, kind: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "schema": { "type": kind }, "description": description })
-}
-
-fn r(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-/// The document served at `/api/openapi.json`.
-pub fn document() -> Value {
-    let acc = path_param(
+/// How one operation's answer feeds another's parameter (OpenAPI links): what a client does
+/// next, and what lets a generated sequence of calls reach a real specimen or test.
+/// (from method, from path, link name, to method, to path, parameter, runtime expression)
+const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    ("POST", "/v1/patients", "patient", "GET", "/v1/patients/{id}", "id", "$response.body#/id"),
+    (
+        "POST",
+        "/v1/patients",
+        "report",
+        "GET",
+        "/v1/patients/{id}/report",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "POST",
+        "/v1/orders",
+        "specimen",
+        "GET",
+        "/v1/specimens/{accession}",
         "accession",
-        "string",
-        "Accession number as printed (26-0000123-0) or scanned (2600001230)",
-    );
-    let with_acc = |mut o: Value| {
-        o["parameters"] = json!([acc.clone()]);
-        o
-    };
+        "$response.body#/accessions/0",
+    ),
+    (
+        "POST",
+        "/v1/orders",
+        "collect",
+        "POST",
+        "/v1/specimens/{accession}/collect",
+        "accession",
+        "$response.body#/accessions/0",
+    ),
+    (
+        "POST",
+        "/v1/orders",
+        "patient",
+        "GET",
+        "/v1/patients/{id}",
+        "id",
+        "$response.body#/patient_id",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/collect",
+        "receive",
+        "POST",
+        "/v1/specimens/{accession}/receive",
+        "accession",
+        "$response.body#/accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/collect",
+        "reject",
+        "POST",
+        "/v1/specimens/{accession}/reject",
+        "accession",
+        "$response.body#/accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/receive",
+        "results",
+        "POST",
+        "/v1/specimens/{accession}/results",
+        "accession",
+        "$response.body#/accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/reject",
+        "recollection",
+        "GET",
+        "/v1/specimens/{accession}",
+        "accession",
+        "$response.body#/recollection_accession",
+    ),
+    (
+        "POST",
+        "/v1/specimens/{accession}/results",
+        "critical_call",
+        "POST",
+        "/v1/tests/{id}/critical-calls",
+        "id",
+        "$response.body#/saved/0/ordered_test_id",
+    ),
+    (
+        "GET",
+        "/v1/catalog/tests",
+        "test",
+        "GET",
+        "/v1/catalog/tests/{code}",
+        "code",
+        "$response.body#/tests/0/definition/code",
+    ),
+];
+
+/// The document served at `/api/openapi.json`: `orderable` are the codes an order may name
+/// (tests and panels), `tests` the codes a result may be entered for.
+pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
+    let mut paths = Map::new();
+    for op in ROUTES {
+        let item = paths.entry(format!("/api{}", op.path)).or_insert_with(|| json!({}));
+        item[op.method.to_ascii_lowercase()] = operation(op);
+    }
+    for (method, path, name, to_method, to_path, param, expression) in LINKS {
+        let from = &mut paths[&format!("/api{path}")][method.to_ascii_lowercase()];
+        let status = ROUTES
+            .iter()
+            .find(|op| op.method == *method && op.path == *path)
+            .map_or(200, |op| op.status)
+            .to_string();
+        from["responses"][&status]["links"][*name] = json!({
+            "operationId": format!("{to_method} {to_path}"),
+            "parameters": { *param: expression },
+        });
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Cuvette laboratory information system API",
             "version": "1",
-            "description": "Every call is authenticated: `Authorization: Bearer <key>` (create one with `cuvette apikey create --name NAME --role ROLE`) or a signed-in browser session, which must send its CSRF token in `X-CSRF-Token` for anything but GET. The key's role decides what it may do, exactly as for a person in that role. Times are RFC 3339 in UTC. Errors are `{\"error\": {\"status\", \"message\", \"fields\"}}`."
+            "description": "Every call is authenticated: `Authorization: Bearer <key>` (create one with `cuvette apikey create --name NAME --role ROLE`) or a signed-in browser session, which must send its CSRF token in `X-CSRF-Token` for anything but GET. The key's role decides what it may do, exactly as for a person in that role. Times are RFC 3339 in UTC. Every refusal is `{\"error\": {\"status\", \"message\", \"fields\"}}` with the status code: 400 unparseable, 401 no or bad key, 403 role, 404 not found, 409 changed meanwhile or wrong state, 415 not JSON, 422 invalid values."
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }, { "session": [] }],
-        "paths": {
-            "/api/v1/patients": {
-                "post": op("Register a patient", "patients", Some("RegisterPatient"), "201", r("Patient")),
-                "get": { "parameters": [query_param("q", "string", "MRN, `family,given`, optionally followed by a date of birth")],
-                         "summary": "Search patients", "tags": ["patients"],
-                         "responses": { "200": { "description": "Matches", "content": { "application/json": { "schema": { "type": "object", "properties": { "patients": { "type": "array", "items": r("Patient") } } } } } } } }
-            },
-            "/api/v1/patients/{id}": { "get": { "parameters": [path_param("id", "integer", "Patient id")], "summary": "A patient", "tags": ["patients"], "responses": { "200": { "description": "The patient", "content": { "application/json": { "schema": r("Patient") } } }, "404": { "$ref": "#/components/responses/Error" } } } },
-            "/api/v1/patients/{id}/report": { "get": { "parameters": [path_param("id", "integer", "Patient id")], "summary": "The patient's released results (cumulative report); audited as a view", "tags": ["results"], "responses": { "200": { "description": "Released results", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
-            "/api/v1/orders": { "post": op("Place an order: patient and tests in, accession numbers out", "orders", Some("OrderRequest"), "201", r("PlacedOrder")) },
-            "/api/v1/specimens/{accession}": { "get": with_acc(op("A specimen with its tests and results (test code, LOINC, value, unit, flags, status, who entered and verified)", "specimens", None, "200", r("Specimen"))) },
-            "/api/v1/specimens/{accession}/collect": { "post": with_acc(op("Record collection now, by the caller", "specimens", None, "200", json!({ "type": "object" }))) },
-            "/api/v1/specimens/{accession}/receive": { "post": with_acc(op("Receive in the lab after checking two identifiers on the label", "specimens", Some("ReceiveRequest"), "200", json!({ "type": "object" }))) },
-            "/api/v1/specimens/{accession}/reject": { "post": with_acc(op("Reject; open tests are cancelled and a recollection specimen is created", "specimens", Some("RejectRequest"), "200", json!({ "type": "object", "properties": { "recollection_accession": { "type": "string" } } }))) },
-            "/api/v1/specimens/{accession}/results": { "post": with_acc(op("Enter results by test code (all or nothing); calculations follow", "results", Some("ResultsRequest"), "200", json!({ "type": "object" }))) },
-            "/api/v1/release": { "post": op("Verify and release results; each is released or held with the reason", "results", Some("ReleaseRequest"), "200", json!({ "type": "object", "properties": { "outcomes": { "type": "array" } } })) },
-            "/api/v1/tests/{id}/critical-calls": { "post": { "parameters": [path_param("id", "integer", "Ordered test id")], "summary": "Document the call of a critical result (read-back opens the release gate)", "tags": ["results"], "requestBody": { "required": true, "content": { "application/json": { "schema": r("CriticalCall") } } }, "responses": { "201": { "description": "Documented" }, "422": { "$ref": "#/components/responses/Error" } } } },
-            "/api/v1/worklist": { "get": { "parameters": [query_param("bench", "string", "Discipline, e.g. chemistry")], "summary": "Open tests on a bench, STAT first", "tags": ["results"], "responses": { "200": { "description": "Work items" } } } },
-            "/api/v1/review-queue": { "get": { "summary": "Results waiting for verification, critical first", "tags": ["results"], "responses": { "200": { "description": "Work items" } } } },
-            "/api/v1/audit": { "get": { "parameters": [query_param("actor", "string", "Username"), query_param("entity", "string", "patient, specimen, result, …"), query_param("entity_id", "string", "Which one"), query_param("patient_id", "integer", "Events about this patient"), query_param("before_seq", "integer", "Page backwards")], "summary": "The audit log, newest first", "tags": ["audit"], "responses": { "200": { "description": "Events" } } } },
-            "/api/v1/catalog/tests": { "get": { "summary": "The test catalog with each definition's version", "tags": ["catalog"], "responses": { "200": { "description": "Tests and panels" } } } },
-            "/api/v1/catalog/tests/{code}": {
-                "get": { "parameters": [path_param("code", "string", "Test code")], "summary": "One test definition", "tags": ["catalog"], "responses": { "200": { "description": "The definition" } } },
-                "put": { "parameters": [path_param("code", "string", "Test code")], "summary": "Save a new version of a test definition (supervisor)", "tags": ["catalog"], "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["expected_version", "definition"], "properties": { "expected_version": { "type": "integer" }, "definition": { "type": "object" } } } } } }, "responses": { "200": { "description": "Saved" }, "409": { "$ref": "#/components/responses/Error" } } }
-            }
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "description": "An API key from `cuvette apikey create`" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "cuvette_session" }
             },
-            "responses": {
-                "Error": { "description": "Refused; the message says why and what to do", "content": { "application/json": { "schema": r("Error") } } }
-            },
             "schemas": {
-                "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-                    "status": { "type": "integer" }, "message": { "type": "string" },
-                    "fields": { "type": "array", "items": { "type": "object", "properties": { "field": { "type": "string" }, "message": { "type": "string" } } } } } } } },
+                "Error": ErrorBody::schema(),
                 "RegisterPatient": { "type": "object", "required": ["mrn", "family_name", "birth_date", "sex"], "properties": {
-                    "mrn": { "type": "string", "maxLength": 20 }, "family_name": { "type": "string" }, "given_name": { "type": "string" },
+                    "mrn": { "type": "string", "pattern": MRN }, "family_name": { "type": "string", "minLength": 1, "maxLength": 100 }, "given_name": { "type": "string", "maxLength": 100 },
                     "birth_date": { "type": "string", "format": "date" }, "sex": { "type": "string", "enum": ["F", "M", "U"] } } },
-                "Patient": { "type": "object", "properties": { "id": { "type": "integer" }, "mrn": { "type": "string" }, "family_name": { "type": "string" }, "given_name": { "type": "string" }, "birth_date": { "type": "string", "format": "date" }, "sex": { "type": "string" } } },
-                "OrderRequest": { "type": "object", "required": ["provider", "tests"], "properties": {
-                    "patient_id": { "type": "integer" }, "patient": r("RegisterPatient"),
+                "OrderRequest": { "type": "object", "required": ["provider", "tests"], "description": "The patient by patient_id, or by patient (found by MRN, registered when new)", "properties": {
+                    "patient_id": { "type": "integer" }, "patient": { "$ref": "#/components/schemas/RegisterPatient" },
                     "provider": { "type": "string" }, "priority": { "type": "string", "enum": ["routine", "stat"] },
-                    "tests": { "type": "array", "items": { "type": "string" }, "description": "Test and panel codes, e.g. [\"BMP\", \"CBC\"]" },
+                    "tests": { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": TEST_CODE, "enum": orderable }, "description": "Test and panel codes, e.g. [\"BMP\", \"CBC\"]" },
                     "clinical_note": { "type": "string" }, "placer_number": { "type": "string" } } },
-                "PlacedOrder": { "type": "object", "properties": { "order_id": { "type": "integer" }, "patient_id": { "type": "integer" },
-                    "accessions": { "type": "array", "items": { "type": "string" } },
-                    "specimens": { "type": "array", "items": { "type": "object", "properties": { "accession": { "type": "string" }, "container": { "type": "string" }, "tests": { "type": "array", "items": { "type": "string" } } } } } } },
-                "Result": { "type": "object", "properties": {
-                    "version": { "type": "integer" }, "value": { "type": "string", "description": "As reported (\"<0.5\", \">750\")" }, "value_text": { "type": "string", "description": "Exactly as entered" },
-                    "unit": { "type": "string" }, "sent_value": { "type": ["string", "null"], "description": "The value as the instrument sent it, when it was converted to the catalog's unit" }, "sent_unit": { "type": ["string", "null"], "description": "The UCUM unit the instrument sent it in, when converted" }, "flags": { "type": "array", "items": { "type": "string", "enum": ["L", "H", "LL", "HH", "A", "<", ">", "INV"] } },
-                    "reference_interval": { "type": "string" }, "status": { "type": "string", "enum": ["entered", "preliminary", "final", "corrected"] },
-                    "entered_by": { "type": "string" }, "entered_at": { "type": "string", "format": "date-time" },
-                    "verified_by": { "type": ["string", "null"] }, "verified_at": { "type": ["string", "null"], "format": "date-time" } } },
-                "Specimen": { "type": "object", "properties": {
-                    "accession": { "type": "string" }, "status": { "type": "string", "enum": ["pending", "collected", "received", "rejected"] },
-                    "container": { "type": "string" }, "patient": r("Patient"),
-                    "tests": { "type": "array", "items": { "type": "object", "properties": {
-                        "ordered_test_id": { "type": "integer" }, "row_version": { "type": "integer" }, "test_code": { "type": "string" }, "loinc": { "type": "string" },
-                        "status": { "type": "string", "enum": ["ordered", "collected", "received", "in_process", "preliminary", "final", "cancelled"] },
-                        "result": r("Result"), "released_result": r("Result") } } } } },
-                "ReceiveRequest": { "type": "object", "properties": { "mrn": { "type": "string" }, "birth_date": { "type": "string", "format": "date" }, "family_name": { "type": "string" } }, "description": "At least two identifiers as printed on the label" },
-                "RejectRequest": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string", "enum": ["hemolyzed", "clotted", "qns", "mislabeled", "wrong_container", "stability_exceeded"] }, "note": { "type": "string" } } },
+                "ReceiveRequest": { "type": "object", "description": "At least two identifiers as printed on the label", "properties": {
+                    "mrn": { "type": "string", "pattern": MRN }, "birth_date": { "type": "string", "format": "date" }, "family_name": { "type": "string" } } },
+                "RejectRequest": { "type": "object", "required": ["reason"], "properties": {
+                    "reason": { "type": "string", "enum": ["hemolyzed", "clotted", "qns", "mislabeled", "wrong_container", "stability_exceeded"] },
+                    "note": { "type": "string" } } },
                 "ResultsRequest": { "type": "object", "required": ["results"], "properties": {
-                    "results": { "type": "array", "items": { "type": "object", "required": ["test_code", "value"], "properties": { "test_code": { "type": "string" }, "value": { "type": "string" }, "row_version": { "type": "integer", "description": "Required when the test already has a result" } } } },
-                    "correction": { "type": "object", "properties": { "reason": { "type": "string" }, "signature": { "type": "string", "description": "The caller's password (signature for correcting a released result)" } } } } },
-                "ReleaseRequest": { "type": "object", "required": ["tests"], "properties": { "status": { "type": "string", "enum": ["final", "preliminary"] },
-                    "tests": { "type": "array", "items": { "type": "object", "properties": { "ordered_test_id": { "type": "integer" }, "row_version": { "type": "integer" } } } } } },
-                "CriticalCall": { "type": "object", "required": ["called_person", "read_back"], "properties": { "called_person": { "type": "string" }, "read_back": { "type": "boolean" }, "notes": { "type": "string" } } }
+                    "results": { "type": "array", "items": { "type": "object", "required": ["test_code", "value"], "properties": {
+                        "test_code": { "type": "string", "pattern": TEST_CODE, "enum": tests }, "value": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "row_version": { "type": "integer", "description": "The test's row_version as last read; required when the test already has a result" } } } },
+                    "correction": { "type": "object", "required": ["reason", "signature"], "description": "To correct a released result", "properties": {
+                        "reason": { "type": "string" },
+                        "signature": { "type": "string", "description": "The caller's password, re-entered as a signature" } } } } },
+                "ReleaseRequest": { "type": "object", "required": ["tests"], "properties": {
+                    "status": { "type": "string", "enum": ["final", "preliminary"] },
+                    "tests": { "type": "array", "items": { "type": "object", "required": ["ordered_test_id", "row_version"], "properties": {
+                        "ordered_test_id": { "type": "integer" }, "row_version": { "type": "integer" } } } } } },
+                "CriticalCall": { "type": "object", "required": ["called_person", "read_back"], "properties": {
+                    "called_person": { "type": "string" }, "read_back": { "type": "boolean" }, "notes": { "type": "string" } } },
+                "SaveDefinition": { "type": "object", "required": ["expected_version", "definition"], "properties": {
+                    "expected_version": { "type": "integer", "description": "The version last read (0 for a definition never saved)" },
+                    "definition": Definition::schema() } }
             }
         }
     })

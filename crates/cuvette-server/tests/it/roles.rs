@@ -210,7 +210,7 @@ async fn attempt(app: &App, f: &mut Fixture, action: Action, s: &Session) -> boo
             if reply.status == StatusCode::OK {
                 // The call is accepted; the result itself is released or held with the reason.
                 let outcome = &reply.json()["outcomes"][0];
-                return outcome.get("Released").is_some();
+                return outcome["outcome"] == "released";
             }
             reply
         }

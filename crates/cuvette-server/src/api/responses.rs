@@ -1,0 +1,911 @@
+//! Every JSON body the API answers with, one struct per shape, and the conversions from the
+//! application's rows. Nothing else in the API serialises a row: a column added to the store
+//! is not published until it is added here, and the OpenAPI document's response schemas are
+//! generated from these same structs ([`Schema`]), so the two cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use cuvette_app::store::{
+    AuditEvent, CriticalCallRow, PatientRow, ResultRow, SpecimenRow, WorkItem,
+};
+use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};
+use cuvette_domain::TestDefinition;
+use cuvette_domain::catalog::{CalculationRule, Panel, ReferenceInterval, ResultType};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A JSON Schema (the OpenAPI 3.1 dialect) for a response type.
+pub trait Schema {
+    /// The schema of the type's JSON.
+    fn schema() -> Value;
+}
+
+impl Schema for String {
+    fn schema() -> Value {
+        json!({ "type": "string" })
+    }
+}
+
+impl Schema for i64 {
+    fn schema() -> Value {
+        json!({ "type": "integer" })
+    }
+}
+
+impl Schema for u32 {
+    fn schema() -> Value {
+        json!({ "type": "integer", "minimum": 0 })
+    }
+}
+
+impl Schema for f64 {
+    fn schema() -> Value {
+        json!({ "type": "number" })
+    }
+}
+
+impl Schema for bool {
+    fn schema() -> Value {
+        json!({ "type": "boolean" })
+    }
+}
+
+impl<T: Schema> Schema for Vec<T> {
+    fn schema() -> Value {
+        json!({ "type": "array", "items": T::schema() })
+    }
+}
+
+impl<T: Schema> Schema for BTreeMap<String, T> {
+    fn schema() -> Value {
+        json!({ "type": "object", "additionalProperties": T::schema() })
+    }
+}
+
+/// `null` or the value: the type becomes a type array (`["string", "null"]`).
+impl<T: Schema> Schema for Option<T> {
+    fn schema() -> Value {
+        let mut s = T::schema();
+        match s.get("type").cloned() {
+            Some(Value::String(t)) => s["type"] = json!([t, "null"]),
+            _ => s = json!({ "anyOf": [s, { "type": "null" }] }),
+        }
+        s
+    }
+}
+
+/// An instant, as RFC 3339 in UTC ("2026-11-24T08:00:00Z"): every time the API shows goes
+/// through here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Time(String);
+
+impl Time {
+    /// From the store's microseconds since the epoch.
+    pub fn at(micros: i64) -> Time {
+        Time(
+            jiff::Timestamp::from_microsecond(micros)
+                .map(|t| t.to_string())
+                // The store only holds times the clock produced; out of jiff's range would
+                // be corrupt data, shown as the epoch rather than failing the whole answer.
+                .unwrap_or_else(|_| jiff::Timestamp::UNIX_EPOCH.to_string()),
+        )
+    }
+
+    /// An optional time.
+    pub fn opt(micros: Option<i64>) -> Option<Time> {
+        micros.map(Time::at)
+    }
+}
+
+impl Schema for Time {
+    fn schema() -> Value {
+        json!({ "type": "string", "format": "date-time" })
+    }
+}
+
+/// A calendar date, ISO 8601 ("1961-04-12").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Date(String);
+
+impl Schema for Date {
+    fn schema() -> Value {
+        json!({ "type": "string", "format": "date" })
+    }
+}
+
+/// Any JSON object (the OpenAPI document itself).
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Document(pub Value);
+
+impl Schema for Document {
+    fn schema() -> Value {
+        json!({ "type": "object" })
+    }
+}
+
+/// The schema of a field: the type's, with the field's description and, for codes, the
+/// values it takes (on the items of an array, and allowing null when the field may be null).
+fn field(mut schema: Value, description: &str, codes: &[&str]) -> Value {
+    if !codes.is_empty() {
+        let target = if schema.get("items").is_some() { &mut schema["items"] } else { &mut schema };
+        let mut values: Vec<Value> = codes.iter().map(|c| json!(c)).collect();
+        if target["type"].as_array().is_some_and(|t| t.contains(&json!("null"))) {
+            values.push(Value::Null);
+        }
+        target["enum"] = Value::Array(values);
+    }
+    if !description.is_empty() {
+        schema["description"] = json!(description.trim());
+    }
+    schema
+}
+
+fn object(description: &str, fields: Vec<(&str, Value)>) -> Value {
+    let required: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+    let properties: serde_json::Map<String, Value> =
+        fields.into_iter().map(|(n, s)| (n.to_owned(), s)).collect();
+    json!({
+        "type": "object",
+        "description": description.trim(),
+        "required": required,
+        "properties": properties,
+    })
+}
+
+/// Declares a response struct and its schema together: every field is always present (a
+/// missing value is `null`), so every field is required.
+macro_rules! response {
+    ($(#[doc = $doc:literal])* pub struct $name:ident {
+        $( $(#[doc = $fdoc:literal])* pub $field:ident : $ty:ty $(= [$($code:expr),+ $(,)?])? ),* $(,)?
+    }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Serialize)]
+        pub struct $name { $( $(#[doc = $fdoc])* pub $field: $ty ),* }
+
+        impl Schema for $name {
+            fn schema() -> Value {
+                object(concat!($($doc),*), vec![$(
+                    (stringify!($field), field(<$ty as Schema>::schema(), concat!($($fdoc),*), &[$($($code),+)?])),
+                )*])
+            }
+        }
+    };
+}
+
+const SEXES: [&str; 3] = ["F", "M", "U"];
+const FLAGS: [&str; 8] = ["LL", "HH", "L", "H", "A", "<", ">", "INV"];
+const REVIEWS: [&str; 2] = ["routine", "technologist"];
+const RESULT_STATUSES: [&str; 4] = ["entered", "preliminary", "final", "corrected"];
+const SPECIMEN_STATUSES: [&str; 4] = ["pending", "collected", "received", "rejected"];
+const TEST_STATUSES: [&str; 7] =
+    ["ordered", "collected", "received", "in_process", "preliminary", "final", "cancelled"];
+const PRIORITIES: [&str; 2] = ["stat", "routine"];
+const REJECTION_REASONS: [&str; 6] =
+    ["hemolyzed", "clotted", "qns", "mislabeled", "wrong_container", "stability_exceeded"];
+const RESULT_TYPES: [&str; 4] = ["numeric", "coded", "text", "organism"];
+
+response! {
+    /// A registered patient.
+    pub struct Patient {
+        pub id: i64,
+        /// Medical record number.
+        pub mrn: String,
+        pub family_name: String,
+        pub given_name: String,
+        pub birth_date: Date,
+        pub sex: String = [SEXES[0], SEXES[1], SEXES[2]],
+    }
+}
+
+impl From<&PatientRow> for Patient {
+    fn from(p: &PatientRow) -> Patient {
+        Patient {
+            id: p.id,
+            mrn: p.mrn.clone(),
+            family_name: p.family_name.clone(),
+            given_name: p.given_name.clone(),
+            birth_date: Date(p.birth_date.clone()),
+            sex: p.sex.clone(),
+        }
+    }
+}
+
+response! {
+    /// Patients matching a search, at most a page.
+    pub struct PatientList {
+        pub patients: Vec<Patient>,
+    }
+}
+
+response! {
+    /// One version of a result.
+    pub struct ResultVersion {
+        /// From 1; each correction or re-entry adds one.
+        pub version: i64,
+        /// As reported ("<0.5", ">750").
+        pub value: String,
+        /// Exactly as entered or sent.
+        pub value_text: String,
+        pub unit: String,
+        /// The value as the instrument sent it, when it was converted to the catalog's unit.
+        pub sent_value: Option<String>,
+        /// The UCUM unit the instrument sent it in, when converted.
+        pub sent_unit: Option<String>,
+        /// Most severe first.
+        pub flags: Vec<String> = [FLAGS[0], FLAGS[1], FLAGS[2], FLAGS[3], FLAGS[4], FLAGS[5], FLAGS[6], FLAGS[7]],
+        /// As printed ("3.5–5.1"), empty when none applies.
+        pub reference_interval: String,
+        /// Who must verify it.
+        pub review: String = [REVIEWS[0], REVIEWS[1]],
+        /// Why a technologist must look at it.
+        pub review_reasons: Vec<String>,
+        pub status: String = [RESULT_STATUSES[0], RESULT_STATUSES[1], RESULT_STATUSES[2], RESULT_STATUSES[3]],
+        pub entered_by: String,
+        pub entered_at: Time,
+        pub verified_by: Option<String>,
+        pub verified_at: Option<Time>,
+        /// Why a released value was corrected.
+        pub correction_reason: Option<String>,
+        /// The catalog definition version it was judged by.
+        pub definition_version: i64,
+    }
+}
+
+impl From<&ResultRow> for ResultVersion {
+    fn from(r: &ResultRow) -> ResultVersion {
+        ResultVersion {
+            version: r.version,
+            value: r.report_text.clone(),
+            value_text: r.value_text.clone(),
+            unit: r.unit.clone(),
+            sent_value: r.sent_value.clone(),
+            sent_unit: r.sent_unit.clone(),
+            flags: r.flags.iter().map(|f| f.code().to_owned()).collect(),
+            reference_interval: r.reference_interval.clone(),
+            review: r.review.code().to_owned(),
+            // Stored as a JSON array of text by the store itself.
+            review_reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
+            status: r.release_status.map_or("entered", |s| s.code()).to_owned(),
+            entered_by: r.entered_by.clone(),
+            entered_at: Time::at(r.entered_at),
+            verified_by: r.released_by.clone(),
+            verified_at: Time::opt(r.released_at),
+            correction_reason: r.correction_reason.clone(),
+            definition_version: r.definition_version,
+        }
+    }
+}
+
+response! {
+    /// A documented call of a critical result.
+    pub struct CriticalCallRecord {
+        /// Who was told (name and role).
+        pub called_person: String,
+        pub called_by: String,
+        pub called_at: Time,
+        /// Whether the recipient read the result back.
+        pub read_back: bool,
+        pub notes: String,
+        /// The result version that was called.
+        pub result_version: i64,
+    }
+}
+
+impl From<&CriticalCallRow> for CriticalCallRecord {
+    fn from(c: &CriticalCallRow) -> CriticalCallRecord {
+        CriticalCallRecord {
+            called_person: c.called_person.clone(),
+            called_by: c.called_by.clone(),
+            called_at: Time::at(c.called_at),
+            read_back: c.read_back,
+            notes: c.notes.clone(),
+            result_version: c.result_version,
+        }
+    }
+}
+
+response! {
+    /// A test ordered on a specimen, with its results.
+    pub struct OrderedTest {
+        pub ordered_test_id: i64,
+        /// Send it back when entering a replacement result or releasing.
+        pub row_version: i64,
+        pub test_code: String,
+        pub name: String,
+        pub loinc: String,
+        pub unit: String,
+        /// The panel it was ordered in, if any.
+        pub panel: Option<String>,
+        /// Computed from other results rather than measured.
+        pub calculated: bool,
+        pub status: String = [TEST_STATUSES[0], TEST_STATUSES[1], TEST_STATUSES[2], TEST_STATUSES[3], TEST_STATUSES[4], TEST_STATUSES[5], TEST_STATUSES[6]],
+        /// The latest version, released or not.
+        pub result: Option<ResultVersion>,
+        /// The latest released version: what the physician sees.
+        pub released_result: Option<ResultVersion>,
+        /// Every version, oldest first.
+        pub versions: Vec<ResultVersion>,
+        pub critical_calls: Vec<CriticalCallRecord>,
+    }
+}
+
+impl From<&TestView> for OrderedTest {
+    fn from(t: &TestView) -> OrderedTest {
+        let test = &t.item.test;
+        OrderedTest {
+            ordered_test_id: test.id,
+            row_version: test.row_version,
+            test_code: test.test_code.clone(),
+            name: t.name.clone(),
+            loinc: t.loinc.clone(),
+            unit: t.unit.clone(),
+            panel: test.panel_code.clone(),
+            calculated: t.calculated,
+            status: test.status.code().to_owned(),
+            result: t.item.result.as_ref().map(ResultVersion::from),
+            released_result: t.released().map(ResultVersion::from),
+            versions: t.versions.iter().map(ResultVersion::from).collect(),
+            critical_calls: t.calls.iter().map(CriticalCallRecord::from).collect(),
+        }
+    }
+}
+
+response! {
+    /// Why and when a specimen was rejected.
+    pub struct Rejection {
+        pub at: Time,
+        pub by: Option<String>,
+        pub reason: Option<String> = [REJECTION_REASONS[0], REJECTION_REASONS[1], REJECTION_REASONS[2], REJECTION_REASONS[3], REJECTION_REASONS[4], REJECTION_REASONS[5]],
+        pub note: Option<String>,
+    }
+}
+
+response! {
+    /// The order a specimen belongs to.
+    pub struct Order {
+        pub id: i64,
+        /// Ordering provider.
+        pub provider: String,
+        pub priority: String = [PRIORITIES[0], PRIORITIES[1]],
+        pub clinical_note: String,
+        /// The ordering system's order number.
+        pub placer_number: Option<String>,
+        pub ordered_at: Time,
+        pub ordered_by: String,
+    }
+}
+
+response! {
+    /// A specimen with its patient, order, tests and results.
+    pub struct Specimen {
+        /// As printed on the label.
+        pub accession: String,
+        pub status: String = [SPECIMEN_STATUSES[0], SPECIMEN_STATUSES[1], SPECIMEN_STATUSES[2], SPECIMEN_STATUSES[3]],
+        pub container: String,
+        pub specimen_type: String,
+        pub collected_at: Option<Time>,
+        pub collected_by: Option<String>,
+        pub received_at: Option<Time>,
+        pub received_by: Option<String>,
+        pub rejection: Option<Rejection>,
+        pub row_version: i64,
+        pub patient: Patient,
+        pub order: Order,
+        pub tests: Vec<OrderedTest>,
+    }
+}
+
+impl From<&SpecimenView> for Specimen {
+    fn from(v: &SpecimenView) -> Specimen {
+        let s = &v.specimen;
+        let o = &v.order;
+        Specimen {
+            accession: s.accession.clone(),
+            status: s.status.code().to_owned(),
+            container: s.container.clone(),
+            specimen_type: s.specimen_type.clone(),
+            collected_at: Time::opt(s.collected_at),
+            collected_by: s.collected_by.clone(),
+            received_at: Time::opt(s.received_at),
+            received_by: s.received_by.clone(),
+            rejection: s.rejected_at.map(|at| Rejection {
+                at: Time::at(at),
+                by: s.rejected_by.clone(),
+                reason: s.reject_reason.map(|r| r.code().to_owned()),
+                note: s.reject_note.clone(),
+            }),
+            row_version: s.row_version,
+            patient: Patient::from(&v.patient),
+            order: Order {
+                id: o.id,
+                provider: o.provider.clone(),
+                priority: o.priority.code().to_owned(),
+                clinical_note: o.clinical_note.clone(),
+                placer_number: o.placer_number.clone(),
+                ordered_at: Time::at(o.ordered_at),
+                ordered_by: o.ordered_by.clone(),
+            },
+            tests: v.tests.iter().map(OrderedTest::from).collect(),
+        }
+    }
+}
+
+response! {
+    /// One released result on a patient's cumulative report.
+    pub struct ReportLine {
+        pub accession: String,
+        pub collected_at: Option<Time>,
+        pub test: OrderedTest,
+    }
+}
+
+response! {
+    /// A patient's released results, newest specimen first.
+    pub struct Report {
+        pub patient: Patient,
+        pub results: Vec<ReportLine>,
+    }
+}
+
+impl From<&CumulativeReport> for Report {
+    fn from(r: &CumulativeReport) -> Report {
+        Report {
+            patient: Patient::from(&r.patient),
+            results: r
+                .rows
+                .iter()
+                .map(|row| ReportLine {
+                    accession: row.test.item.specimen.accession.clone(),
+                    collected_at: Time::opt(row.collected_at),
+                    test: OrderedTest::from(&row.test),
+                })
+                .collect(),
+        }
+    }
+}
+
+response! {
+    /// A tube an order created.
+    pub struct PlacedTube {
+        /// Accession number as printed.
+        pub accession: String,
+        /// Container to draw.
+        pub container: String,
+        /// Test codes on it.
+        pub tests: Vec<String>,
+    }
+}
+
+response! {
+    /// A placed order: its accession numbers, one per tube to draw.
+    pub struct PlacedOrder {
+        pub order_id: i64,
+        pub patient_id: i64,
+        pub accessions: Vec<String>,
+        pub specimens: Vec<PlacedTube>,
+    }
+}
+
+impl PlacedOrder {
+    /// The order placed for `patient_id`.
+    pub fn new(placed: &cuvette_app::PlacedOrder, patient_id: i64) -> PlacedOrder {
+        PlacedOrder {
+            order_id: placed.order_id,
+            patient_id,
+            accessions: placed.specimens.iter().map(|s| s.accession.clone()).collect(),
+            specimens: placed
+                .specimens
+                .iter()
+                .map(|s| PlacedTube {
+                    accession: s.accession.clone(),
+                    container: s.container.clone(),
+                    tests: s.tests.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+response! {
+    /// A specimen's state after collection or receipt.
+    pub struct SpecimenStep {
+        pub accession: String,
+        pub status: String = [SPECIMEN_STATUSES[0], SPECIMEN_STATUSES[1], SPECIMEN_STATUSES[2], SPECIMEN_STATUSES[3]],
+        pub collected_at: Option<Time>,
+        pub received_at: Option<Time>,
+    }
+}
+
+impl From<&SpecimenRow> for SpecimenStep {
+    fn from(s: &SpecimenRow) -> SpecimenStep {
+        SpecimenStep {
+            accession: s.accession.clone(),
+            status: s.status.code().to_owned(),
+            collected_at: Time::opt(s.collected_at),
+            received_at: Time::opt(s.received_at),
+        }
+    }
+}
+
+response! {
+    /// A rejected specimen and the specimen created to recollect it.
+    pub struct Rejected {
+        pub accession: String,
+        pub status: String = [SPECIMEN_STATUSES[3]],
+        /// The new specimen for the tests that were cancelled.
+        pub recollection_accession: String,
+    }
+}
+
+response! {
+    /// A result version just written, with how it was judged.
+    pub struct SavedResult {
+        pub ordered_test_id: i64,
+        pub version: i64,
+        /// As reported.
+        pub value: String,
+        pub flags: Vec<String> = [FLAGS[0], FLAGS[1], FLAGS[2], FLAGS[3], FLAGS[4], FLAGS[5], FLAGS[6], FLAGS[7]],
+        pub reference_interval: String,
+        pub review: String = [REVIEWS[0], REVIEWS[1]],
+        pub review_reasons: Vec<String>,
+    }
+}
+
+impl From<&Saved> for SavedResult {
+    fn from(r: &Saved) -> SavedResult {
+        let e = &r.evaluation;
+        SavedResult {
+            ordered_test_id: r.ordered_test_id,
+            version: r.version,
+            value: e.report_text.clone(),
+            flags: e.flags.iter().map(|f| f.code().to_owned()).collect(),
+            reference_interval: e.interval.clone(),
+            review: e.review.code().to_owned(),
+            review_reasons: e.reasons.clone(),
+        }
+    }
+}
+
+response! {
+    /// The results written, calculated ones included.
+    pub struct SavedResults {
+        pub saved: Vec<SavedResult>,
+    }
+}
+
+response! {
+    /// What became of one test asked to be released.
+    pub struct ReleaseOutcome {
+        pub ordered_test_id: i64,
+        pub outcome: String = ["released", "held"],
+        /// Why it was held, and what would allow it; null when released.
+        pub reason: Option<String>,
+    }
+}
+
+impl From<&Release> for ReleaseOutcome {
+    fn from(r: &Release) -> ReleaseOutcome {
+        match r {
+            Release::Released { ordered_test_id } => ReleaseOutcome {
+                ordered_test_id: *ordered_test_id,
+                outcome: "released".into(),
+                reason: None,
+            },
+            Release::Held { ordered_test_id, reason } => ReleaseOutcome {
+                ordered_test_id: *ordered_test_id,
+                outcome: "held".into(),
+                reason: Some(reason.clone()),
+            },
+        }
+    }
+}
+
+response! {
+    /// Each test's outcome, in the order asked.
+    pub struct ReleaseOutcomes {
+        pub outcomes: Vec<ReleaseOutcome>,
+    }
+}
+
+response! {
+    /// A documented critical call.
+    pub struct CallDocumented {
+        pub id: i64,
+    }
+}
+
+response! {
+    /// An open test on a worklist or the review queue.
+    pub struct WorkEntry {
+        pub ordered_test_id: i64,
+        pub row_version: i64,
+        pub accession: String,
+        pub test_code: String,
+        /// Bench.
+        pub discipline: String,
+        pub status: String = [TEST_STATUSES[0], TEST_STATUSES[1], TEST_STATUSES[2], TEST_STATUSES[3], TEST_STATUSES[4], TEST_STATUSES[5], TEST_STATUSES[6]],
+        pub priority: String = [PRIORITIES[0], PRIORITIES[1]],
+        pub patient: Patient,
+        pub received_at: Option<Time>,
+        /// The latest result, if one was entered.
+        pub result: Option<ResultVersion>,
+    }
+}
+
+impl From<&WorkItem> for WorkEntry {
+    fn from(i: &WorkItem) -> WorkEntry {
+        WorkEntry {
+            ordered_test_id: i.test.id,
+            row_version: i.test.row_version,
+            accession: i.specimen.accession.clone(),
+            test_code: i.test.test_code.clone(),
+            discipline: i.test.discipline.clone(),
+            status: i.test.status.code().to_owned(),
+            priority: i.order.priority.code().to_owned(),
+            patient: Patient::from(&i.patient),
+            received_at: Time::opt(i.specimen.received_at),
+            result: i.result.as_ref().map(ResultVersion::from),
+        }
+    }
+}
+
+response! {
+    /// Work items, most urgent first.
+    pub struct WorkList {
+        pub items: Vec<WorkEntry>,
+    }
+}
+
+response! {
+    /// One event of the tamper-evident audit log.
+    pub struct AuditRecord {
+        /// Position in the hash chain, from 1; pass the smallest as before_seq for the next page.
+        pub seq: i64,
+        pub at: Time,
+        /// Username, or "system".
+        pub actor: String,
+        pub action: String,
+        /// What kind of thing it concerns (patient, specimen, result, …).
+        pub entity: String,
+        pub entity_id: String,
+        pub patient_id: Option<i64>,
+        /// The state before, as JSON text.
+        pub before: Option<String>,
+        /// The state after, as JSON text.
+        pub after: Option<String>,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+}
+
+impl From<&AuditEvent> for AuditRecord {
+    fn from(e: &AuditEvent) -> AuditRecord {
+        AuditRecord {
+            seq: e.seq,
+            at: Time::at(e.at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            entity: e.entity.clone(),
+            entity_id: e.entity_id.clone(),
+            patient_id: e.patient_id,
+            before: e.before.clone(),
+            after: e.after.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+response! {
+    /// Audit events, newest first.
+    pub struct AuditLog {
+        pub events: Vec<AuditRecord>,
+    }
+}
+
+response! {
+    /// A reference interval for one sex and age band.
+    pub struct Interval {
+        /// "M", "F" or "*" for both.
+        pub sex: String,
+        /// Youngest age it applies to, ISO 8601 duration from birth ("P18Y"), inclusive.
+        pub age_min: Option<String>,
+        /// Age from which it no longer applies, exclusive.
+        pub age_max: Option<String>,
+        /// Decimal as text; null for a one-sided interval.
+        pub low: Option<String>,
+        pub high: Option<String>,
+    }
+}
+
+impl From<&ReferenceInterval> for Interval {
+    fn from(r: &ReferenceInterval) -> Interval {
+        Interval {
+            sex: r.sex.clone(),
+            age_min: r.age_min.clone(),
+            age_max: r.age_max.clone(),
+            low: r.low.map(|d| d.to_string()),
+            high: r.high.map(|d| d.to_string()),
+        }
+    }
+}
+
+response! {
+    /// How a calculated test is derived.
+    pub struct Calculation {
+        /// Test codes (and age_years, sex) it reads.
+        pub inputs: Vec<String>,
+        pub formula: String,
+        pub coefficients: BTreeMap<String, f64>,
+        pub valid_when: Vec<String>,
+        pub invalid_comment: Option<String>,
+    }
+}
+
+impl From<&CalculationRule> for Calculation {
+    fn from(c: &CalculationRule) -> Calculation {
+        Calculation {
+            inputs: c.inputs.clone(),
+            formula: c.formula.clone(),
+            coefficients: c.coefficients.clone(),
+            valid_when: c.valid_when.clone(),
+            invalid_comment: c.invalid_comment.clone(),
+        }
+    }
+}
+
+response! {
+    /// A test as the lab defines it; the same shape is sent back to save a new version.
+    /// Decimal limits are text, so no precision is lost.
+    pub struct Definition {
+        pub code: String,
+        pub name: String,
+        pub loinc: String,
+        pub discipline: String,
+        pub specimen: String,
+        pub container: String,
+        /// UCUM; empty for coded results.
+        pub unit: String,
+        pub result_type: String = [RESULT_TYPES[0], RESULT_TYPES[1], RESULT_TYPES[2], RESULT_TYPES[3]],
+        pub allowed_values: Vec<String>,
+        pub normal_values: Vec<String>,
+        pub decimals: Option<u32>,
+        pub reference: Vec<Interval>,
+        pub critical_low: Option<String>,
+        pub critical_high: Option<String>,
+        pub amr_low: Option<String>,
+        pub amr_high: Option<String>,
+        pub tea_percent: Option<String>,
+        pub tea_absolute: Option<String>,
+        pub delta_abs: Option<String>,
+        pub delta_percent: Option<String>,
+        pub delta_window_hours: Option<u32>,
+        pub calculation: Option<Calculation>,
+        pub orderable: bool,
+    }
+}
+
+impl From<&TestDefinition> for Definition {
+    fn from(t: &TestDefinition) -> Definition {
+        let text = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
+        Definition {
+            code: t.code.clone(),
+            name: t.name.clone(),
+            loinc: t.loinc.clone(),
+            discipline: t.discipline.clone(),
+            specimen: t.specimen.clone(),
+            container: t.container.clone(),
+            unit: t.unit.clone(),
+            result_type: match t.result_type {
+                ResultType::Numeric => "numeric",
+                ResultType::Coded => "coded",
+                ResultType::Text => "text",
+                ResultType::Organism => "organism",
+            }
+            .to_owned(),
+            allowed_values: t.allowed_values.clone(),
+            normal_values: t.normal_values.clone(),
+            decimals: t.decimals,
+            reference: t.reference.iter().map(Interval::from).collect(),
+            critical_low: text(t.critical_low),
+            critical_high: text(t.critical_high),
+            amr_low: text(t.amr_low),
+            amr_high: text(t.amr_high),
+            tea_percent: text(t.tea_percent),
+            tea_absolute: text(t.tea_absolute),
+            delta_abs: text(t.delta_abs),
+            delta_percent: text(t.delta_percent),
+            delta_window_hours: t.delta_window_hours,
+            calculation: t.calculation.as_ref().map(Calculation::from),
+            orderable: t.orderable,
+        }
+    }
+}
+
+response! {
+    /// A test definition with its stored version (send it as expected_version to save).
+    pub struct CatalogTest {
+        /// Null for a definition that came with the catalog and was never saved.
+        pub version: Option<i64>,
+        pub definition: Definition,
+    }
+}
+
+response! {
+    /// A named group of tests ordered together.
+    pub struct CatalogPanel {
+        pub code: String,
+        pub name: String,
+        pub loinc: String,
+        /// Measured member tests.
+        pub members: Vec<String>,
+        /// Calculated tests produced when their inputs are present.
+        pub calculated: Vec<String>,
+    }
+}
+
+impl From<&Panel> for CatalogPanel {
+    fn from(p: &Panel) -> CatalogPanel {
+        CatalogPanel {
+            code: p.code.clone(),
+            name: p.name.clone(),
+            loinc: p.loinc.clone(),
+            members: p.members.clone(),
+            calculated: p.calculated.clone(),
+        }
+    }
+}
+
+response! {
+    /// The test catalog.
+    pub struct CatalogList {
+        pub tests: Vec<CatalogTest>,
+        pub panels: Vec<CatalogPanel>,
+    }
+}
+
+response! {
+    /// A saved definition version.
+    pub struct DefinitionSaved {
+        pub code: String,
+        pub version: i64,
+    }
+}
+
+response! {
+    /// One invalid input.
+    pub struct InvalidField {
+        /// The field's name, as sent ("results[0].value", "patient.mrn").
+        pub field: String,
+        /// What is wrong and how to fix it.
+        pub message: String,
+    }
+}
+
+impl From<&FieldError> for InvalidField {
+    fn from(f: &FieldError) -> InvalidField {
+        InvalidField { field: f.field.clone(), message: f.message.clone() }
+    }
+}
+
+response! {
+    /// What went wrong.
+    pub struct ErrorDetail {
+        /// The HTTP status code, repeated.
+        pub status: i64,
+        /// Why, and what to do.
+        pub message: String,
+        /// The invalid fields (422); empty otherwise.
+        pub fields: Vec<InvalidField>,
+    }
+}
+
+response! {
+    /// Every refusal under /api has this shape.
+    pub struct ErrorBody {
+        pub error: ErrorDetail,
+    }
+}
