@@ -4,6 +4,7 @@
 mod astm;
 mod outbox;
 mod qc_forms;
+mod reports;
 mod roles;
 mod support;
 mod web;
