@@ -100,19 +100,21 @@ async fn the_report_prints_names_in_every_script_exactly_as_registered() {
 async fn a_long_or_unbroken_name_wraps_and_leaves_every_identifier_on_the_header() {
     let app = app().await;
     let s = app.sign_in(Role::Supervisor, "r").await;
-    // 60 characters in all, with spaces; 200 characters; and one unbroken 200-letter word.
-    let family_60 = "Montgomery-Vanderbilt Ashworth";
-    let given_60 = "Maximiliana Konstant"; // "FAMILY, Given" is 52; the MRN line pushes it over
-    assert_report_identifies(&app, &s, "LONG-60", family_60, &format!("{given_60} Eliza")).await;
-    let family_200 = "Wolfeschlegelsteinhausenbergerdorff Vanderbilt-Ashworth ".repeat(3);
-    let given_200: String = "Maximiliana Konstantina "
-        .repeat(3)
-        .chars()
-        .take(200 - family_200.trim().chars().count() - 2)
-        .collect();
-    assert_report_identifies(&app, &s, "LONG-200", family_200.trim(), given_200.trim()).await;
-    let unbroken = "Ж".repeat(200);
-    assert_report_identifies(&app, &s, "LONG-W", &unbroken, "Anna").await;
+    // The store takes up to 100 characters each for the family and the given name, so the
+    // printed "FAMILY, Given" reaches 202. Names of 60 and of 200 characters, with spaces and
+    // as two unbroken words.
+    let words = |n: usize| -> String {
+        "Wolfeschlegelsteinhausen Bergerdorff Vanderbilt ".repeat(3).chars().take(n).collect()
+    };
+    for (mrn, family, given) in [
+        ("LONG-60", words(30).trim().to_owned(), words(28).trim().to_owned()),
+        ("LONG-200", words(100).trim().to_owned(), words(98).trim().to_owned()),
+        ("LONG-W", "Ж".repeat(100), "w".repeat(98)),
+    ] {
+        let printed = family.chars().count() + 2 + given.chars().count();
+        assert!(printed >= 58, "{mrn} is a long name: {printed} characters");
+        assert_report_identifies(&app, &s, mrn, &family, &given).await;
+    }
 }
 
 #[tokio::test]
