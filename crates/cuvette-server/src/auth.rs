@@ -169,15 +169,8 @@ pub fn clear_cookie() -> String {
     format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
 }
 
-/// Percent-encodes a string for a query parameter.
+/// Percent-encodes a string for a query parameter (a `next=` path keeps its slashes readable).
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const QUERY: &percent_encoding::AsciiSet = &crate::web::UNRESERVED_ONLY.remove(b'/');
+    percent_encoding::utf8_percent_encode(s, QUERY).to_string()
 }

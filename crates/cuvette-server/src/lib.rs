@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod barcode;
 pub mod chart;
+mod csv_export;
 mod error;
 mod html;
 pub mod interfaces;

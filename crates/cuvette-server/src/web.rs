@@ -8,6 +8,11 @@ use cuvette_domain::{Action, Role};
 
 use crate::auth::Bench;
 
+/// What a URL path segment or query value may carry unencoded: RFC 3986's unreserved
+/// characters (letters, digits, `-`, `.`, `_`, `~`). Everything else is percent-encoded.
+pub(crate) const UNRESERVED_ONLY: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// One navigation entry.
 #[derive(Debug, Clone)]
 pub struct NavItem {

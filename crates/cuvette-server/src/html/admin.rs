@@ -630,33 +630,13 @@ async fn audit(
     Ok(Html(page.render()?))
 }
 
-fn csv(field: &str) -> String {
-    format!("\"{}\"", field.replace('"', "\"\""))
-}
-
 async fn audit_csv(
     State(s): State<AppState>,
     bench: Bench,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, WebError> {
     let events = s.lab.audit_events(&bench.actor, &q.filter()).await?;
-    let mut out = String::from("seq,at_utc,actor,action,entity,entity_id,before,after,hash\n");
-    for e in &events {
-        let at = jiff::Timestamp::from_microsecond(e.at).map(|t| t.to_string()).unwrap_or_default();
-        let row = [
-            e.seq.to_string(),
-            at,
-            e.actor.clone(),
-            e.action.clone(),
-            e.entity.clone(),
-            e.entity_id.clone(),
-            e.before.clone().unwrap_or_default(),
-            e.after.clone().unwrap_or_default(),
-            e.hash.clone(),
-        ];
-        out.push_str(&row.iter().map(|f| csv(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
+    let out = audit_csv_body(&events);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -665,4 +645,75 @@ async fn audit_csv(
         out,
     )
         .into_response())
+}
+
+/// The audit trail as CSV: an auditor opens it in a spreadsheet, so every text field (a patient
+/// name inside `after`, a user name) is guarded against running as a formula.
+fn audit_csv_body(events: &[AuditEvent]) -> String {
+    use crate::csv_export::{Csv, Field};
+    let mut out = Csv::new(&[
+        "seq",
+        "at_utc",
+        "actor",
+        "action",
+        "entity",
+        "entity_id",
+        "before",
+        "after",
+        "hash",
+    ]);
+    for e in events {
+        let at = jiff::Timestamp::from_microsecond(e.at).map(|t| t.to_string()).unwrap_or_default();
+        out.row(&[
+            Field::Value(&e.seq.to_string()),
+            Field::Value(&at),
+            Field::Text(&e.actor),
+            Field::Text(&e.action),
+            Field::Text(&e.entity),
+            Field::Text(&e.entity_id),
+            Field::Text(e.before.as_deref().unwrap_or_default()),
+            Field::Text(e.after.as_deref().unwrap_or_default()),
+            Field::Text(&e.hash),
+        ]);
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(entity_id: &str, after: &str) -> AuditEvent {
+        AuditEvent {
+            seq: 7,
+            at: 1_700_000_000_000_000,
+            actor: "@admin".into(),
+            action: "patient.update".into(),
+            entity: "patient".into(),
+            entity_id: entity_id.into(),
+            patient_id: Some(3),
+            before: None,
+            after: Some(after.into()),
+            prev_hash: "00".into(),
+            hash: "ab12".into(),
+        }
+    }
+
+    #[test]
+    fn the_audit_export_never_hands_a_spreadsheet_a_formula() {
+        let formula = "=HYPERLINK(\"http://x\",\"y\")";
+        let body = audit_csv_body(&[event(formula, formula)]);
+        let mut lines = body.split("\r\n");
+        assert_eq!(
+            lines.next(),
+            Some("seq,at_utc,actor,action,entity,entity_id,before,after,hash")
+        );
+        assert_eq!(
+            lines.next(),
+            Some(
+                "7,2023-11-14T22:13:20Z,'@admin,patient.update,patient,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",ab12"
+            )
+        );
+        assert_eq!(lines.next(), Some(""), "one row, CRLF-terminated");
+    }
 }

@@ -56,17 +56,10 @@ pub fn routes() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Helpers: links, numbers, times, CSV.
 
-/// Percent-encodes one path segment or query value (everything but unreserved characters).
+/// Percent-encodes one path segment or query value (everything but RFC 3986's unreserved
+/// characters).
 fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, crate::web::UNRESERVED_ONLY).to_string()
 }
 
 /// An HTML id made of safe characters only.
@@ -179,25 +172,6 @@ fn padded(from: i64, to: i64) -> (i64, i64) {
     const HOUR: i64 = 3_600_000_000;
     let pad = (HOUR - to.saturating_sub(from)).max(0) / 2;
     (from.saturating_sub(pad), to.saturating_add(pad))
-}
-
-/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// A text CSV field that a spreadsheet must not run as a formula: a leading `=`, `+`, `-`,
-/// `@`, tab or carriage return gets a single quote in front.
-fn csv_text(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        csv_field(&format!("'{s}"))
-    } else {
-        csv_field(s)
-    }
 }
 
 /// Prefixes every error's field, so each form on a page has its own ids.
@@ -1422,24 +1396,36 @@ async fn csv(
 }
 
 fn csv_body(points: &[QcPoint], tz: &TimeZone) -> String {
-    let mut out = String::from("time,level,lot,value,mean,sd,z,rules,run_status,entered_by\r\n");
+    use crate::csv_export::{Csv, Field};
+    let mut out = Csv::new(&[
+        "time",
+        "level",
+        "lot",
+        "value",
+        "mean",
+        "sd",
+        "z",
+        "rules",
+        "run_status",
+        "entered_by",
+    ]);
     for p in points {
-        let row = [
-            csv_field(&iso_time(p.at, tz)),
-            p.level.to_string(),
-            csv_text(&p.lot),
-            number(p.value),
-            number(p.mean),
-            number(p.sd),
-            if p.z.is_finite() { format!("{:.3}", p.z) } else { String::new() },
-            csv_text(&p.rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(" ")),
-            csv_text(p.run_status.code()),
-            csv_text(&p.entered_by),
-        ];
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
+        let rules = p.rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(" ");
+        let z = if p.z.is_finite() { format!("{:.3}", p.z) } else { String::new() };
+        out.row(&[
+            Field::Value(&iso_time(p.at, tz)),
+            Field::Value(&p.level.to_string()),
+            Field::Text(&p.lot),
+            Field::Value(&number(p.value)),
+            Field::Value(&number(p.mean)),
+            Field::Value(&number(p.sd)),
+            Field::Value(&z),
+            Field::Text(&rules),
+            Field::Text(p.run_status.code()),
+            Field::Text(&p.entered_by),
+        ]);
     }
-    out
+    out.finish()
 }
 
 #[derive(Deserialize, Default)]
@@ -1689,20 +1675,6 @@ async fn corrective_action(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_neutralised() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_text("+1"), "'+1");
-        assert_eq!(csv_text("-2"), "'-2");
-        assert_eq!(csv_text("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_text("1-2s R-4s"), "1-2s R-4s");
-        assert_eq!(csv_text("lot 4471"), "lot 4471");
-    }
 
     #[test]
     fn csv_rows_carry_the_lab_zone_and_numbers_unquoted() {

@@ -5,6 +5,7 @@ mod astm;
 mod openapi;
 mod outbox;
 mod qc_forms;
+mod reports;
 mod roles;
 mod support;
 mod web;

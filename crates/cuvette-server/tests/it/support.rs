@@ -120,6 +120,19 @@ impl App {
         self.send(req.body(body).unwrap()).await
     }
 
+    /// A file (a PDF), as a signed-in browser: its status and bytes.
+    pub async fn get_bytes(&self, s: &Session, uri: &str) -> (StatusCode, Vec<u8>) {
+        let req = Request::builder()
+            .uri(uri)
+            .header(header::COOKIE, &s.cookie)
+            .body(Body::empty())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024).await.unwrap();
+        (status, bytes.to_vec())
+    }
+
     /// A page, as a signed-in browser.
     pub async fn get(&self, s: &Session, uri: &str) -> Reply {
         self.send(
@@ -150,13 +163,7 @@ impl App {
 }
 
 pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    const FORM: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, FORM).to_string()
 }
