@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use cuvette_domain::catalog::ResultType;
 use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
-use cuvette_domain::{Catalog, Flag, ReportedValue};
+use cuvette_domain::{Action, Catalog, Flag, ReportedValue};
 use cuvette_hl7::{FieldValue, Message, MessageBuilder, SegmentBuilder};
 use cuvette_store::{
     Micros, NewAuditEvent, NewMessage, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow,
@@ -21,7 +21,7 @@ use cuvette_store::{
 use jiff::{SignedDuration, Timestamp};
 
 use super::hl7::{SENDING_APPLICATION, SENDING_FACILITY};
-use crate::{AppResult, Lab};
+use crate::{Actor, AppResult, Lab};
 
 /// Attempts before the worker gives up on a message (status `failed`, shown under Interfaces
 /// with a Retry button): with the backoff below, about three and a half hours of trying.
@@ -547,5 +547,34 @@ impl Lab {
         }
         tx.commit().await?;
         Ok(next)
+    }
+}
+
+impl Lab {
+    /// Messages waiting in the outbox or failed.
+    pub async fn outbox(&self, actor: &Actor) -> AppResult<Vec<OutboxRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.outbox_undelivered().await?)
+    }
+
+    /// Puts a failed outbox message back in the queue.
+    pub async fn retry_outbox(&self, actor: &Actor, id: i64) -> AppResult<()> {
+        self.require(actor, Action::VerifyAbnormal)?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.outbox_retry(id, now).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "outbox.retry",
+            entity: "outbox",
+            entity_id: id.to_string(),
+            patient_id: None,
+            before: None,
+            after: None,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
