@@ -381,7 +381,8 @@ impl ErrSegment {
         self
     }
 
-    fn segment(&self) -> SegmentBuilder {
+    /// The segment, for a reply that is not a bare ACK (ORL^O22 carries ERR after MSA too).
+    pub fn segment(&self) -> SegmentBuilder {
         let mut err = SegmentBuilder::new("ERR")
             .field(
                 3,

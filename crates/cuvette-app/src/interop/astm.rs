@@ -7,7 +7,7 @@ use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_store::{NewMessage, WorklistFilter};
 use sha2::{Digest, Sha256};
 
-use super::{Decoded, Inbound, Ingested, ReceivedResult};
+use super::{Decoded, Inbound, Ingested, Place, ReceivedResult, Refusal};
 use crate::{AppResult, Lab};
 
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
@@ -18,7 +18,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         Err(e) => {
             return Decoded {
                 results: vec![],
-                malformed: Some(format!("not an ASTM message: {e}")),
+                malformed: Some(Refusal::Unreadable { protocol: "ASTM", error: e.to_string() }),
             };
         }
     };
@@ -51,12 +51,18 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                 reference_range: rec.reference_range().text().trim().to_owned(),
                 flags,
                 status: rec.status().text().trim().to_owned(),
-                location: format!("R {}", rec.sequence().text().trim()),
+                location: Place::record("R", sequence(rec.sequence().text().trim(), results.len())),
                 patient: patient.clone(),
             });
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// A result's place: its R-2 sequence number, else its position among the message's
+/// results (`before` of them came first).
+fn sequence(sent: &str, before: usize) -> usize {
+    sent.parse().unwrap_or(before + 1)
 }
 
 /// R-5 as text. LIS02-A2 allows the Latin-1 bytes 128–254 in data (the cobas c 311 writes

@@ -3,15 +3,16 @@
 //! Results going out to the EHR are built in [`super::outbound`].
 
 use cuvette_hl7::{
-    AckBuilder, AckCode, ErrSegment, ErrorCode, ErrorLocation, FieldValue, Message, MessageBuilder,
-    Path, Segment, SegmentBuilder, Severity,
+    AckBuilder, AckCode, ErrSegment, ErrorCode, FieldValue, Message, MessageBuilder, Segment,
+    SegmentBuilder, Severity,
 };
 
 use cuvette_domain::patient::SentIdentity;
 
+use super::refusal::Hl7Error;
 use super::{
-    Decoded, Inbound, Ingested, OrderFault, OrderMessage, OrderRefusal, ReceivedOrder,
-    ReceivedPatient, ReceivedResult,
+    Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
+    ReceivedResult, Refusal,
 };
 use crate::{AppResult, Lab};
 
@@ -31,7 +32,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         Err(e) => {
             return Decoded {
                 results: vec![],
-                malformed: Some(format!("not an HL7 message: {e}")),
+                malformed: Some(Refusal::Unreadable { protocol: "HL7", error: e.to_string() }),
             };
         }
     };
@@ -40,9 +41,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     if code != "ORU" || trigger != "R01" {
         return Decoded {
             results: vec![],
-            malformed: Some(format!(
-                "{code}^{trigger} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
-            )),
+            malformed: Some(Refusal::NotResults { message_type: format!("{code}^{trigger}") }),
         };
     }
     let mut results = Vec::new();
@@ -88,7 +87,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     reference_range: segment.field(7).text().trim().to_owned(),
                     flags,
                     status: segment.field(11).text().trim().to_owned(),
-                    location: format!("OBX {obx_seq}"),
+                    location: Place::record("OBX", obx_seq),
                     patient: patient.clone(),
                 });
             }
@@ -162,9 +161,7 @@ pub async fn receive(
             malformed: None,
             replay_of: None,
         };
-        let make_ack = |outcome: &Ingested, fault: Option<OrderFault>| {
-            order_ack(raw, &decoded, outcome, fault, &ack_id, &timestamp)
-        };
+        let make_ack = |outcome: &Ingested| order_ack(raw, &decoded, outcome, &ack_id, &timestamp);
         return lab.ingest_orders(&inbound, &decoded, &make_ack).await;
     }
     let decoded = decode_results(raw);
@@ -197,29 +194,13 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
                 .version(VERSION)
                 .build()
         }
-        Ingested::Quarantined { reason, location, .. } => {
-            let (code, ack_code) =
-                if reason.contains("carries no results") || reason.contains("not an HL7 message") {
-                    (ErrorCode::UnsupportedMessageType, AckCode::ApplicationReject)
-                } else if reason.contains("no specimen") || reason.contains("specimen id") {
-                    (ErrorCode::UnknownKeyIdentifier, AckCode::ApplicationError)
-                } else if reason.contains("not mapped") || reason.contains("unknown instrument") {
-                    (ErrorCode::TableValueNotFound, AckCode::ApplicationError)
-                } else {
-                    (ErrorCode::ApplicationInternalError, AckCode::ApplicationError)
-                };
-            let mut err = ErrSegment::new(code, Severity::Error)
-                .diagnostic(reason.clone())
-                .user_message(reason.clone());
-            if let Some((seg, seq)) = location.split_once(' ')
-                && let Ok(seq) = seq.parse::<usize>()
-            {
-                err = err.location(ErrorLocation::new(seg, seq));
-            }
-            AckBuilder::new(&original, ack_code, control_id, timestamp)
+        Ingested::Quarantined { refusal, .. } => {
+            let answer = refusal.hl7_error();
+            let reason = refusal.to_string();
+            AckBuilder::new(&original, answer.ack, control_id, timestamp)
                 .version(VERSION)
-                .text(truncate(reason, 80))
-                .error(err)
+                .text(truncate(&reason, 80))
+                .error(err_segment(&answer, &reason))
                 .build()
         }
     };
@@ -293,11 +274,7 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
     let message = match Message::parse(raw) {
         Ok(m) => m,
         Err(e) => {
-            out.problem = Some(OrderRefusal {
-                reason: format!("not an HL7 message: {e}"),
-                location: String::new(),
-                fault: OrderFault::Unsupported,
-            });
+            out.problem = Some(Refusal::Unreadable { protocol: "HL7", error: e.to_string() });
             return out;
         }
     };
@@ -315,13 +292,8 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
             b"PID" => {
                 pids += 1;
                 if pids > 1 {
-                    out.problem.get_or_insert(OrderRefusal {
-                        reason:
-                            "a second patient in one order message: send one patient per message"
-                                .into(),
-                        location: format!("PID({pids})"),
-                        fault: OrderFault::Invalid,
-                    });
+                    out.problem
+                        .get_or_insert(Refusal::SecondPatient { at: Place::nth("PID", pids) });
                     continue;
                 }
                 let mrn = segment.field(3).repetition(1).component(1).text().trim().to_owned();
@@ -377,12 +349,8 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
                         next
                     }
                     None => {
-                        out.problem.get_or_insert(OrderRefusal {
-                            reason: "an OBR without the ORC that must come before it (ORC-1 NW)"
-                                .into(),
-                            location: format!("OBR({obrs})"),
-                            fault: OrderFault::Missing,
-                        });
+                        out.problem
+                            .get_or_insert(Refusal::OrphanObr { at: Place::nth("OBR", obrs) });
                         continue;
                     }
                 };
@@ -463,7 +431,6 @@ pub fn order_ack(
     raw: &[u8],
     decoded: &OrderMessage,
     outcome: &Ingested,
-    fault: Option<OrderFault>,
     control_id: &str,
     timestamp: &str,
 ) -> Vec<u8> {
@@ -496,22 +463,11 @@ pub fn order_ack(
         header.set(3, msh.receiving_application());
         header.set(4, msh.receiving_facility());
     }
-    let (ack_code, error) = match (outcome, fault) {
-        (Ingested::Quarantined { reason, location, .. }, fault) => {
-            let (code, ack_code) = match fault.unwrap_or(OrderFault::Invalid) {
-                OrderFault::Missing => (ErrorCode::RequiredFieldMissing, AckCode::ApplicationError),
-                OrderFault::Invalid => (ErrorCode::DataTypeError, AckCode::ApplicationError),
-                OrderFault::UnknownCode => {
-                    (ErrorCode::TableValueNotFound, AckCode::ApplicationError)
-                }
-                OrderFault::Mismatch => {
-                    (ErrorCode::ApplicationInternalError, AckCode::ApplicationError)
-                }
-                OrderFault::Unsupported => {
-                    (ErrorCode::UnsupportedMessageType, AckCode::ApplicationReject)
-                }
-            };
-            (ack_code, Some((reason.clone(), err_segment(code, location, reason))))
+    let (ack_code, error) = match outcome {
+        Ingested::Quarantined { refusal, .. } => {
+            let answer = refusal.hl7_error();
+            let reason = refusal.to_string();
+            (answer.ack, Some((reason.clone(), err_segment(&answer, &reason))))
         }
         _ => (AckCode::ApplicationAccept, None),
     };
@@ -524,7 +480,7 @@ pub fn order_ack(
     let separators = original.separators();
     let mut reply = MessageBuilder::with_separators(separators).segment(header).segment(msa);
     if let Some((_, err)) = error {
-        reply.push(err);
+        reply.push(err.segment());
     }
     if let Ingested::Ordered { orders, .. } = outcome {
         if let Some(pid) = original.segment("PID") {
@@ -565,41 +521,12 @@ pub fn order_ack(
     })
 }
 
-/// An ERR segment (HL7 v2.5.1 §2.14.5): ERR-2 the location (`PID-7`, `OBR(2)-4`, or a bare
-/// segment `PID`), ERR-3 the table 0357 code, ERR-4 `E`, ERR-7 and ERR-8 the reason.
-fn err_segment(code: ErrorCode, location: &str, reason: &str) -> SegmentBuilder {
-    let mut err = SegmentBuilder::new("ERR")
-        .field(
-            3,
-            FieldValue::components([
-                code.code().to_string().as_str(),
-                code.description(),
-                "HL70357",
-            ]),
-        )
-        .field(4, Severity::Error.code())
-        .field(7, reason)
-        .field(8, reason);
-    let number = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
-    let parts = match Path::parse(location) {
-        Ok(path) => Some(vec![
-            String::from_utf8_lossy(path.segment_id()).into_owned(),
-            path.occurrence().to_string(),
-            path.field().to_string(),
-            number(path.repetition()),
-            number(path.component()),
-            number(path.subcomponent()),
-        ]),
-        Err(_) => {
-            let (segment, occurrence) = match location.split_once('(') {
-                Some((segment, rest)) => (segment, rest.trim_end_matches(')').to_owned()),
-                None => (location, "1".to_owned()),
-            };
-            (segment.len() == 3).then(|| vec![segment.to_owned(), occurrence])
-        }
-    };
-    if let Some(parts) = parts {
-        err.set(2, FieldValue::components(parts));
+/// The ERR segment for a refusal (HL7 v2.5.1 §2.14.5): ERR-2 where, ERR-3 the table 0357
+/// code, ERR-4 `E`, ERR-7 and ERR-8 the reason.
+fn err_segment(answer: &Hl7Error, reason: &str) -> ErrSegment {
+    let err = ErrSegment::new(answer.code, Severity::Error).diagnostic(reason).user_message(reason);
+    match &answer.location {
+        Some(at) => err.location(at.clone()),
+        None => err,
     }
-    err
 }

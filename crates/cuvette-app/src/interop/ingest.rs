@@ -13,12 +13,13 @@ use cuvette_store::{InstrumentRow, StoreError, TestCodeRow};
 
 use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
+use super::refusal::{Place, Refusal};
 use crate::autoverify::SERUM_INDEX_CODES;
 use crate::results::{OrderItems, PreparedResult, Sent};
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// One result as an instrument reported it, before mapping.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedResult {
     /// The specimen's accession number (HL7 OBR-3/OBR-2, ASTM O-3).
     pub accession: String,
@@ -34,8 +35,8 @@ pub struct ReceivedResult {
     pub flags: Vec<String>,
     /// Result status as sent (HL7 OBX-11, ASTM R-9).
     pub status: String,
-    /// Where in the message it came from, for error messages ("OBX 3", "R 2").
-    pub location: String,
+    /// Where in the message it came from (`OBX 3`, `R 2`).
+    pub location: Place,
     /// Who the message says the specimen came from (HL7 PID, ASTM P), when it says so.
     pub patient: Option<SentIdentity>,
 }
@@ -100,7 +101,7 @@ impl Lab {
             None => None,
         };
         let plan = match (&msg.malformed, control_refused) {
-            (Some(reason), _) => Err((reason.clone(), String::new())),
+            (Some(refusal), _) => Err(refusal.clone()),
             (None, Some(refusal)) => Err(refusal),
             (None, None) => match self.plan_ingest(msg, sender).await? {
                 Ok(plan) => {
@@ -140,14 +141,7 @@ impl Lab {
                     plan.indices.into_iter().collect(),
                 )
             }
-            Err((reason, location)) => (
-                Ingested::Quarantined { message_id: 0, reason, location },
-                None,
-                Vec::new(),
-                None,
-                0,
-                Vec::new(),
-            ),
+            Err(refusal) => (Ingested::quarantined(refusal), None, Vec::new(), None, 0, Vec::new()),
         };
         let ack_bytes = ack(&outcome);
         let (outcome_code, detail, quarantine) = match &outcome {
@@ -163,11 +157,9 @@ impl Lab {
                 },
                 None,
             ),
-            Ingested::Quarantined { reason, location, .. } => (
-                "quarantined",
-                if location.is_empty() { reason.clone() } else { format!("{location}: {reason}") },
-                Some("open"),
-            ),
+            Ingested::Quarantined { refusal, .. } => {
+                ("quarantined", refusal.detail(), Some("open"))
+            }
             Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
                 unreachable!("duplicates return early; results place no orders")
             }
@@ -217,21 +209,15 @@ impl Lab {
         &self,
         msg: &Inbound<'_>,
         sender: Option<(InstrumentRow, Vec<TestCodeRow>)>,
-    ) -> AppResult<Result<IngestPlan, (String, String)>> {
+    ) -> AppResult<Result<IngestPlan, Refusal>> {
         let Some((instrument, codes)) = sender else {
-            return Ok(Err((
-                format!(
-                    "unknown instrument {:?}: add it under Interfaces with its test codes",
-                    msg.sender
-                ),
-                String::new(),
-            )));
+            return Ok(Err(Refusal::UnknownInstrument { sender: msg.sender.to_owned() }));
         };
         if !instrument.active {
-            return Ok(Err((format!("instrument {} is disabled", instrument.name), String::new())));
+            return Ok(Err(Refusal::InstrumentDisabled { name: instrument.name.clone() }));
         }
         if msg.results.is_empty() {
-            return Ok(Err(("the message carries no results".into(), String::new())));
+            return Ok(Err(Refusal::NoResults));
         }
         let catalog = self.catalog();
         let mut prepared: Vec<PreparedResult> = Vec::new();
@@ -248,22 +234,26 @@ impl Lab {
                 continue;
             }
             let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
-                return Ok(Err((
-                    format!(
-                        "test code {:?} from {} is not mapped to a catalog test: map it under Interfaces",
-                        r.instrument_code, instrument.name
-                    ),
+                return Ok(Err(Refusal::UnmappedCode {
                     at,
-                )));
+                    code: r.instrument_code.clone(),
+                    instrument: instrument.name.clone(),
+                }));
             };
             let def = catalog.catalog.test(&map.test_code);
-            let conversion = match unit_of_result(&instrument, map, &r.unit, def) {
+            let conversion = match unit_of_result(&instrument, map, &r.unit, def, &at) {
                 Ok(c) => c,
-                Err(reason) => return Ok(Err((reason, at))),
+                Err(refusal) => return Ok(Err(refusal)),
             };
             let accession = match cuvette_domain::Accession::parse(&r.accession) {
                 Ok(a) => a.to_string(),
-                Err(e) => return Ok(Err((format!("specimen id {:?}: {e}", r.accession), at))),
+                Err(e) => {
+                    return Ok(Err(Refusal::BadSpecimenId {
+                        at,
+                        sent: r.accession.clone(),
+                        error: e.to_string(),
+                    }));
+                }
             };
             // One read per specimen, not per result: a panel's results share a tube. The
             // whole order is read, for the calculations its results feed.
@@ -285,30 +275,22 @@ impl Lab {
             }
             let (found, items) = &specimens[&accession];
             let Some(specimen) = found else {
-                return Ok(Err((format!("no specimen has accession number {accession}"), at)));
+                return Ok(Err(Refusal::NoSpecimen { at, accession }));
             };
             if specimen.status == SpecimenStatus::Rejected {
-                return Ok(Err((
-                    format!("specimen {accession} was rejected; results go on its recollection"),
-                    at,
-                )));
+                return Ok(Err(Refusal::RejectedSpecimen { at, accession }));
             }
             if specimen.status != SpecimenStatus::Received {
-                return Ok(Err((
-                    format!("specimen {accession} has not been received in the lab"),
-                    at,
-                )));
+                return Ok(Err(Refusal::SpecimenNotReceived { at, accession }));
             }
             if let Some(index) = SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code) {
                 // A serum index describes the specimen, not an ordered test.
                 let Ok(value) = r.value.trim().parse::<u32>() else {
-                    return Ok(Err((
-                        format!(
-                            "{} {:?} is not a whole number",
-                            SERUM_INDEX_CODES[index].1, r.value
-                        ),
+                    return Ok(Err(Refusal::SerumIndexNotWhole {
                         at,
-                    )));
+                        index: SERUM_INDEX_CODES[index].1.to_owned(),
+                        value: r.value.clone(),
+                    }));
                 };
                 let entry = indices.entry(specimen.id).or_default();
                 match index {
@@ -339,14 +321,11 @@ impl Lab {
                         birth_date,
                     };
                     if let Err(wrong) = check_identity(sent, registered) {
-                        let wrong: Vec<String> = wrong.iter().map(ToString::to_string).collect();
-                        return Ok(Err((
-                            format!(
-                                "the message's patient is not specimen {accession}'s patient ({}): check the specimen id on the tube and the patient on the instrument",
-                                wrong.join("; ")
-                            ),
+                        return Ok(Err(Refusal::WrongPatient {
                             at,
-                        )));
+                            accession,
+                            differences: wrong.iter().map(ToString::to_string).collect(),
+                        }));
                     }
                 }
             }
@@ -359,27 +338,29 @@ impl Lab {
                 })
                 .cloned()
             else {
-                return Ok(Err((
-                    format!("{} is not ordered on specimen {accession}", map.test_code),
-                    at,
-                )));
+                return Ok(Err(Refusal::NotOrdered { at, test: map.test_code.clone(), accession }));
             };
             let status = item.test.status;
             if !status.accepts_results() {
-                return Ok(Err((
-                    format!(
-                        "{} on {accession} is {status}: a released result is corrected by a technologist, not by the instrument",
-                        map.test_code
-                    ),
+                return Ok(Err(Refusal::Locked {
                     at,
-                )));
+                    test: map.test_code.clone(),
+                    accession,
+                    status,
+                }));
             }
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
-                return Ok(Err((format!("{} cannot take a measured value", map.test_code), at)));
+                return Ok(Err(Refusal::NotMeasured { at, test: map.test_code.clone() }));
             };
             let value = match ReportedValue::parse(&r.value) {
                 Ok(v) => v,
-                Err(e) => return Ok(Err((format!("{}: {e}", map.test_code), at))),
+                Err(e) => {
+                    return Ok(Err(Refusal::InvalidValue {
+                        at,
+                        test: map.test_code.clone(),
+                        error: e.to_string(),
+                    }));
+                }
             };
             // Converted before it is judged: flags, interval and critical limits are the
             // catalog's, in the catalog's unit.
@@ -388,18 +369,18 @@ impl Lab {
                 Some(c) => match c.apply(&value, def.decimals) {
                     Some(converted) => (converted, Some(Sent { value: value.text, unit: c.from })),
                     None => {
-                        return Ok(Err((
-                            format!(
-                                "{} {} {} cannot be converted to {}",
-                                map.test_code, value.text, c.from, c.to
-                            ),
+                        return Ok(Err(Refusal::NotConvertible {
                             at,
-                        )));
+                            test: map.test_code.clone(),
+                            value: value.text,
+                            from: c.from.to_owned(),
+                            to: c.to.to_owned(),
+                        }));
                     }
                 },
             };
             if prepared.iter().any(|p| p.item.test.id == item.test.id) {
-                return Ok(Err((format!("{} appears twice for {accession}", map.test_code), at)));
+                return Ok(Err(Refusal::Twice { at, test: map.test_code.clone(), accession }));
             }
             let row_version = item.test.row_version;
             prepared.push(PreparedResult {
@@ -411,10 +392,7 @@ impl Lab {
             });
         }
         if prepared.is_empty() {
-            return Ok(Err((
-                format!("no result carries a value ({})", skipped.join("; ")),
-                String::new(),
-            )));
+            return Ok(Err(Refusal::NoValue { skipped }));
         }
         let orders: OrderItems = specimens
             .into_values()
@@ -428,31 +406,41 @@ impl Lab {
 /// (after normalising its spelling) must be the one its code is mapped with — an empty one
 /// means the mapped unit — and a mapped unit other than the catalog's must have a conversion
 /// (a mapping saved before conversions were required may not). `Err` says why not.
+#[allow(clippy::result_large_err)] // Built at most once per message, on its way to the log.
 pub(crate) fn unit_of_result(
     instrument: &InstrumentRow,
     map: &TestCodeRow,
     sent_unit: &str,
     def: Option<&TestDefinition>,
-) -> Result<Option<Conversion>, String> {
+    at: &Place,
+) -> Result<Option<Conversion>, Refusal> {
     let (sent, mapped) = (units::normalize(sent_unit), units::normalize(&map.unit));
     if !sent.is_empty() && !mapped.is_empty() && sent != mapped {
-        return Err(format!(
-            "{} arrived in {sent} but {} is mapped to send {mapped}: correct the instrument's unit or its mapping under Interfaces",
-            map.test_code, instrument.name
-        ));
+        return Err(Refusal::UnitMismatch {
+            at: at.clone(),
+            test: map.test_code.clone(),
+            sent: sent.to_owned(),
+            instrument: instrument.name.clone(),
+            mapped: mapped.to_owned(),
+        });
     }
     let Some(def) = def else { return Ok(None) };
     match units::mapping(def, mapped) {
         Mapping::Same => Ok(None),
         Mapping::Convert(c) => Ok(Some(c)),
-        Mapping::Unconvertible if def.unit.is_empty() => Err(format!(
-            "{} is mapped on {} to arrive in {mapped}, but the catalog reports it without a unit: map the code again under Interfaces",
-            map.test_code, instrument.name
-        )),
-        Mapping::Unconvertible => Err(format!(
-            "{} is mapped on {} to arrive in {mapped}, which Cuvette cannot convert to the catalog's {}: map the code again under Interfaces",
-            map.test_code, instrument.name, def.unit
-        )),
+        Mapping::Unconvertible if def.unit.is_empty() => Err(Refusal::UnitNotExpected {
+            at: at.clone(),
+            test: map.test_code.clone(),
+            instrument: instrument.name.clone(),
+            mapped: mapped.to_owned(),
+        }),
+        Mapping::Unconvertible => Err(Refusal::UnitNotConvertible {
+            at: at.clone(),
+            test: map.test_code.clone(),
+            instrument: instrument.name.clone(),
+            mapped: mapped.to_owned(),
+            catalog_unit: def.unit.clone(),
+        }),
     }
 }
 
@@ -461,5 +449,5 @@ pub struct Decoded {
     /// The results.
     pub results: Vec<ReceivedResult>,
     /// Why it cannot be decoded, if it cannot.
-    pub malformed: Option<String>,
+    pub malformed: Option<Refusal>,
 }

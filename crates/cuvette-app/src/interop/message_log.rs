@@ -5,7 +5,7 @@ use cuvette_domain::Action;
 use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreError, Tx};
 
 use super::ingest::Decoded;
-use super::{OrderFault, ReceivedResult, astm, hl7};
+use super::{ReceivedResult, Refusal, astm, hl7};
 use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
 
 /// A decoded inbound message.
@@ -28,7 +28,7 @@ pub struct Inbound<'a> {
     /// The results in it.
     pub results: Vec<ReceivedResult>,
     /// Set when the message could not be decoded at all: it is quarantined with this reason.
-    pub malformed: Option<String>,
+    pub malformed: Option<Refusal>,
     /// The quarantined message this replays, if any.
     pub replay_of: Option<i64>,
 }
@@ -68,14 +68,26 @@ pub enum Ingested {
     Quarantined {
         /// The message log id.
         message_id: i64,
-        /// Why, in words staff can act on.
+        /// Why, in words staff can act on (the refusal's text).
         reason: String,
         /// Where in the message ("OBX 3"), when one part is at fault.
         location: String,
+        /// Why, as data: what the acknowledgement says is decided from this.
+        refusal: Refusal,
     },
 }
 
 impl Ingested {
+    /// A message kept in the quarantine for `refusal` (its log id set on commit).
+    pub(super) fn quarantined(refusal: Refusal) -> Ingested {
+        Ingested::Quarantined {
+            message_id: 0,
+            reason: refusal.to_string(),
+            location: refusal.location(),
+            refusal,
+        }
+    }
+
     /// The outcome with the message log id it was committed under.
     pub(super) fn with_message_id(self, id: i64) -> Ingested {
         match self {
@@ -85,8 +97,8 @@ impl Ingested {
             Ingested::Ordered { patient_id, registered, orders, .. } => {
                 Ingested::Ordered { message_id: id, patient_id, registered, orders }
             }
-            Ingested::Quarantined { reason, location, .. } => {
-                Ingested::Quarantined { message_id: id, reason, location }
+            Ingested::Quarantined { reason, location, refusal, .. } => {
+                Ingested::Quarantined { message_id: id, reason, location, refusal }
             }
             d @ Ingested::Duplicate { .. } => d,
         }
@@ -289,7 +301,7 @@ impl Lab {
                 malformed: None,
                 replay_of: None,
             };
-            let ack = |_: &Ingested, _: Option<OrderFault>| Vec::new();
+            let ack = |_: &Ingested| Vec::new();
             self.ingest_orders(&inbound, &decoded, &ack).await?
         } else {
             let decoded = decode_for_replay(&original);
@@ -345,6 +357,9 @@ fn decode_for_replay(m: &MessageRow) -> Decoded {
     match m.protocol.as_str() {
         "hl7" => hl7::decode_results(&m.raw),
         "astm" => astm::decode_results(&m.raw),
-        other => Decoded { results: vec![], malformed: Some(format!("unknown protocol {other}")) },
+        other => Decoded {
+            results: vec![],
+            malformed: Some(Refusal::UnknownProtocol { protocol: other.to_owned() }),
+        },
     }
 }

@@ -25,6 +25,7 @@
 //! - [`orders`]: orders from the EHR ([`Lab::ingest_orders`]);
 //! - [`instruments`]: instruments and their test-code maps;
 //! - [`message_log`]: the one record every message leaves, the quarantine, and replays;
+//! - [`refusal`]: why a message is quarantined, and what the acknowledgement says about it;
 //! - [`hl7`], [`astm`]: the protocols; [`outbound`]: results to the EHR and the outbox.
 
 pub mod astm;
@@ -36,10 +37,12 @@ mod instruments;
 mod message_log;
 mod orders;
 pub mod outbound;
+mod refusal;
 
 pub use ingest::{Decoded, INGEST_SLOW_US, ReceivedResult};
 pub use message_log::{Inbound, Ingested};
-pub use orders::{OrderFault, OrderMessage, OrderRefusal, ReceivedOrder, ReceivedPatient};
+pub use orders::{OrderMessage, ReceivedOrder, ReceivedPatient};
+pub use refusal::{Hl7Error, Place, Refusal};
 
 pub(crate) use ingest::{NO_VALUE_STATUSES, instrument_actor, unit_of_result};
 pub(crate) use message_log::MessageRecord;

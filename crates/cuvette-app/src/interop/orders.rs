@@ -7,6 +7,7 @@ use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
 use cuvette_store::InstrumentRow;
 
 use super::message_log::{Inbound, Ingested, MessageRecord};
+use super::refusal::{Place, Refusal};
 use crate::orders::PreparedOrder;
 use crate::patients::NAME_LEN_MAX;
 use crate::{Actor, AppError, AppResult, Lab, PlaceOrder};
@@ -61,33 +62,7 @@ pub struct OrderMessage {
     /// The orders, in message order.
     pub orders: Vec<ReceivedOrder>,
     /// A problem with the message's structure (two patients, an OBR without its ORC).
-    pub problem: Option<OrderRefusal>,
-}
-
-/// Why an order message goes to the quarantine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRefusal {
-    /// In words staff can act on.
-    pub reason: String,
-    /// Where, as an HL7 location: `PID-7`, `OBR(2)-4`, or a segment (`PID`).
-    pub location: String,
-    /// What kind of fault, for the acknowledgement's error code.
-    pub fault: OrderFault,
-}
-
-/// The kind of fault in an order message (mapped to HL7 table 0357 by the acknowledgement).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderFault {
-    /// A required segment or field is empty (101).
-    Missing,
-    /// A field cannot be read as what it must hold (102).
-    Invalid,
-    /// A code the lab does not know: a test, an order control, a sender (103).
-    UnknownCode,
-    /// The message contradicts what the lab holds: another date of birth for a known MRN.
-    Mismatch,
-    /// The message cannot be taken at all (unreadable).
-    Unsupported,
+    pub problem: Option<Refusal>,
 }
 
 /// Who places the orders an EHR sends: the registered system, as order entry.
@@ -111,12 +86,8 @@ struct OrderPlan {
     orders: Vec<PreparedOrder>,
 }
 
-fn refuse<T>(
-    reason: impl Into<String>,
-    location: impl Into<String>,
-    fault: OrderFault,
-) -> AppResult<Result<T, OrderRefusal>> {
-    Ok(Err(OrderRefusal { reason: reason.into(), location: location.into(), fault }))
+fn refuse<T>(refusal: Refusal) -> AppResult<Result<T, Refusal>> {
+    Ok(Err(refusal))
 }
 
 /// Reads an HL7 date (DT, or the date of a DTM): `YYYYMMDD`, anything after it ignored.
@@ -130,7 +101,11 @@ fn hl7_date(text: &str) -> Option<jiff::civil::Date> {
 
 /// The Cuvette code an order code stands for: an orderable test with this LOINC, else a panel
 /// with this LOINC, else the code itself when it is a Cuvette test or panel code.
-fn catalog_code(catalog: &cuvette_domain::Catalog, code: &str) -> Result<Option<String>, String> {
+/// `Err` lists the entries a LOINC matches when it matches several.
+fn catalog_code(
+    catalog: &cuvette_domain::Catalog,
+    code: &str,
+) -> Result<Option<String>, Vec<String>> {
     let code = code.trim();
     if code.is_empty() {
         return Ok(None);
@@ -148,18 +123,22 @@ fn catalog_code(catalog: &cuvette_domain::Catalog, code: &str) -> Result<Option<
         match found.as_slice() {
             [one] => return Ok(Some((*one).to_owned())),
             [] => {}
-            many => {
-                return Err(format!(
-                    "LOINC {code} matches several catalog entries ({}): send the Cuvette code instead",
-                    many.join(", ")
-                ));
-            }
+            many => return Err(many.iter().map(|c| (*c).to_owned()).collect()),
         }
     }
     let upper = code.to_ascii_uppercase();
     let known =
         catalog.panel(&upper).is_some() || catalog.test(&upper).is_some_and(|t| t.orderable);
     Ok(known.then_some(upper))
+}
+
+/// The refusal of an order whose LOINC (OBR-4) matches several catalog entries.
+fn ambiguous(obr: usize, code: &str, matches: Vec<String>) -> Refusal {
+    Refusal::AmbiguousLoinc {
+        at: Place::nth_field("OBR", obr, 4),
+        code: code.trim().to_owned(),
+        matches,
+    }
 }
 
 /// Cuvette's priority for an HL7 priority code: `S` (stat) is STAT, everything else routine
@@ -200,23 +179,18 @@ impl Lab {
         &self,
         msg: &Inbound<'_>,
         order: &OrderMessage,
-        ack: &(dyn Fn(&Ingested, Option<OrderFault>) -> Vec<u8> + Sync),
+        ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
     ) -> AppResult<(Ingested, Vec<u8>)> {
         let started = self.clock_micros();
-        let plain = |o: &Ingested| ack(o, None);
-        if let Some(answer) = self.stored_answer(msg, &plain).await? {
+        if let Some(answer) = self.stored_answer(msg, ack).await? {
             return Ok(answer);
         }
         let plan = match &msg.malformed {
-            Some(reason) => Err(OrderRefusal {
-                reason: reason.clone(),
-                location: String::new(),
-                fault: OrderFault::Unsupported,
-            }),
+            Some(refusal) => Err(refusal.clone()),
             None => self.plan_orders(msg, order).await?,
         };
         let mut tx = self.store.begin().await?;
-        let (outcome, fault, detail, accession) = match plan {
+        let (outcome, detail, accession) = match plan {
             Ok(plan) => {
                 let actor = ehr_actor(&plan.system);
                 let (patient_id, mrn, registered) = match &plan.patient {
@@ -262,23 +236,11 @@ impl Lab {
                 let accession = first.map(|s| s.accession.clone());
                 let outcome =
                     Ingested::Ordered { message_id: 0, patient_id, registered, orders: placed };
-                (outcome, None, detail, accession)
+                (outcome, detail, accession)
             }
-            Err(refusal) => {
-                let detail = if refusal.location.is_empty() {
-                    refusal.reason.clone()
-                } else {
-                    format!("{}: {}", refusal.location, refusal.reason)
-                };
-                let outcome = Ingested::Quarantined {
-                    message_id: 0,
-                    reason: refusal.reason,
-                    location: refusal.location,
-                };
-                (outcome, Some(refusal.fault), detail, None)
-            }
+            Err(refusal) => (Ingested::quarantined(refusal.clone()), refusal.detail(), None),
         };
-        let ack_bytes = ack(&outcome, fault);
+        let ack_bytes = ack(&outcome);
         let quarantined = matches!(outcome, Ingested::Quarantined { .. });
         let entry = MessageRecord::inbound(
             msg,
@@ -292,7 +254,7 @@ impl Lab {
         );
         let Some(message_id) = self.log_inbound(&mut tx, &entry).await? else {
             drop(tx);
-            return self.stored_answer(msg, &plain).await?.ok_or_else(|| {
+            return self.stored_answer(msg, ack).await?.ok_or_else(|| {
                 AppError::Conflict("the message was received twice at once".into())
             });
         };
@@ -309,49 +271,34 @@ impl Lab {
         &self,
         msg: &Inbound<'_>,
         m: &OrderMessage,
-    ) -> AppResult<Result<OrderPlan, OrderRefusal>> {
-        use OrderFault::{Invalid, Mismatch, Missing, UnknownCode};
+    ) -> AppResult<Result<OrderPlan, Refusal>> {
         let Some(system) = self.store.instrument_by_sender(msg.protocol, msg.sender).await? else {
-            return refuse(
-                format!(
-                    "unknown sender {:?}: add the EHR under Interfaces (HL7, sender {:?}) before it sends orders",
-                    msg.sender, msg.sender
-                ),
-                "MSH-3",
-                UnknownCode,
-            );
+            return refuse(Refusal::UnknownOrderer { sender: msg.sender.to_owned() });
         };
         if !system.active {
-            return refuse(format!("{} is disabled", system.name), "MSH-3", UnknownCode);
+            return refuse(Refusal::OrdererDisabled { name: system.name });
         }
         if let Some(problem) = &m.problem {
             return Ok(Err(problem.clone()));
         }
         let Some(pid) = &m.patient else {
-            return refuse(
-                "the order names no patient: the PID segment is missing",
-                "PID",
-                Missing,
-            );
+            return refuse(Refusal::NoPatient);
         };
         if pid.mrn.trim().is_empty() {
-            return refuse(
-                "the patient's MRN is missing (PID-3, first repetition, first component)",
-                "PID-3",
-                Missing,
-            );
+            return refuse(Refusal::MrnMissing);
         }
         let mrn = match Mrn::parse(&pid.mrn) {
             Ok(m) => m,
-            Err(e) => return refuse(format!("MRN {:?}: {e}", pid.mrn.trim()), "PID-3", Invalid),
+            Err(e) => {
+                return refuse(Refusal::BadMrn {
+                    mrn: pid.mrn.trim().to_owned(),
+                    error: e.to_string(),
+                });
+            }
         };
         let today = self.now().to_zoned_datetime(self.config.time_zone.clone()).date();
         if pid.birth_date.trim().is_empty() {
-            return refuse(
-                "the date of birth is missing (PID-7): Cuvette identifies patients by MRN and date of birth",
-                "PID-7",
-                Missing,
-            );
+            return refuse(Refusal::BirthDateMissing);
         }
         let birth = match hl7_date(&pid.birth_date)
             .ok_or_else(|| {
@@ -360,39 +307,25 @@ impl Lab {
             .and_then(|d| parse_birth_date(&d.to_string(), today))
         {
             Ok(d) => d.to_string(),
-            Err(e) => return refuse(e, "PID-7", Invalid),
+            Err(error) => return refuse(Refusal::BadBirthDate { error }),
         };
         let patient = match self.store.patient_by_mrn(mrn.as_str()).await? {
             Some(row) if row.birth_date != birth => {
-                return refuse(
-                    format!(
-                        "MRN {} is on file with date of birth {}, but the order says {birth}: check the patient's identity with the ward before ordering",
-                        row.mrn, row.birth_date
-                    ),
-                    "PID-7",
-                    Mismatch,
-                );
+                return refuse(Refusal::BirthDateDiffers {
+                    mrn: row.mrn,
+                    on_file: row.birth_date,
+                    sent: birth,
+                });
             }
             Some(row) => PlannedPatient::OnFile(row),
             None => {
                 let family = pid.family_name.trim();
                 let given = pid.given_name.trim();
                 if family.is_empty() {
-                    return refuse(
-                        format!(
-                            "MRN {mrn} is not on file and the family name to register is missing (PID-5.1)",
-                            mrn = mrn.as_str()
-                        ),
-                        "PID-5",
-                        Missing,
-                    );
+                    return refuse(Refusal::FamilyNameMissing { mrn: mrn.as_str().to_owned() });
                 }
                 if family.chars().count() > NAME_LEN_MAX || given.chars().count() > NAME_LEN_MAX {
-                    return refuse(
-                        format!("names are at most {NAME_LEN_MAX} characters"),
-                        "PID-5",
-                        Invalid,
-                    );
+                    return refuse(Refusal::NameTooLong { max: NAME_LEN_MAX });
                 }
                 let sex = match pid.sex.trim() {
                     // N (not applicable) and an empty field register as not known.
@@ -400,11 +333,7 @@ impl Lab {
                     other => match Sex::parse(other) {
                         Some(s) => s,
                         None => {
-                            return refuse(
-                                format!("sex {other:?} is not F, M, O, U, A or N (HL7 table 0001)"),
-                                "PID-8",
-                                Invalid,
-                            );
+                            return refuse(Refusal::UnknownSex { sex: other.to_owned() });
                         }
                     },
                 };
@@ -418,7 +347,7 @@ impl Lab {
             }
         };
         if m.orders.is_empty() {
-            return refuse("the message carries no order (ORC with OBR)", "ORC", Missing);
+            return refuse(Refusal::NoOrders);
         }
         let catalog = self.catalog();
         let mut orders = Vec::new();
@@ -426,21 +355,14 @@ impl Lab {
             let orc = o.orc;
             let control = o.control.trim();
             if control != "NW" {
-                return refuse(
-                    format!(
-                        "order control {control:?} ({}) is not taken: Cuvette accepts new orders (NW) only; cancel or change an order by calling the lab",
-                        order_control_name(control)
-                    ),
-                    format!("ORC({orc})-1"),
-                    if control.is_empty() { Missing } else { UnknownCode },
-                );
+                return refuse(Refusal::OrderControl {
+                    at: Place::nth_field("ORC", orc, 1),
+                    control: control.to_owned(),
+                    name: order_control_name(control),
+                });
             }
             if o.obr == 0 {
-                return refuse(
-                    "the order has no OBR naming the test (OBR-4)",
-                    format!("ORC({orc})"),
-                    Missing,
-                );
+                return refuse(Refusal::NoObr { at: Place::nth("ORC", orc) });
             }
             let obr = o.obr;
             let code = match catalog_code(&catalog.catalog, &o.code) {
@@ -448,11 +370,9 @@ impl Lab {
                 Ok(None) => match catalog_code(&catalog.catalog, &o.alternate_code) {
                     Ok(Some(c)) => c,
                     Ok(None) if o.code.trim().is_empty() => {
-                        return refuse(
-                            "the test or panel code is missing (OBR-4)",
-                            format!("OBR({obr})-4"),
-                            Missing,
-                        );
+                        return refuse(Refusal::TestCodeMissing {
+                            at: Place::nth_field("OBR", obr, 4),
+                        });
                     }
                     Ok(None) => {
                         let described = [o.code_text.trim(), o.coding_system.trim()]
@@ -460,23 +380,15 @@ impl Lab {
                             .filter(|t| !t.is_empty())
                             .collect::<Vec<_>>()
                             .join(", ");
-                        let described = if described.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({described})")
-                        };
-                        return refuse(
-                            format!(
-                                "test code {:?}{described} is not in the catalog: no orderable test or panel has this LOINC or Cuvette code",
-                                o.code.trim()
-                            ),
-                            format!("OBR({obr})-4"),
-                            UnknownCode,
-                        );
+                        return refuse(Refusal::UnknownTestCode {
+                            at: Place::nth_field("OBR", obr, 4),
+                            code: o.code.trim().to_owned(),
+                            described,
+                        });
                     }
-                    Err(why) => return refuse(why, format!("OBR({obr})-4"), UnknownCode),
+                    Err(matches) => return refuse(ambiguous(obr, &o.alternate_code, matches)),
                 },
-                Err(why) => return refuse(why, format!("OBR({obr})-4"), UnknownCode),
+                Err(matches) => return refuse(ambiguous(obr, &o.code, matches)),
             };
             let form = PlaceOrder {
                 patient_id: 0,
@@ -491,36 +403,26 @@ impl Lab {
                 Some(p) if errors.is_empty() => orders.push(p),
                 _ => {
                     let Some(e) = errors.first() else {
-                        return refuse(
-                            "the order cannot be placed",
-                            format!("OBR({obr})"),
-                            Invalid,
-                        );
+                        return refuse(Refusal::NotPlaceable { at: Place::nth("OBR", obr) });
                     };
-                    let (location, missing) = match e.field.as_str() {
-                        "provider" => (format!("ORC({orc})-12"), o.provider.trim().is_empty()),
-                        "placer_number" => (format!("ORC({orc})-2"), false),
-                        "clinical_note" => ("NTE-3".to_owned(), false),
-                        "priority" => ("TQ1-9".to_owned(), false),
-                        _ => (format!("OBR({obr})-4"), false),
+                    let at = match e.field.as_str() {
+                        "provider" => Place::nth_field("ORC", orc, 12),
+                        "placer_number" => Place::nth_field("ORC", orc, 2),
+                        "clinical_note" => Place::field("NTE", 3),
+                        "priority" => Place::field("TQ1", 9),
+                        _ => Place::nth_field("OBR", obr, 4),
                     };
-                    let reason = match e.field.as_str() {
-                        "provider" if missing => {
-                            "the ordering provider is missing (ORC-12 or OBR-16): an order needs the name of the person who ordered it".to_owned()
+                    return refuse(match e.field.as_str() {
+                        "provider" if o.provider.trim().is_empty() => {
+                            Refusal::ProviderMissing { at }
                         }
-                        field => format!("{field}: {}", e.message),
-                    };
-                    return refuse(
-                        reason,
-                        location,
-                        if missing {
-                            Missing
-                        } else if e.field == "tests" {
-                            UnknownCode
-                        } else {
-                            Invalid
+                        "tests" => Refusal::TestsRefused { at, message: e.message.clone() },
+                        field => Refusal::OrderField {
+                            at,
+                            field: field.to_owned(),
+                            message: e.message.clone(),
                         },
-                    );
+                    });
                 }
             }
         }
