@@ -3,8 +3,8 @@
 //! Results going out to the EHR are built in [`super::outbound`].
 
 use cuvette_hl7::{
-    AckBuilder, AckCode, ErrSegment, ErrorCode, FieldValue, Message, MessageBuilder, Segment,
-    SegmentBuilder, Severity,
+    AckBuilder, AckCode, AckMode, ErrSegment, ErrorCode, FieldValue, Message, MessageBuilder,
+    Segment, SegmentBuilder, Severity,
 };
 
 use cuvette_domain::patient::SentIdentity;
@@ -194,14 +194,15 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
                 .version(VERSION)
                 .build()
         }
-        Ingested::Quarantined { refusal, .. } => {
-            let answer = refusal.hl7_error();
-            let reason = refusal.to_string();
-            AckBuilder::new(&original, answer.ack, control_id, timestamp)
+        Ingested::Quarantined { reason, .. } => {
+            let errors = errors(outcome);
+            let mut ack = AckBuilder::new(&original, ack_code(&errors), control_id, timestamp)
                 .version(VERSION)
-                .text(truncate(&reason, 80))
-                .error(err_segment(&answer, &reason))
-                .build()
+                .text(truncate(reason, 80));
+            for (_, err) in errors {
+                ack = ack.error(err);
+            }
+            ack.build()
         }
     };
     built.unwrap_or_else(|_| {
@@ -209,15 +210,73 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
     })
 }
 
+/// What to send back on the connection for a committed message, in order, in the mode the
+/// message asked for (HL7 v2.5.1 §2.9; MSH-15/16).
+///
+/// Original mode (MSH-15 and MSH-16 empty): the application acknowledgement `application`
+/// (AA, AE or AR, as committed with the message). Enhanced mode: first the accept
+/// acknowledgement, when MSH-15 asks for it — CA, as the message is stored, or CR with the
+/// ERR when Cuvette does not process messages like it (the refusals that are AR in original
+/// mode; no application acknowledgement follows one) — then `application` when MSH-16 asks
+/// for it (AL always, ER when it is AE or AR, SU when it is AA). Both go on the connection
+/// the message came on, the accept acknowledgement first.
+pub fn replies(
+    raw: &[u8],
+    outcome: &Ingested,
+    application: Vec<u8>,
+    control_id: &str,
+    timestamp: &str,
+) -> Vec<Vec<u8>> {
+    let Ok(original) = Message::parse(raw) else { return vec![application] };
+    let AckMode::Enhanced { accept, application: wanted } = AckMode::of(&original.msh()) else {
+        return vec![application];
+    };
+    let errors = errors(outcome);
+    let mut out = Vec::new();
+    // The accept acknowledgement has its own control id: the application one carries
+    // `control_id`.
+    let accept_id = format!("{control_id}C");
+    if ack_code(&errors) == AckCode::ApplicationReject {
+        if accept.wants(false) {
+            let mut ack = AckBuilder::new(&original, AckCode::CommitReject, &accept_id, timestamp)
+                .version(VERSION);
+            for (_, err) in errors {
+                ack = ack.error(err);
+            }
+            out.push(ack.build().unwrap_or_else(|_| {
+                minimal_reject(control_id, timestamp, "the acknowledgement could not be built")
+            }));
+        }
+        return out;
+    }
+    if accept.wants(true) {
+        let ack = AckBuilder::new(&original, AckCode::CommitAccept, &accept_id, timestamp)
+            .version(VERSION)
+            .build();
+        out.extend(ack.ok());
+    }
+    if wanted.wants(errors.is_empty()) {
+        out.push(application);
+    }
+    out
+}
+
 /// An AR (application reject) for a message Cuvette could not take now — a framing error or a
-/// database failure — so the sender resends it (HL7 v2.5.1 §2.9.2: AR asks for a retry).
+/// database failure — so the sender resends it (HL7 v2.5.1 §2.9.2: AR asks for a retry). In
+/// enhanced mode it is a CR (commit reject), sent whatever MSH-15 says: a message that was not
+/// stored is never left unanswered, or the sender would take silence for success.
 pub fn reject(raw: &[u8], reason: &str, control_id: &str, timestamp: &str) -> Vec<u8> {
     let Ok(original) = Message::parse(raw) else {
         return minimal_reject(control_id, timestamp, reason);
     };
     let err = ErrSegment::new(ErrorCode::ApplicationInternalError, Severity::Error)
         .diagnostic(reason.to_owned());
-    AckBuilder::new(&original, AckCode::ApplicationReject, control_id, timestamp)
+    // Not stored: in enhanced mode that is a commit reject, which the sender also retries.
+    let code = match AckMode::of(&original.msh()) {
+        AckMode::Original => AckCode::ApplicationReject,
+        AckMode::Enhanced { .. } => AckCode::CommitReject,
+    };
+    AckBuilder::new(&original, code, control_id, timestamp)
         .version(VERSION)
         .text(truncate(reason, 80))
         .error(err)
@@ -463,23 +522,17 @@ pub fn order_ack(
         header.set(3, msh.receiving_application());
         header.set(4, msh.receiving_facility());
     }
-    let (ack_code, error) = match outcome {
-        Ingested::Quarantined { refusal, .. } => {
-            let answer = refusal.hl7_error();
-            let reason = refusal.to_string();
-            (answer.ack, Some((reason.clone(), err_segment(&answer, &reason))))
-        }
-        _ => (AckCode::ApplicationAccept, None),
-    };
+    let errors = errors(outcome);
+    let ack_code = ack_code(&errors);
     let acknowledged =
         if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() };
     let mut msa = SegmentBuilder::new("MSA").field(1, ack_code.code()).field(2, acknowledged);
-    if let Some((reason, _)) = &error {
+    if let Ingested::Quarantined { reason, .. } = outcome {
         msa.set(3, truncate(reason, 80));
     }
     let separators = original.separators();
     let mut reply = MessageBuilder::with_separators(separators).segment(header).segment(msa);
-    if let Some((_, err)) = error {
+    for (_, err) in &errors {
         reply.push(err.segment());
     }
     if let Ingested::Ordered { orders, .. } = outcome {
@@ -519,6 +572,32 @@ pub fn order_ack(
     reply.finish().unwrap_or_else(|_| {
         minimal_reject(control_id, timestamp, "the acknowledgement could not be built")
     })
+}
+
+/// One ERR per reason a quarantined message was refused for, with what each says about the
+/// acknowledgement; none for a message that was taken.
+fn errors(outcome: &Ingested) -> Vec<(Hl7Error, ErrSegment)> {
+    outcome
+        .refusals()
+        .into_iter()
+        .map(|refusal| {
+            let answer = refusal.hl7_error();
+            let err = err_segment(&answer, &refusal.to_string());
+            (answer, err)
+        })
+        .collect()
+}
+
+/// MSA-1 for a message with these errors: AA without any, AR when one of them means Cuvette
+/// does not process the message at all, else AE.
+fn ack_code(errors: &[(Hl7Error, ErrSegment)]) -> AckCode {
+    if errors.is_empty() {
+        AckCode::ApplicationAccept
+    } else if errors.iter().any(|(e, _)| e.ack == AckCode::ApplicationReject) {
+        AckCode::ApplicationReject
+    } else {
+        AckCode::ApplicationError
+    }
 }
 
 /// The ERR segment for a refusal (HL7 v2.5.1 §2.14.5): ERR-2 where, ERR-3 the table 0357

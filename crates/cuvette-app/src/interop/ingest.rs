@@ -101,8 +101,8 @@ impl Lab {
             None => None,
         };
         let plan = match (&msg.malformed, control_refused) {
-            (Some(refusal), _) => Err(refusal.clone()),
-            (None, Some(refusal)) => Err(refusal),
+            (Some(refusal), _) => Err(vec![refusal.clone()]),
+            (None, Some(refusal)) => Err(vec![refusal]),
             (None, None) => match self.plan_ingest(msg, sender).await? {
                 Ok(plan) => {
                     let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
@@ -141,7 +141,9 @@ impl Lab {
                     plan.indices.into_iter().collect(),
                 )
             }
-            Err(refusal) => (Ingested::quarantined(refusal), None, Vec::new(), None, 0, Vec::new()),
+            Err(refusals) => {
+                (Ingested::quarantined(refusals), None, Vec::new(), None, 0, Vec::new())
+            }
         };
         let ack_bytes = ack(&outcome);
         let (outcome_code, detail, quarantine) = match &outcome {
@@ -157,8 +159,9 @@ impl Lab {
                 },
                 None,
             ),
-            Ingested::Quarantined { refusal, .. } => {
-                ("quarantined", refusal.detail(), Some("open"))
+            Ingested::Quarantined { .. } => {
+                let all = outcome.refusals().into_iter().map(Refusal::detail);
+                ("quarantined", all.collect::<Vec<_>>().join("; "), Some("open"))
             }
             Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
                 unreachable!("duplicates return early; results place no orders")
@@ -209,15 +212,15 @@ impl Lab {
         &self,
         msg: &Inbound<'_>,
         sender: Option<(InstrumentRow, Vec<TestCodeRow>)>,
-    ) -> AppResult<Result<IngestPlan, Refusal>> {
+    ) -> AppResult<Result<IngestPlan, Vec<Refusal>>> {
         let Some((instrument, codes)) = sender else {
-            return Ok(Err(Refusal::UnknownInstrument { sender: msg.sender.to_owned() }));
+            return Ok(Err(vec![Refusal::UnknownInstrument { sender: msg.sender.to_owned() }]));
         };
         if !instrument.active {
-            return Ok(Err(Refusal::InstrumentDisabled { name: instrument.name.clone() }));
+            return Ok(Err(vec![Refusal::InstrumentDisabled { name: instrument.name.clone() }]));
         }
         if msg.results.is_empty() {
-            return Ok(Err(Refusal::NoResults));
+            return Ok(Err(vec![Refusal::NoResults]));
         }
         let catalog = self.catalog();
         let mut prepared: Vec<PreparedResult> = Vec::new();
@@ -227,6 +230,14 @@ impl Lab {
             String,
             (Option<cuvette_store::SpecimenRow>, Vec<cuvette_store::WorkItem>),
         > = std::collections::HashMap::new();
+        // Every result is checked: the answer names each one that cannot be taken.
+        let mut refused: Vec<Refusal> = Vec::new();
+        macro_rules! refuse {
+            ($refusal:expr) => {{
+                refused.push($refusal);
+                continue;
+            }};
+        }
         for r in &msg.results {
             let at = r.location.clone();
             if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
@@ -234,25 +245,25 @@ impl Lab {
                 continue;
             }
             let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
-                return Ok(Err(Refusal::UnmappedCode {
+                refuse!(Refusal::UnmappedCode {
                     at,
                     code: r.instrument_code.clone(),
                     instrument: instrument.name.clone(),
-                }));
+                });
             };
             let def = catalog.catalog.test(&map.test_code);
             let conversion = match unit_of_result(&instrument, map, &r.unit, def, &at) {
                 Ok(c) => c,
-                Err(refusal) => return Ok(Err(refusal)),
+                Err(refusal) => refuse!(refusal),
             };
             let accession = match cuvette_domain::Accession::parse(&r.accession) {
                 Ok(a) => a.to_string(),
                 Err(e) => {
-                    return Ok(Err(Refusal::BadSpecimenId {
+                    refuse!(Refusal::BadSpecimenId {
                         at,
                         sent: r.accession.clone(),
                         error: e.to_string(),
-                    }));
+                    });
                 }
             };
             // One read per specimen, not per result: a panel's results share a tube. The
@@ -275,22 +286,22 @@ impl Lab {
             }
             let (found, items) = &specimens[&accession];
             let Some(specimen) = found else {
-                return Ok(Err(Refusal::NoSpecimen { at, accession }));
+                refuse!(Refusal::NoSpecimen { at, accession });
             };
             if specimen.status == SpecimenStatus::Rejected {
-                return Ok(Err(Refusal::RejectedSpecimen { at, accession }));
+                refuse!(Refusal::RejectedSpecimen { at, accession });
             }
             if specimen.status != SpecimenStatus::Received {
-                return Ok(Err(Refusal::SpecimenNotReceived { at, accession }));
+                refuse!(Refusal::SpecimenNotReceived { at, accession });
             }
             if let Some(index) = SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code) {
                 // A serum index describes the specimen, not an ordered test.
                 let Ok(value) = r.value.trim().parse::<u32>() else {
-                    return Ok(Err(Refusal::SerumIndexNotWhole {
+                    refuse!(Refusal::SerumIndexNotWhole {
                         at,
                         index: SERUM_INDEX_CODES[index].1.to_owned(),
                         value: r.value.clone(),
-                    }));
+                    });
                 };
                 let entry = indices.entry(specimen.id).or_default();
                 match index {
@@ -321,11 +332,11 @@ impl Lab {
                         birth_date,
                     };
                     if let Err(wrong) = check_identity(sent, registered) {
-                        return Ok(Err(Refusal::WrongPatient {
+                        refuse!(Refusal::WrongPatient {
                             at,
                             accession,
                             differences: wrong.iter().map(ToString::to_string).collect(),
-                        }));
+                        });
                     }
                 }
             }
@@ -338,28 +349,23 @@ impl Lab {
                 })
                 .cloned()
             else {
-                return Ok(Err(Refusal::NotOrdered { at, test: map.test_code.clone(), accession }));
+                refuse!(Refusal::NotOrdered { at, test: map.test_code.clone(), accession });
             };
             let status = item.test.status;
             if !status.accepts_results() {
-                return Ok(Err(Refusal::Locked {
-                    at,
-                    test: map.test_code.clone(),
-                    accession,
-                    status,
-                }));
+                refuse!(Refusal::Locked { at, test: map.test_code.clone(), accession, status });
             }
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
-                return Ok(Err(Refusal::NotMeasured { at, test: map.test_code.clone() }));
+                refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
             };
             let value = match ReportedValue::parse(&r.value) {
                 Ok(v) => v,
                 Err(e) => {
-                    return Ok(Err(Refusal::InvalidValue {
+                    refuse!(Refusal::InvalidValue {
                         at,
                         test: map.test_code.clone(),
                         error: e.to_string(),
-                    }));
+                    });
                 }
             };
             // Converted before it is judged: flags, interval and critical limits are the
@@ -369,18 +375,18 @@ impl Lab {
                 Some(c) => match c.apply(&value, def.decimals) {
                     Some(converted) => (converted, Some(Sent { value: value.text, unit: c.from })),
                     None => {
-                        return Ok(Err(Refusal::NotConvertible {
+                        refuse!(Refusal::NotConvertible {
                             at,
                             test: map.test_code.clone(),
                             value: value.text,
                             from: c.from.to_owned(),
                             to: c.to.to_owned(),
-                        }));
+                        });
                     }
                 },
             };
             if prepared.iter().any(|p| p.item.test.id == item.test.id) {
-                return Ok(Err(Refusal::Twice { at, test: map.test_code.clone(), accession }));
+                refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
             }
             let row_version = item.test.row_version;
             prepared.push(PreparedResult {
@@ -391,8 +397,11 @@ impl Lab {
                 sent,
             });
         }
+        if !refused.is_empty() {
+            return Ok(Err(refused));
+        }
         if prepared.is_empty() {
-            return Ok(Err(Refusal::NoValue { skipped }));
+            return Ok(Err(vec![Refusal::NoValue { skipped }]));
         }
         let orders: OrderItems = specimens
             .into_values()

@@ -35,6 +35,7 @@ pub struct Inbound<'a> {
 
 /// What became of an inbound message.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // One per message, moved a few times: not worth a box.
 pub enum Ingested {
     /// Its results were stored.
     Accepted {
@@ -74,17 +75,34 @@ pub enum Ingested {
         location: String,
         /// Why, as data: what the acknowledgement says is decided from this.
         refusal: Refusal,
+        /// The other problems found in the same message (other results that cannot be taken),
+        /// each answered with an ERR of its own.
+        also: Vec<Refusal>,
     },
 }
 
 impl Ingested {
-    /// A message kept in the quarantine for `refusal` (its log id set on commit).
-    pub(super) fn quarantined(refusal: Refusal) -> Ingested {
+    /// A message kept in the quarantine for `refusals`, the first problem first (its log id
+    /// set on commit).
+    pub(super) fn quarantined(refusals: Vec<Refusal>) -> Ingested {
+        let mut refusals = refusals.into_iter();
+        let refusal = refusals.next().unwrap_or(Refusal::NoResults);
         Ingested::Quarantined {
             message_id: 0,
             reason: refusal.to_string(),
             location: refusal.location(),
             refusal,
+            also: refusals.collect(),
+        }
+    }
+
+    /// Every reason a quarantined message was refused for, the first first; none otherwise.
+    pub fn refusals(&self) -> Vec<&Refusal> {
+        match self {
+            Ingested::Quarantined { refusal, also, .. } => {
+                std::iter::once(refusal).chain(also).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -97,8 +115,8 @@ impl Ingested {
             Ingested::Ordered { patient_id, registered, orders, .. } => {
                 Ingested::Ordered { message_id: id, patient_id, registered, orders }
             }
-            Ingested::Quarantined { reason, location, refusal, .. } => {
-                Ingested::Quarantined { message_id: id, reason, location, refusal }
+            Ingested::Quarantined { reason, location, refusal, also, .. } => {
+                Ingested::Quarantined { message_id: id, reason, location, refusal, also }
             }
             d @ Ingested::Duplicate { .. } => d,
         }

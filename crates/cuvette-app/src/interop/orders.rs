@@ -238,7 +238,7 @@ impl Lab {
                     Ingested::Ordered { message_id: 0, patient_id, registered, orders: placed };
                 (outcome, detail, accession)
             }
-            Err(refusal) => (Ingested::quarantined(refusal.clone()), refusal.detail(), None),
+            Err(refusal) => (Ingested::quarantined(vec![refusal.clone()]), refusal.detail(), None),
         };
         let ack_bytes = ack(&outcome);
         let quarantined = matches!(outcome, Ingested::Quarantined { .. });
