@@ -232,11 +232,19 @@ pub fn replies(
         return vec![application];
     };
     let errors = errors(outcome);
+    // A retransmission is answered as the original was: its stored acknowledgement says how.
+    let code = match outcome {
+        Ingested::Duplicate { .. } => Message::parse(&application)
+            .ok()
+            .and_then(|a| a.get("MSA-1").and_then(|c| AckCode::from_code(c.raw())))
+            .unwrap_or(AckCode::ApplicationAccept),
+        _ => ack_code(&errors),
+    };
     let mut out = Vec::new();
     // The accept acknowledgement has its own control id: the application one carries
     // `control_id`.
     let accept_id = format!("{control_id}C");
-    if ack_code(&errors) == AckCode::ApplicationReject {
+    if code == AckCode::ApplicationReject {
         if accept.wants(false) {
             let mut ack = AckBuilder::new(&original, AckCode::CommitReject, &accept_id, timestamp)
                 .version(VERSION);
@@ -255,7 +263,7 @@ pub fn replies(
             .build();
         out.extend(ack.ok());
     }
-    if wanted.wants(errors.is_empty()) {
+    if wanted.wants(code == AckCode::ApplicationAccept) {
         out.push(application);
     }
     out
