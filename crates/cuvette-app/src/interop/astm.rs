@@ -4,10 +4,10 @@
 use cuvette_astm::records::{Charset, Message, MessageBuilder, RecordBuilder, RecordType};
 use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_store::{NewMessage, WorklistFilter};
+use cuvette_store::WorklistFilter;
 use sha2::{Digest, Sha256};
 
-use super::{Decoded, Inbound, Ingested, Place, ReceivedResult, Refusal};
+use super::{Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took};
 use crate::{AppResult, Lab};
 
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
@@ -224,31 +224,27 @@ pub async fn answer_query(
             )
         }
     };
-    let now = lab.now_micros();
     let mut tx = store.begin().await?;
-    tx.insert_message(
-        &NewMessage {
-            direction: "in",
-            protocol: "astm",
-            channel,
-            peer,
-            sender: &sender,
-            // Instruments repeat identical queries; each is logged, none is a duplicate.
-            control_id: None,
-            message_type: QUERY_MESSAGE_TYPE,
-            raw,
-            outcome: "query",
-            detail: &detail,
-            ack: None,
-            accession: specimens.first().map(String::as_str),
-            results: 0,
-            quarantine: None,
-            replay_of: None,
-            processed_us: lab.now_micros() - started,
-        },
-        now,
-    )
-    .await?;
+    let record = MessageRecord {
+        direction: "in",
+        protocol: "astm".into(),
+        channel: channel.into(),
+        peer: peer.into(),
+        sender,
+        // Instruments repeat identical queries; each is logged, none is a duplicate.
+        control_id: None,
+        message_type: QUERY_MESSAGE_TYPE.into(),
+        raw: raw.to_vec(),
+        outcome: "query",
+        detail,
+        ack: None,
+        accession: specimens.first().cloned(),
+        results: 0,
+        quarantine: None,
+        replay_of: None,
+        took: Took::Since(started),
+    };
+    lab.log_message(&mut tx, &record).await?;
     tx.commit().await?;
     Ok(Some(query_answer(&answers)))
 }
@@ -283,31 +279,27 @@ pub async fn log_answer(
     if let Some(why) = failure {
         detail = format!("{detail}; not delivered: {why}");
     }
-    let now = lab.now_micros();
     let mut tx = lab.store().begin().await?;
-    let id = tx
-        .insert_message(
-            &NewMessage {
-                direction: "out",
-                protocol: "astm",
-                channel,
-                peer,
-                sender: SENDER_NAME,
-                control_id: None,
-                message_type: ANSWER_MESSAGE_TYPE,
-                raw: &raw,
-                outcome: if failure.is_some() { "failed" } else { "sent" },
-                detail: &detail,
-                ack: None,
-                accession: answers.first().map(|(a, _)| a.as_str()),
-                results: 0,
-                quarantine: None,
-                replay_of: None,
-                processed_us: 0,
-            },
-            now,
-        )
-        .await?;
+    let record = MessageRecord {
+        direction: "out",
+        protocol: "astm".into(),
+        channel: channel.into(),
+        peer: peer.into(),
+        sender: SENDER_NAME.into(),
+        control_id: None,
+        message_type: ANSWER_MESSAGE_TYPE.into(),
+        raw,
+        outcome: if failure.is_some() { "failed" } else { "sent" },
+        detail,
+        ack: None,
+        accession: answers.first().map(|(a, _)| a.clone()),
+        results: 0,
+        quarantine: None,
+        replay_of: None,
+        took: Took::Micros(0),
+    };
+    // Without a control id nothing can conflict: the row is always written.
+    let id = lab.log_message(&mut tx, &record).await?.unwrap_or_default();
     tx.commit().await?;
     Ok(id)
 }

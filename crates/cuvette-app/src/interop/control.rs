@@ -164,7 +164,7 @@ impl Lab {
             None,
             started,
         );
-        let Some(message_id) = self.log_inbound(&mut tx, &record).await? else {
+        let Some(message_id) = self.log_message(&mut tx, &record).await? else {
             drop(tx);
             return self.stored_answer(msg, ack).await?.ok_or_else(|| {
                 AppError::Conflict("the message was received twice at once".into())

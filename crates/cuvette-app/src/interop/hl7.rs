@@ -181,9 +181,11 @@ pub async fn receive(
     lab.ingest(&inbound, &make_ack).await
 }
 
-/// The acknowledgement for an outcome (HL7 v2.5.1 §2.9.2, original mode): AA when stored, AE
-/// with an ERR naming the reason and place when quarantined, AR when the message cannot be
-/// read or carries no results.
+/// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored; when
+/// quarantined, one ERR per reason ([`Refusal::hl7_error`]: ERR-2 the place, ERR-3 the table
+/// 0357 code, ERR-7/8 the reason) under AE, or AR when Cuvette does not process the message
+/// at all (unreadable, or a type that carries no results). MSA-2 echoes MSH-10; MSA-3 is the
+/// first reason, cut to 80 characters. [`replies`] decides what of it is sent.
 pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) -> Vec<u8> {
     let Ok(original) = Message::parse(raw) else {
         return minimal_reject(control_id, timestamp, "the message could not be read as HL7");
@@ -492,8 +494,7 @@ fn provider_text(segment: &Segment<'_>, field: usize) -> String {
 /// Accepted: `MSA|AA`, the patient (PID-3 and PID-5 as sent), and for each specimen Cuvette
 /// created an `ORC|OK|<placer number>|<accession>^CUVETTE` with its `OBR` (OBR-4 as sent):
 /// an order whose tests need two tubes gets two ORC/OBR pairs with the same placer number.
-/// Quarantined: `MSA|AE` (`AR` when unreadable) and an ERR whose ERR-2 names the segment and
-/// field, ERR-3 the HL7 error code, ERR-7/8 the reason.
+/// Quarantined: `MSA|AE` (`AR` when unreadable) and the ERR of the refusal, as in [`ack`].
 pub fn order_ack(
     raw: &[u8],
     decoded: &OrderMessage,

@@ -123,25 +123,37 @@ impl Ingested {
     }
 }
 
-/// What the message log records about one inbound message, owned so that it can wait for a
-/// group commit.
+/// What the message log records about one message, in or out: the one record every path
+/// writes ([`Lab::log_message`]). Owned, so that it can wait for a group commit.
 pub(crate) struct MessageRecord {
-    protocol: String,
-    channel: String,
-    peer: String,
-    sender: String,
-    control_id: Option<String>,
-    message_type: String,
-    raw: Vec<u8>,
-    outcome: &'static str,
-    detail: String,
-    ack: Vec<u8>,
-    accession: Option<String>,
-    results: i64,
-    quarantine: Option<&'static str>,
-    pub(super) replay_of: Option<i64>,
-    /// When processing began (clock microseconds), for the processing time.
-    started: i64,
+    /// `in` or `out`.
+    pub direction: &'static str,
+    pub protocol: String,
+    pub channel: String,
+    pub peer: String,
+    pub sender: String,
+    pub control_id: Option<String>,
+    pub message_type: String,
+    pub raw: Vec<u8>,
+    /// `accepted`, `quarantined`, `query`, `sent`, `failed`.
+    pub outcome: &'static str,
+    pub detail: String,
+    /// The acknowledgement sent (in) or received (out), when there is one.
+    pub ack: Option<Vec<u8>>,
+    pub accession: Option<String>,
+    pub results: i64,
+    /// `open` for a message kept in the quarantine.
+    pub quarantine: Option<&'static str>,
+    pub replay_of: Option<i64>,
+    pub took: Took,
+}
+
+/// How long handling a message took, for the log's processing time.
+pub(crate) enum Took {
+    /// Since this clock reading (microseconds): processing ends when the record is written.
+    Since(i64),
+    /// This long (microseconds), measured by the caller (a delivery's round trip).
+    Micros(i64),
 }
 
 impl MessageRecord {
@@ -164,14 +176,15 @@ impl MessageRecord {
             control_id: msg.control_id.map(str::to_owned),
             message_type: msg.message_type.to_owned(),
             raw: msg.raw.to_vec(),
+            direction: "in",
             outcome,
             detail,
-            ack,
+            ack: Some(ack),
             accession,
             results: results as i64,
             quarantine,
             replay_of: msg.replay_of,
-            started,
+            took: Took::Since(started),
         }
     }
 }
@@ -194,9 +207,9 @@ impl Lab {
         Ok(Some((outcome, bytes)))
     }
 
-    /// Logs an inbound message inside `tx`; `None` when the same sender's control id was
-    /// logged meanwhile (the transaction is then unusable and must be dropped).
-    pub(super) async fn log_inbound(
+    /// Logs a message inside `tx`; `None` when the same sender's control id was logged
+    /// meanwhile in the same direction (the transaction is then unusable and must be dropped).
+    pub(crate) async fn log_message(
         &self,
         tx: &mut Tx,
         e: &MessageRecord,
@@ -204,7 +217,7 @@ impl Lab {
         let inserted = tx
             .insert_message(
                 &NewMessage {
-                    direction: "in",
+                    direction: e.direction,
                     protocol: &e.protocol,
                     channel: &e.channel,
                     peer: &e.peer,
@@ -214,12 +227,15 @@ impl Lab {
                     raw: &e.raw,
                     outcome: e.outcome,
                     detail: &e.detail,
-                    ack: Some(&e.ack),
+                    ack: e.ack.as_deref(),
                     accession: e.accession.as_deref(),
                     results: e.results,
                     quarantine: e.quarantine,
                     replay_of: e.replay_of,
-                    processed_us: self.clock_micros() - e.started,
+                    processed_us: match e.took {
+                        Took::Since(started) => self.clock_micros() - started,
+                        Took::Micros(us) => us,
+                    },
                 },
                 self.now_micros(),
             )

@@ -252,7 +252,7 @@ impl Lab {
             quarantined.then_some("open"),
             started,
         );
-        let Some(message_id) = self.log_inbound(&mut tx, &entry).await? else {
+        let Some(message_id) = self.log_message(&mut tx, &entry).await? else {
             drop(tx);
             return self.stored_answer(msg, ack).await?.ok_or_else(|| {
                 AppError::Conflict("the message was received twice at once".into())

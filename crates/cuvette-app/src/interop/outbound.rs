@@ -15,12 +15,13 @@ use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use cuvette_domain::{Action, Catalog, Flag, ReportedValue};
 use cuvette_hl7::{FieldValue, Message, MessageBuilder, SegmentBuilder};
 use cuvette_store::{
-    Micros, NewAuditEvent, NewMessage, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow,
-    SpecimenRow, StoreError, Tx, WorklistFilter,
+    Micros, NewAuditEvent, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow, SpecimenRow,
+    Tx, WorklistFilter,
 };
 use jiff::{SignedDuration, Timestamp};
 
 use super::hl7::{SENDING_APPLICATION, SENDING_FACILITY};
+use super::{MessageRecord, Took};
 use crate::{Actor, AppResult, Lab};
 
 /// Attempts before the worker gives up on a message (status `failed`, shown under Interfaces
@@ -465,37 +466,28 @@ impl Lab {
             None => None,
         };
         let mut tx = self.store.begin().await?;
-        let logged = tx
-            .insert_message(
-                &NewMessage {
-                    direction: "out",
-                    protocol: "hl7",
-                    channel: &row.destination,
-                    peer,
-                    sender: SENDING_APPLICATION,
-                    control_id: Some(&row.control_id),
-                    message_type: &message_type,
-                    raw: &row.payload,
-                    outcome: "sent",
-                    detail: &detail,
-                    ack: Some(ack),
-                    accession: Some(&row.accession),
-                    results,
-                    quarantine: None,
-                    replay_of: None,
-                    processed_us: round_trip_us,
-                },
-                now,
-            )
-            .await;
-        match logged {
-            Ok(_) => {}
+        let record = MessageRecord {
+            direction: "out",
+            protocol: "hl7".into(),
+            channel: row.destination.clone(),
+            peer: peer.into(),
+            sender: SENDING_APPLICATION.into(),
+            control_id: Some(row.control_id.clone()),
+            message_type,
+            raw: row.payload.clone(),
+            outcome: "sent",
+            detail,
+            ack: Some(ack.to_vec()),
+            accession: Some(row.accession.clone()),
+            results,
+            quarantine: None,
+            replay_of: None,
+            took: Took::Micros(round_trip_us),
+        };
+        if self.log_message(&mut tx, &record).await?.is_none() {
             // Logged already: sent before, and the process stopped before it was marked.
-            Err(StoreError::Conflict(_)) => {
-                drop(tx);
-                tx = self.store.begin().await?;
-            }
-            Err(e) => return Err(e.into()),
+            drop(tx);
+            tx = self.store.begin().await?;
         }
         tx.outbox_sent(row.id, ack, now).await?;
         tx.audit(NewAuditEvent {
