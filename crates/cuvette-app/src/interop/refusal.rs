@@ -581,3 +581,81 @@ impl fmt::Display for Refusal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_print_as_the_message_log_always_wrote_them() {
+        assert_eq!(Place::record("OBX", 3).to_string(), "OBX 3");
+        assert_eq!(Place::record("R", 2).to_string(), "R 2");
+        assert_eq!(Place::segment("PID").to_string(), "PID");
+        assert_eq!(Place::field("PID", 7).to_string(), "PID-7");
+        assert_eq!(Place::nth("ORC", 1).to_string(), "ORC(1)");
+        assert_eq!(Place::nth_field("OBR", 2, 4).to_string(), "OBR(2)-4");
+    }
+
+    #[test]
+    fn a_results_err_2_names_the_obx_field_at_fault() {
+        let at = Place::record("OBX", 5);
+        let value = Refusal::InvalidValue { at: at.clone(), test: "K".into(), error: "x".into() };
+        let e = value.hl7_error();
+        assert_eq!((e.ack, e.code), (AckCode::ApplicationError, ErrorCode::DataTypeError));
+        assert_eq!(e.location, Some(ErrorLocation::new("OBX", 5).field(5)));
+
+        let unmapped =
+            Refusal::UnmappedCode { at: at.clone(), code: "X".into(), instrument: "C".into() };
+        let e = unmapped.hl7_error();
+        assert_eq!(e.code, ErrorCode::TableValueNotFound);
+        assert_eq!(e.location, Some(ErrorLocation::new("OBX", 5).field(3)));
+
+        // An ASTM record has no OBX fields: the place alone.
+        let astm = Refusal::NoSpecimen { at: Place::record("R", 2), accession: "A".into() };
+        let e = astm.hl7_error();
+        assert_eq!(e.code, ErrorCode::UnknownKeyIdentifier);
+        assert_eq!(e.location, Some(ErrorLocation::new("R", 2)));
+    }
+
+    #[test]
+    fn only_a_message_cuvette_does_not_process_is_rejected() {
+        let unreadable = Refusal::Unreadable { protocol: "HL7", error: "no MSH".into() };
+        assert_eq!(unreadable.hl7_error().ack, AckCode::ApplicationReject);
+        let adt = Refusal::NotResults { message_type: "ADT^A01".into() };
+        assert_eq!(adt.hl7_error().ack, AckCode::ApplicationReject);
+        assert_eq!(adt.hl7_error().location, Some(ErrorLocation::new("MSH", 1).field(9)));
+        for content in [
+            Refusal::NoResults,
+            Refusal::UnknownInstrument { sender: "X".into() },
+            Refusal::MrnMissing,
+            Refusal::SecondPatient { at: Place::nth("PID", 2) },
+        ] {
+            assert_eq!(content.hl7_error().ack, AckCode::ApplicationError, "{content}");
+        }
+    }
+
+    #[test]
+    fn an_order_message_names_the_field_even_for_a_refusal_about_the_patient() {
+        let missing = Refusal::BirthDateMissing;
+        assert_eq!(missing.location(), "PID-7");
+        assert_eq!(missing.detail(), format!("PID-7: {missing}"));
+        let e = missing.hl7_error();
+        assert_eq!(e.code, ErrorCode::RequiredFieldMissing);
+        assert_eq!(e.location, Some(ErrorLocation::new("PID", 1).field(7)));
+
+        let orphan = Refusal::OrphanObr { at: Place::nth("OBR", 1) };
+        assert_eq!(orphan.hl7_error().code, ErrorCode::SegmentSequenceError);
+        let empty = Refusal::OrderControl {
+            at: Place::nth_field("ORC", 1, 1),
+            control: String::new(),
+            name: "not a new order",
+        };
+        assert_eq!(empty.hl7_error().code, ErrorCode::RequiredFieldMissing);
+        let cancel = Refusal::OrderControl {
+            at: Place::nth_field("ORC", 1, 1),
+            control: "CA".into(),
+            name: "cancel order request",
+        };
+        assert_eq!(cancel.hl7_error().code, ErrorCode::TableValueNotFound);
+    }
+}
