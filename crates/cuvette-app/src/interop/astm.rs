@@ -8,7 +8,7 @@ use cuvette_store::WorklistFilter;
 use sha2::{Digest, Sha256};
 
 use super::{Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took};
-use crate::{AppResult, Lab};
+use crate::{AppError, AppResult, Lab};
 
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
 /// O-3, the test code from R-3 (the manufacturer's code, component 4, else the first).
@@ -298,8 +298,10 @@ pub async fn log_answer(
         replay_of: None,
         took: Took::Micros(0),
     };
-    // Without a control id nothing can conflict: the row is always written.
-    let id = lab.log_message(&mut tx, &record).await?.unwrap_or_default();
+    // Without a control id no other row can conflict with this one.
+    let Some(id) = lab.log_message(&mut tx, &record).await? else {
+        return Err(AppError::Conflict("the host-query answer was logged twice at once".into()));
+    };
     tx.commit().await?;
     Ok(id)
 }

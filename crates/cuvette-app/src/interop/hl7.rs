@@ -3,8 +3,8 @@
 //! Results going out to the EHR are built in [`super::outbound`].
 
 use cuvette_hl7::{
-    AckBuilder, AckCode, AckMode, ErrSegment, ErrorCode, FieldValue, Message, MessageBuilder,
-    Segment, SegmentBuilder, Severity,
+    AckBuilder, AckCode, AckMode, ErrSegment, ErrorCode, ErrorLocation, FieldValue, Message,
+    MessageBuilder, Segment, SegmentBuilder, Severity,
 };
 
 use cuvette_domain::patient::SentIdentity;
@@ -12,7 +12,7 @@ use cuvette_domain::patient::SentIdentity;
 use super::refusal::Hl7Error;
 use super::{
     Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
-    ReceivedResult, Refusal,
+    ReceivedResult, Refusal, Skipped,
 };
 use crate::{AppResult, Lab};
 
@@ -181,7 +181,8 @@ pub async fn receive(
     lab.ingest(&inbound, &make_ack).await
 }
 
-/// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored; when
+/// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored, with a
+/// warning ERR (ERR-4 `W`) per result whose status says it has no value; when
 /// quarantined, one ERR per reason ([`Refusal::hl7_error`]: ERR-2 the place, ERR-3 the table
 /// 0357 code, ERR-7/8 the reason) under AE, or AR when Cuvette does not process the message
 /// at all (unreadable, or a type that carries no results). MSA-2 echoes MSH-10; MSA-3 is the
@@ -191,7 +192,16 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
         return minimal_reject(control_id, timestamp, "the message could not be read as HL7");
     };
     let built = match outcome {
-        Ingested::Accepted { .. } | Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
+        Ingested::Accepted { skipped, .. } => {
+            let mut ack =
+                AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
+                    .version(VERSION);
+            for result in skipped {
+                ack = ack.error(warning(result));
+            }
+            ack.build()
+        }
+        Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
             AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
                 .version(VERSION)
                 .build()
@@ -607,6 +617,17 @@ fn ack_code(errors: &[(Hl7Error, ErrSegment)]) -> AckCode {
     } else {
         AckCode::ApplicationError
     }
+}
+
+/// The warning for a result taken without a value (AA with ERR-4 `W`, ERR-3 `0` message
+/// accepted): ERR-2 its OBX-11, the status that says there is no value.
+fn warning(result: &Skipped) -> ErrSegment {
+    let text = format!("not stored: {result} (no value)");
+    let at = &result.at;
+    ErrSegment::new(ErrorCode::MessageAccepted, Severity::Warning)
+        .location(ErrorLocation::new(at.segment_id(), at.sequence()).field(11))
+        .diagnostic(text.clone())
+        .user_message(text)
 }
 
 /// The ERR segment for a refusal (HL7 v2.5.1 §2.14.5): ERR-2 where, ERR-3 the table 0357

@@ -41,12 +41,31 @@ pub struct ReceivedResult {
     pub patient: Option<SentIdentity>,
 }
 
+/// A result not stored because its status says it has no value (pending, cannot be obtained).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Where in the message.
+    pub at: Place,
+    /// The specimen id as sent.
+    pub accession: String,
+    /// The instrument's test code.
+    pub code: String,
+    /// The status as sent (HL7 OBX-11, ASTM R-9).
+    pub status: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} status {}", self.accession, self.code, self.status)
+    }
+}
+
 /// A result message checked against the record, ready to evaluate.
 pub(crate) struct IngestPlan {
     instrument: InstrumentRow,
     prepared: Vec<PreparedResult>,
     orders: OrderItems,
-    skipped: Vec<String>,
+    skipped: Vec<Skipped>,
     /// Serum indices the message carried, by specimen id.
     indices: HashMap<i64, SerumIndices>,
 }
@@ -154,7 +173,7 @@ impl Lab {
                 } else {
                     format!(
                         "{results} results stored; {skipped_count} without a value: {}",
-                        skipped.join("; ")
+                        skipped.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                     )
                 },
                 None,
@@ -241,7 +260,12 @@ impl Lab {
         for r in &msg.results {
             let at = r.location.clone();
             if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
-                skipped.push(format!("{} {} status {}", r.accession, r.instrument_code, r.status));
+                skipped.push(Skipped {
+                    at,
+                    accession: r.accession.clone(),
+                    code: r.instrument_code.clone(),
+                    status: r.status.clone(),
+                });
                 continue;
             }
             let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
@@ -401,6 +425,7 @@ impl Lab {
             return Ok(Err(refused));
         }
         if prepared.is_empty() {
+            let skipped = skipped.iter().map(ToString::to_string).collect();
             return Ok(Err(vec![Refusal::NoValue { skipped }]));
         }
         let orders: OrderItems = specimens

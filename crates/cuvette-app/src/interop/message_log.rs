@@ -4,7 +4,7 @@
 use cuvette_domain::Action;
 use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreError, Tx};
 
-use super::ingest::Decoded;
+use super::ingest::{Decoded, Skipped};
 use super::{ReceivedResult, Refusal, astm, hl7};
 use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
 
@@ -44,8 +44,8 @@ pub enum Ingested {
         /// Results stored.
         results: usize,
         /// Results not stored because their status says there is no value (pending, cannot
-        /// be obtained), each with why.
-        skipped: Vec<String>,
+        /// be obtained): each is a warning in the acknowledgement.
+        skipped: Vec<Skipped>,
     },
     /// A retransmission: nothing changed; answer with the acknowledgement stored before.
     Duplicate {

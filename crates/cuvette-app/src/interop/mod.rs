@@ -39,7 +39,7 @@ mod orders;
 pub mod outbound;
 mod refusal;
 
-pub use ingest::{Decoded, INGEST_SLOW_US, ReceivedResult};
+pub use ingest::{Decoded, INGEST_SLOW_US, ReceivedResult, Skipped};
 pub use message_log::{Inbound, Ingested};
 pub use orders::{OrderMessage, ReceivedOrder, ReceivedPatient};
 pub use refusal::{Hl7Error, Place, Refusal};

@@ -1,6 +1,6 @@
 //! What Cuvette answers an HL7 sender: MSA-2 echoes the message's MSH-10, every problem gets
 //! its own ERR (ERR-2 the segment, its sequence and the field; ERR-3 an HL7 table 0357 code;
-//! ERR-4 the severity; ERR-7/8 the reason), AE for content that can be put right, AR for a
+//! ERR-4 the severity, `W` for a result taken without a value; ERR-7/8 the reason), AE for content that can be put right, AR for a
 //! message Cuvette does not process, and in enhanced mode (MSH-15/16) only the
 //! acknowledgements the sender asked for. The messages are real ones from the NIST and
 //! python-hl7 test sets.
@@ -208,4 +208,31 @@ async fn in_enhanced_mode_only_the_acknowledgements_asked_for_are_sent() {
     assert_eq!(sent[0][1..], ["MSA|CA|NIST-LRI-NG-002.03".to_owned()]);
     assert_eq!(sent[1], segments(&ack));
     assert_eq!(sent[1][1..], ["MSA|AA|NIST-LRI-NG-002.03".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_result_sent_without_a_value_is_a_warning_in_the_aa() {
+    let lab = lab().await;
+    nist_analyzer(&lab).await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["HGB", "HCT"]).await.specimens[0].accession.clone();
+
+    // Haemoglobin in the mapped unit; the haematocrit could not be obtained (OBX-11 `X`).
+    let message = String::from_utf8(nist_cbc(2..=3, &accession, "NIST-LRI-NG-002.10", "|"))
+        .unwrap()
+        .replace("|12.5|g/mL^", "|12.5|g/dL^")
+        .replace("|41|%^percent^UCUM|40 to 52|N|||F|", "|41|%^percent^UCUM|40 to 52|N|||X|");
+    let (outcome, ack) =
+        interop::hl7::receive(&lab, message.as_bytes(), "mllp:2575", "peer").await.unwrap();
+    assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
+    let warning = format!("not stored: {accession} 20570-8 status X (no value)");
+    assert_eq!(
+        body(&ack),
+        [
+            "MSA|AA|NIST-LRI-NG-002.10".to_owned(),
+            format!("ERR||OBX^2^11|0^Message accepted^HL70357|W|||{warning}|{warning}"),
+        ]
+    );
+    assert_eq!(lab.test(&patient, "HGB").await.result.unwrap().value_text, "12.5");
+    assert!(lab.test(&patient, "HCT").await.result.is_none());
 }
