@@ -36,6 +36,9 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
             };
         }
     };
+    if let Some(refusal) = unsupported_version(&message) {
+        return Decoded { results: vec![], malformed: Some(refusal) };
+    }
     let kind = message.msh().message_type();
     let (code, trigger) = (kind.code().text().to_string(), kind.trigger().text().to_string());
     if code != "ORU" || trigger != "R01" {
@@ -95,6 +98,15 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// The refusal of a message whose MSH-12 names a version other than 2.x: its segments may
+/// mean something else. A message that names no version is read as v2.
+fn unsupported_version(message: &Message<'_>) -> Option<Refusal> {
+    let msh = message.msh();
+    let version = msh.version().component(1).text().trim().to_owned();
+    (!version.is_empty() && !version.starts_with("2."))
+        .then_some(Refusal::UnsupportedVersion { version })
 }
 
 /// OBX-5 as result text: SN as "<0.5" or "1:128", coded values by their text, repeated values
@@ -357,6 +369,10 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
             return out;
         }
     };
+    if let Some(refusal) = unsupported_version(&message) {
+        out.problem = Some(refusal);
+        return out;
+    }
     let text = |v: cuvette_hl7::Component<'_>| v.text().trim().to_owned();
     let mut pids = 0;
     let (mut orcs, mut obrs) = (0, 0);

@@ -117,6 +117,8 @@ pub enum Refusal {
     // --- The message as a whole
     /// The bytes are not a message of the protocol (`protocol` is `HL7` or `ASTM`).
     Unreadable { protocol: &'static str, error: String },
+    /// An HL7 message of a version Cuvette does not read (MSH-12 other than 2.x).
+    UnsupportedVersion { version: String },
     /// An HL7 message of a type that carries no results (`ADT^A01`).
     NotResults { message_type: String },
     /// A logged message of a protocol Cuvette does not speak (a replay of a foreign row).
@@ -289,6 +291,7 @@ impl Refusal {
             | TestsRefused { at, .. }
             | OrderField { at, .. } => Some(at),
             Unreadable { .. }
+            | UnsupportedVersion { .. }
             | NotResults { .. }
             | UnknownProtocol { .. }
             | UnknownInstrument { .. }
@@ -349,8 +352,8 @@ impl Refusal {
 
     /// What the HL7 acknowledgement says: AE or AR, the table 0357 code, and ERR-2.
     ///
-    /// AR only for a message Cuvette does not process at all (unreadable, or not a type it
-    /// takes); everything else is AE, content the sender or the lab can put right and send
+    /// AR only for a message Cuvette does not process at all (unreadable, or not a version or
+    /// a type it takes: 203, 200); everything else is AE, content the sender or the lab can put right and send
     /// again. The codes: 100 a segment out of order, 101 a required field or segment missing,
     /// 102 a value of the wrong form, 103 a code not in the lab's tables (test codes, units,
     /// senders, order controls), 204 a specimen or control Cuvette does not know, 205 a test
@@ -365,6 +368,7 @@ impl Refusal {
                 (AckCode::ApplicationReject, UnsupportedMessageType, None)
             }
             UnknownProtocol { .. } => (AckCode::ApplicationReject, UnsupportedMessageType, None),
+            UnsupportedVersion { .. } => (AckCode::ApplicationReject, UnsupportedVersionId, None),
             UnknownInstrument { .. } | UnknownOrderer { .. } | OrdererDisabled { .. } => {
                 (AckCode::ApplicationError, TableValueNotFound, None)
             }
@@ -428,10 +432,11 @@ impl Refusal {
                 let obx = obx_field.filter(|_| at.segment_id() == "OBX");
                 Some(at.error_location(obx))
             }
-            (None, UnknownInstrument { .. } | InstrumentDisabled { .. } | NotResults { .. }) => {
-                let field = if matches!(self, NotResults { .. }) { 9 } else { 3 };
-                Some(ErrorLocation::new("MSH", 1).field(field))
+            (None, UnknownInstrument { .. } | InstrumentDisabled { .. }) => {
+                Some(ErrorLocation::new("MSH", 1).field(3))
             }
+            (None, NotResults { .. }) => Some(ErrorLocation::new("MSH", 1).field(9)),
+            (None, UnsupportedVersion { .. }) => Some(ErrorLocation::new("MSH", 1).field(12)),
             (None, _) => self.order_field().map(|p| p.error_location(None)),
         };
         Hl7Error { ack, code, location }
@@ -448,6 +453,10 @@ impl fmt::Display for Refusal {
                 "{message_type} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
             ),
             UnknownProtocol { protocol } => write!(f, "unknown protocol {protocol}"),
+            UnsupportedVersion { version } => write!(
+                f,
+                "HL7 version {version:?} is not taken: Cuvette reads HL7 v2 (MSH-12 2.x)"
+            ),
             UnknownInstrument { sender } => write!(
                 f,
                 "unknown instrument {sender:?}: add it under Interfaces with its test codes"

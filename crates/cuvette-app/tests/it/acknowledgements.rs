@@ -236,3 +236,21 @@ async fn a_result_sent_without_a_value_is_a_warning_in_the_aa() {
     assert_eq!(lab.test(&patient, "HGB").await.result.unwrap().value_text, "12.5");
     assert!(lab.test(&patient, "HCT").await.result.is_none());
 }
+
+#[tokio::test]
+async fn a_message_of_another_hl7_version_is_rejected_with_203_at_msh_12() {
+    let lab = lab().await;
+    let message = String::from_utf8(NIST_CBC.to_vec()).unwrap().replacen("|T|2.5.1|", "|T|3.0|", 1);
+    let (outcome, ack) =
+        interop::hl7::receive(&lab, message.as_bytes(), "mllp:2575", "peer").await.unwrap();
+    let Ingested::Quarantined { refusal, .. } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(refusal, &Refusal::UnsupportedVersion { version: "3.0".into() });
+    let reason = "HL7 version \"3.0\" is not taken: Cuvette reads HL7 v2 (MSH-12 2.x)";
+    assert_eq!(
+        body(&ack),
+        [
+            format!("MSA|AR|NIST-LRI-NG-002.00|{reason}"),
+            format!("ERR||MSH^1^12|203^Unsupported version id^HL70357|E|||{reason}|{reason}"),
+        ]
+    );
+}
