@@ -189,6 +189,73 @@ impl AckCode {
     }
 }
 
+/// When a message wants an acknowledgment (MSH-15, MSH-16; HL7 table 0155).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AckCondition {
+    /// `AL`: always.
+    Always,
+    /// `NE`: never.
+    Never,
+    /// `ER`: only when the message was refused or had errors.
+    ErrorOnly,
+    /// `SU`: only when it succeeded.
+    SuccessOnly,
+}
+
+impl AckCondition {
+    /// Reads an MSH-15 or MSH-16 value.
+    pub fn from_code(code: &[u8]) -> Option<AckCondition> {
+        Some(match code {
+            b"AL" => AckCondition::Always,
+            b"NE" => AckCondition::Never,
+            b"ER" => AckCondition::ErrorOnly,
+            b"SU" => AckCondition::SuccessOnly,
+            _ => return None,
+        })
+    }
+
+    /// Whether an acknowledgment of an outcome that `succeeded` (or not) is to be sent.
+    pub fn wants(&self, succeeded: bool) -> bool {
+        match self {
+            AckCondition::Always => true,
+            AckCondition::Never => false,
+            AckCondition::ErrorOnly => !succeeded,
+            AckCondition::SuccessOnly => succeeded,
+        }
+    }
+}
+
+/// The acknowledgment mode a message asks for (§2.9.2, §2.9.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AckMode {
+    /// MSH-15 and MSH-16 both empty: one application acknowledgment (AA, AE, AR).
+    Original,
+    /// Either is valued: an accept acknowledgment (CA, CE, CR) once the message is safely
+    /// stored, then an application acknowledgment, each only under its condition. A field
+    /// left empty or holding a value outside table 0155 counts as `AL`: a sender that asked
+    /// for enhanced mode is not left without an answer by a typo.
+    Enhanced {
+        /// MSH-15: when to send the accept acknowledgment.
+        accept: AckCondition,
+        /// MSH-16: when to send the application acknowledgment.
+        application: AckCondition,
+    },
+}
+
+impl AckMode {
+    /// The mode `msh` asks for.
+    pub fn of(msh: &Msh<'_>) -> AckMode {
+        let (accept, application) = (msh.accept_ack_type(), msh.application_ack_type());
+        if accept.is_empty() && application.is_empty() {
+            return AckMode::Original;
+        }
+        let condition = |field: crate::Field<'_>| {
+            AckCondition::from_code(field.text().trim().as_bytes()).unwrap_or(AckCondition::Always)
+        };
+        AckMode::Enhanced { accept: condition(accept), application: condition(application) }
+    }
+}
+
 /// ERR-3 HL7 error code (HL7 table 0357, v2.5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -381,7 +448,8 @@ impl ErrSegment {
         self
     }
 
-    fn segment(&self) -> SegmentBuilder {
+    /// The segment, for a reply that is not a bare ACK (ORL^O22 carries ERR after MSA too).
+    pub fn segment(&self) -> SegmentBuilder {
         let mut err = SegmentBuilder::new("ERR")
             .field(
                 3,

@@ -32,7 +32,9 @@ pub mod mllp;
 mod path;
 mod separators;
 
-pub use ack::{AckBuilder, AckCode, ErrSegment, ErrorCode, ErrorLocation, Severity};
+pub use ack::{
+    AckBuilder, AckCode, AckCondition, AckMode, ErrSegment, ErrorCode, ErrorLocation, Severity,
+};
 pub use build::{BuildError, FIELD_NUMBER_MAX, FieldValue, MessageBuilder, SegmentBuilder};
 pub use error::ParseError;
 pub use escape::{escape, unescape};

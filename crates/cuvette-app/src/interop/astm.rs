@@ -4,11 +4,11 @@
 use cuvette_astm::records::{Charset, Message, MessageBuilder, RecordBuilder, RecordType};
 use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_store::{NewMessage, WorklistFilter};
+use cuvette_store::WorklistFilter;
 use sha2::{Digest, Sha256};
 
-use super::{Decoded, Inbound, Ingested, ReceivedResult};
-use crate::{AppResult, Lab};
+use super::{Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took};
+use crate::{AppError, AppResult, Lab};
 
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
 /// O-3, the test code from R-3 (the manufacturer's code, component 4, else the first).
@@ -18,7 +18,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         Err(e) => {
             return Decoded {
                 results: vec![],
-                malformed: Some(format!("not an ASTM message: {e}")),
+                malformed: Some(Refusal::Unreadable { protocol: "ASTM", error: e.to_string() }),
             };
         }
     };
@@ -51,12 +51,18 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                 reference_range: rec.reference_range().text().trim().to_owned(),
                 flags,
                 status: rec.status().text().trim().to_owned(),
-                location: format!("R {}", rec.sequence().text().trim()),
+                location: Place::record("R", sequence(rec.sequence().text().trim(), results.len())),
                 patient: patient.clone(),
             });
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// A result's place: its R-2 sequence number, else its position among the message's
+/// results (`before` of them came first).
+fn sequence(sent: &str, before: usize) -> usize {
+    sent.parse().unwrap_or(before + 1)
 }
 
 /// R-5 as text. LIS02-A2 allows the Latin-1 bytes 128–254 in data (the cobas c 311 writes
@@ -218,31 +224,27 @@ pub async fn answer_query(
             )
         }
     };
-    let now = lab.now_micros();
     let mut tx = store.begin().await?;
-    tx.insert_message(
-        &NewMessage {
-            direction: "in",
-            protocol: "astm",
-            channel,
-            peer,
-            sender: &sender,
-            // Instruments repeat identical queries; each is logged, none is a duplicate.
-            control_id: None,
-            message_type: QUERY_MESSAGE_TYPE,
-            raw,
-            outcome: "query",
-            detail: &detail,
-            ack: None,
-            accession: specimens.first().map(String::as_str),
-            results: 0,
-            quarantine: None,
-            replay_of: None,
-            processed_us: lab.now_micros() - started,
-        },
-        now,
-    )
-    .await?;
+    let record = MessageRecord {
+        direction: "in",
+        protocol: "astm".into(),
+        channel: channel.into(),
+        peer: peer.into(),
+        sender,
+        // Instruments repeat identical queries; each is logged, none is a duplicate.
+        control_id: None,
+        message_type: QUERY_MESSAGE_TYPE.into(),
+        raw: raw.to_vec(),
+        outcome: "query",
+        detail,
+        ack: None,
+        accession: specimens.first().cloned(),
+        results: 0,
+        quarantine: None,
+        replay_of: None,
+        took: Took::Since(started),
+    };
+    lab.log_message(&mut tx, &record).await?;
     tx.commit().await?;
     Ok(Some(query_answer(&answers)))
 }
@@ -277,31 +279,29 @@ pub async fn log_answer(
     if let Some(why) = failure {
         detail = format!("{detail}; not delivered: {why}");
     }
-    let now = lab.now_micros();
     let mut tx = lab.store().begin().await?;
-    let id = tx
-        .insert_message(
-            &NewMessage {
-                direction: "out",
-                protocol: "astm",
-                channel,
-                peer,
-                sender: SENDER_NAME,
-                control_id: None,
-                message_type: ANSWER_MESSAGE_TYPE,
-                raw: &raw,
-                outcome: if failure.is_some() { "failed" } else { "sent" },
-                detail: &detail,
-                ack: None,
-                accession: answers.first().map(|(a, _)| a.as_str()),
-                results: 0,
-                quarantine: None,
-                replay_of: None,
-                processed_us: 0,
-            },
-            now,
-        )
-        .await?;
+    let record = MessageRecord {
+        direction: "out",
+        protocol: "astm".into(),
+        channel: channel.into(),
+        peer: peer.into(),
+        sender: SENDER_NAME.into(),
+        control_id: None,
+        message_type: ANSWER_MESSAGE_TYPE.into(),
+        raw,
+        outcome: if failure.is_some() { "failed" } else { "sent" },
+        detail,
+        ack: None,
+        accession: answers.first().map(|(a, _)| a.clone()),
+        results: 0,
+        quarantine: None,
+        replay_of: None,
+        took: Took::Micros(0),
+    };
+    // Without a control id no other row can conflict with this one.
+    let Some(id) = lab.log_message(&mut tx, &record).await? else {
+        return Err(AppError::Conflict("the host-query answer was logged twice at once".into()));
+    };
     tx.commit().await?;
     Ok(id)
 }

@@ -122,7 +122,7 @@ impl Lab {
                 )
                 .await?;
             }
-            let Some(id) = self.log_inbound(&mut tx, &job.record).await? else {
+            let Some(id) = self.log_message(&mut tx, &job.record).await? else {
                 if jobs.len() > 1 {
                     return Err(AppError::Conflict(
                         "a message in the group was logged meanwhile".into(),

@@ -9,7 +9,7 @@ use crate::qc::{PreparedRun, matches_qc_pattern};
 use crate::{AppError, AppResult, Lab};
 
 use super::{
-    Inbound, Ingested, MessageRecord, NO_VALUE_STATUSES, instrument_actor, unit_of_result,
+    Inbound, Ingested, MessageRecord, NO_VALUE_STATUSES, Refusal, instrument_actor, unit_of_result,
 };
 
 /// What a control message carries, checked: the instrument and one prepared run per test.
@@ -21,12 +21,12 @@ pub(super) struct ControlRuns {
 
 impl Lab {
     /// `None` when the message is not from an instrument's control run; otherwise the runs to
-    /// record, or why the message must be quarantined (reason, location).
+    /// record, or why the message must be quarantined.
     pub(super) async fn plan_control_runs(
         &self,
         msg: &Inbound<'_>,
         (instrument, codes): &(cuvette_store::InstrumentRow, Vec<cuvette_store::TestCodeRow>),
-    ) -> AppResult<Option<Result<ControlRuns, (String, String)>>> {
+    ) -> AppResult<Option<Result<ControlRuns, Refusal>>> {
         let Some(first) = msg.results.first() else { return Ok(None) };
         // A disabled instrument's messages are refused on the one path that says so.
         if !instrument.active {
@@ -35,7 +35,7 @@ impl Lab {
         if !matches_qc_pattern(&instrument.qc_pattern, first.accession.trim()) {
             return Ok(None);
         }
-        let refuse = |reason: String, at: &str| Ok(Some(Err((reason, at.to_owned()))));
+        let refuse = |refusal: Refusal| Ok(Some(Err(refusal)));
         let targets = self.store.targets(Some(instrument.id), None).await?;
         let catalog = self.catalog();
         // test code → (target id, value) of each level in the message
@@ -43,55 +43,46 @@ impl Lab {
         for r in &msg.results {
             let sample = r.accession.trim();
             if !matches_qc_pattern(&instrument.qc_pattern, sample) {
-                return refuse(
-                    format!(
-                        "the message mixes control sample {:?} with patient sample {sample:?}: send them apart",
-                        first.accession.trim()
-                    ),
-                    &r.location,
-                );
+                return refuse(Refusal::MixedSamples {
+                    at: r.location.clone(),
+                    control: first.accession.trim().to_owned(),
+                    sample: sample.to_owned(),
+                });
             }
             if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
                 continue;
             }
             let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
-                return refuse(
-                    format!(
-                        "test code {:?} from {} is not mapped to a catalog test: map it under Interfaces",
-                        r.instrument_code, instrument.name
-                    ),
-                    &r.location,
-                );
+                return refuse(Refusal::UnmappedCode {
+                    at: r.location.clone(),
+                    code: r.instrument_code.clone(),
+                    instrument: instrument.name.clone(),
+                });
             };
             // Targets are in the catalog's unit: a control value is converted as a patient's is.
             let def = catalog.catalog.test(&map.test_code);
-            let conversion = match unit_of_result(instrument, map, &r.unit, def) {
+            let conversion = match unit_of_result(instrument, map, &r.unit, def, &r.location) {
                 Ok(c) => c,
-                Err(reason) => return refuse(reason, &r.location),
+                Err(refusal) => return refuse(refusal),
             };
             let Some(material) = self.store.material_by_sample_id(sample).await? else {
-                return refuse(
-                    format!(
-                        "no control material has the sample id {sample:?}: add the lot under QC"
-                    ),
-                    &r.location,
-                );
+                return refuse(Refusal::UnknownControl {
+                    at: r.location.clone(),
+                    sample: sample.to_owned(),
+                });
             };
             let Some(target) = targets
                 .iter()
                 .find(|t| t.material.id == material.id && t.test_code == map.test_code)
             else {
-                return refuse(
-                    format!(
-                        "{} has no target for {} level {} (lot {}) on {}: set it under QC",
-                        map.test_code,
-                        material.product,
-                        material.level,
-                        material.lot,
-                        instrument.name
-                    ),
-                    &r.location,
-                );
+                return refuse(Refusal::NoTarget {
+                    at: r.location.clone(),
+                    test: map.test_code.clone(),
+                    product: material.product.clone(),
+                    level: material.level.to_string(),
+                    lot: material.lot.clone(),
+                    instrument: instrument.name.clone(),
+                });
             };
             let value = match &conversion {
                 None => r.value.trim().parse::<f64>().ok(),
@@ -104,15 +95,16 @@ impl Lab {
                     .and_then(|v| v.to_string().parse::<f64>().ok()),
             };
             let Some(value) = value.filter(|v| v.is_finite()) else {
-                return refuse(
-                    format!("control value {:?} for {} is not a number", r.value, map.test_code),
-                    &r.location,
-                );
+                return refuse(Refusal::ControlNotNumber {
+                    at: r.location.clone(),
+                    test: map.test_code.clone(),
+                    value: r.value.clone(),
+                });
             };
             by_test.entry(map.test_code.clone()).or_default().push((target.id, value));
         }
         if by_test.is_empty() {
-            return refuse("the control message carries no values".into(), "");
+            return refuse(Refusal::NoControlValues);
         }
         let mut runs = Vec::new();
         let mut summary = Vec::new();
@@ -120,12 +112,12 @@ impl Lab {
             match self.prepare_qc(instrument.id, &test, &values).await {
                 Ok(run) => runs.push(run),
                 Err(AppError::Refused(reason) | AppError::Conflict(reason)) => {
-                    return refuse(format!("{test}: {reason}"), "");
+                    return refuse(Refusal::QcRefused { test, reason });
                 }
                 Err(AppError::Invalid(errors)) => {
                     let reason =
                         errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ");
-                    return refuse(format!("{test}: {reason}"), "");
+                    return refuse(Refusal::QcRefused { test, reason });
                 }
                 Err(e) => return Err(e),
             }
@@ -174,7 +166,7 @@ impl Lab {
             None,
             started,
         );
-        let Some(message_id) = self.log_inbound(&mut tx, &record).await? else {
+        let Some(message_id) = self.log_message(&mut tx, &record).await? else {
             drop(tx);
             return self.stored_answer(msg, ack).await?.ok_or_else(|| {
                 AppError::Conflict("the message was received twice at once".into())

@@ -3,15 +3,16 @@
 //! Results going out to the EHR are built in [`super::outbound`].
 
 use cuvette_hl7::{
-    AckBuilder, AckCode, ErrSegment, ErrorCode, ErrorLocation, FieldValue, Message, MessageBuilder,
-    Path, Segment, SegmentBuilder, Severity,
+    AckBuilder, AckCode, AckMode, ErrSegment, ErrorCode, ErrorLocation, FieldValue, Message,
+    MessageBuilder, Segment, SegmentBuilder, Severity,
 };
 
 use cuvette_domain::patient::SentIdentity;
 
+use super::refusal::Hl7Error;
 use super::{
-    Decoded, Inbound, Ingested, OrderFault, OrderMessage, OrderRefusal, ReceivedOrder,
-    ReceivedPatient, ReceivedResult,
+    Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
+    ReceivedResult, Refusal, Skipped,
 };
 use crate::{AppResult, Lab};
 
@@ -31,18 +32,19 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         Err(e) => {
             return Decoded {
                 results: vec![],
-                malformed: Some(format!("not an HL7 message: {e}")),
+                malformed: Some(Refusal::Unreadable { protocol: "HL7", error: e.to_string() }),
             };
         }
     };
+    if let Some(refusal) = unsupported_version(&message) {
+        return Decoded { results: vec![], malformed: Some(refusal) };
+    }
     let kind = message.msh().message_type();
     let (code, trigger) = (kind.code().text().to_string(), kind.trigger().text().to_string());
     if code != "ORU" || trigger != "R01" {
         return Decoded {
             results: vec![],
-            malformed: Some(format!(
-                "{code}^{trigger} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
-            )),
+            malformed: Some(Refusal::NotResults { message_type: format!("{code}^{trigger}") }),
         };
     }
     let mut results = Vec::new();
@@ -88,7 +90,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     reference_range: segment.field(7).text().trim().to_owned(),
                     flags,
                     status: segment.field(11).text().trim().to_owned(),
-                    location: format!("OBX {obx_seq}"),
+                    location: Place::record("OBX", obx_seq),
                     patient: patient.clone(),
                 });
             }
@@ -96,6 +98,15 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// The refusal of a message whose MSH-12 names a version other than 2.x: its segments may
+/// mean something else. A message that names no version is read as v2.
+fn unsupported_version(message: &Message<'_>) -> Option<Refusal> {
+    let msh = message.msh();
+    let version = msh.version().component(1).text().trim().to_owned();
+    (!version.is_empty() && !version.starts_with("2."))
+        .then_some(Refusal::UnsupportedVersion { version })
 }
 
 /// OBX-5 as result text: SN as "<0.5" or "1:128", coded values by their text, repeated values
@@ -162,9 +173,7 @@ pub async fn receive(
             malformed: None,
             replay_of: None,
         };
-        let make_ack = |outcome: &Ingested, fault: Option<OrderFault>| {
-            order_ack(raw, &decoded, outcome, fault, &ack_id, &timestamp)
-        };
+        let make_ack = |outcome: &Ingested| order_ack(raw, &decoded, outcome, &ack_id, &timestamp);
         return lab.ingest_orders(&inbound, &decoded, &make_ack).await;
     }
     let decoded = decode_results(raw);
@@ -184,43 +193,40 @@ pub async fn receive(
     lab.ingest(&inbound, &make_ack).await
 }
 
-/// The acknowledgement for an outcome (HL7 v2.5.1 §2.9.2, original mode): AA when stored, AE
-/// with an ERR naming the reason and place when quarantined, AR when the message cannot be
-/// read or carries no results.
+/// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored, with a
+/// warning ERR (ERR-4 `W`) per result whose status says it has no value; when
+/// quarantined, one ERR per reason ([`Refusal::hl7_error`]: ERR-2 the place, ERR-3 the table
+/// 0357 code, ERR-7/8 the reason) under AE, or AR when Cuvette does not process the message
+/// at all (unreadable, or a type that carries no results). MSA-2 echoes MSH-10; MSA-3 is the
+/// first reason, cut to 80 characters. [`replies`] decides what of it is sent.
 pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) -> Vec<u8> {
     let Ok(original) = Message::parse(raw) else {
         return minimal_reject(control_id, timestamp, "the message could not be read as HL7");
     };
     let built = match outcome {
-        Ingested::Accepted { .. } | Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
+        Ingested::Accepted { skipped, .. } => {
+            let mut ack =
+                AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
+                    .version(VERSION);
+            for result in skipped {
+                ack = ack.error(warning(result));
+            }
+            ack.build()
+        }
+        Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
             AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
                 .version(VERSION)
                 .build()
         }
-        Ingested::Quarantined { reason, location, .. } => {
-            let (code, ack_code) =
-                if reason.contains("carries no results") || reason.contains("not an HL7 message") {
-                    (ErrorCode::UnsupportedMessageType, AckCode::ApplicationReject)
-                } else if reason.contains("no specimen") || reason.contains("specimen id") {
-                    (ErrorCode::UnknownKeyIdentifier, AckCode::ApplicationError)
-                } else if reason.contains("not mapped") || reason.contains("unknown instrument") {
-                    (ErrorCode::TableValueNotFound, AckCode::ApplicationError)
-                } else {
-                    (ErrorCode::ApplicationInternalError, AckCode::ApplicationError)
-                };
-            let mut err = ErrSegment::new(code, Severity::Error)
-                .diagnostic(reason.clone())
-                .user_message(reason.clone());
-            if let Some((seg, seq)) = location.split_once(' ')
-                && let Ok(seq) = seq.parse::<usize>()
-            {
-                err = err.location(ErrorLocation::new(seg, seq));
-            }
-            AckBuilder::new(&original, ack_code, control_id, timestamp)
+        Ingested::Quarantined { reason, .. } => {
+            let errors = errors(outcome);
+            let mut ack = AckBuilder::new(&original, ack_code(&errors), control_id, timestamp)
                 .version(VERSION)
-                .text(truncate(reason, 80))
-                .error(err)
-                .build()
+                .text(truncate(reason, 80));
+            for (_, err) in errors {
+                ack = ack.error(err);
+            }
+            ack.build()
         }
     };
     built.unwrap_or_else(|_| {
@@ -228,15 +234,81 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
     })
 }
 
+/// What to send back on the connection for a committed message, in order, in the mode the
+/// message asked for (HL7 v2.5.1 §2.9; MSH-15/16).
+///
+/// Original mode (MSH-15 and MSH-16 empty): the application acknowledgement `application`
+/// (AA, AE or AR, as committed with the message). Enhanced mode: first the accept
+/// acknowledgement, when MSH-15 asks for it — CA, as the message is stored, or CR with the
+/// ERR when Cuvette does not process messages like it (the refusals that are AR in original
+/// mode; no application acknowledgement follows one) — then `application` when MSH-16 asks
+/// for it (AL always, ER when it is AE or AR, SU when it is AA). Both go on the connection
+/// the message came on, the accept acknowledgement first.
+pub fn replies(
+    raw: &[u8],
+    outcome: &Ingested,
+    application: Vec<u8>,
+    control_id: &str,
+    timestamp: &str,
+) -> Vec<Vec<u8>> {
+    let Ok(original) = Message::parse(raw) else { return vec![application] };
+    let AckMode::Enhanced { accept, application: wanted } = AckMode::of(&original.msh()) else {
+        return vec![application];
+    };
+    let errors = errors(outcome);
+    // A retransmission is answered as the original was: its stored acknowledgement says how.
+    let code = match outcome {
+        Ingested::Duplicate { .. } => Message::parse(&application)
+            .ok()
+            .and_then(|a| a.get("MSA-1").and_then(|c| AckCode::from_code(c.raw())))
+            .unwrap_or(AckCode::ApplicationAccept),
+        _ => ack_code(&errors),
+    };
+    let mut out = Vec::new();
+    // The accept acknowledgement has its own control id: the application one carries
+    // `control_id`.
+    let accept_id = format!("{control_id}C");
+    if code == AckCode::ApplicationReject {
+        if accept.wants(false) {
+            let mut ack = AckBuilder::new(&original, AckCode::CommitReject, &accept_id, timestamp)
+                .version(VERSION);
+            for (_, err) in errors {
+                ack = ack.error(err);
+            }
+            out.push(ack.build().unwrap_or_else(|_| {
+                minimal_reject(control_id, timestamp, "the acknowledgement could not be built")
+            }));
+        }
+        return out;
+    }
+    if accept.wants(true) {
+        let ack = AckBuilder::new(&original, AckCode::CommitAccept, &accept_id, timestamp)
+            .version(VERSION)
+            .build();
+        out.extend(ack.ok());
+    }
+    if wanted.wants(code == AckCode::ApplicationAccept) {
+        out.push(application);
+    }
+    out
+}
+
 /// An AR (application reject) for a message Cuvette could not take now — a framing error or a
-/// database failure — so the sender resends it (HL7 v2.5.1 §2.9.2: AR asks for a retry).
+/// database failure — so the sender resends it (HL7 v2.5.1 §2.9.2: AR asks for a retry). In
+/// enhanced mode it is a CR (commit reject), sent whatever MSH-15 says: a message that was not
+/// stored is never left unanswered, or the sender would take silence for success.
 pub fn reject(raw: &[u8], reason: &str, control_id: &str, timestamp: &str) -> Vec<u8> {
     let Ok(original) = Message::parse(raw) else {
         return minimal_reject(control_id, timestamp, reason);
     };
     let err = ErrSegment::new(ErrorCode::ApplicationInternalError, Severity::Error)
         .diagnostic(reason.to_owned());
-    AckBuilder::new(&original, AckCode::ApplicationReject, control_id, timestamp)
+    // Not stored: in enhanced mode that is a commit reject, which the sender also retries.
+    let code = match AckMode::of(&original.msh()) {
+        AckMode::Original => AckCode::ApplicationReject,
+        AckMode::Enhanced { .. } => AckCode::CommitReject,
+    };
+    AckBuilder::new(&original, code, control_id, timestamp)
         .version(VERSION)
         .text(truncate(reason, 80))
         .error(err)
@@ -293,14 +365,14 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
     let message = match Message::parse(raw) {
         Ok(m) => m,
         Err(e) => {
-            out.problem = Some(OrderRefusal {
-                reason: format!("not an HL7 message: {e}"),
-                location: String::new(),
-                fault: OrderFault::Unsupported,
-            });
+            out.problem = Some(Refusal::Unreadable { protocol: "HL7", error: e.to_string() });
             return out;
         }
     };
+    if let Some(refusal) = unsupported_version(&message) {
+        out.problem = Some(refusal);
+        return out;
+    }
     let text = |v: cuvette_hl7::Component<'_>| v.text().trim().to_owned();
     let mut pids = 0;
     let (mut orcs, mut obrs) = (0, 0);
@@ -315,13 +387,8 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
             b"PID" => {
                 pids += 1;
                 if pids > 1 {
-                    out.problem.get_or_insert(OrderRefusal {
-                        reason:
-                            "a second patient in one order message: send one patient per message"
-                                .into(),
-                        location: format!("PID({pids})"),
-                        fault: OrderFault::Invalid,
-                    });
+                    out.problem
+                        .get_or_insert(Refusal::SecondPatient { at: Place::nth("PID", pids) });
                     continue;
                 }
                 let mrn = segment.field(3).repetition(1).component(1).text().trim().to_owned();
@@ -377,12 +444,8 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
                         next
                     }
                     None => {
-                        out.problem.get_or_insert(OrderRefusal {
-                            reason: "an OBR without the ORC that must come before it (ORC-1 NW)"
-                                .into(),
-                            location: format!("OBR({obrs})"),
-                            fault: OrderFault::Missing,
-                        });
+                        out.problem
+                            .get_or_insert(Refusal::OrphanObr { at: Place::nth("OBR", obrs) });
                         continue;
                     }
                 };
@@ -457,13 +520,11 @@ fn provider_text(segment: &Segment<'_>, field: usize) -> String {
 /// Accepted: `MSA|AA`, the patient (PID-3 and PID-5 as sent), and for each specimen Cuvette
 /// created an `ORC|OK|<placer number>|<accession>^CUVETTE` with its `OBR` (OBR-4 as sent):
 /// an order whose tests need two tubes gets two ORC/OBR pairs with the same placer number.
-/// Quarantined: `MSA|AE` (`AR` when unreadable) and an ERR whose ERR-2 names the segment and
-/// field, ERR-3 the HL7 error code, ERR-7/8 the reason.
+/// Quarantined: `MSA|AE` (`AR` when unreadable) and the ERR of the refusal, as in [`ack`].
 pub fn order_ack(
     raw: &[u8],
     decoded: &OrderMessage,
     outcome: &Ingested,
-    fault: Option<OrderFault>,
     control_id: &str,
     timestamp: &str,
 ) -> Vec<u8> {
@@ -496,35 +557,18 @@ pub fn order_ack(
         header.set(3, msh.receiving_application());
         header.set(4, msh.receiving_facility());
     }
-    let (ack_code, error) = match (outcome, fault) {
-        (Ingested::Quarantined { reason, location, .. }, fault) => {
-            let (code, ack_code) = match fault.unwrap_or(OrderFault::Invalid) {
-                OrderFault::Missing => (ErrorCode::RequiredFieldMissing, AckCode::ApplicationError),
-                OrderFault::Invalid => (ErrorCode::DataTypeError, AckCode::ApplicationError),
-                OrderFault::UnknownCode => {
-                    (ErrorCode::TableValueNotFound, AckCode::ApplicationError)
-                }
-                OrderFault::Mismatch => {
-                    (ErrorCode::ApplicationInternalError, AckCode::ApplicationError)
-                }
-                OrderFault::Unsupported => {
-                    (ErrorCode::UnsupportedMessageType, AckCode::ApplicationReject)
-                }
-            };
-            (ack_code, Some((reason.clone(), err_segment(code, location, reason))))
-        }
-        _ => (AckCode::ApplicationAccept, None),
-    };
+    let errors = errors(outcome);
+    let ack_code = ack_code(&errors);
     let acknowledged =
         if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() };
     let mut msa = SegmentBuilder::new("MSA").field(1, ack_code.code()).field(2, acknowledged);
-    if let Some((reason, _)) = &error {
+    if let Ingested::Quarantined { reason, .. } = outcome {
         msa.set(3, truncate(reason, 80));
     }
     let separators = original.separators();
     let mut reply = MessageBuilder::with_separators(separators).segment(header).segment(msa);
-    if let Some((_, err)) = error {
-        reply.push(err);
+    for (_, err) in &errors {
+        reply.push(err.segment());
     }
     if let Ingested::Ordered { orders, .. } = outcome {
         if let Some(pid) = original.segment("PID") {
@@ -565,41 +609,49 @@ pub fn order_ack(
     })
 }
 
-/// An ERR segment (HL7 v2.5.1 §2.14.5): ERR-2 the location (`PID-7`, `OBR(2)-4`, or a bare
-/// segment `PID`), ERR-3 the table 0357 code, ERR-4 `E`, ERR-7 and ERR-8 the reason.
-fn err_segment(code: ErrorCode, location: &str, reason: &str) -> SegmentBuilder {
-    let mut err = SegmentBuilder::new("ERR")
-        .field(
-            3,
-            FieldValue::components([
-                code.code().to_string().as_str(),
-                code.description(),
-                "HL70357",
-            ]),
-        )
-        .field(4, Severity::Error.code())
-        .field(7, reason)
-        .field(8, reason);
-    let number = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
-    let parts = match Path::parse(location) {
-        Ok(path) => Some(vec![
-            String::from_utf8_lossy(path.segment_id()).into_owned(),
-            path.occurrence().to_string(),
-            path.field().to_string(),
-            number(path.repetition()),
-            number(path.component()),
-            number(path.subcomponent()),
-        ]),
-        Err(_) => {
-            let (segment, occurrence) = match location.split_once('(') {
-                Some((segment, rest)) => (segment, rest.trim_end_matches(')').to_owned()),
-                None => (location, "1".to_owned()),
-            };
-            (segment.len() == 3).then(|| vec![segment.to_owned(), occurrence])
-        }
-    };
-    if let Some(parts) = parts {
-        err.set(2, FieldValue::components(parts));
+/// One ERR per reason a quarantined message was refused for, with what each says about the
+/// acknowledgement; none for a message that was taken.
+fn errors(outcome: &Ingested) -> Vec<(Hl7Error, ErrSegment)> {
+    outcome
+        .refusals()
+        .into_iter()
+        .map(|refusal| {
+            let answer = refusal.hl7_error();
+            let err = err_segment(&answer, &refusal.to_string());
+            (answer, err)
+        })
+        .collect()
+}
+
+/// MSA-1 for a message with these errors: AA without any, AR when one of them means Cuvette
+/// does not process the message at all, else AE.
+fn ack_code(errors: &[(Hl7Error, ErrSegment)]) -> AckCode {
+    if errors.is_empty() {
+        AckCode::ApplicationAccept
+    } else if errors.iter().any(|(e, _)| e.ack == AckCode::ApplicationReject) {
+        AckCode::ApplicationReject
+    } else {
+        AckCode::ApplicationError
     }
-    err
+}
+
+/// The warning for a result taken without a value (AA with ERR-4 `W`, ERR-3 `0` message
+/// accepted): ERR-2 its OBX-11, the status that says there is no value.
+fn warning(result: &Skipped) -> ErrSegment {
+    let text = format!("not stored: {result} (no value)");
+    let at = &result.at;
+    ErrSegment::new(ErrorCode::MessageAccepted, Severity::Warning)
+        .location(ErrorLocation::new(at.segment_id(), at.sequence()).field(11))
+        .diagnostic(text.clone())
+        .user_message(text)
+}
+
+/// The ERR segment for a refusal (HL7 v2.5.1 §2.14.5): ERR-2 where, ERR-3 the table 0357
+/// code, ERR-4 `E`, ERR-7 and ERR-8 the reason.
+fn err_segment(answer: &Hl7Error, reason: &str) -> ErrSegment {
+    let err = ErrSegment::new(answer.code, Severity::Error).diagnostic(reason).user_message(reason);
+    match &answer.location {
+        Some(at) => err.location(at.clone()),
+        None => err,
+    }
 }

@@ -12,16 +12,17 @@ use std::collections::BTreeMap;
 
 use cuvette_domain::catalog::ResultType;
 use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
-use cuvette_domain::{Catalog, Flag, ReportedValue};
+use cuvette_domain::{Action, Catalog, Flag, ReportedValue};
 use cuvette_hl7::{FieldValue, Message, MessageBuilder, SegmentBuilder};
 use cuvette_store::{
-    Micros, NewAuditEvent, NewMessage, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow,
-    SpecimenRow, StoreError, Tx, WorklistFilter,
+    Micros, NewAuditEvent, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow, SpecimenRow,
+    Tx, WorklistFilter,
 };
 use jiff::{SignedDuration, Timestamp};
 
 use super::hl7::{SENDING_APPLICATION, SENDING_FACILITY};
-use crate::{AppResult, Lab};
+use super::{MessageRecord, Took};
+use crate::{Actor, AppResult, Lab};
 
 /// Attempts before the worker gives up on a message (status `failed`, shown under Interfaces
 /// with a Retry button): with the backoff below, about three and a half hours of trying.
@@ -465,37 +466,28 @@ impl Lab {
             None => None,
         };
         let mut tx = self.store.begin().await?;
-        let logged = tx
-            .insert_message(
-                &NewMessage {
-                    direction: "out",
-                    protocol: "hl7",
-                    channel: &row.destination,
-                    peer,
-                    sender: SENDING_APPLICATION,
-                    control_id: Some(&row.control_id),
-                    message_type: &message_type,
-                    raw: &row.payload,
-                    outcome: "sent",
-                    detail: &detail,
-                    ack: Some(ack),
-                    accession: Some(&row.accession),
-                    results,
-                    quarantine: None,
-                    replay_of: None,
-                    processed_us: round_trip_us,
-                },
-                now,
-            )
-            .await;
-        match logged {
-            Ok(_) => {}
+        let record = MessageRecord {
+            direction: "out",
+            protocol: "hl7".into(),
+            channel: row.destination.clone(),
+            peer: peer.into(),
+            sender: SENDING_APPLICATION.into(),
+            control_id: Some(row.control_id.clone()),
+            message_type,
+            raw: row.payload.clone(),
+            outcome: "sent",
+            detail,
+            ack: Some(ack.to_vec()),
+            accession: Some(row.accession.clone()),
+            results,
+            quarantine: None,
+            replay_of: None,
+            took: Took::Micros(round_trip_us),
+        };
+        if self.log_message(&mut tx, &record).await?.is_none() {
             // Logged already: sent before, and the process stopped before it was marked.
-            Err(StoreError::Conflict(_)) => {
-                drop(tx);
-                tx = self.store.begin().await?;
-            }
-            Err(e) => return Err(e.into()),
+            drop(tx);
+            tx = self.store.begin().await?;
         }
         tx.outbox_sent(row.id, ack, now).await?;
         tx.audit(NewAuditEvent {
@@ -547,5 +539,34 @@ impl Lab {
         }
         tx.commit().await?;
         Ok(next)
+    }
+}
+
+impl Lab {
+    /// Messages waiting in the outbox or failed.
+    pub async fn outbox(&self, actor: &Actor) -> AppResult<Vec<OutboxRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.outbox_undelivered().await?)
+    }
+
+    /// Puts a failed outbox message back in the queue.
+    pub async fn retry_outbox(&self, actor: &Actor, id: i64) -> AppResult<()> {
+        self.require(actor, Action::VerifyAbnormal)?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.outbox_retry(id, now).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "outbox.retry",
+            entity: "outbox",
+            entity_id: id.to_string(),
+            patient_id: None,
+            before: None,
+            after: None,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

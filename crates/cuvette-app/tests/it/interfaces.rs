@@ -144,7 +144,7 @@ async fn an_unmapped_code_waits_until_it_is_mapped() {
     )
     .await
     .unwrap();
-    let Ingested::Quarantined { message_id, reason, location } = outcome else {
+    let Ingested::Quarantined { message_id, reason, location, .. } = outcome else {
         panic!("{outcome:?}")
     };
     assert!(reason.contains("\"2345-7\"") && reason.contains("not mapped"), "{reason}");

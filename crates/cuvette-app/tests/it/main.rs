@@ -4,6 +4,7 @@
 //! Runs on SQLite by default; set `CUVETTE_TEST_DATABASE_URL=postgres://user@host:5432/db`
 //! to run every test on its own new PostgreSQL database instead.
 
+mod acknowledgements;
 mod audit;
 mod auth;
 mod autoverification;

@@ -2,7 +2,8 @@
 //! ERR §2.14.5).
 
 use cuvette_hl7::{
-    AckBuilder, AckCode, ErrSegment, ErrorCode, ErrorLocation, Message, Path, Severity,
+    AckBuilder, AckCode, AckCondition, AckMode, ErrSegment, ErrorCode, ErrorLocation, Message,
+    Path, Severity,
 };
 
 use crate::parse::fixture;
@@ -160,4 +161,35 @@ fn table_0357() {
         assert_eq!(AckCode::from_code(code.as_bytes()).unwrap().code(), code);
     }
     assert_eq!(AckCode::from_code(b"AX"), None);
+}
+
+#[test]
+fn a_message_without_msh_15_and_16_asks_for_the_original_mode() {
+    let bytes = fixture("hl7v24-oru-r01_python-hl7_sample-hl7-sn-values.hl7");
+    let original = Message::parse(&bytes).unwrap();
+    assert!(original.msh().accept_ack_type().is_empty());
+    assert_eq!(AckMode::of(&original.msh()), AckMode::Original);
+}
+
+#[test]
+fn msh_15_and_16_choose_the_enhanced_mode_and_when_each_acknowledgment_is_sent() {
+    let msh = |accept: &str, application: &str| {
+        let text = format!(
+            "MSH|^~\\&|LAB|HOSP|LIS|CUVETTE|20240501120000||ORU^R01^ORU_R01|M42|P|2.5.1|||{accept}|{application}\r"
+        );
+        let message = Message::parse(text.as_bytes()).unwrap();
+        AckMode::of(&message.msh())
+    };
+    use AckCondition::*;
+    assert_eq!(msh("AL", "NE"), AckMode::Enhanced { accept: Always, application: Never });
+    assert_eq!(msh("ER", "SU"), AckMode::Enhanced { accept: ErrorOnly, application: SuccessOnly });
+    // Enhanced mode asked for with one field only, or with a value outside table 0155: the
+    // other acknowledgment is sent always rather than never.
+    assert_eq!(msh("", "ER"), AckMode::Enhanced { accept: Always, application: ErrorOnly });
+    assert_eq!(msh("XX", "AL"), AckMode::Enhanced { accept: Always, application: Always });
+
+    assert!(Always.wants(true) && Always.wants(false));
+    assert!(!Never.wants(true) && !Never.wants(false));
+    assert!(ErrorOnly.wants(false) && !ErrorOnly.wants(true));
+    assert!(SuccessOnly.wants(true) && !SuccessOnly.wants(false));
 }

@@ -48,35 +48,42 @@ async fn connection(
         }
         deframer.push(&buf[..n]);
         while let Some(next) = deframer.next_frame() {
-            let reply = match next {
+            let replies = match next {
                 Ok(message) => answer(lab, &message, channel, &peer).await,
                 Err(e) => {
                     // The codec dropped the frame; an AR makes the sender resend it.
                     tracing::warn!(%peer, error = %e, "MLLP framing error");
                     let (id, ts) = interop::hl7::stamp(lab);
-                    interop::hl7::reject(b"", &format!("framing error: {e}"), &id, &ts)
+                    vec![interop::hl7::reject(b"", &format!("framing error: {e}"), &id, &ts)]
                 }
             };
-            stream.write_all(&frame(&reply)).await?;
+            for reply in replies {
+                stream.write_all(&frame(&reply)).await?;
+            }
         }
     }
 }
 
-/// The acknowledgement for one message, written only after the message and its results are
-/// committed. When the database fails nothing is acknowledged as accepted: the sender gets an
-/// AR and resends.
-async fn answer(lab: &Lab, message: &[u8], channel: &str, peer: &str) -> Vec<u8> {
+/// The acknowledgements for one message, written only after the message and its results are
+/// committed: the application acknowledgement in original mode; in enhanced mode the accept
+/// and application acknowledgements the message asked for (MSH-15/16), possibly none. When
+/// the database fails nothing is acknowledged as accepted: the sender gets an AR (CR in
+/// enhanced mode) and resends.
+async fn answer(lab: &Lab, message: &[u8], channel: &str, peer: &str) -> Vec<Vec<u8>> {
     match interop::hl7::receive(lab, message, channel, peer).await {
-        Ok((_, ack)) => ack,
+        Ok((outcome, ack)) => {
+            let (id, ts) = interop::hl7::stamp(lab);
+            interop::hl7::replies(message, &outcome, ack, &id, &ts)
+        }
         Err(e) => {
             tracing::error!(error = %e, "could not store an HL7 message; answering AR so the sender retries");
             let (id, ts) = interop::hl7::stamp(lab);
-            interop::hl7::reject(
+            vec![interop::hl7::reject(
                 message,
                 "the laboratory system could not store the message now: resend it later",
                 &id,
                 &ts,
-            )
+            )]
         }
     }
 }

@@ -1,0 +1,487 @@
+//! Results from instruments: each result mapped to its specimen (by accession number) and a
+//! catalog test (through the instrument's code map), converted to the catalog's unit, judged
+//! like a manual result and committed with the message log entry, all of a message or none.
+
+use std::collections::HashMap;
+
+use cuvette_domain::autoverify::SerumIndices;
+use cuvette_domain::patient::{RegisteredIdentity, SentIdentity, check_identity};
+use cuvette_domain::units::{self, Conversion, Mapping};
+use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
+use cuvette_domain::{ReportedValue, Role, TestDefinition};
+use cuvette_store::{InstrumentRow, StoreError, TestCodeRow};
+
+use super::commit;
+use super::message_log::{Inbound, Ingested, MessageRecord};
+use super::refusal::{Place, Refusal};
+use crate::autoverify::SERUM_INDEX_CODES;
+use crate::results::{OrderItems, PreparedResult, Sent};
+use crate::{Actor, AppError, AppResult, Lab};
+
+/// One result as an instrument reported it, before mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedResult {
+    /// The specimen's accession number (HL7 OBR-3/OBR-2, ASTM O-3).
+    pub accession: String,
+    /// The instrument's test code (HL7 OBX-3.1, ASTM R-3 component).
+    pub instrument_code: String,
+    /// The value as text, comparator included ("<0.5", "4.10", "Negative").
+    pub value: String,
+    /// Units as sent.
+    pub unit: String,
+    /// Reference range as sent.
+    pub reference_range: String,
+    /// The instrument's abnormal/error flags (HL7 OBX-8, ASTM R-7), normal flags removed.
+    pub flags: Vec<String>,
+    /// Result status as sent (HL7 OBX-11, ASTM R-9).
+    pub status: String,
+    /// Where in the message it came from (`OBX 3`, `R 2`).
+    pub location: Place,
+    /// Who the message says the specimen came from (HL7 PID, ASTM P), when it says so.
+    pub patient: Option<SentIdentity>,
+}
+
+/// A result not stored because its status says it has no value (pending, cannot be obtained).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Where in the message.
+    pub at: Place,
+    /// The specimen id as sent.
+    pub accession: String,
+    /// The instrument's test code.
+    pub code: String,
+    /// The status as sent (HL7 OBX-11, ASTM R-9).
+    pub status: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} status {}", self.accession, self.code, self.status)
+    }
+}
+
+/// A result message checked against the record, ready to evaluate.
+pub(crate) struct IngestPlan {
+    instrument: InstrumentRow,
+    prepared: Vec<PreparedResult>,
+    orders: OrderItems,
+    skipped: Vec<Skipped>,
+    /// Serum indices the message carried, by specimen id.
+    indices: HashMap<i64, SerumIndices>,
+}
+
+/// Work after a message's commit.
+#[derive(Default)]
+struct AfterCommit {
+    instrument_id: Option<i64>,
+    tests: Vec<String>,
+}
+
+/// The longest time a result message may take to process before it is logged as slow.
+pub const INGEST_SLOW_US: i64 = 1_000_000;
+
+/// OBX-11 / R-9 statuses that carry no value to store (HL7 table 0085: I pending, X cannot be
+/// obtained, N not asked, O order detail, D delete, W wrong patient).
+pub(crate) const NO_VALUE_STATUSES: [&str; 6] = ["I", "X", "N", "O", "D", "W"];
+
+pub(crate) fn instrument_actor(instrument: &InstrumentRow) -> Actor {
+    // Instruments enter results like a technician would; a person verifies them.
+    Actor {
+        name: format!("instrument:{}", instrument.name),
+        display_name: instrument.name.clone(),
+        role: Role::Technician,
+    }
+}
+
+impl Lab {
+    /// Ingests a decoded message: all of its results or none, with the message log entry and
+    /// `ack(outcome)` committed together before the caller sends that acknowledgement.
+    pub async fn ingest(
+        &self,
+        msg: &Inbound<'_>,
+        ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
+    ) -> AppResult<(Ingested, Vec<u8>)> {
+        let started = self.clock_micros();
+        if let Some(answer) = self.stored_answer(msg, ack).await? {
+            return Ok(answer);
+        }
+        // The sender and its code map, read once for both kinds of result message.
+        let sender = match &msg.malformed {
+            Some(_) => None,
+            None => self.store.instrument_with_codes(msg.protocol, msg.sender).await?,
+        };
+        let control = match (&msg.malformed, &sender) {
+            (None, Some(sender)) => self.plan_control_runs(msg, sender).await?,
+            _ => None,
+        };
+        let control_refused = match control {
+            Some(Ok(runs)) => return self.ingest_control_runs(msg, runs, ack, started).await,
+            Some(Err(refusal)) => Some(refusal),
+            None => None,
+        };
+        let plan = match (&msg.malformed, control_refused) {
+            (Some(refusal), _) => Err(vec![refusal.clone()]),
+            (None, Some(refusal)) => Err(vec![refusal]),
+            (None, None) => match self.plan_ingest(msg, sender).await? {
+                Ok(plan) => {
+                    let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
+                    let measured = plan.prepared.len();
+                    for w in &mut writes[..measured] {
+                        w.instrument_id = Some(plan.instrument.id);
+                    }
+                    self.decide_autoverification(
+                        plan.instrument.id,
+                        &mut writes[..measured],
+                        &plan.indices,
+                    )
+                    .await?;
+                    Ok((plan, writes))
+                }
+                Err(refused) => Err(refused),
+            },
+        };
+        let mut after = AfterCommit::default();
+        let (outcome, actor, writes, accession, skipped_count, indices) = match plan {
+            Ok((plan, writes)) => {
+                let accession = plan.prepared.first().map(|p| p.item.specimen.accession.clone());
+                let skipped_count = plan.skipped.len();
+                after.instrument_id = Some(plan.instrument.id);
+                after.tests = plan.prepared.iter().map(|p| p.item.test.test_code.clone()).collect();
+                (
+                    Ingested::Accepted {
+                        message_id: 0,
+                        results: plan.prepared.len(),
+                        skipped: plan.skipped,
+                    },
+                    Some(instrument_actor(&plan.instrument)),
+                    writes,
+                    accession,
+                    skipped_count,
+                    plan.indices.into_iter().collect(),
+                )
+            }
+            Err(refusals) => {
+                (Ingested::quarantined(refusals), None, Vec::new(), None, 0, Vec::new())
+            }
+        };
+        let ack_bytes = ack(&outcome);
+        let (outcome_code, detail, quarantine) = match &outcome {
+            Ingested::Accepted { results, skipped, .. } => (
+                "accepted",
+                if skipped.is_empty() {
+                    format!("{results} results stored")
+                } else {
+                    format!(
+                        "{results} results stored; {skipped_count} without a value: {}",
+                        skipped.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                    )
+                },
+                None,
+            ),
+            Ingested::Quarantined { .. } => {
+                let all = outcome.refusals().into_iter().map(Refusal::detail);
+                ("quarantined", all.collect::<Vec<_>>().join("; "), Some("open"))
+            }
+            Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
+                unreachable!("duplicates return early; results place no orders")
+            }
+        };
+        let first_accession = accession
+            .or_else(|| msg.results.first().map(|r| r.accession.clone()))
+            .filter(|a| !a.is_empty());
+        let record = MessageRecord::inbound(
+            msg,
+            outcome_code,
+            detail,
+            ack_bytes.clone(),
+            first_accession,
+            writes.len(),
+            quarantine,
+            started,
+        );
+        match self.commit_grouped(commit::CommitJob { actor, writes, record, indices }).await? {
+            commit::Committed::Logged(message_id) => {
+                self.after_commit(after).await;
+                Ok((outcome.with_message_id(message_id), ack_bytes))
+            }
+            // Two connections delivered the same message at once: the other one won.
+            commit::Committed::AlreadyLogged => self
+                .stored_answer(msg, ack)
+                .await?
+                .ok_or_else(|| AppError::Conflict("the message was received twice at once".into())),
+        }
+    }
+
+    /// What follows a committed message: the patient moving averages. The message is
+    /// acknowledged whatever happens here: its results are stored.
+    async fn after_commit(&self, after: AfterCommit) {
+        if let Some(instrument_id) = after.instrument_id
+            && let Err(e) = self.check_moving_averages(instrument_id, &after.tests).await
+        {
+            tracing::error!(error = %e, "patient moving averages could not be checked");
+        }
+    }
+
+    pub(super) fn clock_micros(&self) -> i64 {
+        self.now_micros()
+    }
+
+    /// Maps every result to its specimen and test; the first that cannot be mapped names why.
+    async fn plan_ingest(
+        &self,
+        msg: &Inbound<'_>,
+        sender: Option<(InstrumentRow, Vec<TestCodeRow>)>,
+    ) -> AppResult<Result<IngestPlan, Vec<Refusal>>> {
+        let Some((instrument, codes)) = sender else {
+            return Ok(Err(vec![Refusal::UnknownInstrument { sender: msg.sender.to_owned() }]));
+        };
+        if !instrument.active {
+            return Ok(Err(vec![Refusal::InstrumentDisabled { name: instrument.name.clone() }]));
+        }
+        if msg.results.is_empty() {
+            return Ok(Err(vec![Refusal::NoResults]));
+        }
+        let catalog = self.catalog();
+        let mut prepared: Vec<PreparedResult> = Vec::new();
+        let mut skipped = Vec::new();
+        let mut indices: HashMap<i64, SerumIndices> = HashMap::new();
+        let mut specimens: std::collections::HashMap<
+            String,
+            (Option<cuvette_store::SpecimenRow>, Vec<cuvette_store::WorkItem>),
+        > = std::collections::HashMap::new();
+        // Every result is checked: the answer names each one that cannot be taken.
+        let mut refused: Vec<Refusal> = Vec::new();
+        macro_rules! refuse {
+            ($refusal:expr) => {{
+                refused.push($refusal);
+                continue;
+            }};
+        }
+        for r in &msg.results {
+            let at = r.location.clone();
+            if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
+                skipped.push(Skipped {
+                    at,
+                    accession: r.accession.clone(),
+                    code: r.instrument_code.clone(),
+                    status: r.status.clone(),
+                });
+                continue;
+            }
+            let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
+                refuse!(Refusal::UnmappedCode {
+                    at,
+                    code: r.instrument_code.clone(),
+                    instrument: instrument.name.clone(),
+                });
+            };
+            let def = catalog.catalog.test(&map.test_code);
+            let conversion = match unit_of_result(&instrument, map, &r.unit, def, &at) {
+                Ok(c) => c,
+                Err(refusal) => refuse!(refusal),
+            };
+            let accession = match cuvette_domain::Accession::parse(&r.accession) {
+                Ok(a) => a.to_string(),
+                Err(e) => {
+                    refuse!(Refusal::BadSpecimenId {
+                        at,
+                        sent: r.accession.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            };
+            // One read per specimen, not per result: a panel's results share a tube. The
+            // whole order is read, for the calculations its results feed.
+            if !specimens.contains_key(&accession) {
+                let found = self.store.specimen_by_accession(&accession).await?;
+                let items = match &found {
+                    Some(s) => {
+                        self.store
+                            .work_items(&cuvette_store::WorklistFilter {
+                                order_id: Some(s.order_id),
+                                limit: 10_000,
+                                ..Default::default()
+                            })
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                specimens.insert(accession.clone(), (found, items));
+            }
+            let (found, items) = &specimens[&accession];
+            let Some(specimen) = found else {
+                refuse!(Refusal::NoSpecimen { at, accession });
+            };
+            if specimen.status == SpecimenStatus::Rejected {
+                refuse!(Refusal::RejectedSpecimen { at, accession });
+            }
+            if specimen.status != SpecimenStatus::Received {
+                refuse!(Refusal::SpecimenNotReceived { at, accession });
+            }
+            if let Some(index) = SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code) {
+                // A serum index describes the specimen, not an ordered test.
+                let Ok(value) = r.value.trim().parse::<u32>() else {
+                    refuse!(Refusal::SerumIndexNotWhole {
+                        at,
+                        index: SERUM_INDEX_CODES[index].1.to_owned(),
+                        value: r.value.clone(),
+                    });
+                };
+                let entry = indices.entry(specimen.id).or_default();
+                match index {
+                    0 => entry.hemolysis = Some(value),
+                    1 => entry.icterus = Some(value),
+                    _ => entry.lipemia = Some(value),
+                }
+                continue;
+            }
+            if let Some(sent) = r.patient.as_ref().filter(|p| !p.is_empty()) {
+                // The two-identifier rule applies to machines: a message about someone else
+                // is never stored under this specimen's patient.
+                if let Some(patient) =
+                    items.iter().find(|i| i.specimen.id == specimen.id).map(|i| &i.patient)
+                {
+                    let birth_date = patient.birth_date.parse().map_err(|_| {
+                        AppError::Store(StoreError::Corrupt {
+                            table: "patient",
+                            row: patient.id,
+                            column: "birth_date",
+                            value: patient.birth_date.clone(),
+                        })
+                    })?;
+                    let registered = RegisteredIdentity {
+                        mrn: &patient.mrn,
+                        family_name: &patient.family_name,
+                        given_name: &patient.given_name,
+                        birth_date,
+                    };
+                    if let Err(wrong) = check_identity(sent, registered) {
+                        refuse!(Refusal::WrongPatient {
+                            at,
+                            accession,
+                            differences: wrong.iter().map(ToString::to_string).collect(),
+                        });
+                    }
+                }
+            }
+            let Some(item) = items
+                .iter()
+                .find(|i| {
+                    i.specimen.id == specimen.id
+                        && i.test.test_code == map.test_code
+                        && i.test.status != TestStatus::Cancelled
+                })
+                .cloned()
+            else {
+                refuse!(Refusal::NotOrdered { at, test: map.test_code.clone(), accession });
+            };
+            let status = item.test.status;
+            if !status.accepts_results() {
+                refuse!(Refusal::Locked { at, test: map.test_code.clone(), accession, status });
+            }
+            let Some(def) = def.filter(|d| !d.is_calculated()) else {
+                refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
+            };
+            let value = match ReportedValue::parse(&r.value) {
+                Ok(v) => v,
+                Err(e) => {
+                    refuse!(Refusal::InvalidValue {
+                        at,
+                        test: map.test_code.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            };
+            // Converted before it is judged: flags, interval and critical limits are the
+            // catalog's, in the catalog's unit.
+            let (value, sent) = match conversion {
+                None => (value, None),
+                Some(c) => match c.apply(&value, def.decimals) {
+                    Some(converted) => (converted, Some(Sent { value: value.text, unit: c.from })),
+                    None => {
+                        refuse!(Refusal::NotConvertible {
+                            at,
+                            test: map.test_code.clone(),
+                            value: value.text,
+                            from: c.from.to_owned(),
+                            to: c.to.to_owned(),
+                        });
+                    }
+                },
+            };
+            if prepared.iter().any(|p| p.item.test.id == item.test.id) {
+                refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
+            }
+            let row_version = item.test.row_version;
+            prepared.push(PreparedResult {
+                item,
+                value,
+                row_version,
+                instrument_flags: r.flags.clone(),
+                sent,
+            });
+        }
+        if !refused.is_empty() {
+            return Ok(Err(refused));
+        }
+        if prepared.is_empty() {
+            let skipped = skipped.iter().map(ToString::to_string).collect();
+            return Ok(Err(vec![Refusal::NoValue { skipped }]));
+        }
+        let orders: OrderItems = specimens
+            .into_values()
+            .filter_map(|(found, items)| Some((found?.order_id, items)))
+            .collect();
+        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, indices }))
+    }
+}
+
+/// Whether a result's unit lets it in, and the conversion it needs: a unit in the message
+/// (after normalising its spelling) must be the one its code is mapped with — an empty one
+/// means the mapped unit — and a mapped unit other than the catalog's must have a conversion
+/// (a mapping saved before conversions were required may not). `Err` says why not.
+#[allow(clippy::result_large_err)] // Built at most once per message, on its way to the log.
+pub(crate) fn unit_of_result(
+    instrument: &InstrumentRow,
+    map: &TestCodeRow,
+    sent_unit: &str,
+    def: Option<&TestDefinition>,
+    at: &Place,
+) -> Result<Option<Conversion>, Refusal> {
+    let (sent, mapped) = (units::normalize(sent_unit), units::normalize(&map.unit));
+    if !sent.is_empty() && !mapped.is_empty() && sent != mapped {
+        return Err(Refusal::UnitMismatch {
+            at: at.clone(),
+            test: map.test_code.clone(),
+            sent: sent.to_owned(),
+            instrument: instrument.name.clone(),
+            mapped: mapped.to_owned(),
+        });
+    }
+    let Some(def) = def else { return Ok(None) };
+    match units::mapping(def, mapped) {
+        Mapping::Same => Ok(None),
+        Mapping::Convert(c) => Ok(Some(c)),
+        Mapping::Unconvertible if def.unit.is_empty() => Err(Refusal::UnitNotExpected {
+            at: at.clone(),
+            test: map.test_code.clone(),
+            instrument: instrument.name.clone(),
+            mapped: mapped.to_owned(),
+        }),
+        Mapping::Unconvertible => Err(Refusal::UnitNotConvertible {
+            at: at.clone(),
+            test: map.test_code.clone(),
+            instrument: instrument.name.clone(),
+            mapped: mapped.to_owned(),
+            catalog_unit: def.unit.clone(),
+        }),
+    }
+}
+
+/// What a logged message decodes to, for a replay.
+pub struct Decoded {
+    /// The results.
+    pub results: Vec<ReceivedResult>,
+    /// Why it cannot be decoded, if it cannot.
+    pub malformed: Option<Refusal>,
+}

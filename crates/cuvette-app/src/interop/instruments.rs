@@ -1,0 +1,180 @@
+//! Instrument administration: the senders Cuvette takes messages from and their test-code
+//! maps (with the unit each code arrives in).
+
+use cuvette_domain::units::{self, Mapping};
+use cuvette_domain::{Action, TestDefinition};
+use cuvette_store::{InstrumentRow, NewAuditEvent, TestCodeRow};
+
+use crate::autoverify::SERUM_INDEX_CODES;
+use crate::{Actor, AppError, AppResult, Lab};
+
+impl Lab {
+    /// Adds an instrument (supervisor).
+    pub async fn add_instrument(
+        &self,
+        actor: &Actor,
+        name: &str,
+        protocol: &str,
+        sender: &str,
+    ) -> AppResult<i64> {
+        self.require(actor, Action::EditCatalog)?;
+        let (name, sender) = (name.trim(), sender.trim());
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::invalid("name", "name the instrument (up to 100 characters)"));
+        }
+        if !matches!(protocol, "hl7" | "astm") {
+            return Err(AppError::invalid("protocol", "choose HL7 or ASTM"));
+        }
+        if sender.is_empty() || sender.chars().count() > 200 {
+            return Err(AppError::invalid(
+                "sender",
+                "enter what the instrument sends as its name (HL7 MSH-3, ASTM H-5)",
+            ));
+        }
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        let id = tx.insert_instrument(name, protocol, sender, now).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.add",
+            entity: "instrument",
+            entity_id: name.to_owned(),
+            patient_id: None,
+            before: None,
+            after: Some(
+                serde_json::json!({ "name": name, "protocol": protocol, "sender": sender }),
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Maps an instrument's test code to a catalog test (supervisor).
+    pub async fn map_test_code(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        instrument_code: &str,
+        test_code: &str,
+        unit: &str,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        let instrument = self.store.instrument(instrument_id).await?;
+        let test_code = test_code.trim().to_ascii_uppercase();
+        let catalog = self.catalog();
+        let index = SERUM_INDEX_CODES.iter().any(|(c, _)| *c == test_code);
+        let def = catalog.catalog.test(&test_code);
+        if def.is_none() && !index {
+            return Err(AppError::invalid(
+                "test_code",
+                format!(
+                    "{test_code:?} is not a test in the catalog (serum indices map to SI_H, SI_I or SI_L)"
+                ),
+            ));
+        }
+        if let Some(def) = def.filter(|d| d.is_calculated()) {
+            return Err(AppError::invalid(
+                "test_code",
+                format!("{} is calculated; map the instrument's measured tests", def.name),
+            ));
+        }
+        let code = instrument_code.trim();
+        if code.is_empty() || code.chars().count() > 100 {
+            return Err(AppError::invalid(
+                "instrument_code",
+                "enter the code the instrument sends (up to 100 characters)",
+            ));
+        }
+        let unit = unit.trim();
+        if unit.chars().count() > units::UNIT_LEN_MAX {
+            return Err(AppError::invalid(
+                "unit",
+                format!("a unit is at most {} characters", units::UNIT_LEN_MAX),
+            ));
+        }
+        // A result is stored in the catalog's unit: another unit needs a conversion.
+        let (unit, conversion) = match def {
+            None => (units::normalize(unit).to_owned(), None),
+            Some(def) => match units::mapping(def, unit) {
+                Mapping::Same if unit.is_empty() => (def.unit.clone(), None),
+                Mapping::Same => (units::normalize(unit).to_owned(), None),
+                Mapping::Convert(c) => (c.from.to_owned(), Some(c)),
+                Mapping::Unconvertible => {
+                    return Err(AppError::invalid("unit", unconvertible(def, unit)));
+                }
+            },
+        };
+        let row = TestCodeRow {
+            instrument_id,
+            instrument_code: code.to_owned(),
+            test_code: test_code.clone(),
+            unit: unit.clone(),
+        };
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.map_test_code(&row).await?;
+        let mut after =
+            serde_json::json!({ "instrument_code": code, "test_code": test_code, "unit": unit });
+        if let Some(c) = &conversion {
+            after["conversion"] = c.describe().into();
+        }
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.map_code",
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: None,
+            after: Some(after),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every instrument with its test-code map.
+    pub async fn instruments(
+        &self,
+        actor: &Actor,
+    ) -> AppResult<Vec<(InstrumentRow, Vec<TestCodeRow>)>> {
+        self.require(actor, Action::ViewResults)?;
+        let mut out = Vec::new();
+        for i in self.store.instruments().await? {
+            let codes = self.store.test_codes(i.id).await?;
+            out.push((i, codes));
+        }
+        Ok(out)
+    }
+}
+
+/// Why a code cannot be mapped with `unit`, and what to map it with instead.
+fn unconvertible(def: &TestDefinition, unit: &str) -> String {
+    let unit = units::normalize(unit);
+    if def.unit.is_empty() {
+        return format!("{} is reported without a unit: leave the unit empty", def.name);
+    }
+    if def.result_type != cuvette_domain::catalog::ResultType::Numeric {
+        return format!(
+            "{} is reported as coded values in {}: map the code with {} or leave the unit empty",
+            def.name, def.unit, def.unit
+        );
+    }
+    let others = units::convertible_units(&def.code, &def.unit);
+    let instead = if others.is_empty() {
+        format!("map the code with {} and set the instrument to send {}", def.unit, def.unit)
+    } else {
+        format!(
+            "map the code with {} (set the instrument to send it) or with a unit Cuvette converts for {}: {}",
+            def.unit,
+            def.code,
+            others.join(", ")
+        )
+    };
+    format!(
+        "{} is reported in {} and Cuvette cannot convert {unit} to it: {instead}",
+        def.name, def.unit
+    )
+}

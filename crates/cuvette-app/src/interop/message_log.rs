@@ -1,0 +1,399 @@
+//! The message log: one record per message in or out, the quarantine of inbound messages
+//! that could not be taken, and their replay once the cause is fixed.
+
+use cuvette_domain::Action;
+use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreError, Tx};
+
+use super::ingest::{Decoded, Skipped};
+use super::{ReceivedResult, Refusal, astm, hl7};
+use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
+
+/// A decoded inbound message.
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    /// `hl7` or `astm`.
+    pub protocol: &'a str,
+    /// The listener ("mllp:2575", "astm:5100").
+    pub channel: &'a str,
+    /// The remote address.
+    pub peer: &'a str,
+    /// The sender as the instrument map knows it (HL7 MSH-3, ASTM H-5).
+    pub sender: &'a str,
+    /// The message control id (HL7 MSH-10) or, for ASTM, a hash of the content.
+    pub control_id: Option<&'a str>,
+    /// `ORU^R01`, `ASTM`.
+    pub message_type: &'a str,
+    /// The raw bytes.
+    pub raw: &'a [u8],
+    /// The results in it.
+    pub results: Vec<ReceivedResult>,
+    /// Set when the message could not be decoded at all: it is quarantined with this reason.
+    pub malformed: Option<Refusal>,
+    /// The quarantined message this replays, if any.
+    pub replay_of: Option<i64>,
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // One per message, moved a few times: not worth a box.
+pub enum Ingested {
+    /// Its results were stored.
+    Accepted {
+        /// The message log id.
+        message_id: i64,
+        /// Results stored.
+        results: usize,
+        /// Results not stored because their status says there is no value (pending, cannot
+        /// be obtained): each is a warning in the acknowledgement.
+        skipped: Vec<Skipped>,
+    },
+    /// A retransmission: nothing changed; answer with the acknowledgement stored before.
+    Duplicate {
+        /// The original message.
+        message_id: i64,
+        /// The acknowledgement sent the first time.
+        ack: Option<Vec<u8>>,
+    },
+    /// Orders from the EHR were placed (all of the message's orders, or none of them).
+    Ordered {
+        /// The message log id.
+        message_id: i64,
+        /// The patient the orders are for.
+        patient_id: i64,
+        /// Whether the patient was registered from the message's PID.
+        registered: bool,
+        /// One per order (ORC/OBR pair) in message order, with the accession numbers assigned.
+        orders: Vec<PlacedOrder>,
+    },
+    /// Kept in the quarantine; answer with an error naming the reason.
+    Quarantined {
+        /// The message log id.
+        message_id: i64,
+        /// Why, in words staff can act on (the refusal's text).
+        reason: String,
+        /// Where in the message ("OBX 3"), when one part is at fault.
+        location: String,
+        /// Why, as data: what the acknowledgement says is decided from this.
+        refusal: Refusal,
+        /// The other problems found in the same message (other results that cannot be taken),
+        /// each answered with an ERR of its own.
+        also: Vec<Refusal>,
+    },
+}
+
+impl Ingested {
+    /// A message kept in the quarantine for `refusals`, the first problem first (its log id
+    /// set on commit).
+    pub(super) fn quarantined(refusals: Vec<Refusal>) -> Ingested {
+        let mut refusals = refusals.into_iter();
+        let refusal = refusals.next().unwrap_or(Refusal::NoResults);
+        Ingested::Quarantined {
+            message_id: 0,
+            reason: refusal.to_string(),
+            location: refusal.location(),
+            refusal,
+            also: refusals.collect(),
+        }
+    }
+
+    /// Every reason a quarantined message was refused for, the first first; none otherwise.
+    pub fn refusals(&self) -> Vec<&Refusal> {
+        match self {
+            Ingested::Quarantined { refusal, also, .. } => {
+                std::iter::once(refusal).chain(also).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The outcome with the message log id it was committed under.
+    pub(super) fn with_message_id(self, id: i64) -> Ingested {
+        match self {
+            Ingested::Accepted { results, skipped, .. } => {
+                Ingested::Accepted { message_id: id, results, skipped }
+            }
+            Ingested::Ordered { patient_id, registered, orders, .. } => {
+                Ingested::Ordered { message_id: id, patient_id, registered, orders }
+            }
+            Ingested::Quarantined { reason, location, refusal, also, .. } => {
+                Ingested::Quarantined { message_id: id, reason, location, refusal, also }
+            }
+            d @ Ingested::Duplicate { .. } => d,
+        }
+    }
+}
+
+/// What the message log records about one message, in or out: the one record every path
+/// writes ([`Lab::log_message`]). Owned, so that it can wait for a group commit.
+pub(crate) struct MessageRecord {
+    /// `in` or `out`.
+    pub direction: &'static str,
+    pub protocol: String,
+    pub channel: String,
+    pub peer: String,
+    pub sender: String,
+    pub control_id: Option<String>,
+    pub message_type: String,
+    pub raw: Vec<u8>,
+    /// `accepted`, `quarantined`, `query`, `sent`, `failed`.
+    pub outcome: &'static str,
+    pub detail: String,
+    /// The acknowledgement sent (in) or received (out), when there is one.
+    pub ack: Option<Vec<u8>>,
+    pub accession: Option<String>,
+    pub results: i64,
+    /// `open` for a message kept in the quarantine.
+    pub quarantine: Option<&'static str>,
+    pub replay_of: Option<i64>,
+    pub took: Took,
+}
+
+/// How long handling a message took, for the log's processing time.
+pub(crate) enum Took {
+    /// Since this clock reading (microseconds): processing ends when the record is written.
+    Since(i64),
+    /// This long (microseconds), measured by the caller (a delivery's round trip).
+    Micros(i64),
+}
+
+impl MessageRecord {
+    #[allow(clippy::too_many_arguments)] // One log row; the names are the columns.
+    pub(super) fn inbound(
+        msg: &Inbound<'_>,
+        outcome: &'static str,
+        detail: String,
+        ack: Vec<u8>,
+        accession: Option<String>,
+        results: usize,
+        quarantine: Option<&'static str>,
+        started: i64,
+    ) -> MessageRecord {
+        MessageRecord {
+            protocol: msg.protocol.to_owned(),
+            channel: msg.channel.to_owned(),
+            peer: msg.peer.to_owned(),
+            sender: msg.sender.to_owned(),
+            control_id: msg.control_id.map(str::to_owned),
+            message_type: msg.message_type.to_owned(),
+            raw: msg.raw.to_vec(),
+            direction: "in",
+            outcome,
+            detail,
+            ack: Some(ack),
+            accession,
+            results: results as i64,
+            quarantine,
+            replay_of: msg.replay_of,
+            took: Took::Since(started),
+        }
+    }
+}
+
+impl Lab {
+    /// The answer already given to this message, when it is a retransmission (same sender,
+    /// same control id): nothing is processed twice.
+    pub(super) async fn stored_answer(
+        &self,
+        msg: &Inbound<'_>,
+        ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
+    ) -> AppResult<Option<(Ingested, Vec<u8>)>> {
+        let Some(control_id) = msg.control_id else { return Ok(None) };
+        let Some(original) = self.store.message_by_control("in", msg.sender, control_id).await?
+        else {
+            return Ok(None);
+        };
+        let outcome = Ingested::Duplicate { message_id: original.id, ack: original.ack.clone() };
+        let bytes = original.ack.clone().unwrap_or_else(|| ack(&outcome));
+        Ok(Some((outcome, bytes)))
+    }
+
+    /// Logs a message inside `tx`; `None` when the same sender's control id was logged
+    /// meanwhile in the same direction (the transaction is then unusable and must be dropped).
+    pub(crate) async fn log_message(
+        &self,
+        tx: &mut Tx,
+        e: &MessageRecord,
+    ) -> AppResult<Option<i64>> {
+        let inserted = tx
+            .insert_message(
+                &NewMessage {
+                    direction: e.direction,
+                    protocol: &e.protocol,
+                    channel: &e.channel,
+                    peer: &e.peer,
+                    sender: &e.sender,
+                    control_id: e.control_id.as_deref(),
+                    message_type: &e.message_type,
+                    raw: &e.raw,
+                    outcome: e.outcome,
+                    detail: &e.detail,
+                    ack: e.ack.as_deref(),
+                    accession: e.accession.as_deref(),
+                    results: e.results,
+                    quarantine: e.quarantine,
+                    replay_of: e.replay_of,
+                    processed_us: match e.took {
+                        Took::Since(started) => self.clock_micros() - started,
+                        Took::Micros(us) => us,
+                    },
+                },
+                self.now_micros(),
+            )
+            .await;
+        match inserted {
+            Ok(id) => Ok(Some(id)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The message log (or the open quarantine), newest first.
+    pub async fn message_log(
+        &self,
+        actor: &Actor,
+        filter: &MessageFilter,
+    ) -> AppResult<Vec<MessageRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.messages(filter).await?)
+    }
+
+    /// One logged message.
+    pub async fn message(&self, actor: &Actor, id: i64) -> AppResult<MessageRow> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.message(id).await?)
+    }
+
+    /// Dismisses a quarantined message that will not be replayed (a test message, a duplicate
+    /// sent under another id), with the reason, audited.
+    pub async fn dismiss_quarantined(&self, actor: &Actor, id: i64, reason: &str) -> AppResult<()> {
+        self.require(actor, Action::VerifyAbnormal)?;
+        if reason.trim().is_empty() {
+            return Err(AppError::invalid("reason", "say why the message is dismissed"));
+        }
+        let message = self.store.message(id).await?;
+        if message.quarantine.as_deref() != Some("open") {
+            return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
+        }
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_quarantine(id, "dismissed").await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "quarantine.dismiss",
+            entity: "interface_message",
+            entity_id: id.to_string(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "quarantine": "open", "detail": message.detail })),
+            after: Some(serde_json::json!({ "quarantine": "dismissed", "reason": reason.trim() })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replays a quarantined message after staff fixed the cause, optionally with a corrected
+    /// accession number. Returns the new message log id; the original is marked replayed
+    /// when the replay is accepted.
+    pub async fn replay_quarantined(
+        &self,
+        actor: &Actor,
+        id: i64,
+        accession: Option<&str>,
+    ) -> AppResult<i64> {
+        self.require(actor, Action::VerifyAbnormal)?;
+        let original = self.store.message(id).await?;
+        if original.quarantine.as_deref() != Some("open") {
+            return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
+        }
+        if let Some(a) = accession {
+            cuvette_domain::Accession::parse(a)
+                .map_err(|e| AppError::invalid("accession", e.to_string()))?;
+        }
+        let replay_control =
+            original.control_id.as_ref().map(|c| format!("{c}#replay-{}", self.now_micros()));
+        let channel = format!("replay by {}", actor.name);
+        let (outcome, _) = if original.protocol == "hl7"
+            && hl7::is_order_message(&original.message_type)
+        {
+            if accession.is_some() {
+                return Err(AppError::invalid(
+                    "accession",
+                    "an order message carries no accession number to correct: fix the cause (the catalog, the sender, the patient on file) and replay it as it is",
+                ));
+            }
+            let decoded = hl7::decode_orders(&original.raw);
+            let inbound = Inbound {
+                protocol: &original.protocol,
+                channel: &channel,
+                peer: &original.peer,
+                sender: &original.sender,
+                control_id: replay_control.as_deref(),
+                message_type: &original.message_type,
+                raw: &original.raw,
+                results: Vec::new(),
+                malformed: None,
+                replay_of: None,
+            };
+            let ack = |_: &Ingested| Vec::new();
+            self.ingest_orders(&inbound, &decoded, &ack).await?
+        } else {
+            let decoded = decode_for_replay(&original);
+            let mut results = decoded.results;
+            if let Some(a) = accession {
+                for r in &mut results {
+                    r.accession = a.to_owned();
+                }
+            }
+            let inbound = Inbound {
+                protocol: &original.protocol,
+                channel: &channel,
+                peer: &original.peer,
+                sender: &original.sender,
+                control_id: replay_control.as_deref(),
+                message_type: &original.message_type,
+                raw: &original.raw,
+                results,
+                malformed: decoded.malformed,
+                replay_of: None,
+            };
+            let ack = |_: &Ingested| Vec::new();
+            self.ingest(&inbound, &ack).await?
+        };
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        let new_id = match &outcome {
+            Ingested::Accepted { message_id, .. } | Ingested::Ordered { message_id, .. } => {
+                tx.set_quarantine(id, "replayed").await?;
+                *message_id
+            }
+            Ingested::Quarantined { message_id, .. } | Ingested::Duplicate { message_id, .. } => {
+                *message_id
+            }
+        };
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "quarantine.replay",
+            entity: "interface_message",
+            entity_id: id.to_string(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "detail": original.detail })),
+            after: Some(serde_json::json!({ "replay": new_id, "accession": accession, "outcome": format!("{outcome:?}") })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(new_id)
+    }
+}
+
+fn decode_for_replay(m: &MessageRow) -> Decoded {
+    match m.protocol.as_str() {
+        "hl7" => hl7::decode_results(&m.raw),
+        "astm" => astm::decode_results(&m.raw),
+        other => Decoded {
+            results: vec![],
+            malformed: Some(Refusal::UnknownProtocol { protocol: other.to_owned() }),
+        },
+    }
+}

@@ -1,0 +1,95 @@
+//! The MLLP listener over real TCP: a test plays the sender and reads what comes back on its
+//! connection, frame by frame, in the acknowledgement mode its message asked for.
+
+use std::time::Duration;
+
+use cuvette_hl7::Message;
+use cuvette_hl7::mllp::{MllpDeframer, frame};
+use cuvette_server::interfaces::mllp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::support::app;
+
+/// The NIST LRI CBC result as NIST sends it (v2.5.1, MSH-15 `AL`, MSH-16 `NE`).
+const NIST_CBC: &[u8] = include_bytes!("data/hl7v251-oru-r01_fhir-converter_nist-lri-cbc-lf.hl7");
+
+/// How long any one read may take before the test fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The NIST CBC with control id (MSH-10) `control_id` and MSH-15/16 `modes`.
+fn nist_cbc(control_id: &str, modes: &str) -> Vec<u8> {
+    String::from_utf8(NIST_CBC.to_vec())
+        .unwrap()
+        .replace(
+            "|NIST-LRI-NG-002.00|T|2.5.1|||AL|NE|",
+            &format!("|{control_id}|T|2.5.1|||{modes}|"),
+        )
+        .into_bytes()
+}
+
+/// A sender connected to a fresh lab's MLLP listener; the NIST lab is not on file.
+struct Sender {
+    stream: TcpStream,
+    deframer: MllpDeframer,
+    _server: tokio::task::JoinHandle<()>,
+    _app: crate::support::App,
+}
+
+impl Sender {
+    async fn connect() -> Sender {
+        let app = app().await;
+        let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Sender { stream, deframer: MllpDeframer::new(), _server: server, _app: app }
+    }
+
+    async fn send(&mut self, message: &[u8]) {
+        self.stream.write_all(&frame(message)).await.unwrap();
+    }
+
+    /// The next frame from the listener, as MSA-1 and MSA-2.
+    async fn next(&mut self) -> (String, String) {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(next) = self.deframer.next_frame() {
+                let reply = next.unwrap();
+                let message = Message::parse(&reply).unwrap();
+                let field = |path| message.get(path).unwrap().text().into_owned();
+                return (field("MSA-1"), field("MSA-2"));
+            }
+            let n = timeout(PATIENCE, self.stream.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "the listener closed the connection");
+            self.deframer.push(&buf[..n]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_enhanced_mode_sender_gets_the_commit_accept_then_the_application_error() {
+    let mut sender = Sender::connect().await;
+    sender.send(&nist_cbc("NIST-1", "AL|AL")).await;
+    assert_eq!(sender.next().await, ("CA".into(), "NIST-1".into()), "stored");
+    assert_eq!(
+        sender.next().await,
+        ("AE".into(), "NIST-1".into()),
+        "not processed: unknown sender"
+    );
+}
+
+#[tokio::test]
+async fn acknowledgements_not_asked_for_are_not_sent() {
+    let mut sender = Sender::connect().await;
+    // NE|SU for a message that will be quarantined: nothing comes back for it. The next
+    // message (original mode) is then answered first, with its own control id.
+    sender.send(&nist_cbc("NIST-2", "NE|SU")).await;
+    sender.send(&nist_cbc("NIST-3", "|")).await;
+    assert_eq!(sender.next().await, ("AE".into(), "NIST-3".into()));
+    // As NIST sends it, AL|NE: the commit accept only.
+    sender.send(&nist_cbc("NIST-4", "AL|NE")).await;
+    sender.send(&nist_cbc("NIST-5", "|")).await;
+    assert_eq!(sender.next().await, ("CA".into(), "NIST-4".into()));
+    assert_eq!(sender.next().await, ("AE".into(), "NIST-5".into()));
+}
