@@ -15,6 +15,7 @@ use cuvette_domain::autoverify::{
 use cuvette_domain::delta::PriorResult;
 use cuvette_domain::evaluation::evaluate;
 use cuvette_domain::role::{ReleaseCheck, may_release};
+use cuvette_domain::workflow::SpecimenCondition;
 use cuvette_domain::{Action, Flag, ReportedValue, Role};
 use cuvette_store::{MovingAverageRow, NewAuditEvent};
 use rust_decimal::Decimal;
@@ -261,8 +262,6 @@ impl Lab {
             };
             let Some(def) = catalog.catalog.test(&w.item.test.test_code) else { continue };
             let qc = standings.get(&def.code).cloned().unwrap_or(QcState::NoQc);
-            let flags: Vec<String> =
-                w.instrument_flags.split_whitespace().map(str::to_owned).collect();
             let at = jiff::Timestamp::from_microsecond(w.item.specimen.collected_at.unwrap_or(now))
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
             let specimen_indices =
@@ -278,7 +277,7 @@ impl Lab {
                     test: def,
                     value: &w.value,
                     evaluation: &w.evaluation,
-                    instrument_flags: &flags,
+                    instrument_flags: &w.instrument_flags,
                     qc: &qc,
                     indices: specimen_indices,
                     prior: priors.get(&(w.item.specimen.id, def.code.clone())),
@@ -394,7 +393,7 @@ impl Lab {
                 accession: h.specimen.accession.clone(),
                 value,
                 evaluation,
-                flags: result.instrument_flags.split_whitespace().map(str::to_owned).collect(),
+                flags: result.instrument_flags.clone(),
                 qc: result.instrument_id.map_or(QcState::NoQc, |i| qc_then(i, result.entered_at)),
                 indices: SerumIndices {
                     hemolysis: h.specimen.hemolysis_index.and_then(|i| u32::try_from(i).ok()),
@@ -437,21 +436,11 @@ impl Lab {
 /// The condition codes recorded on a specimen (HEM, LIP, ICT, CLOT, QNS …), which a rule set
 /// may hold on.
 fn specimen_comment_codes(specimen: &cuvette_store::SpecimenRow) -> Vec<String> {
-    specimen.conditions.split_whitespace().map(str::to_owned).collect()
+    specimen.conditions.iter().map(|c| c.code().to_owned()).collect()
 }
 
-/// Specimen condition codes staff may record (and rule sets may hold on).
-pub const CONDITION_CODES: [(&str, &str); 6] = [
-    ("HEM", "hemolyzed"),
-    ("LIP", "lipemic"),
-    ("ICT", "icteric"),
-    ("CLOT", "clotted"),
-    ("QNS", "quantity not sufficient"),
-    ("DIL", "diluted / drawn above an IV line"),
-];
-
 impl Lab {
-    /// Records the condition of a received specimen (codes from [`CONDITION_CODES`]), which
+    /// Records the condition of a received specimen (codes of [`SpecimenCondition`]), which
     /// autoverification rule sets may hold on.
     pub async fn set_specimen_conditions(
         &self,
@@ -466,24 +455,21 @@ impl Lab {
         let specimen = self.store.specimen_by_accession(&accession).await?.ok_or_else(|| {
             AppError::NotFound(format!("no specimen has accession number {accession}"))
         })?;
-        let mut chosen: Vec<&str> = Vec::new();
+        let mut chosen: Vec<SpecimenCondition> = Vec::new();
         for code in codes {
-            let Some((known, _)) =
-                CONDITION_CODES.iter().find(|(c, _)| c.eq_ignore_ascii_case(code.trim()))
-            else {
+            let Some(known) = SpecimenCondition::parse(code) else {
                 return Err(AppError::invalid(
                     "conditions",
                     format!("{code:?} is not a specimen condition code"),
                 ));
             };
-            if !chosen.contains(known) {
+            if !chosen.contains(&known) {
                 chosen.push(known);
             }
         }
-        let conditions = chosen.join(" ");
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        tx.set_specimen_conditions(specimen.id, &conditions).await?;
+        tx.set_specimen_conditions(specimen.id, &chosen).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -492,7 +478,7 @@ impl Lab {
             entity_id: accession,
             patient_id: None,
             before: Some(serde_json::json!({ "conditions": specimen.conditions })),
-            after: Some(serde_json::json!({ "conditions": conditions })),
+            after: Some(serde_json::json!({ "conditions": chosen })),
         })
         .await?;
         tx.commit().await?;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
 use cuvette_domain::qc::{
-    ControlResult, ControlRule, ControlStatistics, MovingAverageRule, QcStatus,
+    ControlResult, ControlRule, ControlStatistics, CorrectiveAction, MovingAverageRule, QcStatus,
     RUNS_TO_ESTABLISH_TARGET, RecordedViolation, RuleSet, RunSource, SigmaRecommendation,
     TargetSource, Violation, WestgardRule, evaluate_run, moving_average, recommend, sigma_metric,
     statistics, z_score,
@@ -36,17 +36,6 @@ pub const QC_FACTS_FRESH_US: i64 = 5_000_000;
 
 /// QC facts kept in memory: when they were read, and what.
 pub(crate) type QcFactsCache = std::sync::Mutex<Option<(i64, std::sync::Arc<Vec<QcFacts>>)>>;
-
-/// Corrective actions a technologist documents, as (code, label).
-pub const CORRECTIVE_ACTIONS: [(&str, &str); 7] = [
-    ("recalibrated", "Recalibrated"),
-    ("new_reagent_lot", "New reagent lot / reagent replaced"),
-    ("new_control", "New control vial or lot"),
-    ("maintenance", "Maintenance performed"),
-    ("service", "Service engineer called"),
-    ("rerun", "Control re-run (random error suspected)"),
-    ("other", "Other (describe)"),
-];
 
 /// The longest a corrective action's note may be.
 const NOTE_LEN_MAX: usize = 2000;
@@ -752,13 +741,14 @@ impl Lab {
     ) -> AppResult<i64> {
         self.require(actor, Action::CorrectQc)?;
         let mut errors = Vec::new();
-        if !CORRECTIVE_ACTIONS.iter().any(|(code, _)| *code == action) {
+        let chosen = CorrectiveAction::parse(action.trim());
+        if chosen.is_none() {
             errors.push(crate::FieldError {
                 field: "action".into(),
                 message: "choose what was done".into(),
             });
         }
-        if action == "other" && note.trim().is_empty() {
+        if chosen.is_some_and(CorrectiveAction::needs_note) && note.trim().is_empty() {
             errors.push(crate::FieldError {
                 field: "note".into(),
                 message: "describe what was done".into(),
@@ -770,9 +760,9 @@ impl Lab {
                 message: format!("at most {NOTE_LEN_MAX} characters"),
             });
         }
-        if !errors.is_empty() {
+        let Some(action) = chosen.filter(|_| errors.is_empty()) else {
             return Err(AppError::Invalid(errors));
-        }
+        };
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
         let id = tx

@@ -67,7 +67,7 @@ pub(crate) struct ResultWrite {
     pub(crate) value: ReportedValue,
     pub(crate) evaluation: Evaluation,
     correction_reason: Option<String>,
-    pub(crate) instrument_flags: String,
+    pub(crate) instrument_flags: Vec<String>,
     /// The instrument that measured it.
     pub(crate) instrument_id: Option<i64>,
     /// The autoverification decision (JSON), when a rule set judged it.
@@ -290,7 +290,7 @@ impl Lab {
                 value: p.value.clone(),
                 evaluation,
                 correction_reason,
-                instrument_flags: p.instrument_flags.join(" "),
+                instrument_flags: p.instrument_flags.clone(),
                 instrument_id: None,
                 autoverify: None,
                 auto_release: false,
@@ -558,7 +558,7 @@ impl Lab {
                 evaluation: evaluate(def, &value, ctx),
                 value,
                 correction_reason: final_.then(|| "recalculated from corrected inputs".to_owned()),
-                instrument_flags: String::new(),
+                instrument_flags: Vec::new(),
                 instrument_id: None,
                 autoverify: None,
                 auto_release: false,

@@ -423,6 +423,83 @@ impl QcStatus {
     }
 }
 
+/// What a technologist did about a QC failure (documented before QC may run again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrectiveAction {
+    /// The test was recalibrated.
+    Recalibrated,
+    /// A new reagent lot was opened, or the reagent replaced.
+    NewReagentLot,
+    /// A new control vial or lot.
+    NewControl,
+    /// Maintenance was performed.
+    Maintenance,
+    /// The service engineer was called.
+    Service,
+    /// The control was re-run (random error suspected).
+    Rerun,
+    /// Something else, described in the note.
+    Other,
+}
+
+impl CorrectiveAction {
+    /// Every action, in the order the lockout page lists them.
+    pub const ALL: [CorrectiveAction; 7] = [
+        CorrectiveAction::Recalibrated,
+        CorrectiveAction::NewReagentLot,
+        CorrectiveAction::NewControl,
+        CorrectiveAction::Maintenance,
+        CorrectiveAction::Service,
+        CorrectiveAction::Rerun,
+        CorrectiveAction::Other,
+    ];
+
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            CorrectiveAction::Recalibrated => "recalibrated",
+            CorrectiveAction::NewReagentLot => "new_reagent_lot",
+            CorrectiveAction::NewControl => "new_control",
+            CorrectiveAction::Maintenance => "maintenance",
+            CorrectiveAction::Service => "service",
+            CorrectiveAction::Rerun => "rerun",
+            CorrectiveAction::Other => "other",
+        }
+    }
+
+    /// Parses a stored code; anything else is not a corrective action.
+    pub fn parse(code: &str) -> Option<CorrectiveAction> {
+        CorrectiveAction::ALL.into_iter().find(|a| a.code() == code)
+    }
+
+    /// What the bench reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            CorrectiveAction::Recalibrated => "Recalibrated",
+            CorrectiveAction::NewReagentLot => "New reagent lot / reagent replaced",
+            CorrectiveAction::NewControl => "New control vial or lot",
+            CorrectiveAction::Maintenance => "Maintenance performed",
+            CorrectiveAction::Service => "Service engineer called",
+            CorrectiveAction::Rerun => "Control re-run (random error suspected)",
+            CorrectiveAction::Other => "Other (describe)",
+        }
+    }
+
+    /// Whether the note must say what was done.
+    pub fn needs_note(self) -> bool {
+        match self {
+            CorrectiveAction::Other => true,
+            CorrectiveAction::Recalibrated
+            | CorrectiveAction::NewReagentLot
+            | CorrectiveAction::NewControl
+            | CorrectiveAction::Maintenance
+            | CorrectiveAction::Service
+            | CorrectiveAction::Rerun => false,
+        }
+    }
+}
+
 /// Where a QC run's results came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

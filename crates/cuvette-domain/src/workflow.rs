@@ -224,6 +224,82 @@ impl fmt::Display for RejectionReason {
     }
 }
 
+/// A condition of the specimen seen at receipt, which autoverification rule sets may hold on
+/// (stored as its code: "HEM", "LIP" …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpecimenCondition {
+    /// Hemolyzed.
+    #[serde(rename = "HEM")]
+    Hemolyzed,
+    /// Lipemic.
+    #[serde(rename = "LIP")]
+    Lipemic,
+    /// Icteric.
+    #[serde(rename = "ICT")]
+    Icteric,
+    /// Clotted.
+    #[serde(rename = "CLOT")]
+    Clotted,
+    /// Quantity not sufficient.
+    #[serde(rename = "QNS")]
+    QuantityNotSufficient,
+    /// Diluted, or drawn above an IV line.
+    #[serde(rename = "DIL")]
+    Diluted,
+}
+
+impl SpecimenCondition {
+    /// Every condition, in the order the receipt screen lists them.
+    pub const ALL: [SpecimenCondition; 6] = [
+        SpecimenCondition::Hemolyzed,
+        SpecimenCondition::Lipemic,
+        SpecimenCondition::Icteric,
+        SpecimenCondition::Clotted,
+        SpecimenCondition::QuantityNotSufficient,
+        SpecimenCondition::Diluted,
+    ];
+
+    /// The stored code, which rule sets name too.
+    pub fn code(self) -> &'static str {
+        match self {
+            SpecimenCondition::Hemolyzed => "HEM",
+            SpecimenCondition::Lipemic => "LIP",
+            SpecimenCondition::Icteric => "ICT",
+            SpecimenCondition::Clotted => "CLOT",
+            SpecimenCondition::QuantityNotSufficient => "QNS",
+            SpecimenCondition::Diluted => "DIL",
+        }
+    }
+
+    /// Reads a code, ignoring case and surrounding space ("hem" is HEM).
+    pub fn parse(code: &str) -> Option<SpecimenCondition> {
+        let code = code.trim();
+        SpecimenCondition::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(code))
+    }
+
+    /// Reads a stored list ("HEM CLOT"); one unknown code makes the list unreadable.
+    pub fn parse_list(stored: &str) -> Option<Vec<SpecimenCondition>> {
+        stored.split_whitespace().map(SpecimenCondition::parse).collect()
+    }
+
+    /// Writes what [`parse_list`](Self::parse_list) reads.
+    pub fn list_code(conditions: &[SpecimenCondition]) -> String {
+        conditions.iter().map(|c| c.code()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// What the bench reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            SpecimenCondition::Hemolyzed => "hemolyzed",
+            SpecimenCondition::Lipemic => "lipemic",
+            SpecimenCondition::Icteric => "icteric",
+            SpecimenCondition::Clotted => "clotted",
+            SpecimenCondition::QuantityNotSufficient => "quantity not sufficient",
+            SpecimenCondition::Diluted => "diluted / drawn above an IV line",
+        }
+    }
+}
+
 /// Order priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,7 +6,9 @@ use sqlx::any::AnyRow;
 
 use crate::patients::{PATIENT_COLUMNS, PatientRow, patient_from_row};
 use crate::results::{RESULT_COLUMNS_R, ResultRow, result_from_row_prefixed};
-use cuvette_domain::workflow::{Priority, RejectionReason, SpecimenStatus, TestStatus};
+use cuvette_domain::workflow::{
+    Priority, RejectionReason, SpecimenCondition, SpecimenStatus, TestStatus,
+};
 
 use crate::{Micros, Store, StoreError, StoreResult, Tx, code, code_at, opt_code_at, opt_i64};
 
@@ -112,7 +114,7 @@ pub struct SpecimenRow {
     /// Lipemia index.
     pub lipemia_index: Option<i64>,
     /// Condition codes noted on it, space-separated.
-    pub conditions: String,
+    pub conditions: Vec<SpecimenCondition>,
 }
 
 /// A stored ordered test.
@@ -215,7 +217,14 @@ fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
         hemolysis_index: opt_i64(r, "s_hemolysis_index")?,
         icterus_index: opt_i64(r, "s_icterus_index")?,
         lipemia_index: opt_i64(r, "s_lipemia_index")?,
-        conditions: r.try_get("s_conditions")?,
+        conditions: crate::code_at(
+            r,
+            "specimen",
+            "s_id",
+            "s_conditions",
+            "conditions",
+            SpecimenCondition::parse_list,
+        )?,
     })
 }
 

@@ -7,8 +7,9 @@ use sqlx::any::AnyRow;
 
 use cuvette_domain::Flags;
 use cuvette_domain::qc::{
-    QcStatus, RecordedViolation, RuleSet, RunSource, TargetSource, WestgardRule,
+    CorrectiveAction, QcStatus, RecordedViolation, RuleSet, RunSource, TargetSource, WestgardRule,
 };
+use cuvette_domain::workflow::{SpecimenCondition, TestStatus};
 
 use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
 
@@ -161,8 +162,8 @@ pub struct CorrectiveActionRow {
     pub at: Micros,
     /// Who.
     pub by_user: String,
-    /// What (code).
-    pub action: String,
+    /// What was done.
+    pub action: CorrectiveAction,
     /// Notes.
     pub note: String,
 }
@@ -185,7 +186,7 @@ pub struct PatientResultRow {
     /// When it was released, if it was.
     pub released_at: Option<Micros>,
     /// The test's status.
-    pub test_status: String,
+    pub test_status: TestStatus,
 }
 
 /// A patient moving-average rule.
@@ -579,7 +580,13 @@ impl Store {
                     test_code: r.try_get("test_code")?,
                     at: r.try_get("at")?,
                     by_user: r.try_get("by_user")?,
-                    action: r.try_get("action")?,
+                    action: crate::code(
+                        r,
+                        "qc_corrective_action",
+                        "id",
+                        "action",
+                        CorrectiveAction::parse,
+                    )?,
                     note: r.try_get("note")?,
                 })
             })
@@ -616,7 +623,13 @@ impl Store {
                     value_number: opt_f64(r, "value_number")?,
                     entered_at: r.try_get("entered_at")?,
                     released_at: opt_i64(r, "released_at")?,
-                    test_status: r.try_get("status")?,
+                    test_status: crate::code(
+                        r,
+                        "ordered_test",
+                        "ordered_test_id",
+                        "status",
+                        TestStatus::parse,
+                    )?,
                 })
             })
             .collect()
@@ -976,7 +989,7 @@ impl Tx {
         &mut self,
         instrument_id: i64,
         test_code: &str,
-        action: &str,
+        action: CorrectiveAction,
         note: &str,
         by: &str,
         now: Micros,
@@ -989,7 +1002,7 @@ impl Tx {
         .bind(test_code)
         .bind(now)
         .bind(by)
-        .bind(action)
+        .bind(action.code())
         .bind(note)
         .fetch_one(self.conn())
         .await?)
@@ -1083,14 +1096,14 @@ impl Tx {
         Ok(())
     }
 
-    /// Records a specimen's condition codes (space-separated).
+    /// Records a specimen's conditions.
     pub async fn set_specimen_conditions(
         &mut self,
         specimen_id: i64,
-        conditions: &str,
+        conditions: &[SpecimenCondition],
     ) -> StoreResult<()> {
         sqlx::query("UPDATE specimen SET conditions = $1 WHERE id = $2")
-            .bind(conditions)
+            .bind(SpecimenCondition::list_code(conditions))
             .bind(specimen_id)
             .execute(self.conn())
             .await?;

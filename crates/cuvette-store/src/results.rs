@@ -39,8 +39,8 @@ pub struct NewResult<'a> {
     pub entered_by_role: Role,
     /// Why a released result was corrected.
     pub correction_reason: Option<&'a str>,
-    /// What the instrument flagged, space-separated (empty for manual entry).
-    pub instrument_flags: &'a str,
+    /// What the instrument flagged, in its own codes (none for manual entry).
+    pub instrument_flags: &'a [String],
     /// The instrument that measured it.
     pub instrument_id: Option<i64>,
     /// The autoverification decision with its trace (JSON), when a rule set ran.
@@ -94,8 +94,8 @@ pub struct ResultRow {
     pub released_by: Option<String>,
     /// How it was released, if it was.
     pub release_status: Option<ReleaseStatus>,
-    /// What the instrument flagged.
-    pub instrument_flags: String,
+    /// What the instrument flagged, in its own codes (kept space-separated).
+    pub instrument_flags: Vec<String>,
     /// The instrument that measured it.
     pub instrument_id: Option<i64>,
     /// The autoverification decision with its trace (JSON).
@@ -150,7 +150,11 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
             "release_status",
             ReleaseStatus::parse,
         )?,
-        instrument_flags: r.try_get("r_instrument_flags")?,
+        instrument_flags: r
+            .try_get::<String, _>("r_instrument_flags")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
         instrument_id: opt_i64(r, "r_instrument_id")?,
         autoverify: r.try_get("r_autoverify")?,
         sent_value: r.try_get("r_sent_value")?,
@@ -237,7 +241,7 @@ impl Tx {
                     .bind(r.entered_by)
                     .bind(r.entered_by_role.code())
                     .bind(r.correction_reason)
-                    .bind(r.instrument_flags)
+                    .bind(r.instrument_flags.join(" "))
                     .bind(r.instrument_id)
                     .bind(r.autoverify)
                     .bind(r.released_by.map(|_| now))

@@ -5,6 +5,7 @@
 
 use cuvette_app::AppError;
 use cuvette_domain::qc::QcStatus;
+use cuvette_domain::workflow::SpecimenCondition;
 
 use crate::qc::{glucose_from_analyzer, glucose_qc, run};
 use crate::support::*;
@@ -176,4 +177,22 @@ async fn a_control_result_or_run_naming_an_unknown_rule_says_corrupt_data() {
     lab.raw_sql("UPDATE qc_result SET rules = '1-3s 9-9s'").await.unwrap();
     let why = corrupt(lab.levey_jennings(&mls, l2, 0, i64::MAX).await);
     assert!(why.contains("qc_result") && why.contains("rules"), "{why}");
+}
+
+#[tokio::test]
+async fn an_unknown_specimen_condition_is_corrupt_data_not_a_clean_specimen() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let technician = lab.technician().await;
+    lab.set_specimen_conditions(&technician, &accession, &["hem".into(), "CLOT".into()])
+        .await
+        .unwrap();
+    let mls = lab.technologist().await;
+    let conditions = lab.specimen_view(&mls, &accession).await.unwrap().specimen.conditions;
+    assert_eq!(conditions, [SpecimenCondition::Hemolyzed, SpecimenCondition::Clotted]);
+
+    lab.raw_sql("UPDATE specimen SET conditions = 'HEM HAEM'").await.unwrap();
+    let why = corrupt(lab.specimen_view(&mls, &accession).await);
+    assert!(why.contains("specimen") && why.contains("conditions"), "{why}");
 }

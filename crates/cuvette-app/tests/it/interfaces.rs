@@ -119,7 +119,7 @@ async fn an_unknown_specimen_is_quarantined_answered_ae_and_replayed_once_correc
     assert_ne!(replay, message_id);
     let k = lab.test(&patient, "K").await.result.expect("the replay stored the result");
     assert_eq!(
-        (k.value_text.as_str(), k.flags.codes().as_str(), k.instrument_flags.as_str()),
+        (k.value_text.as_str(), k.flags.codes().as_str(), k.instrument_flags.join(" ").as_str()),
         ("6.9", "HH H", "HH")
     );
     let open = lab

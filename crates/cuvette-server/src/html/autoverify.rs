@@ -14,12 +14,13 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::autoverify::{CONDITION_CODES, DryRun, RuleSetView};
+use cuvette_app::autoverify::{DryRun, RuleSetView};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::{AutoverifyRules, AvRule, RulesError};
 use cuvette_domain::delta::{DELTA_WINDOW_HOURS_MAX, DeltaLimits};
 use cuvette_domain::role::ROLES;
+use cuvette_domain::workflow::SpecimenCondition;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -424,12 +425,12 @@ struct CodeChoice {
 /// set stored through the API), so saving the form never drops it unseen.
 fn code_choices(checked: &[String]) -> Vec<CodeChoice> {
     let is_checked = |code: &str| checked.iter().any(|c| c.trim().eq_ignore_ascii_case(code));
-    let mut choices: Vec<CodeChoice> = CONDITION_CODES
-        .iter()
-        .map(|(code, label)| CodeChoice {
-            code: (*code).to_owned(),
-            label: (*label).to_owned(),
-            checked: is_checked(code),
+    let mut choices: Vec<CodeChoice> = SpecimenCondition::ALL
+        .into_iter()
+        .map(|condition| CodeChoice {
+            code: condition.code().to_owned(),
+            label: condition.words().to_owned(),
+            checked: is_checked(condition.code()),
         })
         .collect();
     for c in checked {

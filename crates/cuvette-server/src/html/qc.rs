@@ -14,16 +14,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::qc::{
-    CORRECTIVE_ACTIONS, LeveyJenningsData, MaterialForm, QC_INTERVAL_HOURS, QcLine, QcStanding,
-};
+use cuvette_app::qc::{LeveyJenningsData, MaterialForm, QC_INTERVAL_HOURS, QcLine, QcStanding};
 use cuvette_app::store::{MovingAverageRow, QcPoint, QcRunRow, TargetRow};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
 use cuvette_domain::qc::{
-    ControlStatistics, QcStatus, RUNS_TO_ESTABLISH_TARGET, RecordedViolation, RuleSet,
-    SigmaRecommendation, TargetSource, WestgardRule,
+    ControlStatistics, CorrectiveAction, QcStatus, RUNS_TO_ESTABLISH_TARGET, RecordedViolation,
+    RuleSet, SigmaRecommendation, TargetSource, WestgardRule,
 };
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -1554,12 +1552,6 @@ async fn lockout_page(
     let verdict = run
         .and_then(|id| view.runs.iter().find(|r| r.id == id))
         .map(|r| verdict_view(r, &instrument_name));
-    let label_of = |code: &str| {
-        CORRECTIVE_ACTIONS
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map_or_else(|| code.to_owned(), |(_, l)| (*l).to_owned())
-    };
     Ok(LockoutPage {
         page: Page::new(bench, format!("QC lockout · {test_code} on {instrument_name}"), "qc")
             .with_errors(errors),
@@ -1574,14 +1566,15 @@ async fn lockout_page(
                 value: r.value_text.clone(),
                 entered: s.lab.format_time(r.entered_at),
                 released: r.released_at.map(|t| s.lab.format_time(t)),
-                status: cuvette_domain::workflow::TestStatus::parse(&r.test_status)
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| r.test_status.clone()),
+                status: r.test_status.to_string(),
             })
             .collect(),
         may_correct: bench.may(Action::CorrectQc),
         action_href: format!("{}/action", lockout_href(instrument_id, test_code)),
-        choices: CORRECTIVE_ACTIONS.iter().map(|(code, label)| ChoiceRef { code, label }).collect(),
+        choices: CorrectiveAction::ALL
+            .into_iter()
+            .map(|a| ChoiceRef { code: a.code(), label: a.label() })
+            .collect(),
         typed,
         actions: view
             .actions
@@ -1589,7 +1582,7 @@ async fn lockout_page(
             .map(|a| ActionView {
                 at: s.lab.format_time(a.at),
                 by: a.by_user.clone(),
-                action: label_of(&a.action),
+                action: a.action.label().to_owned(),
                 note: a.note.clone(),
             })
             .collect(),

@@ -10,7 +10,7 @@ use axum::{Form, Router};
 use cuvette_app::{AppError, DueDraw, FieldError, IdentityCheck, Lab, SpecimenView};
 use cuvette_domain::patient::Mrn;
 use cuvette_domain::workflow::{
-    Priority, REJECTION_REASONS, RejectionReason, SpecimenStatus, TestStatus,
+    Priority, REJECTION_REASONS, RejectionReason, SpecimenCondition, SpecimenStatus, TestStatus,
 };
 use cuvette_domain::{Accession, Action};
 use serde::{Deserialize, Serialize};
@@ -151,12 +151,12 @@ struct ConditionChoice {
 
 /// The lab's condition codes, ticked when in `codes`.
 fn condition_choices(codes: &[&str]) -> Vec<ConditionChoice> {
-    cuvette_app::autoverify::CONDITION_CODES
-        .iter()
-        .map(|(code, label)| ConditionChoice {
-            code,
-            label,
-            checked: codes.iter().any(|c| c.eq_ignore_ascii_case(code)),
+    SpecimenCondition::ALL
+        .into_iter()
+        .map(|condition| ConditionChoice {
+            code: condition.code(),
+            label: condition.words(),
+            checked: codes.iter().any(|c| SpecimenCondition::parse(c) == Some(condition)),
         })
         .collect()
 }
@@ -254,17 +254,12 @@ async fn specimen_page(
         reject,
         conditions: s
             .conditions
-            .split_whitespace()
-            .map(|c| {
-                let words = cuvette_app::autoverify::CONDITION_CODES
-                    .iter()
-                    .find(|(code, _)| code.eq_ignore_ascii_case(c))
-                    .map(|(_, words)| (*words).to_owned())
-                    .unwrap_or_default();
-                (c.to_owned(), words)
-            })
+            .iter()
+            .map(|c| (c.code().to_owned(), c.words().to_owned()))
             .collect(),
-        condition_choices: condition_choices(&s.conditions.split_whitespace().collect::<Vec<_>>()),
+        condition_choices: condition_choices(
+            &s.conditions.iter().map(|c| c.code()).collect::<Vec<_>>(),
+        ),
         // Conditions are seen on the tube in hand: once collected, until rejected.
         may_set_conditions: matches!(status, SpecimenStatus::Collected | SpecimenStatus::Received)
             && bench.may(Action::ReceiveSpecimen),
