@@ -120,7 +120,7 @@ impl Lab {
         let phc = blocking(move || hash_password(&password)).await?;
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        let id = tx.insert_user(&username, display_name, user.role.code(), &phc, now).await?;
+        let id = tx.insert_user(&username, display_name, user.role, &phc, now).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -157,8 +157,8 @@ impl Lab {
                 "you cannot change your own role or disable yourself: ask another supervisor",
             ));
         }
-        let before = serde_json::json!({ "role": user.role, "active": user.active, "failed_logins": user.failed_logins });
-        user.role = role.code().to_owned();
+        let before = serde_json::json!({ "role": user.role.code(), "active": user.active, "failed_logins": user.failed_logins });
+        user.role = role;
         user.active = active;
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
@@ -175,7 +175,7 @@ impl Lab {
             patient_id: None,
             before: Some(before),
             after: Some(
-                serde_json::json!({ "role": user.role, "active": user.active, "unlocked": unlock }),
+                serde_json::json!({ "role": user.role.code(), "active": user.active, "unlocked": unlock }),
             ),
         })
         .await?;
@@ -240,12 +240,7 @@ impl Lab {
             tx.commit().await?;
             return Err(AppError::Unauthenticated(REFUSED.into()));
         }
-        let role = Role::parse(&user.role).ok_or_else(|| {
-            AppError::Unauthenticated(format!(
-                "the role {:?} is unknown: ask a supervisor",
-                user.role
-            ))
-        })?;
+        let role = user.role;
         let token = random_hex(32);
         let csrf_token = random_hex(32);
         let mut tx = self.store.begin().await?;
@@ -310,7 +305,7 @@ impl Lab {
         if activity {
             self.store.touch_session(&hash, now).await?;
         }
-        let role = Role::parse(&session.user.role).ok_or_else(gone)?;
+        let role = session.user.role;
         let actor = Actor {
             name: session.user.username.clone(),
             display_name: session.user.display_name.clone(),
@@ -371,7 +366,7 @@ impl Lab {
         let key = format!("{API_KEY_PREFIX}{}", random_hex(32));
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        tx.insert_api_key(name, &digest(&key), role.code(), &actor.name, now).await?;
+        tx.insert_api_key(name, &digest(&key), role, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -395,7 +390,7 @@ impl Lab {
             return Err(refused());
         }
         let row = self.store.api_key(&digest(key)).await?.ok_or_else(refused)?;
-        let role = Role::parse(&row.role).ok_or_else(refused)?;
+        let role = row.role;
         Ok(Actor { name: format!("apikey:{}", row.name), display_name: row.name, role })
     }
 

@@ -180,8 +180,7 @@ impl Lab {
     async fn seed_privileges(&self) -> AppResult<()> {
         if self.store.privileges().await?.is_empty() {
             let seeded = Privileges::seeded();
-            let pairs: Vec<(String, String)> =
-                seeded.pairs().map(|(r, a)| (r.code().to_owned(), a.code().to_owned())).collect();
+            let pairs: Vec<(Role, Action)> = seeded.pairs().collect();
             let mut tx = self.store.begin().await?;
             tx.replace_privileges(&pairs).await?;
             tx.commit().await?;
@@ -191,9 +190,7 @@ impl Lab {
 
     async fn reload_privileges(&self) -> AppResult<()> {
         let pairs = self.store.privileges().await?;
-        let table = Privileges::from_pairs(
-            pairs.iter().filter_map(|(r, a)| Some((Role::parse(r)?, Action::parse(a)?))),
-        );
+        let table = Privileges::from_pairs(pairs);
         *self.privileges.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
         Ok(())
     }
@@ -221,12 +218,12 @@ impl Lab {
                 }
             }
         }
-        let pairs = |t: &Privileges| -> Vec<(String, String)> {
-            t.pairs().map(|(r, a)| (r.code().to_owned(), a.code().to_owned())).collect()
+        let codes = |t: &Privileges| -> Vec<(&str, &str)> {
+            t.pairs().map(|(r, a)| (r.code(), a.code())).collect()
         };
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        tx.replace_privileges(&pairs(&table)).await?;
+        tx.replace_privileges(&table.pairs().collect::<Vec<_>>()).await?;
         tx.audit(cuvette_store::NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -234,8 +231,8 @@ impl Lab {
             entity: "privileges",
             entity_id: "lab".into(),
             patient_id: None,
-            before: Some(serde_json::json!(pairs(&before))),
-            after: Some(serde_json::json!(pairs(&table))),
+            before: Some(serde_json::json!(codes(&before))),
+            after: Some(serde_json::json!(codes(&table))),
         })
         .await?;
         tx.commit().await?;

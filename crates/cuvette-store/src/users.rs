@@ -4,7 +4,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+use cuvette_domain::{Action, Role};
+
+use crate::{Micros, Store, StoreError, StoreResult, Tx, code, opt_i64};
 
 /// A user account.
 #[derive(Debug, Clone)]
@@ -16,7 +18,7 @@ pub struct UserRow {
     /// Name shown on screens and reports.
     pub display_name: String,
     /// Role code.
-    pub role: String,
+    pub role: Role,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Whether the account may sign in.
@@ -49,8 +51,8 @@ pub struct ApiKeyRow {
     pub id: i64,
     /// Its name, used as the actor in the audit log (`apikey:NAME`).
     pub name: String,
-    /// Role code.
-    pub role: String,
+    /// The role it acts in.
+    pub role: Role,
 }
 
 const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.role, u.password_hash, u.active, u.failed_logins, u.locked_until";
@@ -60,7 +62,7 @@ fn user_from_row(r: &AnyRow) -> StoreResult<UserRow> {
         id: r.try_get("id")?,
         username: r.try_get("username")?,
         display_name: r.try_get("display_name")?,
-        role: r.try_get("role")?,
+        role: code(r, "app_user", "id", "role", Role::parse)?,
         password_hash: r.try_get("password_hash")?,
         active: r.try_get::<i64, _>("active")? != 0,
         failed_logins: r.try_get("failed_logins")?,
@@ -74,7 +76,7 @@ impl Tx {
         &mut self,
         username: &str,
         display_name: &str,
-        role: &str,
+        role: Role,
         password_hash: &str,
         now: Micros,
     ) -> StoreResult<i64> {
@@ -83,7 +85,7 @@ impl Tx {
         )
         .bind(username)
         .bind(display_name)
-        .bind(role)
+        .bind(role.code())
         .bind(password_hash)
         .bind(now)
         .fetch_one(self.conn())
@@ -97,7 +99,7 @@ impl Tx {
             "UPDATE app_user SET display_name = $1, role = $2, password_hash = $3, active = $4 WHERE id = $5",
         )
         .bind(&user.display_name)
-        .bind(&user.role)
+        .bind(user.role.code())
         .bind(&user.password_hash)
         .bind(i64::from(user.active))
         .bind(user.id)
@@ -176,7 +178,7 @@ impl Tx {
         &mut self,
         name: &str,
         key_hash: &str,
-        role: &str,
+        role: Role,
         by: &str,
         now: Micros,
     ) -> StoreResult<i64> {
@@ -185,7 +187,7 @@ impl Tx {
         )
         .bind(name)
         .bind(key_hash)
-        .bind(role)
+        .bind(role.code())
         .bind(now)
         .bind(by)
         .fetch_one(self.conn())
@@ -195,13 +197,13 @@ impl Tx {
 }
 
 impl Tx {
-    /// Replaces the privilege table with `pairs` of (role code, action code).
-    pub async fn replace_privileges(&mut self, pairs: &[(String, String)]) -> StoreResult<()> {
+    /// Replaces the privilege table with the `pairs` granted.
+    pub async fn replace_privileges(&mut self, pairs: &[(Role, Action)]) -> StoreResult<()> {
         sqlx::query("DELETE FROM role_privilege").execute(self.conn()).await?;
         for (role, action) in pairs {
             sqlx::query("INSERT INTO role_privilege (role, action) VALUES ($1, $2)")
-                .bind(role)
-                .bind(action)
+                .bind(role.code())
+                .bind(action.code())
                 .execute(self.conn())
                 .await?;
         }
@@ -219,12 +221,27 @@ impl Tx {
 }
 
 impl Store {
-    /// The stored privilege table as (role code, action code) pairs.
-    pub async fn privileges(&self) -> StoreResult<Vec<(String, String)>> {
+    /// The stored privilege table as the (role, action) pairs granted. A code that does not
+    /// parse is corrupt data: a privilege is never silently dropped or read as another.
+    pub async fn privileges(&self) -> StoreResult<Vec<(Role, Action)>> {
         let rows = sqlx::query("SELECT role, action FROM role_privilege ORDER BY role, action")
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("role")?, r.try_get("action")?))).collect()
+        let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+            table: "role_privilege",
+            row: 0,
+            column,
+            value,
+        };
+        rows.iter()
+            .map(|r| {
+                let (role, action): (String, String) = (r.try_get("role")?, r.try_get("action")?);
+                let role_code = Role::parse(&role).ok_or_else(|| corrupt("role", role))?;
+                let action_code =
+                    Action::parse(&action).ok_or_else(|| corrupt("action", action))?;
+                Ok((role_code, action_code))
+            })
+            .collect()
     }
 
     /// A user by sign-in name.
@@ -289,7 +306,7 @@ impl Store {
             Ok(ApiKeyRow {
                 id: r.try_get("id")?,
                 name: r.try_get("name")?,
-                role: r.try_get("role")?,
+                role: code(&r, "api_key", "id", "role", Role::parse)?,
             })
         })
         .transpose()

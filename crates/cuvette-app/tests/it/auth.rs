@@ -275,7 +275,7 @@ async fn a_new_user_needs_a_valid_name_and_a_long_enough_password() {
     lab.add_user(&supervisor, user("AMensah", PASSWORD)).await.unwrap();
     conflict(lab.add_user(&supervisor, user("amensah", PASSWORD)).await);
     let users = lab.users(&supervisor).await.unwrap();
-    assert!(users.iter().any(|u| u.username == "amensah" && u.role == "technician"));
+    assert!(users.iter().any(|u| u.username == "amensah" && u.role == Role::Technician));
     assert!(
         users.iter().all(|u| u.password_hash.starts_with("$argon2id$")),
         "passwords are stored as argon2id hashes"

@@ -196,3 +196,22 @@ async fn an_unknown_specimen_condition_is_corrupt_data_not_a_clean_specimen() {
     let why = corrupt(lab.specimen_view(&mls, &accession).await);
     assert!(why.contains("specimen") && why.contains("conditions"), "{why}");
 }
+
+#[tokio::test]
+async fn an_unknown_role_refuses_sign_in_and_an_unknown_privilege_refuses_start_up() {
+    let lab = lab().await;
+    lab.technician().await;
+    lab.raw_sql("UPDATE app_user SET role = 'superuser' WHERE username = 'technician'")
+        .await
+        .unwrap();
+    let why = corrupt(lab.login("technician", PASSWORD).await);
+    assert!(why.contains("app_user") && why.contains("superuser"), "{why}");
+
+    lab.raw_sql(
+        "UPDATE role_privilege SET action = 'release_everything' WHERE action = 'view_results'",
+    )
+    .await
+    .unwrap();
+    let why = corrupt(lab.store().privileges().await.map_err(cuvette_app::AppError::from));
+    assert!(why.contains("role_privilege") && why.contains("release_everything"), "{why}");
+}

@@ -788,9 +788,19 @@ async fn receive(
                     (vec![FieldError { field: "accession".into(), message }], false)
                 }
                 other => {
-                    let message = other.to_string();
-                    let rejected = message.contains("rejected");
-                    (vec![FieldError { field: "accession".into(), message }], !rejected)
+                    // Rejecting is offered unless the specimen already is rejected: read its
+                    // status, never the refusal's words.
+                    let rejected = match parsed {
+                        Some(a) => lab
+                            .specimen_view(&bench.actor, &a.to_string())
+                            .await
+                            .is_ok_and(|v| v.specimen.status == SpecimenStatus::Rejected),
+                        None => false,
+                    };
+                    (
+                        vec![FieldError { field: "accession".into(), message: other.to_string() }],
+                        !rejected,
+                    )
                 }
             };
             let reasons = errors.iter().map(|e| e.message.clone()).collect();

@@ -104,3 +104,44 @@ async fn an_unknown_specimen_condition_is_refused_and_the_conditions_stay_as_the
     let specimen = app.lab.store().specimen_by_accession(&acc).await.unwrap().unwrap();
     assert!(specimen.conditions.is_empty(), "nothing was stored, not even HEM");
 }
+
+#[tokio::test]
+async fn a_refused_receipt_offers_rejection_only_for_a_tube_not_already_rejected() {
+    let app = app().await;
+    let sys = Actor::system();
+    let p = app
+        .lab
+        .register_patient(
+            &sys,
+            &RegisterPatient {
+                mrn: "RCV01".into(),
+                family_name: "Receipt".into(),
+                given_name: "Rae".into(),
+                birth_date: "1975-05-05".into(),
+                sex: "F".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let order = PlaceOrder {
+        patient_id: p.id,
+        provider: "Dr. Form".into(),
+        priority: "routine".into(),
+        tests: vec!["K".into()],
+        ..Default::default()
+    };
+    let acc = app.lab.place_order(&sys, &order).await.unwrap().specimens[0].accession.clone();
+    let assistant = app.sign_in(Role::LabAssistant, "rcv").await;
+    let scan = [("accession", acc.as_str()), ("mrn", "RCV01"), ("birth_date", "1975-05-05")];
+    let reject_link = format!("/specimens/{acc}#reject");
+
+    // Not yet collected: refused, and rejecting the tube in hand is offered.
+    let reply = app.post_form(&assistant, "/receive", &scan).await;
+    assert!(reply.body.contains("NOT RECEIVED"), "refused");
+    assert!(reply.body.contains(&reject_link), "rejection is offered");
+
+    app.lab.reject(&sys, &acc, "mislabeled", "label torn").await.unwrap();
+    let reply = app.post_form(&assistant, "/receive", &scan).await;
+    assert!(reply.body.contains("NOT RECEIVED"), "a rejected tube is refused");
+    assert!(!reply.body.contains(&reject_link), "it is not offered for rejection again");
+}
