@@ -354,7 +354,6 @@ impl Lab {
                 (
                     def,
                     catalog.versions.get(&def.code).copied().unwrap_or(0),
-                    serde_json::to_string(&w.evaluation.reasons).unwrap_or_else(|_| "[]".into()),
                     Flags::from(w.evaluation.flags.clone()),
                 )
             })
@@ -362,7 +361,7 @@ impl Lab {
         let new_results: Vec<NewResult> = writes
             .iter()
             .zip(&rows)
-            .map(|(w, (def, definition_version, reasons, flags))| NewResult {
+            .map(|(w, (def, definition_version, flags))| NewResult {
                 ordered_test_id: w.item.test.id,
                 version: w.version(),
                 value_text: &w.value.text,
@@ -372,7 +371,7 @@ impl Lab {
                 flags,
                 reference_interval: &w.evaluation.interval,
                 review: w.evaluation.review,
-                reasons,
+                reasons: &w.evaluation.reasons,
                 definition_version: *definition_version,
                 entered_by: &actor.name,
                 entered_by_role: actor.role,
@@ -387,7 +386,7 @@ impl Lab {
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
-        for (w, (_, definition_version, _, flags)) in writes.iter().zip(&rows) {
+        for (w, (_, definition_version, flags)) in writes.iter().zip(&rows) {
             let item = &w.item;
             let version = w.version();
             let mut after = serde_json::json!({

@@ -29,8 +29,8 @@ pub struct NewResult<'a> {
     pub reference_interval: &'a str,
     /// Who must review it.
     pub review: Review,
-    /// JSON array of review reasons.
-    pub reasons: &'a str,
+    /// Why it needs review, one sentence each (kept as a JSON array).
+    pub reasons: &'a [String],
     /// The definition version it was evaluated with.
     pub definition_version: i64,
     /// Who entered it.
@@ -76,8 +76,8 @@ pub struct ResultRow {
     pub reference_interval: String,
     /// Who must review it.
     pub review: Review,
-    /// JSON array of review reasons.
-    pub reasons: String,
+    /// Why it needs review, one sentence each.
+    pub reasons: Vec<String>,
     /// The definition version used.
     pub definition_version: i64,
     /// Entry time.
@@ -127,7 +127,9 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         flags: code_at(r, "result", "r_id", "r_flags", "flags", |c| Flags::parse(c).ok())?,
         reference_interval: r.try_get("r_reference_interval")?,
         review: code_at(r, "result", "r_id", "r_review", "review", Review::parse)?,
-        reasons: r.try_get("r_reasons")?,
+        reasons: code_at(r, "result", "r_id", "r_reasons", "reasons", |json| {
+            serde_json::from_str(json).ok()
+        })?,
         definition_version: r.try_get("r_definition_version")?,
         entered_at: r.try_get("r_entered_at")?,
         entered_by: r.try_get("r_entered_by")?,
@@ -235,7 +237,7 @@ impl Tx {
                     .bind(r.flags.codes())
                     .bind(r.reference_interval)
                     .bind(r.review.code())
-                    .bind(r.reasons)
+                    .bind(serde_json::to_string(r.reasons).expect("a list of strings serialises"))
                     .bind(r.definition_version)
                     .bind(now)
                     .bind(r.entered_by)

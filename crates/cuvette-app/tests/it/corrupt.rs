@@ -215,3 +215,18 @@ async fn an_unknown_role_refuses_sign_in_and_an_unknown_privilege_refuses_start_
     let why = corrupt(lab.store().privileges().await.map_err(cuvette_app::AppError::from));
     assert!(why.contains("role_privilege") && why.contains("release_everything"), "{why}");
 }
+
+#[tokio::test]
+async fn review_reasons_that_do_not_decode_are_corrupt_data_not_no_reasons() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    lab.received(&patient, &["K"]).await;
+    lab.enter(&technician, &patient, "K", "6.9").await.unwrap();
+    let mls = lab.technologist().await;
+    assert!(!lab.review_queue(&mls).await.unwrap().is_empty(), "a high potassium waits");
+
+    lab.raw_sql("UPDATE result SET reasons = 'potassium high'").await.unwrap();
+    let why = corrupt(lab.review_queue(&mls).await);
+    assert!(why.contains("result") && why.contains("reasons"), "{why}");
+}

@@ -267,7 +267,7 @@ impl From<&ResultRow> for ResultVersion {
             reference_interval: r.reference_interval.clone(),
             review: r.review.code().to_owned(),
             // Stored as a JSON array of text by the store itself.
-            review_reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
+            review_reasons: r.reasons.clone(),
             status: r.release_status.map_or("entered", |s| s.code()).to_owned(),
             entered_by: r.entered_by.clone(),
             entered_at: Time::at(r.entered_at),

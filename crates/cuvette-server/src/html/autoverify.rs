@@ -125,7 +125,7 @@ async fn list(
         .collect();
     let page = ListPage {
         page: Page::new(&bench, "Autoverification", "autoverify").with_notice(notice),
-        enabled_count: lines.iter().filter(|l| l.state == "on").count(),
+        enabled_count: sets.iter().filter(|v| v.stored && v.rules.enabled).count(),
         lines,
         may_approve: bench.may(Action::ApproveAutoverification),
         approvers: approvers(&bench),

@@ -38,6 +38,8 @@ struct ReportLine {
     /// CSS class of the flag on screen.
     flag_class: &'static str,
     interval: String,
+    /// How it was released.
+    release: ReleaseStatus,
     /// "FINAL", "PRELIMINARY" or "CORRECTED".
     status: &'static str,
     /// CSS class of the status.
@@ -73,18 +75,19 @@ fn line(lab: &Lab, row: &ReportRow) -> Option<ReportLine> {
     let released = t.released()?;
     let chips = flag_chips(&released.flags);
     let flag = chips.iter().map(|c| c.label).collect::<Vec<_>>().join(" ");
-    let flag_class = if chips.iter().any(|c| c.class == "crit") {
+    let flag_class = if released.flags.is_critical() {
         "crit"
-    } else if chips.iter().any(|c| c.class == "inv") {
+    } else if released.flags.is_invalid() {
         "inv"
     } else {
         "abn"
     };
     // Only released versions reach the report.
-    let (status, status_class) = match released.release_status {
-        Some(ReleaseStatus::Corrected) => ("CORRECTED", "corrected"),
-        Some(ReleaseStatus::Preliminary) => ("PRELIMINARY", "preliminary"),
-        Some(ReleaseStatus::Final) | None => ("FINAL", "final"),
+    let release = released.release_status.unwrap_or(ReleaseStatus::Final);
+    let (status, status_class) = match release {
+        ReleaseStatus::Corrected => ("CORRECTED", "corrected"),
+        ReleaseStatus::Preliminary => ("PRELIMINARY", "preliminary"),
+        ReleaseStatus::Final => ("FINAL", "final"),
     };
     let corrected = match t.corrected_from() {
         Some(old) => {
@@ -102,7 +105,7 @@ fn line(lab: &Lab, row: &ReportRow) -> Option<ReportLine> {
                 lab.format_time(released.entered_at),
             )
         }
-        None if status == "CORRECTED" => "Corrected result".into(),
+        None if release == ReleaseStatus::Corrected => "Corrected result".into(),
         None => String::new(),
     };
     Some(ReportLine {
@@ -113,6 +116,7 @@ fn line(lab: &Lab, row: &ReportRow) -> Option<ReportLine> {
         flag,
         flag_class,
         interval: released.reference_interval.clone(),
+        release,
         status,
         status_class,
         released: format!(
@@ -159,7 +163,7 @@ fn report_data(lab: &Lab, report: &CumulativeReport) -> ReportData {
     }
     let groups: Vec<SpecimenGroup> = groups.into_iter().map(|(_, g)| g).collect();
     let lines = || groups.iter().flat_map(|g| &g.lines);
-    let corrected_count = lines().filter(|l| l.status == "CORRECTED").count();
+    let corrected_count = lines().filter(|l| l.release == ReleaseStatus::Corrected).count();
     let result_count = lines().count();
     ReportData {
         lab_name: lab.config().lab_name.clone(),

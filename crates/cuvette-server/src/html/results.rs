@@ -96,11 +96,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The review reasons stored with a result (a JSON array of sentences).
-fn reasons_of(r: &ResultRow) -> Vec<String> {
-    serde_json::from_str::<Vec<String>>(&r.reasons).unwrap_or_default()
-}
-
 fn render_page(status: StatusCode, t: &impl Template) -> Result<Response, WebError> {
     Ok((status, Html(t.render()?)).into_response())
 }
@@ -551,7 +546,8 @@ async fn grid_page(
             String::new()
         };
         let stored = result.map(|r| r.value_text.clone()).unwrap_or_default();
-        let kind = match def.map(|d| d.result_type) {
+        let result_type = def.map(|d| d.result_type);
+        let kind = match result_type {
             Some(ResultType::Numeric) => "numeric",
             Some(ResultType::Coded) => "coded",
             Some(ResultType::Text) => "text",
@@ -575,7 +571,7 @@ async fn grid_page(
             allowed: def.map(|d| d.allowed_values.join("|")).unwrap_or_default(),
             options: def.map(|d| d.allowed_values.clone()).unwrap_or_default(),
             normal: def.map(|d| d.normal_values.join("|")).unwrap_or_default(),
-            numeric: kind == "numeric",
+            numeric: result_type == Some(ResultType::Numeric),
             value: typed.values.get(&id).cloned().unwrap_or_else(|| stored.clone()),
             orig: typed.origs.get(&id).cloned().unwrap_or(stored),
             version: typed.versions.get(&id).copied().unwrap_or(t.item.test.row_version),
@@ -602,7 +598,7 @@ async fn grid_page(
                 .unwrap_or_default(),
             reasons: result
                 .filter(|r| r.released_at.is_none() && r.review == Review::Technologist)
-                .map(reasons_of)
+                .map(|r| r.reasons.clone())
                 .unwrap_or_default(),
             critical: result.is_some_and(|r| r.flags.is_critical()),
             previous: previous.get(&t.item.test.test_code).cloned().unwrap_or_default(),
@@ -871,7 +867,7 @@ async fn review_page(
             | TestStatus::InProcess
             | TestStatus::Cancelled => String::new(),
         };
-        let mut reasons = reasons_of(r);
+        let mut reasons = r.reasons.clone();
         let av = av_trace(r.autoverify.as_deref()).map(|(trace, summary)| {
             reasons.retain(|why| *why != summary);
             trace
