@@ -7,11 +7,13 @@
 #![deny(missing_docs)]
 
 pub mod accession;
+pub mod audit;
 pub mod autoverify;
 pub mod calculation;
 pub mod catalog;
 pub mod delta;
 pub mod evaluation;
+pub mod number;
 pub mod patient;
 pub mod qc;
 pub mod role;

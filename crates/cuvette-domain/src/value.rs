@@ -4,8 +4,6 @@
 //! comparator (HL7 SN, FHIR `Quantity.comparator`). Text typed into a numeric field is never
 //! dropped: it is kept as text and sent to review.
 
-use std::str::FromStr;
-
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -145,34 +143,10 @@ impl ReportedValue {
     }
 }
 
+/// The number in a result text, by the lab's one reading of numbers; a text that is not one
+/// ("hemolyzed", "4,2") is kept as text and sent to review rather than refused.
 fn parse_numeric(text: &str) -> Option<Numeric> {
-    let (comparator, rest) = if let Some(r) = text.strip_prefix("<=") {
-        (Some(Comparator::LessOrEqual), r)
-    } else if let Some(r) = text.strip_prefix(">=") {
-        (Some(Comparator::GreaterOrEqual), r)
-    } else if let Some(r) = text.strip_prefix('<') {
-        (Some(Comparator::Less), r)
-    } else if let Some(r) = text.strip_prefix('>') {
-        (Some(Comparator::Greater), r)
-    } else {
-        (None, text)
-    };
-    let rest = rest.trim_start();
-    // Only plain decimal notation: "1e3", "0x10", "+5" and "4,2" are not how results are
-    // written, and reading them as numbers would hide a typing error.
-    let well_formed = !rest.is_empty()
-        && rest
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| b.is_ascii_digit() || b == b'.' || (i == 0 && b == b'-'))
-        && rest.bytes().filter(|&b| b == b'.').count() <= 1
-        && rest.bytes().any(|b| b.is_ascii_digit())
-        && !rest.ends_with('.');
-    if !well_formed {
-        return None;
-    }
-    let value = Decimal::from_str(rest).ok()?;
-    Some(Numeric { comparator, value })
+    crate::number::parse_entry(text, crate::number::NumberRules::Reported).ok()
 }
 
 #[cfg(test)]
