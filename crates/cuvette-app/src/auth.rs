@@ -6,6 +6,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::{Action, Role};
 use cuvette_store::{NewAuditEvent, SessionRow, UserRow};
 use rand::Rng;
@@ -124,7 +125,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "user.add",
+            action: AuditAction::UserAdd,
             entity: "user",
             entity_id: username.clone(),
             patient_id: None,
@@ -169,7 +170,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "user.edit",
+            action: AuditAction::UserEdit,
             entity: "user",
             entity_id: user.username.clone(),
             patient_id: None,
@@ -200,17 +201,17 @@ impl Lab {
             // Spend the same time as a real check, so timing does not reveal valid usernames.
             let pw = password.to_owned();
             blocking(move || password_matches(&pw, DUMMY_HASH)).await;
-            self.audit_plain("login.fail", "user", &username, None).await?;
+            self.audit_plain(AuditAction::LoginFail, "user", &username, None).await?;
             return Err(AppError::Unauthenticated(REFUSED.into()));
         };
         if !user.active {
-            self.audit_plain("login.refused_inactive", "user", &username, None).await?;
+            self.audit_plain(AuditAction::LoginRefusedInactive, "user", &username, None).await?;
             return Err(AppError::Unauthenticated(
                 "this account is disabled: ask a supervisor".into(),
             ));
         }
         if let Some(until) = user.locked_until.filter(|u| *u > now) {
-            self.audit_plain("login.refused_locked", "user", &username, None).await?;
+            self.audit_plain(AuditAction::LoginRefusedLocked, "user", &username, None).await?;
             return Err(AppError::Unauthenticated(format!(
                 "too many failed sign-ins: this account is locked until {}; a supervisor can unlock it",
                 self.format_time(until)
@@ -229,7 +230,11 @@ impl Lab {
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &username,
-                action: if lock.is_some() { "login.lockout" } else { "login.fail" },
+                action: if lock.is_some() {
+                    AuditAction::LoginLockout
+                } else {
+                    AuditAction::LoginFail
+                },
                 entity: "user",
                 entity_id: username.clone(),
                 patient_id: None,
@@ -249,7 +254,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &username,
-            action: "login",
+            action: AuditAction::Login,
             entity: "user",
             entity_id: username.clone(),
             patient_id: None,
@@ -291,7 +296,7 @@ impl Lab {
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &session.user.username,
-                action: "session.timeout",
+                action: AuditAction::SessionTimeout,
                 entity: "user",
                 entity_id: session.user.username.clone(),
                 patient_id: None,
@@ -322,7 +327,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "logout",
+            action: AuditAction::Logout,
             entity: "user",
             entity_id: actor.name.clone(),
             patient_id: None,
@@ -348,7 +353,7 @@ impl Lab {
         if ok {
             Ok(())
         } else {
-            self.audit_plain("signature.fail", "user", &actor.name, None).await?;
+            self.audit_plain(AuditAction::SignatureFail, "user", &actor.name, None).await?;
             Err(AppError::invalid("signature", "your password is not right: re-enter it to sign"))
         }
     }
@@ -370,7 +375,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "apikey.create",
+            action: AuditAction::ApiKeyCreate,
             entity: "api_key",
             entity_id: name.to_owned(),
             patient_id: None,
@@ -397,7 +402,7 @@ impl Lab {
     /// Records an event that changes nothing else (failed sign-ins, views).
     pub(crate) async fn audit_plain(
         &self,
-        action: &str,
+        action: AuditAction,
         entity: &str,
         entity_id: &str,
         patient_id: Option<i64>,
@@ -409,7 +414,7 @@ impl Lab {
     pub(crate) async fn audit_as(
         &self,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         entity: &str,
         entity_id: &str,
         patient_id: Option<i64>,

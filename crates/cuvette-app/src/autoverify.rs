@@ -7,6 +7,7 @@
 //! a person. A decision never releases a result the QC lockout holds, and the release itself
 //! goes through the same checks as a person's (row version, lockout, privileges).
 
+use cuvette_domain::audit::AuditAction;
 use std::collections::{BTreeMap, HashMap};
 
 use cuvette_domain::autoverify::{
@@ -157,7 +158,11 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: if rules.enabled { "autoverify.approve" } else { "autoverify.save" },
+            action: if rules.enabled {
+                AuditAction::AutoverifyApprove
+            } else {
+                AuditAction::AutoverifySave
+            },
             entity: "autoverify_rule_set",
             entity_id: test_code.to_owned(),
             patient_id: None,
@@ -194,7 +199,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "autoverify.suspend",
+            action: AuditAction::AutoverifySuspend,
             entity: "autoverify_rule_set",
             entity_id: "*".into(),
             patient_id: None,
@@ -473,7 +478,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "specimen.condition",
+            action: AuditAction::SpecimenCondition,
             entity: "specimen",
             entity_id: accession,
             patient_id: None,

@@ -4,6 +4,7 @@
 //! Commission NPSG.02.03.01, CAP GEN.41320–41340; DOMAIN.md §7).
 
 use cuvette_domain::Action;
+use cuvette_domain::audit::AuditAction;
 use cuvette_store::{CriticalRow, NewAuditEvent};
 
 use crate::{Actor, AppResult, Lab};
@@ -102,7 +103,7 @@ impl Lab {
                 tx.audit(NewAuditEvent {
                     at: now,
                     actor: "system",
-                    action: "critical.escalate",
+                    action: AuditAction::CriticalEscalate,
                     entity: "result",
                     entity_id: format!("{}/{}", p.row.accession, p.row.test_code),
                     patient_id: Some(p.row.patient_id),

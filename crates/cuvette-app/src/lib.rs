@@ -19,6 +19,7 @@ pub mod qc;
 mod queries;
 mod results;
 
+use cuvette_domain::audit::AuditAction;
 use std::sync::{Arc, RwLock};
 
 use cuvette_domain::role::{Privileges, ROLES};
@@ -227,7 +228,7 @@ impl Lab {
         tx.audit(cuvette_store::NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "privileges.edit",
+            action: AuditAction::PrivilegesEdit,
             entity: "privileges",
             entity_id: "lab".into(),
             patient_id: None,
@@ -255,7 +256,7 @@ impl Lab {
         tx.audit(cuvette_store::NewAuditEvent {
             at: now,
             actor: "system",
-            action: "catalog.seed",
+            action: AuditAction::CatalogSeed,
             entity: "catalog",
             entity_id: "bundled".into(),
             patient_id: None,
@@ -299,7 +300,7 @@ impl Lab {
         tx.audit(cuvette_store::NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "catalog.edit",
+            action: AuditAction::CatalogEdit,
             entity: "test_definition",
             entity_id: format!("{}@{version}", definition.code),
             patient_id: None,

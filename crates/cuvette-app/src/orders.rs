@@ -1,5 +1,6 @@
 //! Orders, collection, receipt and rejection.
 
+use cuvette_domain::audit::AuditAction;
 use std::collections::BTreeMap;
 
 use cuvette_domain::patient::{Mrn, parse_birth_date};
@@ -310,7 +311,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "order.place",
+            action: AuditAction::OrderPlace,
             entity: "order",
             entity_id: order_id.to_string(),
             patient_id: Some(patient_id),
@@ -354,8 +355,16 @@ impl Lab {
         tx.update_specimen(&after).await?;
         tx.update_tests_of_specimen(after.id, &[TestStatus::Ordered], TestStatus::Collected, now)
             .await?;
-        audit_specimen(&mut tx, actor, "specimen.collect", &before, &after, patient.id, now)
-            .await?;
+        audit_specimen(
+            &mut tx,
+            actor,
+            AuditAction::SpecimenCollect,
+            &before,
+            &after,
+            patient.id,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         after.row_version += 1;
         Ok(after)
@@ -404,7 +413,7 @@ impl Lab {
         if !errors.is_empty() {
             self.audit_as(
                 &actor.name,
-                "specimen.receive_refused",
+                AuditAction::SpecimenReceiveRefused,
                 "specimen",
                 &before.accession,
                 Some(patient.id),
@@ -421,8 +430,16 @@ impl Lab {
         tx.update_specimen(&after).await?;
         tx.update_tests_of_specimen(after.id, &[TestStatus::Collected], TestStatus::Received, now)
             .await?;
-        audit_specimen(&mut tx, actor, "specimen.receive", &before, &after, patient.id, now)
-            .await?;
+        audit_specimen(
+            &mut tx,
+            actor,
+            AuditAction::SpecimenReceive,
+            &before,
+            &after,
+            patient.id,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         after.row_version += 1;
         Ok(after)
@@ -506,11 +523,20 @@ impl Lab {
             )
             .await?;
         }
-        audit_specimen(&mut tx, actor, "specimen.reject", &before, &after, patient.id, now).await?;
+        audit_specimen(
+            &mut tx,
+            actor,
+            AuditAction::SpecimenReject,
+            &before,
+            &after,
+            patient.id,
+            now,
+        )
+        .await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "specimen.recollect",
+            action: AuditAction::SpecimenRecollect,
             entity: "specimen",
             entity_id: recollection.clone(),
             patient_id: Some(patient.id),
@@ -555,7 +581,7 @@ async fn new_accession(tx: &mut Tx, year: i64) -> AppResult<String> {
 async fn audit_specimen(
     tx: &mut Tx,
     actor: &Actor,
-    action: &str,
+    action: AuditAction,
     before: &SpecimenRow,
     after: &SpecimenRow,
     patient_id: i64,

@@ -1,6 +1,7 @@
 //! Registering and finding patients.
 
 use cuvette_domain::Action;
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
 use cuvette_store::{NewAuditEvent, NewPatient, PatientRow, Tx};
 
@@ -117,7 +118,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "patient.register",
+            action: AuditAction::PatientRegister,
             entity: "patient",
             entity_id: id.to_string(),
             patient_id: Some(id),

@@ -9,6 +9,8 @@
 //! patient results of that test on that instrument since the last good QC before the
 //! rejection are neither autoverified nor released.
 
+use cuvette_domain::audit::AuditAction;
+use cuvette_domain::number::{NumberRules, parse_entry};
 use std::collections::BTreeMap;
 
 use cuvette_domain::Action;
@@ -332,7 +334,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "qc.material.add",
+            action: AuditAction::QcMaterialAdd,
             entity: "qc_material",
             entity_id: id.to_string(),
             patient_id: None,
@@ -367,20 +369,27 @@ impl Lab {
                 message: format!("{test_code:?} is not a measured test in the catalog"),
             });
         }
-        let mean_value = mean.trim().parse::<f64>().ok().filter(|m| m.is_finite());
-        if mean_value.is_none() {
-            errors.push(crate::FieldError {
-                field: "mean".into(),
-                message: "give the target mean as a number".into(),
-            });
-        }
-        let sd_value = sd.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0);
-        if sd_value.is_none() {
-            errors.push(crate::FieldError {
-                field: "sd".into(),
-                message: "give the SD as a number above 0".into(),
-            });
-        }
+        let mean_value = match parse_entry(mean, NumberRules::Plain) {
+            Ok(n) => Some(n.to_f64()),
+            Err(e) => {
+                errors.push(crate::FieldError { field: "mean".into(), message: e.to_string() });
+                None
+            }
+        };
+        let sd_value = match parse_entry(sd, NumberRules::Plain) {
+            Ok(n) if n.value.is_sign_positive() && !n.value.is_zero() => Some(n.to_f64()),
+            Ok(_) => {
+                errors.push(crate::FieldError {
+                    field: "sd".into(),
+                    message: "give the SD as a number above 0".into(),
+                });
+                None
+            }
+            Err(e) => {
+                errors.push(crate::FieldError { field: "sd".into(), message: e.to_string() });
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
@@ -408,7 +417,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "qc.target.set",
+            action: AuditAction::QcTargetSet,
             entity: "qc_target",
             entity_id: id.to_string(),
             patient_id: None,
@@ -451,7 +460,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "qc.target.adopt_lab",
+            action: AuditAction::QcTargetAdoptLab,
             entity: "qc_target",
             entity_id: target_id.to_string(),
             patient_id: None,
@@ -499,7 +508,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "qc.rules.set",
+            action: AuditAction::QcRulesSet,
             entity: "qc_rules",
             entity_id: test_code.to_owned(),
             patient_id: None,
@@ -535,11 +544,11 @@ impl Lab {
             if text.trim().is_empty() {
                 continue; // a level not run this time
             }
-            match text.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() => parsed.push((*target_id, v)),
-                _ => errors.push(crate::FieldError {
+            match parse_entry(text, NumberRules::Plain) {
+                Ok(n) => parsed.push((*target_id, n.to_f64())),
+                Err(e) => errors.push(crate::FieldError {
                     field: format!("value_{target_id}"),
-                    message: format!("{:?} is not a number", text.trim()),
+                    message: e.to_string(),
                 }),
             }
         }
@@ -673,7 +682,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: if status == QcStatus::Rejected { "qc.run.reject" } else { "qc.run" },
+            action: if status == QcStatus::Rejected { AuditAction::QcRunReject } else { AuditAction::QcRun },
             entity: "qc_run",
             entity_id: format!("{test_code}/{instrument_id}/{run_id}"),
             patient_id: None,
@@ -717,7 +726,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "instrument.qc_pattern",
+            action: AuditAction::InstrumentQcPattern,
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,
@@ -778,7 +787,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "qc.corrective_action",
+            action: AuditAction::QcCorrectiveAction,
             entity: "qc_corrective_action",
             entity_id: format!("{test_code}/{instrument_id}/{id}"),
             patient_id: None,
@@ -1020,7 +1029,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "qc.moving_average.set",
+            action: AuditAction::QcMovingAverageSet,
             entity: "moving_average_rule",
             entity_id: format!("{}/{}", rule.test_code, rule.instrument_id),
             patient_id: None,
@@ -1123,7 +1132,7 @@ impl Lab {
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: "system",
-                action: "qc.run.reject",
+                action: AuditAction::QcRunReject,
                 entity: "qc_run",
                 entity_id: format!("{}/{instrument_id}/{run_id}", rule.test_code),
                 patient_id: None,

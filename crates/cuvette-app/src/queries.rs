@@ -3,6 +3,7 @@
 
 use cuvette_domain::Action;
 use cuvette_domain::Review;
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::workflow::{Priority, TestStatus};
 use cuvette_store::{
     AuditEvent, AuditFilter, CriticalCallRow, OrderRow, PatientRow, ResultRow, SpecimenRow,
@@ -141,7 +142,7 @@ impl Lab {
         if self.privileges().may(actor.role, Action::ViewResults) {
             self.audit_as(
                 &actor.name,
-                "specimen.view",
+                AuditAction::SpecimenView,
                 "specimen",
                 &specimen.accession,
                 Some(patient.id),
@@ -198,7 +199,7 @@ impl Lab {
         tx.audit(cuvette_store::NewAuditEvent {
             at: self.now_micros(),
             actor: &actor.name,
-            action: "results.view_list",
+            action: AuditAction::ResultsViewList,
             entity: list,
             entity_id: which.to_owned(),
             patient_id: (patients.len() == 1).then(|| patients[0]),
@@ -292,7 +293,7 @@ impl Lab {
         rows.sort_by_key(|r| std::cmp::Reverse(r.collected_at));
         self.audit_as(
             &actor.name,
-            "patient.view_results",
+            AuditAction::PatientViewResults,
             "patient",
             &patient_id.to_string(),
             Some(patient_id),

@@ -1,5 +1,6 @@
 //! Entering, verifying, releasing and correcting results; documenting critical calls.
 
+use cuvette_domain::audit::AuditAction;
 use std::collections::BTreeMap;
 
 use cuvette_domain::calculation::{
@@ -402,7 +403,7 @@ impl Lab {
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &actor.name,
-                action: if w.correction_reason.is_some() { "result.correct" } else { "result.enter" },
+                action: if w.correction_reason.is_some() { AuditAction::ResultCorrect } else { AuditAction::ResultEnter },
                 entity: "result",
                 entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                 patient_id: Some(item.patient.id),
@@ -414,7 +415,7 @@ impl Lab {
                 tx.audit(NewAuditEvent {
                     at: now,
                     actor: AUTOVERIFIER,
-                    action: "result.autoverify_release",
+                    action: AuditAction::ResultAutoverifyRelease,
                     entity: "result",
                     entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                     patient_id: Some(item.patient.id),
@@ -720,9 +721,9 @@ impl Lab {
                 at: now,
                 actor: &actor.name,
                 action: if check.entered_by_student {
-                    "result.cosign_release"
+                    AuditAction::ResultCosignRelease
                 } else {
-                    "result.release"
+                    AuditAction::ResultRelease
                 },
                 entity: "result",
                 entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
@@ -811,7 +812,11 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: if call.read_back { "critical.call" } else { "critical.attempt" },
+            action: if call.read_back {
+                AuditAction::CriticalCall
+            } else {
+                AuditAction::CriticalAttempt
+            },
             entity: "result",
             entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
             patient_id: Some(item.patient.id),

@@ -8,9 +8,9 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-/// A kind of audited event.
+/// A kind of audited event. Deliberately not `#[non_exhaustive]`: the audit view matches on
+/// every action, so a new one does not compile until the view has decided how to show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum AuditAction {
     /// Signed in (`login`).
     Login,
@@ -42,7 +42,7 @@ pub enum AuditAction {
     CatalogEdit,
     /// Patient registered (`patient.register`).
     PatientRegister,
-    /// Patient's results viewed (`patient.view_results`).
+    /// Patient results viewed (`patient.view_results`).
     PatientViewResults,
     /// Results viewed in a list (`results.view_list`).
     ResultsViewList,
@@ -68,7 +68,7 @@ pub enum AuditAction {
     ResultCorrect,
     /// Result released (`result.release`).
     ResultRelease,
-    /// Student's result co-signed and released (`result.cosign_release`).
+    /// Result co-signed for a student and released (`result.cosign_release`).
     ResultCosignRelease,
     /// Result released by autoverification (`result.autoverify_release`).
     ResultAutoverifyRelease,
@@ -104,7 +104,7 @@ pub enum AuditAction {
     QcMaterialAdd,
     /// Control target set (`qc.target.set`).
     QcTargetSet,
-    /// Lab's own control target adopted (`qc.target.adopt_lab`).
+    /// Control target adopted from runs in this lab (`qc.target.adopt_lab`).
     QcTargetAdoptLab,
     /// Westgard rules set (`qc.rules.set`).
     QcRulesSet,
@@ -251,7 +251,7 @@ impl AuditAction {
             AuditAction::CatalogSeed => "Test catalog loaded",
             AuditAction::CatalogEdit => "Test definition changed",
             AuditAction::PatientRegister => "Patient registered",
-            AuditAction::PatientViewResults => "Patient's results viewed",
+            AuditAction::PatientViewResults => "Patient results viewed",
             AuditAction::ResultsViewList => "Results viewed in a list",
             AuditAction::OrderPlace => "Order placed",
             AuditAction::SpecimenView => "Specimen viewed",
@@ -264,7 +264,7 @@ impl AuditAction {
             AuditAction::ResultEnter => "Result entered",
             AuditAction::ResultCorrect => "Result corrected",
             AuditAction::ResultRelease => "Result released",
-            AuditAction::ResultCosignRelease => "Student's result co-signed and released",
+            AuditAction::ResultCosignRelease => "Result co-signed for a student and released",
             AuditAction::ResultAutoverifyRelease => "Result released by autoverification",
             AuditAction::ResultSend => "Result message queued for the EHR",
             AuditAction::CriticalCall => "Critical value called with read-back",
@@ -282,7 +282,7 @@ impl AuditAction {
             AuditAction::AutoverifySuspend => "Autoverification suspended",
             AuditAction::QcMaterialAdd => "Control material added",
             AuditAction::QcTargetSet => "Control target set",
-            AuditAction::QcTargetAdoptLab => "Lab's own control target adopted",
+            AuditAction::QcTargetAdoptLab => "Control target adopted from runs in this lab",
             AuditAction::QcRulesSet => "Westgard rules set",
             AuditAction::QcRun => "QC run recorded",
             AuditAction::QcRunReject => "QC run rejected",

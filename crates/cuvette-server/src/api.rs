@@ -734,6 +734,7 @@ async fn audit(
 ) -> ApiResult<Json<out::AuditLog>> {
     let filter = AuditFilter {
         actor: q.actor.filter(|a| !a.is_empty()),
+        action: None,
         entity: q
             .entity
             .filter(|e| !e.is_empty())

@@ -3,6 +3,8 @@
 //! judged by the Westgard rules the moment they arrive and recorded with the message log entry
 //! in one transaction, never mistaken for a patient's.
 
+use cuvette_domain::number::{NumberRules, parse_entry};
+use cuvette_domain::value::Numeric;
 use std::collections::BTreeMap;
 
 use crate::qc::{PreparedRun, matches_qc_pattern};
@@ -84,17 +86,14 @@ impl Lab {
                     instrument: instrument.name.clone(),
                 });
             };
+            // The one reading of a number: a control value is a plain number, never censored.
+            let number = parse_entry(&r.value, NumberRules::Plain).ok().map(|n| n.value);
             let value = match &conversion {
-                None => r.value.trim().parse::<f64>().ok(),
-                Some(c) => r
-                    .value
-                    .trim()
-                    .parse::<rust_decimal::Decimal>()
-                    .ok()
-                    .and_then(|v| c.convert(v))
-                    .and_then(|v| v.to_string().parse::<f64>().ok()),
-            };
-            let Some(value) = value.filter(|v| v.is_finite()) else {
+                None => number,
+                Some(c) => number.and_then(|v| c.convert(v)),
+            }
+            .map(|v| Numeric { comparator: None, value: v }.to_f64());
+            let Some(value) = value else {
                 return refuse(Refusal::ControlNotNumber {
                     at: r.location.clone(),
                     test: map.test_code.clone(),

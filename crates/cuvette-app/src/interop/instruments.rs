@@ -1,6 +1,7 @@
 //! Instrument administration: the senders Cuvette takes messages from and their test-code
 //! maps (with the unit each code arrives in).
 
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::units::{self, Mapping};
 use cuvette_domain::{Action, TestDefinition};
 use cuvette_store::{InstrumentRow, NewAuditEvent, TestCodeRow};
@@ -37,7 +38,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "instrument.add",
+            action: AuditAction::InstrumentAdd,
             entity: "instrument",
             entity_id: name.to_owned(),
             patient_id: None,
@@ -123,7 +124,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "instrument.map_code",
+            action: AuditAction::InstrumentMapCode,
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,

@@ -2,6 +2,7 @@
 //! that could not be taken, and their replay once the cause is fixed.
 
 use cuvette_domain::Action;
+use cuvette_domain::audit::AuditAction;
 use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreError, Tx};
 
 use super::ingest::{Decoded, Skipped};
@@ -280,7 +281,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "quarantine.dismiss",
+            action: AuditAction::QuarantineDismiss,
             entity: "interface_message",
             entity_id: id.to_string(),
             patient_id: None,
@@ -374,7 +375,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "quarantine.replay",
+            action: AuditAction::QuarantineReplay,
             entity: "interface_message",
             entity_id: id.to_string(),
             patient_id: None,

@@ -8,6 +8,7 @@
 //! it at the EHR; the worker therefore delivers a specimen's messages strictly in the order
 //! they were queued.
 
+use cuvette_domain::audit::AuditAction;
 use std::collections::BTreeMap;
 
 use cuvette_domain::catalog::ResultType;
@@ -493,7 +494,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: "system",
-            action: "result.send",
+            action: AuditAction::ResultSend,
             entity: "outbox",
             entity_id: row.id.to_string(),
             patient_id,
@@ -526,7 +527,7 @@ impl Lab {
             tx.audit(NewAuditEvent {
                 at: now.as_microsecond(),
                 actor: "system",
-                action: "outbox.give_up",
+                action: AuditAction::OutboxGiveUp,
                 entity: "outbox",
                 entity_id: row.id.to_string(),
                 patient_id: None,
@@ -558,7 +559,7 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "outbox.retry",
+            action: AuditAction::OutboxRetry,
             entity: "outbox",
             entity_id: id.to_string(),
             patient_id: None,

@@ -26,7 +26,11 @@ fn lift_guard(lab: &TestLab, on: &str) -> String {
 
 async fn seq_of(lab: &TestLab, action: &str) -> i64 {
     let trail = lab.audit_trail(AuditFilter::default()).await;
-    trail.iter().find(|e| e.action == action).unwrap_or_else(|| panic!("no {action} event")).seq
+    trail
+        .iter()
+        .find(|e| e.action.code() == action)
+        .unwrap_or_else(|| panic!("no {action} event"))
+        .seq
 }
 
 #[tokio::test]
@@ -37,7 +41,7 @@ async fn every_change_is_on_record_with_who_made_it() {
     let trail =
         lab.audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() }).await;
     let who_did_what: Vec<(&str, &str)> =
-        trail.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
+        trail.iter().map(|e| (e.action.code(), e.actor.as_str())).collect();
     assert_eq!(
         who_did_what,
         [
@@ -77,7 +81,7 @@ async fn every_change_is_on_record_with_who_made_it() {
             ..Default::default()
         })
         .await;
-    let actions: Vec<&str> = on_the_tube.iter().map(|e| e.action.as_str()).collect();
+    let actions: Vec<&str> = on_the_tube.iter().map(|e| e.action.code()).collect();
     assert_eq!(actions, ["specimen.collect", "specimen.receive"]);
 }
 
@@ -99,8 +103,8 @@ async fn every_view_of_a_patients_results_is_audited() {
         .audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
         .await
         .into_iter()
-        .filter(|e| e.action.contains("view"))
-        .map(|e| (e.action, e.actor, e.entity_id))
+        .filter(|e| e.action.code().contains("view"))
+        .map(|e| (e.action.code().to_owned(), e.actor, e.entity_id))
         .collect();
     let expected = [
         ("specimen.view", "technologist", accession.as_str()),
@@ -238,7 +242,7 @@ async fn worklists_and_the_review_queue_record_whose_results_were_shown() {
         .audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
         .await
         .into_iter()
-        .filter(|e| e.action == "results.view_list")
+        .filter(|e| e.action.code() == "results.view_list")
         .map(|e| (e.entity, e.actor))
         .collect();
     let expected = [("worklist", "technician"), ("review_queue", "technician")];

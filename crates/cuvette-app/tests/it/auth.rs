@@ -19,7 +19,7 @@ async fn user_actions(lab: &TestLab, username: &str) -> Vec<String> {
     })
     .await
     .into_iter()
-    .map(|e| e.action)
+    .map(|e| e.action.code().to_owned())
     .collect()
 }
 
@@ -208,7 +208,7 @@ async fn an_api_key_round_trip() {
     lab.enter(&analyzer, &patient, "K", "4.1").await.unwrap();
     assert_eq!(lab.test(&patient, "K").await.result.unwrap().entered_by, "apikey:analyzer-1");
     let trail = lab.audit_trail(AuditFilter::default()).await;
-    assert!(trail.iter().any(|e| e.action == "apikey.create" && e.actor == "supervisor"));
+    assert!(trail.iter().any(|e| e.action.code() == "apikey.create" && e.actor == "supervisor"));
     let secret = &key[API_KEY_PREFIX.len()..];
     assert!(
         trail.iter().all(|e| !e.after.as_deref().unwrap_or("").contains(secret)),

@@ -68,7 +68,7 @@ async fn editing_a_test_creates_a_new_version_and_a_result_keeps_the_version_it_
         })
         .await;
     assert_eq!(
-        edits.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect::<Vec<_>>(),
+        edits.iter().map(|e| (e.action.code(), e.actor.as_str())).collect::<Vec<_>>(),
         [("catalog.edit", "supervisor")]
     );
     assert!(
@@ -165,7 +165,7 @@ async fn reopening_the_lab_keeps_the_catalog_and_does_not_seed_it_again() {
         .audit_trail(AuditFilter::default())
         .await
         .into_iter()
-        .filter(|e| e.action == "catalog.seed")
+        .filter(|e| e.action.code() == "catalog.seed")
         .count();
     assert_eq!(seeds, 1);
 }

@@ -230,3 +230,33 @@ async fn review_reasons_that_do_not_decode_are_corrupt_data_not_no_reasons() {
     let why = corrupt(lab.review_queue(&mls).await);
     assert!(why.contains("result") && why.contains("reasons"), "{why}");
 }
+
+#[tokio::test]
+async fn an_audit_event_with_an_action_cuvette_never_writes_is_corrupt_data_and_breaks_the_chain() {
+    let lab = lab().await;
+    lab.technician().await;
+    assert!(matches!(
+        lab.store().verify_audit().await.unwrap(),
+        cuvette_app::store::AuditVerification::Intact { .. }
+    ));
+    // The log is append-only, so the damage is an appended row rather than an edited one.
+    lab.raw_sql(
+        "INSERT INTO audit_event (seq, at, actor, action, entity, entity_id, patient_id, \
+         before_state, after_state, prev_hash, hash) \
+         SELECT seq + 1, at, actor, 'result.erase', entity, entity_id, NULL, NULL, NULL, audit_event.hash, audit_event.hash \
+         FROM audit_head JOIN audit_event USING (seq) WHERE audit_head.id = 1",
+    )
+    .await
+    .unwrap();
+    let why = corrupt(
+        lab.store().audit_events(&Default::default()).await.map_err(cuvette_app::AppError::from),
+    );
+    assert!(why.contains("audit_event") && why.contains("result.erase"), "{why}");
+    assert!(
+        matches!(
+            lab.store().verify_audit().await.unwrap(),
+            cuvette_app::store::AuditVerification::Broken { .. }
+        ),
+        "the chain check reads the stored text and reports the damage"
+    );
+}

@@ -224,7 +224,7 @@ async fn qc_is_refused_on_an_expired_lot_and_on_a_level_without_a_target_sd() {
             lab.record_qc(&tech, instrument, "GLU", &[(l1, "1OO".into())]).await,
             &format!("value_{l1}")
         ),
-        "\"1OO\" is not a number"
+        "enter a number such as 4.2; \"1OO\" has a letter O where a digit belongs: 100"
     );
 }
 

@@ -76,7 +76,7 @@ async fn a_label_that_does_not_match_the_patient_is_not_received() {
         .audit_trail(AuditFilter { actor: Some(assistant.name.clone()), ..Default::default() })
         .await;
     assert_eq!(
-        refusals.iter().filter(|e| e.action == "specimen.receive_refused").count(),
+        refusals.iter().filter(|e| e.action.code() == "specimen.receive_refused").count(),
         3,
         "each refusal is on record"
     );

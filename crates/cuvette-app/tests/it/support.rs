@@ -353,7 +353,7 @@ impl TestLab {
         self.audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
             .await
             .into_iter()
-            .map(|e| e.action)
+            .map(|e| e.action.code().to_owned())
             .collect()
     }
 }

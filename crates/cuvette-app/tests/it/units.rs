@@ -70,7 +70,7 @@ async fn a_glucose_in_mmol_per_litre_is_stored_in_mg_per_decilitre_with_the_orig
         .audit_trail(AuditFilter { patient_id: Some(patient.id), ..Default::default() })
         .await
         .into_iter()
-        .find(|e| e.action == "result.enter")
+        .find(|e| e.action.code() == "result.enter")
         .unwrap();
     let after: serde_json::Value = serde_json::from_str(entry.after.as_deref().unwrap()).unwrap();
     assert_eq!(
@@ -171,7 +171,7 @@ async fn a_code_cannot_be_mapped_in_a_unit_cuvette_cannot_convert() {
         .audit_trail(AuditFilter::default())
         .await
         .into_iter()
-        .filter(|e| e.action == "instrument.map_code")
+        .filter(|e| e.action.code() == "instrument.map_code")
         .count();
     assert_eq!(mapped, 0, "nothing audited as mapped");
 }

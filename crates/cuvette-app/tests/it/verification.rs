@@ -188,7 +188,7 @@ async fn a_students_result_needs_a_cosignature() {
     let cosign = lab
         .audit_trail(AuditFilter { actor: Some(technician.name.clone()), ..Default::default() })
         .await;
-    assert_eq!(cosign.last().map(|e| e.action.as_str()), Some("result.cosign_release"));
+    assert_eq!(cosign.last().map(|e| e.action.code()), Some("result.cosign_release"));
     let result = lab.test(&patient, "K").await.result.unwrap();
     assert_eq!(
         (result.entered_by.as_str(), result.released_by.as_deref()),
@@ -446,7 +446,7 @@ async fn a_correction_needs_a_reason_and_the_technologists_signature() {
     assert!(message.contains("password is not right"), "{message}");
     let failed = lab.audit_trail(AuditFilter::default()).await;
     assert_eq!(
-        failed.last().map(|e| (e.action.as_str(), e.entity_id.as_str())),
+        failed.last().map(|e| (e.action.code(), e.entity_id.as_str())),
         Some(("signature.fail", "technologist"))
     );
     assert_eq!(lab.audit_count().await, events + 1, "only the failed signature is recorded");

@@ -667,6 +667,7 @@ response! {
         pub at: Time,
         /// Username, or "system".
         pub actor: String,
+        /// The event's stored code (`result.release`, `login.fail`, …).
         pub action: String,
         /// What kind of thing it concerns (patient, specimen, result, …).
         pub entity: String,
@@ -687,7 +688,7 @@ impl From<&AuditEvent> for AuditRecord {
             seq: e.seq,
             at: Time::at(e.at),
             actor: e.actor.clone(),
-            action: e.action.clone(),
+            action: e.action.code().to_owned(),
             entity: e.entity.clone(),
             entity_id: e.entity_id.clone(),
             patient_id: e.patient_id,

@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use cuvette_app::store::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
 use cuvette_app::{AppError, FieldError, NewUser};
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::catalog::{ReferenceInterval, ResultType};
 use cuvette_domain::role::ROLES;
 use cuvette_domain::{Action, Role, TestDefinition};
@@ -538,6 +539,8 @@ struct AuditQuery {
     #[serde(default)]
     actor: String,
     #[serde(default)]
+    action: String,
+    #[serde(default)]
     entity: String,
     #[serde(default)]
     entity_id: String,
@@ -553,6 +556,7 @@ impl AuditQuery {
     fn filter(&self) -> AuditFilter {
         AuditFilter {
             actor: Some(self.actor.trim().to_owned()).filter(|a| !a.is_empty()),
+            action: AuditAction::parse(self.action.trim()),
             entity: Some(self.entity.trim().to_owned())
                 .filter(|e| !e.is_empty())
                 .map(|e| (e, self.entity_id.trim().to_owned())),
@@ -566,17 +570,87 @@ struct AuditLine {
     seq: i64,
     at: String,
     actor: String,
-    action: String,
+    action: &'static str,
+    action_label: &'static str,
+    alarm: bool,
     entity: String,
     entity_id: String,
     before: String,
     after: String,
 }
 
+/// Events an auditor looks for first: refused or failed attempts at the record, locked
+/// accounts, and what the lab let slip (a message the EHR never got, a critical call past its
+/// limit, a rejected QC run). Every action is named, so a new one is decided here.
+fn calls_for_attention(action: AuditAction) -> bool {
+    use AuditAction as A;
+    match action {
+        A::LoginFail
+        | A::LoginLockout
+        | A::LoginRefusedInactive
+        | A::LoginRefusedLocked
+        | A::SignatureFail
+        | A::SpecimenReceiveRefused
+        | A::OutboxGiveUp
+        | A::CriticalEscalate
+        | A::QcRunReject
+        | A::AutoverifySuspend => true,
+        A::Login
+        | A::SessionTimeout
+        | A::Logout
+        | A::ApiKeyCreate
+        | A::UserAdd
+        | A::UserEdit
+        | A::PrivilegesEdit
+        | A::CatalogSeed
+        | A::CatalogEdit
+        | A::PatientRegister
+        | A::PatientViewResults
+        | A::ResultsViewList
+        | A::OrderPlace
+        | A::SpecimenView
+        | A::SpecimenCollect
+        | A::SpecimenReceive
+        | A::SpecimenReject
+        | A::SpecimenRecollect
+        | A::SpecimenCondition
+        | A::ResultEnter
+        | A::ResultCorrect
+        | A::ResultRelease
+        | A::ResultCosignRelease
+        | A::ResultAutoverifyRelease
+        | A::ResultSend
+        | A::CriticalCall
+        | A::CriticalAttempt
+        | A::OutboxRetry
+        | A::InstrumentAdd
+        | A::InstrumentMapCode
+        | A::InstrumentQcPattern
+        | A::QuarantineDismiss
+        | A::QuarantineReplay
+        | A::AutoverifySave
+        | A::AutoverifyApprove
+        | A::QcMaterialAdd
+        | A::QcTargetSet
+        | A::QcTargetAdoptLab
+        | A::QcRulesSet
+        | A::QcRun
+        | A::QcCorrectiveAction
+        | A::QcMovingAverageSet => false,
+    }
+}
+
+/// The choices of the action filter: every action, by its label.
+struct ActionChoice {
+    code: &'static str,
+    label: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct AuditPage {
     page: Page,
+    actions: Vec<ActionChoice>,
     q: AuditQuery,
     lines: Vec<AuditLine>,
     verification: Option<String>,
@@ -590,7 +664,9 @@ fn lines(s: &AppState, events: &[AuditEvent]) -> Vec<AuditLine> {
             seq: e.seq,
             at: s.lab.format_time(e.at),
             actor: e.actor.clone(),
-            action: e.action.clone(),
+            action: e.action.code(),
+            action_label: e.action.label(),
+            alarm: calls_for_attention(e.action),
             entity: e.entity.clone(),
             entity_id: e.entity_id.clone(),
             before: e.before.clone().unwrap_or_default(),
@@ -622,6 +698,10 @@ async fn audit(
         .flatten();
     let page = AuditPage {
         page: Page::new(&bench, "Audit log", "audit"),
+        actions: AuditAction::ALL
+            .iter()
+            .map(|a| ActionChoice { code: a.code(), label: a.label() })
+            .collect(),
         lines: lines(&s, &events),
         q,
         verification,
@@ -656,6 +736,7 @@ fn audit_csv_body(events: &[AuditEvent]) -> String {
         "at_utc",
         "actor",
         "action",
+        "action_label",
         "entity",
         "entity_id",
         "before",
@@ -668,7 +749,8 @@ fn audit_csv_body(events: &[AuditEvent]) -> String {
             Field::Value(&e.seq.to_string()),
             Field::Value(&at),
             Field::Text(&e.actor),
-            Field::Text(&e.action),
+            Field::Value(e.action.code()),
+            Field::Value(e.action.label()),
             Field::Text(&e.entity),
             Field::Text(&e.entity_id),
             Field::Text(e.before.as_deref().unwrap_or_default()),
@@ -688,7 +770,7 @@ mod tests {
             seq: 7,
             at: 1_700_000_000_000_000,
             actor: "@admin".into(),
-            action: "patient.update".into(),
+            action: AuditAction::PatientRegister,
             entity: "patient".into(),
             entity_id: entity_id.into(),
             patient_id: Some(3),
@@ -706,12 +788,12 @@ mod tests {
         let mut lines = body.split("\r\n");
         assert_eq!(
             lines.next(),
-            Some("seq,at_utc,actor,action,entity,entity_id,before,after,hash")
+            Some("seq,at_utc,actor,action,action_label,entity,entity_id,before,after,hash")
         );
         assert_eq!(
             lines.next(),
             Some(
-                "7,2023-11-14T22:13:20Z,'@admin,patient.update,patient,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",ab12"
+                "7,2023-11-14T22:13:20Z,'@admin,patient.register,Patient registered,patient,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",ab12"
             )
         );
         assert_eq!(lines.next(), Some(""), "one row, CRLF-terminated");

@@ -6,6 +6,7 @@
 //!
 //! Standing is always written as text ("LOCKED", "1-2s warning"), never colour alone.
 
+use cuvette_domain::number::{NumberError, NumberRules, parse_entry};
 use std::collections::BTreeMap;
 
 use askama::Template;
@@ -126,16 +127,12 @@ fn signed(v: f64) -> String {
     if s.starts_with('-') || s == "0.00" { s } else { format!("+{s}") }
 }
 
-/// Parses an optional decimal number as typed ("4,2" is 4.2); `Ok(None)` when blank.
-fn parse_decimal(text: &str) -> Result<Option<f64>, ()> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Ok(None);
-    }
-    let t = if t.contains('.') { t.to_owned() } else { t.replacen(',', ".", 1) };
-    match t.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Some(v)),
-        _ => Err(()),
+/// Reads an optional number by the lab's one reading of numbers; `Ok(None)` when blank.
+fn parse_decimal(text: &str) -> Result<Option<f64>, NumberError> {
+    match parse_entry(text, NumberRules::Plain) {
+        Ok(n) => Ok(Some(n.to_f64())),
+        Err(NumberError::Empty) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -836,8 +833,8 @@ fn moving_average_rule(
     }
     let mut optional = |field: &str, text: &str| match parse_decimal(text) {
         Ok(v) => v,
-        Err(()) => {
-            errors.push(error(field, format!("{:?} is not a number", text.trim())));
+        Err(e) => {
+            errors.push(error(field, e.to_string()));
             None
         }
     };
@@ -1701,10 +1698,10 @@ mod tests {
 
     #[test]
     fn numbers_read_as_the_bench_writes_them() {
-        assert_eq!(parse_decimal(" 4,2 "), Ok(Some(4.2)));
+        assert_eq!(parse_decimal(" 4.2 "), Ok(Some(4.2)));
         assert_eq!(parse_decimal(""), Ok(None));
-        assert_eq!(parse_decimal("abc"), Err(()));
-        assert_eq!(parse_decimal("NaN"), Err(()));
+        assert_eq!(parse_decimal(" 4,2 "), Err(NumberError::DecimalComma { point: "4.2".into() }));
+        assert_eq!(parse_decimal("NaN"), Err(NumberError::NotANumber { text: "NaN".into() }));
         assert_eq!(signed(2.314), "+2.31");
         assert_eq!(signed(-0.001), "0.00");
         assert_eq!(signed(-3.2), "-3.20");

@@ -2,6 +2,7 @@
 //! a system would. Few and broad; the rules themselves are tested in the domain and app.
 
 mod astm;
+mod audit;
 mod mllp;
 mod openapi;
 mod outbox;

@@ -1,0 +1,51 @@
+//! The audit view and its export know every kind of event the lab records.
+
+use axum::http::StatusCode;
+use cuvette_app::store::NewAuditEvent;
+use cuvette_domain::Role;
+use cuvette_domain::audit::AuditAction;
+
+use crate::support::app;
+
+#[tokio::test]
+async fn the_audit_view_and_export_show_every_action_by_its_label_and_code() {
+    let app = app().await;
+    let supervisor = app.sign_in(Role::Supervisor, "audit").await;
+    let mut tx = app.lab.store().begin().await.unwrap();
+    for action in AuditAction::ALL {
+        tx.audit(NewAuditEvent {
+            at: 1_795_000_000_000_000,
+            actor: "every-action",
+            action,
+            entity: "probe",
+            entity_id: action.code().to_owned(),
+            patient_id: None,
+            before: None,
+            after: None,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let page = app.get(&supervisor, "/audit?actor=every-action").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csv = app.get(&supervisor, "/audit.csv?actor=every-action").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    for action in AuditAction::ALL {
+        let (code, label) = (action.code(), action.label());
+        assert!(
+            page.body.contains(&format!("{label} <code class=\"muted\">{code}</code>")),
+            "the view shows {code} as {label:?}"
+        );
+        assert!(
+            page.body.contains(&format!("<option value=\"{code}\">{label}</option>")),
+            "the action filter offers {code}"
+        );
+        assert!(csv.body.contains(&format!(",{code},{label},probe,")), "the export has {code}");
+    }
+
+    let only = app.get(&supervisor, "/audit?actor=every-action&action=qc.run.reject").await;
+    assert!(only.body.contains("<code class=\"muted\">qc.run.reject</code>"));
+    assert!(!only.body.contains("<code class=\"muted\">qc.run</code>"), "one action is chosen");
+}
