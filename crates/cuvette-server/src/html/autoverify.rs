@@ -6,7 +6,7 @@
 //! and checks who may approve them. This module reads what was typed, keeps it when a save is
 //! refused, and draws the outcome.
 
-use std::str::FromStr;
+use cuvette_domain::number::{NumberRules, parse_entry};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -352,18 +352,10 @@ fn number(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> 
     if text.is_empty() {
         return None;
     }
-    match Decimal::from_str(text) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            let hint = if text.contains(',') { " with a point for decimals" } else { "" };
-            push(
-                errors,
-                field,
-                format!(
-                    "Enter the autoverification {what} as a number{hint}, for example 3.5, or \
-                     leave it empty"
-                ),
-            );
+    match parse_entry(text, NumberRules::Plain) {
+        Ok(n) => Some(n.value),
+        Err(e) => {
+            push(errors, field, format!("The autoverification {what}: {e}, or leave it empty"));
             None
         }
     }
@@ -375,7 +367,7 @@ fn limit(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> O
     if text.is_empty() {
         return None;
     }
-    match Decimal::from_str(text) {
+    match parse_entry(text, NumberRules::Plain).map(|n| n.value) {
         Ok(v) if v.is_sign_negative() && !v.is_zero() => {
             push(
                 errors,
@@ -385,13 +377,8 @@ fn limit(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> O
             None
         }
         Ok(v) => Some(v),
-        Err(_) => {
-            let hint = if text.contains(',') { " with a point for decimals" } else { "" };
-            push(
-                errors,
-                field,
-                format!("Enter the {what} as a number{hint}, for example 1.0, or leave it empty"),
-            );
+        Err(e) => {
+            push(errors, field, format!("The {what}: {e}, or leave it empty"));
             None
         }
     }
@@ -800,7 +787,10 @@ mod tests {
                 "delta_window"
             ]
         );
-        assert!(errors[2].message.contains("with a point for decimals"), "{}", errors[2].message);
+        assert_eq!(
+            errors[2].message,
+            "The autoverification low limit: use a point, not a comma: 3.5, or leave it empty"
+        );
     }
 
     #[test]
