@@ -12,6 +12,7 @@ use cuvette_store::{NewAuditEvent, SessionRow, UserRow};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+use crate::audit;
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// Every API key starts with this, so a leaked one is recognisable in logs and scanners.
@@ -130,7 +131,11 @@ impl Lab {
             entity_id: username.clone(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({ "username": username, "display_name": display_name, "role": user.role.code() })),
+            after: audit::state(&audit::UserAdded {
+                username: &username,
+                display_name: &display_name,
+                role: user.role.code(),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -158,7 +163,11 @@ impl Lab {
                 "you cannot change your own role or disable yourself: ask another supervisor",
             ));
         }
-        let before = serde_json::json!({ "role": user.role.code(), "active": user.active, "failed_logins": user.failed_logins });
+        let before = audit::state(&audit::UserBefore {
+            role: user.role.code(),
+            active: user.active,
+            failed_logins: user.failed_logins,
+        });
         user.role = role;
         user.active = active;
         let now = self.now_micros();
@@ -174,10 +183,12 @@ impl Lab {
             entity: "user",
             entity_id: user.username.clone(),
             patient_id: None,
-            before: Some(before),
-            after: Some(
-                serde_json::json!({ "role": user.role.code(), "active": user.active, "unlocked": unlock }),
-            ),
+            before,
+            after: audit::state(&audit::UserAfter {
+                role: user.role.code(),
+                active: user.active,
+                unlocked: unlock,
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -239,7 +250,7 @@ impl Lab {
                 entity_id: username.clone(),
                 patient_id: None,
                 before: None,
-                after: Some(serde_json::json!({ "failed_logins": failures })),
+                after: audit::state(&audit::FailedLogins { failed_logins: failures }),
             })
             .await?;
             tx.commit().await?;
@@ -380,7 +391,7 @@ impl Lab {
             entity_id: name.to_owned(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({ "name": name, "role": role.code() })),
+            after: audit::state(&audit::ApiKeyCreated { name, role: role.code() }),
         })
         .await?;
         tx.commit().await?;

@@ -21,6 +21,7 @@ use cuvette_domain::{Action, Flag, ReportedValue, Role};
 use cuvette_store::{MovingAverageRow, NewAuditEvent};
 use rust_decimal::Decimal;
 
+use crate::audit;
 use crate::results::ResultWrite;
 use crate::{Actor, AppError, AppResult, Lab};
 
@@ -167,7 +168,7 @@ impl Lab {
             entity_id: test_code.to_owned(),
             patient_id: None,
             before: before.and_then(|b| serde_json::from_str(&b.rules).ok()),
-            after: serde_json::to_value(rules).ok(),
+            after: audit::state(rules),
         })
         .await?;
         tx.commit().await?;
@@ -204,7 +205,7 @@ impl Lab {
             entity_id: "*".into(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({ "tests_suspended": n })),
+            after: audit::state(&audit::AutoverifySuspended { tests_suspended: n }),
         })
         .await?;
         tx.commit().await?;
@@ -482,8 +483,8 @@ impl Lab {
             entity: "specimen",
             entity_id: accession,
             patient_id: None,
-            before: Some(serde_json::json!({ "conditions": specimen.conditions })),
-            after: Some(serde_json::json!({ "conditions": chosen })),
+            before: audit::state(&audit::Conditions { conditions: &specimen.conditions }),
+            after: audit::state(&audit::Conditions { conditions: &chosen }),
         })
         .await?;
         tx.commit().await?;

@@ -7,6 +7,7 @@ use cuvette_domain::Action;
 use cuvette_domain::audit::AuditAction;
 use cuvette_store::{CriticalRow, NewAuditEvent};
 
+use crate::audit;
 use crate::{Actor, AppResult, Lab};
 
 /// A critical result still waiting for its call.
@@ -108,11 +109,13 @@ impl Lab {
                     entity_id: format!("{}/{}", p.row.accession, p.row.test_code),
                     patient_id: Some(p.row.patient_id),
                     before: None,
-                    after: Some(serde_json::json!({
-                        "version": p.row.version, "value": p.row.report_text,
-                        "minutes_waiting": p.minutes_waiting, "attempts": p.row.attempts,
-                        "limit_minutes": self.config.critical_call_minutes,
-                    })),
+                    after: audit::state(&audit::CriticalEscalated {
+                        version: p.row.version,
+                        value: &p.row.report_text,
+                        minutes_waiting: p.minutes_waiting,
+                        attempts: p.row.attempts,
+                        limit_minutes: self.config.critical_call_minutes,
+                    }),
                 })
                 .await?;
                 tracing::warn!(accession = %p.row.accession, test = %p.row.test_code, minutes = p.minutes_waiting, "critical result not called within the limit: escalated");

@@ -7,6 +7,7 @@
 //! JSON) and the CLI call these methods and nothing below them; this is the main test
 //! boundary.
 
+mod audit;
 mod auth;
 pub mod autoverify;
 pub mod clock;
@@ -232,8 +233,8 @@ impl Lab {
             entity: "privileges",
             entity_id: "lab".into(),
             patient_id: None,
-            before: Some(serde_json::json!(codes(&before))),
-            after: Some(serde_json::json!(codes(&table))),
+            before: audit::state(&codes(&before)),
+            after: audit::state(&codes(&table)),
         })
         .await?;
         tx.commit().await?;
@@ -261,7 +262,10 @@ impl Lab {
             entity_id: "bundled".into(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({ "tests": bundled.tests().count(), "panels": bundled.panels().count() })),
+            after: audit::state(&audit::CatalogSeeded {
+                tests: bundled.tests().count(),
+                panels: bundled.panels().count(),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -304,8 +308,8 @@ impl Lab {
             entity: "test_definition",
             entity_id: format!("{}@{version}", definition.code),
             patient_id: None,
-            before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
-            after: Some(serde_json::to_value(&definition).unwrap_or_default()),
+            before: before.and_then(|b| audit::state(&b)),
+            after: audit::state(&definition),
         })
         .await?;
         tx.commit().await?;

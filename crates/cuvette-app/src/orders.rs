@@ -10,6 +10,7 @@ use cuvette_domain::workflow::{
 use cuvette_domain::{Accession, Action};
 use cuvette_store::{NewAuditEvent, NewOrder, NewOrderedTest, NewSpecimen, SpecimenRow, Tx};
 
+use crate::audit;
 use crate::{Actor, AppError, AppResult, FieldError, Lab};
 
 /// The longest free-text field on an order (provider, note).
@@ -316,10 +317,13 @@ impl Lab {
             entity_id: order_id.to_string(),
             patient_id: Some(patient_id),
             before: None,
-            after: Some(serde_json::json!({
-                "provider": provider, "priority": priority.code(), "clinical_note": note,
-                "placer_number": placer_number, "specimens": result.specimens,
-            })),
+            after: audit::state(&audit::OrderPlaced {
+                provider,
+                priority: priority.code(),
+                clinical_note: note,
+                placer_number: placer_number.as_deref(),
+                specimens: &result.specimens,
+            }),
         })
         .await?;
         Ok(result)
@@ -541,9 +545,10 @@ impl Lab {
             entity_id: recollection.clone(),
             patient_id: Some(patient.id),
             before: None,
-            after: Some(
-                serde_json::json!({ "recollection_of": before.accession, "reason": reason.code() }),
-            ),
+            after: audit::state(&audit::Recollection {
+                recollection_of: &before.accession,
+                reason: reason.code(),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -594,8 +599,8 @@ async fn audit_specimen(
         entity: "specimen",
         entity_id: before.accession.clone(),
         patient_id: Some(patient_id),
-        before: Some(serde_json::to_value(before).unwrap_or_default()),
-        after: Some(serde_json::to_value(after).unwrap_or_default()),
+        before: audit::state(before),
+        after: audit::state(after),
     })
     .await?;
     Ok(())

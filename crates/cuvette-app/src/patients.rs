@@ -5,6 +5,7 @@ use cuvette_domain::audit::AuditAction;
 use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
 use cuvette_store::{NewAuditEvent, NewPatient, PatientRow, Tx};
 
+use crate::audit;
 use crate::{Actor, AppError, AppResult, FieldError, Lab};
 
 /// The longest name part accepted.
@@ -123,7 +124,7 @@ impl Lab {
             entity_id: id.to_string(),
             patient_id: Some(id),
             before: None,
-            after: Some(serde_json::to_value(&row).unwrap_or_default()),
+            after: audit::state(&row),
         })
         .await?;
         Ok(id)

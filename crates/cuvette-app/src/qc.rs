@@ -26,6 +26,7 @@ use cuvette_store::{
     QcFacts, QcPoint, QcRunRow, TargetRow,
 };
 
+use crate::audit;
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// How long an acceptable QC run covers patient results: without QC in this window,
@@ -339,10 +340,13 @@ impl Lab {
             entity_id: id.to_string(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({
-                "product": form.product.trim(), "lot": form.lot.trim(), "level": level,
-                "expires_on": form.expires_on.trim(), "sample_id": form.sample_id.trim(),
-            })),
+            after: audit::state(&audit::MaterialAdded {
+                product: form.product.trim(),
+                lot: form.lot.trim(),
+                level,
+                expires_on: form.expires_on.trim(),
+                sample_id: form.sample_id.trim(),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -422,10 +426,14 @@ impl Lab {
             entity_id: id.to_string(),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({
-                "material_id": material_id, "instrument_id": instrument_id, "test": test_code,
-                "mean": mean, "sd": sd, "source": "manufacturer",
-            })),
+            after: audit::state(&audit::TargetSet {
+                material_id,
+                instrument_id,
+                test: test_code,
+                mean,
+                sd,
+                source: "manufacturer",
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -464,10 +472,17 @@ impl Lab {
             entity: "qc_target",
             entity_id: target_id.to_string(),
             patient_id: None,
-            before: Some(
-                serde_json::json!({ "mean": target.mean, "sd": target.sd, "source": target.source }),
-            ),
-            after: Some(serde_json::json!({ "mean": mean, "sd": sd, "source": "lab", "runs": RUNS_TO_ESTABLISH_TARGET })),
+            before: audit::state(&audit::Target {
+                mean: target.mean,
+                sd: target.sd,
+                source: target.source,
+            }),
+            after: audit::state(&audit::TargetAdopted {
+                mean,
+                sd,
+                source: "lab",
+                runs: RUNS_TO_ESTABLISH_TARGET,
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -512,8 +527,8 @@ impl Lab {
             entity: "qc_rules",
             entity_id: test_code.to_owned(),
             patient_id: None,
-            before: before.map(|b| serde_json::json!({ "rules": b.to_string() })),
-            after: Some(serde_json::json!({ "rules": parsed.to_string() })),
+            before: before.and_then(|b| audit::state(&audit::QcRules { rules: b.to_string() })),
+            after: audit::state(&audit::QcRules { rules: parsed.to_string() }),
         })
         .await?;
         tx.commit().await?;
@@ -682,17 +697,29 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: if status == QcStatus::Rejected { AuditAction::QcRunReject } else { AuditAction::QcRun },
+            action: if status == QcStatus::Rejected {
+                AuditAction::QcRunReject
+            } else {
+                AuditAction::QcRun
+            },
             entity: "qc_run",
             entity_id: format!("{test_code}/{instrument_id}/{run_id}"),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({
-                "status": status.code(),
-                "values": run_in.current.iter().map(|(t, v)| serde_json::json!({ "level": t.material.level, "lot": t.material.lot, "value": v })).collect::<Vec<_>>(),
-                "violations": violations.iter().map(|v| &v.detail).collect::<Vec<_>>(),
-                "source": source.code(),
-            })),
+            after: audit::state(&audit::QcRunJudged {
+                status: status.code(),
+                values: run_in
+                    .current
+                    .iter()
+                    .map(|(t, v)| audit::ControlValue {
+                        level: t.material.level,
+                        lot: &t.material.lot,
+                        value: *v,
+                    })
+                    .collect(),
+                violations: violations.iter().map(|v| v.detail.as_str()).collect(),
+                source: source.code(),
+            }),
         })
         .await?;
         Ok(QcRunOutcome { run_id, status: verdict.status, violations })
@@ -730,8 +757,8 @@ impl Lab {
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,
-            before: Some(serde_json::json!({ "qc_pattern": instrument.qc_pattern })),
-            after: Some(serde_json::json!({ "qc_pattern": pattern })),
+            before: audit::state(&audit::QcPattern { qc_pattern: &instrument.qc_pattern }),
+            after: audit::state(&audit::QcPattern { qc_pattern: &pattern }),
         })
         .await?;
         tx.commit().await?;
@@ -792,7 +819,7 @@ impl Lab {
             entity_id: format!("{test_code}/{instrument_id}/{id}"),
             patient_id: None,
             before: None,
-            after: Some(serde_json::json!({ "action": action, "note": note.trim() })),
+            after: audit::state(&audit::CorrectiveActionTaken { action, note: note.trim() }),
         })
         .await?;
         tx.commit().await?;
@@ -1034,7 +1061,7 @@ impl Lab {
             entity_id: format!("{}/{}", rule.test_code, rule.instrument_id),
             patient_id: None,
             before: None,
-            after: serde_json::to_value(rule).ok(),
+            after: audit::state(rule),
         })
         .await?;
         tx.commit().await?;
@@ -1137,7 +1164,11 @@ impl Lab {
                 entity_id: format!("{}/{instrument_id}/{run_id}", rule.test_code),
                 patient_id: None,
                 before: None,
-                after: Some(serde_json::json!({ "status": "rejected", "source": "patient_average", "violations": [detail] })),
+                after: audit::state(&audit::MovingAverageRejected {
+                    status: "rejected",
+                    source: "patient_average",
+                    violations: [&detail],
+                }),
             })
             .await?;
             tx.commit().await?;

@@ -10,6 +10,7 @@ use cuvette_store::{
     WorkItem, WorklistFilter,
 };
 
+use crate::audit;
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// A test on a specimen with every result version and documented call.
@@ -204,7 +205,7 @@ impl Lab {
             entity_id: which.to_owned(),
             patient_id: (patients.len() == 1).then(|| patients[0]),
             before: None,
-            after: Some(serde_json::json!({ "patients": patients, "rows": items.len() })),
+            after: audit::state(&audit::ListViewed { patients: &patients, rows: items.len() }),
         })
         .await?;
         tx.commit().await?;

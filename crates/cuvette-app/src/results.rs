@@ -18,6 +18,7 @@ use cuvette_store::{
 };
 use jiff::civil::Date;
 
+use crate::audit;
 use crate::{Actor, AppError, AppResult, FieldError, Lab};
 
 /// One value typed into the result grid.
@@ -390,25 +391,36 @@ impl Lab {
         for (w, (_, definition_version, flags)) in writes.iter().zip(&rows) {
             let item = &w.item;
             let version = w.version();
-            let mut after = serde_json::json!({
-                "version": version, "value": w.value.text, "report": w.evaluation.report_text,
-                "flags": flags, "interval": w.evaluation.interval,
-                "definition_version": definition_version, "correction_reason": w.correction_reason,
+            let after = audit::state(&audit::ResultEntered {
+                version,
+                value: &w.value.text,
+                report: &w.evaluation.report_text,
+                flags,
+                interval: &w.evaluation.interval,
+                definition_version: *definition_version,
+                correction_reason: w.correction_reason.as_deref(),
+                sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
+                sent_unit: w.sent.as_ref().map(|s| s.unit),
             });
-            // Only a converted result carries these, so every other entry reads as before.
-            if let Some(sent) = &w.sent {
-                after["sent_value"] = sent.value.clone().into();
-                after["sent_unit"] = sent.unit.into();
-            }
             tx.audit(NewAuditEvent {
                 at: now,
                 actor: &actor.name,
-                action: if w.correction_reason.is_some() { AuditAction::ResultCorrect } else { AuditAction::ResultEnter },
+                action: if w.correction_reason.is_some() {
+                    AuditAction::ResultCorrect
+                } else {
+                    AuditAction::ResultEnter
+                },
                 entity: "result",
                 entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                 patient_id: Some(item.patient.id),
-                before: item.result.as_ref().map(|r| serde_json::json!({ "version": r.version, "value": r.value_text, "flags": r.flags })),
-                after: Some(after),
+                before: item.result.as_ref().and_then(|r| {
+                    audit::state(&audit::ResultBefore {
+                        version: r.version,
+                        value: &r.value_text,
+                        flags: &r.flags,
+                    })
+                }),
+                after,
             })
             .await?;
             if w.auto_release {
@@ -419,12 +431,19 @@ impl Lab {
                     entity: "result",
                     entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                     patient_id: Some(item.patient.id),
-                    before: Some(serde_json::json!({ "status": item.test.status })),
-                    after: Some(serde_json::json!({
-                        "status": "final", "version": version, "value": w.evaluation.report_text,
-                        "flags": flags, "release_status": "final",
-                        "rules": w.autoverify.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()).and_then(|d| d.get("fingerprint").cloned()),
-                    })),
+                    before: audit::state(&audit::StatusBefore { status: item.test.status }),
+                    after: audit::state(&audit::Autoverified {
+                        status: "final",
+                        version,
+                        value: &w.evaluation.report_text,
+                        flags,
+                        release_status: "final",
+                        rules: w
+                            .autoverify
+                            .as_deref()
+                            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                            .and_then(|d| d.get("fingerprint").cloned()),
+                    }),
                 })
                 .await?;
             }
@@ -728,11 +747,14 @@ impl Lab {
                 entity: "result",
                 entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
                 patient_id: Some(item.patient.id),
-                before: Some(serde_json::json!({ "status": item.test.status })),
-                after: Some(serde_json::json!({
-                    "status": status.code(), "version": result.version, "value": result.report_text,
-                    "flags": result.flags, "release_status": release_status,
-                })),
+                before: audit::state(&audit::StatusBefore { status: item.test.status }),
+                after: audit::state(&audit::Released {
+                    status: status.code(),
+                    version: result.version,
+                    value: &result.report_text,
+                    flags: &result.flags,
+                    release_status,
+                }),
             })
             .await?;
             let sent_status = if finalize { ReleaseStatus::Final } else { release_status };
@@ -821,10 +843,13 @@ impl Lab {
             entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
             patient_id: Some(item.patient.id),
             before: None,
-            after: Some(serde_json::json!({
-                "called_person": person, "read_back": call.read_back, "notes": call.notes.trim(),
-                "value": result.report_text, "version": result.version,
-            })),
+            after: audit::state(&audit::CriticalCallMade {
+                called_person: &person,
+                read_back: call.read_back,
+                notes: call.notes.trim(),
+                value: &result.report_text,
+                version: result.version,
+            }),
         })
         .await?;
         tx.commit().await?;

@@ -6,6 +6,7 @@ use cuvette_domain::units::{self, Mapping};
 use cuvette_domain::{Action, TestDefinition};
 use cuvette_store::{InstrumentRow, NewAuditEvent, TestCodeRow};
 
+use crate::audit;
 use crate::autoverify::SERUM_INDEX_CODES;
 use crate::{Actor, AppError, AppResult, Lab};
 
@@ -43,9 +44,7 @@ impl Lab {
             entity_id: name.to_owned(),
             patient_id: None,
             before: None,
-            after: Some(
-                serde_json::json!({ "name": name, "protocol": protocol, "sender": sender }),
-            ),
+            after: audit::state(&audit::InstrumentAdded { name, protocol, sender }),
         })
         .await?;
         tx.commit().await?;
@@ -116,11 +115,12 @@ impl Lab {
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
         tx.map_test_code(&row).await?;
-        let mut after =
-            serde_json::json!({ "instrument_code": code, "test_code": test_code, "unit": unit });
-        if let Some(c) = &conversion {
-            after["conversion"] = c.describe().into();
-        }
+        let after = audit::state(&audit::CodeMapped {
+            instrument_code: code,
+            test_code: &test_code,
+            unit: &unit,
+            conversion: conversion.as_ref().map(|c| c.describe()),
+        });
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -129,7 +129,7 @@ impl Lab {
             entity_id: instrument.name.clone(),
             patient_id: None,
             before: None,
-            after: Some(after),
+            after,
         })
         .await?;
         tx.commit().await?;

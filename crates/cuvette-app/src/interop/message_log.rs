@@ -7,6 +7,7 @@ use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreE
 
 use super::ingest::{Decoded, Skipped};
 use super::{ReceivedResult, Refusal, astm, hl7};
+use crate::audit;
 use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
 
 /// A decoded inbound message.
@@ -285,8 +286,14 @@ impl Lab {
             entity: "interface_message",
             entity_id: id.to_string(),
             patient_id: None,
-            before: Some(serde_json::json!({ "quarantine": "open", "detail": message.detail })),
-            after: Some(serde_json::json!({ "quarantine": "dismissed", "reason": reason.trim() })),
+            before: audit::state(&audit::QuarantineOpen {
+                quarantine: "open",
+                detail: &message.detail,
+            }),
+            after: audit::state(&audit::QuarantineDismissed {
+                quarantine: "dismissed",
+                reason: reason.trim(),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -379,8 +386,12 @@ impl Lab {
             entity: "interface_message",
             entity_id: id.to_string(),
             patient_id: None,
-            before: Some(serde_json::json!({ "detail": original.detail })),
-            after: Some(serde_json::json!({ "replay": new_id, "accession": accession, "outcome": format!("{outcome:?}") })),
+            before: audit::state(&audit::MessageDetail { detail: &original.detail }),
+            after: audit::state(&audit::Replayed {
+                replay: new_id,
+                accession: accession.as_deref(),
+                outcome: format!("{outcome:?}"),
+            }),
         })
         .await?;
         tx.commit().await?;

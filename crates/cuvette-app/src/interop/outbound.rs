@@ -23,6 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::hl7::{SENDING_APPLICATION, SENDING_FACILITY};
 use super::{MessageRecord, Took};
+use crate::audit;
 use crate::{Actor, AppResult, Lab};
 
 /// Attempts before the worker gives up on a message (status `failed`, shown under Interfaces
@@ -499,10 +500,13 @@ impl Lab {
             entity_id: row.id.to_string(),
             patient_id,
             before: None,
-            after: Some(serde_json::json!({
-                "accession": row.accession, "control_id": row.control_id,
-                "destination": row.destination, "peer": peer, "ack": code,
-            })),
+            after: audit::state(&audit::Delivered {
+                accession: &row.accession,
+                control_id: &row.control_id,
+                destination: &row.destination,
+                peer,
+                ack: &code,
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -532,9 +536,11 @@ impl Lab {
                 entity_id: row.id.to_string(),
                 patient_id: None,
                 before: None,
-                after: Some(serde_json::json!({
-                    "accession": row.accession, "attempts": failures, "error": error,
-                })),
+                after: audit::state(&audit::GivenUp {
+                    accession: &row.accession,
+                    attempts: failures,
+                    error: &error,
+                }),
             })
             .await?;
         }
