@@ -133,7 +133,7 @@ impl Lab {
             before: None,
             after: audit::state(&audit::UserAdded {
                 username: &username,
-                display_name: &display_name,
+                display_name,
                 role: user.role.code(),
             }),
         })

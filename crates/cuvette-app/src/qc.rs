@@ -758,7 +758,7 @@ impl Lab {
             entity_id: instrument.name.clone(),
             patient_id: None,
             before: audit::state(&audit::QcPattern { qc_pattern: &instrument.qc_pattern }),
-            after: audit::state(&audit::QcPattern { qc_pattern: &pattern }),
+            after: audit::state(&audit::QcPattern { qc_pattern: pattern }),
         })
         .await?;
         tx.commit().await?;

@@ -844,7 +844,7 @@ impl Lab {
             patient_id: Some(item.patient.id),
             before: None,
             after: audit::state(&audit::CriticalCallMade {
-                called_person: &person,
+                called_person: person,
                 read_back: call.read_back,
                 notes: call.notes.trim(),
                 value: &result.report_text,

@@ -566,7 +566,12 @@ fn decimal_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Er
             Decimal::from_str(&f.to_string()).map_err(serde::de::Error::custom)?
         }
         Some(Num::Text(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Num::Text(s)) => Decimal::from_str(s.trim()).map_err(serde::de::Error::custom)?,
+        // A number written as text is read like any number a person types.
+        Some(Num::Text(s)) => {
+            crate::number::parse_entry(&s, crate::number::NumberRules::Plain)
+                .map_err(serde::de::Error::custom)?
+                .value
+        }
     };
     Ok(Some(parsed))
 }

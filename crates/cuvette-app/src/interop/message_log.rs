@@ -389,7 +389,7 @@ impl Lab {
             before: audit::state(&audit::MessageDetail { detail: &original.detail }),
             after: audit::state(&audit::Replayed {
                 replay: new_id,
-                accession: accession.as_deref(),
+                accession,
                 outcome: format!("{outcome:?}"),
             }),
         })

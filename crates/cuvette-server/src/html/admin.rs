@@ -1,7 +1,5 @@
 //! Supervisor screens: the catalog editor, users, and the audit log.
 
-use std::str::FromStr;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -12,6 +10,7 @@ use cuvette_app::store::{AuditEvent, AuditFilter, AuditVerification, StoredDefin
 use cuvette_app::{AppError, FieldError, NewUser};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::catalog::{ReferenceInterval, ResultType};
+use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::role::ROLES;
 use cuvette_domain::{Action, Role, TestDefinition};
 use rust_decimal::Decimal;
@@ -146,13 +145,10 @@ impl DefinitionForm {
             if t.is_empty() {
                 return None;
             }
-            match Decimal::from_str(t) {
-                Ok(d) => Some(d),
-                Err(_) => {
-                    errors.push(FieldError {
-                        field: field.into(),
-                        message: format!("{t:?} is not a number, for example 3.5"),
-                    });
+            match parse_entry(t, NumberRules::Plain) {
+                Ok(n) => Some(n.value),
+                Err(e) => {
+                    errors.push(FieldError { field: field.into(), message: e.to_string() });
                     None
                 }
             }
@@ -192,7 +188,10 @@ impl DefinitionForm {
         for (n, line) in self.reference.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let parts: Vec<&str> = line.split_whitespace().collect();
             let opt = |s: &str| (s != "-").then(|| s.to_owned());
-            let num = |s: &str| if s == "-" { Ok(None) } else { Decimal::from_str(s).map(Some) };
+            let num = |s: &str| match s {
+                "-" => Ok(None),
+                s => parse_entry(s, NumberRules::Plain).map(|n| Some(n.value)),
+            };
             match parts.as_slice() {
                 [sex, age_min, age_max, low, high] => match (num(low), num(high)) {
                     (Ok(low), Ok(high)) => reference.push(ReferenceInterval {

@@ -269,3 +269,26 @@ async fn the_instruments_screen_shows_each_conversion_and_refuses_a_unit_it_cann
     );
     assert!(!r.body.contains("<td>2823-3</td>"), "nothing mapped");
 }
+
+#[tokio::test]
+async fn the_api_and_the_catalog_form_refuse_a_decimal_comma_in_the_same_words() {
+    let app = app().await;
+    let supervisor = app.sign_in(Role::Supervisor, "comma").await;
+    let words = "use a point, not a comma: 7.5";
+
+    let r = app.api(&supervisor, Method::GET, "/api/v1/catalog/tests/K", None).await;
+    let current = r.json();
+    let mut definition = current["definition"].clone();
+    definition["critical_high"] = serde_json::json!("7,5");
+    let save = serde_json::json!({
+        "expected_version": current["version"].as_i64().unwrap_or(0),
+        "definition": definition,
+    });
+    let api = app.api(&supervisor, Method::PUT, "/api/v1/catalog/tests/K", Some(save)).await;
+    assert!(api.status.is_client_error(), "{}", api.body);
+    assert!(api.body.contains(words), "the API says {}", api.body);
+
+    let form = app.post_form(&supervisor, "/catalog/K", &[("critical_high", "7,5")]).await;
+    assert_eq!(form.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(form.body.contains(words), "the form says why beside the field");
+}
