@@ -7,9 +7,9 @@
 //! a person. A decision never releases a result the QC lockout holds, and the release itself
 //! goes through the same checks as a person's (row version, lockout, privileges).
 
-use cuvette_domain::audit::AuditAction;
 use std::collections::{BTreeMap, HashMap};
 
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::autoverify::{
     AutoverifyRules, Candidate, DryRunReport, QcState, SerumIndices, autoverify, dry_run,
 };

@@ -20,9 +20,9 @@ pub mod qc;
 mod queries;
 mod results;
 
-use cuvette_domain::audit::AuditAction;
 use std::sync::{Arc, RwLock};
 
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::role::{Privileges, ROLES};
 use cuvette_domain::{Action, Catalog, Role};
 use cuvette_store::{Micros, Store};

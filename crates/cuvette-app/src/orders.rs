@@ -1,8 +1,8 @@
 //! Orders, collection, receipt and rejection.
 
-use cuvette_domain::audit::AuditAction;
 use std::collections::BTreeMap;
 
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::patient::{Mrn, parse_birth_date};
 use cuvette_domain::workflow::{
     Priority, RejectionReason, SpecimenStatus, SpecimenStep, TestStatus, specimen_step,

@@ -9,12 +9,12 @@
 //! patient results of that test on that instrument since the last good QC before the
 //! rejection are neither autoverified nor released.
 
-use cuvette_domain::audit::AuditAction;
-use cuvette_domain::number::{NumberRules, parse_entry};
 use std::collections::BTreeMap;
 
 use cuvette_domain::Action;
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::autoverify::QcState;
+use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::qc::{
     ControlResult, ControlRule, ControlStatistics, CorrectiveAction, MovingAverageRule, QcStatus,
     RUNS_TO_ESTABLISH_TARGET, RecordedViolation, RuleSet, RunSource, SigmaRecommendation,

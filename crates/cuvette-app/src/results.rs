@@ -1,8 +1,8 @@
 //! Entering, verifying, releasing and correcting results; documenting critical calls.
 
-use cuvette_domain::audit::AuditAction;
 use std::collections::BTreeMap;
 
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::calculation::{
     Calculated, CalculationInput, calculate_reported, calculation_input, round_reported,
 };

@@ -3,9 +3,10 @@
 //! judged by the Westgard rules the moment they arrive and recorded with the message log entry
 //! in one transaction, never mistaken for a patient's.
 
+use std::collections::BTreeMap;
+
 use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::value::Numeric;
-use std::collections::BTreeMap;
 
 use crate::qc::{PreparedRun, matches_qc_pattern};
 use crate::{AppError, AppResult, Lab};

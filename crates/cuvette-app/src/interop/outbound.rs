@@ -8,9 +8,9 @@
 //! it at the EHR; the worker therefore delivers a specimen's messages strictly in the order
 //! they were queued.
 
-use cuvette_domain::audit::AuditAction;
 use std::collections::BTreeMap;
 
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::catalog::ResultType;
 use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use cuvette_domain::{Action, Catalog, Flag, ReportedValue};

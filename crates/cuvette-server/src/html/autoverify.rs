@@ -6,8 +6,6 @@
 //! and checks who may approve them. This module reads what was typed, keeps it when a save is
 //! refused, and draws the outcome.
 
-use cuvette_domain::number::{NumberRules, parse_entry};
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,6 +17,7 @@ use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::{AutoverifyRules, AvRule, RulesError};
 use cuvette_domain::delta::{DELTA_WINDOW_HOURS_MAX, DeltaLimits};
+use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::role::ROLES;
 use cuvette_domain::workflow::SpecimenCondition;
 use rust_decimal::Decimal;

@@ -6,7 +6,6 @@
 //!
 //! Standing is always written as text ("LOCKED", "1-2s warning"), never colour alone.
 
-use cuvette_domain::number::{NumberError, NumberRules, parse_entry};
 use std::collections::BTreeMap;
 
 use askama::Template;
@@ -20,6 +19,7 @@ use cuvette_app::store::{MovingAverageRow, QcPoint, QcRunRow, TargetRow};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
+use cuvette_domain::number::{NumberError, NumberRules, parse_entry};
 use cuvette_domain::qc::{
     ControlStatistics, CorrectiveAction, QcStatus, RUNS_TO_ESTABLISH_TARGET, RecordedViolation,
     RuleSet, SigmaRecommendation, TargetSource, WestgardRule,
