@@ -13,6 +13,7 @@ use cuvette_app::{
     AppError, Correction, CriticalCall, EnteredResult, IdentityCheck, PatientQuery, PlaceOrder,
     RegisterPatient,
 };
+use cuvette_domain::audit::AuditAction;
 use cuvette_domain::workflow::TestStatus;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -212,6 +213,7 @@ api_routes! {
         summary: "The audit log, newest first", tag: "audit",
         params: [
             query("actor", "string", "Username"),
+            query("action", "string", "Only this kind of event, by its code: result.release, login.fail, …"),
             query("entity", "string", "patient, specimen, result, …"),
             query("entity_id", "string", "Which one"),
             query("patient_id", "integer", "Events about this patient"),
@@ -721,6 +723,7 @@ async fn review_queue(State(s): State<AppState>, c: ApiCaller) -> ApiResult<Json
 #[derive(Deserialize)]
 struct AuditQuery {
     actor: Option<String>,
+    action: Option<String>,
     entity: Option<String>,
     entity_id: Option<String>,
     patient_id: Option<i64>,
@@ -734,7 +737,15 @@ async fn audit(
 ) -> ApiResult<Json<out::AuditLog>> {
     let filter = AuditFilter {
         actor: q.actor.filter(|a| !a.is_empty()),
-        action: None,
+        action: match q.action.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(code) => Some(AuditAction::parse(code).ok_or_else(|| {
+                AppError::invalid(
+                    "action",
+                    format!("{code:?} is not an audit action: use a code such as result.release"),
+                )
+            })?),
+        },
         entity: q
             .entity
             .filter(|e| !e.is_empty())

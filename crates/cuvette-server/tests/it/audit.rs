@@ -1,6 +1,6 @@
 //! The audit view and its export know every kind of event the lab records.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use cuvette_app::store::NewAuditEvent;
 use cuvette_domain::Role;
 use cuvette_domain::audit::AuditAction;
@@ -44,6 +44,28 @@ async fn the_audit_view_and_export_show_every_action_by_its_label_and_code() {
         );
         assert!(csv.body.contains(&format!(",{code},{label},probe,")), "the export has {code}");
     }
+
+    let api = app
+        .api(
+            &supervisor,
+            Method::GET,
+            "/api/v1/audit?actor=every-action&action=qc.run.reject",
+            None,
+        )
+        .await;
+    let events = api.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "{}", api.body);
+    assert_eq!(events[0]["action"], "qc.run.reject");
+    let unknown =
+        app.api(&supervisor, Method::GET, "/api/v1/audit?action=result.erase", None).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unknown.body);
+    assert!(
+        unknown.json()["error"]["fields"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("\"result.erase\" is not an audit action")),
+        "{}",
+        unknown.body
+    );
 
     let only = app.get(&supervisor, "/audit?actor=every-action&action=qc.run.reject").await;
     assert!(only.body.contains("<code class=\"muted\">qc.run.reject</code>"));
