@@ -99,9 +99,9 @@ fn hl7_date(text: &str) -> Option<jiff::civil::Date> {
     jiff::civil::Date::new(y, m, d).ok()
 }
 
-/// The Cuvette code an order code stands for: an orderable test with this LOINC, else a panel
-/// with this LOINC, else the code itself when it is a Cuvette test or panel code.
-/// `Err` lists the entries a LOINC matches when it matches several.
+/// The Cuvette code an order code stands for: an orderable measured test with this LOINC, else
+/// an orderable calculation with it, else a panel with it, else the code itself when it is a
+/// Cuvette test or panel code. `Err` lists the entries a LOINC matches when it matches several.
 fn catalog_code(
     catalog: &cuvette_domain::Catalog,
     code: &str,
@@ -110,16 +110,20 @@ fn catalog_code(
     if code.is_empty() {
         return Ok(None);
     }
-    let tests: Vec<&str> = catalog
-        .tests()
-        .filter(|t| t.orderable && t.loinc == code)
-        .map(|t| t.code.as_str())
-        .collect();
+    let tests = |calculated: bool| -> Vec<&str> {
+        catalog
+            .tests()
+            .filter(|t| t.orderable && t.loinc == code && t.is_calculated() == calculated)
+            .map(|t| t.code.as_str())
+            .collect()
+    };
     let panels: Vec<&str> =
         catalog.panels().filter(|p| p.loinc == code).map(|p| p.code.as_str()).collect();
     // A LOINC names an observation: the test itself wins over a panel built around it
-    // (3016-3 is TSH, not the thyroid cascade that starts with it).
-    for found in [tests, panels] {
+    // (3016-3 is TSH, not the thyroid cascade that starts with it). A measured test wins over a
+    // calculation of the same observation (6301-6 is the INR the analyzer reports, not the one
+    // calculated from its PT): the EHR names the calculation by its Cuvette code.
+    for found in [tests(false), tests(true), panels] {
         match found.as_slice() {
             [one] => return Ok(Some((*one).to_owned())),
             [] => {}

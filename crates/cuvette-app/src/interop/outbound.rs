@@ -231,9 +231,11 @@ pub(crate) fn build_oru(c: &OruContent<'_>) -> Result<Vec<u8>, cuvette_hl7::Buil
         }
         set_id += 1;
         let service = match *panel {
-            Some(code) => match c.catalog.panel(code) {
-                Some(p) => identifier(&p.loinc, &p.code, &p.name),
-                None => identifier("", code, code),
+            // A calculation ordered on its own groups the tests it is calculated from.
+            Some(code) => match (c.catalog.panel(code), c.catalog.test(code)) {
+                (Some(p), _) => identifier(&p.loinc, &p.code, &p.name),
+                (None, Some(d)) => identifier(&d.loinc, &d.code, &d.name),
+                (None, None) => identifier("", code, code),
             },
             None => {
                 let code = &members[0].test.test_code;
