@@ -286,10 +286,13 @@ async fn a_result_that_cannot_be_reported_is_released_as_its_documented_comment(
     assert_eq!(reported(&lab, &patient, "K").await, "Unable to report: specimen clotted");
 }
 
+/// A calculation, the results it is calculated from as typed, and its report.
+type Walk = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
 /// For every calculation in the bundled catalog: plausible adult values of the tests it is
 /// calculated from (the catalog's worked examples), and the report they give. A man of 50
 /// (`adult_man`) is the patient, as in CKD-EPI's worked example.
-const PLAUSIBLE: &[(&str, &[(&str, &str)], &str)] = &[
+const PLAUSIBLE: &[Walk] = &[
     ("AGAP", &[("NA", "140"), ("CL", "104"), ("CO2", "24")], "12"),
     ("AGAPK", &[("NA", "140"), ("K", "4.0"), ("CL", "104"), ("CO2", "24")], "16"),
     ("EGFR", &[("CREAT", "1.00")], "92"),
