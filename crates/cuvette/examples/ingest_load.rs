@@ -953,8 +953,13 @@ async fn probe_reads(
     let mut spent = [Duration::ZERO; 4];
     for (i, p) in specimens.iter().take(count).enumerate() {
         let t = Instant::now();
-        store.message_by_control("in", SENDER, &format!("PROBE{i}")).await?;
-        let instrument = store.instrument_by_sender("hl7", SENDER).await?.context("instrument")?;
+        store
+            .message_by_control(cuvette_app::store::Direction::In, SENDER, &format!("PROBE{i}"))
+            .await?;
+        let instrument = store
+            .instrument_by_sender(cuvette_app::store::Protocol::Hl7, SENDER)
+            .await?
+            .context("instrument")?;
         store.test_codes(instrument.id).await?;
         spent[0] += t.elapsed();
         let mut patient = None;
