@@ -16,9 +16,6 @@ macro_rules! stored_code {
         }
 
         impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
             /// The code stored in the database.
             pub fn code(self) -> &'static str {
                 match self {
