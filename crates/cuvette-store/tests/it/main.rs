@@ -5,6 +5,7 @@
 mod corrupt;
 mod interfaces;
 mod orders;
+mod qc;
 mod users;
 
 use cuvette_store::{Micros, Store, StoreError};
