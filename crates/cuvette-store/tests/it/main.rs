@@ -2,6 +2,7 @@
 //! field, and every coded column, damaged, read as corrupt data naming the column. On SQLite,
 //! and on PostgreSQL too when `CUVETTE_TEST_DATABASE_URL` names a server.
 
+mod catalog;
 mod corrupt;
 mod interfaces;
 mod orders;
