@@ -6,8 +6,8 @@ use cuvette_domain::workflow::{
 };
 use cuvette_domain::{Flags, Review, Role};
 use cuvette_store::{
-    CriticalCallRow, NewCriticalCall, NewOrder, NewOrderedTest, NewPatient, NewResult, NewSpecimen,
-    OrderRow, OrderedTestRow, PatientRow, ResultRow, SpecimenRow, WorklistFilter,
+    CriticalCallRow, CriticalRow, NewCriticalCall, NewOrder, NewOrderedTest, NewPatient, NewResult,
+    NewSpecimen, OrderRow, OrderedTestRow, PatientRow, ResultRow, SpecimenRow, WorklistFilter,
 };
 
 use crate::{AT, Db, same};
@@ -322,4 +322,26 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
             documented_at: AT + 45,
         }][..],
     );
+    // The critical-call list joins the result, its patient and the call that closed the loop.
+    same(
+        &db.store.critical_results(AT, AT + 1_000, false).await.unwrap(),
+        &vec![CriticalRow {
+            ordered_test_id: test,
+            version: 1,
+            test_code: "K".into(),
+            accession: "26-0000001-8".into(),
+            patient_id: patient,
+            patient_name: "ŁUKASIEWICZ, Zoë".into(),
+            mrn: "MRN-1001".into(),
+            report_text: "7.1".into(),
+            flags,
+            entered_at: AT,
+            called_at: Some(AT + 30),
+            called_person: Some("RN Adeyemi, ward 4".into()),
+            called_by: Some("technologist".into()),
+            attempts: 0,
+            escalated_at: None,
+        }],
+    );
+    assert!(db.store.critical_results(AT, AT + 1_000, true).await.unwrap().is_empty(), "called");
 }
