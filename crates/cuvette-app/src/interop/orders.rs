@@ -4,7 +4,7 @@
 
 use cuvette_domain::Role;
 use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
-use cuvette_store::InstrumentRow;
+use cuvette_store::{InstrumentRow, MessageOutcome, Quarantine};
 
 use super::message_log::{Inbound, Ingested, MessageRecord};
 use super::refusal::{Place, Refusal};
@@ -248,12 +248,12 @@ impl Lab {
         let quarantined = matches!(outcome, Ingested::Quarantined { .. });
         let entry = MessageRecord::inbound(
             msg,
-            if quarantined { "quarantined" } else { "accepted" },
+            if quarantined { MessageOutcome::Quarantined } else { MessageOutcome::Accepted },
             detail,
             ack_bytes.clone(),
             accession,
             0,
-            quarantined.then_some("open"),
+            quarantined.then_some(Quarantine::Open),
             started,
         );
         let Some(message_id) = self.log_message(&mut tx, &entry).await? else {
@@ -263,7 +263,7 @@ impl Lab {
             });
         };
         if let Some(original) = msg.replay_of {
-            tx.set_quarantine(original, "replayed").await?;
+            tx.set_quarantine(original, Quarantine::Replayed).await?;
         }
         tx.commit().await?;
         Ok((outcome.with_message_id(message_id), ack_bytes))

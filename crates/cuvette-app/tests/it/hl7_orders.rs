@@ -112,7 +112,7 @@ async fn an_oml_from_the_ehr_registers_the_patient_places_the_order_and_answers_
 
     let log = lab.message_log(&lab.technologist().await, &MessageFilter::default()).await.unwrap();
     assert_eq!(
-        (log[0].message_type.as_str(), log[0].outcome.as_str(), log[0].ack.as_ref()),
+        (log[0].message_type.as_str(), log[0].outcome.code(), log[0].ack.as_ref()),
         ("OML^O21", "accepted", Some(&ack))
     );
     assert_eq!(log[0].accession.as_deref(), Some(accession.as_str()));
@@ -394,7 +394,7 @@ async fn a_release_queues_one_oru_for_the_ehr_with_the_result() {
     assert_eq!(queued.len(), 1, "exactly one message");
     let row = &queued[0];
     assert_eq!(
-        (row.destination.as_str(), row.accession.as_str(), row.status.as_str(), row.attempts),
+        (row.destination.as_str(), row.accession.as_str(), row.status.code(), row.attempts),
         ("10.1.2.3:2575", accession.as_str(), "pending", 0)
     );
     let oru = &row.payload;
