@@ -4,7 +4,7 @@
 use cuvette_astm::records::{Charset, Message, MessageBuilder, RecordBuilder, RecordType};
 use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_store::WorklistFilter;
+use cuvette_store::{Direction, MessageOutcome, Protocol, WorklistFilter};
 use sha2::{Digest, Sha256};
 
 use super::{Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took};
@@ -97,7 +97,7 @@ pub async fn receive(lab: &Lab, raw: &[u8], channel: &str, peer: &str) -> AppRes
     let control_id = content_id(raw);
     let decoded = decode_results(raw);
     let inbound = Inbound {
-        protocol: "astm",
+        protocol: Protocol::Astm,
         channel,
         peer,
         sender: &sender,
@@ -178,7 +178,7 @@ pub async fn answer_query(
     let sender = sender_of(raw);
     let specimens = queried_specimens(raw);
     let store = lab.store();
-    let (codes, known) = match store.instrument_by_sender("astm", &sender).await? {
+    let (codes, known) = match store.instrument_by_sender(Protocol::Astm, &sender).await? {
         Some(instrument) if instrument.active => (store.test_codes(instrument.id).await?, true),
         _ => (Vec::new(), false),
     };
@@ -226,8 +226,8 @@ pub async fn answer_query(
     };
     let mut tx = store.begin().await?;
     let record = MessageRecord {
-        direction: "in",
-        protocol: "astm".into(),
+        direction: Direction::In,
+        protocol: Protocol::Astm,
         channel: channel.into(),
         peer: peer.into(),
         sender,
@@ -235,7 +235,7 @@ pub async fn answer_query(
         control_id: None,
         message_type: QUERY_MESSAGE_TYPE.into(),
         raw: raw.to_vec(),
-        outcome: "query",
+        outcome: MessageOutcome::Query,
         detail,
         ack: None,
         accession: specimens.first().cloned(),
@@ -281,15 +281,15 @@ pub async fn log_answer(
     }
     let mut tx = lab.store().begin().await?;
     let record = MessageRecord {
-        direction: "out",
-        protocol: "astm".into(),
+        direction: Direction::Out,
+        protocol: Protocol::Astm,
         channel: channel.into(),
         peer: peer.into(),
         sender: SENDER_NAME.into(),
         control_id: None,
         message_type: ANSWER_MESSAGE_TYPE.into(),
         raw,
-        outcome: if failure.is_some() { "failed" } else { "sent" },
+        outcome: if failure.is_some() { MessageOutcome::Failed } else { MessageOutcome::Sent },
         detail,
         ack: None,
         accession: answers.first().map(|(a, _)| a.clone()),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::value::Numeric;
+use cuvette_store::MessageOutcome;
 
 use crate::qc::{PreparedRun, matches_qc_pattern};
 use crate::{AppError, AppResult, Lab};
@@ -158,7 +159,7 @@ impl Lab {
         }
         let record = MessageRecord::inbound(
             msg,
-            "accepted",
+            MessageOutcome::Accepted,
             format!("QC run: {}", verdicts.join("; ")),
             ack_bytes.clone(),
             msg.results.first().map(|r| r.accession.trim().to_owned()),

@@ -9,7 +9,7 @@ use cuvette_domain::patient::{RegisteredIdentity, SentIdentity, check_identity};
 use cuvette_domain::units::{self, Conversion, Mapping};
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_domain::{ReportedValue, Role, TestDefinition};
-use cuvette_store::{InstrumentRow, StoreError, TestCodeRow};
+use cuvette_store::{InstrumentRow, MessageOutcome, Quarantine, StoreError, TestCodeRow};
 
 use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
@@ -167,7 +167,7 @@ impl Lab {
         let ack_bytes = ack(&outcome);
         let (outcome_code, detail, quarantine) = match &outcome {
             Ingested::Accepted { results, skipped, .. } => (
-                "accepted",
+                MessageOutcome::Accepted,
                 if skipped.is_empty() {
                     format!("{results} results stored")
                 } else {
@@ -180,7 +180,11 @@ impl Lab {
             ),
             Ingested::Quarantined { .. } => {
                 let all = outcome.refusals().into_iter().map(Refusal::detail);
-                ("quarantined", all.collect::<Vec<_>>().join("; "), Some("open"))
+                (
+                    MessageOutcome::Quarantined,
+                    all.collect::<Vec<_>>().join("; "),
+                    Some(Quarantine::Open),
+                )
             }
             Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
                 unreachable!("duplicates return early; results place no orders")

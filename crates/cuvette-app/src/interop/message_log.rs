@@ -3,7 +3,10 @@
 
 use cuvette_domain::Action;
 use cuvette_domain::audit::AuditAction;
-use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreError, Tx};
+use cuvette_store::{
+    Direction, MessageFilter, MessageOutcome, MessageRow, NewAuditEvent, NewMessage, Protocol,
+    Quarantine, StoreError, Tx,
+};
 
 use super::ingest::{Decoded, Skipped};
 use super::{ReceivedResult, Refusal, astm, hl7};
@@ -13,8 +16,8 @@ use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
 /// A decoded inbound message.
 #[derive(Debug, Clone)]
 pub struct Inbound<'a> {
-    /// `hl7` or `astm`.
-    pub protocol: &'a str,
+    /// The protocol it came in.
+    pub protocol: Protocol,
     /// The listener ("mllp:2575", "astm:5100").
     pub channel: &'a str,
     /// The remote address.
@@ -128,24 +131,22 @@ impl Ingested {
 /// What the message log records about one message, in or out: the one record every path
 /// writes ([`Lab::log_message`]). Owned, so that it can wait for a group commit.
 pub(crate) struct MessageRecord {
-    /// `in` or `out`.
-    pub direction: &'static str,
-    pub protocol: String,
+    pub direction: Direction,
+    pub protocol: Protocol,
     pub channel: String,
     pub peer: String,
     pub sender: String,
     pub control_id: Option<String>,
     pub message_type: String,
     pub raw: Vec<u8>,
-    /// `accepted`, `quarantined`, `query`, `sent`, `failed`.
-    pub outcome: &'static str,
+    pub outcome: MessageOutcome,
     pub detail: String,
     /// The acknowledgement sent (in) or received (out), when there is one.
     pub ack: Option<Vec<u8>>,
     pub accession: Option<String>,
     pub results: i64,
-    /// `open` for a message kept in the quarantine.
-    pub quarantine: Option<&'static str>,
+    /// `Open` for a message kept in the quarantine.
+    pub quarantine: Option<Quarantine>,
     pub replay_of: Option<i64>,
     pub took: Took,
 }
@@ -162,23 +163,23 @@ impl MessageRecord {
     #[allow(clippy::too_many_arguments)] // One log row; the names are the columns.
     pub(super) fn inbound(
         msg: &Inbound<'_>,
-        outcome: &'static str,
+        outcome: MessageOutcome,
         detail: String,
         ack: Vec<u8>,
         accession: Option<String>,
         results: usize,
-        quarantine: Option<&'static str>,
+        quarantine: Option<Quarantine>,
         started: i64,
     ) -> MessageRecord {
         MessageRecord {
-            protocol: msg.protocol.to_owned(),
+            protocol: msg.protocol,
             channel: msg.channel.to_owned(),
             peer: msg.peer.to_owned(),
             sender: msg.sender.to_owned(),
             control_id: msg.control_id.map(str::to_owned),
             message_type: msg.message_type.to_owned(),
             raw: msg.raw.to_vec(),
-            direction: "in",
+            direction: Direction::In,
             outcome,
             detail,
             ack: Some(ack),
@@ -200,7 +201,8 @@ impl Lab {
         ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
     ) -> AppResult<Option<(Ingested, Vec<u8>)>> {
         let Some(control_id) = msg.control_id else { return Ok(None) };
-        let Some(original) = self.store.message_by_control("in", msg.sender, control_id).await?
+        let Some(original) =
+            self.store.message_by_control(Direction::In, msg.sender, control_id).await?
         else {
             return Ok(None);
         };
@@ -220,7 +222,7 @@ impl Lab {
             .insert_message(
                 &NewMessage {
                     direction: e.direction,
-                    protocol: &e.protocol,
+                    protocol: e.protocol,
                     channel: &e.channel,
                     peer: &e.peer,
                     sender: &e.sender,
@@ -273,12 +275,12 @@ impl Lab {
             return Err(AppError::invalid("reason", "say why the message is dismissed"));
         }
         let message = self.store.message(id).await?;
-        if message.quarantine.as_deref() != Some("open") {
+        if message.quarantine != Some(Quarantine::Open) {
             return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
         }
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        tx.set_quarantine(id, "dismissed").await?;
+        tx.set_quarantine(id, Quarantine::Dismissed).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -311,7 +313,7 @@ impl Lab {
     ) -> AppResult<i64> {
         self.require(actor, Action::VerifyAbnormal)?;
         let original = self.store.message(id).await?;
-        if original.quarantine.as_deref() != Some("open") {
+        if original.quarantine != Some(Quarantine::Open) {
             return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
         }
         if let Some(a) = accession {
@@ -321,7 +323,7 @@ impl Lab {
         let replay_control =
             original.control_id.as_ref().map(|c| format!("{c}#replay-{}", self.now_micros()));
         let channel = format!("replay by {}", actor.name);
-        let (outcome, _) = if original.protocol == "hl7"
+        let (outcome, _) = if original.protocol == Protocol::Hl7
             && hl7::is_order_message(&original.message_type)
         {
             if accession.is_some() {
@@ -332,7 +334,7 @@ impl Lab {
             }
             let decoded = hl7::decode_orders(&original.raw);
             let inbound = Inbound {
-                protocol: &original.protocol,
+                protocol: original.protocol,
                 channel: &channel,
                 peer: &original.peer,
                 sender: &original.sender,
@@ -354,7 +356,7 @@ impl Lab {
                 }
             }
             let inbound = Inbound {
-                protocol: &original.protocol,
+                protocol: original.protocol,
                 channel: &channel,
                 peer: &original.peer,
                 sender: &original.sender,
@@ -372,7 +374,7 @@ impl Lab {
         let mut tx = self.store.begin().await?;
         let new_id = match &outcome {
             Ingested::Accepted { message_id, .. } | Ingested::Ordered { message_id, .. } => {
-                tx.set_quarantine(id, "replayed").await?;
+                tx.set_quarantine(id, Quarantine::Replayed).await?;
                 *message_id
             }
             Ingested::Quarantined { message_id, .. } | Ingested::Duplicate { message_id, .. } => {
@@ -400,12 +402,8 @@ impl Lab {
 }
 
 fn decode_for_replay(m: &MessageRow) -> Decoded {
-    match m.protocol.as_str() {
-        "hl7" => hl7::decode_results(&m.raw),
-        "astm" => astm::decode_results(&m.raw),
-        other => Decoded {
-            results: vec![],
-            malformed: Some(Refusal::UnknownProtocol { protocol: other.to_owned() }),
-        },
+    match m.protocol {
+        Protocol::Hl7 => hl7::decode_results(&m.raw),
+        Protocol::Astm => astm::decode_results(&m.raw),
     }
 }

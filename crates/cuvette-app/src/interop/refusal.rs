@@ -121,8 +121,6 @@ pub enum Refusal {
     UnsupportedVersion { version: String },
     /// An HL7 message of a type that carries no results (`ADT^A01`).
     NotResults { message_type: String },
-    /// A logged message of a protocol Cuvette does not speak (a replay of a foreign row).
-    UnknownProtocol { protocol: String },
     /// The sender is not an instrument on file.
     UnknownInstrument { sender: String },
     /// The instrument is on file but disabled.
@@ -293,7 +291,6 @@ impl Refusal {
             Unreadable { .. }
             | UnsupportedVersion { .. }
             | NotResults { .. }
-            | UnknownProtocol { .. }
             | UnknownInstrument { .. }
             | InstrumentDisabled { .. }
             | NoResults
@@ -367,7 +364,6 @@ impl Refusal {
             Unreadable { .. } | NotResults { .. } => {
                 (AckCode::ApplicationReject, UnsupportedMessageType, None)
             }
-            UnknownProtocol { .. } => (AckCode::ApplicationReject, UnsupportedMessageType, None),
             UnsupportedVersion { .. } => (AckCode::ApplicationReject, UnsupportedVersionId, None),
             UnknownInstrument { .. } | UnknownOrderer { .. } | OrdererDisabled { .. } => {
                 (AckCode::ApplicationError, TableValueNotFound, None)
@@ -452,7 +448,6 @@ impl fmt::Display for Refusal {
                 f,
                 "{message_type} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
             ),
-            UnknownProtocol { protocol } => write!(f, "unknown protocol {protocol}"),
             UnsupportedVersion { version } => write!(
                 f,
                 "HL7 version {version:?} is not taken: Cuvette reads HL7 v2 (MSH-12 2.x)"

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cuvette_app::store::{MessageFilter, MessageRow, ResultRow, WorklistFilter};
+use cuvette_app::store::{Direction, MessageFilter, MessageRow, ResultRow, WorklistFilter};
 use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient};
 use cuvette_astm::{Config, Event, Link, Message, Role};
 use cuvette_domain::Role as Staff;
@@ -94,11 +94,11 @@ async fn bench() -> Bench {
 impl Bench {
     /// Inbound messages in the log, oldest first.
     async fn inbound(&self) -> Vec<MessageRow> {
-        self.log("in").await
+        self.log(Direction::In).await
     }
 
-    async fn log(&self, direction: &str) -> Vec<MessageRow> {
-        let filter = MessageFilter { direction: Some(direction.into()), ..Default::default() };
+    async fn log(&self, direction: Direction) -> Vec<MessageRow> {
+        let filter = MessageFilter { direction: Some(direction), ..Default::default() };
         let mut rows = self.app.lab.store().messages(&filter).await.unwrap();
         rows.reverse();
         rows
@@ -266,7 +266,7 @@ async fn results_are_stored_before_the_last_frame_is_acknowledged() {
     // The ACK has arrived: by then the message and its results are committed.
     let log = bench.inbound().await;
     assert_eq!(log.len(), 1, "{log:#?}");
-    assert_eq!((log[0].protocol.as_str(), log[0].outcome.as_str()), ("astm", "accepted"));
+    assert_eq!((log[0].protocol.code(), log[0].outcome.code()), ("astm", "accepted"));
     assert_eq!(log[0].sender, "CHEM2");
     assert_eq!(log[0].channel, format!("astm:{}", bench.addr.port()));
     assert_eq!(log[0].results, 2);
@@ -335,8 +335,8 @@ async fn a_message_that_cannot_be_placed_is_quarantined_and_still_acknowledged()
     let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
     assert_eq!(reply, ACK);
     let log = bench.inbound().await;
-    assert_eq!(log[0].outcome, "quarantined");
-    assert_eq!(log[0].quarantine.as_deref(), Some("open"));
+    assert_eq!(log[0].outcome.code(), "quarantined");
+    assert_eq!(log[0].quarantine.map(|q| q.code()), Some("open"));
     assert!(log[0].detail.contains("no specimen has accession number 26-0000999-3"));
     instrument.feed(reply);
     instrument.finish().await;
@@ -409,7 +409,7 @@ async fn a_host_query_is_answered_with_the_instruments_codes() {
     // The query was logged before it was acknowledged, and not quarantined.
     let log = bench.inbound().await;
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].outcome, "query");
+    assert_eq!(log[0].outcome.code(), "query");
     assert_eq!(log[0].message_type, "ASTM query");
     assert_eq!(log[0].quarantine, None);
     assert_eq!(log[0].accession.as_deref(), Some(bench.accession.as_str()));
@@ -432,9 +432,9 @@ async fn a_host_query_is_answered_with_the_instruments_codes() {
     assert_eq!(orders[1].report_type().text(), "Y", "no order for an unknown specimen");
 
     // Once the instrument has taken it, the answer is in the log as sent.
-    eventually(|| async { bench.log("out").await.len() == 1 }).await;
-    let out = bench.log("out").await;
-    assert_eq!((out[0].outcome.as_str(), out[0].message_type.as_str()), ("sent", "ASTM answer"));
+    eventually(|| async { bench.log(Direction::Out).await.len() == 1 }).await;
+    let out = bench.log(Direction::Out).await;
+    assert_eq!((out[0].outcome.code(), out[0].message_type.as_str()), ("sent", "ASTM answer"));
     assert!(out[0].detail.contains("GLUC") && out[0].detail.contains("NOSUCH1: no order"));
     assert!(bench.results("GLU").await.is_empty(), "a query stores nothing");
 }
