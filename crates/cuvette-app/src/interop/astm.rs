@@ -7,7 +7,9 @@ use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_store::WorklistFilter;
 use sha2::{Digest, Sha256};
 
-use super::{Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took};
+use super::{
+    Aborted, Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took,
+};
 use crate::{AppError, AppResult, Lab};
 
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
@@ -24,7 +26,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     };
     let mut results = Vec::new();
     for group in message.order_groups() {
-        let accession = group.order.specimen_id().text().trim().to_owned();
+        let accession = specimen_id(&group.order);
         // P-3 and P-4 are not read as the MRN: analyzers put sample ids and times there.
         let patient = group.patient.map(|p| SentIdentity {
             identifiers: Vec::new(),
@@ -57,6 +59,11 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// The specimen id of an order record (O-3).
+fn specimen_id(order: &cuvette_astm::records::Order<'_>) -> String {
+    order.specimen_id().text().trim().to_owned()
 }
 
 /// A result's place: its R-2 sequence number, else its position among the message's
@@ -304,6 +311,37 @@ pub async fn log_answer(
     };
     tx.commit().await?;
     Ok(id)
+}
+
+/// Logs the records of a transfer that ended before its message's terminator record was
+/// complete (`how`: how it ended), with outcome `aborted`. Nothing in it is posted: E1381-02
+/// §6.5.2.2 discards an incomplete message, and the instrument, which never had the end of
+/// the message acknowledged, sends it again.
+pub async fn log_aborted(
+    lab: &Lab,
+    records: &[Vec<u8>],
+    how: &str,
+    channel: &str,
+    peer: &str,
+) -> AppResult<i64> {
+    let raw = join_records(records);
+    let parsed = Message::parse(&raw).ok();
+    let accession = parsed.as_ref().and_then(|m| m.orders().next()).map(|o| specimen_id(&o));
+    let detail = format!(
+        "transfer aborted before the terminator record ({how}) after {} records: nothing in it was stored; the instrument sends the message again — if it does not, run the samples again",
+        records.len()
+    );
+    lab.log_aborted(Aborted {
+        protocol: "astm",
+        channel,
+        peer,
+        sender: sender_of(&raw),
+        message_type: "ASTM".into(),
+        raw,
+        detail,
+        accession,
+    })
+    .await
 }
 
 /// Records as message text: each terminated by CR (LIS02-A2 §5).

@@ -11,7 +11,7 @@ use cuvette_domain::patient::SentIdentity;
 
 use super::refusal::Hl7Error;
 use super::{
-    Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
+    Aborted, Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
     ReceivedResult, Refusal, Skipped,
 };
 use crate::{AppResult, Lab};
@@ -191,6 +191,49 @@ pub async fn receive(
     };
     let make_ack = |outcome: &Ingested| ack(raw, outcome, &ack_id, &timestamp);
     lab.ingest(&inbound, &make_ack).await
+}
+
+/// Logs the start of a message whose MLLP frame was cut off (`how`: the connection closed,
+/// the sender fell silent) with outcome `aborted`. Nothing in it is posted — the segments
+/// after the cut, results among them, never arrived — and no acknowledgement was sent, so the
+/// sender sends the message again (MLLP Release 2: a sender resends what was not
+/// acknowledged).
+pub async fn log_aborted(
+    lab: &Lab,
+    partial: &[u8],
+    how: &str,
+    channel: &str,
+    peer: &str,
+) -> AppResult<i64> {
+    let parsed = Message::parse(partial).ok();
+    let (sender, message_type) = match &parsed {
+        Some(m) => {
+            let kind = m.msh().message_type();
+            (sender_of(m), format!("{}^{}", kind.code().text(), kind.trigger().text()))
+        }
+        None => (String::new(), "unreadable".to_owned()),
+    };
+    let control_id = parsed.as_ref().map(|m| m.msh().control_id().text().trim().to_owned());
+    let accession = decode_results(partial).results.first().map(|r| r.accession.clone());
+    let detail = format!(
+        "frame cut off after {} bytes ({how}){}: nothing in it was stored and nothing acknowledged; the sender sends the message again",
+        partial.len(),
+        control_id
+            .filter(|c| !c.is_empty())
+            .map(|c| format!(", control id {c}"))
+            .unwrap_or_default()
+    );
+    lab.log_aborted(Aborted {
+        protocol: "hl7",
+        channel,
+        peer,
+        sender,
+        message_type,
+        raw: partial.to_vec(),
+        detail,
+        accession,
+    })
+    .await
 }
 
 /// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored, with a

@@ -135,7 +135,7 @@ pub(crate) struct MessageRecord {
     pub control_id: Option<String>,
     pub message_type: String,
     pub raw: Vec<u8>,
-    /// `accepted`, `quarantined`, `query`, `sent`, `failed`.
+    /// `accepted`, `quarantined`, `query`, `sent`, `failed`, `aborted`.
     pub outcome: &'static str,
     pub detail: String,
     /// The acknowledgement sent (in) or received (out), when there is one.
@@ -146,6 +146,22 @@ pub(crate) struct MessageRecord {
     pub quarantine: Option<&'static str>,
     pub replay_of: Option<i64>,
     pub took: Took,
+}
+
+/// An inbound transfer that ended before its message was complete, for the message log.
+pub(crate) struct Aborted<'a> {
+    pub protocol: &'a str,
+    pub channel: &'a str,
+    pub peer: &'a str,
+    /// The sender, as far as the bytes that arrived say (HL7 MSH-3, ASTM H-5).
+    pub sender: String,
+    pub message_type: String,
+    /// What arrived.
+    pub raw: Vec<u8>,
+    /// How the transfer ended and what happens next.
+    pub detail: String,
+    /// The first specimen id in what arrived.
+    pub accession: Option<String>,
 }
 
 /// How long handling a message took, for the log's processing time.
@@ -245,6 +261,38 @@ impl Lab {
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Logs an inbound transfer cut off before its message was complete (outcome `aborted`,
+    /// `detail` saying how): nothing in it is posted. It is not quarantined, because the
+    /// sender never had the end of it acknowledged and sends it again — a replay would post
+    /// it beside the resent one. It claims no control id, so that the resend is taken.
+    pub(crate) async fn log_aborted(&self, aborted: Aborted<'_>) -> AppResult<i64> {
+        let mut tx = self.store.begin().await?;
+        let record = MessageRecord {
+            direction: "in",
+            protocol: aborted.protocol.into(),
+            channel: aborted.channel.into(),
+            peer: aborted.peer.into(),
+            sender: aborted.sender,
+            control_id: None,
+            message_type: aborted.message_type,
+            raw: aborted.raw,
+            outcome: "aborted",
+            detail: aborted.detail,
+            ack: None,
+            accession: aborted.accession.filter(|a| !a.is_empty()),
+            results: 0,
+            quarantine: None,
+            replay_of: None,
+            took: Took::Micros(0),
+        };
+        // Without a control id no other row can conflict with this one.
+        let Some(id) = self.log_message(&mut tx, &record).await? else {
+            return Err(AppError::Conflict("an aborted transfer was logged twice at once".into()));
+        };
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// The message log (or the open quarantine), newest first.

@@ -202,6 +202,21 @@ impl Instrument {
         self.link.handle_input(&[reply], now());
     }
 
+    /// Sends every frame before the terminator record's and has each acknowledged: the
+    /// message is then one frame short of complete.
+    async fn until_terminator(&mut self) {
+        while let Some(sent) = self.link.poll_transmit() {
+            if is_final_frame(&sent) {
+                return;
+            }
+            self.stream.write_all(&sent).await.unwrap();
+            let reply = self.read_byte().await;
+            assert_eq!(reply, ACK, "every frame before the terminator is acknowledged");
+            self.link.handle_input(&[reply], now());
+        }
+        panic!("the message has no terminator record");
+    }
+
     /// Sends what is left (the EOT) and drains the events.
     async fn finish(&mut self) {
         assert!(self.until_final_reply(|b| b.to_vec()).await.is_none());
@@ -502,4 +517,76 @@ async fn send_records_fails_when_nobody_answers() {
     drop(listener);
     let err = astm::send_records(addr, records("H|\\^&\rL|1|N")).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn a_transfer_cut_off_before_the_terminator_stores_nothing_and_the_resend_is_taken() {
+    let bench = bench().await;
+    let mut instrument = Instrument::connect(bench.addr).await;
+    instrument.link.send(bench.results_message(), now()).unwrap();
+    // Header, patient, order and both results arrive and are acknowledged frame by frame;
+    // then the analyzer is switched off before its terminator record.
+    instrument.until_terminator().await;
+    drop(instrument);
+
+    eventually(|| async { !bench.inbound().await.is_empty() }).await;
+    let log = bench.inbound().await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    let aborted = &log[0];
+    assert_eq!(
+        (aborted.protocol.as_str(), aborted.outcome.as_str(), aborted.sender.as_str()),
+        ("astm", "aborted", "CHEM2")
+    );
+    assert_eq!(
+        aborted.detail,
+        "transfer aborted before the terminator record (the connection closed) after 5 records: \
+         nothing in it was stored; the instrument sends the message again — if it does not, run \
+         the samples again"
+    );
+    assert_eq!(aborted.results, 0);
+    assert_eq!(aborted.quarantine, None, "not for replay: the instrument resends it");
+    assert_eq!(aborted.control_id, None, "the resend must not be taken for a retransmission");
+    assert_eq!(aborted.accession.as_deref(), Some(bench.accession.as_str()));
+    assert!(aborted.raw.ends_with(b"R|2|^^^POT|4.1|mmol/L||N||F\r"), "{:?}", aborted.raw);
+    assert!(bench.results("GLU").await.is_empty(), "nothing posted from an incomplete message");
+    assert!(bench.results("K").await.is_empty());
+
+    // The analyzer comes back and sends the whole message: it is taken, once.
+    let mut instrument = Instrument::connect(bench.addr).await;
+    instrument.link.send(bench.results_message(), now()).unwrap();
+    let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
+    assert_eq!(reply, ACK);
+    instrument.feed(reply);
+    instrument.finish().await;
+    let log = bench.inbound().await;
+    assert_eq!(log.iter().map(|m| m.outcome.as_str()).collect::<Vec<_>>(), ["aborted", "accepted"]);
+    assert_eq!(bench.results("GLU").await.len(), 1);
+    assert_eq!(bench.results("K").await[0].value_text, "4.1");
+}
+
+#[tokio::test]
+async fn records_ended_by_eot_without_a_terminator_are_logged_as_aborted_and_not_posted() {
+    let bench = bench().await;
+    let mut instrument = Instrument::connect(bench.addr).await;
+    let mut message = bench.results_message();
+    assert_eq!(message.pop().as_deref(), Some(&b"L|1|N"[..]));
+    instrument.link.send(message, now()).unwrap();
+    instrument.finish().await;
+    assert!(matches!(instrument.events[..], [Event::MessageSent(_)]), "{:?}", instrument.events);
+
+    eventually(|| async { !bench.inbound().await.is_empty() }).await;
+    let log = bench.inbound().await;
+    assert_eq!(log[0].outcome, "aborted");
+    assert!(
+        log[0].detail.starts_with(
+            "transfer aborted before the terminator record (the instrument sent EOT without a \
+             terminator record) after 5 records: nothing in it was stored"
+        ),
+        "{}",
+        log[0].detail
+    );
+    assert!(bench.results("GLU").await.is_empty());
+    assert!(bench.results("K").await.is_empty());
+    let open = MessageFilter { open_quarantine: true, ..Default::default() };
+    assert!(bench.app.lab.store().messages(&open).await.unwrap().is_empty());
 }

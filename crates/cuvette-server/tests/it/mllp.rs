@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cuvette_app::store::MessageFilter;
 use cuvette_hl7::Message;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use cuvette_server::interfaces::mllp;
@@ -33,6 +34,7 @@ fn nist_cbc(control_id: &str, modes: &str) -> Vec<u8> {
 struct Sender {
     stream: TcpStream,
     deframer: MllpDeframer,
+    addr: std::net::SocketAddr,
     _server: tokio::task::JoinHandle<()>,
     _app: crate::support::App,
 }
@@ -43,7 +45,7 @@ impl Sender {
         let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
         let stream = TcpStream::connect(addr).await.unwrap();
-        Sender { stream, deframer: MllpDeframer::new(), _server: server, _app: app }
+        Sender { stream, deframer: MllpDeframer::new(), addr, _server: server, _app: app }
     }
 
     async fn send(&mut self, message: &[u8]) {
@@ -92,4 +94,68 @@ async fn acknowledgements_not_asked_for_are_not_sent() {
     sender.send(&nist_cbc("NIST-5", "|")).await;
     assert_eq!(sender.next().await, ("CA".into(), "NIST-4".into()));
     assert_eq!(sender.next().await, ("AE".into(), "NIST-5".into()));
+}
+
+#[tokio::test]
+async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_resend_is_taken() {
+    let mut sender = Sender::connect().await;
+    let message = nist_cbc("NIST-6", "|");
+    // The sender's link drops after the OBR: the frame never ends.
+    let cut = message.windows(4).position(|w| w == b"OBX|").unwrap();
+    sender.stream.write_all(&[0x0B]).await.unwrap();
+    sender.stream.write_all(&message[..cut]).await.unwrap();
+    sender.stream.shutdown().await.unwrap();
+    let lab = sender._app.lab.clone();
+    let store = lab.store();
+    let inbound = MessageFilter { direction: Some("in".into()), ..Default::default() };
+    let mut logged = Vec::new();
+    for _ in 0..200 {
+        logged = store.messages(&inbound).await.unwrap();
+        if !logged.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    let aborted = &logged[0];
+    assert_eq!(
+        (aborted.protocol.as_str(), aborted.outcome.as_str(), aborted.message_type.as_str()),
+        ("hl7", "aborted", "ORU^R01")
+    );
+    assert_eq!(aborted.sender, "NIST Test Lab APP");
+    assert_eq!(aborted.raw, &message[..cut]);
+    assert_eq!(
+        aborted.detail,
+        format!(
+            "frame cut off after {cut} bytes (the sender closed the connection), control id \
+             NIST-6: nothing in it was stored and nothing acknowledged; the sender sends the \
+             message again"
+        )
+    );
+    assert_eq!((aborted.ack.as_ref(), aborted.control_id.as_ref()), (None, None));
+    assert_eq!(aborted.quarantine, None);
+
+    // The sender reconnects and sends the message whole: it is processed, not taken for a
+    // retransmission of the aborted one (here quarantined: the NIST lab is not on file).
+    let addr = sender.addr;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    again.write_all(&frame(&message)).await.unwrap();
+    let mut deframer = MllpDeframer::new();
+    let mut buf = [0u8; 4096];
+    let reply = loop {
+        if let Some(next) = deframer.next_frame() {
+            break next.unwrap();
+        }
+        let n = timeout(PATIENCE, again.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0);
+        deframer.push(&buf[..n]);
+    };
+    let reply = Message::parse(&reply).unwrap();
+    assert_eq!(reply.get("MSA-2").unwrap().text(), "NIST-6");
+    let logged = store.messages(&inbound).await.unwrap();
+    assert_eq!(
+        logged.iter().map(|m| m.outcome.as_str()).collect::<Vec<_>>(),
+        ["quarantined", "aborted"],
+        "newest first"
+    );
 }
