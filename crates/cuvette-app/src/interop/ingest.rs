@@ -7,15 +7,15 @@ use std::collections::HashMap;
 use cuvette_domain::autoverify::SerumIndices;
 use cuvette_domain::patient::{RegisteredIdentity, SentIdentity, check_identity};
 use cuvette_domain::units::{self, Conversion, Mapping};
-use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_domain::{ReportedValue, Role, TestDefinition};
+use cuvette_domain::workflow::{ReleaseStatus, SpecimenStatus, TestStatus};
+use cuvette_domain::{ReportedValue, Review, Role, TestDefinition};
 use cuvette_store::{InstrumentRow, StoreError, TestCodeRow};
 
 use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
 use super::refusal::{Place, Refusal};
 use crate::autoverify::SERUM_INDEX_CODES;
-use crate::results::{OrderItems, PreparedResult, Sent};
+use crate::results::{OrderItems, PreparedResult, ResultWrite, Sent};
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// One result as an instrument reported it, before mapping.
@@ -66,6 +66,8 @@ pub(crate) struct IngestPlan {
     prepared: Vec<PreparedResult>,
     orders: OrderItems,
     skipped: Vec<Skipped>,
+    /// What the sender said about each prepared result, in the same order.
+    reported: Vec<SentStatus>,
     /// Serum indices the message carried, by specimen id.
     indices: HashMap<i64, SerumIndices>,
 }
@@ -79,6 +81,46 @@ struct AfterCommit {
 
 /// The longest time a result message may take to process before it is logged as slow.
 pub const INGEST_SLOW_US: i64 = 1_000_000;
+
+/// What the sender says about one result: HL7 OBX-11 (table 0085) or ASTM R-9 (LIS02-A2
+/// §9.4.9). The two tables share letters but not all meanings: HL7 `W` is a result sent for
+/// the wrong patient, ASTM `W` a result whose validity is questionable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SentStatus {
+    /// `F`, none, or a status that still carries a result (ASTM `R` sent before, `V`
+    /// verified by the operator): stored for verification.
+    Final,
+    /// `P` (ASTM also `S`, partial): stored, and released only as preliminary.
+    Preliminary,
+    /// `C`: replaces the result reported before, also one already released.
+    Corrected,
+    /// HL7 `D` (delete) or `W` (sent for the wrong patient): the result reported before is
+    /// withdrawn — never deleted: a version saying so waits for a technologist.
+    Withdrawn,
+    /// ASTM `W`: the instrument doubts the result; stored for a technologist's review.
+    Questionable,
+    /// No value to store: `I` pending, `X` cannot be obtained, `N`, `O`.
+    NoValue,
+}
+
+impl SentStatus {
+    /// Reads OBX-11 (`protocol` `hl7`) or R-9 (`astm`).
+    pub(crate) fn read(protocol: &str, status: &str) -> SentStatus {
+        match (protocol, status) {
+            (_, "P") | ("astm", "S") => SentStatus::Preliminary,
+            (_, "C") => SentStatus::Corrected,
+            ("hl7", "D" | "W") => SentStatus::Withdrawn,
+            ("astm", "W") => SentStatus::Questionable,
+            _ if NO_VALUE_STATUSES.contains(&status) => SentStatus::NoValue,
+            _ => SentStatus::Final,
+        }
+    }
+
+    /// The field the status came in, for the words staff read.
+    fn field(protocol: &str) -> &'static str {
+        if protocol == "astm" { "R-9" } else { "OBX-11" }
+    }
+}
 
 /// OBX-11 / R-9 statuses that carry no value to store (HL7 table 0085: I pending, X cannot be
 /// obtained, N not asked, O order detail, D delete, W wrong patient).
@@ -126,8 +168,9 @@ impl Lab {
                 Ok(plan) => {
                     let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
                     let measured = plan.prepared.len();
-                    for w in &mut writes[..measured] {
+                    for (w, sent) in writes[..measured].iter_mut().zip(&plan.reported) {
                         w.instrument_id = Some(plan.instrument.id);
+                        mark_sent_status(w, *sent, &plan.instrument.name, msg.protocol);
                     }
                     self.decide_autoverification(
                         plan.instrument.id,
@@ -257,17 +300,21 @@ impl Lab {
                 continue;
             }};
         }
+        let mut reported = Vec::new();
         for r in &msg.results {
             let at = r.location.clone();
-            if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
-                skipped.push(Skipped {
-                    at,
-                    accession: r.accession.clone(),
-                    code: r.instrument_code.clone(),
-                    status: r.status.clone(),
-                });
+            let sent_status = SentStatus::read(msg.protocol, &r.status);
+            let skip = || Skipped {
+                at: r.location.clone(),
+                accession: r.accession.clone(),
+                code: r.instrument_code.clone(),
+                status: r.status.clone(),
+            };
+            if sent_status == SentStatus::NoValue {
+                skipped.push(skip());
                 continue;
             }
+            let withdrawn = sent_status == SentStatus::Withdrawn;
             let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
                 refuse!(Refusal::UnmappedCode {
                     at,
@@ -276,7 +323,9 @@ impl Lab {
                 });
             };
             let def = catalog.catalog.test(&map.test_code);
+            // A withdrawal carries no value, so no unit to check.
             let conversion = match unit_of_result(&instrument, map, &r.unit, def, &at) {
+                _ if withdrawn => None,
                 Ok(c) => c,
                 Err(refusal) => refuse!(refusal),
             };
@@ -376,13 +425,35 @@ impl Lab {
                 refuse!(Refusal::NotOrdered { at, test: map.test_code.clone(), accession });
             };
             let status = item.test.status;
-            if !status.accepts_results() {
+            // A released result changes only when the sender says it replaces it.
+            let replaces_released = status == TestStatus::Final
+                && matches!(sent_status, SentStatus::Corrected | SentStatus::Withdrawn);
+            if !status.accepts_results() && !replaces_released {
                 refuse!(Refusal::Locked { at, test: map.test_code.clone(), accession, status });
+            }
+            if withdrawn && item.result.is_none() {
+                // Nothing was reported to withdraw.
+                skipped.push(skip());
+                continue;
             }
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
                 refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
             };
-            let value = match ReportedValue::parse(&r.value) {
+            let sent_value = if withdrawn {
+                // Never a silent delete: the withdrawal is a version of its own, which a
+                // technologist releases as written (or corrects), and the value withdrawn
+                // stays in the result's history.
+                let why = if r.status == "W" { "sent for the wrong patient" } else { "delete" };
+                format!(
+                    "Unable to report: {} withdrew the result ({} {}: {why})",
+                    instrument.name,
+                    SentStatus::field(msg.protocol),
+                    r.status
+                )
+            } else {
+                r.value.clone()
+            };
+            let value = match ReportedValue::parse(&sent_value) {
                 Ok(v) => v,
                 Err(e) => {
                     refuse!(Refusal::InvalidValue {
@@ -413,13 +484,12 @@ impl Lab {
                 refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
             }
             let row_version = item.test.row_version;
-            prepared.push(PreparedResult {
-                item,
-                value,
-                row_version,
-                instrument_flags: r.flags.clone(),
-                sent,
-            });
+            let mut instrument_flags = r.flags.clone();
+            if sent_status == SentStatus::Questionable {
+                instrument_flags.push("W".to_owned());
+            }
+            prepared.push(PreparedResult { item, value, row_version, instrument_flags, sent });
+            reported.push(sent_status);
         }
         if !refused.is_empty() {
             return Ok(Err(refused));
@@ -432,8 +502,46 @@ impl Lab {
             .into_values()
             .filter_map(|(found, items)| Some((found?.order_id, items)))
             .collect();
-        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, indices }))
+        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, reported, indices }))
     }
+}
+
+/// What the sender's status means for a result about to be written: a preliminary result is
+/// marked so no one releases it as final; a correction or withdrawal of a released result is
+/// a correction by the instrument (the report then says corrected, once a technologist
+/// releases it); none of these, and no doubted result, is released without a person.
+fn mark_sent_status(w: &mut ResultWrite, sent: SentStatus, instrument: &str, protocol: &str) {
+    let field = SentStatus::field(protocol);
+    let released = w.item.test.status == TestStatus::Final;
+    let reason = match sent {
+        SentStatus::Final | SentStatus::NoValue | SentStatus::Questionable => return,
+        SentStatus::Preliminary => {
+            w.reported_as = Some(ReleaseStatus::Preliminary);
+            format!(
+                "{instrument} reported it as preliminary ({field} P): release it as preliminary, or wait for its final result"
+            )
+        }
+        SentStatus::Corrected => {
+            w.reported_as = Some(ReleaseStatus::Corrected);
+            if released {
+                w.correction_reason = Some(format!("corrected by {instrument} ({field} C)"));
+            }
+            format!(
+                "{instrument} sent it as a correction ({field} C) of the result reported before: check it before it replaces that one"
+            )
+        }
+        SentStatus::Withdrawn => {
+            w.reported_as = Some(ReleaseStatus::Corrected);
+            if released {
+                w.correction_reason = Some(format!("withdrawn by {instrument} ({field} D)"));
+            }
+            format!(
+                "{instrument} withdrew the result reported before: find out why with the instrument's operator before this replaces it"
+            )
+        }
+    };
+    w.evaluation.reasons.push(reason);
+    w.evaluation.review = Review::Technologist;
 }
 
 /// Whether a result's unit lets it in, and the conversion it needs: a unit in the message

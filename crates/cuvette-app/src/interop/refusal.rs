@@ -504,7 +504,7 @@ impl fmt::Display for Refusal {
             }
             Locked { test, accession, status, .. } => write!(
                 f,
-                "{test} on {accession} is {status}: a released result is corrected by a technologist, not by the instrument"
+                "{test} on {accession} is {status}: a change to a released result comes as a correction (OBX-11 or R-9 C), or a technologist corrects it on the bench"
             ),
             NotMeasured { test, .. } => write!(f, "{test} cannot take a measured value"),
             InvalidValue { test, error, .. } => write!(f, "{test}: {error}"),

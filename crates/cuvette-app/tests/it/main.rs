@@ -19,6 +19,7 @@ mod interfaces;
 mod privileges;
 mod qc;
 mod specimens;
+mod statuses;
 mod support;
 mod units;
 mod verification;

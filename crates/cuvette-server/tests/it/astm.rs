@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cuvette_app::store::{MessageFilter, MessageRow, ResultRow, WorklistFilter};
-use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient};
+use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient, Release};
 use cuvette_astm::{Config, Event, Link, Message, Role};
 use cuvette_domain::Role as Staff;
+use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use cuvette_server::interfaces::astm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -589,4 +590,58 @@ async fn records_ended_by_eot_without_a_terminator_are_logged_as_aborted_and_not
     assert!(bench.results("K").await.is_empty());
     let open = MessageFilter { open_quarantine: true, ..Default::default() };
     assert!(bench.app.lab.store().messages(&open).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_instruments_correction_of_a_released_result_makes_the_report_say_corrected() {
+    let bench = bench().await;
+    let send = |time: &'static str, glucose: &'static str, status: &'static str| {
+        let accession = bench.accession.clone();
+        records(&format!(
+            "H|\\^&|||CHEM2^1.0|||||||P|LIS2-A2|{time}\r\
+             P|1\r\
+             O|1|{accession}||^^^GLUC|R\r\
+             R|1|^^^GLUC|{glucose}|mg/dL||N||{status}\r\
+             L|1|N"
+        ))
+    };
+    let technologist = bench.app.sign_in(Staff::Technologist, "release").await.actor;
+    let mut instrument = Instrument::connect(bench.addr).await;
+    for message in [send("20261124081500", "95", "F"), send("20261124083000", "88", "C")] {
+        instrument.link.send(message, now()).unwrap();
+        let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
+        assert_eq!(reply, ACK);
+        instrument.feed(reply);
+        instrument.finish().await;
+        // A technologist releases what arrived: first the result, then its correction.
+        let glucose = bench.results("GLU").await;
+        let latest = glucose.last().unwrap();
+        let store = bench.app.lab.store();
+        let test = store.ordered_test(latest.ordered_test_id).await.unwrap();
+        let released = bench
+            .app
+            .lab
+            .release(&technologist, &[(test.id, test.row_version)], TestStatus::Final)
+            .await
+            .unwrap();
+        assert!(matches!(released[..], [Release::Released { .. }]), "{released:?}");
+    }
+    let glucose = bench.results("GLU").await;
+    assert_eq!(
+        glucose
+            .iter()
+            .map(|r| (r.value_text.as_str(), r.correction_reason.as_deref(), r.release_status))
+            .collect::<Vec<_>>(),
+        [
+            ("95", None, Some(ReleaseStatus::Final)),
+            ("88", Some("corrected by Chemistry 2 (R-9 C)"), Some(ReleaseStatus::Corrected))
+        ]
+    );
+    let session = bench.app.sign_in(Staff::Technologist, "report").await;
+    let specimen = bench.app.lab.store().specimen_by_accession(&bench.accession).await.unwrap();
+    let patient_id =
+        bench.app.lab.store().order(specimen.unwrap().order_id).await.unwrap().patient_id;
+    let page = bench.app.get(&session, &format!("/patients/{patient_id}/report")).await;
+    assert!(page.body.contains("CORRECTED REPORT"), "{}", page.body);
+    assert!(page.body.contains("corrected by Chemistry 2 (R-9 C)"), "{}", page.body);
 }

@@ -1,0 +1,4 @@
+-- How the instrument or EHR reported a result version (HL7 OBX-11, ASTM R-9), as a release
+-- status: `preliminary` is released only as preliminary; `corrected` replaced a result
+-- already reported. Empty for manual entry and for results reported final.
+ALTER TABLE result ADD COLUMN reported_as TEXT;
