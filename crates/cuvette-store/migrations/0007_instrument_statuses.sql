@@ -2,3 +2,7 @@
 -- status: `preliminary` is released only as preliminary; `corrected` replaced a result
 -- already reported. Empty for manual entry and for results reported final.
 ALTER TABLE result ADD COLUMN reported_as TEXT;
+
+-- Which component of an ASTM order's specimen id (O-3) holds the accession number: analyzers
+-- put rack and position beside it (`^^ACC123`). Empty: the first component that is not empty.
+ALTER TABLE instrument ADD COLUMN specimen_id_component BIGINT;

@@ -26,6 +26,14 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     };
     let mut results = Vec::new();
     for group in message.order_groups() {
+        let specimen_components: Vec<String> = group
+            .order
+            .record()
+            .field(3)
+            .components()
+            .take(super::instruments::SPECIMEN_ID_COMPONENTS_MAX)
+            .map(|c| c.text().trim().to_owned())
+            .collect();
         let accession = specimen_id(&group.order);
         // P-3 and P-4 are not read as the MRN: analyzers put sample ids and times there.
         let patient = group.patient.map(|p| SentIdentity {
@@ -45,9 +53,21 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
             if !r.comments.is_empty() {
                 flags.push("comment".into());
             }
+            // `798/1/not`: the code, then the dilution and qualifier (cobas, LIS02-A2 §9.4.3).
+            let sent_code = rec.test_id().code().text();
+            let mut parts = sent_code.trim().split('/').map(|p| p.trim().to_owned());
+            let instrument_code = parts.next().unwrap_or_default();
+            let test_attributes: Vec<String> = parts.collect();
+            // Trailing empty parts (`798/`) say nothing.
+            let test_attributes = match test_attributes.iter().rposition(|p| !p.is_empty()) {
+                Some(last) => test_attributes[..=last].to_vec(),
+                None => Vec::new(),
+            };
             results.push(ReceivedResult {
                 accession: accession.clone(),
-                instrument_code: rec.test_id().code().text().trim().to_owned(),
+                specimen_components: specimen_components.clone(),
+                instrument_code,
+                test_attributes,
                 value: rec.value_text().unwrap_or_default().trim().to_owned(),
                 unit: units_text(&rec.units()),
                 reference_range: rec.reference_range().text().trim().to_owned(),
@@ -61,9 +81,17 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     Decoded { results, malformed: None }
 }
 
-/// The specimen id of an order record (O-3).
+/// The specimen id of an order record: the first component of O-3 that is not empty
+/// (analyzers write `^^26-0000012-3` with rack and position around it; an instrument's
+/// configuration may name another component, see `Lab::set_specimen_id_component`).
 fn specimen_id(order: &cuvette_astm::records::Order<'_>) -> String {
-    order.specimen_id().text().trim().to_owned()
+    order
+        .record()
+        .field(3)
+        .components()
+        .map(|c| c.text().trim().to_owned())
+        .find(|c| !c.is_empty())
+        .unwrap_or_default()
 }
 
 /// A result's place: its R-2 sequence number, else its position among the message's

@@ -84,7 +84,9 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     .collect();
                 results.push(ReceivedResult {
                     accession: accession.clone(),
+                    specimen_components: Vec::new(),
                     instrument_code: segment.field(3).component(1).text().trim().to_owned(),
+                    test_attributes: Vec::new(),
                     value,
                     unit: segment.field(6).component(1).text().trim().to_owned(),
                     reference_range: segment.field(7).text().trim().to_owned(),

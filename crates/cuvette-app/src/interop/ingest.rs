@@ -21,10 +21,18 @@ use crate::{Actor, AppError, AppResult, Lab};
 /// One result as an instrument reported it, before mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedResult {
-    /// The specimen's accession number (HL7 OBR-3/OBR-2, ASTM O-3).
+    /// The specimen's accession number (HL7 OBR-3/OBR-2, ASTM O-3: its first component that
+    /// is not empty).
     pub accession: String,
-    /// The instrument's test code (HL7 OBX-3.1, ASTM R-3 component).
+    /// ASTM O-3's components as sent (rack, position, sample id in the order the analyzer
+    /// writes them), for an instrument configured to read the id from one of them; empty for
+    /// HL7 and for a replay with a corrected accession number.
+    pub specimen_components: Vec<String>,
+    /// The instrument's test code (HL7 OBX-3.1, ASTM R-3 component 4 up to its first `/`).
     pub instrument_code: String,
+    /// The parts of an ASTM test code after its code (`798/1/not`: dilution `1`, qualifier
+    /// `not`), kept as sent.
+    pub test_attributes: Vec<String>,
     /// The value as text, comparator included ("<0.5", "4.10", "Negative").
     pub value: String,
     /// Units as sent.
@@ -315,27 +323,45 @@ impl Lab {
                 continue;
             }
             let withdrawn = sent_status == SentStatus::Withdrawn;
-            let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
+            let map = codes.iter().find(|c| c.instrument_code == r.instrument_code).or_else(|| {
+                // A map saved with the dilution part as the analyzer wrote it (`798/`).
+                let full = std::iter::once(r.instrument_code.as_str())
+                    .chain(r.test_attributes.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let slashed = format!("{full}/");
+                codes.iter().find(|c| c.instrument_code == full || c.instrument_code == slashed)
+            });
+            // A serum index sent as a result: by the map, else by the names analyzers use.
+            let index = match map {
+                Some(map) => SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code),
+                None => serum_index_named(&r.instrument_code),
+            };
+            if map.is_none() && index.is_none() {
                 refuse!(Refusal::UnmappedCode {
                     at,
                     code: r.instrument_code.clone(),
                     instrument: instrument.name.clone(),
                 });
-            };
-            let def = catalog.catalog.test(&map.test_code);
+            }
+            let def = map.and_then(|map| catalog.catalog.test(&map.test_code));
             // A withdrawal carries no value, so no unit to check.
-            let conversion = match unit_of_result(&instrument, map, &r.unit, def, &at) {
+            let conversion = match map {
                 _ if withdrawn => None,
-                Ok(c) => c,
-                Err(refusal) => refuse!(refusal),
+                None => None,
+                Some(map) => match unit_of_result(&instrument, map, &r.unit, def, &at) {
+                    Ok(c) => c,
+                    Err(refusal) => refuse!(refusal),
+                },
             };
-            let accession = match cuvette_domain::Accession::parse(&r.accession) {
+            let sent_accession = specimen_id(&instrument, r);
+            let accession = match cuvette_domain::Accession::parse(&sent_accession) {
                 Ok(a) => a.to_string(),
                 Err(e) => {
                     refuse!(Refusal::BadSpecimenId {
                         at,
-                        sent: r.accession.clone(),
-                        error: e.to_string(),
+                        sent: sent_accession,
+                        error: e.to_string()
                     });
                 }
             };
@@ -367,7 +393,7 @@ impl Lab {
             if specimen.status != SpecimenStatus::Received {
                 refuse!(Refusal::SpecimenNotReceived { at, accession });
             }
-            if let Some(index) = SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code) {
+            if let Some(index) = index {
                 // A serum index describes the specimen, not an ordered test.
                 let Ok(value) = r.value.trim().parse::<u32>() else {
                     refuse!(Refusal::SerumIndexNotWhole {
@@ -384,6 +410,9 @@ impl Lab {
                 }
                 continue;
             }
+            let Some(map) = map else {
+                unreachable!("a code neither mapped nor a serum index was refused above")
+            };
             if let Some(sent) = r.patient.as_ref().filter(|p| !p.is_empty()) {
                 // The two-identifier rule applies to machines: a message about someone else
                 // is never stored under this specimen's patient.
@@ -503,6 +532,33 @@ impl Lab {
             .filter_map(|(found, items)| Some((found?.order_id, items)))
             .collect();
         Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, reported, indices }))
+    }
+}
+
+/// The accession number a result names: the component of ASTM O-3 its instrument is
+/// configured to read, else the first that is not empty (decoded already).
+fn specimen_id(instrument: &InstrumentRow, r: &ReceivedResult) -> String {
+    match instrument.specimen_id_component {
+        Some(n) if !r.specimen_components.is_empty() => usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| r.specimen_components.get(i))
+            .cloned()
+            .unwrap_or_default(),
+        _ => r.accession.clone(),
+    }
+}
+
+/// Which serum index (0 hemolysis, 1 icterus, 2 lipemia) a test code names, in the spellings
+/// analyzers send for an index reported as a result of its own (cobas `H`, `I`, `L`; `HEM`,
+/// `ICT`, `LIP`; "Hemolysis Index"), whatever the case.
+pub(crate) fn serum_index_named(code: &str) -> Option<usize> {
+    let code = code.trim().to_ascii_uppercase();
+    let code = code.strip_suffix(" INDEX").or_else(|| code.strip_suffix("_INDEX")).unwrap_or(&code);
+    match code {
+        "H" | "HEM" | "HI" | "SI_H" | "HEMOLYSIS" | "HAEMOLYSIS" => Some(0),
+        "I" | "ICT" | "II" | "SI_I" | "ICTERUS" | "ICTERIC" => Some(1),
+        "L" | "LIP" | "LI" | "SI_L" | "LIPEMIA" | "LIPAEMIA" | "LIPEMIC" => Some(2),
+        _ => None,
     }
 }
 

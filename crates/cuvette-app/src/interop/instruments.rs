@@ -8,6 +8,9 @@ use cuvette_store::{InstrumentRow, NewAuditEvent, TestCodeRow};
 use crate::autoverify::SERUM_INDEX_CODES;
 use crate::{Actor, AppError, AppResult, Lab};
 
+/// The most components an ASTM field is read for a specimen id.
+pub const SPECIMEN_ID_COMPONENTS_MAX: usize = 10;
+
 impl Lab {
     /// Adds an instrument (supervisor).
     pub async fn add_instrument(
@@ -129,6 +132,43 @@ impl Lab {
             patient_id: None,
             before: None,
             after: Some(after),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Says which component of ASTM O-3 holds an instrument's accession numbers (from 1), for
+    /// analyzers that send rack and position beside it (`^^26-0000012-3`); `None` takes the
+    /// first component that is not empty (supervisor).
+    pub async fn set_specimen_id_component(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        component: Option<usize>,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        if component.is_some_and(|c| !(1..=SPECIMEN_ID_COMPONENTS_MAX).contains(&c)) {
+            return Err(AppError::invalid(
+                "specimen_id_component",
+                format!(
+                    "a component from 1 to {SPECIMEN_ID_COMPONENTS_MAX}, or none for the first that is not empty"
+                ),
+            ));
+        }
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_specimen_id_component(instrument_id, component.map(|c| c as i64)).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.specimen_id_component",
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "component": instrument.specimen_id_component })),
+            after: Some(serde_json::json!({ "component": component })),
         })
         .await?;
         tx.commit().await?;

@@ -391,6 +391,7 @@ impl Lab {
             if let Some(a) = accession {
                 for r in &mut results {
                     r.accession = a.to_owned();
+                    r.specimen_components.clear();
                 }
             }
             let inbound = Inbound {

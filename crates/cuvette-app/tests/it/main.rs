@@ -5,6 +5,7 @@
 //! to run every test on its own new PostgreSQL database instead.
 
 mod acknowledgements;
+mod analyzer_records;
 mod audit;
 mod auth;
 mod autoverification;
