@@ -119,6 +119,11 @@ pub enum Refusal {
     Unreadable { protocol: &'static str, error: String },
     /// An HL7 message of a version Cuvette does not read (MSH-12 other than 2.x).
     UnsupportedVersion { version: String },
+    /// Bytes that are not text in the message's character set (HL7 MSH-18; none declared
+    /// reads as UTF-8): the first such byte, where it is, and at which byte of the message.
+    InvalidEncoding { at: Place, byte: u8, offset: usize, charset: String },
+    /// MSH-18 names a character set Cuvette does not read.
+    UnsupportedCharset { declared: String },
     /// An HL7 message of a type that carries no results (`ADT^A01`).
     NotResults { message_type: String },
     /// A logged message of a protocol Cuvette does not speak (a replay of a foreign row).
@@ -276,6 +281,7 @@ impl Refusal {
             | NotConvertible { at, .. }
             | Twice { at, .. }
             | MixedSamples { at, .. }
+            | InvalidEncoding { at, .. }
             | UnknownControl { at, .. }
             | NoTarget { at, .. }
             | ControlNotNumber { at, .. }
@@ -291,6 +297,7 @@ impl Refusal {
             | TestsRefused { at, .. }
             | OrderField { at, .. } => Some(at),
             Unreadable { .. }
+            | UnsupportedCharset { .. }
             | UnsupportedVersion { .. }
             | NotResults { .. }
             | UnknownProtocol { .. }
@@ -369,6 +376,9 @@ impl Refusal {
             }
             UnknownProtocol { .. } => (AckCode::ApplicationReject, UnsupportedMessageType, None),
             UnsupportedVersion { .. } => (AckCode::ApplicationReject, UnsupportedVersionId, None),
+            // Content the sender can put right (its encoding, or MSH-18), so AE.
+            InvalidEncoding { .. } => (AckCode::ApplicationError, DataTypeError, None),
+            UnsupportedCharset { .. } => (AckCode::ApplicationError, TableValueNotFound, None),
             UnknownInstrument { .. } | UnknownOrderer { .. } | OrdererDisabled { .. } => {
                 (AckCode::ApplicationError, TableValueNotFound, None)
             }
@@ -437,6 +447,7 @@ impl Refusal {
             }
             (None, NotResults { .. }) => Some(ErrorLocation::new("MSH", 1).field(9)),
             (None, UnsupportedVersion { .. }) => Some(ErrorLocation::new("MSH", 1).field(12)),
+            (None, UnsupportedCharset { .. }) => Some(ErrorLocation::new("MSH", 1).field(18)),
             (None, _) => self.order_field().map(|p| p.error_location(None)),
         };
         Hl7Error { ack, code, location }
@@ -453,6 +464,14 @@ impl fmt::Display for Refusal {
                 "{message_type} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
             ),
             UnknownProtocol { protocol } => write!(f, "unknown protocol {protocol}"),
+            InvalidEncoding { byte, offset, charset, .. } => write!(
+                f,
+                "byte 0x{byte:02X} (at byte {offset} of the message) is not {charset} text: the sender must encode the message in {charset}, or declare the character set it uses in MSH-18 (UNICODE UTF-8, 8859/1, ASCII)"
+            ),
+            UnsupportedCharset { declared } => write!(
+                f,
+                "character set {declared:?} (MSH-18) is not read: send UNICODE UTF-8, 8859/1 or ASCII"
+            ),
             UnsupportedVersion { version } => write!(
                 f,
                 "HL7 version {version:?} is not taken: Cuvette reads HL7 v2 (MSH-12 2.x)"

@@ -14,6 +14,7 @@ mod calculations;
 mod catalog;
 mod corrupt;
 mod critical;
+mod encodings;
 mod history;
 mod hl7_orders;
 mod interfaces;
