@@ -1111,6 +1111,20 @@ impl Tx {
         Ok(())
     }
 
+    /// Sets the character set an ASTM instrument writes (`None`: UTF-8).
+    pub async fn set_instrument_charset(
+        &mut self,
+        instrument_id: i64,
+        charset: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET charset = $1 WHERE id = $2")
+            .bind(charset)
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Records a specimen's conditions.
     pub async fn set_specimen_conditions(
         &mut self,

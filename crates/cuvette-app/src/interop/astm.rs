@@ -12,6 +12,58 @@ use super::{
 };
 use crate::{AppError, AppResult, Lab};
 
+/// Reads the results of a message from `sender` in the character set its instrument is
+/// configured with ([`as_utf8`]).
+pub async fn decode_stored(lab: &Lab, raw: &[u8], sender: &str) -> AppResult<Decoded> {
+    let charset = lab.store().instrument_by_sender("astm", sender).await?.and_then(|i| i.charset);
+    Ok(match as_utf8(raw, charset.as_deref().unwrap_or("utf-8")) {
+        Ok(text) => decode_results(&text),
+        Err(refusal) => Decoded { results: vec![], malformed: Some(refusal) },
+    })
+}
+
+/// The message as UTF-8, read in the instrument's character set: `utf-8` (the default: a
+/// byte that is not UTF-8 is refused, never guessed), `windows-1252` (LIS02-A2 allows the
+/// Latin-1 bytes 128–254 in data; the cobas c 311 writes µmol/l with byte 0xB5) or `ascii`.
+/// A byte that is not text in it is refused with the record and field it is in.
+#[allow(clippy::result_large_err)] // Built at most once per message, on its way to the log.
+pub fn as_utf8<'a>(raw: &'a [u8], charset: &str) -> Result<std::borrow::Cow<'a, [u8]>, Refusal> {
+    use std::borrow::Cow;
+    let invalid = |offset: usize, charset: &str| Refusal::InvalidEncoding {
+        protocol: "ASTM",
+        at: place_of_byte(raw, offset),
+        byte: raw[offset],
+        offset,
+        charset: charset.to_owned(),
+    };
+    match charset {
+        "windows-1252" => Ok(Cow::Owned(Charset::Windows1252.decode(raw).into_bytes())),
+        "ascii" => match raw.iter().position(|b| !b.is_ascii()) {
+            None => Ok(Cow::Borrowed(raw)),
+            Some(offset) => Err(invalid(offset, "ASCII")),
+        },
+        _ => match std::str::from_utf8(raw) {
+            Ok(_) => Ok(Cow::Borrowed(raw)),
+            Err(e) => Err(invalid(e.valid_up_to(), "UTF-8")),
+        },
+    }
+}
+
+/// The record and field a byte of a message lies in: `R(2)-5` (the record type is field 1).
+fn place_of_byte(raw: &[u8], offset: usize) -> Place {
+    let start = raw[..offset].iter().rposition(|&b| b == b'\r' || b == b'\n').map_or(0, |i| i + 1);
+    let record = &raw[start..offset];
+    let kind = record.first().map(|&b| char::from(b).to_string()).unwrap_or_default();
+    let separator = raw.get(1).copied().unwrap_or(b'|');
+    let field = record.iter().filter(|&&b| b == separator).count() + 1;
+    let sequence = raw[..start]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .filter(|r| r.starts_with(kind.as_bytes()))
+        .count()
+        + 1;
+    Place::nth_field(&kind, sequence, field)
+}
+
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
 /// O-3, the test code from R-3 (the manufacturer's code, component 4, else the first).
 pub fn decode_results(raw: &[u8]) -> Decoded {
@@ -69,7 +121,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                 instrument_code,
                 test_attributes,
                 value: rec.value_text().unwrap_or_default().trim().to_owned(),
-                unit: units_text(&rec.units()),
+                unit: rec.units().text().trim().to_owned(),
                 reference_range: rec.reference_range().text().trim().to_owned(),
                 flags,
                 status: rec.status().text().trim().to_owned(),
@@ -100,16 +152,6 @@ fn sequence(sent: &str, before: usize) -> usize {
     sent.parse().unwrap_or(before + 1)
 }
 
-/// R-5 as text. LIS02-A2 allows the Latin-1 bytes 128–254 in data (the cobas c 311 writes
-/// µmol/l as byte 0xB5): units that are not UTF-8 are read as Windows-1252, so µ stays µ.
-fn units_text(field: &cuvette_astm::records::Field<'_>) -> String {
-    let charset = match std::str::from_utf8(&field.decode()) {
-        Ok(_) => Charset::Utf8Lossy,
-        Err(_) => Charset::Windows1252,
-    };
-    field.text_as(charset).trim().to_owned()
-}
-
 /// What an ASTM message says about its sender (H-5, first component).
 pub fn sender_of(raw: &[u8]) -> String {
     Message::parse(raw)
@@ -130,7 +172,7 @@ pub fn content_id(raw: &[u8]) -> String {
 pub async fn receive(lab: &Lab, raw: &[u8], channel: &str, peer: &str) -> AppResult<Ingested> {
     let sender = sender_of(raw);
     let control_id = content_id(raw);
-    let decoded = decode_results(raw);
+    let decoded = decode_stored(lab, raw, &sender).await?;
     let inbound = Inbound {
         protocol: "astm",
         channel,

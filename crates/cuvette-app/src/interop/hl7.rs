@@ -119,6 +119,7 @@ pub(crate) fn as_utf8(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Refusal>
         .map(|m| m.msh().segment().field(18).component(1).text().trim().to_owned())
         .unwrap_or_default();
     let invalid = |offset: usize, charset: &str| Refusal::InvalidEncoding {
+        protocol: "HL7",
         at: place_of_byte(raw, offset),
         byte: raw[offset],
         offset,

@@ -8,6 +8,9 @@ use cuvette_store::{InstrumentRow, NewAuditEvent, TestCodeRow};
 use crate::autoverify::SERUM_INDEX_CODES;
 use crate::{Actor, AppError, AppResult, Lab};
 
+/// The character sets an ASTM instrument may be configured with.
+pub const ASTM_CHARSETS: [&str; 3] = ["utf-8", "windows-1252", "ascii"];
+
 /// The most components an ASTM field is read for a specimen id.
 pub const SPECIMEN_ID_COMPONENTS_MAX: usize = 10;
 
@@ -169,6 +172,42 @@ impl Lab {
             patient_id: None,
             before: Some(serde_json::json!({ "component": instrument.specimen_id_component })),
             after: Some(serde_json::json!({ "component": component })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the character set an ASTM instrument writes: `utf-8`, `windows-1252` or `ascii`
+    /// (supervisor). Its messages are read in it, and a byte that is not text in it is refused
+    /// with the record and field it is in.
+    pub async fn set_instrument_charset(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        charset: &str,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        let charset = charset.trim().to_ascii_lowercase();
+        if !ASTM_CHARSETS.contains(&charset.as_str()) {
+            return Err(AppError::invalid(
+                "charset",
+                "utf-8, windows-1252 (Latin-1 and its extensions) or ascii",
+            ));
+        }
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_instrument_charset(instrument_id, Some(&charset)).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.charset",
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "charset": instrument.charset })),
+            after: Some(serde_json::json!({ "charset": charset })),
         })
         .await?;
         tx.commit().await?;

@@ -386,7 +386,11 @@ impl Lab {
             let ack = |_: &Ingested| Vec::new();
             self.ingest_orders(&inbound, &decoded, &ack).await?
         } else {
-            let decoded = decode_for_replay(&original);
+            let decoded = match original.protocol.as_str() {
+                // Read in the instrument's character set, as it was the first time.
+                "astm" => astm::decode_stored(self, &original.raw, &original.sender).await?,
+                _ => decode_for_replay(&original),
+            };
             let mut results = decoded.results;
             if let Some(a) = accession {
                 for r in &mut results {

@@ -121,7 +121,8 @@ pub enum Refusal {
     UnsupportedVersion { version: String },
     /// Bytes that are not text in the message's character set (HL7 MSH-18; none declared
     /// reads as UTF-8): the first such byte, where it is, and at which byte of the message.
-    InvalidEncoding { at: Place, byte: u8, offset: usize, charset: String },
+    /// `protocol` is `HL7` or `ASTM`.
+    InvalidEncoding { protocol: &'static str, at: Place, byte: u8, offset: usize, charset: String },
     /// MSH-18 names a character set Cuvette does not read.
     UnsupportedCharset { declared: String },
     /// An HL7 message of a type that carries no results (`ADT^A01`).
@@ -464,6 +465,10 @@ impl fmt::Display for Refusal {
                 "{message_type} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
             ),
             UnknownProtocol { protocol } => write!(f, "unknown protocol {protocol}"),
+            InvalidEncoding { protocol: "ASTM", byte, offset, charset, .. } => write!(
+                f,
+                "byte 0x{byte:02X} (at byte {offset} of the message) is not {charset} text: set the instrument's character set under Interfaces to the one it writes (utf-8, windows-1252, ascii)"
+            ),
             InvalidEncoding { byte, offset, charset, .. } => write!(
                 f,
                 "byte 0x{byte:02X} (at byte {offset} of the message) is not {charset} text: the sender must encode the message in {charset}, or declare the character set it uses in MSH-18 (UNICODE UTF-8, 8859/1, ASCII)"
