@@ -159,3 +159,40 @@ async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_rese
         "newest first"
     );
 }
+
+#[tokio::test]
+async fn latin1_bytes_in_a_message_declared_utf8_are_answered_ae_naming_pid_5() {
+    let mut sender = Sender::connect().await;
+    // A European LIMS declares UTF-8 (MSH-18) but writes Renée Lévesque's name in Latin-1.
+    let mut message = b"MSH|^~\\&|LIMS-EU|LABO|CUVETTE|LAB|20240815141500||ORU^R01^ORU_R01|EU-1201|P|2.5.1||||||UNICODE UTF-8\r\
+PID|1||FR-33221^^^HOSP^MR||L"
+        .to_vec();
+    message.extend_from_slice(b"\xE9vesque^Ren\xE9e||19880707|F\r");
+    message.extend_from_slice(
+        b"OBR|1||F240815-09|GLU^Glucose^L\rOBX|1|NM|GLU^Glucose^L||5.4|mmol/L|3.9-5.8|N|||F\r",
+    );
+    sender.send(&message).await;
+    let mut buf = [0u8; 4096];
+    let ack = loop {
+        if let Some(next) = sender.deframer.next_frame() {
+            break String::from_utf8(next.unwrap()).unwrap();
+        }
+        let n = timeout(PATIENCE, sender.stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the listener closed the connection");
+        sender.deframer.push(&buf[..n]);
+    };
+    assert!(ack.contains("\rMSA|AE|EU-1201"), "{ack}");
+    assert!(ack.contains("\rERR||PID^1^5|102^"), "{ack}");
+    let lab = sender._app.lab.clone();
+    let logged = lab.store().messages(&MessageFilter::default()).await.unwrap();
+    assert_eq!(
+        (logged[0].outcome.as_str(), logged[0].quarantine.as_deref()),
+        ("quarantined", Some("open"))
+    );
+    assert!(
+        logged[0].detail.starts_with("PID-5: byte 0xE9 (at byte 129 of the message)"),
+        "{}",
+        logged[0].detail
+    );
+    assert_eq!(logged[0].raw, message, "kept byte for byte, not as �");
+}
