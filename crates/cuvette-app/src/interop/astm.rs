@@ -24,7 +24,8 @@ pub async fn decode_stored(lab: &Lab, raw: &[u8], sender: &str) -> AppResult<Dec
 
 /// The message as UTF-8, read in the instrument's character set: `utf-8` (the default: a
 /// byte that is not UTF-8 is refused, never guessed), `windows-1252` (LIS02-A2 allows the
-/// Latin-1 bytes 128–254 in data; the cobas c 311 writes µmol/l with byte 0xB5) or `ascii`.
+/// Latin-1 bytes 128–254 in data; the cobas c 311 writes µmol/l with byte 0xB5), `ascii`, or
+/// `utf-8-lossy` (each byte that is not UTF-8 replaced by `�` and logged).
 /// A byte that is not text in it is refused with the record and field it is in.
 #[allow(clippy::result_large_err)] // Built at most once per message, on its way to the log.
 pub fn as_utf8<'a>(raw: &'a [u8], charset: &str) -> Result<std::borrow::Cow<'a, [u8]>, Refusal> {
@@ -42,6 +43,23 @@ pub fn as_utf8<'a>(raw: &'a [u8], charset: &str) -> Result<std::borrow::Cow<'a, 
             None => Ok(Cow::Borrowed(raw)),
             Some(offset) => Err(invalid(offset, "ASCII")),
         },
+        // Only when the lab chose it for an instrument it cannot set right: each byte
+        // replaced by `�` is logged with where it was.
+        "utf-8-lossy" => {
+            let mut rest = raw;
+            while let Err(e) = std::str::from_utf8(rest) {
+                let offset = raw.len() - rest.len() + e.valid_up_to();
+                tracing::warn!(
+                    offset,
+                    byte = format!("0x{:02X}", raw[offset]),
+                    at = %place_of_byte(raw, offset),
+                    "ASTM byte that is not UTF-8 replaced by U+FFFD (the instrument is set to utf-8-lossy)"
+                );
+                let skip = e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+                rest = &rest[e.valid_up_to() + skip..];
+            }
+            Ok(String::from_utf8_lossy(raw).into_owned().into_bytes().into())
+        }
         _ => match std::str::from_utf8(raw) {
             Ok(_) => Ok(Cow::Borrowed(raw)),
             Err(e) => Err(invalid(e.valid_up_to(), "UTF-8")),

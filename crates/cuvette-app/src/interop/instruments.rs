@@ -9,7 +9,7 @@ use crate::autoverify::SERUM_INDEX_CODES;
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// The character sets an ASTM instrument may be configured with.
-pub const ASTM_CHARSETS: [&str; 3] = ["utf-8", "windows-1252", "ascii"];
+pub const ASTM_CHARSETS: [&str; 4] = ["utf-8", "windows-1252", "ascii", "utf-8-lossy"];
 
 /// The most components an ASTM field is read for a specimen id.
 pub const SPECIMEN_ID_COMPONENTS_MAX: usize = 10;
@@ -179,7 +179,8 @@ impl Lab {
     }
 
     /// Sets the character set an ASTM instrument writes: `utf-8`, `windows-1252` or `ascii`
-    /// (supervisor). Its messages are read in it, and a byte that is not text in it is refused
+    /// (supervisor) — or `utf-8-lossy`, for an instrument that cannot be set right: each byte
+    /// that is not UTF-8 is then replaced by `�`, and logged. Its messages are read in it, and a byte that is not text in it is refused
     /// with the record and field it is in.
     pub async fn set_instrument_charset(
         &self,
@@ -192,7 +193,7 @@ impl Lab {
         if !ASTM_CHARSETS.contains(&charset.as_str()) {
             return Err(AppError::invalid(
                 "charset",
-                "utf-8, windows-1252 (Latin-1 and its extensions) or ascii",
+                "utf-8, windows-1252 (Latin-1 and its extensions), ascii, or utf-8-lossy (bytes that are not UTF-8 replaced by �, each logged)",
             ));
         }
         let instrument = self.store.instrument(instrument_id).await?;

@@ -119,3 +119,34 @@ async fn ascii_with_a_byte_above_127_and_an_unknown_character_set_are_refused() 
     assert!(ack.contains("ERR||MSH^1^18|103^"), "{ack}");
     assert!(lab.versions(&patient, "K").await.is_empty());
 }
+
+#[tokio::test]
+async fn an_astm_instrument_reads_lossily_only_when_configured_so() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let id = lab.add_instrument(&supervisor, "Old analyzer", "astm", "OLD1").await.unwrap();
+    lab.map_test_code(&supervisor, id, "K", "K", "mmol/L").await.unwrap();
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();
+    let upload = |time: &str| {
+        let mut m = format!(
+            "H|\\^&|||OLD1|||||||P|1|{time}\rP|1\rO|1|{accession}||^^^K|R\rR|1|^^^K|4.2|mmol/L||N||F\rC|1|I|"
+        )
+        .into_bytes();
+        m.extend_from_slice(b"h\xE4molysiert|G\rL|1|N\r");
+        m
+    };
+    let outcome =
+        interop::astm::receive(&lab, &upload("20261124100000"), "astm:5100", "peer").await;
+    let Ok(Ingested::Quarantined { location, .. }) = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(location, "C(1)-4");
+    assert_eq!(
+        invalid(lab.set_instrument_charset(&supervisor, id, "latin-9").await, "charset"),
+        "utf-8, windows-1252 (Latin-1 and its extensions), ascii, or utf-8-lossy (bytes that are not UTF-8 replaced by �, each logged)"
+    );
+    lab.set_instrument_charset(&supervisor, id, "utf-8-lossy").await.unwrap();
+    let outcome =
+        interop::astm::receive(&lab, &upload("20261124100100"), "astm:5100", "peer").await;
+    assert!(matches!(outcome, Ok(Ingested::Accepted { results: 1, .. })), "{outcome:?}");
+    assert_eq!(lab.test(&patient, "K").await.result.unwrap().value_text, "4.2");
+}
