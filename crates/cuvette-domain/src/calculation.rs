@@ -840,6 +840,34 @@ pub fn calculate(
     }
 }
 
+/// Whether `name`, in a rule's inputs, is the patient's own (`age_years`, `sex`) rather than a
+/// test result to order.
+pub fn is_patient_input(name: &str) -> bool {
+    name == AGE_YEARS || name == SEX
+}
+
+/// The names the rule's formula and arithmetic conditions read that nothing would give a
+/// value: neither an input, the patient's age or sex, nor one of its coefficients. A rule with
+/// such a name could never be calculated.
+pub fn undeclared_names(rule: &CalculationRule) -> Vec<String> {
+    let empty = BTreeMap::new();
+    let resolver = Resolver { rule, results: &empty, sex: Sex::Unknown, age_years: f64::NAN };
+    let mut names = Formula::parse(&rule.formula).map(|f| f.variables()).unwrap_or_default();
+    names.extend(
+        rule.valid_when.iter().filter_map(|c| Condition::parse(c)).flat_map(|c| c.variables()),
+    );
+    let mut undeclared: Vec<String> = Vec::new();
+    for name in names {
+        let known = rule.inputs.contains(&name)
+            || is_patient_input(&name)
+            || resolver.is_coefficient(&name);
+        if !known && !undeclared.contains(&name) {
+            undeclared.push(name);
+        }
+    }
+    undeclared
+}
+
 /// What a result offers a calculation that reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CalculationInput {
@@ -1147,7 +1175,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 25, "every worked example except the SI one is checked");
+        assert_eq!(checked, 27, "every worked example except the SI one is checked");
         assert_eq!(skipped, ["CACORR"]);
     }
 

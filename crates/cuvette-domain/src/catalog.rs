@@ -12,7 +12,7 @@ use jiff::civil::Date;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::calculation::{Condition, Formula};
+use crate::calculation::{Condition, Formula, is_patient_input, undeclared_names};
 use crate::patient::Sex;
 
 /// The catalog bundled with Cuvette, as data.
@@ -167,7 +167,8 @@ pub struct TestDefinition {
     /// Set for calculated tests: how the value is derived from other results.
     #[serde(default)]
     pub calculation: Option<CalculationRule>,
-    /// Whether the test can be ordered on its own (calculations cannot).
+    /// Whether the test can be ordered on its own. Ordering a calculation orders the measured
+    /// tests it is calculated from with it (see [`Catalog::expand_order`]).
     #[serde(default = "yes")]
     pub orderable: bool,
 }
@@ -301,10 +302,16 @@ struct CalculationEntry {
     decimals: Option<u32>,
     #[serde(default)]
     reference: Vec<ReferenceInterval>,
+    #[serde(default, deserialize_with = "decimal_opt")]
+    critical_low: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal_opt")]
+    critical_high: Option<Decimal>,
     #[serde(default)]
     valid_when: Vec<String>,
     #[serde(default)]
     invalid_comment: Option<String>,
+    #[serde(default = "yes")]
+    orderable: bool,
 }
 
 #[derive(Deserialize)]
@@ -351,8 +358,8 @@ impl Catalog {
                 normal_values: vec![],
                 decimals: c.decimals,
                 reference: c.reference,
-                critical_low: None,
-                critical_high: None,
+                critical_low: c.critical_low,
+                critical_high: c.critical_high,
                 amr_low: None,
                 amr_high: None,
                 tea_percent: None,
@@ -367,7 +374,7 @@ impl Catalog {
                     valid_when: c.valid_when,
                     invalid_comment: c.invalid_comment,
                 }),
-                orderable: false,
+                orderable: c.orderable,
             };
             catalog.tests.insert(c.code, definition);
         }
@@ -405,6 +412,9 @@ impl Catalog {
         for test in self.tests.values() {
             validate_definition(test)?;
         }
+        for test in self.tests.values() {
+            self.validate_calculation_inputs(test)?;
+        }
         for panel in self.panels.values() {
             // Panels may list optional members the catalog does not define (marked TODO in the
             // bundled file); only the members that exist are ordered, so unknown ones are
@@ -414,6 +424,50 @@ impl Catalog {
                     code: panel.code.clone(),
                     message: "none of the panel's members is a test in the catalog".into(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that a calculation can be reached: every name its formula reads is declared, every
+    /// input is the patient's age or sex or a test in this catalog, and it never reads itself,
+    /// directly or through other calculations.
+    fn validate_calculation_inputs(&self, test: &TestDefinition) -> Result<(), CatalogError> {
+        let Some(rule) = &test.calculation else { return Ok(()) };
+        let invalid = |message: String| CatalogError::Invalid { code: test.code.clone(), message };
+        if let Some(name) = undeclared_names(rule).first() {
+            return Err(invalid(format!(
+                "the formula reads {name}, which is neither an input nor a coefficient: add it to one of them"
+            )));
+        }
+        for input in rule.inputs.iter().filter(|i| !is_patient_input(i)) {
+            if !self.tests.contains_key(input) {
+                return Err(invalid(format!(
+                    "input {input} is not a test in the catalog: add the test, or make it a coefficient if it is a setting of the lab"
+                )));
+            }
+        }
+        // Through the inputs that are themselves calculations, to the end of every path.
+        let mut seen: Vec<&str> = Vec::new();
+        let mut next: Vec<(&str, &str)> =
+            rule.inputs.iter().map(|i| (test.code.as_str(), i.as_str())).collect();
+        while let Some((reader, code)) = next.pop() {
+            if code == test.code && reader == test.code {
+                return Err(invalid(format!(
+                    "it is calculated from itself: remove {code} from its inputs"
+                )));
+            }
+            if code == test.code {
+                return Err(invalid(format!(
+                    "it is calculated from {reader}, which is calculated from it: remove the loop"
+                )));
+            }
+            if seen.contains(&code) {
+                continue;
+            }
+            seen.push(code);
+            if let Some(r) = self.tests.get(code).and_then(|t| t.calculation.as_ref()) {
+                next.extend(r.inputs.iter().map(|i| (code, i.as_str())));
             }
         }
         Ok(())
@@ -449,17 +503,15 @@ impl Catalog {
         self.panels.insert(panel.code.clone(), panel);
     }
 
-    /// Expands order codes (tests and panels) into the measured tests to collect and the
-    /// calculations to produce, without duplicates, in the order given. Unknown codes are
-    /// returned as an error naming them all.
+    /// Expands order codes (tests, calculations and panels) into the measured tests to collect
+    /// and the calculations to produce, without duplicates, in the order given. A calculation
+    /// brings the tests it is calculated from (and theirs, for a calculation of calculations),
+    /// before it, each marked with the panel that carried the calculation, or with the
+    /// calculation itself when it was ordered on its own. Unknown codes are returned as an
+    /// error naming them all.
     pub fn expand_order(&self, codes: &[String]) -> Result<Vec<OrderedTest>, UnknownCodes> {
         let mut out: Vec<OrderedTest> = Vec::new();
         let mut unknown = Vec::new();
-        let push = |code: &str, panel: Option<&str>, out: &mut Vec<OrderedTest>| {
-            if !out.iter().any(|o| o.code == code) {
-                out.push(OrderedTest { code: code.to_owned(), panel: panel.map(str::to_owned) });
-            }
-        };
         for raw in codes {
             let code = raw.trim().to_ascii_uppercase();
             if code.is_empty() {
@@ -467,17 +519,44 @@ impl Catalog {
             }
             if let Some(panel) = self.panels.get(&code) {
                 for member in panel.members.iter().chain(&panel.calculated) {
-                    if self.tests.contains_key(member) {
-                        push(member, Some(&panel.code), &mut out);
-                    }
+                    self.push_with_inputs(member, &panel.code, &mut out, 0);
                 }
             } else if let Some(test) = self.tests.get(&code).filter(|t| t.orderable) {
-                push(&test.code, None, &mut out);
+                match test.calculation {
+                    Some(_) => self.push_with_inputs(&test.code, &test.code, &mut out, 0),
+                    None => push_once(&mut out, &test.code, None),
+                }
             } else {
                 unknown.push(raw.trim().to_owned());
             }
         }
         if unknown.is_empty() { Ok(out) } else { Err(UnknownCodes(unknown)) }
+    }
+
+    /// Pushes `code`, after the tests it is calculated from when it is a calculation, each
+    /// marked as ordered with `group`. Codes not in the catalog (a panel's TODO members) are
+    /// skipped; `depth` stops a loop that `validate` would have refused.
+    fn push_with_inputs(&self, code: &str, group: &str, out: &mut Vec<OrderedTest>, depth: usize) {
+        let Some(test) = self.tests.get(code) else { return };
+        if depth > CALCULATION_DEPTH_MAX || out.iter().any(|o| o.code == code) {
+            return;
+        }
+        if let Some(rule) = &test.calculation {
+            for input in rule.inputs.iter().filter(|i| !is_patient_input(i)) {
+                self.push_with_inputs(input, group, out, depth + 1);
+            }
+        }
+        push_once(out, code, Some(group));
+    }
+}
+
+/// How deep calculations of calculations may go when an order is expanded (OSMGAP reads OSMCALC:
+/// two levels).
+const CALCULATION_DEPTH_MAX: usize = 8;
+
+fn push_once(out: &mut Vec<OrderedTest>, code: &str, group: Option<&str>) {
+    if !out.iter().any(|o| o.code == code) {
+        out.push(OrderedTest { code: code.to_owned(), panel: group.map(str::to_owned) });
     }
 }
 
@@ -486,7 +565,8 @@ impl Catalog {
 pub struct OrderedTest {
     /// The test or calculation code.
     pub code: String,
-    /// The panel code, when ordered as part of a panel.
+    /// The panel it was ordered with, or the calculation it was ordered for (a calculation
+    /// ordered on its own carries its own code, as do the tests it is calculated from).
     pub panel: Option<String>,
 }
 
@@ -642,10 +722,126 @@ mod tests {
     #[test]
     fn unknown_order_codes_are_named() {
         let err = Catalog::bundled()
-            .expand_order(&["BMP".into(), "XYZ".into(), "EGFR".into()])
+            .expand_order(&["BMP".into(), "XYZ".into(), "EGFR".into(), "Q1".into()])
             .unwrap_err();
-        // A calculation cannot be ordered on its own: it comes with its inputs.
-        assert_eq!(err.to_string(), "unknown test or panel code: XYZ, EGFR");
+        assert_eq!(err.to_string(), "unknown test or panel code: XYZ, Q1");
+    }
+
+    /// (code, what it was ordered with) for each test an order expands to.
+    fn expanded(codes: &[&str]) -> Vec<(String, Option<String>)> {
+        let codes: Vec<String> = codes.iter().map(|c| (*c).to_owned()).collect();
+        let tests = Catalog::bundled().expand_order(&codes).expect("known codes");
+        tests.into_iter().map(|t| (t.code, t.panel)).collect()
+    }
+
+    fn with(group: Option<&str>, codes: &[&str]) -> Vec<(String, Option<String>)> {
+        codes.iter().map(|c| ((*c).to_owned(), group.map(str::to_owned))).collect()
+    }
+
+    #[test]
+    fn a_calculation_ordered_on_its_own_brings_the_tests_it_is_calculated_from() {
+        assert_eq!(expanded(&["ldlf"]), with(Some("LDLF"), &["CHOL", "HDL", "TRIG", "LDLF"]));
+        // The patient's age and sex are not tests to order.
+        assert_eq!(expanded(&["EGFR"]), with(Some("EGFR"), &["CREAT", "EGFR"]));
+        // A calculation of a calculation brings both, innermost inputs first.
+        assert_eq!(
+            expanded(&["OSMGAP"]),
+            with(Some("OSMGAP"), &["OSMO", "NA", "GLU", "BUN", "OSMCALC", "OSMGAP"])
+        );
+        // The lab's ISI and mean normal PT are settings, not tests: INR needs only the PT.
+        assert_eq!(expanded(&["INR_CALC"]), with(Some("INR_CALC"), &["PT", "INR_CALC"]));
+    }
+
+    #[test]
+    fn a_test_already_on_the_order_is_not_ordered_again_for_a_calculation() {
+        let mut expected = with(None, &["CHOL"]);
+        expected.extend(with(Some("CHOLHDL"), &["HDL", "CHOLHDL"]));
+        assert_eq!(expanded(&["CHOL", "CHOLHDL"]), expected);
+
+        let mut expected = with(Some("LIPID"), &["CHOL", "HDL", "TRIG", "LDLS", "NONHDL"]);
+        expected.extend(with(Some("LDLF"), &["LDLF"]));
+        assert_eq!(expanded(&["LIPID", "LDLF"]), expected);
+    }
+
+    #[test]
+    fn panels_carry_the_calculations_labs_expect() {
+        let carries = |panel: &str, calculation: &str| {
+            expanded(&[panel]).iter().any(|(code, _)| code == calculation)
+        };
+        for (panel, calculation) in [
+            ("LIPID", "LDLS"),
+            ("LIPID", "NONHDL"),
+            ("CMP", "CACORR"),
+            ("CMP", "GLOB"),
+            ("CMP", "AGRATIO"),
+            ("MANDIFF", "ANC"),
+            ("PTINR", "INR_CALC"),
+            ("COAG", "INR_CALC"),
+            ("IRON", "TSAT"),
+        ] {
+            assert!(carries(panel, calculation), "{panel} does not carry {calculation}");
+        }
+        // Every calculation a panel carries has all its inputs on the panel.
+        let catalog = Catalog::bundled();
+        for panel in catalog.panels() {
+            let codes: Vec<String> = expanded(&[&panel.code]).into_iter().map(|(c, _)| c).collect();
+            for code in &panel.calculated {
+                let rule = catalog.test(code).and_then(|t| t.calculation.as_ref()).unwrap();
+                for input in rule.inputs.iter().filter(|i| !is_patient_input(i)) {
+                    assert!(codes.contains(input), "{}: {code} lacks {input}", panel.code);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_input_of_every_calculation_is_in_the_catalog() {
+        let catalog = Catalog::bundled();
+        let mut calculations = 0;
+        for test in catalog.tests() {
+            let Some(rule) = &test.calculation else { continue };
+            calculations += 1;
+            assert!(test.orderable, "{} cannot be ordered", test.code);
+            assert_eq!(undeclared_names(rule), Vec::<String>::new(), "{}", test.code);
+            for input in rule.inputs.iter().filter(|i| !is_patient_input(i)) {
+                assert!(catalog.test(input).is_some(), "{}: no test {input}", test.code);
+            }
+        }
+        assert_eq!(calculations, 19);
+    }
+
+    #[test]
+    fn a_calculation_that_cannot_be_reached_is_refused_with_the_fix() {
+        let refused = |edit: &dyn Fn(&mut Catalog)| {
+            let mut catalog = Catalog::bundled();
+            edit(&mut catalog);
+            catalog.validate().unwrap_err().to_string()
+        };
+        let edit_rule = |code: &'static str, change: fn(&mut CalculationRule)| {
+            move |catalog: &mut Catalog| {
+                let mut test = catalog.test(code).unwrap().clone();
+                change(test.calculation.as_mut().unwrap());
+                catalog.insert(test);
+            }
+        };
+        assert_eq!(
+            refused(&edit_rule("INR_CALC", |r| {
+                r.coefficients.remove("ISI");
+            })),
+            "catalog entry INR_CALC: the formula reads ISI, which is neither an input nor a coefficient: add it to one of them"
+        );
+        assert_eq!(
+            refused(&edit_rule("ANC", |r| r.inputs.push("NEUT_META_PCT".into()))),
+            "catalog entry ANC: input NEUT_META_PCT is not a test in the catalog: add the test, or make it a coefficient if it is a setting of the lab"
+        );
+        assert_eq!(
+            refused(&edit_rule("OSMCALC", |r| r.inputs.push("OSMGAP".into()))),
+            "catalog entry OSMCALC: it is calculated from OSMGAP, which is calculated from it: remove the loop"
+        );
+        assert_eq!(
+            refused(&edit_rule("GLOB", |r| r.inputs.push("GLOB".into()))),
+            "catalog entry GLOB: it is calculated from itself: remove GLOB from its inputs"
+        );
     }
 
     #[test]

@@ -29,6 +29,12 @@
 //! - **Each window is reported once.** A window of consecutive results that all belong to one
 //!   level is reported under that level ([`Scope::Level`]); the across-level scopes
 //!   ([`Scope::WithinRun`], [`Scope::AcrossLevels`]) report only windows that mix levels.
+//! - **A streak across levels ends on any result of the run.** On the merged series, a 4-1s or
+//!   mean-rule (10x, 8x, 12x, 6x, 9x) window counts when it ends on *any* result of the current
+//!   run, not only on its last level in order: level 1 of this run may complete a 4-1s that
+//!   began in earlier runs even though level 2 of this run, after it, is back within 1 SD. The
+//!   shift was there when level 1 was measured; that a later level of the same run missed it
+//!   does not undo it, and the run's patient results were measured alongside both.
 //! - **Only the current run is judged.** A violation is reported only when at least one of the
 //!   results that make it up belongs to the current run. The caller passes as history only the
 //!   results since the last documented corrective action or recalibration, so a result that
@@ -1402,6 +1408,31 @@ mod tests {
         assert_eq!(check(&written, &[FourOneS]), ["4-1s across levels [2, 3, 4, 5]"]);
         // Without any result beyond 2 SD: no 1-2s gate keeps 4-1s from rejecting.
         assert_eq!(verdict(&written, &RuleSet::classic().0).status, QcStatus::Rejected);
+    }
+
+    #[test]
+    fn a_4_1s_streak_across_levels_counts_when_it_ends_on_any_result_of_this_run() {
+        // Level 2 of run 1, both levels of run 2 and level 1 of run 3 are beyond +1 SD; level 2
+        // of run 3, last in order, is back near the mean. Neither level has four on its own.
+        let written = [&[(1, 0.3), (2, 1.5)][..], &[(1, 1.5), (2, 1.5)], &[(1, 1.5), (2, -0.4)]];
+        assert_eq!(check(&written, &[FourOneS]), ["4-1s across levels [2, 3, 4, 5]"]);
+        assert_eq!(verdict(&written, &[FourOneS]).status, QcStatus::Rejected);
+        // Had the streak ended in the runs before, this run would not be judged by it.
+        let written = [&[(1, 1.5), (2, 1.5)][..], &[(1, 1.5), (2, 1.5)], &[(1, -0.4), (2, 0.2)]];
+        assert_eq!(check(&written, &[FourOneS]), NONE);
+    }
+
+    #[test]
+    fn a_10x_streak_across_levels_counts_when_it_ends_on_any_result_of_this_run() {
+        // Nine on the same side up to run 5, the tenth is level 1 of run 6; level 2 of run 6
+        // is on the other side.
+        let mut written = steady(6, 0.5, 0.5);
+        written[0][0].1 = -0.5;
+        written[5][1].1 = -0.5;
+        assert_eq!(
+            check(&as_runs(&written), &[TenX]),
+            ["10x across levels [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"]
+        );
     }
 
     #[test]

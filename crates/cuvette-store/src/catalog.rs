@@ -19,8 +19,14 @@ pub struct StoredDefinition {
     pub created_by: String,
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Other(sqlx::Error::Decode(Box::new(e)))
+fn unencodable(e: serde_json::Error) -> StoreError {
+    StoreError::Other(sqlx::Error::Encode(Box::new(e)))
+}
+
+/// A stored definition that does not parse as its domain type is corrupt data naming the
+/// table's column and the row (its code, and version): never skipped, never a default.
+fn corrupt(column: &str, row: &str, e: serde_json::Error) -> StoreError {
+    StoreError::CorruptColumn { column: format!("{column} of {row}"), reason: e.to_string() }
 }
 
 impl Tx {
@@ -47,7 +53,7 @@ impl Tx {
             )));
         }
         let version = current + 1;
-        let json = serde_json::to_string(definition).map_err(corrupt)?;
+        let json = serde_json::to_string(definition).map_err(unencodable)?;
         sqlx::query(
             "INSERT INTO test_definition (code, version, definition, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -64,7 +70,7 @@ impl Tx {
 
     /// Adds or replaces a panel.
     pub async fn save_panel(&mut self, panel: &Panel) -> StoreResult<()> {
-        let json = serde_json::to_string(panel).map_err(corrupt)?;
+        let json = serde_json::to_string(panel).map_err(unencodable)?;
         sqlx::query(
             "INSERT INTO panel (code, definition) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET definition = excluded.definition",
         )
@@ -80,7 +86,7 @@ impl Store {
     /// The current version of every definition.
     pub async fn current_definitions(&self) -> StoreResult<Vec<StoredDefinition>> {
         let rows = sqlx::query(
-            "SELECT d.version, d.definition, d.created_at, d.created_by FROM test_definition d \
+            "SELECT d.code, d.version, d.definition, d.created_at, d.created_by FROM test_definition d \
              WHERE d.version = (SELECT MAX(v.version) FROM test_definition v WHERE v.code = d.code) ORDER BY d.code",
         )
         .fetch_all(self.reader())
@@ -91,7 +97,7 @@ impl Store {
     /// Every version of one definition, newest first.
     pub async fn definition_history(&self, code: &str) -> StoreResult<Vec<StoredDefinition>> {
         let rows = sqlx::query(
-            "SELECT version, definition, created_at, created_by FROM test_definition WHERE code = $1 ORDER BY version DESC",
+            "SELECT code, version, definition, created_at, created_by FROM test_definition WHERE code = $1 ORDER BY version DESC",
         )
         .bind(code)
         .fetch_all(self.reader())
@@ -101,20 +107,26 @@ impl Store {
 
     /// Every panel.
     pub async fn panels(&self) -> StoreResult<Vec<Panel>> {
-        let rows = sqlx::query("SELECT definition FROM panel ORDER BY code")
+        let rows = sqlx::query("SELECT code, definition FROM panel ORDER BY code")
             .fetch_all(self.reader())
             .await?;
         rows.iter()
-            .map(|r| serde_json::from_str(&r.try_get::<String, _>("definition")?).map_err(corrupt))
+            .map(|r| {
+                let code: String = r.try_get("code")?;
+                serde_json::from_str(&r.try_get::<String, _>("definition")?)
+                    .map_err(|e| corrupt("panel.definition", &code, e))
+            })
             .collect()
     }
 }
 
 fn stored_from_row(r: &sqlx::any::AnyRow) -> StoreResult<StoredDefinition> {
+    let (code, version): (String, i64) = (r.try_get("code")?, r.try_get("version")?);
     Ok(StoredDefinition {
-        version: r.try_get("version")?,
-        definition: serde_json::from_str(&r.try_get::<String, _>("definition")?)
-            .map_err(corrupt)?,
+        version,
+        definition: serde_json::from_str(&r.try_get::<String, _>("definition")?).map_err(|e| {
+            corrupt("test_definition.definition", &format!("{code} version {version}"), e)
+        })?,
         created_at: r.try_get("created_at")?,
         created_by: r.try_get("created_by")?,
     })

@@ -3,7 +3,116 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+use crate::{Micros, Store, StoreError, StoreResult, Tx, code, opt_code_at, opt_i64};
+
+/// Declares a code stored as text: `code` is what is written, `parse` reads it back and
+/// knows no other spelling (a stored code it does not know is corrupt data).
+macro_rules! stored_code {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $code)] $variant,)+
+        }
+
+        impl $name {
+            /// The code stored in the database.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code,)+
+                }
+            }
+
+            /// The value a stored code names; `None` for a code Cuvette does not write.
+            pub fn parse(code: &str) -> Option<$name> {
+                match code {
+                    $($code => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+    };
+}
+
+stored_code! {
+    /// The interface protocol an instrument or system speaks.
+    Protocol {
+        /// HL7 v2 over MLLP.
+        Hl7 = "hl7",
+        /// ASTM E1381/E1394 (CLSI LIS01/LIS02).
+        Astm = "astm",
+    }
+}
+
+impl Protocol {
+    /// The protocol's name as the lab writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Hl7 => "HL7",
+            Protocol::Astm => "ASTM",
+        }
+    }
+}
+
+stored_code! {
+    /// Which way a logged message went.
+    Direction {
+        /// Received from an instrument or system.
+        In = "in",
+        /// Sent to one.
+        Out = "out",
+    }
+}
+
+stored_code! {
+    /// What became of a logged message.
+    MessageOutcome {
+        /// Inbound, taken: its results or orders were stored (or it was a control run).
+        Accepted = "accepted",
+        /// Inbound, kept in the quarantine with the reason.
+        Quarantined = "quarantined",
+        /// Inbound host query (ASTM Q record), answered.
+        Query = "query",
+        /// Inbound, cut off before its message was complete (an ASTM transfer without its
+        /// terminator record, an MLLP frame without its end): nothing posted; the sender
+        /// resends it.
+        Aborted = "aborted",
+        /// Outbound, delivered.
+        Sent = "sent",
+        /// Outbound, not delivered.
+        Failed = "failed",
+    }
+}
+
+stored_code! {
+    /// Where a quarantined message stands.
+    Quarantine {
+        /// Waiting for staff to fix the cause and replay it, or dismiss it.
+        Open = "open",
+        /// Replayed and taken.
+        Replayed = "replayed",
+        /// Dismissed with a reason, never to be replayed.
+        Dismissed = "dismissed",
+    }
+}
+
+stored_code! {
+    /// Where a message in the outbox stands.
+    OutboxStatus {
+        /// Waiting for its next attempt.
+        Pending = "pending",
+        /// Acknowledged by the destination.
+        Sent = "sent",
+        /// Given up after the last attempt; staff may retry it.
+        Failed = "failed",
+    }
+}
 
 /// A connected instrument or system.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -12,8 +121,8 @@ pub struct InstrumentRow {
     pub id: i64,
     /// The lab's name for it ("Chemistry analyzer 1").
     pub name: String,
-    /// `hl7` or `astm`.
-    pub protocol: String,
+    /// The protocol it speaks.
+    pub protocol: Protocol,
     /// What it calls itself (HL7 MSH-3, ASTM H-5).
     pub sender: String,
     /// Whether its messages are accepted.
@@ -45,10 +154,10 @@ pub struct TestCodeRow {
 /// A message to log.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
-    /// `in` or `out`.
-    pub direction: &'a str,
-    /// `hl7` or `astm`.
-    pub protocol: &'a str,
+    /// Received or sent.
+    pub direction: Direction,
+    /// The protocol.
+    pub protocol: Protocol,
     /// The listener or destination ("mllp:2575").
     pub channel: &'a str,
     /// The remote address.
@@ -61,8 +170,8 @@ pub struct NewMessage<'a> {
     pub message_type: &'a str,
     /// The bytes as received or sent.
     pub raw: &'a [u8],
-    /// `accepted`, `quarantined`, `rejected`, `sent`, `failed`, …
-    pub outcome: &'a str,
+    /// What became of it.
+    pub outcome: MessageOutcome,
     /// Why, in words.
     pub detail: &'a str,
     /// The acknowledgement sent back.
@@ -71,8 +180,8 @@ pub struct NewMessage<'a> {
     pub accession: Option<&'a str>,
     /// Results stored from it.
     pub results: i64,
-    /// `open` when quarantined.
-    pub quarantine: Option<&'a str>,
+    /// `Open` when quarantined.
+    pub quarantine: Option<Quarantine>,
     /// The quarantined message this one replays.
     pub replay_of: Option<i64>,
     /// Processing time, microseconds.
@@ -84,10 +193,10 @@ pub struct NewMessage<'a> {
 pub struct MessageRow {
     /// Internal id.
     pub id: i64,
-    /// `in` or `out`.
-    pub direction: String,
-    /// `hl7` or `astm`.
-    pub protocol: String,
+    /// Received or sent.
+    pub direction: Direction,
+    /// The protocol.
+    pub protocol: Protocol,
     /// Listener or destination.
     pub channel: String,
     /// Remote address.
@@ -103,7 +212,7 @@ pub struct MessageRow {
     /// When.
     pub received_at: Micros,
     /// Outcome.
-    pub outcome: String,
+    pub outcome: MessageOutcome,
     /// Why.
     pub detail: String,
     /// ACK sent.
@@ -112,8 +221,8 @@ pub struct MessageRow {
     pub accession: Option<String>,
     /// Results stored.
     pub results: i64,
-    /// Quarantine state: `open`, `replayed`, `dismissed`, or none.
-    pub quarantine: Option<String>,
+    /// Where it stands in the quarantine; none for a message never quarantined.
+    pub quarantine: Option<Quarantine>,
     /// Replay of.
     pub replay_of: Option<i64>,
     /// Processing time, microseconds.
@@ -126,9 +235,9 @@ pub struct MessageFilter {
     /// Only quarantined messages still open.
     pub open_quarantine: bool,
     /// Only this direction.
-    pub direction: Option<String>,
+    pub direction: Option<Direction>,
     /// Only this outcome.
-    pub outcome: Option<String>,
+    pub outcome: Option<MessageOutcome>,
     /// Raw text or control id or accession containing this.
     pub text: Option<String>,
     /// Only messages before this id (paging backwards).
@@ -152,8 +261,8 @@ pub struct OutboxRow {
     pub accession: String,
     /// When it was queued.
     pub created_at: Micros,
-    /// `pending`, `sent`, `failed`.
-    pub status: String,
+    /// Where it stands.
+    pub status: OutboxStatus,
     /// Attempts so far.
     pub attempts: i64,
     /// Next attempt.
@@ -170,8 +279,8 @@ const MESSAGE_COLUMNS: &str = "id, direction, protocol, channel, peer, sender, c
 fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
     Ok(MessageRow {
         id: r.try_get("id")?,
-        direction: r.try_get("direction")?,
-        protocol: r.try_get("protocol")?,
+        direction: code(r, "interface_message", "id", "direction", Direction::parse)?,
+        protocol: code(r, "interface_message", "id", "protocol", Protocol::parse)?,
         channel: r.try_get("channel")?,
         peer: r.try_get("peer")?,
         sender: r.try_get("sender")?,
@@ -179,12 +288,19 @@ fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
         message_type: r.try_get("message_type")?,
         raw: r.try_get("raw")?,
         received_at: r.try_get("received_at")?,
-        outcome: r.try_get("outcome")?,
+        outcome: code(r, "interface_message", "id", "outcome", MessageOutcome::parse)?,
         detail: r.try_get("detail")?,
         ack: r.try_get("ack")?,
         accession: r.try_get("accession")?,
         results: r.try_get("results")?,
-        quarantine: r.try_get("quarantine")?,
+        quarantine: opt_code_at(
+            r,
+            "interface_message",
+            "id",
+            "quarantine",
+            "quarantine",
+            Quarantine::parse,
+        )?,
         replay_of: opt_i64(r, "replay_of")?,
         processed_us: r.try_get("processed_us")?,
     })
@@ -194,7 +310,7 @@ fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
     Ok(InstrumentRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        protocol: r.try_get("protocol")?,
+        protocol: code(r, "instrument", "id", "protocol", Protocol::parse)?,
         sender: r.try_get("sender")?,
         active: r.try_get::<i64, _>("active")? != 0,
         qc_pattern: r.try_get("qc_pattern")?,
@@ -213,7 +329,7 @@ fn outbox_from_row(r: &AnyRow) -> StoreResult<OutboxRow> {
         payload: r.try_get("payload")?,
         accession: r.try_get("accession")?,
         created_at: r.try_get("created_at")?,
-        status: r.try_get("status")?,
+        status: code(r, "outbox", "id", "status", OutboxStatus::parse)?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
         last_error: r.try_get("last_error")?,
@@ -226,13 +342,13 @@ impl Tx {
     pub async fn insert_instrument(
         &mut self,
         name: &str,
-        protocol: &str,
+        protocol: Protocol,
         sender: &str,
         now: Micros,
     ) -> StoreResult<i64> {
         sqlx::query_scalar("INSERT INTO instrument (name, protocol, sender, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(name)
-            .bind(protocol)
+            .bind(protocol.code())
             .bind(sender)
             .bind(now)
             .fetch_one(self.conn())
@@ -263,8 +379,8 @@ impl Tx {
              outcome, detail, ack, accession, results, quarantine, replay_of, processed_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
         )
-        .bind(m.direction)
-        .bind(m.protocol)
+        .bind(m.direction.code())
+        .bind(m.protocol.code())
         .bind(m.channel)
         .bind(m.peer)
         .bind(m.sender)
@@ -272,12 +388,12 @@ impl Tx {
         .bind(m.message_type)
         .bind(m.raw.to_vec())
         .bind(now)
-        .bind(m.outcome)
+        .bind(m.outcome.code())
         .bind(m.detail)
         .bind(m.ack.map(<[u8]>::to_vec))
         .bind(m.accession)
         .bind(m.results)
-        .bind(m.quarantine)
+        .bind(m.quarantine.map(Quarantine::code))
         .bind(m.replay_of)
         .bind(m.processed_us)
         .fetch_one(self.conn())
@@ -285,12 +401,12 @@ impl Tx {
         .map_err(|e| StoreError::on_unique(e, "a message with this control id from this sender was already received"))
     }
 
-    /// Sets a quarantined message's state (`replayed`, `dismissed`).
-    pub async fn set_quarantine(&mut self, id: i64, state: &str) -> StoreResult<()> {
+    /// Closes an open quarantined message as replayed or dismissed.
+    pub async fn set_quarantine(&mut self, id: i64, state: Quarantine) -> StoreResult<()> {
         sqlx::query(
             "UPDATE interface_message SET quarantine = $1 WHERE id = $2 AND quarantine = 'open'",
         )
-        .bind(state)
+        .bind(state.code())
         .bind(id)
         .execute(self.conn())
         .await?;
@@ -374,11 +490,11 @@ impl Store {
     /// The instrument a message comes from, by protocol and sender name.
     pub async fn instrument_by_sender(
         &self,
-        protocol: &str,
+        protocol: Protocol,
         sender: &str,
     ) -> StoreResult<Option<InstrumentRow>> {
         let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument WHERE protocol = $1 AND sender = $2")
-            .bind(protocol)
+            .bind(protocol.code())
             .bind(sender)
             .fetch_optional(self.reader())
             .await?;
@@ -388,7 +504,7 @@ impl Store {
     /// An instrument with its test-code map, in one read (every inbound message needs both).
     pub async fn instrument_with_codes(
         &self,
-        protocol: &str,
+        protocol: Protocol,
         sender: &str,
     ) -> StoreResult<Option<(InstrumentRow, Vec<TestCodeRow>)>> {
         let rows = sqlx::query(
@@ -396,7 +512,7 @@ impl Store {
              FROM instrument i LEFT JOIN instrument_test_code c ON c.instrument_id = i.id \
              WHERE i.protocol = $1 AND i.sender = $2 ORDER BY c.instrument_code",
         )
-        .bind(protocol)
+        .bind(protocol.code())
         .bind(sender)
         .fetch_all(self.reader())
         .await?;
@@ -451,7 +567,7 @@ impl Store {
     /// A message already received from `sender` with `control_id`.
     pub async fn message_by_control(
         &self,
-        direction: &str,
+        direction: Direction,
         sender: &str,
         control_id: &str,
     ) -> StoreResult<Option<MessageRow>> {
@@ -459,7 +575,7 @@ impl Store {
             "SELECT {MESSAGE_COLUMNS} FROM interface_message WHERE direction = $1 AND sender = $2 AND control_id = $3"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(direction)
+            .bind(direction.code())
             .bind(sender)
             .bind(control_id)
             .fetch_optional(self.reader())
@@ -485,8 +601,8 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(i64::from(f.open_quarantine))
-            .bind(f.direction.as_deref())
-            .bind(f.outcome.as_deref())
+            .bind(f.direction.map(Direction::code))
+            .bind(f.outcome.map(MessageOutcome::code))
             .bind(f.text.as_deref())
             .bind(f.text.as_deref().map(|t| format!("%{t}%")))
             .bind(f.before_id)

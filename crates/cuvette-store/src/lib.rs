@@ -28,7 +28,8 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
 pub use interfaces::{
-    InstrumentRow, MessageFilter, MessageRow, NewMessage, OutboxRow, TestCodeRow,
+    Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, NewMessage, OutboxRow,
+    OutboxStatus, Protocol, Quarantine, TestCodeRow,
 };
 pub use orders::{
     NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem,

@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cuvette_app::store::Store;
+use cuvette_store::Store;
 use sqlx::Connection;
 
 /// Where a test's data lives; removed when the test ends.

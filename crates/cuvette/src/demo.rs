@@ -42,7 +42,8 @@ const FAMILY: [&str; 10] = [
     "Demo-Ito",
     "Demo-Jansen",
 ];
-const ORDERS: [&[&str]; 6] = [&["BMP"], &["CBC"], &["CMP"], &["LIPID"], &["BMP", "CBC"], &["TSH"]];
+const ORDERS: [&[&str]; 7] =
+    [&["BMP"], &["CBC"], &["CMP"], &["LIPID"], &["BMP", "CBC"], &["TSH"], &["PTINR"]];
 
 /// A small deterministic generator, so every demo lab is the same.
 pub struct Lcg(pub u64);

@@ -4,7 +4,7 @@
 use cuvette_astm::records::{Charset, Message, MessageBuilder, RecordBuilder, RecordType};
 use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_store::WorklistFilter;
+use cuvette_store::{Direction, MessageOutcome, Protocol, WorklistFilter};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -15,7 +15,8 @@ use crate::{AppError, AppResult, Lab};
 /// Reads the results of a message from `sender` in the character set its instrument is
 /// configured with ([`as_utf8`]).
 pub async fn decode_stored(lab: &Lab, raw: &[u8], sender: &str) -> AppResult<Decoded> {
-    let charset = lab.store().instrument_by_sender("astm", sender).await?.and_then(|i| i.charset);
+    let charset =
+        lab.store().instrument_by_sender(Protocol::Astm, sender).await?.and_then(|i| i.charset);
     Ok(match as_utf8(raw, charset.as_deref().unwrap_or("utf-8")) {
         Ok(text) => decode_results(&text),
         Err(refusal) => Decoded { results: vec![], malformed: Some(refusal) },
@@ -192,7 +193,7 @@ pub async fn receive(lab: &Lab, raw: &[u8], channel: &str, peer: &str) -> AppRes
     let control_id = content_id(raw);
     let decoded = decode_stored(lab, raw, &sender).await?;
     let inbound = Inbound {
-        protocol: "astm",
+        protocol: Protocol::Astm,
         channel,
         peer,
         sender: &sender,
@@ -273,7 +274,7 @@ pub async fn answer_query(
     let sender = sender_of(raw);
     let specimens = queried_specimens(raw);
     let store = lab.store();
-    let (codes, known) = match store.instrument_by_sender("astm", &sender).await? {
+    let (codes, known) = match store.instrument_by_sender(Protocol::Astm, &sender).await? {
         Some(instrument) if instrument.active => (store.test_codes(instrument.id).await?, true),
         _ => (Vec::new(), false),
     };
@@ -321,8 +322,8 @@ pub async fn answer_query(
     };
     let mut tx = store.begin().await?;
     let record = MessageRecord {
-        direction: "in",
-        protocol: "astm".into(),
+        direction: Direction::In,
+        protocol: Protocol::Astm,
         channel: channel.into(),
         peer: peer.into(),
         sender,
@@ -330,7 +331,7 @@ pub async fn answer_query(
         control_id: None,
         message_type: QUERY_MESSAGE_TYPE.into(),
         raw: raw.to_vec(),
-        outcome: "query",
+        outcome: MessageOutcome::Query,
         detail,
         ack: None,
         accession: specimens.first().cloned(),
@@ -376,15 +377,15 @@ pub async fn log_answer(
     }
     let mut tx = lab.store().begin().await?;
     let record = MessageRecord {
-        direction: "out",
-        protocol: "astm".into(),
+        direction: Direction::Out,
+        protocol: Protocol::Astm,
         channel: channel.into(),
         peer: peer.into(),
         sender: SENDER_NAME.into(),
         control_id: None,
         message_type: ANSWER_MESSAGE_TYPE.into(),
         raw,
-        outcome: if failure.is_some() { "failed" } else { "sent" },
+        outcome: if failure.is_some() { MessageOutcome::Failed } else { MessageOutcome::Sent },
         detail,
         ack: None,
         accession: answers.first().map(|(a, _)| a.clone()),
@@ -420,7 +421,7 @@ pub async fn log_aborted(
         records.len()
     );
     lab.log_aborted(Aborted {
-        protocol: "astm",
+        protocol: Protocol::Astm,
         channel,
         peer,
         sender: sender_of(&raw),

@@ -12,6 +12,7 @@
 
 use std::sync::Mutex;
 
+use cuvette_store::Quarantine;
 use tokio::sync::oneshot;
 
 use crate::results::ResultWrite;
@@ -131,7 +132,7 @@ impl Lab {
                 return Ok(vec![Committed::AlreadyLogged]);
             };
             if let Some(original) = job.record.replay_of {
-                tx.set_quarantine(original, "replayed").await?;
+                tx.set_quarantine(original, Quarantine::Replayed).await?;
             }
             outcomes.push(Committed::Logged(id));
         }

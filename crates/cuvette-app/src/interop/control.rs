@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use cuvette_store::MessageOutcome;
+
 use crate::qc::{PreparedRun, matches_qc_pattern};
 use crate::{AppError, AppResult, Lab};
 
@@ -158,7 +160,7 @@ impl Lab {
         }
         let record = MessageRecord::inbound(
             msg,
-            "accepted",
+            MessageOutcome::Accepted,
             format!("QC run: {}", verdicts.join("; ")),
             ack_bytes.clone(),
             msg.results.first().map(|r| r.accession.trim().to_owned()),

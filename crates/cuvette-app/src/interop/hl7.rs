@@ -8,6 +8,7 @@ use cuvette_hl7::{
 };
 
 use cuvette_domain::patient::SentIdentity;
+use cuvette_store::Protocol;
 
 use super::refusal::Hl7Error;
 use super::{
@@ -223,7 +224,7 @@ pub async fn receive(
     if is_order_message(&message_type) {
         let decoded = decode_orders(raw);
         let inbound = Inbound {
-            protocol: "hl7",
+            protocol: Protocol::Hl7,
             channel,
             peer,
             sender: &sender,
@@ -239,7 +240,7 @@ pub async fn receive(
     }
     let decoded = decode_results(raw);
     let inbound = Inbound {
-        protocol: "hl7",
+        protocol: Protocol::Hl7,
         channel,
         peer,
         sender: &sender,
@@ -285,7 +286,7 @@ pub async fn log_aborted(
             .unwrap_or_default()
     );
     lab.log_aborted(Aborted {
-        protocol: "hl7",
+        protocol: Protocol::Hl7,
         channel,
         peer,
         sender,

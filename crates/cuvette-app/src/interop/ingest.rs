@@ -9,7 +9,7 @@ use cuvette_domain::patient::{RegisteredIdentity, SentIdentity, check_identity};
 use cuvette_domain::units::{self, Conversion, Mapping};
 use cuvette_domain::workflow::{ReleaseStatus, SpecimenStatus, TestStatus};
 use cuvette_domain::{ReportedValue, Review, Role, TestDefinition};
-use cuvette_store::{InstrumentRow, StoreError, TestCodeRow};
+use cuvette_store::{InstrumentRow, MessageOutcome, Protocol, Quarantine, StoreError, TestCodeRow};
 
 use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
@@ -113,20 +113,23 @@ pub(crate) enum SentStatus {
 
 impl SentStatus {
     /// Reads OBX-11 (`protocol` `hl7`) or R-9 (`astm`).
-    pub(crate) fn read(protocol: &str, status: &str) -> SentStatus {
+    pub(crate) fn read(protocol: Protocol, status: &str) -> SentStatus {
         match (protocol, status) {
-            (_, "P") | ("astm", "S") => SentStatus::Preliminary,
+            (_, "P") | (Protocol::Astm, "S") => SentStatus::Preliminary,
             (_, "C") => SentStatus::Corrected,
-            ("hl7", "D" | "W") => SentStatus::Withdrawn,
-            ("astm", "W") => SentStatus::Questionable,
+            (Protocol::Hl7, "D" | "W") => SentStatus::Withdrawn,
+            (Protocol::Astm, "W") => SentStatus::Questionable,
             _ if NO_VALUE_STATUSES.contains(&status) => SentStatus::NoValue,
             _ => SentStatus::Final,
         }
     }
 
     /// The field the status came in, for the words staff read.
-    fn field(protocol: &str) -> &'static str {
-        if protocol == "astm" { "R-9" } else { "OBX-11" }
+    fn field(protocol: Protocol) -> &'static str {
+        match protocol {
+            Protocol::Astm => "R-9",
+            Protocol::Hl7 => "OBX-11",
+        }
     }
 }
 
@@ -218,7 +221,7 @@ impl Lab {
         let ack_bytes = ack(&outcome);
         let (outcome_code, detail, quarantine) = match &outcome {
             Ingested::Accepted { results, skipped, .. } => (
-                "accepted",
+                MessageOutcome::Accepted,
                 if skipped.is_empty() {
                     format!("{results} results stored")
                 } else {
@@ -231,7 +234,11 @@ impl Lab {
             ),
             Ingested::Quarantined { .. } => {
                 let all = outcome.refusals().into_iter().map(Refusal::detail);
-                ("quarantined", all.collect::<Vec<_>>().join("; "), Some("open"))
+                (
+                    MessageOutcome::Quarantined,
+                    all.collect::<Vec<_>>().join("; "),
+                    Some(Quarantine::Open),
+                )
             }
             Ingested::Duplicate { .. } | Ingested::Ordered { .. } => {
                 unreachable!("duplicates return early; results place no orders")
@@ -566,7 +573,7 @@ pub(crate) fn serum_index_named(code: &str) -> Option<usize> {
 /// marked so no one releases it as final; a correction or withdrawal of a released result is
 /// a correction by the instrument (the report then says corrected, once a technologist
 /// releases it); none of these, and no doubted result, is released without a person.
-fn mark_sent_status(w: &mut ResultWrite, sent: SentStatus, instrument: &str, protocol: &str) {
+fn mark_sent_status(w: &mut ResultWrite, sent: SentStatus, instrument: &str, protocol: Protocol) {
     let field = SentStatus::field(protocol);
     let released = w.item.test.status == TestStatus::Final;
     let reason = match sent {

@@ -3,7 +3,7 @@
 
 use cuvette_domain::units::{self, Mapping};
 use cuvette_domain::{Action, TestDefinition};
-use cuvette_store::{InstrumentRow, NewAuditEvent, TestCodeRow};
+use cuvette_store::{InstrumentRow, NewAuditEvent, Protocol, TestCodeRow};
 
 use crate::autoverify::SERUM_INDEX_CODES;
 use crate::{Actor, AppError, AppResult, Lab};
@@ -28,9 +28,8 @@ impl Lab {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(AppError::invalid("name", "name the instrument (up to 100 characters)"));
         }
-        if !matches!(protocol, "hl7" | "astm") {
-            return Err(AppError::invalid("protocol", "choose HL7 or ASTM"));
-        }
+        let protocol = Protocol::parse(protocol)
+            .ok_or_else(|| AppError::invalid("protocol", "choose HL7 or ASTM"))?;
         if sender.is_empty() || sender.chars().count() > 200 {
             return Err(AppError::invalid(
                 "sender",

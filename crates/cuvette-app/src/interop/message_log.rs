@@ -2,7 +2,10 @@
 //! that could not be taken, and their replay once the cause is fixed.
 
 use cuvette_domain::Action;
-use cuvette_store::{MessageFilter, MessageRow, NewAuditEvent, NewMessage, StoreError, Tx};
+use cuvette_store::{
+    Direction, MessageFilter, MessageOutcome, MessageRow, NewAuditEvent, NewMessage, Protocol,
+    Quarantine, StoreError, Tx,
+};
 
 use super::ingest::{Decoded, Skipped};
 use super::{ReceivedResult, Refusal, astm, hl7};
@@ -11,8 +14,8 @@ use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
 /// A decoded inbound message.
 #[derive(Debug, Clone)]
 pub struct Inbound<'a> {
-    /// `hl7` or `astm`.
-    pub protocol: &'a str,
+    /// The protocol it came in.
+    pub protocol: Protocol,
     /// The listener ("mllp:2575", "astm:5100").
     pub channel: &'a str,
     /// The remote address.
@@ -126,31 +129,29 @@ impl Ingested {
 /// What the message log records about one message, in or out: the one record every path
 /// writes ([`Lab::log_message`]). Owned, so that it can wait for a group commit.
 pub(crate) struct MessageRecord {
-    /// `in` or `out`.
-    pub direction: &'static str,
-    pub protocol: String,
+    pub direction: Direction,
+    pub protocol: Protocol,
     pub channel: String,
     pub peer: String,
     pub sender: String,
     pub control_id: Option<String>,
     pub message_type: String,
     pub raw: Vec<u8>,
-    /// `accepted`, `quarantined`, `query`, `sent`, `failed`, `aborted`.
-    pub outcome: &'static str,
+    pub outcome: MessageOutcome,
     pub detail: String,
     /// The acknowledgement sent (in) or received (out), when there is one.
     pub ack: Option<Vec<u8>>,
     pub accession: Option<String>,
     pub results: i64,
-    /// `open` for a message kept in the quarantine.
-    pub quarantine: Option<&'static str>,
+    /// `Open` for a message kept in the quarantine.
+    pub quarantine: Option<Quarantine>,
     pub replay_of: Option<i64>,
     pub took: Took,
 }
 
 /// An inbound transfer that ended before its message was complete, for the message log.
 pub(crate) struct Aborted<'a> {
-    pub protocol: &'a str,
+    pub protocol: Protocol,
     pub channel: &'a str,
     pub peer: &'a str,
     /// The sender, as far as the bytes that arrived say (HL7 MSH-3, ASTM H-5).
@@ -176,23 +177,23 @@ impl MessageRecord {
     #[allow(clippy::too_many_arguments)] // One log row; the names are the columns.
     pub(super) fn inbound(
         msg: &Inbound<'_>,
-        outcome: &'static str,
+        outcome: MessageOutcome,
         detail: String,
         ack: Vec<u8>,
         accession: Option<String>,
         results: usize,
-        quarantine: Option<&'static str>,
+        quarantine: Option<Quarantine>,
         started: i64,
     ) -> MessageRecord {
         MessageRecord {
-            protocol: msg.protocol.to_owned(),
+            protocol: msg.protocol,
             channel: msg.channel.to_owned(),
             peer: msg.peer.to_owned(),
             sender: msg.sender.to_owned(),
             control_id: msg.control_id.map(str::to_owned),
             message_type: msg.message_type.to_owned(),
             raw: msg.raw.to_vec(),
-            direction: "in",
+            direction: Direction::In,
             outcome,
             detail,
             ack: Some(ack),
@@ -214,7 +215,8 @@ impl Lab {
         ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
     ) -> AppResult<Option<(Ingested, Vec<u8>)>> {
         let Some(control_id) = msg.control_id else { return Ok(None) };
-        let Some(original) = self.store.message_by_control("in", msg.sender, control_id).await?
+        let Some(original) =
+            self.store.message_by_control(Direction::In, msg.sender, control_id).await?
         else {
             return Ok(None);
         };
@@ -234,7 +236,7 @@ impl Lab {
             .insert_message(
                 &NewMessage {
                     direction: e.direction,
-                    protocol: &e.protocol,
+                    protocol: e.protocol,
                     channel: &e.channel,
                     peer: &e.peer,
                     sender: &e.sender,
@@ -270,15 +272,15 @@ impl Lab {
     pub(crate) async fn log_aborted(&self, aborted: Aborted<'_>) -> AppResult<i64> {
         let mut tx = self.store.begin().await?;
         let record = MessageRecord {
-            direction: "in",
-            protocol: aborted.protocol.into(),
+            direction: Direction::In,
+            protocol: aborted.protocol,
             channel: aborted.channel.into(),
             peer: aborted.peer.into(),
             sender: aborted.sender,
             control_id: None,
             message_type: aborted.message_type,
             raw: aborted.raw,
-            outcome: "aborted",
+            outcome: MessageOutcome::Aborted,
             detail: aborted.detail,
             ack: None,
             accession: aborted.accession.filter(|a| !a.is_empty()),
@@ -319,12 +321,12 @@ impl Lab {
             return Err(AppError::invalid("reason", "say why the message is dismissed"));
         }
         let message = self.store.message(id).await?;
-        if message.quarantine.as_deref() != Some("open") {
+        if message.quarantine != Some(Quarantine::Open) {
             return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
         }
         let now = self.now_micros();
         let mut tx = self.store.begin().await?;
-        tx.set_quarantine(id, "dismissed").await?;
+        tx.set_quarantine(id, Quarantine::Dismissed).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -351,7 +353,7 @@ impl Lab {
     ) -> AppResult<i64> {
         self.require(actor, Action::VerifyAbnormal)?;
         let original = self.store.message(id).await?;
-        if original.quarantine.as_deref() != Some("open") {
+        if original.quarantine != Some(Quarantine::Open) {
             return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
         }
         if let Some(a) = accession {
@@ -361,7 +363,7 @@ impl Lab {
         let replay_control =
             original.control_id.as_ref().map(|c| format!("{c}#replay-{}", self.now_micros()));
         let channel = format!("replay by {}", actor.name);
-        let (outcome, _) = if original.protocol == "hl7"
+        let (outcome, _) = if original.protocol == Protocol::Hl7
             && hl7::is_order_message(&original.message_type)
         {
             if accession.is_some() {
@@ -372,7 +374,7 @@ impl Lab {
             }
             let decoded = hl7::decode_orders(&original.raw);
             let inbound = Inbound {
-                protocol: &original.protocol,
+                protocol: original.protocol,
                 channel: &channel,
                 peer: &original.peer,
                 sender: &original.sender,
@@ -386,10 +388,12 @@ impl Lab {
             let ack = |_: &Ingested| Vec::new();
             self.ingest_orders(&inbound, &decoded, &ack).await?
         } else {
-            let decoded = match original.protocol.as_str() {
+            let decoded = match original.protocol {
                 // Read in the instrument's character set, as it was the first time.
-                "astm" => astm::decode_stored(self, &original.raw, &original.sender).await?,
-                _ => decode_for_replay(&original),
+                Protocol::Astm => {
+                    astm::decode_stored(self, &original.raw, &original.sender).await?
+                }
+                Protocol::Hl7 => decode_for_replay(&original),
             };
             let mut results = decoded.results;
             if let Some(a) = accession {
@@ -399,7 +403,7 @@ impl Lab {
                 }
             }
             let inbound = Inbound {
-                protocol: &original.protocol,
+                protocol: original.protocol,
                 channel: &channel,
                 peer: &original.peer,
                 sender: &original.sender,
@@ -417,7 +421,7 @@ impl Lab {
         let mut tx = self.store.begin().await?;
         let new_id = match &outcome {
             Ingested::Accepted { message_id, .. } | Ingested::Ordered { message_id, .. } => {
-                tx.set_quarantine(id, "replayed").await?;
+                tx.set_quarantine(id, Quarantine::Replayed).await?;
                 *message_id
             }
             Ingested::Quarantined { message_id, .. } | Ingested::Duplicate { message_id, .. } => {
@@ -441,12 +445,8 @@ impl Lab {
 }
 
 fn decode_for_replay(m: &MessageRow) -> Decoded {
-    match m.protocol.as_str() {
-        "hl7" => hl7::decode_results(&m.raw),
-        "astm" => astm::decode_results(&m.raw),
-        other => Decoded {
-            results: vec![],
-            malformed: Some(Refusal::UnknownProtocol { protocol: other.to_owned() }),
-        },
+    match m.protocol {
+        Protocol::Hl7 => hl7::decode_results(&m.raw),
+        Protocol::Astm => astm::decode_results(&m.raw),
     }
 }

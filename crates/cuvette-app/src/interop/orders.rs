@@ -4,7 +4,7 @@
 
 use cuvette_domain::Role;
 use cuvette_domain::patient::{Mrn, Sex, parse_birth_date};
-use cuvette_store::InstrumentRow;
+use cuvette_store::{InstrumentRow, MessageOutcome, Quarantine};
 
 use super::message_log::{Inbound, Ingested, MessageRecord};
 use super::refusal::{Place, Refusal};
@@ -99,9 +99,9 @@ fn hl7_date(text: &str) -> Option<jiff::civil::Date> {
     jiff::civil::Date::new(y, m, d).ok()
 }
 
-/// The Cuvette code an order code stands for: an orderable test with this LOINC, else a panel
-/// with this LOINC, else the code itself when it is a Cuvette test or panel code.
-/// `Err` lists the entries a LOINC matches when it matches several.
+/// The Cuvette code an order code stands for: an orderable measured test with this LOINC, else
+/// an orderable calculation with it, else a panel with it, else the code itself when it is a
+/// Cuvette test or panel code. `Err` lists the entries a LOINC matches when it matches several.
 fn catalog_code(
     catalog: &cuvette_domain::Catalog,
     code: &str,
@@ -110,16 +110,20 @@ fn catalog_code(
     if code.is_empty() {
         return Ok(None);
     }
-    let tests: Vec<&str> = catalog
-        .tests()
-        .filter(|t| t.orderable && t.loinc == code)
-        .map(|t| t.code.as_str())
-        .collect();
+    let tests = |calculated: bool| -> Vec<&str> {
+        catalog
+            .tests()
+            .filter(|t| t.orderable && t.loinc == code && t.is_calculated() == calculated)
+            .map(|t| t.code.as_str())
+            .collect()
+    };
     let panels: Vec<&str> =
         catalog.panels().filter(|p| p.loinc == code).map(|p| p.code.as_str()).collect();
     // A LOINC names an observation: the test itself wins over a panel built around it
-    // (3016-3 is TSH, not the thyroid cascade that starts with it).
-    for found in [tests, panels] {
+    // (3016-3 is TSH, not the thyroid cascade that starts with it). A measured test wins over a
+    // calculation of the same observation (6301-6 is the INR the analyzer reports, not the one
+    // calculated from its PT): the EHR names the calculation by its Cuvette code.
+    for found in [tests(false), tests(true), panels] {
         match found.as_slice() {
             [one] => return Ok(Some((*one).to_owned())),
             [] => {}
@@ -244,12 +248,12 @@ impl Lab {
         let quarantined = matches!(outcome, Ingested::Quarantined { .. });
         let entry = MessageRecord::inbound(
             msg,
-            if quarantined { "quarantined" } else { "accepted" },
+            if quarantined { MessageOutcome::Quarantined } else { MessageOutcome::Accepted },
             detail,
             ack_bytes.clone(),
             accession,
             0,
-            quarantined.then_some("open"),
+            quarantined.then_some(Quarantine::Open),
             started,
         );
         let Some(message_id) = self.log_message(&mut tx, &entry).await? else {
@@ -259,7 +263,7 @@ impl Lab {
             });
         };
         if let Some(original) = msg.replay_of {
-            tx.set_quarantine(original, "replayed").await?;
+            tx.set_quarantine(original, Quarantine::Replayed).await?;
         }
         tx.commit().await?;
         Ok((outcome.with_message_id(message_id), ack_bytes))

@@ -15,8 +15,8 @@ use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use cuvette_domain::{Action, Catalog, Flag, ReportedValue};
 use cuvette_hl7::{FieldValue, Message, MessageBuilder, SegmentBuilder};
 use cuvette_store::{
-    Micros, NewAuditEvent, OrderRow, OrderedTestRow, OutboxRow, PatientRow, ResultRow, SpecimenRow,
-    Tx, WorklistFilter,
+    Direction, MessageOutcome, Micros, NewAuditEvent, OrderRow, OrderedTestRow, OutboxRow,
+    PatientRow, Protocol, ResultRow, SpecimenRow, Tx, WorklistFilter,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -231,9 +231,11 @@ pub(crate) fn build_oru(c: &OruContent<'_>) -> Result<Vec<u8>, cuvette_hl7::Buil
         }
         set_id += 1;
         let service = match *panel {
-            Some(code) => match c.catalog.panel(code) {
-                Some(p) => identifier(&p.loinc, &p.code, &p.name),
-                None => identifier("", code, code),
+            // A calculation ordered on its own groups the tests it is calculated from.
+            Some(code) => match (c.catalog.panel(code), c.catalog.test(code)) {
+                (Some(p), _) => identifier(&p.loinc, &p.code, &p.name),
+                (None, Some(d)) => identifier(&d.loinc, &d.code, &d.name),
+                (None, None) => identifier("", code, code),
             },
             None => {
                 let code = &members[0].test.test_code;
@@ -467,15 +469,15 @@ impl Lab {
         };
         let mut tx = self.store.begin().await?;
         let record = MessageRecord {
-            direction: "out",
-            protocol: "hl7".into(),
+            direction: Direction::Out,
+            protocol: Protocol::Hl7,
             channel: row.destination.clone(),
             peer: peer.into(),
             sender: SENDING_APPLICATION.into(),
             control_id: Some(row.control_id.clone()),
             message_type,
             raw: row.payload.clone(),
-            outcome: "sent",
+            outcome: MessageOutcome::Sent,
             detail,
             ack: Some(ack.to_vec()),
             accession: Some(row.accession.clone()),

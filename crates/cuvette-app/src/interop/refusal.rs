@@ -127,8 +127,6 @@ pub enum Refusal {
     UnsupportedCharset { declared: String },
     /// An HL7 message of a type that carries no results (`ADT^A01`).
     NotResults { message_type: String },
-    /// A logged message of a protocol Cuvette does not speak (a replay of a foreign row).
-    UnknownProtocol { protocol: String },
     /// The sender is not an instrument on file.
     UnknownInstrument { sender: String },
     /// The instrument is on file but disabled.
@@ -301,7 +299,6 @@ impl Refusal {
             | UnsupportedCharset { .. }
             | UnsupportedVersion { .. }
             | NotResults { .. }
-            | UnknownProtocol { .. }
             | UnknownInstrument { .. }
             | InstrumentDisabled { .. }
             | NoResults
@@ -375,7 +372,6 @@ impl Refusal {
             Unreadable { .. } | NotResults { .. } => {
                 (AckCode::ApplicationReject, UnsupportedMessageType, None)
             }
-            UnknownProtocol { .. } => (AckCode::ApplicationReject, UnsupportedMessageType, None),
             UnsupportedVersion { .. } => (AckCode::ApplicationReject, UnsupportedVersionId, None),
             // Content the sender can put right (its encoding, or MSH-18), so AE.
             InvalidEncoding { .. } => (AckCode::ApplicationError, DataTypeError, None),
@@ -464,7 +460,6 @@ impl fmt::Display for Refusal {
                 f,
                 "{message_type} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
             ),
-            UnknownProtocol { protocol } => write!(f, "unknown protocol {protocol}"),
             InvalidEncoding { protocol: "ASTM", byte, offset, charset, .. } => write!(
                 f,
                 "byte 0x{byte:02X} (at byte {offset} of the message) is not {charset} text: set the instrument's character set under Interfaces to the one it writes (utf-8, windows-1252, ascii)"

@@ -155,17 +155,6 @@ async fn unknown_test_codes_are_named() {
 }
 
 #[tokio::test]
-async fn a_calculation_is_not_ordered_on_its_own() {
-    let lab = lab().await;
-    let patient = lab.adult_man().await;
-    let phlebotomist = lab.phlebotomist().await;
-
-    let message =
-        invalid(lab.place_order(&phlebotomist, &order_form(patient.id, &["EGFR"])).await, "tests");
-    assert!(message.contains("EGFR"), "{message}");
-}
-
-#[tokio::test]
 async fn an_order_needs_a_provider_and_a_test() {
     let lab = lab().await;
     let patient = lab.adult_man().await;

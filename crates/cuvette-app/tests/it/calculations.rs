@@ -1,7 +1,10 @@
 //! Calculated tests: ordered with their panel, computed when their inputs arrive.
 
+use cuvette_app::store::PatientRow;
 use cuvette_app::{Correction, EnteredResult, Saved};
+use cuvette_domain::ReportedValue;
 use cuvette_domain::evaluation::Review;
+use cuvette_domain::value::NoValue;
 
 use crate::support::*;
 
@@ -183,7 +186,7 @@ async fn a_calculation_is_withdrawn_when_an_input_is_no_longer_a_number() {
 }
 
 /// The report text of the patient's `code` as it now stands.
-async fn reported(lab: &TestLab, patient: &cuvette_app::store::PatientRow, code: &str) -> String {
+async fn reported(lab: &TestLab, patient: &PatientRow, code: &str) -> String {
     lab.test(patient, code).await.result.map(|r| r.report_text).unwrap_or_default()
 }
 
@@ -281,4 +284,165 @@ async fn a_result_that_cannot_be_reported_is_released_as_its_documented_comment(
     assert!(held_reason(&lab.verify(&technician, &patient, "K").await).contains("technologist"));
     assert_released(&lab.verify(&technologist, &patient, "K").await);
     assert_eq!(reported(&lab, &patient, "K").await, "Unable to report: specimen clotted");
+}
+
+/// A calculation, the results it is calculated from as typed, and its report.
+type Walk = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
+/// For every calculation in the bundled catalog: plausible adult values of the tests it is
+/// calculated from (the catalog's worked examples), and the report they give. A man of 50
+/// (`adult_man`) is the patient, as in CKD-EPI's worked example.
+const PLAUSIBLE: &[Walk] = &[
+    ("AGAP", &[("NA", "140"), ("CL", "104"), ("CO2", "24")], "12"),
+    ("AGAPK", &[("NA", "140"), ("K", "4.0"), ("CL", "104"), ("CO2", "24")], "16"),
+    ("EGFR", &[("CREAT", "1.00")], "92"),
+    ("LDLF", &[("CHOL", "200"), ("HDL", "50"), ("TRIG", "150")], "120"),
+    ("LDLS", &[("CHOL", "200"), ("HDL", "50"), ("TRIG", "150")], "123"),
+    ("NONHDL", &[("CHOL", "200"), ("HDL", "50")], "150"),
+    ("CHOLHDL", &[("CHOL", "200"), ("HDL", "50")], "4.0"),
+    ("CACORR", &[("CA", "8.0"), ("ALB", "2.0")], "9.6"),
+    ("GLOB", &[("TP", "7.0"), ("ALB", "4.0")], "3.0"),
+    ("AGRATIO", &[("ALB", "4.0"), ("TP", "7.0")], "1.3"),
+    ("BUNCR", &[("BUN", "20"), ("CREAT", "1.00")], "20"),
+    ("MCV_CALC", &[("HCT", "42.0"), ("RBC", "4.50")], "93.3"),
+    ("MCH_CALC", &[("HGB", "14.0"), ("RBC", "4.50")], "31.1"),
+    ("MCHC_CALC", &[("HGB", "14.0"), ("HCT", "42.0")], "33.3"),
+    ("ANC", &[("WBC", "5.0"), ("NEUT_SEG_PCT", "60"), ("NEUT_BAND_PCT", "5")], "3.25"),
+    ("OSMCALC", &[("NA", "140"), ("GLU", "90"), ("BUN", "14")], "290"),
+    ("OSMGAP", &[("OSMO", "300"), ("NA", "140"), ("GLU", "90"), ("BUN", "14")], "10"),
+    ("INR_CALC", &[("PT", "24.0")], "2.0"),
+    ("TSAT", &[("FE", "100"), ("TIBC", "300")], "33"),
+];
+
+/// The stored result of the patient's `code` is the comment `expected`, with no number in it.
+async fn shows_the_comment(lab: &TestLab, patient: &PatientRow, code: &str, expected: &str) {
+    let result =
+        lab.test(patient, code).await.result.unwrap_or_else(|| panic!("{code}: no result"));
+    assert_eq!(result.report_text, expected, "{code}");
+    let value = ReportedValue::parse(&result.value_text).expect("a stored value reads back");
+    assert_eq!(value.no_value(), Some(NoValue::NotCalculated), "{code}: {}", result.value_text);
+    assert_eq!(value.number, None, "{code}: {}", result.value_text);
+}
+
+#[tokio::test]
+async fn every_calculation_in_the_catalog_is_ordered_on_its_own_and_reported() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    let technologist = lab.technologist().await;
+    let catalog = lab.catalog();
+    let calculations: Vec<&str> =
+        catalog.catalog.tests().filter(|t| t.is_calculated()).map(|t| t.code.as_str()).collect();
+    let walked: Vec<&str> = PLAUSIBLE.iter().map(|(code, _, _)| *code).collect();
+    assert_eq!(
+        calculations.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        walked.iter().copied().collect(),
+        "every calculation in the catalog is walked, and only those"
+    );
+
+    for (code, inputs, expected) in PLAUSIBLE {
+        let placed = lab.received(&patient, &[code]).await;
+        let ordered: Vec<&str> =
+            placed.specimens.iter().flat_map(|s| s.tests.iter().map(String::as_str)).collect();
+        let mut wanted: Vec<&str> = inputs.iter().map(|(input, _)| *input).collect();
+        wanted.push(code);
+        if *code == "OSMGAP" {
+            wanted.push("OSMCALC"); // the osmolal gap is calculated from the calculated osmolality
+        }
+        assert_eq!(
+            ordered.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+            wanted.iter().copied().collect(),
+            "ordering {code} orders the tests it is calculated from, and nothing else"
+        );
+        for input in &wanted {
+            let on_order = lab.test(&patient, input).await;
+            assert_eq!(
+                on_order.test.panel_code.as_deref(),
+                Some(*code),
+                "{input} says it is for {code}"
+            );
+        }
+
+        lab.enter_all(&technologist, &patient, inputs).await.unwrap();
+        assert_eq!(reported(&lab, &patient, code).await, *expected, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn every_calculation_shows_why_not_for_a_censored_or_out_of_range_input() {
+    let lab = lab().await;
+    let patient = lab.adult_man().await;
+    let technologist = lab.technologist().await;
+    let catalog = lab.catalog();
+    for (code, inputs, expected) in PLAUSIBLE {
+        lab.received(&patient, &[code]).await;
+        lab.enter_all(&technologist, &patient, inputs).await.unwrap();
+        for (input, plausible) in *inputs {
+            let test = catalog.catalog.test(input).unwrap();
+            // Censored as typed: below the range, or above it.
+            let censored = format!("<{plausible}");
+            lab.enter(&technologist, &patient, input, &censored).await.unwrap();
+            let why =
+                format!("Not calculated: {} below the measurement range ({censored})", test.name);
+            shows_the_comment(&lab, &patient, code, &why).await;
+            lab.enter(&technologist, &patient, input, &format!(">{plausible}")).await.unwrap();
+            let why =
+                format!("Not calculated: {} above the measurement range (>{plausible})", test.name);
+            shows_the_comment(&lab, &patient, code, &why).await;
+
+            // A plain number beyond the measurement range.
+            let high = test.amr_high.unwrap_or_else(|| panic!("{input} has no measurement range"));
+            let beyond = (high * rust_decimal::Decimal::from(2)).to_string();
+            lab.enter(&technologist, &patient, input, &beyond).await.unwrap();
+            let why =
+                format!("Not calculated: {} above the measurement range (>{high})", test.name);
+            shows_the_comment(&lab, &patient, code, &why).await;
+
+            // Back in range, the number is reported again.
+            lab.enter(&technologist, &patient, input, plausible).await.unwrap();
+            assert_eq!(reported(&lab, &patient, code).await, *expected, "{code} after {input}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_inr_is_calculated_from_the_pt_with_the_labs_isi_and_mean_normal_pt() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technologist = lab.technologist().await;
+    let supervisor = lab.supervisor().await;
+
+    // A new thromboplastin lot: ISI 1.2 from its certificate, mean normal PT 12.0 s.
+    let catalog = lab.catalog();
+    let mut inr = catalog.catalog.test("INR_CALC").unwrap().clone();
+    let rule = inr.calculation.as_mut().unwrap();
+    rule.coefficients.insert("ISI".into(), 1.2);
+    rule.coefficients.insert("MNPT".into(), 12.0);
+    let version =
+        lab.save_definition(&supervisor, inr, catalog.versions["INR_CALC"]).await.unwrap();
+
+    let placed = lab.received(&patient, &["PTINR"]).await;
+    assert_eq!(placed.specimens.len(), 1, "the INR rides on the PT's tube");
+    assert_eq!(placed.specimens[0].tests, ["PT", "INR_CALC"]);
+    lab.enter(&technologist, &patient, "PT", "18.0").await.unwrap();
+    // (18.0 / 12.0) ** 1.2 = 1.6267
+    let result = lab.test(&patient, "INR_CALC").await.result.unwrap();
+    assert_eq!((result.report_text.as_str(), result.flags.codes().as_str()), ("1.6", "H"));
+    assert_eq!(result.definition_version, version, "the INR remembers the lot's settings");
+}
+
+#[tokio::test]
+async fn an_absolute_neutrophil_count_below_half_a_thousand_is_critical() {
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technologist = lab.technologist().await;
+    lab.received(&patient, &["MANDIFF"]).await;
+    lab.enter_all(
+        &technologist,
+        &patient,
+        &[("WBC", "1.2"), ("NEUT_SEG_PCT", "30"), ("NEUT_BAND_PCT", "0")],
+    )
+    .await
+    .unwrap();
+    let anc = lab.test(&patient, "ANC").await.result.unwrap();
+    assert_eq!((anc.report_text.as_str(), anc.flags.codes().as_str()), ("0.36", "LL L"));
 }

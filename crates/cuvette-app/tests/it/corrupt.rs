@@ -231,6 +231,64 @@ async fn review_reasons_that_do_not_decode_are_corrupt_data_not_no_reasons() {
     assert!(why.contains("result") && why.contains("reasons"), "{why}");
 }
 
+/// A message from an unregistered sender, kept in the quarantine; returns its log id.
+async fn quarantined_message(lab: &TestLab) -> i64 {
+    let oru = "MSH|^~\\&|NOSUCH|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|MSG0001|P|2.5.1\r\
+               PID|1\rOBR|1||26-0000999-3|BMP\rOBX|1|NM|2823-3^^LN||4.1|mmol/L\r";
+    let (outcome, _) =
+        cuvette_app::interop::hl7::receive(lab, oru.as_bytes(), "test", "peer").await.unwrap();
+    let cuvette_app::interop::Ingested::Quarantined { message_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    message_id
+}
+
+#[tokio::test]
+async fn a_quarantined_message_of_an_unknown_protocol_is_corrupt_data_never_replayed() {
+    let lab = lab().await;
+    let id = quarantined_message(&lab).await;
+    lab.raw_sql("UPDATE interface_message SET protocol = 'fhir'").await.unwrap();
+
+    let mls = lab.technologist().await;
+    let why = corrupt(lab.replay_quarantined(&mls, id, None).await);
+    assert!(why.contains("interface_message") && why.contains("protocol"), "{why}");
+    corrupt(lab.message_log(&mls, &Default::default()).await);
+    corrupt(lab.dismiss_quarantined(&mls, id, "a test message").await);
+}
+
+#[tokio::test]
+async fn a_quarantine_state_or_outcome_it_does_not_know_is_corrupt_data_not_closed() {
+    let lab = lab().await;
+    let id = quarantined_message(&lab).await;
+    let mls = lab.technologist().await;
+    lab.raw_sql("UPDATE interface_message SET quarantine = 'OPEN'").await.unwrap();
+    let why = corrupt(lab.dismiss_quarantined(&mls, id, "a test message").await);
+    assert!(why.contains("quarantine") && why.contains("OPEN"), "{why}");
+
+    lab.raw_sql("UPDATE interface_message SET quarantine = 'open', outcome = 'kept'")
+        .await
+        .unwrap();
+    let why = corrupt(lab.message(&mls, id).await);
+    assert!(why.contains("outcome") && why.contains("kept"), "{why}");
+}
+
+#[tokio::test]
+async fn an_instrument_protocol_or_outbox_status_it_does_not_know_is_corrupt_data() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    lab.add_instrument(&supervisor, "Chemistry 1", "hl7", "CHEMANALYZER").await.unwrap();
+    lab.raw_sql("UPDATE instrument SET protocol = 'mllp'").await.unwrap();
+    let why = corrupt(lab.instruments(&supervisor).await);
+    assert!(why.contains("instrument") && why.contains("mllp"), "{why}");
+
+    let mut tx = lab.store().begin().await.unwrap();
+    tx.enqueue("ehr", "CUV1", b"MSH|", "26-0000001-8", 0).await.unwrap();
+    tx.commit().await.unwrap();
+    lab.raw_sql("UPDATE outbox SET status = 'delivered'").await.unwrap();
+    let why = corrupt(lab.outbox(&supervisor).await);
+    assert!(why.contains("outbox") && why.contains("status"), "{why}");
+}
+
 #[tokio::test]
 async fn an_unknown_reported_status_is_corrupt_data_not_a_final_result() {
     // Read as "reported final", a preliminary result could be released as final.

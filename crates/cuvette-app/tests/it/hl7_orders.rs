@@ -112,7 +112,7 @@ async fn an_oml_from_the_ehr_registers_the_patient_places_the_order_and_answers_
 
     let log = lab.message_log(&lab.technologist().await, &MessageFilter::default()).await.unwrap();
     assert_eq!(
-        (log[0].message_type.as_str(), log[0].outcome.as_str(), log[0].ack.as_ref()),
+        (log[0].message_type.as_str(), log[0].outcome.code(), log[0].ack.as_ref()),
         ("OML^O21", "accepted", Some(&ack))
     );
     assert_eq!(log[0].accession.as_deref(), Some(accession.as_str()));
@@ -394,7 +394,7 @@ async fn a_release_queues_one_oru_for_the_ehr_with_the_result() {
     assert_eq!(queued.len(), 1, "exactly one message");
     let row = &queued[0];
     assert_eq!(
-        (row.destination.as_str(), row.accession.as_str(), row.status.as_str(), row.attempts),
+        (row.destination.as_str(), row.accession.as_str(), row.status.code(), row.attempts),
         ("10.1.2.3:2575", accession.as_str(), "pending", 0)
     );
     let oru = &row.payload;
@@ -520,4 +520,45 @@ async fn nothing_is_queued_without_an_ehr_or_when_the_release_is_held() {
     let held = lab.verify(&lab.technologist().await, &patient, "K").await;
     assert!(held_reason(&held).contains("critical"), "{held:?}");
     assert!(outbox(&lab).await.is_empty(), "a held result is not sent");
+}
+
+#[tokio::test]
+async fn an_inr_ordered_by_loinc_is_the_measured_one_and_by_code_the_one_calculated_from_the_pt() {
+    let lab = lab_sending_results().await;
+    ehr(&lab).await;
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &oml(
+            "OML0200",
+            PID_OKAFOR,
+            &[("PL-31", "6301-6^INR^LN"), ("PL-32", "INR_CALC^INR from PT^L")],
+        ),
+        "mllp:2575",
+        "peer",
+    )
+    .await
+    .unwrap();
+    let Ingested::Ordered { orders, .. } = &outcome else { panic!("{outcome:?}") };
+    // 6301-6 names both the analyzer's INR and the one Cuvette calculates: the measured test
+    // wins, and the EHR asks for the calculation by its code.
+    assert_eq!(orders[0].specimens[0].tests, ["INR"]);
+    assert_eq!(orders[1].specimens[0].tests, ["PT", "INR_CALC"]);
+
+    let accession = orders[1].specimens[0].accession.clone();
+    lab.collect_and_receive(&accession).await;
+    let patient = lab.patient_of(&accession).await;
+    let technologist = lab.technologist().await;
+    lab.enter(&technologist, &patient, "PT", "24.0").await.unwrap();
+    assert_released(&lab.verify(&technologist, &patient, "PT").await);
+    assert_released(&lab.verify(&technologist, &patient, "INR_CALC").await);
+
+    // The PT and its INR go out under one OBR naming what was ordered.
+    let queued = outbox(&lab).await;
+    let oru = &queued.last().expect("a result message").payload;
+    assert_eq!(segments(oru, "OBR"), 1, "{}", String::from_utf8_lossy(oru));
+    assert_eq!(field(oru, "OBR-2"), "PL-32");
+    assert_eq!(field(oru, "OBR-4-1"), "6301-6");
+    assert_eq!(field(oru, "OBR-4-4"), "INR_CALC");
+    assert_eq!(segments(oru, "OBX"), 2);
+    assert_eq!(field(oru, "OBX(2)-5"), "2.0");
 }

@@ -8,7 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::store::{InstrumentRow, MessageFilter, MessageRow, OutboxRow, TestCodeRow};
+use cuvette_app::store::{
+    Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, OutboxRow, Quarantine,
+    TestCodeRow,
+};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::units::{self, Mapping};
@@ -52,16 +55,16 @@ fn log_lines(s: &AppState, rows: &[MessageRow]) -> Vec<LogLine> {
         .map(|m| LogLine {
             id: m.id,
             at: s.lab.format_time(m.received_at),
-            direction: m.direction.clone(),
-            protocol: m.protocol.to_uppercase(),
+            direction: m.direction.code().to_owned(),
+            protocol: m.protocol.name().to_owned(),
             peer: m.peer.clone(),
             sender: m.sender.clone(),
             control_id: m.control_id.clone().unwrap_or_default(),
             message_type: m.message_type.clone(),
-            outcome: m.outcome.clone(),
+            outcome: m.outcome.code().to_owned(),
             detail: m.detail.clone(),
             accession: m.accession.clone().unwrap_or_default(),
-            quarantine: m.quarantine.clone().unwrap_or_default(),
+            quarantine: m.quarantine.map(Quarantine::code).unwrap_or_default().to_owned(),
             processed_ms: format!("{:.1}", m.processed_us as f64 / 1000.0),
         })
         .collect()
@@ -87,7 +90,7 @@ fn outbox_lines(s: &AppState, rows: &[OutboxRow]) -> Vec<OutboxLine> {
             accession: o.accession.clone(),
             control_id: o.control_id.clone(),
             created: s.lab.format_time(o.created_at),
-            status: o.status.clone(),
+            status: o.status.code().to_owned(),
             attempts: o.attempts,
             next: s.lab.format_time(o.next_attempt_at),
             error: o.last_error.clone().unwrap_or_default(),
@@ -279,8 +282,8 @@ async fn messages(
     const PAGE: i64 = 200;
     let filter = MessageFilter {
         open_quarantine: false,
-        direction: Some(q.direction.clone()).filter(|d| !d.is_empty()),
-        outcome: Some(q.outcome.clone()).filter(|o| !o.is_empty()),
+        direction: Direction::parse(&q.direction),
+        outcome: MessageOutcome::parse(&q.outcome),
         text: Some(q.q.trim().to_owned()).filter(|t| !t.is_empty()),
         before_id: q.before.parse().ok(),
         limit: PAGE,
@@ -346,7 +349,7 @@ async fn message_page(
         page: Page::new(bench, format!("Message {id}"), "interfaces").with_errors(errors),
         raw: printable(&m.raw),
         ack: m.ack.as_deref().map(printable).unwrap_or_default(),
-        open: m.quarantine.as_deref() == Some("open"),
+        open: m.quarantine == Some(Quarantine::Open),
         may_fix: bench.may(Action::VerifyAbnormal),
         replay_of: m.replay_of,
         accession: if accession.is_empty() { line.accession.clone() } else { accession },

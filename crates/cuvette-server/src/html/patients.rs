@@ -432,7 +432,7 @@ fn order_page(lab: &Lab, page: Page, banner: Banner, form: OrderForm) -> OrderPa
     let tests = catalog
         .catalog
         .tests()
-        .filter(|t| t.orderable && !t.is_calculated())
+        .filter(|t| t.orderable)
         .map(|t| CodeRef {
             code: t.code.clone(),
             name: t.name.clone(),

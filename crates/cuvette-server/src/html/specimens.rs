@@ -362,7 +362,9 @@ async fn reject(
     bench.check_csrf(&form.csrf)?;
     let lab = &state.lab;
     // Rejecting a specimen already in the lab cancels work under way: confirm it first.
-    if form.drawn_status == SpecimenStatus::Received.code() && form.confirm != "yes" {
+    if SpecimenStatus::parse(&form.drawn_status) == Some(SpecimenStatus::Received)
+        && form.confirm != "yes"
+    {
         let mut errors = vec![FieldError {
             field: "confirm".into(),
             message: "this specimen was already received: tick the box to confirm that its open tests are to be cancelled".into(),

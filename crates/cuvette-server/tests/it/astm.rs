@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cuvette_app::store::{MessageFilter, MessageRow, ResultRow, WorklistFilter};
+use cuvette_app::store::{Direction, MessageFilter, MessageRow, ResultRow, WorklistFilter};
 use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient, Release};
 use cuvette_astm::{Config, Event, Link, Message, Role};
 use cuvette_domain::Role as Staff;
@@ -95,11 +95,11 @@ async fn bench() -> Bench {
 impl Bench {
     /// Inbound messages in the log, oldest first.
     async fn inbound(&self) -> Vec<MessageRow> {
-        self.log("in").await
+        self.log(Direction::In).await
     }
 
-    async fn log(&self, direction: &str) -> Vec<MessageRow> {
-        let filter = MessageFilter { direction: Some(direction.into()), ..Default::default() };
+    async fn log(&self, direction: Direction) -> Vec<MessageRow> {
+        let filter = MessageFilter { direction: Some(direction), ..Default::default() };
         let mut rows = self.app.lab.store().messages(&filter).await.unwrap();
         rows.reverse();
         rows
@@ -282,7 +282,7 @@ async fn results_are_stored_before_the_last_frame_is_acknowledged() {
     // The ACK has arrived: by then the message and its results are committed.
     let log = bench.inbound().await;
     assert_eq!(log.len(), 1, "{log:#?}");
-    assert_eq!((log[0].protocol.as_str(), log[0].outcome.as_str()), ("astm", "accepted"));
+    assert_eq!((log[0].protocol.code(), log[0].outcome.code()), ("astm", "accepted"));
     assert_eq!(log[0].sender, "CHEM2");
     assert_eq!(log[0].channel, format!("astm:{}", bench.addr.port()));
     assert_eq!(log[0].results, 2);
@@ -351,8 +351,8 @@ async fn a_message_that_cannot_be_placed_is_quarantined_and_still_acknowledged()
     let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
     assert_eq!(reply, ACK);
     let log = bench.inbound().await;
-    assert_eq!(log[0].outcome, "quarantined");
-    assert_eq!(log[0].quarantine.as_deref(), Some("open"));
+    assert_eq!(log[0].outcome.code(), "quarantined");
+    assert_eq!(log[0].quarantine.map(|q| q.code()), Some("open"));
     assert!(log[0].detail.contains("no specimen has accession number 26-0000999-3"));
     instrument.feed(reply);
     instrument.finish().await;
@@ -425,7 +425,7 @@ async fn a_host_query_is_answered_with_the_instruments_codes() {
     // The query was logged before it was acknowledged, and not quarantined.
     let log = bench.inbound().await;
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].outcome, "query");
+    assert_eq!(log[0].outcome.code(), "query");
     assert_eq!(log[0].message_type, "ASTM query");
     assert_eq!(log[0].quarantine, None);
     assert_eq!(log[0].accession.as_deref(), Some(bench.accession.as_str()));
@@ -448,9 +448,9 @@ async fn a_host_query_is_answered_with_the_instruments_codes() {
     assert_eq!(orders[1].report_type().text(), "Y", "no order for an unknown specimen");
 
     // Once the instrument has taken it, the answer is in the log as sent.
-    eventually(|| async { bench.log("out").await.len() == 1 }).await;
-    let out = bench.log("out").await;
-    assert_eq!((out[0].outcome.as_str(), out[0].message_type.as_str()), ("sent", "ASTM answer"));
+    eventually(|| async { bench.log(Direction::Out).await.len() == 1 }).await;
+    let out = bench.log(Direction::Out).await;
+    assert_eq!((out[0].outcome.code(), out[0].message_type.as_str()), ("sent", "ASTM answer"));
     assert!(out[0].detail.contains("GLUC") && out[0].detail.contains("NOSUCH1: no order"));
     assert!(bench.results("GLU").await.is_empty(), "a query stores nothing");
 }
@@ -535,7 +535,7 @@ async fn a_transfer_cut_off_before_the_terminator_stores_nothing_and_the_resend_
     assert_eq!(log.len(), 1, "{log:#?}");
     let aborted = &log[0];
     assert_eq!(
-        (aborted.protocol.as_str(), aborted.outcome.as_str(), aborted.sender.as_str()),
+        (aborted.protocol.code(), aborted.outcome.code(), aborted.sender.as_str()),
         ("astm", "aborted", "CHEM2")
     );
     assert_eq!(
@@ -560,7 +560,7 @@ async fn a_transfer_cut_off_before_the_terminator_stores_nothing_and_the_resend_
     instrument.feed(reply);
     instrument.finish().await;
     let log = bench.inbound().await;
-    assert_eq!(log.iter().map(|m| m.outcome.as_str()).collect::<Vec<_>>(), ["aborted", "accepted"]);
+    assert_eq!(log.iter().map(|m| m.outcome.code()).collect::<Vec<_>>(), ["aborted", "accepted"]);
     assert_eq!(bench.results("GLU").await.len(), 1);
     assert_eq!(bench.results("K").await[0].value_text, "4.1");
 }
@@ -577,7 +577,7 @@ async fn records_ended_by_eot_without_a_terminator_are_logged_as_aborted_and_not
 
     eventually(|| async { !bench.inbound().await.is_empty() }).await;
     let log = bench.inbound().await;
-    assert_eq!(log[0].outcome, "aborted");
+    assert_eq!(log[0].outcome.code(), "aborted");
     assert!(
         log[0].detail.starts_with(
             "transfer aborted before the terminator record (the instrument sent EOT without a \

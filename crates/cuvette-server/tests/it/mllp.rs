@@ -107,7 +107,8 @@ async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_rese
     sender.stream.shutdown().await.unwrap();
     let lab = sender._app.lab.clone();
     let store = lab.store();
-    let inbound = MessageFilter { direction: Some("in".into()), ..Default::default() };
+    let inbound =
+        MessageFilter { direction: Some(cuvette_app::store::Direction::In), ..Default::default() };
     let mut logged = Vec::new();
     for _ in 0..200 {
         logged = store.messages(&inbound).await.unwrap();
@@ -119,7 +120,7 @@ async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_rese
     assert_eq!(logged.len(), 1, "{logged:#?}");
     let aborted = &logged[0];
     assert_eq!(
-        (aborted.protocol.as_str(), aborted.outcome.as_str(), aborted.message_type.as_str()),
+        (aborted.protocol.code(), aborted.outcome.code(), aborted.message_type.as_str()),
         ("hl7", "aborted", "ORU^R01")
     );
     assert_eq!(aborted.sender, "NIST Test Lab APP");
@@ -154,7 +155,7 @@ async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_rese
     assert_eq!(reply.get("MSA-2").unwrap().text(), "NIST-6");
     let logged = store.messages(&inbound).await.unwrap();
     assert_eq!(
-        logged.iter().map(|m| m.outcome.as_str()).collect::<Vec<_>>(),
+        logged.iter().map(|m| m.outcome.code()).collect::<Vec<_>>(),
         ["quarantined", "aborted"],
         "newest first"
     );
@@ -186,7 +187,7 @@ PID|1||FR-33221^^^HOSP^MR||L"
     let lab = sender._app.lab.clone();
     let logged = lab.store().messages(&MessageFilter::default()).await.unwrap();
     assert_eq!(
-        (logged[0].outcome.as_str(), logged[0].quarantine.as_deref()),
+        (logged[0].outcome.code(), logged[0].quarantine.map(|q| q.code())),
         ("quarantined", Some("open"))
     );
     assert!(

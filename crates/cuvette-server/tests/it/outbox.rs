@@ -176,7 +176,10 @@ impl Bench {
     }
 
     async fn sent_log(&self) -> Vec<cuvette_app::store::MessageRow> {
-        let filter = MessageFilter { direction: Some("out".into()), ..Default::default() };
+        let filter = MessageFilter {
+            direction: Some(cuvette_app::store::Direction::Out),
+            ..Default::default()
+        };
         self.lab.message_log(&self.technologist, &filter).await.unwrap()
     }
 
@@ -216,7 +219,7 @@ async fn a_released_result_is_delivered_to_the_ehr_and_logged() {
     assert_eq!(log.len(), 1);
     let m = &log[0];
     assert_eq!(
-        (m.message_type.as_str(), m.outcome.as_str(), m.control_id.as_deref()),
+        (m.message_type.as_str(), m.outcome.code(), m.control_id.as_deref()),
         ("ORU^R01", "sent", Some(queued[0].control_id.as_str()))
     );
     assert_eq!(m.raw, queued[0].payload);
@@ -236,7 +239,7 @@ async fn an_ae_is_a_failed_attempt_retried_after_the_backoff_on_the_same_connect
 
     assert_eq!(worker.run_once().await, Round { sent: 0, failed: 1 });
     let row = &b.undelivered().await[0];
-    assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
+    assert_eq!((row.status.code(), row.attempts), ("pending", 1));
     let error = row.last_error.clone().unwrap();
     assert!(error.contains("AE") && error.contains("patient not found"), "{error}");
     assert_eq!(row.next_attempt_at, b.lab.now().as_microsecond() + 1_000_000, "1 s backoff");
@@ -316,13 +319,13 @@ async fn an_unreachable_ehr_backs_off_and_gives_up_after_fifty_attempts() {
         b.clock.advance(SignedDuration::from_mins(5));
         worker.run_once().await;
         let row = &b.undelivered().await[0];
-        if row.status == "failed" {
+        if row.status == cuvette_app::store::OutboxStatus::Failed {
             break;
         }
         waits.push(row.next_attempt_at - b.lab.now().as_microsecond());
     }
     let row = &b.undelivered().await[0];
-    assert_eq!((row.status.as_str(), row.attempts), ("failed", 50), "given up");
+    assert_eq!((row.status.code(), row.attempts), ("failed", 50), "given up");
     let secs: Vec<i64> = waits.iter().take(10).map(|w| w / 1_000_000).collect();
     assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300], "doubling, capped at 5 min");
 
