@@ -257,6 +257,41 @@ class Astm(unittest.TestCase):
         self.assertEqual(tsh["result"]["entered_by"], "instrument:Demo immunoassay analyzer")
 
 
+    def test_the_astm_package_client_aborting_mid_message_stores_nothing(self):
+        from astm.client import Client
+        import sqlite3
+
+        acc = received_specimen(["TSH"])
+        unit = api("GET", "/api/v1/catalog/tests/TSH")["definition"]["unit"]
+
+        # Record by record (not bulk): the client's emitter stops after the result, so the
+        # client ends the transfer with EOT and closes before the terminator record.
+        def emitter():
+            yield ["H", [[], ["", "&"]], None, None, ["DEMOIMMUNO", "1.0"], None, None, None, None, None, None, "P", None, "20261124121500"]
+            yield ["P", "1"]
+            yield ["O", "1", acc, None, [None, None, None, "TSH"]]
+            yield ["R", "1", [None, None, None, "TSH"], "3.40", unit, None, None, None, "F"]
+
+        client = Client(emitter, "127.0.0.1", ASTM_PORT, timeout=20)
+        client.run(timeout=1)
+        database = pathlib.Path(os.environ["CUVETTE_DATA"]) / "cuvette.sqlite3"
+        deadline = time.time() + 20
+        while True:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+                logged = db.execute(
+                    "SELECT outcome, detail, results, quarantine FROM interface_message WHERE accession = ? AND protocol = 'astm'",
+                    (acc,),
+                ).fetchall()
+            if logged or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(logged), 1, logged)
+        outcome, detail, results, quarantine = logged[0]
+        self.assertEqual((outcome, results, quarantine), ("aborted", 0, None))
+        self.assertIn("transfer aborted before the terminator record", detail)
+        tsh = next(t for t in api("GET", f"/api/v1/specimens/{acc}")["tests"] if t["test_code"] == "TSH")
+        self.assertIsNone(tsh["result"], "nothing from the incomplete message was stored")
+
     def test_cuvettes_sender_delivers_work_orders_to_the_astm_package_server(self):
         import threading
 

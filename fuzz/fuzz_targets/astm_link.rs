@@ -65,4 +65,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // The connection closes wherever the input ends: a transfer being received is given up,
+    // never reported as a message, and the line is not left receiving.
+    link.connection_closed();
+    while let Some(event) = link.poll_event() {
+        assert!(
+            !matches!(event, Event::MessageReceived(_) | Event::MessageComplete(_)),
+            "a closed connection delivers no message"
+        );
+    }
+    assert_ne!(link.phase(), cuvette_astm::Phase::Receiving);
 });

@@ -262,6 +262,11 @@ impl Lab {
         }
         let catalog = self.catalog();
         for w in writes.iter_mut() {
+            // What the instrument reported as preliminary, a correction or a withdrawal goes
+            // to a person: an autoverified release is final.
+            if w.reported_as.is_some() {
+                continue;
+            }
             let Some(rules) = cache.autoverify.get(&w.item.test.test_code).filter(|r| r.enabled)
             else {
                 continue;

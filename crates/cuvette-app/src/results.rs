@@ -68,7 +68,9 @@ pub(crate) struct ResultWrite {
     row_version: i64,
     pub(crate) value: ReportedValue,
     pub(crate) evaluation: Evaluation,
-    correction_reason: Option<String>,
+    pub(crate) correction_reason: Option<String>,
+    /// How the instrument reported it, when not final (HL7 OBX-11, ASTM R-9).
+    pub(crate) reported_as: Option<ReleaseStatus>,
     pub(crate) instrument_flags: Vec<String>,
     /// The instrument that measured it.
     pub(crate) instrument_id: Option<i64>,
@@ -292,6 +294,7 @@ impl Lab {
                 value: p.value.clone(),
                 evaluation,
                 correction_reason,
+                reported_as: None,
                 instrument_flags: p.instrument_flags.clone(),
                 instrument_id: None,
                 autoverify: None,
@@ -385,6 +388,7 @@ impl Lab {
                 release_status: w.auto_release.then_some(ReleaseStatus::Final),
                 sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
                 sent_unit: w.sent.as_ref().map(|s| s.unit),
+                reported_as: w.reported_as,
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
@@ -577,6 +581,7 @@ impl Lab {
                 evaluation: evaluate(def, &value, ctx),
                 value,
                 correction_reason: final_.then(|| "recalculated from corrected inputs".to_owned()),
+                reported_as: None,
                 instrument_flags: Vec::new(),
                 instrument_id: None,
                 autoverify: None,
@@ -670,6 +675,16 @@ impl Lab {
                 && status == TestStatus::Final;
             if result.released_at.is_some() && !finalize {
                 outcomes.push(held(format!("{} is already released", item.test.test_code)));
+                continue;
+            }
+            // The instrument said the value may still change (OBX-11 / R-9 P): no person
+            // makes it final; its final result arrives as a new version.
+            if result.reported_as == Some(ReleaseStatus::Preliminary) && status == TestStatus::Final
+            {
+                outcomes.push(held(format!(
+                    "{}: the instrument reported this result as preliminary: release it as preliminary, or wait for its final result",
+                    item.test.test_code
+                )));
                 continue;
             }
             if item.test.row_version != row_version {

@@ -217,6 +217,9 @@ pub enum ReceiveAbort {
     /// The message grew past [`MESSAGE_BYTES_MAX`]; its frames were rejected until the sender
     /// aborted.
     TooLarge,
+    /// The connection under the link closed in the middle of the transfer
+    /// ([`Link::connection_closed`]).
+    ConnectionClosed,
 }
 
 /// Why the sending side gave a message up.
@@ -351,6 +354,20 @@ impl Link {
         let reply = receiver.replied(NAK, now);
         self.transmits.push_back(vec![reply]);
         Ok(())
+    }
+
+    /// Tells the link that the connection under it closed. A transfer being received is given
+    /// up as [`Event::ReceiveAborted`] with [`ReceiveAbort::ConnectionClosed`]: the sender
+    /// never saw its end acknowledged, so it sends the message again (E1381-02 §6.5.2.2
+    /// discards an incomplete message). A message waiting for [`Link::acknowledge`] is given
+    /// up with it.
+    pub fn connection_closed(&mut self) {
+        if let Some(receiver) = self.take_receiver() {
+            self.events.push_back(Event::ReceiveAborted {
+                reason: ReceiveAbort::ConnectionClosed,
+                records: receiver.records,
+            });
+        }
     }
 
     /// The phase the link is in.

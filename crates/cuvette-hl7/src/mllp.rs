@@ -161,6 +161,15 @@ impl MllpDeframer {
         self.state != State::Hunting
     }
 
+    /// The content of the frame started and not yet ended, so a driver whose connection closes
+    /// mid-frame can say what was cut off. Empty while an oversized frame is being skipped.
+    pub fn partial_frame(&self) -> &[u8] {
+        match self.state {
+            State::InFrame | State::EndBlock => &self.frame,
+            State::Hunting | State::Skipping { .. } => &[],
+        }
+    }
+
     /// Drops a partial frame, e.g. when the driver's idle timeout expires mid-frame, and
     /// returns to looking for VT; returns how many content bytes were dropped.
     pub fn reset(&mut self) -> usize {

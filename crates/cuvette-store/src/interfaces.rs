@@ -79,6 +79,10 @@ stored_code! {
         Quarantined = "quarantined",
         /// Inbound host query (ASTM Q record), answered.
         Query = "query",
+        /// Inbound, cut off before its message was complete (an ASTM transfer without its
+        /// terminator record, an MLLP frame without its end): nothing posted; the sender
+        /// resends it.
+        Aborted = "aborted",
         /// Outbound, delivered.
         Sent = "sent",
         /// Outbound, not delivered.
@@ -126,6 +130,12 @@ pub struct InstrumentRow {
     /// The sample ids of its control runs (`*` any run of characters, `?` one); empty when
     /// it sends no QC.
     pub qc_pattern: String,
+    /// The component of ASTM O-3 that holds the accession number (from 1); `None` for the
+    /// first that is not empty.
+    pub specimen_id_component: Option<i64>,
+    /// The character set an ASTM instrument writes (`utf-8`, `windows-1252`, `ascii`);
+    /// `None` for UTF-8.
+    pub charset: Option<String>,
 }
 
 /// One instrument test code mapped to a catalog test.
@@ -304,6 +314,8 @@ fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
         sender: r.try_get("sender")?,
         active: r.try_get::<i64, _>("active")? != 0,
         qc_pattern: r.try_get("qc_pattern")?,
+        specimen_id_component: r.try_get("specimen_id_component")?,
+        charset: r.try_get("charset")?,
     })
 }
 
@@ -468,7 +480,7 @@ impl Store {
     /// Every instrument.
     pub async fn instruments(&self) -> StoreResult<Vec<InstrumentRow>> {
         let rows = sqlx::query(
-            "SELECT id, name, protocol, sender, active, qc_pattern FROM instrument ORDER BY name",
+            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument ORDER BY name",
         )
         .fetch_all(self.reader())
         .await?;
@@ -481,7 +493,7 @@ impl Store {
         protocol: Protocol,
         sender: &str,
     ) -> StoreResult<Option<InstrumentRow>> {
-        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern FROM instrument WHERE protocol = $1 AND sender = $2")
+        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument WHERE protocol = $1 AND sender = $2")
             .bind(protocol.code())
             .bind(sender)
             .fetch_optional(self.reader())
@@ -496,7 +508,7 @@ impl Store {
         sender: &str,
     ) -> StoreResult<Option<(InstrumentRow, Vec<TestCodeRow>)>> {
         let rows = sqlx::query(
-            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, c.instrument_code, c.test_code, c.unit \
+            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, i.specimen_id_component, i.charset, c.instrument_code, c.test_code, c.unit \
              FROM instrument i LEFT JOIN instrument_test_code c ON c.instrument_id = i.id \
              WHERE i.protocol = $1 AND i.sender = $2 ORDER BY c.instrument_code",
         )
@@ -524,7 +536,7 @@ impl Store {
     /// An instrument by id.
     pub async fn instrument(&self, id: i64) -> StoreResult<InstrumentRow> {
         let row = sqlx::query(
-            "SELECT id, name, protocol, sender, active, qc_pattern FROM instrument WHERE id = $1",
+            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.reader())

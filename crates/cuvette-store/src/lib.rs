@@ -288,6 +288,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (4, include_str!("../migrations/0004_instrument_qc.sql"), "", ""),
     (5, include_str!("../migrations/0005_units.sql"), "", ""),
     (6, include_str!("../migrations/0006_open_work.sql"), "", ""),
+    (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

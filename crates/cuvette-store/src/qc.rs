@@ -1096,6 +1096,35 @@ impl Tx {
         Ok(())
     }
 
+    /// Sets which component of ASTM O-3 holds an instrument's specimen ids (`None`: the first
+    /// that is not empty).
+    pub async fn set_specimen_id_component(
+        &mut self,
+        instrument_id: i64,
+        component: Option<i64>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET specimen_id_component = $1 WHERE id = $2")
+            .bind(component)
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the character set an ASTM instrument writes (`None`: UTF-8).
+    pub async fn set_instrument_charset(
+        &mut self,
+        instrument_id: i64,
+        charset: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET charset = $1 WHERE id = $2")
+            .bind(charset)
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Records a specimen's conditions.
     pub async fn set_specimen_conditions(
         &mut self,

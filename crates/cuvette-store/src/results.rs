@@ -53,6 +53,8 @@ pub struct NewResult<'a> {
     pub sent_value: Option<&'a str>,
     /// The unit it was sent in (UCUM), when it was converted.
     pub sent_unit: Option<&'a str>,
+    /// How its sender reported it, when not final (HL7 OBX-11, ASTM R-9).
+    pub reported_as: Option<ReleaseStatus>,
 }
 
 /// A stored result version.
@@ -104,6 +106,9 @@ pub struct ResultRow {
     pub sent_value: Option<String>,
     /// The unit it was sent in (UCUM), when it was converted.
     pub sent_unit: Option<String>,
+    /// How its sender reported it, when not final (HL7 OBX-11, ASTM R-9): a preliminary
+    /// result is released only as preliminary.
+    pub reported_as: Option<ReleaseStatus>,
 }
 
 /// The result columns, prefixed `r_`, for joins.
@@ -114,7 +119,7 @@ pub(crate) const RESULT_COLUMNS_R: &str = "r.id AS r_id, r.ordered_test_id AS r_
     r.entered_by_role AS r_entered_by_role, r.correction_reason AS r_correction_reason, r.released_at AS r_released_at, \
     r.released_by AS r_released_by, r.release_status AS r_release_status, r.instrument_flags AS r_instrument_flags, \
     r.instrument_id AS r_instrument_id, r.autoverify AS r_autoverify, r.sent_value AS r_sent_value, \
-    r.sent_unit AS r_sent_unit";
+    r.sent_unit AS r_sent_unit, r.reported_as AS r_reported_as";
 
 pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
     Ok(ResultRow {
@@ -161,6 +166,14 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
         autoverify: r.try_get("r_autoverify")?,
         sent_value: r.try_get("r_sent_value")?,
         sent_unit: r.try_get("r_sent_unit")?,
+        reported_as: opt_code_at(
+            r,
+            "result",
+            "r_id",
+            "r_reported_as",
+            "reported_as",
+            ReleaseStatus::parse,
+        )?,
     })
 }
 
@@ -216,13 +229,13 @@ impl Tx {
         results: &[NewResult<'_>],
         now: Micros,
     ) -> StoreResult<()> {
-        const COLUMNS: usize = 23;
+        const COLUMNS: usize = 24;
         const ROWS_PER_INSERT: usize = 100;
         for chunk in results.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO result (ordered_test_id, version, value_text, value_number, report_text, unit, flags, reference_interval, \
                  review, reasons, definition_version, entered_at, entered_by, entered_by_role, correction_reason, instrument_flags, \
-                 instrument_id, autoverify, released_at, released_by, release_status, sent_value, sent_unit) VALUES ",
+                 instrument_id, autoverify, released_at, released_by, release_status, sent_value, sent_unit, reported_as) VALUES ",
             );
             crate::values_placeholders(&mut sql, chunk.len(), COLUMNS);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(self.keep_prepared());
@@ -250,7 +263,8 @@ impl Tx {
                     .bind(r.released_by)
                     .bind(r.release_status.map(ReleaseStatus::code))
                     .bind(r.sent_value)
-                    .bind(r.sent_unit);
+                    .bind(r.sent_unit)
+                    .bind(r.reported_as.map(ReleaseStatus::code));
             }
             q.execute(self.conn()).await.map_err(|e| {
                 crate::StoreError::on_unique(

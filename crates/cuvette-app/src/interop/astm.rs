@@ -7,8 +7,81 @@ use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
 use cuvette_store::{Direction, MessageOutcome, Protocol, WorklistFilter};
 use sha2::{Digest, Sha256};
 
-use super::{Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took};
+use super::{
+    Aborted, Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took,
+};
 use crate::{AppError, AppResult, Lab};
+
+/// Reads the results of a message from `sender` in the character set its instrument is
+/// configured with ([`as_utf8`]).
+pub async fn decode_stored(lab: &Lab, raw: &[u8], sender: &str) -> AppResult<Decoded> {
+    let charset =
+        lab.store().instrument_by_sender(Protocol::Astm, sender).await?.and_then(|i| i.charset);
+    Ok(match as_utf8(raw, charset.as_deref().unwrap_or("utf-8")) {
+        Ok(text) => decode_results(&text),
+        Err(refusal) => Decoded { results: vec![], malformed: Some(refusal) },
+    })
+}
+
+/// The message as UTF-8, read in the instrument's character set: `utf-8` (the default: a
+/// byte that is not UTF-8 is refused, never guessed), `windows-1252` (LIS02-A2 allows the
+/// Latin-1 bytes 128–254 in data; the cobas c 311 writes µmol/l with byte 0xB5), `ascii`, or
+/// `utf-8-lossy` (each byte that is not UTF-8 replaced by `�` and logged).
+/// A byte that is not text in it is refused with the record and field it is in.
+#[allow(clippy::result_large_err)] // Built at most once per message, on its way to the log.
+pub fn as_utf8<'a>(raw: &'a [u8], charset: &str) -> Result<std::borrow::Cow<'a, [u8]>, Refusal> {
+    use std::borrow::Cow;
+    let invalid = |offset: usize, charset: &str| Refusal::InvalidEncoding {
+        protocol: "ASTM",
+        at: place_of_byte(raw, offset),
+        byte: raw[offset],
+        offset,
+        charset: charset.to_owned(),
+    };
+    match charset {
+        "windows-1252" => Ok(Cow::Owned(Charset::Windows1252.decode(raw).into_bytes())),
+        "ascii" => match raw.iter().position(|b| !b.is_ascii()) {
+            None => Ok(Cow::Borrowed(raw)),
+            Some(offset) => Err(invalid(offset, "ASCII")),
+        },
+        // Only when the lab chose it for an instrument it cannot set right: each byte
+        // replaced by `�` is logged with where it was.
+        "utf-8-lossy" => {
+            let mut rest = raw;
+            while let Err(e) = std::str::from_utf8(rest) {
+                let offset = raw.len() - rest.len() + e.valid_up_to();
+                tracing::warn!(
+                    offset,
+                    byte = format!("0x{:02X}", raw[offset]),
+                    at = %place_of_byte(raw, offset),
+                    "ASTM byte that is not UTF-8 replaced by U+FFFD (the instrument is set to utf-8-lossy)"
+                );
+                let skip = e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+                rest = &rest[e.valid_up_to() + skip..];
+            }
+            Ok(String::from_utf8_lossy(raw).into_owned().into_bytes().into())
+        }
+        _ => match std::str::from_utf8(raw) {
+            Ok(_) => Ok(Cow::Borrowed(raw)),
+            Err(e) => Err(invalid(e.valid_up_to(), "UTF-8")),
+        },
+    }
+}
+
+/// The record and field a byte of a message lies in: `R(2)-5` (the record type is field 1).
+fn place_of_byte(raw: &[u8], offset: usize) -> Place {
+    let start = raw[..offset].iter().rposition(|&b| b == b'\r' || b == b'\n').map_or(0, |i| i + 1);
+    let record = &raw[start..offset];
+    let kind = record.first().map(|&b| char::from(b).to_string()).unwrap_or_default();
+    let separator = raw.get(1).copied().unwrap_or(b'|');
+    let field = record.iter().filter(|&&b| b == separator).count() + 1;
+    let sequence = raw[..start]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .filter(|r| r.starts_with(kind.as_bytes()))
+        .count()
+        + 1;
+    Place::nth_field(&kind, sequence, field)
+}
 
 /// Reads the results of an ASTM message: each R record under its O record, the specimen from
 /// O-3, the test code from R-3 (the manufacturer's code, component 4, else the first).
@@ -24,7 +97,15 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     };
     let mut results = Vec::new();
     for group in message.order_groups() {
-        let accession = group.order.specimen_id().text().trim().to_owned();
+        let specimen_components: Vec<String> = group
+            .order
+            .record()
+            .field(3)
+            .components()
+            .take(super::instruments::SPECIMEN_ID_COMPONENTS_MAX)
+            .map(|c| c.text().trim().to_owned())
+            .collect();
+        let accession = specimen_id(&group.order);
         // P-3 and P-4 are not read as the MRN: analyzers put sample ids and times there.
         let patient = group.patient.map(|p| SentIdentity {
             identifiers: Vec::new(),
@@ -43,11 +124,23 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
             if !r.comments.is_empty() {
                 flags.push("comment".into());
             }
+            // `798/1/not`: the code, then the dilution and qualifier (cobas, LIS02-A2 §9.4.3).
+            let sent_code = rec.test_id().code().text();
+            let mut parts = sent_code.trim().split('/').map(|p| p.trim().to_owned());
+            let instrument_code = parts.next().unwrap_or_default();
+            let test_attributes: Vec<String> = parts.collect();
+            // Trailing empty parts (`798/`) say nothing.
+            let test_attributes = match test_attributes.iter().rposition(|p| !p.is_empty()) {
+                Some(last) => test_attributes[..=last].to_vec(),
+                None => Vec::new(),
+            };
             results.push(ReceivedResult {
                 accession: accession.clone(),
-                instrument_code: rec.test_id().code().text().trim().to_owned(),
+                specimen_components: specimen_components.clone(),
+                instrument_code,
+                test_attributes,
                 value: rec.value_text().unwrap_or_default().trim().to_owned(),
-                unit: units_text(&rec.units()),
+                unit: rec.units().text().trim().to_owned(),
                 reference_range: rec.reference_range().text().trim().to_owned(),
                 flags,
                 status: rec.status().text().trim().to_owned(),
@@ -59,20 +152,23 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
     Decoded { results, malformed: None }
 }
 
+/// The specimen id of an order record: the first component of O-3 that is not empty
+/// (analyzers write `^^26-0000012-3` with rack and position around it; an instrument's
+/// configuration may name another component, see `Lab::set_specimen_id_component`).
+fn specimen_id(order: &cuvette_astm::records::Order<'_>) -> String {
+    order
+        .record()
+        .field(3)
+        .components()
+        .map(|c| c.text().trim().to_owned())
+        .find(|c| !c.is_empty())
+        .unwrap_or_default()
+}
+
 /// A result's place: its R-2 sequence number, else its position among the message's
 /// results (`before` of them came first).
 fn sequence(sent: &str, before: usize) -> usize {
     sent.parse().unwrap_or(before + 1)
-}
-
-/// R-5 as text. LIS02-A2 allows the Latin-1 bytes 128–254 in data (the cobas c 311 writes
-/// µmol/l as byte 0xB5): units that are not UTF-8 are read as Windows-1252, so µ stays µ.
-fn units_text(field: &cuvette_astm::records::Field<'_>) -> String {
-    let charset = match std::str::from_utf8(&field.decode()) {
-        Ok(_) => Charset::Utf8Lossy,
-        Err(_) => Charset::Windows1252,
-    };
-    field.text_as(charset).trim().to_owned()
 }
 
 /// What an ASTM message says about its sender (H-5, first component).
@@ -95,7 +191,7 @@ pub fn content_id(raw: &[u8]) -> String {
 pub async fn receive(lab: &Lab, raw: &[u8], channel: &str, peer: &str) -> AppResult<Ingested> {
     let sender = sender_of(raw);
     let control_id = content_id(raw);
-    let decoded = decode_results(raw);
+    let decoded = decode_stored(lab, raw, &sender).await?;
     let inbound = Inbound {
         protocol: Protocol::Astm,
         channel,
@@ -304,6 +400,37 @@ pub async fn log_answer(
     };
     tx.commit().await?;
     Ok(id)
+}
+
+/// Logs the records of a transfer that ended before its message's terminator record was
+/// complete (`how`: how it ended), with outcome `aborted`. Nothing in it is posted: E1381-02
+/// §6.5.2.2 discards an incomplete message, and the instrument, which never had the end of
+/// the message acknowledged, sends it again.
+pub async fn log_aborted(
+    lab: &Lab,
+    records: &[Vec<u8>],
+    how: &str,
+    channel: &str,
+    peer: &str,
+) -> AppResult<i64> {
+    let raw = join_records(records);
+    let parsed = Message::parse(&raw).ok();
+    let accession = parsed.as_ref().and_then(|m| m.orders().next()).map(|o| specimen_id(&o));
+    let detail = format!(
+        "transfer aborted before the terminator record ({how}) after {} records: nothing in it was stored; the instrument sends the message again — if it does not, run the samples again",
+        records.len()
+    );
+    lab.log_aborted(Aborted {
+        protocol: Protocol::Astm,
+        channel,
+        peer,
+        sender: sender_of(&raw),
+        message_type: "ASTM".into(),
+        raw,
+        detail,
+        accession,
+    })
+    .await
 }
 
 /// Records as message text: each terminated by CR (LIS02-A2 §5).

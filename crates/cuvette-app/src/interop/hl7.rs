@@ -12,7 +12,7 @@ use cuvette_store::Protocol;
 
 use super::refusal::Hl7Error;
 use super::{
-    Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
+    Aborted, Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
     ReceivedResult, Refusal, Skipped,
 };
 use crate::{AppResult, Lab};
@@ -28,6 +28,11 @@ pub const VERSION: &str = "2.5.1";
 /// Reads the results of an ORU^R01: each OBX under an OBR, the specimen from OBR-3 (the filler
 /// order number: Cuvette's accession) or else OBR-2.
 pub fn decode_results(raw: &[u8]) -> Decoded {
+    let text = match as_utf8(raw) {
+        Ok(text) => text,
+        Err(refusal) => return Decoded { results: vec![], malformed: Some(refusal) },
+    };
+    let raw: &[u8] = &text;
     let message = match Message::parse(raw) {
         Ok(m) => m,
         Err(e) => {
@@ -85,7 +90,9 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     .collect();
                 results.push(ReceivedResult {
                     accession: accession.clone(),
+                    specimen_components: Vec::new(),
                     instrument_code: segment.field(3).component(1).text().trim().to_owned(),
+                    test_attributes: Vec::new(),
                     value,
                     unit: segment.field(6).component(1).text().trim().to_owned(),
                     reference_range: segment.field(7).text().trim().to_owned(),
@@ -99,6 +106,60 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
         }
     }
     Decoded { results, malformed: None }
+}
+
+/// The message as UTF-8, read in the character set MSH-18 declares (HL7 v2.5.1 §2.15.9.18,
+/// table 0211): `UNICODE UTF-8` (or `UNICODE`) — or none, since UTF-8 holds ASCII and senders that do not
+/// declare mostly send it —, `ASCII`, or `8859/1` (Latin-1, each byte its own character).
+/// A byte that is not text in that set is refused where it is, never stored as `�`: a
+/// patient's name read wrong is a patient's name changed.
+#[allow(clippy::result_large_err)] // Built at most once per message, on its way to the log.
+pub(crate) fn as_utf8(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Refusal> {
+    use std::borrow::Cow;
+    let declared = Message::parse(raw)
+        .map(|m| m.msh().segment().field(18).component(1).text().trim().to_owned())
+        .unwrap_or_default();
+    let invalid = |offset: usize, charset: &str| Refusal::InvalidEncoding {
+        protocol: "HL7",
+        at: place_of_byte(raw, offset),
+        byte: raw[offset],
+        offset,
+        charset: charset.to_owned(),
+    };
+    match declared.to_ascii_uppercase().as_str() {
+        // Mindray's analyzers declare plain `UNICODE` (ISO/IEC 10646) and send UTF-8.
+        "" | "UNICODE UTF-8" | "UTF-8" | "UNICODE" => match std::str::from_utf8(raw) {
+            Ok(_) => Ok(Cow::Borrowed(raw)),
+            Err(e) => Err(invalid(e.valid_up_to(), "UTF-8")),
+        },
+        "ASCII" => match raw.iter().position(|b| !b.is_ascii()) {
+            None => Ok(Cow::Borrowed(raw)),
+            Some(offset) => Err(invalid(offset, "ASCII")),
+        },
+        "8859/1" => Ok(Cow::Owned(raw.iter().map(|&b| b as char).collect::<String>().into_bytes())),
+        _ => Err(Refusal::UnsupportedCharset { declared }),
+    }
+}
+
+/// The segment and field a byte of an ER7 message lies in: `PID-5`, `OBX(2)-5`.
+fn place_of_byte(raw: &[u8], offset: usize) -> Place {
+    let start = raw[..offset].iter().rposition(|&b| b == b'\r' || b == b'\n').map_or(0, |i| i + 1);
+    let segment = &raw[start..offset];
+    let id = String::from_utf8_lossy(segment.get(..3).unwrap_or(segment)).into_owned();
+    let id = id.trim_start_matches('\u{feff}').to_owned();
+    let separator = raw.get(3).copied().unwrap_or(b'|');
+    let separators = segment.iter().filter(|&&b| b == separator).count();
+    // MSH-1 is the separator itself, so MSH's fields count one further.
+    let field = if id == "MSH" { separators + 1 } else { separators };
+    let sequence = raw[..start]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .filter(|s| s.starts_with(id.as_bytes()))
+        .count()
+        + 1;
+    match sequence {
+        1 => Place::field(&id, field),
+        n => Place::nth_field(&id, n, field),
+    }
 }
 
 /// The refusal of a message whose MSH-12 names a version other than 2.x: its segments may
@@ -192,6 +253,49 @@ pub async fn receive(
     };
     let make_ack = |outcome: &Ingested| ack(raw, outcome, &ack_id, &timestamp);
     lab.ingest(&inbound, &make_ack).await
+}
+
+/// Logs the start of a message whose MLLP frame was cut off (`how`: the connection closed,
+/// the sender fell silent) with outcome `aborted`. Nothing in it is posted — the segments
+/// after the cut, results among them, never arrived — and no acknowledgement was sent, so the
+/// sender sends the message again (MLLP Release 2: a sender resends what was not
+/// acknowledged).
+pub async fn log_aborted(
+    lab: &Lab,
+    partial: &[u8],
+    how: &str,
+    channel: &str,
+    peer: &str,
+) -> AppResult<i64> {
+    let parsed = Message::parse(partial).ok();
+    let (sender, message_type) = match &parsed {
+        Some(m) => {
+            let kind = m.msh().message_type();
+            (sender_of(m), format!("{}^{}", kind.code().text(), kind.trigger().text()))
+        }
+        None => (String::new(), "unreadable".to_owned()),
+    };
+    let control_id = parsed.as_ref().map(|m| m.msh().control_id().text().trim().to_owned());
+    let accession = decode_results(partial).results.first().map(|r| r.accession.clone());
+    let detail = format!(
+        "frame cut off after {} bytes ({how}){}: nothing in it was stored and nothing acknowledged; the sender sends the message again",
+        partial.len(),
+        control_id
+            .filter(|c| !c.is_empty())
+            .map(|c| format!(", control id {c}"))
+            .unwrap_or_default()
+    );
+    lab.log_aborted(Aborted {
+        protocol: Protocol::Hl7,
+        channel,
+        peer,
+        sender,
+        message_type,
+        raw: partial.to_vec(),
+        detail,
+        accession,
+    })
+    .await
 }
 
 /// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored, with a
@@ -363,6 +467,14 @@ pub fn is_order_message(message_type: &str) -> bool {
 /// OBR-27.6, ORC-7.6 or OBR-5, and the NTE lines after the OBR as the clinical note.
 pub fn decode_orders(raw: &[u8]) -> OrderMessage {
     let mut out = OrderMessage::default();
+    let utf8 = match as_utf8(raw) {
+        Ok(utf8) => utf8,
+        Err(refusal) => {
+            out.problem = Some(refusal);
+            return out;
+        }
+    };
+    let raw: &[u8] = &utf8;
     let message = match Message::parse(raw) {
         Ok(m) => m,
         Err(e) => {

@@ -7,24 +7,32 @@ use std::collections::HashMap;
 use cuvette_domain::autoverify::SerumIndices;
 use cuvette_domain::patient::{RegisteredIdentity, SentIdentity, check_identity};
 use cuvette_domain::units::{self, Conversion, Mapping};
-use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_domain::{ReportedValue, Role, TestDefinition};
-use cuvette_store::{InstrumentRow, MessageOutcome, Quarantine, StoreError, TestCodeRow};
+use cuvette_domain::workflow::{ReleaseStatus, SpecimenStatus, TestStatus};
+use cuvette_domain::{ReportedValue, Review, Role, TestDefinition};
+use cuvette_store::{InstrumentRow, MessageOutcome, Protocol, Quarantine, StoreError, TestCodeRow};
 
 use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
 use super::refusal::{Place, Refusal};
 use crate::autoverify::SERUM_INDEX_CODES;
-use crate::results::{OrderItems, PreparedResult, Sent};
+use crate::results::{OrderItems, PreparedResult, ResultWrite, Sent};
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// One result as an instrument reported it, before mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedResult {
-    /// The specimen's accession number (HL7 OBR-3/OBR-2, ASTM O-3).
+    /// The specimen's accession number (HL7 OBR-3/OBR-2, ASTM O-3: its first component that
+    /// is not empty).
     pub accession: String,
-    /// The instrument's test code (HL7 OBX-3.1, ASTM R-3 component).
+    /// ASTM O-3's components as sent (rack, position, sample id in the order the analyzer
+    /// writes them), for an instrument configured to read the id from one of them; empty for
+    /// HL7 and for a replay with a corrected accession number.
+    pub specimen_components: Vec<String>,
+    /// The instrument's test code (HL7 OBX-3.1, ASTM R-3 component 4 up to its first `/`).
     pub instrument_code: String,
+    /// The parts of an ASTM test code after its code (`798/1/not`: dilution `1`, qualifier
+    /// `not`), kept as sent.
+    pub test_attributes: Vec<String>,
     /// The value as text, comparator included ("<0.5", "4.10", "Negative").
     pub value: String,
     /// Units as sent.
@@ -66,6 +74,8 @@ pub(crate) struct IngestPlan {
     prepared: Vec<PreparedResult>,
     orders: OrderItems,
     skipped: Vec<Skipped>,
+    /// What the sender said about each prepared result, in the same order.
+    reported: Vec<SentStatus>,
     /// Serum indices the message carried, by specimen id.
     indices: HashMap<i64, SerumIndices>,
 }
@@ -79,6 +89,49 @@ struct AfterCommit {
 
 /// The longest time a result message may take to process before it is logged as slow.
 pub const INGEST_SLOW_US: i64 = 1_000_000;
+
+/// What the sender says about one result: HL7 OBX-11 (table 0085) or ASTM R-9 (LIS02-A2
+/// §9.4.9). The two tables share letters but not all meanings: HL7 `W` is a result sent for
+/// the wrong patient, ASTM `W` a result whose validity is questionable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SentStatus {
+    /// `F`, none, or a status that still carries a result (ASTM `R` sent before, `V`
+    /// verified by the operator): stored for verification.
+    Final,
+    /// `P` (ASTM also `S`, partial): stored, and released only as preliminary.
+    Preliminary,
+    /// `C`: replaces the result reported before, also one already released.
+    Corrected,
+    /// HL7 `D` (delete) or `W` (sent for the wrong patient): the result reported before is
+    /// withdrawn — never deleted: a version saying so waits for a technologist.
+    Withdrawn,
+    /// ASTM `W`: the instrument doubts the result; stored for a technologist's review.
+    Questionable,
+    /// No value to store: `I` pending, `X` cannot be obtained, `N`, `O`.
+    NoValue,
+}
+
+impl SentStatus {
+    /// Reads OBX-11 (`protocol` `hl7`) or R-9 (`astm`).
+    pub(crate) fn read(protocol: Protocol, status: &str) -> SentStatus {
+        match (protocol, status) {
+            (_, "P") | (Protocol::Astm, "S") => SentStatus::Preliminary,
+            (_, "C") => SentStatus::Corrected,
+            (Protocol::Hl7, "D" | "W") => SentStatus::Withdrawn,
+            (Protocol::Astm, "W") => SentStatus::Questionable,
+            _ if NO_VALUE_STATUSES.contains(&status) => SentStatus::NoValue,
+            _ => SentStatus::Final,
+        }
+    }
+
+    /// The field the status came in, for the words staff read.
+    fn field(protocol: Protocol) -> &'static str {
+        match protocol {
+            Protocol::Astm => "R-9",
+            Protocol::Hl7 => "OBX-11",
+        }
+    }
+}
 
 /// OBX-11 / R-9 statuses that carry no value to store (HL7 table 0085: I pending, X cannot be
 /// obtained, N not asked, O order detail, D delete, W wrong patient).
@@ -126,8 +179,9 @@ impl Lab {
                 Ok(plan) => {
                     let mut writes = self.result_writes(&plan.prepared, None, &plan.orders).await?;
                     let measured = plan.prepared.len();
-                    for w in &mut writes[..measured] {
+                    for (w, sent) in writes[..measured].iter_mut().zip(&plan.reported) {
                         w.instrument_id = Some(plan.instrument.id);
+                        mark_sent_status(w, *sent, &plan.instrument.name, msg.protocol);
                     }
                     self.decide_autoverification(
                         plan.instrument.id,
@@ -261,36 +315,60 @@ impl Lab {
                 continue;
             }};
         }
+        let mut reported = Vec::new();
         for r in &msg.results {
             let at = r.location.clone();
-            if NO_VALUE_STATUSES.contains(&r.status.as_str()) {
-                skipped.push(Skipped {
-                    at,
-                    accession: r.accession.clone(),
-                    code: r.instrument_code.clone(),
-                    status: r.status.clone(),
-                });
+            let sent_status = SentStatus::read(msg.protocol, &r.status);
+            let skip = || Skipped {
+                at: r.location.clone(),
+                accession: r.accession.clone(),
+                code: r.instrument_code.clone(),
+                status: r.status.clone(),
+            };
+            if sent_status == SentStatus::NoValue {
+                skipped.push(skip());
                 continue;
             }
-            let Some(map) = codes.iter().find(|c| c.instrument_code == r.instrument_code) else {
+            let withdrawn = sent_status == SentStatus::Withdrawn;
+            let map = codes.iter().find(|c| c.instrument_code == r.instrument_code).or_else(|| {
+                // A map saved with the dilution part as the analyzer wrote it (`798/`).
+                let full = std::iter::once(r.instrument_code.as_str())
+                    .chain(r.test_attributes.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let slashed = format!("{full}/");
+                codes.iter().find(|c| c.instrument_code == full || c.instrument_code == slashed)
+            });
+            // A serum index sent as a result: by the map, else by the names analyzers use.
+            let index = match map {
+                Some(map) => SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code),
+                None => serum_index_named(&r.instrument_code),
+            };
+            if map.is_none() && index.is_none() {
                 refuse!(Refusal::UnmappedCode {
                     at,
                     code: r.instrument_code.clone(),
                     instrument: instrument.name.clone(),
                 });
+            }
+            let def = map.and_then(|map| catalog.catalog.test(&map.test_code));
+            // A withdrawal carries no value, so no unit to check.
+            let conversion = match map {
+                _ if withdrawn => None,
+                None => None,
+                Some(map) => match unit_of_result(&instrument, map, &r.unit, def, &at) {
+                    Ok(c) => c,
+                    Err(refusal) => refuse!(refusal),
+                },
             };
-            let def = catalog.catalog.test(&map.test_code);
-            let conversion = match unit_of_result(&instrument, map, &r.unit, def, &at) {
-                Ok(c) => c,
-                Err(refusal) => refuse!(refusal),
-            };
-            let accession = match cuvette_domain::Accession::parse(&r.accession) {
+            let sent_accession = specimen_id(&instrument, r);
+            let accession = match cuvette_domain::Accession::parse(&sent_accession) {
                 Ok(a) => a.to_string(),
                 Err(e) => {
                     refuse!(Refusal::BadSpecimenId {
                         at,
-                        sent: r.accession.clone(),
-                        error: e.to_string(),
+                        sent: sent_accession,
+                        error: e.to_string()
                     });
                 }
             };
@@ -322,7 +400,7 @@ impl Lab {
             if specimen.status != SpecimenStatus::Received {
                 refuse!(Refusal::SpecimenNotReceived { at, accession });
             }
-            if let Some(index) = SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code) {
+            if let Some(index) = index {
                 // A serum index describes the specimen, not an ordered test.
                 let Ok(value) = r.value.trim().parse::<u32>() else {
                     refuse!(Refusal::SerumIndexNotWhole {
@@ -339,6 +417,9 @@ impl Lab {
                 }
                 continue;
             }
+            let Some(map) = map else {
+                unreachable!("a code neither mapped nor a serum index was refused above")
+            };
             if let Some(sent) = r.patient.as_ref().filter(|p| !p.is_empty()) {
                 // The two-identifier rule applies to machines: a message about someone else
                 // is never stored under this specimen's patient.
@@ -380,13 +461,35 @@ impl Lab {
                 refuse!(Refusal::NotOrdered { at, test: map.test_code.clone(), accession });
             };
             let status = item.test.status;
-            if !status.accepts_results() {
+            // A released result changes only when the sender says it replaces it.
+            let replaces_released = status == TestStatus::Final
+                && matches!(sent_status, SentStatus::Corrected | SentStatus::Withdrawn);
+            if !status.accepts_results() && !replaces_released {
                 refuse!(Refusal::Locked { at, test: map.test_code.clone(), accession, status });
+            }
+            if withdrawn && item.result.is_none() {
+                // Nothing was reported to withdraw.
+                skipped.push(skip());
+                continue;
             }
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
                 refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
             };
-            let value = match ReportedValue::parse(&r.value) {
+            let sent_value = if withdrawn {
+                // Never a silent delete: the withdrawal is a version of its own, which a
+                // technologist releases as written (or corrects), and the value withdrawn
+                // stays in the result's history.
+                let why = if r.status == "W" { "sent for the wrong patient" } else { "delete" };
+                format!(
+                    "Unable to report: {} withdrew the result ({} {}: {why})",
+                    instrument.name,
+                    SentStatus::field(msg.protocol),
+                    r.status
+                )
+            } else {
+                r.value.clone()
+            };
+            let value = match ReportedValue::parse(&sent_value) {
                 Ok(v) => v,
                 Err(e) => {
                     refuse!(Refusal::InvalidValue {
@@ -417,13 +520,12 @@ impl Lab {
                 refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
             }
             let row_version = item.test.row_version;
-            prepared.push(PreparedResult {
-                item,
-                value,
-                row_version,
-                instrument_flags: r.flags.clone(),
-                sent,
-            });
+            let mut instrument_flags = r.flags.clone();
+            if sent_status == SentStatus::Questionable {
+                instrument_flags.push("W".to_owned());
+            }
+            prepared.push(PreparedResult { item, value, row_version, instrument_flags, sent });
+            reported.push(sent_status);
         }
         if !refused.is_empty() {
             return Ok(Err(refused));
@@ -436,8 +538,73 @@ impl Lab {
             .into_values()
             .filter_map(|(found, items)| Some((found?.order_id, items)))
             .collect();
-        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, indices }))
+        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, reported, indices }))
     }
+}
+
+/// The accession number a result names: the component of ASTM O-3 its instrument is
+/// configured to read, else the first that is not empty (decoded already).
+fn specimen_id(instrument: &InstrumentRow, r: &ReceivedResult) -> String {
+    match instrument.specimen_id_component {
+        Some(n) if !r.specimen_components.is_empty() => usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| r.specimen_components.get(i))
+            .cloned()
+            .unwrap_or_default(),
+        _ => r.accession.clone(),
+    }
+}
+
+/// Which serum index (0 hemolysis, 1 icterus, 2 lipemia) a test code names, in the spellings
+/// analyzers send for an index reported as a result of its own (cobas `H`, `I`, `L`; `HEM`,
+/// `ICT`, `LIP`; "Hemolysis Index"), whatever the case.
+pub(crate) fn serum_index_named(code: &str) -> Option<usize> {
+    let code = code.trim().to_ascii_uppercase();
+    let code = code.strip_suffix(" INDEX").or_else(|| code.strip_suffix("_INDEX")).unwrap_or(&code);
+    match code {
+        "H" | "HEM" | "HI" | "SI_H" | "HEMOLYSIS" | "HAEMOLYSIS" => Some(0),
+        "I" | "ICT" | "II" | "SI_I" | "ICTERUS" | "ICTERIC" => Some(1),
+        "L" | "LIP" | "LI" | "SI_L" | "LIPEMIA" | "LIPAEMIA" | "LIPEMIC" => Some(2),
+        _ => None,
+    }
+}
+
+/// What the sender's status means for a result about to be written: a preliminary result is
+/// marked so no one releases it as final; a correction or withdrawal of a released result is
+/// a correction by the instrument (the report then says corrected, once a technologist
+/// releases it); none of these, and no doubted result, is released without a person.
+fn mark_sent_status(w: &mut ResultWrite, sent: SentStatus, instrument: &str, protocol: Protocol) {
+    let field = SentStatus::field(protocol);
+    let released = w.item.test.status == TestStatus::Final;
+    let reason = match sent {
+        SentStatus::Final | SentStatus::NoValue | SentStatus::Questionable => return,
+        SentStatus::Preliminary => {
+            w.reported_as = Some(ReleaseStatus::Preliminary);
+            format!(
+                "{instrument} reported it as preliminary ({field} P): release it as preliminary, or wait for its final result"
+            )
+        }
+        SentStatus::Corrected => {
+            w.reported_as = Some(ReleaseStatus::Corrected);
+            if released {
+                w.correction_reason = Some(format!("corrected by {instrument} ({field} C)"));
+            }
+            format!(
+                "{instrument} sent it as a correction ({field} C) of the result reported before: check it before it replaces that one"
+            )
+        }
+        SentStatus::Withdrawn => {
+            w.reported_as = Some(ReleaseStatus::Corrected);
+            if released {
+                w.correction_reason = Some(format!("withdrawn by {instrument} ({field} D)"));
+            }
+            format!(
+                "{instrument} withdrew the result reported before: find out why with the instrument's operator before this replaces it"
+            )
+        }
+    };
+    w.evaluation.reasons.push(reason);
+    w.evaluation.review = Review::Technologist;
 }
 
 /// Whether a result's unit lets it in, and the conversion it needs: a unit in the message

@@ -10,6 +10,12 @@ use crate::audit;
 use crate::autoverify::SERUM_INDEX_CODES;
 use crate::{Actor, AppError, AppResult, Lab};
 
+/// The character sets an ASTM instrument may be configured with.
+pub const ASTM_CHARSETS: [&str; 4] = ["utf-8", "windows-1252", "ascii", "utf-8-lossy"];
+
+/// The most components an ASTM field is read for a specimen id.
+pub const SPECIMEN_ID_COMPONENTS_MAX: usize = 10;
+
 impl Lab {
     /// Adds an instrument (supervisor).
     pub async fn add_instrument(
@@ -129,6 +135,80 @@ impl Lab {
             patient_id: None,
             before: None,
             after,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Says which component of ASTM O-3 holds an instrument's accession numbers (from 1), for
+    /// analyzers that send rack and position beside it (`^^26-0000012-3`); `None` takes the
+    /// first component that is not empty (supervisor).
+    pub async fn set_specimen_id_component(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        component: Option<usize>,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        if component.is_some_and(|c| !(1..=SPECIMEN_ID_COMPONENTS_MAX).contains(&c)) {
+            return Err(AppError::invalid(
+                "specimen_id_component",
+                format!(
+                    "a component from 1 to {SPECIMEN_ID_COMPONENTS_MAX}, or none for the first that is not empty"
+                ),
+            ));
+        }
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_specimen_id_component(instrument_id, component.map(|c| c as i64)).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.specimen_id_component",
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "component": instrument.specimen_id_component })),
+            after: Some(serde_json::json!({ "component": component })),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the character set an ASTM instrument writes: `utf-8`, `windows-1252` or `ascii`
+    /// (supervisor) — or `utf-8-lossy`, for an instrument that cannot be set right: each byte
+    /// that is not UTF-8 is then replaced by `�`, and logged. Its messages are read in it, and a byte that is not text in it is refused
+    /// with the record and field it is in.
+    pub async fn set_instrument_charset(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        charset: &str,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        let charset = charset.trim().to_ascii_lowercase();
+        if !ASTM_CHARSETS.contains(&charset.as_str()) {
+            return Err(AppError::invalid(
+                "charset",
+                "utf-8, windows-1252 (Latin-1 and its extensions), ascii, or utf-8-lossy (bytes that are not UTF-8 replaced by �, each logged)",
+            ));
+        }
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_micros();
+        let mut tx = self.store.begin().await?;
+        tx.set_instrument_charset(instrument_id, Some(&charset)).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: "instrument.charset",
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: Some(serde_json::json!({ "charset": instrument.charset })),
+            after: Some(serde_json::json!({ "charset": charset })),
         })
         .await?;
         tx.commit().await?;

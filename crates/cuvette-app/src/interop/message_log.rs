@@ -151,6 +151,22 @@ pub(crate) struct MessageRecord {
     pub took: Took,
 }
 
+/// An inbound transfer that ended before its message was complete, for the message log.
+pub(crate) struct Aborted<'a> {
+    pub protocol: Protocol,
+    pub channel: &'a str,
+    pub peer: &'a str,
+    /// The sender, as far as the bytes that arrived say (HL7 MSH-3, ASTM H-5).
+    pub sender: String,
+    pub message_type: String,
+    /// What arrived.
+    pub raw: Vec<u8>,
+    /// How the transfer ended and what happens next.
+    pub detail: String,
+    /// The first specimen id in what arrived.
+    pub accession: Option<String>,
+}
+
 /// How long handling a message took, for the log's processing time.
 pub(crate) enum Took {
     /// Since this clock reading (microseconds): processing ends when the record is written.
@@ -251,6 +267,38 @@ impl Lab {
         }
     }
 
+    /// Logs an inbound transfer cut off before its message was complete (outcome `aborted`,
+    /// `detail` saying how): nothing in it is posted. It is not quarantined, because the
+    /// sender never had the end of it acknowledged and sends it again — a replay would post
+    /// it beside the resent one. It claims no control id, so that the resend is taken.
+    pub(crate) async fn log_aborted(&self, aborted: Aborted<'_>) -> AppResult<i64> {
+        let mut tx = self.store.begin().await?;
+        let record = MessageRecord {
+            direction: Direction::In,
+            protocol: aborted.protocol,
+            channel: aborted.channel.into(),
+            peer: aborted.peer.into(),
+            sender: aborted.sender,
+            control_id: None,
+            message_type: aborted.message_type,
+            raw: aborted.raw,
+            outcome: MessageOutcome::Aborted,
+            detail: aborted.detail,
+            ack: None,
+            accession: aborted.accession.filter(|a| !a.is_empty()),
+            results: 0,
+            quarantine: None,
+            replay_of: None,
+            took: Took::Micros(0),
+        };
+        // Without a control id no other row can conflict with this one.
+        let Some(id) = self.log_message(&mut tx, &record).await? else {
+            return Err(AppError::Conflict("an aborted transfer was logged twice at once".into()));
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// The message log (or the open quarantine), newest first.
     pub async fn message_log(
         &self,
@@ -348,11 +396,18 @@ impl Lab {
             let ack = |_: &Ingested| Vec::new();
             self.ingest_orders(&inbound, &decoded, &ack).await?
         } else {
-            let decoded = decode_for_replay(&original);
+            let decoded = match original.protocol {
+                // Read in the instrument's character set, as it was the first time.
+                Protocol::Astm => {
+                    astm::decode_stored(self, &original.raw, &original.sender).await?
+                }
+                Protocol::Hl7 => decode_for_replay(&original),
+            };
             let mut results = decoded.results;
             if let Some(a) = accession {
                 for r in &mut results {
                     r.accession = a.to_owned();
+                    r.specimen_components.clear();
                 }
             }
             let inbound = Inbound {

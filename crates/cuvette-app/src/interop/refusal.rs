@@ -119,6 +119,12 @@ pub enum Refusal {
     Unreadable { protocol: &'static str, error: String },
     /// An HL7 message of a version Cuvette does not read (MSH-12 other than 2.x).
     UnsupportedVersion { version: String },
+    /// Bytes that are not text in the message's character set (HL7 MSH-18; none declared
+    /// reads as UTF-8): the first such byte, where it is, and at which byte of the message.
+    /// `protocol` is `HL7` or `ASTM`.
+    InvalidEncoding { protocol: &'static str, at: Place, byte: u8, offset: usize, charset: String },
+    /// MSH-18 names a character set Cuvette does not read.
+    UnsupportedCharset { declared: String },
     /// An HL7 message of a type that carries no results (`ADT^A01`).
     NotResults { message_type: String },
     /// The sender is not an instrument on file.
@@ -274,6 +280,7 @@ impl Refusal {
             | NotConvertible { at, .. }
             | Twice { at, .. }
             | MixedSamples { at, .. }
+            | InvalidEncoding { at, .. }
             | UnknownControl { at, .. }
             | NoTarget { at, .. }
             | ControlNotNumber { at, .. }
@@ -289,6 +296,7 @@ impl Refusal {
             | TestsRefused { at, .. }
             | OrderField { at, .. } => Some(at),
             Unreadable { .. }
+            | UnsupportedCharset { .. }
             | UnsupportedVersion { .. }
             | NotResults { .. }
             | UnknownInstrument { .. }
@@ -365,6 +373,9 @@ impl Refusal {
                 (AckCode::ApplicationReject, UnsupportedMessageType, None)
             }
             UnsupportedVersion { .. } => (AckCode::ApplicationReject, UnsupportedVersionId, None),
+            // Content the sender can put right (its encoding, or MSH-18), so AE.
+            InvalidEncoding { .. } => (AckCode::ApplicationError, DataTypeError, None),
+            UnsupportedCharset { .. } => (AckCode::ApplicationError, TableValueNotFound, None),
             UnknownInstrument { .. } | UnknownOrderer { .. } | OrdererDisabled { .. } => {
                 (AckCode::ApplicationError, TableValueNotFound, None)
             }
@@ -433,6 +444,7 @@ impl Refusal {
             }
             (None, NotResults { .. }) => Some(ErrorLocation::new("MSH", 1).field(9)),
             (None, UnsupportedVersion { .. }) => Some(ErrorLocation::new("MSH", 1).field(12)),
+            (None, UnsupportedCharset { .. }) => Some(ErrorLocation::new("MSH", 1).field(18)),
             (None, _) => self.order_field().map(|p| p.error_location(None)),
         };
         Hl7Error { ack, code, location }
@@ -447,6 +459,18 @@ impl fmt::Display for Refusal {
             NotResults { message_type } => write!(
                 f,
                 "{message_type} carries no results: send ORU^R01 (orders come as OML^O21 or ORM^O01)"
+            ),
+            InvalidEncoding { protocol: "ASTM", byte, offset, charset, .. } => write!(
+                f,
+                "byte 0x{byte:02X} (at byte {offset} of the message) is not {charset} text: set the instrument's character set under Interfaces to the one it writes (utf-8, windows-1252, ascii)"
+            ),
+            InvalidEncoding { byte, offset, charset, .. } => write!(
+                f,
+                "byte 0x{byte:02X} (at byte {offset} of the message) is not {charset} text: the sender must encode the message in {charset}, or declare the character set it uses in MSH-18 (UNICODE UTF-8, 8859/1, ASCII)"
+            ),
+            UnsupportedCharset { declared } => write!(
+                f,
+                "character set {declared:?} (MSH-18) is not read: send UNICODE UTF-8, 8859/1 or ASCII"
             ),
             UnsupportedVersion { version } => write!(
                 f,
@@ -499,7 +523,7 @@ impl fmt::Display for Refusal {
             }
             Locked { test, accession, status, .. } => write!(
                 f,
-                "{test} on {accession} is {status}: a released result is corrected by a technologist, not by the instrument"
+                "{test} on {accession} is {status}: a change to a released result comes as a correction (OBX-11 or R-9 C), or a technologist corrects it on the bench"
             ),
             NotMeasured { test, .. } => write!(f, "{test} cannot take a measured value"),
             InvalidValue { test, error, .. } => write!(f, "{test}: {error}"),

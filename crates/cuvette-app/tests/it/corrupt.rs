@@ -318,3 +318,18 @@ async fn an_instrument_protocol_or_outbox_status_it_does_not_know_is_corrupt_dat
     let why = corrupt(lab.outbox(&supervisor).await);
     assert!(why.contains("outbox") && why.contains("status"), "{why}");
 }
+
+#[tokio::test]
+async fn an_unknown_reported_status_is_corrupt_data_not_a_final_result() {
+    // Read as "reported final", a preliminary result could be released as final.
+    let lab = lab().await;
+    let patient = lab.adult_woman().await;
+    let technician = lab.technician().await;
+    lab.received(&patient, &["K"]).await;
+    lab.enter(&technician, &patient, "K", "4.2").await.unwrap();
+    let mls = lab.technologist().await;
+
+    lab.raw_sql("UPDATE result SET reported_as = 'provisional'").await.unwrap();
+    let why = corrupt(lab.review_queue(&mls).await);
+    assert!(why.contains("result") && why.contains("reported_as"), "{why}");
+}

@@ -5,6 +5,7 @@
 //! to run every test on its own new PostgreSQL database instead.
 
 mod acknowledgements;
+mod analyzer_records;
 mod audit;
 mod auth;
 mod autoverification;
@@ -13,12 +14,14 @@ mod calculations;
 mod catalog;
 mod corrupt;
 mod critical;
+mod encodings;
 mod history;
 mod hl7_orders;
 mod interfaces;
 mod privileges;
 mod qc;
 mod specimens;
+mod statuses;
 mod support;
 mod units;
 mod verification;

@@ -117,18 +117,28 @@ async fn a_creatinine_in_micromoles_from_a_cobas_is_converted_and_flagged_high()
 
     // As the cobas c 311 uploads a patient sample: Latin-1 µ (byte 0xB5), a data-alarm
     // comment record after each result.
-    let mut message = format!(
-        "H|\\^&|||H7600^1|||||host|RSUPL^BATCH|P|1\r\
-         P|1|||||||U||||||^\r\
-         O|1|{accession:<20}|4031^30012^012^^S1^SC|^^^798^\\^^^767^|||||||N||||1|||||||20261124081312|||F\r\
-         C|1|I|^^^^|G\r\
-         R|1|^^^798/|4.60|mmol/l||N||||ADMIN |||P1\r\
-         C|1|I|0|I\r\
-         R|2|^^^767/|412|"
-    )
-    .into_bytes();
-    message.extend_from_slice(b"\xB5mol/l||H||||ADMIN |||P1\rC|1|I|0|I\rL|1|N\r");
-    let outcome = interop::astm::receive(&lab, &message, "astm:5100", "peer").await.unwrap();
+    let upload = |time: &str| {
+        let mut message = format!(
+            "H|\\^&|||H7600^1|||||host|RSUPL^BATCH|P|1|{time}\r\
+             P|1|||||||U||||||^\r\
+             O|1|{accession:<20}|4031^30012^012^^S1^SC|^^^798^\\^^^767^|||||||N||||1|||||||20261124081312|||F\r\
+             C|1|I|^^^^|G\r\
+             R|1|^^^798/|4.60|mmol/l||N||||ADMIN |||P1\r\
+             C|1|I|0|I\r\
+             R|2|^^^767/|412|"
+        )
+        .into_bytes();
+        message.extend_from_slice(b"\xB5mol/l||H||||ADMIN |||P1\rC|1|I|0|I\rL|1|N\r");
+        message
+    };
+    // Until the lab says the analyzer writes Latin-1, that byte is refused, not guessed.
+    let outcome =
+        interop::astm::receive(&lab, &upload("20261124081400"), "astm:5100", "peer").await.unwrap();
+    let Ingested::Quarantined { location, .. } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(location, "R(2)-5");
+    lab.set_instrument_charset(&supervisor, id, "windows-1252").await.unwrap();
+    let outcome =
+        interop::astm::receive(&lab, &upload("20261124081500"), "astm:5100", "peer").await.unwrap();
 
     assert!(matches!(outcome, Ingested::Accepted { results: 2, .. }), "{outcome:?}");
     // 412 µmol/L × 0.011312 = 4.6605 mg/dL, two places; above the woman's 0.59–1.04.

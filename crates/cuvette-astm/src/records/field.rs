@@ -42,6 +42,14 @@ pub enum Charset {
     Windows1252,
 }
 
+impl Charset {
+    /// Bytes as text in this character set (a whole message, before it is parsed: the
+    /// delimiters are ASCII in both).
+    pub fn decode(self, bytes: &[u8]) -> String {
+        to_text(bytes, self)
+    }
+}
+
 impl<'a> Field<'a> {
     pub(crate) fn new(raw: &'a [u8], delimiters: Delimiters) -> Self {
         Field { raw, delimiters }

@@ -369,3 +369,30 @@ fn without_the_option_the_final_frame_is_acknowledged_at_once() {
     assert_eq!(link.acknowledge(now), Err(NothingPending));
     assert_eq!(transmits(&mut link), Vec::<String>::new());
 }
+
+#[test]
+fn a_connection_closed_mid_transfer_gives_the_records_up() {
+    // The instrument's cable is pulled after the order record: what arrived is handed over
+    // only to be logged, and the line is neutral for the reconnection.
+    let start = t0();
+    let mut link = receiving(start);
+    link.handle_input(&end_frame(1, b"H|\\^&\r"), start);
+    link.handle_input(&end_frame(2, b"P|1\r"), start);
+    link.handle_input(&end_frame(3, b"O|1|26-0000012-3||^^^GLUC\r"), start);
+    assert_eq!(transmits(&mut link), ["<ACK>", "<ACK>", "<ACK>"]);
+    assert!(events(&mut link).is_empty());
+
+    link.connection_closed();
+    assert_eq!(link.phase(), Phase::Neutral);
+    assert_eq!(transmits(&mut link), Vec::<String>::new());
+    assert_eq!(
+        events(&mut link),
+        [Event::ReceiveAborted {
+            reason: ReceiveAbort::ConnectionClosed,
+            records: records_of(b"H|\\^&\rP|1\rO|1|26-0000012-3||^^^GLUC"),
+        }]
+    );
+    // Closing a neutral link reports nothing.
+    link.connection_closed();
+    assert!(events(&mut link).is_empty());
+}

@@ -158,7 +158,11 @@ fn reset_drops_a_partial_frame() {
     let mut deframer = MllpDeframer::new();
     deframer.push(&[VT, b'a', b'b']);
     assert!(deframer.is_mid_frame());
+    assert_eq!(deframer.partial_frame(), b"ab", "what a closed connection cut off");
+    deframer.push(&[FS]);
+    assert_eq!(deframer.partial_frame(), b"ab", "FS without its CR has not ended the frame");
     assert_eq!(deframer.reset(), 2);
+    assert_eq!(deframer.partial_frame(), b"");
     assert!(!deframer.is_mid_frame());
     deframer.push(&[b'c', FS, CR]);
     assert_eq!(deframer.next_frame(), None, "the rest of the dropped frame is outside any frame");

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use cuvette_app::Lab;
 use cuvette_app::interop::{self, Ingested};
-use cuvette_astm::{Config, Event, Link, MessageId, Phase, Role};
+use cuvette_astm::{Config, Event, Link, MessageId, ReceiveAbort, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -68,6 +68,9 @@ struct Connection<'a> {
     link: Link,
     stream: TcpStream,
     answers: HashMap<MessageId, Answer>,
+    /// Records of a message committed after the link had given it up (its decision came
+    /// after the receive timeout), to tell them apart from what the abort lost.
+    committed_late: Option<usize>,
 }
 
 async fn connection(
@@ -84,14 +87,20 @@ async fn connection(
         link: Link::new(Config::new(Role::Computer).defer_final_ack(true)),
         stream,
         answers: HashMap::new(),
+        committed_late: None,
     };
     let ended = conn.run().await;
+    // A transfer cut off by the connection closing: logged as aborted; the instrument sends
+    // it again when it reconnects.
+    conn.link.connection_closed();
+    while let Some(event) = conn.link.poll_event() {
+        if matches!(event, Event::ReceiveAborted { .. }) {
+            conn.on_event(event).await;
+        }
+    }
     // Answers that never went out are logged as not delivered.
     for (_, answer) in conn.answers.drain() {
         conn_log_answer(lab, channel, &conn.peer, &answer, Some("the connection closed")).await;
-    }
-    if conn.link.phase() == Phase::Receiving {
-        tracing::warn!(peer = %conn.peer, "ASTM connection closed in the middle of a transfer; the incomplete message was discarded");
     }
     ended
 }
@@ -149,29 +158,40 @@ impl Connection<'_> {
                 if decided.is_err() {
                     // The receive timer ran out while the database worked: the instrument
                     // treats the message as not delivered and sends it again, which is then
-                    // recognised as a retransmission.
+                    // recognised as a retransmission. The link gives the message up with the
+                    // records after it; these are not an aborted transfer.
                     tracing::warn!(peer = %self.peer, "an ASTM message took longer to store than the instrument waits");
+                    if handled.stored {
+                        self.committed_late = Some(records.len());
+                    }
                 }
                 if let Some(answer) = handled.answer {
                     self.queue_answer(answer);
                 }
             }
             Event::MessageReceived(records) => {
-                // Records the instrument left without a terminator: their frames were
-                // acknowledged as they came (no frame completed a message to hold back), so
-                // store them as well as possible.
-                let handled = self.store(&records).await;
-                if let Some(answer) = handled.answer {
-                    self.queue_answer(answer);
-                }
+                // Records the instrument left without a terminator when it ended the
+                // transfer: an incomplete message, posted never (item by item a result could
+                // be missing or cut), logged so the lab sees it.
+                self.log_aborted(&records, "the instrument sent EOT without a terminator record")
+                    .await;
             }
-            Event::ReceiveAborted { reason, records } => {
-                tracing::warn!(
-                    peer = %self.peer,
-                    ?reason,
-                    records = records.len(),
-                    "ASTM transfer aborted: nothing in it was acknowledged as delivered"
-                );
+            Event::ReceiveAborted { reason, mut records } => {
+                // A message whose decision came too late is committed already; only what
+                // followed it was lost.
+                records.drain(..self.committed_late.take().unwrap_or(0).min(records.len()));
+                let how = match reason {
+                    ReceiveAbort::Timeout => "no frame and no EOT within the receive timeout",
+                    ReceiveAbort::SenderAborted => "the instrument gave the transfer up",
+                    ReceiveAbort::TooLarge => "the message was larger than Cuvette takes",
+                    ReceiveAbort::ConnectionClosed => "the connection closed",
+                    _ => "the link gave the transfer up",
+                };
+                if !records.is_empty() {
+                    self.log_aborted(&records, how).await;
+                } else {
+                    tracing::info!(peer = %self.peer, ?reason, "ASTM transfer aborted before any record");
+                }
             }
             Event::MessageSent(id) => {
                 if let Some(answer) = self.answers.remove(&id) {
@@ -220,6 +240,16 @@ impl Connection<'_> {
                 tracing::error!(%peer, error = %e, "could not store an ASTM message; refusing it so the instrument resends it");
                 Handled { stored: false, answer: None }
             }
+        }
+    }
+
+    /// Logs records that never became a complete message; the instrument resends it.
+    async fn log_aborted(&self, records: &[Vec<u8>], how: &str) {
+        tracing::warn!(peer = %self.peer, how, records = records.len(), "ASTM transfer aborted: nothing in it was stored");
+        if let Err(e) =
+            interop::astm::log_aborted(self.lab, records, how, self.channel, &self.peer).await
+        {
+            tracing::error!(peer = %self.peer, error = %e, "could not log an aborted ASTM transfer");
         }
     }
 

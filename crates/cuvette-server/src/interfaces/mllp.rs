@@ -37,19 +37,59 @@ async fn connection(
 ) -> std::io::Result<()> {
     let peer = peer.to_string();
     let mut deframer = MllpDeframer::new();
+    let ended = serve_frames(lab, &mut stream, &mut deframer, channel, &peer).await;
+    if deframer.is_mid_frame() {
+        // A message cut off mid-frame is not a message: nothing of it is stored, and the
+        // sender, which got no acknowledgement, sends it again. The lab sees it in the log.
+        let how = match &ended {
+            Ended::Idle => format!("nothing more arrived for {} s", IDLE_TIMEOUT.as_secs()),
+            Ended::Closed => "the sender closed the connection".to_owned(),
+            Ended::Failed(e) => format!("the connection failed: {e}"),
+        };
+        let partial = deframer.partial_frame().to_vec();
+        deframer.reset();
+        tracing::warn!(%peer, %how, bytes = partial.len(), "MLLP frame cut off: nothing in it was stored");
+        if let Err(e) = interop::hl7::log_aborted(lab, &partial, &how, channel, &peer).await {
+            tracing::error!(%peer, error = %e, "could not log a cut-off MLLP frame");
+        }
+    }
+    match ended {
+        Ended::Failed(e) => Err(e),
+        Ended::Idle | Ended::Closed => Ok(()),
+    }
+}
+
+/// How a connection's serving ended.
+enum Ended {
+    /// Nothing arrived for [`IDLE_TIMEOUT`].
+    Idle,
+    /// The peer closed it.
+    Closed,
+    /// Reading or writing failed.
+    Failed(std::io::Error),
+}
+
+async fn serve_frames(
+    lab: &Lab,
+    stream: &mut TcpStream,
+    deframer: &mut MllpDeframer,
+    channel: &str,
+    peer: &str,
+) -> Ended {
     let mut buf = vec![0u8; READ_BYTES];
     loop {
         let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
-            Ok(read) => read?,
-            Err(_) => return Ok(()), // idle: close
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Ended::Failed(e),
+            Err(_) => return Ended::Idle,
         };
         if n == 0 {
-            return Ok(());
+            return Ended::Closed;
         }
         deframer.push(&buf[..n]);
         while let Some(next) = deframer.next_frame() {
             let replies = match next {
-                Ok(message) => answer(lab, &message, channel, &peer).await,
+                Ok(message) => answer(lab, &message, channel, peer).await,
                 Err(e) => {
                     // The codec dropped the frame; an AR makes the sender resend it.
                     tracing::warn!(%peer, error = %e, "MLLP framing error");
@@ -58,7 +98,9 @@ async fn connection(
                 }
             };
             for reply in replies {
-                stream.write_all(&frame(&reply)).await?;
+                if let Err(e) = stream.write_all(&frame(&reply)).await {
+                    return Ended::Failed(e);
+                }
             }
         }
     }

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cuvette_app::store::{Direction, MessageFilter, MessageRow, ResultRow, WorklistFilter};
-use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient};
+use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient, Release};
 use cuvette_astm::{Config, Event, Link, Message, Role};
 use cuvette_domain::Role as Staff;
+use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use cuvette_server::interfaces::astm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -200,6 +201,21 @@ impl Instrument {
     /// Hands a reply held back by [`Instrument::until_final_reply`] to the link.
     fn feed(&mut self, reply: u8) {
         self.link.handle_input(&[reply], now());
+    }
+
+    /// Sends every frame before the terminator record's and has each acknowledged: the
+    /// message is then one frame short of complete.
+    async fn until_terminator(&mut self) {
+        while let Some(sent) = self.link.poll_transmit() {
+            if is_final_frame(&sent) {
+                return;
+            }
+            self.stream.write_all(&sent).await.unwrap();
+            let reply = self.read_byte().await;
+            assert_eq!(reply, ACK, "every frame before the terminator is acknowledged");
+            self.link.handle_input(&[reply], now());
+        }
+        panic!("the message has no terminator record");
     }
 
     /// Sends what is left (the EOT) and drains the events.
@@ -502,4 +518,130 @@ async fn send_records_fails_when_nobody_answers() {
     drop(listener);
     let err = astm::send_records(addr, records("H|\\^&\rL|1|N")).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn a_transfer_cut_off_before_the_terminator_stores_nothing_and_the_resend_is_taken() {
+    let bench = bench().await;
+    let mut instrument = Instrument::connect(bench.addr).await;
+    instrument.link.send(bench.results_message(), now()).unwrap();
+    // Header, patient, order and both results arrive and are acknowledged frame by frame;
+    // then the analyzer is switched off before its terminator record.
+    instrument.until_terminator().await;
+    drop(instrument);
+
+    eventually(|| async { !bench.inbound().await.is_empty() }).await;
+    let log = bench.inbound().await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    let aborted = &log[0];
+    assert_eq!(
+        (aborted.protocol.code(), aborted.outcome.code(), aborted.sender.as_str()),
+        ("astm", "aborted", "CHEM2")
+    );
+    assert_eq!(
+        aborted.detail,
+        "transfer aborted before the terminator record (the connection closed) after 5 records: \
+         nothing in it was stored; the instrument sends the message again — if it does not, run \
+         the samples again"
+    );
+    assert_eq!(aborted.results, 0);
+    assert_eq!(aborted.quarantine, None, "not for replay: the instrument resends it");
+    assert_eq!(aborted.control_id, None, "the resend must not be taken for a retransmission");
+    assert_eq!(aborted.accession.as_deref(), Some(bench.accession.as_str()));
+    assert!(aborted.raw.ends_with(b"R|2|^^^POT|4.1|mmol/L||N||F\r"), "{:?}", aborted.raw);
+    assert!(bench.results("GLU").await.is_empty(), "nothing posted from an incomplete message");
+    assert!(bench.results("K").await.is_empty());
+
+    // The analyzer comes back and sends the whole message: it is taken, once.
+    let mut instrument = Instrument::connect(bench.addr).await;
+    instrument.link.send(bench.results_message(), now()).unwrap();
+    let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
+    assert_eq!(reply, ACK);
+    instrument.feed(reply);
+    instrument.finish().await;
+    let log = bench.inbound().await;
+    assert_eq!(log.iter().map(|m| m.outcome.code()).collect::<Vec<_>>(), ["aborted", "accepted"]);
+    assert_eq!(bench.results("GLU").await.len(), 1);
+    assert_eq!(bench.results("K").await[0].value_text, "4.1");
+}
+
+#[tokio::test]
+async fn records_ended_by_eot_without_a_terminator_are_logged_as_aborted_and_not_posted() {
+    let bench = bench().await;
+    let mut instrument = Instrument::connect(bench.addr).await;
+    let mut message = bench.results_message();
+    assert_eq!(message.pop().as_deref(), Some(&b"L|1|N"[..]));
+    instrument.link.send(message, now()).unwrap();
+    instrument.finish().await;
+    assert!(matches!(instrument.events[..], [Event::MessageSent(_)]), "{:?}", instrument.events);
+
+    eventually(|| async { !bench.inbound().await.is_empty() }).await;
+    let log = bench.inbound().await;
+    assert_eq!(log[0].outcome.code(), "aborted");
+    assert!(
+        log[0].detail.starts_with(
+            "transfer aborted before the terminator record (the instrument sent EOT without a \
+             terminator record) after 5 records: nothing in it was stored"
+        ),
+        "{}",
+        log[0].detail
+    );
+    assert!(bench.results("GLU").await.is_empty());
+    assert!(bench.results("K").await.is_empty());
+    let open = MessageFilter { open_quarantine: true, ..Default::default() };
+    assert!(bench.app.lab.store().messages(&open).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_instruments_correction_of_a_released_result_makes_the_report_say_corrected() {
+    let bench = bench().await;
+    let send = |time: &'static str, glucose: &'static str, status: &'static str| {
+        let accession = bench.accession.clone();
+        records(&format!(
+            "H|\\^&|||CHEM2^1.0|||||||P|LIS2-A2|{time}\r\
+             P|1\r\
+             O|1|{accession}||^^^GLUC|R\r\
+             R|1|^^^GLUC|{glucose}|mg/dL||N||{status}\r\
+             L|1|N"
+        ))
+    };
+    let technologist = bench.app.sign_in(Staff::Technologist, "release").await.actor;
+    let mut instrument = Instrument::connect(bench.addr).await;
+    for message in [send("20261124081500", "95", "F"), send("20261124083000", "88", "C")] {
+        instrument.link.send(message, now()).unwrap();
+        let (_, reply) = instrument.until_final_reply(|b| b.to_vec()).await.unwrap();
+        assert_eq!(reply, ACK);
+        instrument.feed(reply);
+        instrument.finish().await;
+        // A technologist releases what arrived: first the result, then its correction.
+        let glucose = bench.results("GLU").await;
+        let latest = glucose.last().unwrap();
+        let store = bench.app.lab.store();
+        let test = store.ordered_test(latest.ordered_test_id).await.unwrap();
+        let released = bench
+            .app
+            .lab
+            .release(&technologist, &[(test.id, test.row_version)], TestStatus::Final)
+            .await
+            .unwrap();
+        assert!(matches!(released[..], [Release::Released { .. }]), "{released:?}");
+    }
+    let glucose = bench.results("GLU").await;
+    assert_eq!(
+        glucose
+            .iter()
+            .map(|r| (r.value_text.as_str(), r.correction_reason.as_deref(), r.release_status))
+            .collect::<Vec<_>>(),
+        [
+            ("95", None, Some(ReleaseStatus::Final)),
+            ("88", Some("corrected by Chemistry 2 (R-9 C)"), Some(ReleaseStatus::Corrected))
+        ]
+    );
+    let session = bench.app.sign_in(Staff::Technologist, "report").await;
+    let specimen = bench.app.lab.store().specimen_by_accession(&bench.accession).await.unwrap();
+    let patient_id =
+        bench.app.lab.store().order(specimen.unwrap().order_id).await.unwrap().patient_id;
+    let page = bench.app.get(&session, &format!("/patients/{patient_id}/report")).await;
+    assert!(page.body.contains("CORRECTED REPORT"), "{}", page.body);
+    assert!(page.body.contains("corrected by Chemistry 2 (R-9 C)"), "{}", page.body);
 }

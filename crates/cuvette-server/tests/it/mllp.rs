@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cuvette_app::store::MessageFilter;
 use cuvette_hl7::Message;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use cuvette_server::interfaces::mllp;
@@ -33,6 +34,7 @@ fn nist_cbc(control_id: &str, modes: &str) -> Vec<u8> {
 struct Sender {
     stream: TcpStream,
     deframer: MllpDeframer,
+    addr: std::net::SocketAddr,
     _server: tokio::task::JoinHandle<()>,
     _app: crate::support::App,
 }
@@ -43,7 +45,7 @@ impl Sender {
         let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
         let stream = TcpStream::connect(addr).await.unwrap();
-        Sender { stream, deframer: MllpDeframer::new(), _server: server, _app: app }
+        Sender { stream, deframer: MllpDeframer::new(), addr, _server: server, _app: app }
     }
 
     async fn send(&mut self, message: &[u8]) {
@@ -92,4 +94,106 @@ async fn acknowledgements_not_asked_for_are_not_sent() {
     sender.send(&nist_cbc("NIST-5", "|")).await;
     assert_eq!(sender.next().await, ("CA".into(), "NIST-4".into()));
     assert_eq!(sender.next().await, ("AE".into(), "NIST-5".into()));
+}
+
+#[tokio::test]
+async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_resend_is_taken() {
+    let mut sender = Sender::connect().await;
+    let message = nist_cbc("NIST-6", "|");
+    // The sender's link drops after the OBR: the frame never ends.
+    let cut = message.windows(4).position(|w| w == b"OBX|").unwrap();
+    sender.stream.write_all(&[0x0B]).await.unwrap();
+    sender.stream.write_all(&message[..cut]).await.unwrap();
+    sender.stream.shutdown().await.unwrap();
+    let lab = sender._app.lab.clone();
+    let store = lab.store();
+    let inbound =
+        MessageFilter { direction: Some(cuvette_app::store::Direction::In), ..Default::default() };
+    let mut logged = Vec::new();
+    for _ in 0..200 {
+        logged = store.messages(&inbound).await.unwrap();
+        if !logged.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    let aborted = &logged[0];
+    assert_eq!(
+        (aborted.protocol.code(), aborted.outcome.code(), aborted.message_type.as_str()),
+        ("hl7", "aborted", "ORU^R01")
+    );
+    assert_eq!(aborted.sender, "NIST Test Lab APP");
+    assert_eq!(aborted.raw, &message[..cut]);
+    assert_eq!(
+        aborted.detail,
+        format!(
+            "frame cut off after {cut} bytes (the sender closed the connection), control id \
+             NIST-6: nothing in it was stored and nothing acknowledged; the sender sends the \
+             message again"
+        )
+    );
+    assert_eq!((aborted.ack.as_ref(), aborted.control_id.as_ref()), (None, None));
+    assert_eq!(aborted.quarantine, None);
+
+    // The sender reconnects and sends the message whole: it is processed, not taken for a
+    // retransmission of the aborted one (here quarantined: the NIST lab is not on file).
+    let addr = sender.addr;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    again.write_all(&frame(&message)).await.unwrap();
+    let mut deframer = MllpDeframer::new();
+    let mut buf = [0u8; 4096];
+    let reply = loop {
+        if let Some(next) = deframer.next_frame() {
+            break next.unwrap();
+        }
+        let n = timeout(PATIENCE, again.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0);
+        deframer.push(&buf[..n]);
+    };
+    let reply = Message::parse(&reply).unwrap();
+    assert_eq!(reply.get("MSA-2").unwrap().text(), "NIST-6");
+    let logged = store.messages(&inbound).await.unwrap();
+    assert_eq!(
+        logged.iter().map(|m| m.outcome.code()).collect::<Vec<_>>(),
+        ["quarantined", "aborted"],
+        "newest first"
+    );
+}
+
+#[tokio::test]
+async fn latin1_bytes_in_a_message_declared_utf8_are_answered_ae_naming_pid_5() {
+    let mut sender = Sender::connect().await;
+    // A European LIMS declares UTF-8 (MSH-18) but writes Renée Lévesque's name in Latin-1.
+    let mut message = b"MSH|^~\\&|LIMS-EU|LABO|CUVETTE|LAB|20240815141500||ORU^R01^ORU_R01|EU-1201|P|2.5.1||||||UNICODE UTF-8\r\
+PID|1||FR-33221^^^HOSP^MR||L"
+        .to_vec();
+    message.extend_from_slice(b"\xE9vesque^Ren\xE9e||19880707|F\r");
+    message.extend_from_slice(
+        b"OBR|1||F240815-09|GLU^Glucose^L\rOBX|1|NM|GLU^Glucose^L||5.4|mmol/L|3.9-5.8|N|||F\r",
+    );
+    sender.send(&message).await;
+    let mut buf = [0u8; 4096];
+    let ack = loop {
+        if let Some(next) = sender.deframer.next_frame() {
+            break String::from_utf8(next.unwrap()).unwrap();
+        }
+        let n = timeout(PATIENCE, sender.stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the listener closed the connection");
+        sender.deframer.push(&buf[..n]);
+    };
+    assert!(ack.contains("\rMSA|AE|EU-1201"), "{ack}");
+    assert!(ack.contains("\rERR||PID^1^5|102^"), "{ack}");
+    let lab = sender._app.lab.clone();
+    let logged = lab.store().messages(&MessageFilter::default()).await.unwrap();
+    assert_eq!(
+        (logged[0].outcome.code(), logged[0].quarantine.map(|q| q.code())),
+        ("quarantined", Some("open"))
+    );
+    assert!(
+        logged[0].detail.starts_with("PID-5: byte 0xE9 (at byte 129 of the message)"),
+        "{}",
+        logged[0].detail
+    );
+    assert_eq!(logged[0].raw, message, "kept byte for byte, not as �");
 }

@@ -49,6 +49,7 @@ async fn damaged(sql: &str) -> (Db, Seed) {
             release_status: Some(ReleaseStatus::Final),
             sent_value: None,
             sent_unit: None,
+            reported_as: None,
         }],
         AT,
     )

@@ -13,6 +13,8 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
     let mut tx = db.store.begin().await.unwrap();
     let id = tx.insert_instrument("cobas c 311", Protocol::Astm, "H7600", AT).await.unwrap();
     tx.set_qc_pattern(id, "QC-*").await.unwrap();
+    tx.set_specimen_id_component(id, Some(3)).await.unwrap();
+    tx.set_instrument_charset(id, Some("windows-1252")).await.unwrap();
     let glucose = TestCodeRow {
         instrument_id: id,
         instrument_code: "717".into(),
@@ -37,6 +39,8 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
         sender: "H7600".into(),
         active: true,
         qc_pattern: "QC-*".into(),
+        specimen_id_component: Some(3),
+        charset: Some("windows-1252".into()),
     };
     same(&db.store.instrument(id).await.unwrap(), &instrument);
     same(&db.store.instruments().await.unwrap()[..], &[instrument.clone()][..]);

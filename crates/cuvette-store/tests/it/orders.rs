@@ -226,6 +226,7 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
             release_status: None,
             sent_value: Some("27.8"),
             sent_unit: Some("mg/dL"),
+            reported_as: Some(ReleaseStatus::Preliminary),
         }],
         AT,
     )
@@ -259,6 +260,7 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
         autoverify: Some(r#"{"decision":"hold"}"#.into()),
         sent_value: Some("27.8".into()),
         sent_unit: Some("mg/dL".into()),
+        reported_as: Some(ReleaseStatus::Preliminary),
     };
     same(&stored, &unreleased);
 
