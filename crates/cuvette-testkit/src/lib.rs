@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cuvette_app::store::Store;
+use cuvette_app::Database;
 use sqlx::Connection;
 
 /// Where a test's data lives; removed when the test ends.
@@ -64,14 +64,14 @@ impl TestDb {
         }
     }
 
-    /// Opens the store on it (migrating it).
-    pub async fn open_store(&self) -> Store {
+    /// Opens the database on it (migrating it).
+    pub async fn open_database(&self) -> Database {
         match self {
             TestDb::Sqlite { dir, .. } => {
-                Store::open_dir(dir).await.expect("the SQLite store opens")
+                Database::open_dir(dir).await.expect("the SQLite database opens")
             }
             TestDb::Postgres { url, .. } => {
-                Store::open(url).await.expect("the PostgreSQL store opens")
+                Database::open(url).await.expect("the PostgreSQL database opens")
             }
         }
     }

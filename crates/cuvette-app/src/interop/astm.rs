@@ -177,7 +177,7 @@ pub async fn answer_query(
     let started = lab.now_micros();
     let sender = sender_of(raw);
     let specimens = queried_specimens(raw);
-    let store = lab.store();
+    let store = &lab.store;
     let (codes, known) = match store.instrument_by_sender("astm", &sender).await? {
         Some(instrument) if instrument.active => (store.test_codes(instrument.id).await?, true),
         _ => (Vec::new(), false),
@@ -279,7 +279,7 @@ pub async fn log_answer(
     if let Some(why) = failure {
         detail = format!("{detail}; not delivered: {why}");
     }
-    let mut tx = lab.store().begin().await?;
+    let mut tx = lab.store.begin().await?;
     let record = MessageRecord {
         direction: "out",
         protocol: "astm".into(),

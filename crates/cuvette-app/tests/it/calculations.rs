@@ -183,7 +183,7 @@ async fn a_calculation_is_withdrawn_when_an_input_is_no_longer_a_number() {
 }
 
 /// The report text of the patient's `code` as it now stands.
-async fn reported(lab: &TestLab, patient: &cuvette_app::store::PatientRow, code: &str) -> String {
+async fn reported(lab: &TestLab, patient: &cuvette_app::records::PatientRow, code: &str) -> String {
     lab.test(patient, code).await.result.map(|r| r.report_text).unwrap_or_default()
 }
 

@@ -18,7 +18,7 @@ fn corrupt<T: std::fmt::Debug>(r: Result<T, AppError>) -> String {
 }
 
 /// A glucose QC rejection on the analyzer, with a patient result it holds.
-async fn rejected_glucose(lab: &TestLab) -> (i64, cuvette_app::store::PatientRow) {
+async fn rejected_glucose(lab: &TestLab) -> (i64, cuvette_app::records::PatientRow) {
     let (instrument, l1, l2) = glucose_qc(lab).await;
     run(lab, instrument, (l1, l2), ("100", "300")).await;
     lab.clock.advance(minutes(30));

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use cuvette_app::store::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
+use cuvette_app::records::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
 use cuvette_app::{AppError, FieldError, NewUser};
 use cuvette_domain::catalog::{ReferenceInterval, ResultType};
 use cuvette_domain::role::ROLES;
@@ -608,7 +608,7 @@ async fn audit(
     let verification = if q.verify.is_empty() {
         None
     } else {
-        Some(match s.lab.store().verify_audit().await.map_err(AppError::from)? {
+        Some(match s.lab.verify_audit(&bench.actor).await? {
             AuditVerification::Intact { events } => {
                 format!("The audit chain is intact: {events} events verified.")
             }
@@ -617,7 +617,7 @@ async fn audit(
             }
         })
     };
-    let next_before = (events.len() as i64 == cuvette_app::store::AUDIT_PAGE_LEN)
+    let next_before = (events.len() as i64 == cuvette_app::records::AUDIT_PAGE_LEN)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
     let page = AuditPage {

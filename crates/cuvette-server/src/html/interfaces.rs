@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::store::{InstrumentRow, MessageFilter, MessageRow, OutboxRow, TestCodeRow};
+use cuvette_app::records::{InstrumentRow, MessageFilter, MessageRow, OutboxRow, TestCodeRow};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::units::{self, Mapping};

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use cuvette_app::qc::{LeveyJenningsData, MaterialForm, QC_INTERVAL_HOURS, QcLine, QcStanding};
-use cuvette_app::store::{MovingAverageRow, QcPoint, QcRunRow, TargetRow};
+use cuvette_app::records::{MovingAverageRow, QcPoint, QcRunRow, TargetRow};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::autoverify::QcState;
@@ -581,10 +581,8 @@ async fn overview_page(
         .collect();
     let materials = if may_manage {
         s.lab
-            .store()
-            .materials()
-            .await
-            .map_err(AppError::from)?
+            .qc_materials(&bench.actor)
+            .await?
             .into_iter()
             .filter(|m| m.active)
             .map(|m| Choice {
@@ -600,10 +598,8 @@ async fn overview_page(
     };
     let ma_rules = s
         .lab
-        .store()
-        .moving_average_rules(None)
-        .await
-        .map_err(AppError::from)?
+        .moving_average_rules(&bench.actor)
+        .await?
         .into_iter()
         .map(|r| MaRuleView {
             instrument_name: instrument_rows
@@ -740,7 +736,7 @@ async fn set_target(
     let material = form.material_id.trim().parse::<i64>().ok();
     let instrument = form.instrument_id.trim().parse::<i64>().ok();
     let mut errors = Vec::new();
-    let known = s.lab.store().materials().await.map_err(AppError::from)?;
+    let known = s.lab.qc_materials(&bench.actor).await?;
     if !material.is_some_and(|id| known.iter().any(|m| m.id == id)) {
         errors.push(error("target-material_id", "choose the control material"));
     }
@@ -1209,10 +1205,8 @@ async fn chart_page(
     let months = data.months.iter().map(|m| stats_row(&m.month, &m.stats, decimals)).collect();
     let levels = s
         .lab
-        .store()
-        .targets(Some(t.instrument_id), Some(&t.test_code))
-        .await
-        .map_err(AppError::from)?
+        .qc_targets(&bench.actor, Some(t.instrument_id), Some(&t.test_code))
+        .await?
         .into_iter()
         .map(|o| LevelLink {
             href: format!("{}?from={}&to={}", chart_href(o.id), period.from, period.to),
@@ -1525,12 +1519,7 @@ async fn lockout_page(
         ("Last acceptable run", when(facts.last_good)),
         ("Last acceptable run before the rejection", when(facts.good_before_reject)),
     ];
-    let targets = s
-        .lab
-        .store()
-        .targets(Some(instrument_id), Some(test_code))
-        .await
-        .map_err(AppError::from)?;
+    let targets = s.lab.qc_targets(&bench.actor, Some(instrument_id), Some(test_code)).await?;
     let may_run = bench.may(Action::RunQc);
     let entry = if may_run && !targets.is_empty() {
         let line = QcLine {

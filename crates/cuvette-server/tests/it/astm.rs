@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cuvette_app::store::{MessageFilter, MessageRow, ResultRow, WorklistFilter};
-use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient};
+use cuvette_app::records::{MessageFilter, MessageRow, ResultRow};
+use cuvette_app::{Actor, IdentityCheck, PlaceOrder, RegisterPatient};
 use cuvette_astm::{Config, Event, Link, Message, Role};
 use cuvette_domain::Role as Staff;
 use cuvette_server::interfaces::astm;
@@ -99,25 +99,15 @@ impl Bench {
 
     async fn log(&self, direction: &str) -> Vec<MessageRow> {
         let filter = MessageFilter { direction: Some(direction.into()), ..Default::default() };
-        let mut rows = self.app.lab.store().messages(&filter).await.unwrap();
+        let mut rows = self.app.lab.message_log(&Actor::system(), &filter).await.unwrap();
         rows.reverse();
         rows
     }
 
     /// Every result version of the specimen's test `code`.
     async fn results(&self, code: &str) -> Vec<ResultRow> {
-        let store = self.app.lab.store();
-        let specimen = store.specimen_by_accession(&self.accession).await.unwrap().unwrap();
-        let filter =
-            WorklistFilter { specimen_id: Some(specimen.id), limit: 100, ..Default::default() };
-        let item = store
-            .work_items(&filter)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|i| i.test.test_code == code)
-            .unwrap();
-        store.results_of_tests(&[item.test.id]).await.unwrap()
+        let view = self.app.lab.specimen_view(&Actor::system(), &self.accession).await.unwrap();
+        view.tests.into_iter().find(|t| t.item.test.test_code == code).unwrap().versions
     }
 
     fn results_message(&self) -> Vec<Vec<u8>> {

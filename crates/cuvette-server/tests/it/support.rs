@@ -48,7 +48,7 @@ pub async fn app() -> App {
     let db = TestDb::create().await;
     let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
     let lab = Arc::new(
-        Lab::open(db.open_store().await, clock.clone(), LabConfig::default()).await.unwrap(),
+        Lab::open(db.open_database().await, clock.clone(), LabConfig::default()).await.unwrap(),
     );
     let router = router(AppState { lab: lab.clone(), config: ServerConfig::default() });
     App { lab, clock, router, _db: db }
