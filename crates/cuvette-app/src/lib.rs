@@ -17,9 +17,9 @@
 //!   `peek_session`, `logout`, `check_signature`, `create_api_key`, `api_key_actor`,
 //!   `privileges`, `save_privileges`, `require`.
 //! - **Patients and orders** (`patients.rs`, `orders.rs`): `register_patient`,
-//!   `search_patients`, `place_order`, `collect`, `receive`, `reject`, `cancel_test`, …
-//! - **Results** (`results.rs`): `enter_results`, `release`, `bulk_verify`,
-//!   `document_critical_call`, `correct`.
+//!   `search_patients`, `patient`, `place_order`, `collect`, `receive`, `reject`.
+//! - **Results** (`results.rs`): `enter_results` (a correction is an entry with its signed
+//!   [`Correction`]), `release`, `document_critical_call`.
 //! - **Read models** (`queries.rs`): `specimen_view`, `specimen_view_of_test`,
 //!   `previous_results`, `critical_calls_of_tests`, `worklist`, `collection_list`,
 //!   `review_queue`, `cumulative_report`, `patient_orders`, `audit_events`, `verify_audit`,

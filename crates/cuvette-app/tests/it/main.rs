@@ -18,6 +18,7 @@ mod hl7_orders;
 mod interfaces;
 mod privileges;
 mod qc;
+mod read_models;
 mod specimens;
 mod support;
 mod units;
