@@ -1,5 +1,5 @@
-//! 2. The Levey-Jennings chart with its monthly statistics and sigma metric, and 3. the same
-//! points as CSV.
+//! The Levey-Jennings chart with its monthly statistics and sigma metric, and the same points
+//! as CSV.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};

@@ -1,4 +1,4 @@
-//! 4. The lockout screen: the facts behind the standing, the patient results to re-run, the
+//! The lockout screen: the facts behind the standing, the patient results to re-run, the
 //! corrective action and the run history.
 
 use askama::Template;

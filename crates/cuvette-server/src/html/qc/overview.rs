@@ -1,4 +1,4 @@
-//! 1. The overview: every test × instrument with its levels, standing and run entry, and the
+//! The overview: every test × instrument with its levels, standing and run entry, and the
 //! set-up forms, each kept as typed when a save is refused.
 
 use askama::Template;
