@@ -276,6 +276,18 @@ pub(crate) struct QcPattern<'a> {
     pub qc_pattern: &'a str,
 }
 
+/// `instrument.specimen_id_component`, before and after.
+#[derive(Serialize)]
+pub(crate) struct SpecimenIdComponent {
+    pub component: Option<i64>,
+}
+
+/// `instrument.charset`, before and after.
+#[derive(Serialize)]
+pub(crate) struct Charset<'a> {
+    pub charset: Option<&'a str>,
+}
+
 /// `autoverify.suspend`.
 #[derive(Serialize)]
 pub(crate) struct AutoverifySuspended {

@@ -5,7 +5,35 @@
 //! (`cuvette_domain::role`), gathers what the rules need from the store, lets the domain
 //! decide, and writes the change with its audit event in one transaction. The server (HTML and
 //! JSON) and the CLI call these methods and nothing below them; this is the main test
-//! boundary.
+//! boundary. The store is private to this crate: what the faces read comes back as the read
+//! models in [`records`] and the views beside the use cases, each checked against the actor's
+//! privilege before anything is read.
+//!
+//! The public surface, by area (each a set of methods on [`Lab`] unless a module is named):
+//!
+//! - **Opening**: [`Database`] (`open`, `open_dir`, `verify_audit`, `backup_to`), then
+//!   [`Lab::open`]; [`Lab::check_reachable`] for readiness probes, [`Lab::close`].
+//! - **People and access** (`auth.rs`): `add_user`, `update_user`, `users`, `login`, `session`,
+//!   `peek_session`, `logout`, `check_signature`, `create_api_key`, `api_key_actor`,
+//!   `privileges`, `save_privileges`, `require`.
+//! - **Patients and orders** (`patients.rs`, `orders.rs`): `register_patient`,
+//!   `search_patients`, `patient`, `place_order`, `collect`, `receive`, `reject`.
+//! - **Results** (`results.rs`): `enter_results` (a correction is an entry with its signed
+//!   [`Correction`]), `release`, `document_critical_call`.
+//! - **Read models** (`queries.rs`): `specimen_view`, `specimen_view_of_test`,
+//!   `previous_results`, `critical_calls_of_tests`, `worklist`, `collection_list`,
+//!   `review_queue`, `cumulative_report`, `patient_orders`, `audit_events`, `verify_audit`,
+//!   `open_counts`; the rows they return are in [`records`].
+//! - **Catalog**: `catalog`, `save_definition`, `definition_history`.
+//! - **Quality control** ([`qc`]): materials, targets, Westgard rules, runs and their
+//!   verdicts, corrective actions, lockouts, Levey-Jennings data, moving averages
+//!   (`qc_materials`, `qc_targets`, `moving_average_rules`, `qc_overview`, `lockout`,
+//!   `levey_jennings`, `record_qc`, …).
+//! - **Autoverification** ([`autoverify`]): rule sets, dry runs, specimen conditions.
+//! - **Critical results** ([`critical`]): pending calls, escalation, compliance.
+//! - **Interfaces** ([`interop`]): instruments and code maps, `ingest`, `ingest_orders`, the
+//!   message log and quarantine, the outbox; HL7 and ASTM decoding and answers.
+//! - **Time**: [`Clock`], `now`, `format_time`.
 
 mod audit;
 mod auth;
@@ -18,6 +46,7 @@ mod orders;
 mod patients;
 pub mod qc;
 mod queries;
+pub mod records;
 mod results;
 
 use std::sync::{Arc, RwLock};
@@ -25,17 +54,18 @@ use std::sync::{Arc, RwLock};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::role::{Privileges, ROLES};
 use cuvette_domain::{Action, Catalog, Role};
-use cuvette_store::{Micros, Store};
+use cuvette_store::{AuditVerification, Micros, Store};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 pub use auth::{API_KEY_PREFIX, LoginOutcome, NewUser};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use cuvette_store as store;
 pub use error::{AppError, AppResult, FieldError};
 pub use orders::{IdentityCheck, PlaceOrder, PlacedOrder};
 pub use patients::{PatientQuery, RegisterPatient};
-pub use queries::{CumulativeReport, DueDraw, ReportRow, SpecimenView, TestView};
+pub use queries::{
+    CumulativeReport, DueDraw, PREVIOUS_SCAN_MAX, PreviousResult, ReportRow, SpecimenView, TestView,
+};
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
 
 /// Settings a lab chooses.
@@ -105,6 +135,45 @@ pub struct LabCatalog {
     pub versions: std::collections::BTreeMap<String, i64>,
 }
 
+/// The lab's database, opened and its schema brought up to date, before a [`Lab`] is opened
+/// on it. What can be done without a lab — checking the audit chain, taking a backup — is done
+/// here, by whoever holds the database (the operator at the command line).
+#[derive(Clone, Debug)]
+pub struct Database {
+    store: Store,
+}
+
+impl Database {
+    /// Opens a database by URL, `sqlite://PATH?mode=rwc` or `postgres://…`, migrating it.
+    pub async fn open(url: &str) -> AppResult<Database> {
+        Ok(Database { store: Store::open(url).await? })
+    }
+
+    /// Opens (creating it if need be) the SQLite database in a directory, migrating it.
+    pub async fn open_dir(dir: &std::path::Path) -> AppResult<Database> {
+        Ok(Database { store: Store::open_dir(dir).await? })
+    }
+
+    /// Recomputes the audit chain from its first event.
+    pub async fn verify_audit(&self) -> AppResult<AuditVerification> {
+        Ok(self.store.verify_audit().await?)
+    }
+
+    /// Copies a SQLite database into a new file, consistent as of one moment; PostgreSQL is
+    /// backed up with its own tools, and this says so.
+    pub async fn backup_to(&self, path: &std::path::Path) -> AppResult<()> {
+        Ok(self.store.backup_to(path).await?)
+    }
+}
+
+/// The app's own integration tests keep a handle on the store beneath a lab, to read and
+/// damage rows directly; nothing outside this crate depends on `cuvette-store`.
+impl From<Store> for Database {
+    fn from(store: Store) -> Database {
+        Database { store }
+    }
+}
+
 /// The laboratory: store, clock, configuration and the current catalog.
 pub struct Lab {
     store: Store,
@@ -121,10 +190,14 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Opens the lab on a store, seeding the bundled catalog on first start.
-    pub async fn open(store: Store, clock: Arc<dyn Clock>, config: LabConfig) -> AppResult<Lab> {
+    /// Opens the lab on a database, seeding the bundled catalog on first start.
+    pub async fn open(
+        database: Database,
+        clock: Arc<dyn Clock>,
+        config: LabConfig,
+    ) -> AppResult<Lab> {
         let lab = Lab {
-            store,
+            store: database.store,
             clock,
             config,
             catalog: RwLock::new(Arc::default()),
@@ -140,9 +213,14 @@ impl Lab {
         Ok(lab)
     }
 
-    /// The store (for the CLI's backup and audit verification).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Whether the database answers (the server's readiness probe; no data is read).
+    pub async fn check_reachable(&self) -> AppResult<()> {
+        Ok(self.store.verify_reachable().await?)
+    }
+
+    /// Closes the database's connections, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// The configuration.
@@ -322,7 +400,7 @@ impl Lab {
         &self,
         actor: &Actor,
         code: &str,
-    ) -> AppResult<Vec<cuvette_store::StoredDefinition>> {
+    ) -> AppResult<Vec<records::StoredDefinition>> {
         self.require(actor, Action::EditCatalog)?;
         Ok(self.store.definition_history(code).await?)
     }

@@ -22,8 +22,8 @@ use cuvette_domain::qc::{
     statistics, z_score,
 };
 use cuvette_store::{
-    CorrectiveActionRow, MovingAverageRow, NewAuditEvent, NewMaterial, NewQcRun, PatientResultRow,
-    QcFacts, QcPoint, QcRunRow, TargetRow,
+    CorrectiveActionRow, MaterialRow, MovingAverageRow, NewAuditEvent, NewMaterial, NewQcRun,
+    PatientResultRow, QcFacts, QcPoint, QcRunRow, TargetRow,
 };
 
 use crate::audit;
@@ -1067,6 +1067,30 @@ impl Lab {
         tx.commit().await?;
         self.reload_rules().await?;
         Ok(())
+    }
+
+    /// The control materials on file, active or not: product, lot and level.
+    pub async fn qc_materials(&self, actor: &Actor) -> AppResult<Vec<MaterialRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.materials().await?)
+    }
+
+    /// The targets in force, each with its material and instrument; narrowed to one
+    /// instrument and one test when they are given.
+    pub async fn qc_targets(
+        &self,
+        actor: &Actor,
+        instrument_id: Option<i64>,
+        test_code: Option<&str>,
+    ) -> AppResult<Vec<TargetRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.targets(instrument_id, test_code).await?)
+    }
+
+    /// The moving-average rules set on every instrument.
+    pub async fn moving_average_rules(&self, actor: &Actor) -> AppResult<Vec<MovingAverageRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.moving_average_rules(None).await?)
     }
 
     /// The moving average of patient results of a test on an instrument (newest `limit`

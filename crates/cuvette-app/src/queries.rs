@@ -1,13 +1,15 @@
 //! What the bench reads: a specimen with its tests, worklists, the review queue, the
 //! patient's cumulative report and the audit log. Views of a patient's results are audited.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use cuvette_domain::Action;
 use cuvette_domain::Review;
 use cuvette_domain::audit::AuditAction;
-use cuvette_domain::workflow::{Priority, TestStatus};
+use cuvette_domain::workflow::{Priority, SpecimenStatus, TestStatus};
 use cuvette_store::{
-    AuditEvent, AuditFilter, CriticalCallRow, OrderRow, PatientRow, ResultRow, SpecimenRow,
-    WorkItem, WorklistFilter,
+    AuditEvent, AuditFilter, AuditVerification, CriticalCallRow, OrderRow, PatientRow, ResultRow,
+    SpecimenRow, WorkItem, WorklistFilter,
 };
 
 use crate::audit;
@@ -56,6 +58,17 @@ pub struct SpecimenView {
     pub patient: PatientRow,
     /// Its tests.
     pub tests: Vec<TestView>,
+    /// When it was rejected and a recollection ordered: the new specimen's accession.
+    pub recollection: Option<String>,
+}
+
+/// The latest released value of a test from an earlier specimen of the same patient.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreviousResult {
+    /// When the earlier specimen was collected.
+    pub collected_at: i64,
+    /// Its current released version.
+    pub result: ResultRow,
 }
 
 /// One line of a cumulative report.
@@ -89,16 +102,26 @@ pub struct DueDraw {
 /// The longest worklist returned at once.
 pub const WORKLIST_LEN_MAX: i64 = 5000;
 
+/// How many of a patient's earlier tests are scanned for their previous results.
+pub const PREVIOUS_SCAN_MAX: i64 = 5000;
+
 impl Lab {
     async fn test_views(&self, items: Vec<WorkItem>) -> AppResult<Vec<TestView>> {
         let catalog = self.catalog();
         let ids: Vec<i64> = items.iter().map(|i| i.test.id).collect();
         let all = self.store.results_of_tests(&ids).await?;
+        // Calls are documented only for critical results: one query for all of them.
+        let critical: Vec<i64> = items
+            .iter()
+            .filter(|i| i.result.as_ref().is_some_and(|r| r.flags.is_critical()))
+            .map(|i| i.test.id)
+            .collect();
+        let all_calls = self.store.critical_calls(&critical).await?;
         let mut views = Vec::with_capacity(items.len());
         for item in items {
             let def = catalog.catalog.test(&item.test.test_code);
-            let calls = if item.result.as_ref().is_some_and(|r| r.flags.is_critical()) {
-                self.store.critical_calls(item.test.id).await?
+            let calls = if critical.contains(&item.test.id) {
+                all_calls.iter().filter(|c| c.ordered_test_id == item.test.id).cloned().collect()
             } else {
                 vec![]
             };
@@ -157,7 +180,93 @@ impl Lab {
                 t.calls.clear();
             }
         }
-        Ok(SpecimenView { specimen, order, patient, tests })
+        let recollection = if specimen.status == SpecimenStatus::Rejected {
+            self.store
+                .specimens_of_order(specimen.order_id)
+                .await?
+                .into_iter()
+                .find(|s| s.recollection_of == Some(specimen.id))
+                .map(|s| s.accession)
+        } else {
+            None
+        };
+        Ok(SpecimenView { specimen, order, patient, tests, recollection })
+    }
+
+    /// The specimen view holding an ordered test, found from the test's id.
+    pub async fn specimen_view_of_test(
+        &self,
+        actor: &Actor,
+        test_id: i64,
+    ) -> AppResult<SpecimenView> {
+        self.require(actor, Action::ViewResults)?;
+        let not_found = |_| AppError::NotFound(format!("there is no ordered test {test_id}"));
+        let test = self.store.ordered_test(test_id).await.map_err(not_found)?;
+        let specimen = self.store.specimen(test.specimen_id).await?;
+        self.specimen_view(actor, &specimen.accession).await
+    }
+
+    /// For each test on this specimen, the latest released value from an earlier specimen of
+    /// the same patient, by test code. Two queries, however many tests and earlier specimens.
+    pub async fn previous_results(
+        &self,
+        actor: &Actor,
+        view: &SpecimenView,
+    ) -> AppResult<BTreeMap<String, PreviousResult>> {
+        self.require(actor, Action::ViewResults)?;
+        let codes: BTreeSet<&str> =
+            view.tests.iter().map(|t| t.item.test.test_code.as_str()).collect();
+        let this = view.specimen.collected_at;
+        let items = self
+            .store
+            .work_items(&WorklistFilter {
+                patient_id: Some(view.patient.id),
+                limit: PREVIOUS_SCAN_MAX,
+                ..WorklistFilter::default()
+            })
+            .await?;
+        let earlier: Vec<_> = items
+            .iter()
+            .filter(|i| {
+                i.specimen.id != view.specimen.id
+                    && codes.contains(i.test.test_code.as_str())
+                    && i.result.is_some()
+                    && i.specimen.collected_at.is_some()
+                    && this.is_none_or(|t| i.specimen.collected_at < Some(t))
+            })
+            .collect();
+        let ids: Vec<i64> = earlier.iter().map(|i| i.test.id).collect();
+        let mut released: BTreeMap<i64, ResultRow> = BTreeMap::new();
+        for r in self.store.results_of_tests(&ids).await? {
+            if r.released_at.is_some() {
+                // Oldest version first, so the last one kept is the current released value.
+                released.insert(r.ordered_test_id, r);
+            }
+        }
+        let mut best: BTreeMap<String, PreviousResult> = BTreeMap::new();
+        for i in earlier {
+            let (Some(r), Some(at)) = (released.get(&i.test.id), i.specimen.collected_at) else {
+                continue;
+            };
+            if best.get(&i.test.test_code).is_some_and(|p| p.collected_at >= at) {
+                continue;
+            }
+            best.insert(
+                i.test.test_code.clone(),
+                PreviousResult { collected_at: at, result: r.clone() },
+            );
+        }
+        Ok(best)
+    }
+
+    /// The calls documented for these tests' critical results, in one query, oldest first.
+    pub async fn critical_calls_of_tests(
+        &self,
+        actor: &Actor,
+        test_ids: &[i64],
+    ) -> AppResult<Vec<CriticalCallRow>> {
+        self.require(actor, Action::ViewResults)?;
+        Ok(self.store.critical_calls(test_ids).await?)
     }
 
     /// Open tests on a bench: received or in process, STAT first, then oldest.
@@ -326,6 +435,12 @@ impl Lab {
     ) -> AppResult<Vec<AuditEvent>> {
         self.require(actor, Action::ViewAudit)?;
         Ok(self.store.audit_events(filter).await?)
+    }
+
+    /// Recomputes the audit chain from its first event (those who may read the audit log).
+    pub async fn verify_audit(&self, actor: &Actor) -> AppResult<AuditVerification> {
+        self.require(actor, Action::ViewAudit)?;
+        Ok(self.store.verify_audit().await?)
     }
 
     /// Counts of open tests per bench and status.

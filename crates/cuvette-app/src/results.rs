@@ -710,7 +710,7 @@ impl Lab {
                 }
             }
             let critical = result.flags.is_critical();
-            let calls = self.store.critical_calls(test_id).await?;
+            let calls = self.store.critical_calls(&[test_id]).await?;
             let called = calls.iter().any(|c| c.result_version == result.version && c.read_back);
             let check = ReleaseCheck {
                 review: result.review,

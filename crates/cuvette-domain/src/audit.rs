@@ -90,6 +90,11 @@ pub enum AuditAction {
     InstrumentMapCode,
     /// Instrument QC sample pattern set (`instrument.qc_pattern`).
     InstrumentQcPattern,
+    /// The ASTM component an instrument puts the specimen id in
+    /// (`instrument.specimen_id_component`).
+    InstrumentSpecimenIdComponent,
+    /// The character set an ASTM instrument writes (`instrument.charset`).
+    InstrumentCharset,
     /// Quarantined message dismissed (`quarantine.dismiss`).
     QuarantineDismiss,
     /// Quarantined message replayed (`quarantine.replay`).
@@ -120,7 +125,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 52] = [
+    pub const ALL: [AuditAction; 54] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -160,6 +165,8 @@ impl AuditAction {
         AuditAction::InstrumentAdd,
         AuditAction::InstrumentMapCode,
         AuditAction::InstrumentQcPattern,
+        AuditAction::InstrumentSpecimenIdComponent,
+        AuditAction::InstrumentCharset,
         AuditAction::QuarantineDismiss,
         AuditAction::QuarantineReplay,
         AuditAction::AutoverifySave,
@@ -217,6 +224,8 @@ impl AuditAction {
             AuditAction::InstrumentAdd => "instrument.add",
             AuditAction::InstrumentMapCode => "instrument.map_code",
             AuditAction::InstrumentQcPattern => "instrument.qc_pattern",
+            AuditAction::InstrumentSpecimenIdComponent => "instrument.specimen_id_component",
+            AuditAction::InstrumentCharset => "instrument.charset",
             AuditAction::QuarantineDismiss => "quarantine.dismiss",
             AuditAction::QuarantineReplay => "quarantine.replay",
             AuditAction::AutoverifySave => "autoverify.save",
@@ -275,6 +284,8 @@ impl AuditAction {
             AuditAction::InstrumentAdd => "Instrument added",
             AuditAction::InstrumentMapCode => "Instrument code mapped",
             AuditAction::InstrumentQcPattern => "Instrument QC sample pattern set",
+            AuditAction::InstrumentSpecimenIdComponent => "Instrument specimen id component set",
+            AuditAction::InstrumentCharset => "Instrument character set set",
             AuditAction::QuarantineDismiss => "Quarantined message dismissed",
             AuditAction::QuarantineReplay => "Quarantined message replayed",
             AuditAction::AutoverifySave => "Autoverification rules saved",

@@ -18,7 +18,13 @@ const SPECIMENS: usize = 1000;
 async fn lab_with_open_specimens() -> (Lab, TestDb) {
     let db = TestDb::create().await;
     let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
-    let lab = Lab::open(db.open_store().await, clock, LabConfig::default()).await.unwrap();
+    let lab = Lab::open(
+        cuvette_app::Database::open(db.url()).await.unwrap(),
+        clock,
+        LabConfig::default(),
+    )
+    .await
+    .unwrap();
     let sys = Actor::system();
     for i in 0..SPECIMENS {
         let p = lab

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
-use cuvette_app::store::AuditFilter;
+use cuvette_app::records::AuditFilter;
 use cuvette_app::{
     AppError, Correction, CriticalCall, EnteredResult, IdentityCheck, PatientQuery, PlaceOrder,
     RegisterPatient,

@@ -124,7 +124,7 @@ async fn shutdown_signal() {
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     // Ready means the database answers.
-    match state.lab.store().verify_reachable().await {
+    match state.lab.check_reachable().await {
         Ok(()) => (axum::http::StatusCode::OK, "ok"),
         Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }

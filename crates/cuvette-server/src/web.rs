@@ -2,7 +2,7 @@
 //! summary) and the small formatting helpers templates use.
 
 use askama::Template;
-use cuvette_app::store::WorkItem;
+use cuvette_app::records::WorkItem;
 use cuvette_app::{FieldError, Lab};
 use cuvette_domain::{Action, Role};
 
@@ -139,7 +139,7 @@ pub struct FlagChip {
 
 /// How an instrument sent a result Cuvette converted to the catalog's unit ("sent as 5.2
 /// mmol/L"), shown beside the value; empty for a result stored as it arrived.
-pub fn sent_as(r: &cuvette_app::store::ResultRow) -> String {
+pub fn sent_as(r: &cuvette_app::records::ResultRow) -> String {
     match (&r.sent_value, &r.sent_unit) {
         (Some(value), Some(unit)) => format!("sent as {value} {unit}"),
         _ => String::new(),

@@ -374,15 +374,19 @@ impl Store {
         rows.iter().map(result_from_row_prefixed).collect()
     }
 
-    /// The documented calls for a test, oldest first.
-    pub async fn critical_calls(&self, ordered_test_id: i64) -> StoreResult<Vec<CriticalCallRow>> {
-        let rows = sqlx::query(
+    /// The documented calls for these tests, in one statement, oldest first.
+    pub async fn critical_calls(&self, test_ids: &[i64]) -> StoreResult<Vec<CriticalCallRow>> {
+        if test_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        // Ids are integers we produced, so inlining them is safe and keeps one statement.
+        let ids: Vec<String> = test_ids.iter().map(i64::to_string).collect();
+        let sql = format!(
             "SELECT id, ordered_test_id, result_version, called_person, called_by, called_at, read_back, notes, documented_at \
-             FROM critical_call WHERE ordered_test_id = $1 ORDER BY id",
-        )
-        .bind(ordered_test_id)
-        .fetch_all(self.reader())
-        .await?;
+             FROM critical_call WHERE ordered_test_id IN ({}) ORDER BY id",
+            ids.join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.reader()).await?;
         rows.iter()
             .map(|r| {
                 Ok(CriticalCallRow {

@@ -9,7 +9,6 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cuvette_store::Store;
 use sqlx::Connection;
 
 /// Where a test's data lives; removed when the test ends.
@@ -51,6 +50,8 @@ impl TestDb {
             }
             None => {
                 let dir = std::env::temp_dir().join(name.replace('_', "-"));
+                std::fs::create_dir_all(&dir)
+                    .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
                 let url = format!("sqlite://{}?mode=rwc", dir.join("cuvette.sqlite3").display());
                 TestDb::Sqlite { dir, url }
             }
@@ -61,18 +62,6 @@ impl TestDb {
     pub fn url(&self) -> &str {
         match self {
             TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
-        }
-    }
-
-    /// Opens the store on it (migrating it).
-    pub async fn open_store(&self) -> Store {
-        match self {
-            TestDb::Sqlite { dir, .. } => {
-                Store::open_dir(dir).await.expect("the SQLite store opens")
-            }
-            TestDb::Postgres { url, .. } => {
-                Store::open(url).await.expect("the PostgreSQL store opens")
-            }
         }
     }
 }

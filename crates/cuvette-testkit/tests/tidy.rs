@@ -28,3 +28,101 @@ fn the_readme_gives_the_two_commands_and_ci_runs_the_test_one() {
     assert!(readme.contains("cargo test --workspace"));
     assert!(ci.contains("cargo test --workspace"), ".ci/run runs the README's test command");
 }
+
+/// The crates that must reach data only through the app: the server, the binary, and the test
+/// support both of their suites use.
+const FACES: &[&str] = &["cuvette-server", "cuvette", "cuvette-testkit"];
+
+#[test]
+fn the_server_and_the_cli_reach_data_only_through_the_app() {
+    let mut found = Vec::new();
+    for krate in FACES {
+        let dir = root().join("crates").join(krate);
+        // The manifest: no dependency on the store, however it is spelled, except a
+        // dev-dependency for examples that measure the store beneath the app.
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let mut section = "";
+        for (n, line) in manifest.lines().enumerate() {
+            let code = line.split('#').next().unwrap_or_default().trim();
+            if code.starts_with('[') {
+                section = code;
+            }
+            let names_store = code.contains("cuvette-store") || code.contains("cuvette_store");
+            if names_store && section != "[dev-dependencies]" {
+                found.push(format!("crates/{krate}/Cargo.toml:{}: {line} (in {section})", n + 1));
+            }
+        }
+        // The code: no path into the store, no handle on it.
+        for sub in ["src", "tests", "benches"] {
+            for file in rust_files(&dir.join(sub)) {
+                // This file spells out what it looks for.
+                // The tidy test names the store to find it; the server's fixtures write rows
+                // no use case makes (an audit event of every action), and say so.
+                if file.ends_with("cuvette-testkit/tests/tidy.rs")
+                    || file.ends_with("cuvette-server/tests/it/fixtures.rs")
+                {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&file).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if reaches_the_store(line) {
+                        let path = file.strip_prefix(root()).unwrap_or(&file).display().to_string();
+                        found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "only cuvette-app may use cuvette-store; use the app's use cases and read models \
+         (`cuvette_app::records`, `cuvette_app::Database`) instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_store_check_recognises_each_way_in() {
+    for line in [
+        "use cuvette_store::Store;",
+        "use cuvette_app::store::{PatientRow, ResultRow};",
+        "let rows = lab.store().materials().await?;",
+        "    .store()",
+        "fn sent_as(r: &store::ResultRow) -> String {",
+    ] {
+        assert!(reaches_the_store(line), "{line}");
+    }
+    for line in [
+        "use cuvette_app::records::PatientRow;",
+        "let restored = restore::from(backup);",
+        "// the result is stored once",
+        "let stored = lab.test(&patient, \"K\").await;",
+    ] {
+        assert!(!reaches_the_store(line), "{line}");
+    }
+}
+
+/// Whether a line of Rust names the store crate, a `store::` path, or calls `.store()`.
+fn reaches_the_store(line: &str) -> bool {
+    let code = line.split("//").next().unwrap_or_default();
+    let path = code.match_indices("store::").any(|(at, _)| {
+        !code[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_')
+    });
+    path || code.contains("cuvette_store") || code.contains(".store()")
+}
+
+/// Every `.rs` file under `dir`, in a stable order; none when `dir` does not exist.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return files };
+    let mut entries: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}

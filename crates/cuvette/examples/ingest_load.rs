@@ -31,7 +31,8 @@
 //!    writing its result rows), and a **probe** of where the time goes: the ingest's own
 //!    pre-commit time per message (`interface_message.processed_us`), and the reads an ingest
 //!    makes (all before its transaction but the calculations' one), replayed one message at a
-//!    time through the public `Store` API, on the database before the load and after it.
+//!    time through the store's public API beneath the app (`cuvette-store`, a dev-dependency
+//!    for this example alone), on the database before the load and after it.
 //!
 //! The last line is for scripts: `RESULT ingest_results_per_s=… raw_rows_per_s=… ratio=… …`.
 
@@ -43,13 +44,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use cuvette_app::store::{
-    Direction, MessageOutcome, NewOrder, NewOrderedTest, NewPatient, NewSpecimen, Protocol, Store,
-    WorklistFilter,
-};
 use cuvette_app::{Actor, IdentityCheck, Lab, LabConfig, PlaceOrder, RegisterPatient, SystemClock};
 use cuvette_domain::workflow::{Priority, TestStatus};
 use cuvette_hl7::mllp::{MllpDeframer, frame};
+use cuvette_store::{
+    Direction, MessageOutcome, NewOrder, NewOrderedTest, NewPatient, NewSpecimen, Protocol, Store,
+    WorklistFilter,
+};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -309,7 +310,9 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
     // 1. The lab.
     let started = Instant::now();
     let store = Store::open(&place.ingest_url()).await?;
-    let lab = Arc::new(Lab::open(store, Arc::new(SystemClock), LabConfig::default()).await?);
+    let lab = Arc::new(
+        Lab::open(store.clone().into(), Arc::new(SystemClock), LabConfig::default()).await?,
+    );
     let sys = Actor::system();
     let instrument = lab.add_instrument(&sys, "Bench chemistry analyser", "hl7", SENDER).await?;
     for (code, loinc, _, unit, ..) in BMP.iter().take(k) {
@@ -352,7 +355,7 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
 
     // The reads one ingest makes, timed before the load (see 4.).
     let probe_before = if args.probe > 0 {
-        Some(probe_reads(&lab, &specimens, k, args.probe.min(n)).await?)
+        Some(probe_reads(&store, &specimens, k, args.probe.min(n)).await?)
     } else {
         None
     };
@@ -512,7 +515,7 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
     let (mut reads_before, mut reads_after) = (f64::NAN, f64::NAN);
     if let Some(before) = &probe_before {
         let count = args.probe.min(n);
-        let after = probe_reads(&lab, &specimens, k, count).await?;
+        let after = probe_reads(&store, &specimens, k, count).await?;
         let ordered: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM ordered_test").fetch_one(&ingest_db).await?;
         println!();
@@ -533,7 +536,7 @@ async fn run(args: &Args, place: &Place) -> anyhow::Result<()> {
         reads_after = after.total();
     }
     ingest_db.close().await;
-    lab.store().close().await;
+    lab.close().await;
     println!(
         "RESULT autoverify={} ingest_results_per_s={ingest_rate:.1} ingest_messages_per_s={:.2} ack_p50_ms={:.2} ack_p99_ms={:.2} \
          raw_rows_per_s={raw_rate:.1} raw_tx_per_s={:.2} ratio={ratio:.4} precommit_p50_ms={:.2} \
@@ -958,22 +961,17 @@ impl ReadProbe {
 /// check, instrument, code map, then per result the specimen and its work items, and the
 /// patient's work items its calculations read), timing each kind.
 async fn probe_reads(
-    lab: &Lab,
+    store: &Store,
     specimens: &[Prepared],
     k: usize,
     count: usize,
 ) -> anyhow::Result<ReadProbe> {
-    let store = lab.store();
     let mut spent = [Duration::ZERO; 4];
     for (i, p) in specimens.iter().take(count).enumerate() {
         let t = Instant::now();
-        store
-            .message_by_control(cuvette_app::store::Direction::In, SENDER, &format!("PROBE{i}"))
-            .await?;
-        let instrument = store
-            .instrument_by_sender(cuvette_app::store::Protocol::Hl7, SENDER)
-            .await?
-            .context("instrument")?;
+        store.message_by_control(Direction::In, SENDER, &format!("PROBE{i}")).await?;
+        let instrument =
+            store.instrument_by_sender(Protocol::Hl7, SENDER).await?.context("instrument")?;
         store.test_codes(instrument.id).await?;
         spent[0] += t.elapsed();
         let mut patient = None;

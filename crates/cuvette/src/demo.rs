@@ -5,10 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cuvette_app::store::Store;
 use cuvette_app::{
-    Actor, Clock, CriticalCall, EnteredResult, FixedClock, IdentityCheck, Lab, LabConfig, NewUser,
-    PlaceOrder, RegisterPatient, SystemClock,
+    Actor, Clock, CriticalCall, Database, EnteredResult, FixedClock, IdentityCheck, Lab, LabConfig,
+    NewUser, PlaceOrder, RegisterPatient, SystemClock,
 };
 use cuvette_domain::Role;
 use cuvette_domain::catalog::ResultType;
@@ -64,17 +63,17 @@ fn actor(lab_user: &(&str, &str, Role, &str)) -> Actor {
 }
 
 /// Fills an empty database with the demo lab; leaves a used one alone.
-pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<()> {
-    if !store.users().await?.is_empty() {
+pub async fn seed_if_empty(database: &Database, config: LabConfig) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    let start = now.checked_sub(SignedDuration::from_hours(24 * 7))?;
+    let clock = Arc::new(FixedClock::new(start));
+    let lab = Lab::open(database.clone(), clock.clone(), config).await?;
+    let system = Actor::system();
+    if !lab.users(&system).await?.is_empty() {
         eprintln!("The demo database already has data: serving it as it is.");
         return Ok(());
     }
     eprintln!("Creating the demo lab (a week of history)…");
-    let now = SystemClock.now();
-    let start = now.checked_sub(SignedDuration::from_hours(24 * 7))?;
-    let clock = Arc::new(FixedClock::new(start));
-    let lab = Lab::open(store.clone(), clock.clone(), config).await?;
-    let system = Actor::system();
     for u in &DEMO_USERS {
         lab.add_user(
             &system,
@@ -181,7 +180,7 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
     // Today: one order in every state.
     clock.set(now.checked_sub(SignedDuration::from_hours(2))?);
     let today = |i: usize| patients[i].clone();
-    let order = |p: cuvette_app::store::PatientRow, tests: &[&str], stat: bool| PlaceOrder {
+    let order = |p: cuvette_app::records::PatientRow, tests: &[&str], stat: bool| PlaceOrder {
         patient_id: p.id,
         provider: "Dr. Demo Emergency".into(),
         priority: if stat { "stat".into() } else { "routine".into() },
@@ -189,7 +188,7 @@ pub async fn seed_if_empty(store: &Store, config: LabConfig) -> anyhow::Result<(
         clinical_note: "Demo order".into(),
         placer_number: None,
     };
-    let check = |p: &cuvette_app::store::PatientRow| IdentityCheck {
+    let check = |p: &cuvette_app::records::PatientRow| IdentityCheck {
         mrn: Some(p.mrn.clone()),
         birth_date: Some(p.birth_date.clone()),
         family_name: None,

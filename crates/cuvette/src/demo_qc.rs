@@ -8,7 +8,7 @@
 
 use cuvette_app::interop::{self, Ingested};
 use cuvette_app::qc::MaterialForm;
-use cuvette_app::store::MovingAverageRow;
+use cuvette_app::records::MovingAverageRow;
 use cuvette_app::{Actor, EnteredResult, Lab};
 use cuvette_domain::autoverify::AutoverifyRules;
 use cuvette_domain::catalog::ResultType;

@@ -1,5 +1,5 @@
 //! `cuvette`: the laboratory information system's one binary. Thin: it parses arguments,
-//! opens the store and calls the app and the server.
+//! opens the database and calls the app and the server.
 
 mod demo;
 mod demo_qc;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use cuvette_app::store::{AuditVerification, Store};
-use cuvette_app::{Actor, Lab, LabConfig, NewUser, SystemClock};
+use cuvette_app::records::AuditVerification;
+use cuvette_app::{Actor, Database, Lab, LabConfig, NewUser, SystemClock};
 use cuvette_domain::Role;
 
 /// Cuvette, a clinical laboratory information system.
@@ -206,16 +206,16 @@ fn parse_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 impl DbArgs {
-    async fn open(&self) -> anyhow::Result<Store> {
-        let store = match &self.database {
-            Some(url) => Store::open(url)
+    async fn open(&self) -> anyhow::Result<Database> {
+        let database = match &self.database {
+            Some(url) => Database::open(url)
                 .await
                 .with_context(|| format!("opening the database {}", redact(url)))?,
-            None => Store::open_dir(&self.data)
+            None => Database::open_dir(&self.data)
                 .await
                 .with_context(|| format!("opening the database in {}", self.data.display()))?,
         };
-        Ok(store)
+        Ok(database)
     }
 }
 
@@ -237,12 +237,12 @@ fn config() -> LabConfig {
     LabConfig { time_zone: jiff::tz::TimeZone::system(), ..LabConfig::default() }
 }
 
-async fn open_lab(store: Store) -> anyhow::Result<Lab> {
-    open_lab_with(store, config()).await
+async fn open_lab(database: Database) -> anyhow::Result<Lab> {
+    open_lab_with(database, config()).await
 }
 
-async fn open_lab_with(store: Store, config: LabConfig) -> anyhow::Result<Lab> {
-    Lab::open(store, Arc::new(SystemClock), config).await.context("opening the lab")
+async fn open_lab_with(database: Database, config: LabConfig) -> anyhow::Result<Lab> {
+    Lab::open(database, Arc::new(SystemClock), config).await.context("opening the lab")
 }
 
 fn parse_role(role: &str) -> anyhow::Result<Role> {
@@ -264,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { db, http } => {
             let lab = Arc::new(open_lab_with(db.open().await?, http.lab_config()).await?);
-            if lab.store().users().await?.is_empty() {
+            if lab.users(&Actor::system()).await?.is_empty() {
                 eprintln!(
                     "No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`."
                 );
@@ -279,9 +279,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo { data, database, http } => {
             let db = DbArgs { data, database };
-            let store = db.open().await?;
-            demo::seed_if_empty(&store, config()).await?;
-            let lab = Arc::new(open_lab_with(store, http.lab_config()).await?);
+            let database = db.open().await?;
+            demo::seed_if_empty(&database, config()).await?;
+            let lab = Arc::new(open_lab_with(database, http.lab_config()).await?);
             let key = lab
                 .create_api_key(
                     &Actor::system(),
@@ -329,8 +329,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{key}");
         }
         Command::Audit { command: AuditCommand::Verify { db } } => {
-            let store = db.open().await?;
-            match store.verify_audit().await? {
+            let database = db.open().await?;
+            match database.verify_audit().await? {
                 AuditVerification::Intact { events } => {
                     println!("Audit chain intact: {events} events verified.")
                 }
@@ -365,7 +365,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Backup { db, to } => {
-            let store = db.open().await?;
+            let database = db.open().await?;
             let to = to.unwrap_or_else(|| {
                 let stamp =
                     cuvette_app::Clock::now(&SystemClock).strftime("%Y%m%dT%H%M%SZ").to_string();
@@ -374,7 +374,7 @@ async fn main() -> anyhow::Result<()> {
             if to.exists() {
                 bail!("{} exists: choose another file with --to", to.display());
             }
-            store.backup_to(&to).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            database.backup_to(&to).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("Backup written to {}.", to.display());
         }
     }

@@ -44,7 +44,7 @@ pub async fn run(lab: &Lab, to: SocketAddr, limit: usize, abnormal: f64) -> anyh
         let Some(def) = catalog.catalog.test(&item.test.test_code) else { continue };
         let Some((instrument, code)) = instruments
             .iter()
-            .filter(|(i, _)| i.protocol == cuvette_app::store::Protocol::Hl7 && i.active)
+            .filter(|(i, _)| i.protocol == cuvette_app::records::Protocol::Hl7 && i.active)
             .find_map(|(i, codes)| codes.iter().find(|c| c.test_code == def.code).map(|c| (i, c)))
         else {
             continue;

@@ -97,9 +97,9 @@ async fn a_killed_server_loses_no_acknowledged_result_and_stores_none_twice() {
 
     // The lab before the run: an analyzer, and received specimens waiting for potassium.
     let accessions = {
-        let store = cuvette_app::store::Store::open_dir(&data).await.unwrap();
+        let database = cuvette_app::Database::open_dir(&data).await.unwrap();
         let clock = Arc::new(FixedClock::new(cuvette_app::Clock::now(&cuvette_app::SystemClock)));
-        let lab = Lab::open(store.clone(), clock, LabConfig::default()).await.unwrap();
+        let lab = Lab::open(database, clock, LabConfig::default()).await.unwrap();
         let sys = Actor::system();
         let id = lab.add_instrument(&sys, "Crash analyzer", "hl7", "CRASHTEST").await.unwrap();
         lab.map_test_code(&sys, id, "2823-3", "K", "mmol/L").await.unwrap();
@@ -146,7 +146,7 @@ async fn a_killed_server_loses_no_acknowledged_result_and_stores_none_twice() {
             .unwrap();
             accessions.push(acc);
         }
-        store.close().await;
+        lab.close().await;
         accessions
     };
     let messages: Vec<Vec<u8>> =
@@ -195,9 +195,9 @@ async fn a_killed_server_loses_no_acknowledged_result_and_stores_none_twice() {
     assert_eq!(acked_after, resent, "everything resent is acknowledged");
 
     // Every specimen has exactly one potassium result.
-    let store = cuvette_app::store::Store::open_dir(&data).await.unwrap();
+    let database = cuvette_app::Database::open_dir(&data).await.unwrap();
     let clock = Arc::new(FixedClock::new(cuvette_app::Clock::now(&cuvette_app::SystemClock)));
-    let lab = Lab::open(store.clone(), clock, LabConfig::default()).await.unwrap();
+    let lab = Lab::open(database, clock, LabConfig::default()).await.unwrap();
     for acc in &accessions {
         let view = lab.specimen_view(&Actor::system(), acc).await.unwrap();
         let k = &view.tests[0];
@@ -205,9 +205,9 @@ async fn a_killed_server_loses_no_acknowledged_result_and_stores_none_twice() {
         assert_eq!(k.versions[0].value_text, "4.2");
     }
     assert!(matches!(
-        store.verify_audit().await.unwrap(),
-        cuvette_app::store::AuditVerification::Intact { .. }
+        lab.verify_audit(&Actor::system()).await.unwrap(),
+        cuvette_app::records::AuditVerification::Intact { .. }
     ));
-    store.close().await;
+    lab.close().await;
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -16,7 +16,7 @@ use crate::{AppError, AppResult, Lab};
 /// configured with ([`as_utf8`]).
 pub async fn decode_stored(lab: &Lab, raw: &[u8], sender: &str) -> AppResult<Decoded> {
     let charset =
-        lab.store().instrument_by_sender(Protocol::Astm, sender).await?.and_then(|i| i.charset);
+        lab.store.instrument_by_sender(Protocol::Astm, sender).await?.and_then(|i| i.charset);
     Ok(match as_utf8(raw, charset.as_deref().unwrap_or("utf-8")) {
         Ok(text) => decode_results(&text),
         Err(refusal) => Decoded { results: vec![], malformed: Some(refusal) },
@@ -273,7 +273,7 @@ pub async fn answer_query(
     let started = lab.now_micros();
     let sender = sender_of(raw);
     let specimens = queried_specimens(raw);
-    let store = lab.store();
+    let store = &lab.store;
     let (codes, known) = match store.instrument_by_sender(Protocol::Astm, &sender).await? {
         Some(instrument) if instrument.active => (store.test_codes(instrument.id).await?, true),
         _ => (Vec::new(), false),
@@ -375,7 +375,7 @@ pub async fn log_answer(
     if let Some(why) = failure {
         detail = format!("{detail}; not delivered: {why}");
     }
-    let mut tx = lab.store().begin().await?;
+    let mut tx = lab.store.begin().await?;
     let record = MessageRecord {
         direction: Direction::Out,
         protocol: Protocol::Astm,

@@ -166,12 +166,16 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "instrument.specimen_id_component",
+            action: AuditAction::InstrumentSpecimenIdComponent,
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,
-            before: Some(serde_json::json!({ "component": instrument.specimen_id_component })),
-            after: Some(serde_json::json!({ "component": component })),
+            before: audit::state(&audit::SpecimenIdComponent {
+                component: instrument.specimen_id_component,
+            }),
+            after: audit::state(&audit::SpecimenIdComponent {
+                component: component.map(|c| c as i64),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -203,12 +207,12 @@ impl Lab {
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: "instrument.charset",
+            action: AuditAction::InstrumentCharset,
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,
-            before: Some(serde_json::json!({ "charset": instrument.charset })),
-            after: Some(serde_json::json!({ "charset": charset })),
+            before: audit::state(&audit::Charset { charset: instrument.charset.as_deref() }),
+            after: audit::state(&audit::Charset { charset: Some(&charset) }),
         })
         .await?;
         tx.commit().await?;

@@ -8,7 +8,7 @@ use crate::support::*;
 
 /// A cobas c 311-like chemistry analyzer ("H7600") sending glucose as 798 and potassium as
 /// 435; the specimen with both ordered.
-async fn cobas(lab: &TestLab) -> (i64, cuvette_app::store::PatientRow, String) {
+async fn cobas(lab: &TestLab) -> (i64, cuvette_app::records::PatientRow, String) {
     let supervisor = lab.supervisor().await;
     let id = lab.add_instrument(&supervisor, "cobas c 311", "astm", "H7600").await.unwrap();
     lab.map_test_code(&supervisor, id, "798", "GLU", "mg/dL").await.unwrap();

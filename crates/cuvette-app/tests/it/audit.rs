@@ -1,12 +1,12 @@
 //! The audit trail: every change and every view of results is on record, in a hash chain
 //! that names the first event someone altered.
 
-use cuvette_app::store::{AUDIT_PAGE_LEN, AuditFilter, AuditVerification};
+use cuvette_app::records::{AUDIT_PAGE_LEN, AuditFilter, AuditVerification};
 
 use crate::support::*;
 
 /// A patient with a released potassium; returns the accession number.
-async fn a_day_at_the_bench(lab: &TestLab) -> (cuvette_app::store::PatientRow, String) {
+async fn a_day_at_the_bench(lab: &TestLab) -> (cuvette_app::records::PatientRow, String) {
     let patient = lab.adult_woman().await;
     let technician = lab.technician().await;
     let accession = lab.received(&patient, &["K"]).await.specimens[0].accession.clone();

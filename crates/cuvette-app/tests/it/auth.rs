@@ -1,6 +1,6 @@
 //! Signing in, lockout, session timeouts, signatures and API keys.
 
-use cuvette_app::store::AuditFilter;
+use cuvette_app::records::AuditFilter;
 use cuvette_app::{API_KEY_PREFIX, Actor, NewUser};
 use cuvette_domain::Role;
 

@@ -6,7 +6,7 @@ use cuvette_app::Clock;
 use cuvette_app::autoverify::SERUM_INDEX_CODES;
 use cuvette_app::interop::{self, Ingested};
 use cuvette_app::qc::MaterialForm;
-use cuvette_app::store::PatientRow;
+use cuvette_app::records::PatientRow;
 use cuvette_domain::autoverify::{AutoverifyRules, AvRule, Decision, Verdict};
 
 use crate::support::*;

@@ -1,6 +1,6 @@
 //! Calculated tests: ordered with their panel, computed when their inputs arrive.
 
-use cuvette_app::store::PatientRow;
+use cuvette_app::records::PatientRow;
 use cuvette_app::{Correction, EnteredResult, Saved};
 use cuvette_domain::ReportedValue;
 use cuvette_domain::evaluation::Review;
@@ -186,7 +186,7 @@ async fn a_calculation_is_withdrawn_when_an_input_is_no_longer_a_number() {
 }
 
 /// The report text of the patient's `code` as it now stands.
-async fn reported(lab: &TestLab, patient: &PatientRow, code: &str) -> String {
+async fn reported(lab: &TestLab, patient: &cuvette_app::records::PatientRow, code: &str) -> String {
     lab.test(patient, code).await.result.map(|r| r.report_text).unwrap_or_default()
 }
 

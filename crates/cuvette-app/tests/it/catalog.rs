@@ -1,7 +1,7 @@
 //! The test catalog: a supervisor's edit is a new version; results keep the version they were
 //! judged by.
 
-use cuvette_app::store::AuditFilter;
+use cuvette_app::records::AuditFilter;
 use cuvette_domain::TestDefinition;
 use rust_decimal::Decimal;
 

@@ -18,7 +18,7 @@ fn corrupt<T: std::fmt::Debug>(r: Result<T, AppError>) -> String {
 }
 
 /// A glucose QC rejection on the analyzer, with a patient result it holds.
-async fn rejected_glucose(lab: &TestLab) -> (i64, cuvette_app::store::PatientRow) {
+async fn rejected_glucose(lab: &TestLab) -> (i64, cuvette_app::records::PatientRow) {
     let (instrument, l1, l2) = glucose_qc(lab).await;
     run(lab, instrument, (l1, l2), ("100", "300")).await;
     lab.clock.advance(minutes(30));
@@ -237,7 +237,7 @@ async fn an_audit_event_with_an_action_cuvette_never_writes_is_corrupt_data_and_
     lab.technician().await;
     assert!(matches!(
         lab.store().verify_audit().await.unwrap(),
-        cuvette_app::store::AuditVerification::Intact { .. }
+        cuvette_app::records::AuditVerification::Intact { .. }
     ));
     // The log is append-only, so the damage is an appended row rather than an edited one.
     lab.raw_sql(
@@ -255,7 +255,7 @@ async fn an_audit_event_with_an_action_cuvette_never_writes_is_corrupt_data_and_
     assert!(
         matches!(
             lab.store().verify_audit().await.unwrap(),
-            cuvette_app::store::AuditVerification::Broken { .. }
+            cuvette_app::records::AuditVerification::Broken { .. }
         ),
         "the chain check reads the stored text and reports the damage"
     );

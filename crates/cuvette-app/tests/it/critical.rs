@@ -7,7 +7,7 @@ use cuvette_app::Clock;
 use crate::support::*;
 
 /// A critical potassium (6.9 mmol/L) entered at the bench for `patient`.
-async fn critical_potassium(lab: &TestLab, patient: &cuvette_app::store::PatientRow) {
+async fn critical_potassium(lab: &TestLab, patient: &cuvette_app::records::PatientRow) {
     lab.received(patient, &["K"]).await;
     let tech = lab.technician().await;
     lab.enter(&tech, patient, "K", "6.9").await.unwrap();

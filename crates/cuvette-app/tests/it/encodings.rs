@@ -10,7 +10,7 @@ const DECLARED_UTF8_HOLDS_LATIN1: &[u8] =
     include_bytes!("data/hl7v251-oru-r01_fault_declared-utf8-contains-latin1-bytes.hl7");
 
 /// A reference lab sending potassium as 2823-3, and Renée Lévesque's received specimen.
-async fn reference_lab(lab: &TestLab) -> (cuvette_app::store::PatientRow, String) {
+async fn reference_lab(lab: &TestLab) -> (cuvette_app::records::PatientRow, String) {
     let supervisor = lab.supervisor().await;
     let id = lab.add_instrument(&supervisor, "Reference lab", "hl7", "REFLAB").await.unwrap();
     lab.map_test_code(&supervisor, id, "2823-3", "K", "mmol/L").await.unwrap();

@@ -3,7 +3,7 @@
 //! field at fault; released results go out as ORU^R01, queued in the release's transaction.
 
 use cuvette_app::interop::{self, Ingested};
-use cuvette_app::store::{MessageFilter, OrderRow, OutboxRow, PatientRow};
+use cuvette_app::records::{MessageFilter, OrderRow, OutboxRow, PatientRow};
 use cuvette_app::{Correction, LabConfig};
 use cuvette_domain::workflow::TestStatus;
 use cuvette_hl7::Message;

@@ -3,7 +3,7 @@
 
 use cuvette_app::Actor;
 use cuvette_app::interop::{self, Ingested};
-use cuvette_app::store::MessageFilter;
+use cuvette_app::records::MessageFilter;
 
 use crate::support::*;
 

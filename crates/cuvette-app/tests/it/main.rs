@@ -20,6 +20,7 @@ mod hl7_orders;
 mod interfaces;
 mod privileges;
 mod qc;
+mod read_models;
 mod specimens;
 mod statuses;
 mod support;

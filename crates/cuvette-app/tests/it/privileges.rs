@@ -1,7 +1,7 @@
 //! Who may do what: every use case refuses a role without the privilege, before looking at
 //! the input, and a refused attempt writes nothing.
 
-use cuvette_app::store::{AuditFilter, PatientRow};
+use cuvette_app::records::{AuditFilter, PatientRow};
 use cuvette_app::{
     Actor, AppError, AppResult, EnteredResult, NewUser, PatientQuery, PlaceOrder, RegisterPatient,
 };

@@ -4,7 +4,7 @@
 use cuvette_app::Clock;
 use cuvette_app::interop;
 use cuvette_app::qc::MaterialForm;
-use cuvette_app::store::MovingAverageRow;
+use cuvette_app::records::MovingAverageRow;
 use cuvette_domain::qc::{ControlRule, QcStatus, RunSource, TargetSource, WestgardRule};
 
 use crate::support::*;
@@ -65,7 +65,7 @@ pub async fn glucose_from_analyzer(
     mrn: &str,
     value: &str,
     control: &str,
-) -> cuvette_app::store::PatientRow {
+) -> cuvette_app::records::PatientRow {
     let patient = lab.register(mrn, "Osei", "1980-02-02", "F").await;
     let accession = lab.received(&patient, &["GLU"]).await.specimens[0].accession.clone();
     let message = format!(
@@ -372,7 +372,7 @@ async fn an_instruments_control_run_is_recognised_by_its_sample_id_and_judged_on
     .unwrap();
     assert!(lab.qc_standings(Some(instrument)).await.unwrap()[0].locked);
     let log = lab
-        .message_log(&lab.technologist().await, &cuvette_app::store::MessageFilter::default())
+        .message_log(&lab.technologist().await, &cuvette_app::records::MessageFilter::default())
         .await
         .unwrap();
     assert!(

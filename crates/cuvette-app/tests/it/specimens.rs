@@ -1,6 +1,6 @@
 //! Specimens: drawing, receipt with two identifiers, rejection and recollection.
 
-use cuvette_app::store::AuditFilter;
+use cuvette_app::records::AuditFilter;
 use cuvette_app::{EnteredResult, IdentityCheck};
 use cuvette_domain::Accession;
 use cuvette_domain::workflow::TestStatus;

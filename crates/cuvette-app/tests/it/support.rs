@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-use cuvette_app::store::{
+use cuvette_app::records::{
     AuditEvent, AuditFilter, AuditVerification, PatientRow, ResultRow, SpecimenRow, WorkItem,
     WorklistFilter,
 };
@@ -21,6 +21,7 @@ use cuvette_app::{
 };
 use cuvette_domain::Role;
 use cuvette_domain::workflow::TestStatus;
+use cuvette_store::Store;
 use cuvette_testkit::TestDb;
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
@@ -35,6 +36,8 @@ pub const PROVIDER: &str = "Dr. A. Okafor, ED attending";
 /// A laboratory for one test, with its clock, its database and its staff.
 pub struct TestLab {
     lab: Lab,
+    /// The store beneath the lab, for reading and damaging what no use case shows.
+    store: Store,
     /// The clock; `lab.clock.advance(minutes(16))` moves the whole lab forward.
     pub clock: Arc<FixedClock>,
     staff: Mutex<BTreeMap<Role, Actor>>,
@@ -52,14 +55,23 @@ pub async fn lab_with(config: LabConfig) -> TestLab {
     let db = TestDb::create().await;
     let clock =
         Arc::new(FixedClock::new(START.parse::<Timestamp>().expect("START is a timestamp")));
-    let lab = Lab::open(db.open_store().await, clock.clone(), config).await.expect("the lab opens");
-    TestLab { lab, clock, staff: Mutex::new(BTreeMap::new()), db }
+    let store = open_store(&db).await;
+    let lab = Lab::open(store.clone().into(), clock.clone(), config).await.expect("the lab opens");
+    TestLab { lab, store, clock, staff: Mutex::new(BTreeMap::new()), db }
 }
 
 impl Deref for TestLab {
     type Target = Lab;
     fn deref(&self) -> &Lab {
         &self.lab
+    }
+}
+
+/// The store on a test's database (migrating it).
+async fn open_store(db: &TestDb) -> Store {
+    match db {
+        TestDb::Sqlite { dir, .. } => Store::open_dir(dir).await.expect("the SQLite store opens"),
+        TestDb::Postgres { url, .. } => Store::open(url).await.expect("the PostgreSQL store opens"),
     }
 }
 
@@ -76,9 +88,14 @@ impl TestLab {
 
     /// A second `Lab` on the same database and clock, as after a restart.
     pub async fn reopen(&self) -> Lab {
-        Lab::open(self.db.open_store().await, self.clock.clone(), LabConfig::default())
+        Lab::open(open_store(&self.db).await.into(), self.clock.clone(), LabConfig::default())
             .await
             .expect("the lab reopens")
+    }
+
+    /// The store beneath the lab, for what the use cases do not show (rows as stored).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// A raw connection to the lab's database, for what no use case may do (tampering).

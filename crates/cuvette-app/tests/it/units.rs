@@ -4,7 +4,7 @@
 //! is quarantined. No number is ever stored under a unit it did not arrive in.
 
 use cuvette_app::interop::{self, Ingested};
-use cuvette_app::store::{AuditFilter, ResultRow};
+use cuvette_app::records::{AuditFilter, ResultRow};
 
 use crate::qc::glucose_qc;
 use crate::support::*;

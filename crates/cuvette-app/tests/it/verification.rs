@@ -1,7 +1,7 @@
 //! Results and their release: who may verify what, critical calls, students, corrections,
 //! and what a result means.
 
-use cuvette_app::store::{AuditFilter, PatientRow};
+use cuvette_app::records::{AuditFilter, PatientRow};
 use cuvette_app::{Actor, AppResult, Correction, CriticalCall, EnteredResult, Saved};
 use cuvette_domain::evaluation::Review;
 use cuvette_domain::workflow::TestStatus;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cuvette_app::store::{
+use cuvette_app::records::{
     AuditEvent, CriticalCallRow, PatientRow, ResultRow, SpecimenRow, WorkItem,
 };
 use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};

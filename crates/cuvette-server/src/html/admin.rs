@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use cuvette_app::store::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
+use cuvette_app::records::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
 use cuvette_app::{AppError, FieldError, NewUser};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::catalog::{ReferenceInterval, ResultType};
@@ -625,6 +625,8 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::InstrumentAdd
         | A::InstrumentMapCode
         | A::InstrumentQcPattern
+        | A::InstrumentSpecimenIdComponent
+        | A::InstrumentCharset
         | A::QuarantineDismiss
         | A::QuarantineReplay
         | A::AutoverifySave
@@ -683,7 +685,7 @@ async fn audit(
     let verification = if q.verify.is_empty() {
         None
     } else {
-        Some(match s.lab.store().verify_audit().await.map_err(AppError::from)? {
+        Some(match s.lab.verify_audit(&bench.actor).await? {
             AuditVerification::Intact { events } => {
                 format!("The audit chain is intact: {events} events verified.")
             }
@@ -692,7 +694,7 @@ async fn audit(
             }
         })
     };
-    let next_before = (events.len() as i64 == cuvette_app::store::AUDIT_PAGE_LEN)
+    let next_before = (events.len() as i64 == cuvette_app::records::AUDIT_PAGE_LEN)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
     let page = AuditPage {

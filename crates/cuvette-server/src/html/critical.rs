@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use cuvette_app::critical::PendingCall;
-use cuvette_app::store::CriticalRow;
+use cuvette_app::records::CriticalRow;
 use cuvette_app::{FieldError, Lab};
 use cuvette_domain::Action;
 use jiff::civil::Date;

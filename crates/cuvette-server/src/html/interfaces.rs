@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::store::{
+use cuvette_app::records::{
     Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, OutboxRow, Quarantine,
     TestCodeRow,
 };

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::store::{PATIENT_SEARCH_LEN_MAX, PatientRow};
+use cuvette_app::records::{PATIENT_SEARCH_LEN_MAX, PatientRow};
 use cuvette_app::{AppError, Lab, PatientQuery, PlaceOrder, RegisterPatient};
 use cuvette_domain::patient::{Mrn, Sex, display_age, parse_birth_date};
 use cuvette_domain::workflow::{Priority, SpecimenStatus};

@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use cuvette_app::store::{ResultRow, SpecimenRow, WorklistFilter};
 use cuvette_app::{
     AppError, Correction, CriticalCall, EnteredResult, FieldError, Lab, Release, SpecimenView,
     TestView,
@@ -40,9 +39,6 @@ pub fn routes() -> Router<AppState> {
         .route("/review", get(review_queue).post(verify))
         .route("/tests/{id}/critical-call", get(critical_call_form).post(document_call))
 }
-
-/// How many of a patient's earlier tests are scanned for the "previous" column.
-const PREVIOUS_SCAN_MAX: i64 = 5000;
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers.
@@ -515,8 +511,9 @@ async fn grid_page(
             format!("{why}.")
         }
     };
-    let (rejection, recollection) = rejection_details(lab, &view.specimen).await?;
-    let previous = if sees_results { previous_results(lab, view).await? } else { BTreeMap::new() };
+    let (rejection, recollection) = rejection_details(lab, view);
+    let previous =
+        if sees_results { previous_results(lab, actor, view).await? } else { BTreeMap::new() };
 
     let catalog = lab.catalog();
     let birth = view.patient.birth_date.parse::<Date>().ok();
@@ -630,12 +627,10 @@ async fn grid_page(
 }
 
 /// For a rejected specimen: why, by whom, when, and the recollection's accession.
-async fn rejection_details(
-    lab: &Lab,
-    specimen: &SpecimenRow,
-) -> Result<(Vec<String>, String), WebError> {
+fn rejection_details(lab: &Lab, view: &SpecimenView) -> (Vec<String>, String) {
+    let specimen = &view.specimen;
     if specimen.status != SpecimenStatus::Rejected {
-        return Ok((Vec::new(), String::new()));
+        return (Vec::new(), String::new());
     }
     let mut lines = Vec::new();
     if let Some(reason) = specimen.reject_reason {
@@ -649,69 +644,28 @@ async fn rejection_details(
         when(lab, specimen.rejected_at),
         specimen.rejected_by.clone().unwrap_or_default()
     ));
-    let recollection = lab
-        .store()
-        .specimens_of_order(specimen.order_id)
-        .await
-        .map_err(AppError::from)?
-        .into_iter()
-        .find(|s| s.recollection_of == Some(specimen.id))
-        .map(|s| s.accession)
-        .unwrap_or_default();
-    Ok((lines, recollection))
+    (lines, view.recollection.clone().unwrap_or_default())
 }
 
 /// The latest released value of each test on this specimen from an earlier specimen of the
 /// same patient: "4.1 H · 20-Nov-2026 08:05".
 async fn previous_results(
     lab: &Lab,
+    actor: &cuvette_app::Actor,
     view: &SpecimenView,
 ) -> Result<BTreeMap<String, String>, WebError> {
-    let codes: BTreeSet<&str> = view.tests.iter().map(|t| t.item.test.test_code.as_str()).collect();
-    let this = view.specimen.collected_at;
-    let items = lab
-        .store()
-        .work_items(&WorklistFilter {
-            patient_id: Some(view.patient.id),
-            limit: PREVIOUS_SCAN_MAX,
-            ..WorklistFilter::default()
+    let previous = lab.previous_results(actor, view).await?;
+    Ok(previous
+        .into_iter()
+        .map(|(code, p)| {
+            let flags: Vec<&str> = flag_chips(&p.result.flags).iter().map(|c| c.label).collect();
+            let mut text = p.result.report_text;
+            if !flags.is_empty() {
+                text = format!("{text} {}", flags.join(" "));
+            }
+            (code, format!("{text} · {}", lab.format_time(p.collected_at)))
         })
-        .await
-        .map_err(AppError::from)?;
-    let earlier: Vec<_> = items
-        .iter()
-        .filter(|i| {
-            i.specimen.id != view.specimen.id
-                && codes.contains(i.test.test_code.as_str())
-                && i.result.is_some()
-                && i.specimen.collected_at.is_some()
-                && this.is_none_or(|t| i.specimen.collected_at < Some(t))
-        })
-        .collect();
-    let ids: Vec<i64> = earlier.iter().map(|i| i.test.id).collect();
-    let mut released: BTreeMap<i64, ResultRow> = BTreeMap::new();
-    for r in lab.store().results_of_tests(&ids).await.map_err(AppError::from)? {
-        if r.released_at.is_some() {
-            // Oldest version first, so the last one kept is the current released value.
-            released.insert(r.ordered_test_id, r);
-        }
-    }
-    let mut best: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    for i in earlier {
-        let (Some(r), Some(at)) = (released.get(&i.test.id), i.specimen.collected_at) else {
-            continue;
-        };
-        if best.get(&i.test.test_code).is_some_and(|(t, _)| *t >= at) {
-            continue;
-        }
-        let flags: Vec<&str> = flag_chips(&r.flags).iter().map(|c| c.label).collect();
-        let mut text = r.report_text.clone();
-        if !flags.is_empty() {
-            text = format!("{text} {}", flags.join(" "));
-        }
-        best.insert(i.test.test_code.clone(), (at, format!("{text} · {}", lab.format_time(at))));
-    }
-    Ok(best.into_iter().map(|(code, (_, text))| (code, text)).collect())
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -819,12 +773,20 @@ async fn review_page(
             actor.role
         )
     };
+    // The calls documented for every critical result in the queue, read at once.
+    let critical: Vec<i64> = items
+        .iter()
+        .filter(|i| i.result.as_ref().is_some_and(|r| r.flags.is_critical()))
+        .map(|i| i.test.id)
+        .collect();
+    let all_calls = lab.critical_calls_of_tests(actor, &critical).await?;
     let mut rows = Vec::with_capacity(items.len());
     for i in &items {
         let Some(r) = i.result.as_ref() else { continue };
         let critical = r.flags.is_critical();
         let (call, called) = if critical {
-            let calls = lab.store().critical_calls(i.test.id).await.map_err(AppError::from)?;
+            let calls: Vec<_> =
+                all_calls.iter().filter(|c| c.ordered_test_id == i.test.id).collect();
             let done = calls.iter().rev().find(|c| c.result_version == r.version && c.read_back);
             let attempts =
                 calls.iter().filter(|c| c.result_version == r.version && !c.read_back).count();
@@ -1032,11 +994,7 @@ async fn view_of_test(
     bench: &Bench,
     id: i64,
 ) -> Result<(SpecimenView, usize), WebError> {
-    bench.require(Action::ViewResults)?;
-    let not_found = |_| AppError::NotFound(format!("there is no ordered test {id}"));
-    let test = lab.store().ordered_test(id).await.map_err(not_found)?;
-    let specimen = lab.store().specimen(test.specimen_id).await.map_err(AppError::from)?;
-    let view = lab.specimen_view(&bench.actor, &specimen.accession).await?;
+    let view = lab.specimen_view_of_test(&bench.actor, id).await?;
     let at = view
         .tests
         .iter()

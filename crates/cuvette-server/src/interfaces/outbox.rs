@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use cuvette_app::Lab;
 use cuvette_app::interop::outbound::{AckReading, backoff, read_ack};
-use cuvette_app::store::OutboxRow;
+use cuvette_app::records::OutboxRow;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use jiff::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cuvette_app::store::{Direction, MessageFilter, MessageRow, ResultRow, WorklistFilter};
-use cuvette_app::{IdentityCheck, PlaceOrder, RegisterPatient, Release};
+use cuvette_app::records::{Direction, MessageFilter, MessageRow, ResultRow};
+use cuvette_app::{Actor, IdentityCheck, PlaceOrder, RegisterPatient, Release};
 use cuvette_astm::{Config, Event, Link, Message, Role};
 use cuvette_domain::Role as Staff;
 use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
@@ -100,25 +100,15 @@ impl Bench {
 
     async fn log(&self, direction: Direction) -> Vec<MessageRow> {
         let filter = MessageFilter { direction: Some(direction), ..Default::default() };
-        let mut rows = self.app.lab.store().messages(&filter).await.unwrap();
+        let mut rows = self.app.lab.message_log(&Actor::system(), &filter).await.unwrap();
         rows.reverse();
         rows
     }
 
     /// Every result version of the specimen's test `code`.
     async fn results(&self, code: &str) -> Vec<ResultRow> {
-        let store = self.app.lab.store();
-        let specimen = store.specimen_by_accession(&self.accession).await.unwrap().unwrap();
-        let filter =
-            WorklistFilter { specimen_id: Some(specimen.id), limit: 100, ..Default::default() };
-        let item = store
-            .work_items(&filter)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|i| i.test.test_code == code)
-            .unwrap();
-        store.results_of_tests(&[item.test.id]).await.unwrap()
+        let view = self.app.lab.specimen_view(&Actor::system(), &self.accession).await.unwrap();
+        view.tests.into_iter().find(|t| t.item.test.test_code == code).unwrap().versions
     }
 
     fn results_message(&self) -> Vec<Vec<u8>> {
@@ -589,7 +579,7 @@ async fn records_ended_by_eot_without_a_terminator_are_logged_as_aborted_and_not
     assert!(bench.results("GLU").await.is_empty());
     assert!(bench.results("K").await.is_empty());
     let open = MessageFilter { open_quarantine: true, ..Default::default() };
-    assert!(bench.app.lab.store().messages(&open).await.unwrap().is_empty());
+    assert!(bench.app.lab.message_log(&Actor::system(), &open).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -616,8 +606,19 @@ async fn an_instruments_correction_of_a_released_result_makes_the_report_say_cor
         // A technologist releases what arrived: first the result, then its correction.
         let glucose = bench.results("GLU").await;
         let latest = glucose.last().unwrap();
-        let store = bench.app.lab.store();
-        let test = store.ordered_test(latest.ordered_test_id).await.unwrap();
+        let view = bench
+            .app
+            .lab
+            .specimen_view_of_test(&technologist, latest.ordered_test_id)
+            .await
+            .unwrap();
+        let test = &view
+            .tests
+            .iter()
+            .find(|t| t.item.test.id == latest.ordered_test_id)
+            .unwrap()
+            .item
+            .test;
         let released = bench
             .app
             .lab
@@ -638,9 +639,8 @@ async fn an_instruments_correction_of_a_released_result_makes_the_report_say_cor
         ]
     );
     let session = bench.app.sign_in(Staff::Technologist, "report").await;
-    let specimen = bench.app.lab.store().specimen_by_accession(&bench.accession).await.unwrap();
     let patient_id =
-        bench.app.lab.store().order(specimen.unwrap().order_id).await.unwrap().patient_id;
+        bench.app.lab.specimen_view(&session.actor, &bench.accession).await.unwrap().patient.id;
     let page = bench.app.get(&session, &format!("/patients/{patient_id}/report")).await;
     assert!(page.body.contains("CORRECTED REPORT"), "{}", page.body);
     assert!(page.body.contains("corrected by Chemistry 2 (R-9 C)"), "{}", page.body);

@@ -1,32 +1,17 @@
 //! The audit view and its export know every kind of event the lab records.
 
 use axum::http::{Method, StatusCode};
-use cuvette_app::store::NewAuditEvent;
 use cuvette_domain::Role;
 use cuvette_domain::audit::AuditAction;
 
+use crate::fixtures;
 use crate::support::app;
 
 #[tokio::test]
 async fn the_audit_view_and_export_show_every_action_by_its_label_and_code() {
     let app = app().await;
     let supervisor = app.sign_in(Role::Supervisor, "audit").await;
-    let mut tx = app.lab.store().begin().await.unwrap();
-    for action in AuditAction::ALL {
-        tx.audit(NewAuditEvent {
-            at: 1_795_000_000_000_000,
-            actor: "every-action",
-            action,
-            entity: "probe",
-            entity_id: action.code().to_owned(),
-            patient_id: None,
-            before: None,
-            after: None,
-        })
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
+    fixtures::an_audit_event_of_every_action(&app, "every-action").await;
 
     let page = app.get(&supervisor, "/audit?actor=every-action").await;
     assert_eq!(page.status, StatusCode::OK);

@@ -3,6 +3,7 @@
 
 mod astm;
 mod audit;
+mod fixtures;
 mod mllp;
 mod openapi;
 mod outbox;

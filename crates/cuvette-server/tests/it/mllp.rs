@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use cuvette_app::store::MessageFilter;
+use cuvette_app::Actor;
+use cuvette_app::records::MessageFilter;
 use cuvette_hl7::Message;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use cuvette_server::interfaces::mllp;
@@ -106,12 +107,13 @@ async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_rese
     sender.stream.write_all(&message[..cut]).await.unwrap();
     sender.stream.shutdown().await.unwrap();
     let lab = sender._app.lab.clone();
-    let store = lab.store();
-    let inbound =
-        MessageFilter { direction: Some(cuvette_app::store::Direction::In), ..Default::default() };
+    let inbound = MessageFilter {
+        direction: Some(cuvette_app::records::Direction::In),
+        ..Default::default()
+    };
     let mut logged = Vec::new();
     for _ in 0..200 {
-        logged = store.messages(&inbound).await.unwrap();
+        logged = lab.message_log(&Actor::system(), &inbound).await.unwrap();
         if !logged.is_empty() {
             break;
         }
@@ -153,7 +155,7 @@ async fn a_frame_cut_off_by_the_sender_closing_is_logged_as_aborted_and_the_rese
     };
     let reply = Message::parse(&reply).unwrap();
     assert_eq!(reply.get("MSA-2").unwrap().text(), "NIST-6");
-    let logged = store.messages(&inbound).await.unwrap();
+    let logged = lab.message_log(&Actor::system(), &inbound).await.unwrap();
     assert_eq!(
         logged.iter().map(|m| m.outcome.code()).collect::<Vec<_>>(),
         ["quarantined", "aborted"],
@@ -185,7 +187,7 @@ PID|1||FR-33221^^^HOSP^MR||L"
     assert!(ack.contains("\rMSA|AE|EU-1201"), "{ack}");
     assert!(ack.contains("\rERR||PID^1^5|102^"), "{ack}");
     let lab = sender._app.lab.clone();
-    let logged = lab.store().messages(&MessageFilter::default()).await.unwrap();
+    let logged = lab.message_log(&Actor::system(), &MessageFilter::default()).await.unwrap();
     assert_eq!(
         (logged[0].outcome.code(), logged[0].quarantine.map(|q| q.code())),
         ("quarantined", Some("open"))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cuvette_app::store::{MessageFilter, OutboxRow, WorklistFilter};
+use cuvette_app::records::{MessageFilter, OutboxRow};
 use cuvette_app::{
     Actor, EnteredResult, FixedClock, IdentityCheck, Lab, LabConfig, NewUser, PlaceOrder,
     RegisterPatient,
@@ -89,6 +89,8 @@ struct Bench {
     lab: Arc<Lab>,
     clock: Arc<FixedClock>,
     technologist: Actor,
+    /// The potassium's specimen, once drawn.
+    accession: std::sync::OnceLock<String>,
     _db: TestDb,
 }
 
@@ -96,7 +98,11 @@ async fn bench() -> Bench {
     let db = TestDb::create().await;
     let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
     let config = LabConfig { ehr_destination: Some("ehr".into()), ..LabConfig::default() };
-    let lab = Arc::new(Lab::open(db.open_store().await, clock.clone(), config).await.unwrap());
+    let lab = Arc::new(
+        Lab::open(cuvette_app::Database::open(db.url()).await.unwrap(), clock.clone(), config)
+            .await
+            .unwrap(),
+    );
     let user = NewUser {
         username: "mls".into(),
         display_name: "A. Technologist".into(),
@@ -109,7 +115,7 @@ async fn bench() -> Bench {
         display_name: "A. Technologist".into(),
         role: Role::Technologist,
     };
-    Bench { lab, clock, technologist, _db: db }
+    Bench { lab, clock, technologist, accession: Default::default(), _db: db }
 }
 
 impl Bench {
@@ -141,19 +147,17 @@ impl Bench {
             family_name: None,
         };
         lab.receive(who, accession, &check).await.unwrap();
+        self.accession.set(accession.clone()).unwrap();
         let id = self.item().await.0;
         self.enter(id, value).await;
         id
     }
 
     async fn item(&self) -> (i64, i64) {
-        let items = self
-            .lab
-            .store()
-            .work_items(&WorklistFilter { limit: 10, ..Default::default() })
-            .await
-            .unwrap();
-        (items[0].test.id, items[0].test.row_version)
+        let accession = self.accession.get().expect("the potassium is drawn");
+        let view = self.lab.specimen_view(&self.technologist, accession).await.unwrap();
+        let test = &view.tests[0].item.test;
+        (test.id, test.row_version)
     }
 
     async fn enter(&self, id: i64, value: &str) {
@@ -172,12 +176,12 @@ impl Bench {
     }
 
     async fn undelivered(&self) -> Vec<OutboxRow> {
-        self.lab.store().outbox_undelivered().await.unwrap()
+        self.lab.outbox(&self.technologist).await.unwrap()
     }
 
-    async fn sent_log(&self) -> Vec<cuvette_app::store::MessageRow> {
+    async fn sent_log(&self) -> Vec<cuvette_app::records::MessageRow> {
         let filter = MessageFilter {
-            direction: Some(cuvette_app::store::Direction::Out),
+            direction: Some(cuvette_app::records::Direction::Out),
             ..Default::default()
         };
         self.lab.message_log(&self.technologist, &filter).await.unwrap()
@@ -319,7 +323,7 @@ async fn an_unreachable_ehr_backs_off_and_gives_up_after_fifty_attempts() {
         b.clock.advance(SignedDuration::from_mins(5));
         worker.run_once().await;
         let row = &b.undelivered().await[0];
-        if row.status == cuvette_app::store::OutboxStatus::Failed {
+        if row.status == cuvette_app::records::OutboxStatus::Failed {
             break;
         }
         waits.push(row.next_attempt_at - b.lab.now().as_microsecond());

@@ -92,7 +92,7 @@ impl Fixture {
     }
 }
 
-async fn patient(app: &App, f: &mut Fixture) -> cuvette_app::store::PatientRow {
+async fn patient(app: &App, f: &mut Fixture) -> cuvette_app::records::PatientRow {
     let n = f.next();
     app.lab
         .register_patient(

@@ -20,7 +20,8 @@ pub struct App {
     pub lab: Arc<Lab>,
     pub clock: Arc<FixedClock>,
     router: Router,
-    _db: TestDb,
+    /// The test's database, for fixtures no use case makes (`fixtures.rs`).
+    pub db: TestDb,
 }
 
 /// A signed-in browser: its session cookie and CSRF token.
@@ -48,10 +49,16 @@ pub async fn app() -> App {
     let db = TestDb::create().await;
     let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
     let lab = Arc::new(
-        Lab::open(db.open_store().await, clock.clone(), LabConfig::default()).await.unwrap(),
+        Lab::open(
+            cuvette_app::Database::open(db.url()).await.unwrap(),
+            clock.clone(),
+            LabConfig::default(),
+        )
+        .await
+        .unwrap(),
     );
     let router = router(AppState { lab: lab.clone(), config: ServerConfig::default() });
-    App { lab, clock, router, _db: db }
+    App { lab, clock, router, db }
 }
 
 impl App {

@@ -25,7 +25,7 @@ pub const AT: Micros = 1_772_439_300_000_000;
 impl Db {
     pub async fn new() -> Db {
         let db = TestDb::create().await;
-        let store = db.open_store().await;
+        let store = cuvette_store::Store::open(db.url()).await.expect("the store opens");
         Db { store, db }
     }
 

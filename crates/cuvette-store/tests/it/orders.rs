@@ -311,7 +311,7 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
         },
     );
     same(
-        &db.store.critical_calls(test).await.unwrap()[..],
+        &db.store.critical_calls(&[test]).await.unwrap()[..],
         &[CriticalCallRow {
             id: call,
             ordered_test_id: test,
