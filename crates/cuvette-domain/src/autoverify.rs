@@ -732,11 +732,17 @@ fn delta(rules: &AutoverifyRules, c: &Candidate<'_>) -> Judged {
 }
 
 fn reference_interval(rules: &AutoverifyRules, c: &Candidate<'_>) -> Judged {
+    let e = c.evaluation;
+    let test = c.test;
+    // A result that no interval of its test covers (a neonate, a child where only adult
+    // intervals are carried) cannot be called normal by anyone, so it holds even where the
+    // lab releases results outside the interval automatically.
+    if e.no_interval_applies && !e.flags.contains(&Flag::Invalid) {
+        return fail(format!("{}: {} is held for a technologist", e.interval, test.code));
+    }
     if !rules.hold_outside_reference {
         return not_applicable("reference interval not checked");
     }
-    let e = c.evaluation;
-    let test = c.test;
     if e.flags.contains(&Flag::Invalid) {
         return not_applicable("no valid result to compare");
     }
@@ -755,8 +761,6 @@ fn reference_interval(rules: &AutoverifyRules, c: &Candidate<'_>) -> Judged {
                 fail(format!("{value} below the reference interval {interval}"))
             } else if e.flags.contains(&Flag::High) {
                 fail(format!("{value} above the reference interval {interval}"))
-            } else if interval.is_empty() && !test.reference.is_empty() {
-                fail(format!("no reference interval of {} applies to this patient", test.code))
             } else if interval.is_empty() {
                 not_applicable(format!("no reference interval for {}", test.code))
             } else if c.value.number.is_some_and(|n| n.comparator.is_some())

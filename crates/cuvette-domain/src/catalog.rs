@@ -595,6 +595,16 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
                     "age band {age:?} is not an ISO-8601 duration such as P18Y or P8D"
                 )));
             }
+            // A patient is registered with a date of birth and no time, so an age in hours
+            // of life cannot be known: "PT48H" would silently be judged as some whole day.
+            // Neonatal bands are given in days; a value published by hours of life (total
+            // bilirubin) is left out and the result goes to a technologist.
+            if age.contains('T') {
+                return Err(invalid(format!(
+                    "age band {age:?} counts hours, but ages are counted on the calendar from \
+                     the date of birth: give it in days, such as P2D"
+                )));
+            }
         }
         if !matches!(r.sex.as_str(), "M" | "F" | "*") {
             return Err(invalid(format!("sex {:?} must be M, F or *", r.sex)));
@@ -855,5 +865,30 @@ mod tests {
         k.reference[0].age_min = Some("18 years".into());
         let err = validate_definition(&k).unwrap_err();
         assert!(err.to_string().contains("ISO-8601 duration such as P18Y"), "{err}");
+    }
+
+    #[test]
+    fn an_age_band_in_hours_of_life_is_refused_because_the_birth_time_is_not_known() {
+        let mut k = Catalog::bundled().test("K").unwrap().clone();
+        k.reference[0].age_max = Some("PT48H".into());
+        let err = validate_definition(&k).unwrap_err();
+        assert!(err.to_string().contains("give it in days, such as P2D"), "{err}");
+        k.reference[0].age_max = Some("P2D".into());
+        assert!(validate_definition(&k).is_ok());
+    }
+
+    #[test]
+    fn a_neonatal_band_in_days_holds_from_the_day_it_names_both_sexes() {
+        // K 0 days–1 month: 3.7–5.9; 1 month–1 year: 4.1–5.3 (bundled catalog). One calendar
+        // month after a birth on 20 October is 20 November: the day before is still neonatal.
+        let k = Catalog::bundled().test("K").unwrap().clone();
+        let born = date(2026, 10, 20);
+        for sex in [Sex::Female, Sex::Male] {
+            let on = |d| k.interval_for(sex, born, d).map(ReferenceInterval::display);
+            assert_eq!(on(date(2026, 10, 20)).as_deref(), Some("3.7–5.9"), "day of birth");
+            assert_eq!(on(date(2026, 11, 19)).as_deref(), Some("3.7–5.9"), "one day short");
+            assert_eq!(on(date(2026, 11, 20)).as_deref(), Some("4.1–5.3"), "one month");
+            assert_eq!(on(date(2026, 10, 19)), None, "collected before birth");
+        }
     }
 }

@@ -183,8 +183,15 @@ impl Review {
 pub struct Evaluation {
     /// Flags, most severe first.
     pub flags: Vec<Flag>,
-    /// The reference interval applied, as printed ("3.5–5.1"), empty when none applies.
+    /// The reference interval applied, as printed ("3.5–5.1"); when the test has intervals
+    /// but none for this patient, what the bench and the report say instead
+    /// ([`NO_INTERVAL_FOR_AGE`]); empty for a test without intervals.
     pub interval: String,
+    /// Whether the test has reference intervals but none for this patient's sex and age: the
+    /// result cannot be judged normal, so a technologist reviews it and autoverification
+    /// never releases it.
+    #[serde(default)]
+    pub no_interval_applies: bool,
     /// What the report prints: the reported text, or "<low"/">high" outside the measurement
     /// range, so an unmeasurable number is never released as a plain number.
     pub report_text: String,
@@ -217,6 +224,35 @@ pub struct PatientContext {
     pub collected_on: Date,
 }
 
+/// What the bench and the report print in place of the interval when the test's intervals
+/// leave out this patient's age (a neonate, a child where only adult intervals are carried).
+pub const NO_INTERVAL_FOR_AGE: &str = "No reference interval for this age";
+
+/// The same, for a test whose intervals are given by sex.
+pub const NO_INTERVAL_FOR_SEX_AND_AGE: &str = "No reference interval for this sex and age";
+
+/// The interval column of a result of `test` for this patient: the interval as printed, or
+/// the sentence saying none applies, or empty for a test that carries no intervals (text,
+/// coded results, tests the lab reports without one).
+pub fn interval_text(test: &TestDefinition, patient: PatientContext) -> String {
+    match test.interval_for(patient.sex, patient.birth_date, patient.collected_on) {
+        Some(r) => r.display(),
+        None if lacks_interval(test, None) => {
+            if test.reference.iter().any(|r| r.sex != "*") {
+                NO_INTERVAL_FOR_SEX_AND_AGE.to_owned()
+            } else {
+                NO_INTERVAL_FOR_AGE.to_owned()
+            }
+        }
+        None => String::new(),
+    }
+}
+
+/// Whether a numeric test has intervals of which none (`applied`) fits the patient.
+fn lacks_interval(test: &TestDefinition, applied: Option<&ReferenceInterval>) -> bool {
+    applied.is_none() && !test.reference.is_empty() && test.result_type == ResultType::Numeric
+}
+
 /// Judges a reported value against a test definition for a patient.
 pub fn evaluate(
     test: &TestDefinition,
@@ -224,11 +260,13 @@ pub fn evaluate(
     patient: PatientContext,
 ) -> Evaluation {
     let interval = test.interval_for(patient.sex, patient.birth_date, patient.collected_on);
+    let no_interval_applies = lacks_interval(test, interval);
     if value.no_value().is_some() {
         // A documented comment is reported as written; a technologist reads it first.
         return Evaluation {
             flags: Vec::new(),
-            interval: interval.map(ReferenceInterval::display).unwrap_or_default(),
+            interval: interval_text(test, patient),
+            no_interval_applies,
             report_text: value.text.clone(),
             review: Review::Technologist,
             reasons: vec![format!("{} is reported as a comment, without a value", test.name)],
@@ -273,7 +311,7 @@ pub fn evaluate(
         }
         ResultType::Text | ResultType::Organism => {}
     }
-    if !test.reference.is_empty() && interval.is_none() && test.result_type == ResultType::Numeric {
+    if no_interval_applies {
         reasons.push(format!(
             "no reference interval of {} applies to this patient's age and sex",
             test.name
@@ -296,7 +334,8 @@ pub fn evaluate(
     let review = if reasons.is_empty() { Review::Routine } else { Review::Technologist };
     Evaluation {
         flags,
-        interval: interval.map(ReferenceInterval::display).unwrap_or_default(),
+        interval: interval_text(test, patient),
+        no_interval_applies,
         report_text,
         review,
         reasons,
@@ -491,6 +530,37 @@ mod tests {
             collected_on: date(2026, 11, 24),
         };
         let e = evaluate(hgb, &v, neonate);
-        assert_eq!((e.interval.as_str(), e.review), ("", Review::Technologist));
+        assert_eq!(
+            (e.interval.as_str(), e.review),
+            (NO_INTERVAL_FOR_SEX_AND_AGE, Review::Technologist)
+        );
+        assert!(e.no_interval_applies);
+    }
+
+    #[test]
+    fn a_neonate_without_an_interval_is_told_so_and_reviewed_whatever_the_value() {
+        // The catalog's sodium starts at eighteen years: a four-day-old has no interval. Every
+        // value, however ordinary for an adult, goes to a technologist with the reason.
+        let catalog = Catalog::bundled();
+        let na = catalog.test("NA").unwrap();
+        let neonate = PatientContext {
+            sex: Sex::Female,
+            birth_date: date(2026, 11, 20),
+            collected_on: date(2026, 11, 24),
+        };
+        assert!(na.interval_for(neonate.sex, neonate.birth_date, neonate.collected_on).is_none());
+        let e = evaluate(na, &ReportedValue::parse("140").unwrap(), neonate);
+        assert_eq!(
+            (e.flag_codes().as_str(), e.interval.as_str(), e.review),
+            ("", NO_INTERVAL_FOR_AGE, Review::Technologist)
+        );
+        assert!(e.no_interval_applies);
+        assert!(e.reasons.iter().any(|r| r.contains("no reference interval of Sodium")), "{e:?}");
+        // An adult's sodium has its interval, and nothing is said.
+        let e = evaluate(na, &ReportedValue::parse("140").unwrap(), adult(Sex::Female));
+        assert_eq!(
+            (e.interval.as_str(), e.no_interval_applies, e.review),
+            ("135–145", false, Review::Routine)
+        );
     }
 }

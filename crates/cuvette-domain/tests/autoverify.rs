@@ -387,7 +387,22 @@ fn cases() -> Vec<Case> {
         case("a result no reference interval applies to holds", "CREAT", "0.80")
             .sex(Sex::Unknown)
             .holds(&[ReferenceInterval])
-            .detail(ReferenceInterval, "no reference interval of CREAT applies to this patient"),
+            .detail(
+                ReferenceInterval,
+                "No reference interval for this sex and age: CREAT is held for a technologist",
+            ),
+        case(
+            "a result no reference interval applies to holds where results outside it release",
+            "CREAT",
+            "0.80",
+        )
+        .sex(Sex::Unknown)
+        .rules(|r| r.hold_outside_reference = false)
+        .holds(&[ReferenceInterval])
+        .detail(
+            ReferenceInterval,
+            "No reference interval for this sex and age: CREAT is held for a technologist",
+        ),
         // Coded and text results: the numeric rules do not apply.
         case("a normal urine color is released", "UCOLOR", "yellow")
             .releases()

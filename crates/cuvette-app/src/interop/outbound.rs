@@ -171,8 +171,13 @@ fn obx_value(result_type: ResultType, text: &str) -> (&'static str, FieldValue) 
     }
 }
 
-/// OBX-7 as HL7 writes a range: ASCII `3.5-5.1`, `>=60`, `<=200`.
+/// OBX-7 as HL7 writes a range: ASCII `3.5-5.1`, `>=60`, `<=200`. The report's sentence
+/// that no interval applies to the patient's age is not a range: OBX-7 stays empty (the
+/// result's abnormal flags and the review that released it are what the EHR gets).
 fn hl7_range(interval: &str) -> String {
+    if !interval.chars().any(|c| c.is_ascii_digit()) {
+        return String::new();
+    }
     interval.replace('–', "-").replace('≥', ">=").replace('≤', "<=")
 }
 

@@ -327,3 +327,35 @@ async fn a_dry_run_judges_qc_as_it_stood_when_each_result_was_entered() {
     assert_eq!(run.report.held_by_rule.get(&AvRule::QcAcceptable), Some(&1));
     assert!(run.held_examples[0].2.contains("QC rejected"), "{:?}", run.held_examples);
 }
+
+#[tokio::test]
+async fn a_neonate_without_an_interval_is_held_even_where_results_outside_it_release() {
+    // A lab that has not validated a newborn potassium interval removes the band; its rule
+    // set releases results outside the interval, but none applies to a four-day-old at all.
+    let lab = lab().await;
+    potassium_analyzer(&lab).await;
+    let supervisor = lab.supervisor().await;
+    let mut k = lab.catalog().catalog.test("K").unwrap().clone();
+    let version = lab.catalog().versions["K"];
+    k.reference.retain(|r| r.age_min.as_deref() != Some("P0D"));
+    lab.save_definition(&supervisor, k.clone(), version).await.unwrap();
+    let rules = AutoverifyRules {
+        enabled: true,
+        hemolysis_max: None,
+        hold_outside_reference: false,
+        ..AutoverifyRules::default_for(&k)
+    };
+    lab.save_autoverify_rules(&lab.pathologist().await, "K", &rules).await.unwrap();
+    let neonate = lab.register("N4K", "Okafor", "2026-11-20", "M").await;
+
+    potassium(&lab, &neonate, "4.1", "AVNEO", None).await;
+
+    let (d, released_by) = decision(&lab, &neonate).await;
+    assert!(!d.release, "{}", d.summary());
+    assert_eq!(failed(&d), vec![AvRule::ReferenceInterval]);
+    assert_eq!(
+        d.outcome(AvRule::ReferenceInterval).unwrap().detail,
+        "No reference interval for this age: K is held for a technologist"
+    );
+    assert_eq!(released_by, None);
+}

@@ -3,7 +3,7 @@
 
 use cuvette_app::records::{AuditFilter, PatientRow};
 use cuvette_app::{Actor, AppResult, Correction, CriticalCall, EnteredResult, Saved};
-use cuvette_domain::evaluation::Review;
+use cuvette_domain::evaluation::{NO_INTERVAL_FOR_AGE, Review};
 use cuvette_domain::workflow::TestStatus;
 
 use crate::support::*;
@@ -663,4 +663,29 @@ async fn reference_intervals_follow_sex_and_the_age_on_the_day_of_collection() {
         ),
         ("3.5–5.1", "")
     );
+}
+
+#[tokio::test]
+async fn a_neonate_with_no_interval_for_the_age_is_told_so_and_verified_by_a_technologist() {
+    // Sodium's interval starts at eighteen years; a four-day-old's normal-looking 140 cannot
+    // be called normal, so nothing lets it through as routine.
+    let lab = lab().await;
+    let technician = lab.technician().await;
+    let technologist = lab.technologist().await;
+    let neonate = lab.register("N4", "Okafor", "2026-11-20", "F").await;
+    lab.received(&neonate, &["NA"]).await;
+
+    let saved = lab.enter(&technician, &neonate, "NA", "140").await.unwrap();
+    let e = &saved[0].evaluation;
+    assert_eq!(
+        (e.interval.as_str(), e.flag_codes().as_str(), e.review),
+        (NO_INTERVAL_FOR_AGE, "", Review::Technologist)
+    );
+    assert!(e.reasons.iter().any(|r| r.contains("no reference interval of Sodium")), "{e:?}");
+    let reason = held_reason(&lab.verify(&technician, &neonate, "NA").await).to_owned();
+    assert!(!reason.is_empty());
+
+    assert_released(&lab.verify(&technologist, &neonate, "NA").await);
+    let report = lab.cumulative_report(&technologist, neonate.id).await.unwrap();
+    assert_eq!(report.rows[0].test.released().unwrap().reference_interval, NO_INTERVAL_FOR_AGE);
 }

@@ -19,7 +19,7 @@ use cuvette_app::{
     TestView,
 };
 use cuvette_domain::catalog::ResultType;
-use cuvette_domain::evaluation::Review;
+use cuvette_domain::evaluation::{PatientContext, Review, interval_text};
 use cuvette_domain::role::{ReleaseCheck, may_release};
 use cuvette_domain::workflow::{Priority, SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
 use cuvette_domain::{Action, Role, Sex};
@@ -557,7 +557,17 @@ async fn grid_page(
             code: t.item.test.test_code.clone(),
             name: t.name.clone(),
             unit: t.unit.clone(),
-            interval: interval.map(|i| i.display()).unwrap_or_default(),
+            // The sentence saying no interval applies shows before anything is typed.
+            interval: def
+                .map(|d| {
+                    let patient = PatientContext {
+                        sex,
+                        birth_date: birth.unwrap_or(collected_on),
+                        collected_on,
+                    };
+                    interval_text(d, patient)
+                })
+                .unwrap_or_default(),
             kind,
             low: dec(interval.and_then(|i| i.low)),
             high: dec(interval.and_then(|i| i.high)),
