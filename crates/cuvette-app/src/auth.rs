@@ -9,6 +9,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::{Action, Role};
 use cuvette_store::{NewAuditEvent, SessionRow, UserRow};
+use jiff::SignedDuration;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
@@ -120,7 +121,7 @@ impl Lab {
         check_password(&user.password)?;
         let password = user.password.clone();
         let phc = blocking(move || hash_password(&password)).await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let id = tx.insert_user(&username, display_name, user.role, &phc, now).await?;
         tx.audit(NewAuditEvent {
@@ -170,7 +171,7 @@ impl Lab {
         });
         user.role = role;
         user.active = active;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.update_user(&user).await?;
         if unlock {
@@ -207,7 +208,7 @@ impl Lab {
         const REFUSED: &str = "the username or password is not right";
         // No username is longer than 64; a longer one is kept to that in the audit log.
         let username: String = username.trim().to_ascii_lowercase().chars().take(64).collect();
-        let now = self.now_micros();
+        let now = self.now_at();
         let Some(user) = self.store.user_by_username(&username).await? else {
             // Spend the same time as a real check, so timing does not reveal valid usernames.
             let pw = password.to_owned();
@@ -234,7 +235,7 @@ impl Lab {
             let mut tx = self.store.begin().await?;
             let failures = tx.record_failed_login(user.id, now).await?;
             let lock = (failures >= self.config.lockout_failures)
-                .then(|| now + self.config.lockout_minutes * 60_000_000);
+                .then(|| now + SignedDuration::from_mins(self.config.lockout_minutes));
             if let Some(until) = lock {
                 tx.lock_user(user.id, until).await?;
             }
@@ -298,9 +299,11 @@ impl Lab {
         let gone = || AppError::Unauthenticated("your session has ended: sign in again".into());
         let hash = digest(token);
         let session = self.store.session(&hash).await?.ok_or_else(gone)?;
-        let now = self.now_micros();
-        let idle = now - session.last_seen_at > self.config.session_idle_minutes * 60_000_000;
-        let old = now - session.created_at > self.config.session_max_hours * 3_600_000_000;
+        let now = self.now_at();
+        let idle = now.since(session.last_seen_at)
+            > SignedDuration::from_mins(self.config.session_idle_minutes);
+        let old = now.since(session.created_at)
+            > SignedDuration::from_hours(self.config.session_max_hours);
         if idle || old || !session.user.active {
             let mut tx = self.store.begin().await?;
             tx.end_session(&hash, now).await?;
@@ -332,7 +335,7 @@ impl Lab {
 
     /// Signs out.
     pub async fn logout(&self, token: &str, actor: &Actor) -> AppResult<()> {
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.end_session(&digest(token), now).await?;
         tx.audit(NewAuditEvent {
@@ -380,7 +383,7 @@ impl Lab {
             ));
         }
         let key = format!("{API_KEY_PREFIX}{}", random_hex(32));
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.insert_api_key(name, &digest(&key), role, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
@@ -432,7 +435,7 @@ impl Lab {
     ) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
         tx.audit(NewAuditEvent {
-            at: self.now_micros(),
+            at: self.now_at(),
             actor,
             action,
             entity,

@@ -11,11 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::autoverify::{
-    AutoverifyRules, Candidate, DryRunReport, QcState, SerumIndices, autoverify, dry_run,
+    AutoverifyRules, Candidate, DryRunReport, QcState, RulesError, SerumIndices, autoverify,
+    dry_run,
 };
-use cuvette_domain::delta::PriorResult;
+use cuvette_domain::delta::{DELTA_WINDOW_HOURS_MAX, DeltaLimits, PriorResult};
 use cuvette_domain::evaluation::evaluate;
+use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::role::{ReleaseCheck, may_release};
+use cuvette_domain::time::Timestamp;
 use cuvette_domain::workflow::SpecimenCondition;
 use cuvette_domain::{Action, Flag, ReportedValue, Role};
 use cuvette_store::{MovingAverageRow, NewAuditEvent};
@@ -23,12 +26,206 @@ use rust_decimal::Decimal;
 
 use crate::audit;
 use crate::results::ResultWrite;
-use crate::{Actor, AppError, AppResult, Lab};
+use crate::{Actor, AppError, AppResult, FieldError, Lab};
 
 /// Mapping targets for serum indices: an instrument code mapped to one of these is stored on
 /// the specimen as its hemolysis, icterus or lipemia index, not as a result.
 pub const SERUM_INDEX_CODES: [(&str, &str); 3] =
     [("SI_H", "hemolysis index"), ("SI_I", "icterus index"), ("SI_L", "lipemia index")];
+
+/// A rule set as typed on a form: text for every number, so a refused save shows exactly
+/// what was sent. [`RuleSetForm::rules`] reads it, naming each field that does not read.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct RuleSetForm {
+    /// Autoverification switched on for the test.
+    pub enabled: bool,
+    /// Hold without acceptable QC.
+    pub require_qc: bool,
+    /// Hold results the instrument flagged.
+    pub block_instrument_flags: bool,
+    /// The highest hemolysis index released (empty: no limit).
+    pub hemolysis_max: String,
+    /// The highest icterus index released (empty: no limit).
+    pub icterus_max: String,
+    /// The highest lipemia index released (empty: no limit).
+    pub lipemia_max: String,
+    /// Hold results outside the measurement range.
+    pub check_measurement_range: bool,
+    /// Hold critical results.
+    pub hold_critical: bool,
+    /// The absolute delta limit (empty: none).
+    pub delta_absolute: String,
+    /// The percent delta limit (empty: none).
+    pub delta_percent: String,
+    /// The delta limit per day (empty: none).
+    pub delta_rate: String,
+    /// How far back, in hours, a previous result counts for the delta check.
+    pub delta_window: String,
+    /// Hold only when every delta limit is exceeded.
+    pub delta_require_all: bool,
+    /// The lowest value released (empty: none).
+    pub autoverify_low: String,
+    /// The highest value released (empty: none).
+    pub autoverify_high: String,
+    /// Hold results outside the reference interval.
+    pub hold_outside_reference: bool,
+    /// Specimen condition codes that hold a result.
+    pub hold_codes: Vec<String>,
+}
+
+impl RuleSetForm {
+    /// The rules as typed, or what to fix in each field, in the lab's words.
+    pub fn rules(&self) -> Result<AutoverifyRules, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let e = &mut errors;
+        let hemolysis_max = index_limit("hemolysis_max", "hemolysis", &self.hemolysis_max, e);
+        let icterus_max = index_limit("icterus_max", "icterus", &self.icterus_max, e);
+        let lipemia_max = index_limit("lipemia_max", "lipemia", &self.lipemia_max, e);
+        let absolute = limit("delta_absolute", "absolute delta limit", &self.delta_absolute, e);
+        let percent = limit("delta_percent", "percent delta limit", &self.delta_percent, e);
+        let rate = limit("delta_rate", "delta limit per day", &self.delta_rate, e);
+        let autoverify_low = number("autoverify_low", "low limit", &self.autoverify_low, e);
+        let autoverify_high = number("autoverify_high", "high limit", &self.autoverify_high, e);
+        // No limit at all means no delta check; the window only matters with a limit.
+        let any_delta = [&self.delta_absolute, &self.delta_percent, &self.delta_rate]
+            .iter()
+            .any(|t| !t.trim().is_empty());
+        let window = if any_delta { delta_window(&self.delta_window, e) } else { None };
+        if let (Some(low), Some(high)) = (autoverify_low, autoverify_high)
+            && low > high
+        {
+            e.push(FieldError {
+                field: "autoverify_low".into(),
+                message: format!("The low limit ({low}) must not be above the high limit ({high})"),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let rules = AutoverifyRules {
+            enabled: self.enabled,
+            require_qc: self.require_qc,
+            block_instrument_flags: self.block_instrument_flags,
+            hemolysis_max,
+            icterus_max,
+            lipemia_max,
+            check_measurement_range: self.check_measurement_range,
+            hold_critical: self.hold_critical,
+            delta: window.map(|window_hours| DeltaLimits {
+                absolute,
+                percent,
+                rate_per_day: rate,
+                window_hours,
+                require_all: self.delta_require_all,
+            }),
+            autoverify_low,
+            autoverify_high,
+            hold_outside_reference: self.hold_outside_reference,
+            hold_comment_codes: self.hold_codes.iter().map(|c| c.trim().to_owned()).collect(),
+        };
+        // What the field checks above cannot see (hold codes, limits on how many).
+        rules.validate().map_err(|e| vec![rules_error(&e)])?;
+        Ok(rules)
+    }
+}
+
+/// The field a rule set's refusal belongs to, and its words.
+fn rules_error(e: &RulesError) -> FieldError {
+    let field = match e {
+        RulesError::InvertedRange { .. } => "autoverify_low",
+        RulesError::EmptyDelta | RulesError::DeltaWindow { .. } => "delta_window",
+        RulesError::TooManyHoldCodes { .. } | RulesError::BadHoldCode { .. } => "hold_codes",
+        _ => "rules",
+    };
+    FieldError { field: field.into(), message: capitalised(&e.to_string()) }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn push(errors: &mut Vec<FieldError>, field: &str, message: String) {
+    errors.push(FieldError { field: field.into(), message });
+}
+
+/// A serum-index limit: a whole number of index units, or empty for none.
+fn index_limit(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<u32> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse::<u32>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            push(
+                errors,
+                field,
+                format!(
+                    "Enter the {what} index limit as a whole number, for example 50, or leave it \
+                     empty for no limit"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A decimal, or empty for none.
+fn number(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Decimal> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match parse_entry(text, NumberRules::Plain) {
+        Ok(n) => Some(n.value),
+        Err(e) => {
+            push(errors, field, format!("The autoverification {what}: {e}, or leave it empty"));
+            None
+        }
+    }
+}
+
+/// A delta limit: a decimal that is not negative, or empty for none.
+fn limit(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Decimal> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match parse_entry(text, NumberRules::Plain).map(|n| n.value) {
+        Ok(v) if v.is_sign_negative() && !v.is_zero() => {
+            push(
+                errors,
+                field,
+                format!("The {what} is a size of change: enter it without a minus sign"),
+            );
+            None
+        }
+        Ok(v) => Some(v),
+        Err(e) => {
+            push(errors, field, format!("The {what}: {e}, or leave it empty"));
+            None
+        }
+    }
+}
+
+fn delta_window(text: &str, errors: &mut Vec<FieldError>) -> Option<u32> {
+    match text.trim().parse::<u32>() {
+        Ok(h) if (1..=DELTA_WINDOW_HOURS_MAX).contains(&h) => Some(h),
+        _ => {
+            push(
+                errors,
+                "delta_window",
+                format!(
+                    "Enter the delta window as whole hours from 1 to {DELTA_WINDOW_HOURS_MAX}, for \
+                     example 48 (needed because a delta limit is set)"
+                ),
+            );
+            None
+        }
+    }
+}
 
 /// The rules and averages in force, read once and replaced when staff change them.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +250,7 @@ pub struct RuleSetView {
     /// Fingerprint of the rules.
     pub fingerprint: String,
     /// Who last changed them, and when.
-    pub updated: Option<(String, i64)>,
+    pub updated: Option<(String, Timestamp)>,
 }
 
 /// A dry run's report with examples of what would be held.
@@ -137,6 +334,19 @@ impl Lab {
             .ok_or_else(|| AppError::NotFound(format!("{test_code} is not a measured test")))
     }
 
+    /// Saves a test's rule set from the form as typed: a field that does not read refuses
+    /// the whole set, naming the field, and nothing is stored.
+    pub async fn save_autoverify_form(
+        &self,
+        actor: &Actor,
+        test_code: &str,
+        form: &RuleSetForm,
+    ) -> AppResult<String> {
+        self.require(actor, Action::ApproveAutoverification)?;
+        let rules = form.rules().map_err(AppError::Invalid)?;
+        self.save_autoverify_rules(actor, test_code, &rules).await
+    }
+
     /// Stores a test's rule set (director's or supervisor's approval).
     pub async fn save_autoverify_rules(
         &self,
@@ -148,12 +358,12 @@ impl Lab {
         if self.catalog().catalog.test(test_code).is_none_or(|d| d.is_calculated()) {
             return Err(AppError::NotFound(format!("{test_code} is not a measured test")));
         }
-        rules.validate().map_err(|e| AppError::invalid("rules", e.to_string()))?;
+        rules.validate().map_err(|e| AppError::Invalid(vec![rules_error(&e)]))?;
         let before =
             self.store.autoverify_rule_sets().await?.into_iter().find(|r| r.test_code == test_code);
         let json = serde_json::to_string(rules).map_err(|e| AppError::Refused(e.to_string()))?;
         let fingerprint = rules.fingerprint();
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_autoverify_rules(test_code, &json, &fingerprint, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
@@ -180,7 +390,7 @@ impl Lab {
     /// tests were switched off.
     pub async fn suspend_autoverification(&self, actor: &Actor) -> AppResult<usize> {
         self.require(actor, Action::ApproveAutoverification)?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut n = 0;
         let mut tx = self.store.begin().await?;
         for row in self.store.autoverify_rule_sets().await? {
@@ -228,7 +438,7 @@ impl Lab {
         {
             return Ok(());
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let standings: HashMap<String, QcState> = self
             .qc_standings(Some(instrument_id))
             .await?
@@ -237,7 +447,7 @@ impl Lab {
             .collect();
         // The patient's previous results, one read per specimen.
         let mut priors: HashMap<(i64, String), PriorResult> = HashMap::new();
-        let mut specimens: BTreeMap<i64, (i64, i64, Vec<String>)> = BTreeMap::new();
+        let mut specimens: BTreeMap<i64, (i64, Timestamp, Vec<String>)> = BTreeMap::new();
         for w in writes.iter() {
             let entry = specimens.entry(w.item.specimen.id).or_insert((
                 w.item.patient.id,
@@ -249,12 +459,16 @@ impl Lab {
         for (specimen_id, (patient_id, collected_at, codes)) in specimens {
             for p in self
                 .store
-                .prior_results(patient_id, &codes, specimen_id, collected_at, i64::MAX)
+                .prior_results(
+                    patient_id,
+                    &codes,
+                    specimen_id,
+                    collected_at,
+                    Timestamp::from_micros(i64::MAX),
+                )
                 .await?
             {
-                let (Ok(value), Ok(at)) =
-                    (Decimal::try_from(p.value), jiff::Timestamp::from_microsecond(p.at))
-                else {
+                let (Ok(value), Some(at)) = (Decimal::try_from(p.value), p.at.to_jiff()) else {
                     continue;
                 };
                 priors.insert((specimen_id, p.test_code), PriorResult { value, at });
@@ -273,7 +487,12 @@ impl Lab {
             };
             let Some(def) = catalog.catalog.test(&w.item.test.test_code) else { continue };
             let qc = standings.get(&def.code).cloned().unwrap_or(QcState::NoQc);
-            let at = jiff::Timestamp::from_microsecond(w.item.specimen.collected_at.unwrap_or(now))
+            let at = w
+                .item
+                .specimen
+                .collected_at
+                .unwrap_or(now)
+                .to_jiff()
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
             let specimen_indices =
                 indices.get(&w.item.specimen.id).copied().unwrap_or(SerumIndices {
@@ -330,8 +549,8 @@ impl Lab {
         actor: &Actor,
         test_code: &str,
         rules: &AutoverifyRules,
-        from: i64,
-        to: i64,
+        from: Timestamp,
+        to: Timestamp,
     ) -> AppResult<DryRun> {
         self.require(actor, Action::ViewResults)?;
         let catalog = self.catalog();
@@ -342,7 +561,7 @@ impl Lab {
         let history = self.store.results_of_test(test_code, from, to, 5000).await?;
         // QC is judged as it stood when each result was entered: the record of runs and
         // corrective actions of each instrument, replayed up to that moment.
-        let mut qc_records: HashMap<i64, (String, Vec<cuvette_store::QcRunRow>, Vec<i64>)> =
+        let mut qc_records: HashMap<i64, (String, Vec<cuvette_store::QcRunRow>, Vec<Timestamp>)> =
             HashMap::new();
         for instrument in history.iter().filter_map(|h| h.result.as_ref()?.instrument_id) {
             if let std::collections::hash_map::Entry::Vacant(e) = qc_records.entry(instrument) {
@@ -358,7 +577,7 @@ impl Lab {
                 e.insert((name, runs, actions));
             }
         }
-        let qc_then = |instrument: i64, at: i64| -> QcState {
+        let qc_then = |instrument: i64, at: Timestamp| -> QcState {
             let Some((name, runs, actions)) = qc_records.get(&instrument) else {
                 return QcState::NoQc;
             };
@@ -397,7 +616,7 @@ impl Lab {
                 .and_then(|p| {
                     Some(PriorResult {
                         value: Decimal::try_from(p.value).ok()?,
-                        at: jiff::Timestamp::from_microsecond(p.at).ok()?,
+                        at: p.at.to_jiff()?,
                     })
                 });
             rows.push(Row {
@@ -412,8 +631,7 @@ impl Lab {
                     lipemia: h.specimen.lipemia_index.and_then(|i| u32::try_from(i).ok()),
                 },
                 prior,
-                at: jiff::Timestamp::from_microsecond(collected)
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                at: collected.to_jiff().unwrap_or(jiff::Timestamp::UNIX_EPOCH),
                 comments: specimen_comment_codes(&h.specimen),
             });
         }
@@ -478,7 +696,7 @@ impl Lab {
                 chosen.push(known);
             }
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_specimen_conditions(specimen.id, &chosen).await?;
         tx.audit(NewAuditEvent {

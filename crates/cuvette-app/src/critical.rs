@@ -5,7 +5,9 @@
 
 use cuvette_domain::Action;
 use cuvette_domain::audit::AuditAction;
+use cuvette_domain::time::Timestamp;
 use cuvette_store::{CriticalRow, NewAuditEvent};
+use jiff::SignedDuration;
 
 use crate::audit;
 use crate::{Actor, AppResult, Lab};
@@ -53,9 +55,8 @@ impl ComplianceReport {
     }
 }
 
-const MINUTE_US: i64 = 60_000_000;
-/// How far back the pending list looks: a week of results.
-const PENDING_LOOKBACK_US: i64 = 7 * 24 * 60 * MINUTE_US;
+/// How far back the pending list looks, in days: a week of results.
+const PENDING_LOOKBACK_DAYS: i64 = 7;
 
 impl Lab {
     /// Critical results without a documented call (read back), oldest first.
@@ -65,15 +66,19 @@ impl Lab {
     }
 
     async fn pending_calls(&self) -> AppResult<Vec<PendingCall>> {
-        let now = self.now_micros();
+        let now = self.now_at();
         let limit = self.config.critical_call_minutes;
         Ok(self
             .store
-            .critical_results(now - PENDING_LOOKBACK_US, now + 1, true)
+            .critical_results(
+                now - SignedDuration::from_hours(PENDING_LOOKBACK_DAYS * 24),
+                now + SignedDuration::from_micros(1),
+                true,
+            )
             .await?
             .into_iter()
             .map(|row| {
-                let minutes_waiting = (now - row.entered_at) / MINUTE_US;
+                let minutes_waiting = now.minutes_since(row.entered_at);
                 PendingCall { overdue: minutes_waiting >= limit, minutes_waiting, row }
             })
             .collect())
@@ -92,7 +97,7 @@ impl Lab {
         if overdue.is_empty() {
             return Ok(0);
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut n = 0;
         let mut tx = self.store.begin().await?;
         for p in &overdue {
@@ -129,15 +134,15 @@ impl Lab {
     pub async fn critical_compliance(
         &self,
         actor: &Actor,
-        from: i64,
-        to: i64,
+        from: Timestamp,
+        to: Timestamp,
     ) -> AppResult<ComplianceReport> {
         self.require(actor, Action::ViewResults)?;
         let limit = self.config.critical_call_minutes;
         let rows = self.store.critical_results(from, to, false).await?;
         let mut minutes: Vec<i64> = rows
             .iter()
-            .filter_map(|r| r.called_at.map(|c| (c - r.entered_at) / MINUTE_US))
+            .filter_map(|r| r.called_at.map(|c| c.minutes_since(r.entered_at)))
             .collect();
         minutes.sort_unstable();
         // Nearest rank: the smallest value with at least p % of the calls at or below it.
@@ -145,8 +150,9 @@ impl Lab {
             let rank = (minutes.len() * p).div_ceil(100).max(1);
             minutes.get(rank - 1).copied()
         };
-        let within =
-            |r: &CriticalRow| r.called_at.is_some_and(|c| c - r.entered_at <= limit * MINUTE_US);
+        let within = |r: &CriticalRow| {
+            r.called_at.is_some_and(|c| c.since(r.entered_at) <= SignedDuration::from_mins(limit))
+        };
         let mut by_test: Vec<(String, usize, usize)> = Vec::new();
         for r in &rows {
             match by_test.iter_mut().find(|t| t.0 == r.test_code) {

@@ -54,7 +54,7 @@ use std::sync::{Arc, RwLock};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::role::{Privileges, ROLES};
 use cuvette_domain::{Action, Catalog, Role};
-use cuvette_store::{AuditVerification, Micros, Store};
+use cuvette_store::{AuditVerification, Store};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -233,8 +233,9 @@ impl Lab {
         self.clock.now()
     }
 
-    fn now_micros(&self) -> Micros {
-        self.clock.now().as_microsecond()
+    /// Now, as the time the store records.
+    pub fn now_at(&self) -> cuvette_domain::time::Timestamp {
+        self.clock.now().into()
     }
 
     /// The current catalog.
@@ -301,7 +302,7 @@ impl Lab {
         let codes = |t: &Privileges| -> Vec<(&str, &str)> {
             t.pairs().map(|(r, a)| (r.code(), a.code())).collect()
         };
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.replace_privileges(&table.pairs().collect::<Vec<_>>()).await?;
         tx.audit(cuvette_store::NewAuditEvent {
@@ -324,7 +325,7 @@ impl Lab {
             return Ok(());
         }
         let bundled = Catalog::bundled();
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         for test in bundled.tests() {
             tx.save_definition(test, 0, "system", now).await?;
@@ -376,7 +377,7 @@ impl Lab {
         cuvette_domain::catalog::validate_definition(&definition)
             .map_err(|e| AppError::invalid("definition", e.to_string()))?;
         let before = self.catalog().catalog.test(&definition.code).cloned();
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let version = tx.save_definition(&definition, expected_version, &actor.name, now).await?;
         tx.audit(cuvette_store::NewAuditEvent {
@@ -406,13 +407,13 @@ impl Lab {
     }
 
     /// Formats a stored time in the lab's zone as the bench reads it: `24-Nov-2026 08:05`.
-    pub fn format_time(&self, micros: Micros) -> String {
-        match Timestamp::from_microsecond(micros) {
-            Ok(ts) => ts
+    pub fn format_time(&self, at: cuvette_domain::time::Timestamp) -> String {
+        match at.to_jiff() {
+            Some(ts) => ts
                 .to_zoned_datetime(self.config.time_zone.clone())
                 .strftime("%d-%b-%Y %H:%M")
                 .to_string(),
-            Err(_) => String::new(),
+            None => String::new(),
         }
     }
 }

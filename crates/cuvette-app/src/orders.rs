@@ -247,7 +247,7 @@ impl Lab {
             container_order,
             by_container,
         } = order;
-        let now = self.now_micros();
+        let now = self.now_at();
         let year =
             i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
         let order_id = tx
@@ -350,7 +350,7 @@ impl Lab {
         self.require(actor, Action::CollectSpecimen)?;
         let before = self.specimen_for_step(accession, SpecimenStep::Collect).await?;
         let patient = self.store.patient_of_specimen(before.id).await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut after = before.clone();
         after.status = SpecimenStatus::Collected;
         after.collected_at = Some(now);
@@ -425,7 +425,7 @@ impl Lab {
             .await?;
             return Err(AppError::Invalid(errors));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut after = before.clone();
         after.status = SpecimenStatus::Received;
         after.received_at = Some(now);
@@ -483,7 +483,7 @@ impl Lab {
                 "results on this specimen were already released: correct them instead of rejecting the specimen".into(),
             ));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let year =
             i64::from(self.now().to_zoned_datetime(self.config.time_zone.clone()).year() % 100);
         let mut after = before.clone();
@@ -590,7 +590,7 @@ async fn audit_specimen(
     before: &SpecimenRow,
     after: &SpecimenRow,
     patient_id: i64,
-    now: i64,
+    now: cuvette_domain::time::Timestamp,
 ) -> AppResult<()> {
     tx.audit(NewAuditEvent {
         at: now,

@@ -106,7 +106,7 @@ impl Lab {
         actor: &Actor,
         new: &cuvette_store::NewPatient<'_>,
     ) -> AppResult<i64> {
-        let now = self.now_micros();
+        let now = self.now_at();
         let id = tx.insert_patient(new, &actor.name, now).await?;
         let row = cuvette_store::PatientRow {
             id,

@@ -21,10 +21,12 @@ use cuvette_domain::qc::{
     TargetSource, Violation, WestgardRule, evaluate_run, moving_average, recommend, sigma_metric,
     statistics, z_score,
 };
+use cuvette_domain::time::Timestamp;
 use cuvette_store::{
     CorrectiveActionRow, MaterialRow, MovingAverageRow, NewAuditEvent, NewMaterial, NewQcRun,
     PatientResultRow, QcFacts, QcPoint, QcRunRow, TargetRow,
 };
+use jiff::SignedDuration;
 
 use crate::audit;
 use crate::{Actor, AppError, AppResult, Lab};
@@ -32,13 +34,13 @@ use crate::{Actor, AppError, AppResult, Lab};
 /// How long an acceptable QC run covers patient results: without QC in this window,
 /// autoverification holds (CLIA: at least two levels every day of testing).
 pub const QC_INTERVAL_HOURS: i64 = 24;
-const QC_INTERVAL_US: i64 = QC_INTERVAL_HOURS * 3_600_000_000;
 
-/// How long QC facts read from the database are trusted, for what other processes record.
-pub const QC_FACTS_FRESH_US: i64 = 5_000_000;
+/// How long QC facts read from the database are trusted, in seconds, for what other processes
+/// record.
+pub const QC_FACTS_FRESH_SECONDS: i64 = 5;
 
 /// QC facts kept in memory: when they were read, and what.
-pub(crate) type QcFactsCache = std::sync::Mutex<Option<(i64, std::sync::Arc<Vec<QcFacts>>)>>;
+pub(crate) type QcFactsCache = std::sync::Mutex<Option<(Timestamp, std::sync::Arc<Vec<QcFacts>>)>>;
 
 /// The longest a corrective action's note may be.
 const NOTE_LEN_MAX: usize = 2000;
@@ -60,6 +62,118 @@ pub struct MaterialForm {
     pub sample_id: String,
 }
 
+/// A moving-average rule as typed: every field as text, read by
+/// [`MovingAverageForm::rule`] so the form and any other caller refuse the same input with the
+/// same words.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct MovingAverageForm {
+    /// The instrument's id.
+    pub instrument_id: String,
+    /// A numeric, measured test of the catalog.
+    pub test_code: String,
+    /// How many patient results each average covers.
+    pub window_size: String,
+    /// Results below this are left out of the average (empty: none).
+    pub truncate_low: String,
+    /// Results above this are left out of the average (empty: none).
+    pub truncate_high: String,
+    /// The target average.
+    pub target: String,
+    /// The lower control limit.
+    pub lower_limit: String,
+    /// The upper control limit.
+    pub upper_limit: String,
+}
+
+impl MovingAverageForm {
+    /// Reads the form into a rule for a test of `catalog`, or says what is wrong with each
+    /// field, in the lab's words. The limits' order and the window's range are checked when
+    /// the rule is set ([`Lab::set_moving_average`]).
+    pub fn rule(
+        &self,
+        catalog: &cuvette_domain::Catalog,
+    ) -> Result<MovingAverageRow, Vec<crate::FieldError>> {
+        let mut errors = Vec::new();
+        let error = |field: &str, message: &str| crate::FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        };
+        let instrument_id = self.instrument_id.trim().parse::<i64>().ok();
+        if instrument_id.is_none() {
+            errors.push(error("instrument_id", "choose the instrument"));
+        }
+        let test_code = self.test_code.trim();
+        let numeric = catalog.test(test_code).is_some_and(|t| {
+            !t.is_calculated() && t.result_type == cuvette_domain::catalog::ResultType::Numeric
+        });
+        if !numeric {
+            errors.push(error("test_code", "choose a numeric test from the catalog"));
+        }
+        let window_size = self.window_size.trim().parse::<i64>().ok();
+        if window_size.is_none() {
+            errors.push(error("window_size", "give the number of results to average, 5 to 500"));
+        }
+        // A number, or empty for none; `Err` when typed but not a number (said in `errors`).
+        let optional =
+            |field: &str, text: &str, errors: &mut Vec<crate::FieldError>| match parse_entry(
+                text,
+                NumberRules::Plain,
+            ) {
+                Ok(n) => Ok(Some(n.to_f64())),
+                Err(cuvette_domain::number::NumberError::Empty) => Ok(None),
+                Err(e) => {
+                    errors.push(crate::FieldError { field: field.into(), message: e.to_string() });
+                    Err(())
+                }
+            };
+        let required = |field: &str, text: &str, what: &str, errors: &mut Vec<_>| {
+            let value = optional(field, text, errors);
+            if let Ok(None) = value {
+                errors.push(crate::FieldError {
+                    field: field.into(),
+                    message: format!("give {what}"),
+                });
+            }
+            value
+        };
+        let truncate_low = optional("truncate_low", &self.truncate_low, &mut errors);
+        let truncate_high = optional("truncate_high", &self.truncate_high, &mut errors);
+        let target = required("target", &self.target, "the target average", &mut errors);
+        let lower_limit =
+            required("lower_limit", &self.lower_limit, "the lower control limit", &mut errors);
+        let upper_limit =
+            required("upper_limit", &self.upper_limit, "the upper control limit", &mut errors);
+        if let (Ok(Some(low)), Ok(Some(high))) = (truncate_low, truncate_high)
+            && low >= high
+        {
+            errors.push(crate::FieldError {
+                field: "truncate_high".into(),
+                message: "the upper truncation limit must be above the lower".into(),
+            });
+        }
+        match (instrument_id, window_size, target, lower_limit, upper_limit) {
+            (
+                Some(instrument_id),
+                Some(window_size),
+                Ok(Some(target)),
+                Ok(Some(lower_limit)),
+                Ok(Some(upper_limit)),
+            ) if errors.is_empty() => Ok(MovingAverageRow {
+                instrument_id,
+                test_code: test_code.to_owned(),
+                window_size,
+                truncate_low: truncate_low.ok().flatten(),
+                truncate_high: truncate_high.ok().flatten(),
+                target,
+                lower_limit,
+                upper_limit,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// The lockout and QC state of one test on one instrument.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QcStanding {
@@ -73,7 +187,7 @@ pub struct QcStanding {
 
 impl QcStanding {
     /// Derives the standing from the record at `now`.
-    pub fn from_facts(facts: QcFacts, now: i64) -> QcStanding {
+    pub fn from_facts(facts: QcFacts, now: Timestamp) -> QcStanding {
         if let Some(rejected) = facts.last_rejected {
             let acted = facts.last_action.filter(|a| *a > rejected);
             let passed_after = acted.and_then(|a| facts.last_good.filter(|g| *g > a));
@@ -94,13 +208,15 @@ impl QcStanding {
         }
         let reason = match (facts.last_good, &facts.last_run) {
             (None, _) => "no acceptable QC yet".to_owned(),
-            (Some(good), _) if now - good > QC_INTERVAL_US => {
+            (Some(good), _) if now.since(good) > SignedDuration::from_hours(QC_INTERVAL_HOURS) => {
                 format!("no acceptable QC in the last {QC_INTERVAL_HOURS} h: run QC")
             }
             (_, Some((_, QcStatus::Warning))) => {
                 "accepted with a 1-2s warning: look at the chart".to_owned()
             }
-            _ => "QC acceptable".to_owned(),
+            (Some(_), None | Some((_, QcStatus::Accepted | QcStatus::Rejected))) => {
+                "QC acceptable".to_owned()
+            }
         };
         QcStanding { facts, locked: false, reason }
     }
@@ -111,8 +227,8 @@ impl QcStanding {
         (instrument_id, instrument_name): (i64, &str),
         test_code: &str,
         runs: &[QcRunRow],
-        actions: &[i64],
-        at: i64,
+        actions: &[Timestamp],
+        at: Timestamp,
     ) -> QcStanding {
         let before: Vec<&QcRunRow> = runs.iter().filter(|r| r.at <= at).collect();
         let max = |pick: &dyn Fn(&&QcRunRow) -> bool| {
@@ -135,22 +251,26 @@ impl QcStanding {
     }
 
     /// What autoverification makes of it.
-    pub fn state(&self, now: i64) -> QcState {
+    pub fn state(&self, now: Timestamp) -> QcState {
         if self.locked {
             return QcState::Rejected { reason: self.reason.clone() };
         }
         match self.facts.last_good {
-            Some(good) if now - good <= QC_INTERVAL_US => match &self.facts.last_run {
-                Some((_, QcStatus::Warning)) => QcState::Warning { rule: "1-2s".into() },
-                _ => QcState::Acceptable,
-            },
+            Some(good) if now.since(good) <= SignedDuration::from_hours(QC_INTERVAL_HOURS) => {
+                match &self.facts.last_run {
+                    Some((_, QcStatus::Warning)) => QcState::Warning { rule: "1-2s".into() },
+                    Some((_, QcStatus::Accepted | QcStatus::Rejected)) | None => {
+                        QcState::Acceptable
+                    }
+                }
+            }
             _ => QcState::NoQc,
         }
     }
 
     /// Whether a patient result entered at `entered_at` is held by this lockout: entered
     /// after the last good QC before the rejection.
-    pub fn holds(&self, entered_at: i64) -> bool {
+    pub fn holds(&self, entered_at: Timestamp) -> bool {
         self.locked && self.facts.good_before_reject.is_none_or(|good| entered_at > good)
     }
 }
@@ -230,7 +350,7 @@ pub struct LeveyJenningsData {
     /// Every result of that level in the period, all lots, in order.
     pub points: Vec<QcPoint>,
     /// Where the lot changes: (time, "lot 4471").
-    pub lot_changes: Vec<(i64, String)>,
+    pub lot_changes: Vec<(Timestamp, String)>,
     /// This target's statistics per month.
     pub months: Vec<MonthStatistics>,
     /// This target's statistics over the period.
@@ -266,7 +386,7 @@ pub struct LockoutView {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AveragePoint {
     /// When the newest result in the window was entered.
-    pub at: i64,
+    pub at: Timestamp,
     /// The average.
     pub average: f64,
     /// Beyond the control limits.
@@ -313,7 +433,7 @@ impl Lab {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let id = tx
             .insert_material(
@@ -404,7 +524,7 @@ impl Lab {
             return Err(AppError::invalid("material_id", "no such control material: add it first"));
         }
         let (mean, sd) = (mean_value.unwrap_or_default(), sd_value.unwrap_or(1.0));
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let id = tx
             .upsert_target(
@@ -452,7 +572,7 @@ impl Lab {
                 values.len()
             )));
         };
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.upsert_target(
             target.material.id,
@@ -496,8 +616,8 @@ impl Lab {
                 target.instrument_id,
                 &target.test_code,
                 target.material.level,
-                0,
-                i64::MAX,
+                Timestamp::EPOCH,
+                Timestamp::from_micros(i64::MAX),
             )
             .await?
             .into_iter()
@@ -517,7 +637,7 @@ impl Lab {
         let parsed =
             RuleSet::parse(rules).map_err(|e| AppError::invalid("rules", e.to_string()))?;
         let before = self.store.qc_rules(test_code).await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_qc_rules(test_code, &parsed, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
@@ -634,7 +754,7 @@ impl Lab {
             .corrective_actions(instrument_id, test_code)
             .await?
             .first()
-            .map_or(0, |a| a.at);
+            .map_or(Timestamp::EPOCH, |a| a.at);
         let history: Vec<ControlResult> = self
             .store
             .qc_points(instrument_id, test_code, since)
@@ -656,7 +776,7 @@ impl Lab {
         source: RunSource,
     ) -> AppResult<QcRunOutcome> {
         let (instrument_id, test_code) = (run_in.instrument_id, run_in.test_code.as_str());
-        let now = self.now_micros();
+        let now = self.now_at();
         let run_id = tx
             .insert_qc_run(&NewQcRun {
                 instrument_id,
@@ -747,7 +867,7 @@ impl Lab {
             ));
         }
         let instrument = self.store.instrument(instrument_id).await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_qc_pattern(instrument_id, pattern).await?;
         tx.audit(NewAuditEvent {
@@ -799,7 +919,7 @@ impl Lab {
         let Some(action) = chosen.filter(|_| errors.is_empty()) else {
             return Err(AppError::Invalid(errors));
         };
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let id = tx
             .insert_corrective_action(
@@ -831,15 +951,17 @@ impl Lab {
     ///
     /// Every instrument result asks, so the facts are kept in memory: forgotten the moment
     /// this process records a QC run or a corrective action, and re-read at least every
-    /// [`QC_FACTS_FRESH_US`] for what other processes on the same database record.
+    /// [`QC_FACTS_FRESH_SECONDS`] for what other processes on the same database record.
     pub async fn qc_standings(&self, instrument_id: Option<i64>) -> AppResult<Vec<QcStanding>> {
-        let now = self.now_micros();
+        let now = self.now_at();
         let cached = self
             .qc_facts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .filter(|(at, _)| now - at < QC_FACTS_FRESH_US && *at <= now)
+            .filter(|(at, _)| {
+                now.since(*at) < SignedDuration::from_secs(QC_FACTS_FRESH_SECONDS) && *at <= now
+            })
             .map(|(_, facts)| facts.clone());
         let facts = match cached {
             Some(facts) => facts,
@@ -927,8 +1049,11 @@ impl Lab {
             .ok_or_else(|| {
                 AppError::NotFound(format!("no QC recorded for {test_code} on this instrument"))
             })?;
-        let since =
-            if standing.locked { standing.facts.good_before_reject.unwrap_or(0) } else { i64::MAX };
+        let since = if standing.locked {
+            standing.facts.good_before_reject.unwrap_or(Timestamp::EPOCH)
+        } else {
+            Timestamp::from_micros(i64::MAX)
+        };
         let suspect_results = if standing.locked {
             self.store.patient_results_since(instrument_id, test_code, since, 500).await?
         } else {
@@ -947,8 +1072,8 @@ impl Lab {
         &self,
         actor: &Actor,
         target_id: i64,
-        from: i64,
-        to: i64,
+        from: Timestamp,
+        to: Timestamp,
     ) -> AppResult<LeveyJenningsData> {
         self.require(actor, Action::ViewResults)?;
         let target = self.store.target(target_id).await?;
@@ -971,9 +1096,10 @@ impl Lab {
         let zone = self.config.time_zone.clone();
         let mut by_month: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for p in points.iter().filter(|p| p.target_id == target.id) {
-            let month = jiff::Timestamp::from_microsecond(p.at)
-                .map(|t| t.to_zoned_datetime(zone.clone()).strftime("%Y-%m").to_string())
-                .unwrap_or_default();
+            let month =
+                p.at.to_jiff()
+                    .map(|t| t.to_zoned_datetime(zone.clone()).strftime("%Y-%m").to_string())
+                    .unwrap_or_default();
             by_month.entry(month).or_default().push(p.value);
         }
         let months = by_month
@@ -1027,6 +1153,18 @@ impl Lab {
         })
     }
 
+    /// Sets (or replaces) the moving-average rule of a test on an instrument from the form
+    /// as typed; a field that does not read refuses the whole rule, naming the field.
+    pub async fn set_moving_average_as_typed(
+        &self,
+        actor: &Actor,
+        form: &MovingAverageForm,
+    ) -> AppResult<()> {
+        self.require(actor, Action::ManageQc)?;
+        let rule = form.rule(&self.catalog().catalog).map_err(AppError::Invalid)?;
+        self.set_moving_average(actor, &rule).await
+    }
+
     /// Sets (or replaces) the moving-average rule of a test on an instrument.
     pub async fn set_moving_average(
         &self,
@@ -1050,7 +1188,7 @@ impl Lab {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_moving_average_rule(rule, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
@@ -1165,7 +1303,7 @@ impl Lab {
                 "patient moving average of {} over {} results is {:.2}, outside {}–{}",
                 rule.test_code, rule.window_size, last.average, rule.lower_limit, rule.upper_limit
             );
-            let now = self.now_micros();
+            let now = self.now_at();
             let violations =
                 [RecordedViolation { rule: ControlRule::MovingAverage, detail: detail.clone() }];
             let mut tx = self.store.begin().await?;

@@ -66,7 +66,7 @@ pub struct SpecimenView {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PreviousResult {
     /// When the earlier specimen was collected.
-    pub collected_at: i64,
+    pub collected_at: cuvette_domain::time::Timestamp,
     /// Its current released version.
     pub result: ResultRow,
 }
@@ -77,7 +77,7 @@ pub struct ReportRow {
     /// The test with its versions.
     pub test: TestView,
     /// Collection time.
-    pub collected_at: Option<i64>,
+    pub collected_at: Option<cuvette_domain::time::Timestamp>,
 }
 
 /// A patient's released results, newest specimen first.
@@ -307,7 +307,7 @@ impl Lab {
         }
         let mut tx = self.store.begin().await?;
         tx.audit(cuvette_store::NewAuditEvent {
-            at: self.now_micros(),
+            at: self.now_at(),
             actor: &actor.name,
             action: AuditAction::ResultsViewList,
             entity: list,

@@ -11,7 +11,8 @@
 //! Filters that narrow a read (`WorklistFilter`, `AuditFilter`, `MessageFilter`) and the limits
 //! the reads obey are here too, beside the rows they select.
 
-pub use cuvette_store::Micros;
+/// Every time a row carries: microseconds since the epoch, UTC.
+pub use cuvette_domain::time::Timestamp;
 
 // Patients, orders and specimens.
 pub use cuvette_store::{

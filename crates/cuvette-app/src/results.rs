@@ -144,11 +144,11 @@ pub struct Saved {
 pub(crate) fn patient_context(
     lab: &Lab,
     patient: &PatientRow,
-    collected_at: Option<i64>,
+    collected_at: Option<cuvette_domain::time::Timestamp>,
 ) -> PatientContext {
     let tz = lab.config.time_zone.clone();
     let collected_on = collected_at
-        .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
+        .and_then(|at| at.to_jiff())
         .unwrap_or_else(|| lab.now())
         .to_zoned_datetime(tz)
         .date();
@@ -334,7 +334,7 @@ impl Lab {
         writes: &[ResultWrite],
     ) -> AppResult<Vec<Saved>> {
         let catalog = self.catalog();
-        let now = self.now_micros();
+        let now = self.now_at();
         // A corrected released result stays final, and so does one autoverification releases;
         // anything else is in process until verified.
         // Every stored version waits for a person's verification unless autoverification
@@ -497,7 +497,7 @@ impl Lab {
         &self,
         order_items: Vec<WorkItem>,
         patient: &PatientRow,
-        collected_at: Option<i64>,
+        collected_at: Option<cuvette_domain::time::Timestamp>,
         typed: &BTreeMap<i64, ReportedValue>,
     ) -> AppResult<Vec<ResultWrite>> {
         let catalog = self.catalog();
@@ -629,7 +629,14 @@ impl Lab {
                 "a student cannot verify results: a technician or technologist co-signs them"
                     .into(),
             ),
-            _ => AppError::Forbidden(format!("your role ({}) may not verify results", actor.role)),
+            Role::Phlebotomist
+            | Role::LabAssistant
+            | Role::Technician
+            | Role::Technologist
+            | Role::Supervisor
+            | Role::Pathologist => {
+                AppError::Forbidden(format!("your role ({}) may not verify results", actor.role))
+            }
         })?;
         if !matches!(status, TestStatus::Final | TestStatus::Preliminary) {
             return Err(AppError::invalid("status", "release as preliminary or final"));
@@ -733,9 +740,14 @@ impl Lab {
             let release_status = match status {
                 TestStatus::Final if previously_released => ReleaseStatus::Corrected,
                 TestStatus::Final => ReleaseStatus::Final,
-                _ => ReleaseStatus::Preliminary,
+                TestStatus::Preliminary
+                | TestStatus::Ordered
+                | TestStatus::Collected
+                | TestStatus::Received
+                | TestStatus::InProcess
+                | TestStatus::Cancelled => ReleaseStatus::Preliminary,
             };
-            let now = self.now_micros();
+            let now = self.now_at();
             if open.is_none() {
                 open = Some(self.store.begin().await?);
             }
@@ -830,7 +842,7 @@ impl Lab {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let id = tx
             .insert_critical_call(

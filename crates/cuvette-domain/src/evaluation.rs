@@ -45,6 +45,18 @@ pub enum Flag {
 }
 
 impl Flag {
+    /// Every flag, most severe first.
+    pub const ALL: [Flag; 8] = [
+        Flag::CriticalLow,
+        Flag::CriticalHigh,
+        Flag::Low,
+        Flag::High,
+        Flag::Abnormal,
+        Flag::BelowRange,
+        Flag::AboveRange,
+        Flag::Invalid,
+    ];
+
     /// The code stored and sent (HL7 OBX-8).
     pub fn code(self) -> &'static str {
         match self {
@@ -164,6 +176,9 @@ pub enum Review {
 }
 
 impl Review {
+    /// Every review.
+    pub const ALL: [Review; 2] = [Review::Routine, Review::Technologist];
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {

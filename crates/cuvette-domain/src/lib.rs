@@ -17,6 +17,7 @@ pub mod number;
 pub mod patient;
 pub mod qc;
 pub mod role;
+pub mod time;
 pub mod units;
 pub mod value;
 pub mod workflow;

@@ -404,6 +404,9 @@ pub enum QcStatus {
 }
 
 impl QcStatus {
+    /// Every QC status.
+    pub const ALL: [QcStatus; 3] = [QcStatus::Accepted, QcStatus::Warning, QcStatus::Rejected];
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {

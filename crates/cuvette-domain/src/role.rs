@@ -145,6 +145,9 @@ impl Role {
         }
     }
 
+    /// Every role, in the order the UI lists them.
+    pub const ALL: [Role; 7] = ROLES;
+
     /// The stored code ("lab_assistant").
     pub fn code(self) -> &'static str {
         match self {

@@ -39,6 +39,9 @@ pub const TEST_STATUSES: [TestStatus; 7] = [
 ];
 
 impl TestStatus {
+    /// Every test status.
+    pub const ALL: [TestStatus; 7] = TEST_STATUSES;
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {
@@ -95,6 +98,10 @@ pub enum ReleaseStatus {
 }
 
 impl ReleaseStatus {
+    /// Every release status.
+    pub const ALL: [ReleaseStatus; 3] =
+        [ReleaseStatus::Preliminary, ReleaseStatus::Final, ReleaseStatus::Corrected];
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {
@@ -141,6 +148,14 @@ pub enum SpecimenStatus {
 }
 
 impl SpecimenStatus {
+    /// Every specimen status.
+    pub const ALL: [SpecimenStatus; 4] = [
+        SpecimenStatus::Pending,
+        SpecimenStatus::Collected,
+        SpecimenStatus::Received,
+        SpecimenStatus::Rejected,
+    ];
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {
@@ -311,6 +326,9 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every priority.
+    pub const ALL: [Priority; 2] = [Priority::Stat, Priority::Routine];
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {

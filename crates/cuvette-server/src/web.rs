@@ -162,7 +162,7 @@ pub fn flag_chips(flags: &cuvette_domain::Flags) -> Vec<FlagChip> {
             class: match f {
                 Flag::CriticalHigh | Flag::CriticalLow => "crit",
                 Flag::BelowRange | Flag::AboveRange | Flag::Invalid => "inv",
-                _ => "abn",
+                Flag::High | Flag::Low | Flag::Abnormal => "abn",
             },
             glyph: match f {
                 Flag::CriticalHigh => "▲▲",
@@ -170,7 +170,7 @@ pub fn flag_chips(flags: &cuvette_domain::Flags) -> Vec<FlagChip> {
                 Flag::High => "▲",
                 Flag::Low => "▼",
                 Flag::Abnormal => "!",
-                _ => "⊘",
+                Flag::BelowRange | Flag::AboveRange | Flag::Invalid => "⊘",
             },
         })
         .collect();
@@ -179,8 +179,8 @@ pub fn flag_chips(flags: &cuvette_domain::Flags) -> Vec<FlagChip> {
 }
 
 /// Formats stored times for templates.
-pub fn when(lab: &Lab, micros: Option<i64>) -> String {
-    micros.map(|m| lab.format_time(m)).unwrap_or_default()
+pub fn when(lab: &Lab, at: Option<cuvette_domain::time::Timestamp>) -> String {
+    at.map(|at| lab.format_time(at)).unwrap_or_default()
 }
 
 #[derive(Template)]

@@ -12,13 +12,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Micros, Store, StoreResult, Tx, code, opt_i64};
+use crate::{Store, StoreResult, Timestamp, Tx, code, opt_i64, time};
 
 /// An event to append.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent<'a> {
     /// When it happened.
-    pub at: Micros,
+    pub at: Timestamp,
     /// Who did it (username, or `system`, or `apikey:NAME`).
     pub actor: &'a str,
     /// What was done; stored as its code (`result.enter`).
@@ -41,7 +41,7 @@ pub struct AuditEvent {
     /// Position in the chain, from 1.
     pub seq: i64,
     /// When.
-    pub at: Micros,
+    pub at: Timestamp,
     /// Who.
     pub actor: String,
     /// What; a stored code Cuvette does not write is corrupt data.
@@ -86,7 +86,7 @@ struct Canonical<'a> {
     action: &'a str,
     actor: &'a str,
     after: Option<&'a str>,
-    at: Micros,
+    at: Timestamp,
     before: Option<&'a str>,
     entity: &'a str,
     entity_id: &'a str,
@@ -126,7 +126,7 @@ pub(crate) struct Pending {
 
 struct PendingEvent {
     seq: i64,
-    at: Micros,
+    at: Timestamp,
     actor: String,
     action: &'static str,
     entity: String,
@@ -201,7 +201,7 @@ impl Tx {
             for r in chunk {
                 q = q
                     .bind(r.seq)
-                    .bind(r.at)
+                    .bind(r.at.as_micros())
                     .bind(&r.actor)
                     .bind(r.action)
                     .bind(&r.entity)
@@ -228,7 +228,7 @@ impl Tx {
 fn event_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
         seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
+        at: time(r, "at")?,
         actor: r.try_get("actor")?,
         action: code(r, "audit_event", "seq", "action", AuditAction::parse)?,
         entity: r.try_get("entity")?,
@@ -244,7 +244,7 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditEvent> {
 /// An event exactly as stored, for recomputing its hash.
 struct StoredEvent {
     seq: i64,
-    at: Micros,
+    at: Timestamp,
     actor: String,
     action: String,
     entity: String,
@@ -260,7 +260,7 @@ impl StoredEvent {
     fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<StoredEvent> {
         Ok(StoredEvent {
             seq: r.try_get("seq")?,
-            at: r.try_get("at")?,
+            at: time(r, "at")?,
             actor: r.try_get("actor")?,
             action: r.try_get("action")?,
             entity: r.try_get("entity")?,

@@ -4,7 +4,7 @@ use cuvette_domain::TestDefinition;
 use cuvette_domain::catalog::Panel;
 use sqlx::Row;
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx};
+use crate::{Store, StoreError, StoreResult, Timestamp, Tx, time};
 
 /// A definition with its version.
 #[derive(Debug, Clone)]
@@ -14,7 +14,7 @@ pub struct StoredDefinition {
     /// The definition.
     pub definition: TestDefinition,
     /// When it was saved.
-    pub created_at: Micros,
+    pub created_at: Timestamp,
     /// Who saved it.
     pub created_by: String,
 }
@@ -38,7 +38,7 @@ impl Tx {
         definition: &TestDefinition,
         expected_version: i64,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         let current: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM test_definition WHERE code = $1")
@@ -60,7 +60,7 @@ impl Tx {
         .bind(&definition.code)
         .bind(version)
         .bind(json)
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .execute(self.conn())
         .await
@@ -127,7 +127,7 @@ fn stored_from_row(r: &sqlx::any::AnyRow) -> StoreResult<StoredDefinition> {
         definition: serde_json::from_str(&r.try_get::<String, _>("definition")?).map_err(|e| {
             corrupt("test_definition.definition", &format!("{code} version {version}"), e)
         })?,
-        created_at: r.try_get("created_at")?,
+        created_at: time(r, "created_at")?,
         created_by: r.try_get("created_by")?,
     })
 }

@@ -3,7 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, code, opt_code_at, opt_i64};
+use crate::{
+    Store, StoreError, StoreResult, Timestamp, Tx, code, opt_code_at, opt_i64, opt_time, time,
+};
 
 /// Declares a code stored as text: `code` is what is written, `parse` reads it back and
 /// knows no other spelling (a stored code it does not know is corrupt data).
@@ -16,6 +18,9 @@ macro_rules! stored_code {
         }
 
         impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
             /// The code stored in the database.
             pub fn code(self) -> &'static str {
                 match self {
@@ -210,7 +215,7 @@ pub struct MessageRow {
     /// Raw bytes.
     pub raw: Vec<u8>,
     /// When.
-    pub received_at: Micros,
+    pub received_at: Timestamp,
     /// Outcome.
     pub outcome: MessageOutcome,
     /// Why.
@@ -260,17 +265,17 @@ pub struct OutboxRow {
     /// Specimen.
     pub accession: String,
     /// When it was queued.
-    pub created_at: Micros,
+    pub created_at: Timestamp,
     /// Where it stands.
     pub status: OutboxStatus,
     /// Attempts so far.
     pub attempts: i64,
     /// Next attempt.
-    pub next_attempt_at: Micros,
+    pub next_attempt_at: Timestamp,
     /// Last error.
     pub last_error: Option<String>,
     /// When the ACK came.
-    pub sent_at: Option<Micros>,
+    pub sent_at: Option<Timestamp>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, direction, protocol, channel, peer, sender, control_id, message_type, raw, received_at, \
@@ -287,7 +292,7 @@ fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
         control_id: r.try_get("control_id")?,
         message_type: r.try_get("message_type")?,
         raw: r.try_get("raw")?,
-        received_at: r.try_get("received_at")?,
+        received_at: time(r, "received_at")?,
         outcome: code(r, "interface_message", "id", "outcome", MessageOutcome::parse)?,
         detail: r.try_get("detail")?,
         ack: r.try_get("ack")?,
@@ -328,12 +333,12 @@ fn outbox_from_row(r: &AnyRow) -> StoreResult<OutboxRow> {
         control_id: r.try_get("control_id")?,
         payload: r.try_get("payload")?,
         accession: r.try_get("accession")?,
-        created_at: r.try_get("created_at")?,
+        created_at: time(r, "created_at")?,
         status: code(r, "outbox", "id", "status", OutboxStatus::parse)?,
         attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
+        next_attempt_at: time(r, "next_attempt_at")?,
         last_error: r.try_get("last_error")?,
-        sent_at: opt_i64(r, "sent_at")?,
+        sent_at: opt_time(r, "sent_at")?,
     })
 }
 
@@ -344,13 +349,13 @@ impl Tx {
         name: &str,
         protocol: Protocol,
         sender: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         sqlx::query_scalar("INSERT INTO instrument (name, protocol, sender, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(name)
             .bind(protocol.code())
             .bind(sender)
-            .bind(now)
+            .bind(now.as_micros())
             .fetch_one(self.conn())
             .await
             .map_err(|e| StoreError::on_unique(e, &format!("an instrument named {name:?} exists")))
@@ -373,7 +378,7 @@ impl Tx {
 
     /// Logs a message. A second inbound message with the same sender and control id is a
     /// conflict: the caller answers it with the stored acknowledgement.
-    pub async fn insert_message(&mut self, m: &NewMessage<'_>, now: Micros) -> StoreResult<i64> {
+    pub async fn insert_message(&mut self, m: &NewMessage<'_>, now: Timestamp) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO interface_message (direction, protocol, channel, peer, sender, control_id, message_type, raw, received_at, \
              outcome, detail, ack, accession, results, quarantine, replay_of, processed_us) \
@@ -387,7 +392,7 @@ impl Tx {
         .bind(m.control_id)
         .bind(m.message_type)
         .bind(m.raw.to_vec())
-        .bind(now)
+        .bind(now.as_micros())
         .bind(m.outcome.code())
         .bind(m.detail)
         .bind(m.ack.map(<[u8]>::to_vec))
@@ -420,7 +425,7 @@ impl Tx {
         control_id: &str,
         payload: &[u8],
         accession: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO outbox (destination, control_id, payload, accession, created_at, status, next_attempt_at) \
@@ -430,15 +435,15 @@ impl Tx {
         .bind(control_id)
         .bind(payload.to_vec())
         .bind(accession)
-        .bind(now)
+        .bind(now.as_micros())
         .fetch_one(self.conn())
         .await?)
     }
 
     /// Records a delivered outbox message and its acknowledgement.
-    pub async fn outbox_sent(&mut self, id: i64, ack: &[u8], now: Micros) -> StoreResult<()> {
+    pub async fn outbox_sent(&mut self, id: i64, ack: &[u8], now: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, ack = $2, attempts = attempts + 1, last_error = NULL WHERE id = $3")
-            .bind(now)
+            .bind(now.as_micros())
             .bind(ack.to_vec())
             .bind(id)
             .execute(self.conn())
@@ -451,14 +456,14 @@ impl Tx {
         &mut self,
         id: i64,
         error: &str,
-        next_attempt_at: Option<Micros>,
+        next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
              status = CASE WHEN $2 IS NULL THEN 'failed' ELSE 'pending' END, next_attempt_at = COALESCE($2, next_attempt_at) WHERE id = $3",
         )
         .bind(error)
-        .bind(next_attempt_at)
+        .bind(next_attempt_at.map(Timestamp::as_micros))
         .bind(id)
         .execute(self.conn())
         .await?;
@@ -466,9 +471,9 @@ impl Tx {
     }
 
     /// Puts a failed outbox message back in the queue (staff retry).
-    pub async fn outbox_retry(&mut self, id: i64, now: Micros) -> StoreResult<()> {
+    pub async fn outbox_retry(&mut self, id: i64, now: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = $1 WHERE id = $2 AND status = 'failed'")
-            .bind(now)
+            .bind(now.as_micros())
             .bind(id)
             .execute(self.conn())
             .await?;
@@ -613,12 +618,12 @@ impl Store {
     }
 
     /// Outbox messages due now, oldest first.
-    pub async fn outbox_due(&self, now: Micros, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+    pub async fn outbox_due(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<OutboxRow>> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
+            .bind(now.as_micros())
             .bind(limit)
             .fetch_all(self.reader())
             .await?;

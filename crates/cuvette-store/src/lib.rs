@@ -6,7 +6,7 @@
 //! `migrations/`). Every change is written in one transaction together with its audit event
 //! (`Tx::audit`), whose hash chains it to the previous one.
 //!
-//! Times are UTC microseconds since the epoch ([`Micros`]); lab values are stored as the text
+//! Times are UTC microseconds since the epoch ([`Timestamp`]); lab values are stored as the text
 //! that was reported. This crate knows the schema, not the rules: it decides nothing.
 
 mod audit;
@@ -43,8 +43,9 @@ pub use qc::{
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
-/// Microseconds since the Unix epoch, UTC: how every time is stored.
-pub type Micros = i64;
+/// Every time the store reads or writes: microseconds since the Unix epoch, UTC, kept in a
+/// `BIGINT` column.
+use cuvette_domain::time::Timestamp;
 
 /// The database engine behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +332,21 @@ impl Tx {
 pub(crate) fn opt_i64(row: &sqlx::any::AnyRow, col: &str) -> StoreResult<Option<i64>> {
     use sqlx::Row;
     row.try_get::<Option<i64>, _>(col).map_err(|e| StoreError::corrupt_column(col, e))
+}
+
+/// Reads a time column (a `BIGINT` of microseconds). NULL or a value that is not an integer
+/// is corrupt data naming the column, never a default.
+pub(crate) fn time(row: &sqlx::any::AnyRow, col: &str) -> StoreResult<Timestamp> {
+    use sqlx::Row;
+    row.try_get::<i64, _>(col)
+        .map(Timestamp::from_micros)
+        .map_err(|e| StoreError::corrupt_column(col, e))
+}
+
+/// Reads an optional time column: NULL is "not yet" (not collected, not released); a value
+/// that is there but is not an integer is corrupt data, never "not yet".
+pub(crate) fn opt_time(row: &sqlx::any::AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
+    Ok(opt_i64(row, col)?.map(Timestamp::from_micros))
 }
 
 /// Reads a coded column strictly: a code `parse` does not know is corrupt data naming the

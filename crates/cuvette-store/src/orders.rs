@@ -10,7 +10,10 @@ use cuvette_domain::workflow::{
     Priority, RejectionReason, SpecimenCondition, SpecimenStatus, TestStatus,
 };
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, code, code_at, opt_code_at, opt_i64};
+use crate::{
+    Store, StoreError, StoreResult, Timestamp, Tx, code, code_at, opt_code_at, opt_i64, opt_time,
+    time,
+};
 
 /// An order to write.
 #[derive(Debug, Clone)]
@@ -67,7 +70,7 @@ pub struct OrderRow {
     /// Placer order number.
     pub placer_number: Option<String>,
     /// When it was ordered.
-    pub ordered_at: Micros,
+    pub ordered_at: Timestamp,
     /// Who entered it.
     pub ordered_by: String,
 }
@@ -88,15 +91,15 @@ pub struct SpecimenRow {
     /// Status code.
     pub status: SpecimenStatus,
     /// Collection time.
-    pub collected_at: Option<Micros>,
+    pub collected_at: Option<Timestamp>,
     /// Collector.
     pub collected_by: Option<String>,
     /// Receipt time.
-    pub received_at: Option<Micros>,
+    pub received_at: Option<Timestamp>,
     /// Receiver.
     pub received_by: Option<String>,
     /// Rejection time.
-    pub rejected_at: Option<Micros>,
+    pub rejected_at: Option<Timestamp>,
     /// Who rejected it.
     pub rejected_by: Option<String>,
     /// Why it was rejected.
@@ -138,7 +141,7 @@ pub struct OrderedTestRow {
     /// is a conflict.
     pub row_version: i64,
     /// Last change.
-    pub updated_at: Micros,
+    pub updated_at: Timestamp,
 }
 
 /// A row of a worklist or review queue: the test with its specimen, order, patient and
@@ -197,11 +200,11 @@ fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
         container: r.try_get("s_container")?,
         specimen_type: r.try_get("s_specimen_type")?,
         status: code_at(r, "specimen", "s_id", "s_status", "status", SpecimenStatus::parse)?,
-        collected_at: opt_i64(r, "s_collected_at")?,
+        collected_at: opt_time(r, "s_collected_at")?,
         collected_by: r.try_get("s_collected_by")?,
-        received_at: opt_i64(r, "s_received_at")?,
+        received_at: opt_time(r, "s_received_at")?,
         received_by: r.try_get("s_received_by")?,
-        rejected_at: opt_i64(r, "s_rejected_at")?,
+        rejected_at: opt_time(r, "s_rejected_at")?,
         rejected_by: r.try_get("s_rejected_by")?,
         reject_reason: opt_code_at(
             r,
@@ -236,7 +239,7 @@ fn order_from_row(r: &AnyRow) -> StoreResult<OrderRow> {
         priority: code_at(r, "lab_order", "o_id", "o_priority", "priority", Priority::from_code)?,
         clinical_note: r.try_get("o_clinical_note")?,
         placer_number: r.try_get("o_placer_number")?,
-        ordered_at: r.try_get("o_ordered_at")?,
+        ordered_at: time(r, "o_ordered_at")?,
         ordered_by: r.try_get("o_ordered_by")?,
     })
 }
@@ -251,7 +254,7 @@ fn test_from_row(r: &AnyRow) -> StoreResult<OrderedTestRow> {
         discipline: r.try_get("t_discipline")?,
         status: code_at(r, "ordered_test", "t_id", "t_status", "status", TestStatus::parse)?,
         row_version: r.try_get("t_row_version")?,
-        updated_at: r.try_get("t_updated_at")?,
+        updated_at: time(r, "t_updated_at")?,
     })
 }
 
@@ -272,7 +275,7 @@ impl Tx {
         &mut self,
         o: &NewOrder<'_>,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO lab_order (patient_id, provider, priority, clinical_note, placer_number, ordered_at, ordered_by) \
@@ -283,7 +286,7 @@ impl Tx {
         .bind(o.priority.code())
         .bind(o.clinical_note)
         .bind(o.placer_number)
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .fetch_one(self.conn())
         .await?)
@@ -338,7 +341,7 @@ impl Tx {
         specimen_id: i64,
         t: &NewOrderedTest<'_>,
         status: TestStatus,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO ordered_test (order_id, specimen_id, test_code, panel_code, discipline, status, updated_at) \
@@ -350,7 +353,7 @@ impl Tx {
         .bind(t.panel_code)
         .bind(t.discipline)
         .bind(status.code())
-        .bind(now)
+        .bind(now.as_micros())
         .fetch_one(self.conn())
         .await?)
     }
@@ -363,11 +366,11 @@ impl Tx {
              WHERE id = $10 AND row_version = $11",
         )
         .bind(s.status.code())
-        .bind(s.collected_at)
+        .bind(s.collected_at.map(Timestamp::as_micros))
         .bind(&s.collected_by)
-        .bind(s.received_at)
+        .bind(s.received_at.map(Timestamp::as_micros))
         .bind(&s.received_by)
-        .bind(s.rejected_at)
+        .bind(s.rejected_at.map(Timestamp::as_micros))
         .bind(&s.rejected_by)
         .bind(s.reject_reason.map(RejectionReason::code))
         .bind(&s.reject_note)
@@ -392,7 +395,7 @@ impl Tx {
         row_version: i64,
         status: TestStatus,
         awaiting_verification: bool,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         self.update_test_statuses(&[(id, row_version)], status, awaiting_verification, now).await
     }
@@ -406,7 +409,7 @@ impl Tx {
         tests: &[(i64, i64)],
         status: TestStatus,
         awaiting_verification: bool,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         if tests.is_empty() {
             return Ok(());
@@ -421,7 +424,7 @@ impl Tx {
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(status.code())
-            .bind(now)
+            .bind(now.as_micros())
             .bind(i64::from(awaiting_verification));
         for (id, row_version) in tests {
             q = q.bind(*id).bind(*row_version);
@@ -441,7 +444,7 @@ impl Tx {
         specimen_id: i64,
         from: &[TestStatus],
         to: TestStatus,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         for status in from {
             sqlx::query(
@@ -449,7 +452,7 @@ impl Tx {
                  WHERE specimen_id = $3 AND status = $4",
             )
             .bind(to.code())
-            .bind(now)
+            .bind(now.as_micros())
             .bind(specimen_id)
             .bind(status.code())
             .execute(self.conn())
@@ -541,8 +544,8 @@ impl Store {
     pub async fn results_of_test(
         &self,
         test_code: &str,
-        from: Micros,
-        to: Micros,
+        from: Timestamp,
+        to: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<WorkItem>> {
         let sql = format!(
@@ -555,8 +558,8 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(test_code)
-            .bind(from)
-            .bind(to)
+            .bind(from.as_micros())
+            .bind(to.as_micros())
             .bind(limit)
             .fetch_all(self.reader())
             .await?;

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, like_prefix};
+use crate::{Store, StoreError, StoreResult, Timestamp, Tx, like_prefix};
 
 /// A patient to register.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl Tx {
         &mut self,
         p: &NewPatient<'_>,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO patient (mrn, family_name, given_name, birth_date, sex, family_key, given_key, created_at, created_by) \
@@ -73,7 +73,7 @@ impl Tx {
         .bind(p.sex)
         .bind(p.family_name.to_lowercase())
         .bind(p.given_name.to_lowercase())
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .fetch_one(self.conn())
         .await

@@ -11,7 +11,7 @@ use cuvette_domain::qc::{
 };
 use cuvette_domain::workflow::{SpecimenCondition, TestStatus};
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, opt_i64};
+use crate::{Store, StoreError, StoreResult, Timestamp, Tx, opt_time, time};
 
 /// A control material lot at one level.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -84,7 +84,7 @@ pub struct QcPoint {
     /// The run.
     pub run_id: i64,
     /// When the run was.
-    pub at: Micros,
+    pub at: Timestamp,
     /// Who entered the run.
     pub entered_by: String,
     /// The target judged against.
@@ -117,7 +117,7 @@ pub struct QcRunRow {
     /// Catalog test.
     pub test_code: String,
     /// When.
-    pub at: Micros,
+    pub at: Timestamp,
     /// The verdict.
     pub status: QcStatus,
     /// What it violated.
@@ -138,15 +138,15 @@ pub struct QcFacts {
     /// Catalog test.
     pub test_code: String,
     /// The latest rejected run.
-    pub last_rejected: Option<Micros>,
+    pub last_rejected: Option<Timestamp>,
     /// The latest accepted (or warning) run.
-    pub last_good: Option<Micros>,
+    pub last_good: Option<Timestamp>,
     /// The latest corrective action.
-    pub last_action: Option<Micros>,
+    pub last_action: Option<Timestamp>,
     /// The latest run of any verdict, and its verdict.
-    pub last_run: Option<(Micros, QcStatus)>,
+    pub last_run: Option<(Timestamp, QcStatus)>,
     /// The last good run before the latest rejection: patient results after it are suspect.
-    pub good_before_reject: Option<Micros>,
+    pub good_before_reject: Option<Timestamp>,
 }
 
 /// A corrective action.
@@ -159,7 +159,7 @@ pub struct CorrectiveActionRow {
     /// Catalog test.
     pub test_code: String,
     /// When.
-    pub at: Micros,
+    pub at: Timestamp,
     /// Who.
     pub by_user: String,
     /// What was done.
@@ -182,9 +182,9 @@ pub struct PatientResultRow {
     /// The number, when numeric.
     pub value_number: Option<f64>,
     /// When it was entered.
-    pub entered_at: Micros,
+    pub entered_at: Timestamp,
     /// When it was released, if it was.
-    pub released_at: Option<Micros>,
+    pub released_at: Option<Timestamp>,
     /// The test's status.
     pub test_status: TestStatus,
 }
@@ -220,7 +220,7 @@ pub struct RuleSetRow {
     /// Their fingerprint.
     pub fingerprint: String,
     /// When last changed.
-    pub updated_at: Micros,
+    pub updated_at: Timestamp,
     /// By whom.
     pub updated_by: String,
 }
@@ -233,7 +233,7 @@ pub struct PriorRow {
     /// The value.
     pub value: f64,
     /// When its specimen was collected (entered, when collection time is unknown).
-    pub at: Micros,
+    pub at: Timestamp,
 }
 
 /// A critical result and its call, if any.
@@ -258,9 +258,9 @@ pub struct CriticalRow {
     /// Flags.
     pub flags: Flags,
     /// When the critical value was entered: the call's clock starts here.
-    pub entered_at: Micros,
+    pub entered_at: Timestamp,
     /// When the call was documented.
-    pub called_at: Option<Micros>,
+    pub called_at: Option<Timestamp>,
     /// Who was called.
     pub called_person: Option<String>,
     /// Who called.
@@ -268,7 +268,7 @@ pub struct CriticalRow {
     /// Calls tried without a read-back (no one reached).
     pub attempts: i64,
     /// When it was escalated for want of a call.
-    pub escalated_at: Option<Micros>,
+    pub escalated_at: Option<Timestamp>,
 }
 
 const MATERIAL_COLUMNS: &str = "m.id AS m_id, m.product AS m_product, m.manufacturer AS m_manufacturer, m.lot AS m_lot, \
@@ -316,7 +316,7 @@ fn point_from_row(r: &AnyRow) -> StoreResult<QcPoint> {
     Ok(QcPoint {
         id: r.try_get("id")?,
         run_id: r.try_get("run_id")?,
-        at: r.try_get("at")?,
+        at: time(r, "at")?,
         entered_by: r.try_get("entered_by")?,
         target_id: r.try_get("target_id")?,
         level: r.try_get("level")?,
@@ -335,7 +335,7 @@ fn run_from_row(r: &AnyRow) -> StoreResult<QcRunRow> {
         id: r.try_get("id")?,
         instrument_id: r.try_get("instrument_id")?,
         test_code: r.try_get("test_code")?,
-        at: r.try_get("at")?,
+        at: time(r, "at")?,
         status: qc_status(r, "qc_run", "status")?,
         violations: crate::code(r, "qc_run", "id", "violations", |json| {
             serde_json::from_str(json).ok()
@@ -441,7 +441,7 @@ impl Store {
         &self,
         instrument_id: i64,
         test_code: &str,
-        since: Micros,
+        since: Timestamp,
     ) -> StoreResult<Vec<QcPoint>> {
         let sql = format!(
             "{POINT_SELECT} WHERE u.instrument_id = $1 AND u.test_code = $2 AND u.at > $3 \
@@ -450,7 +450,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(instrument_id)
             .bind(test_code)
-            .bind(since)
+            .bind(since.as_micros())
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(point_from_row).collect()
@@ -463,8 +463,8 @@ impl Store {
         instrument_id: i64,
         test_code: &str,
         level: i64,
-        from: Micros,
-        to: Micros,
+        from: Timestamp,
+        to: Timestamp,
     ) -> StoreResult<Vec<QcPoint>> {
         let sql = format!(
             "{POINT_SELECT} WHERE u.instrument_id = $1 AND u.test_code = $2 AND m.level = $3 AND u.at >= $4 AND u.at < $5 \
@@ -474,8 +474,8 @@ impl Store {
             .bind(instrument_id)
             .bind(test_code)
             .bind(level)
-            .bind(from)
-            .bind(to)
+            .bind(from.as_micros())
+            .bind(to.as_micros())
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(point_from_row).collect()
@@ -548,11 +548,11 @@ impl Store {
                     instrument_id: r.try_get("instrument_id")?,
                     instrument_name: r.try_get("instrument_name")?,
                     test_code: r.try_get("test_code")?,
-                    last_rejected: opt_i64(r, "last_rejected")?,
-                    last_good: opt_i64(r, "last_good")?,
-                    last_action: opt_i64(r, "last_action")?,
-                    last_run: opt_i64(r, "last_at")?.zip(last_status),
-                    good_before_reject: opt_i64(r, "good_before_reject")?,
+                    last_rejected: opt_time(r, "last_rejected")?,
+                    last_good: opt_time(r, "last_good")?,
+                    last_action: opt_time(r, "last_action")?,
+                    last_run: opt_time(r, "last_at")?.zip(last_status),
+                    good_before_reject: opt_time(r, "good_before_reject")?,
                 })
             })
             .collect()
@@ -578,7 +578,7 @@ impl Store {
                     id: r.try_get("id")?,
                     instrument_id: r.try_get("instrument_id")?,
                     test_code: r.try_get("test_code")?,
-                    at: r.try_get("at")?,
+                    at: time(r, "at")?,
                     by_user: r.try_get("by_user")?,
                     action: crate::code(
                         r,
@@ -598,7 +598,7 @@ impl Store {
         &self,
         instrument_id: i64,
         test_code: &str,
-        since: Micros,
+        since: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<PatientResultRow>> {
         let rows = sqlx::query(
@@ -609,7 +609,7 @@ impl Store {
         )
         .bind(instrument_id)
         .bind(test_code)
-        .bind(since)
+        .bind(since.as_micros())
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
@@ -621,8 +621,8 @@ impl Store {
                     accession: r.try_get("accession")?,
                     value_text: r.try_get("value_text")?,
                     value_number: opt_f64(r, "value_number")?,
-                    entered_at: r.try_get("entered_at")?,
-                    released_at: opt_i64(r, "released_at")?,
+                    entered_at: time(r, "entered_at")?,
+                    released_at: opt_time(r, "released_at")?,
                     test_status: crate::code(
                         r,
                         "ordered_test",
@@ -641,7 +641,7 @@ impl Store {
         instrument_id: i64,
         test_code: &str,
         limit: i64,
-    ) -> StoreResult<Vec<(i64, Micros, f64)>> {
+    ) -> StoreResult<Vec<(i64, Timestamp, f64)>> {
         let rows = sqlx::query(
             "SELECT r.id, r.entered_at, r.value_number FROM result r JOIN ordered_test t ON t.id = r.ordered_test_id \
              WHERE r.instrument_id = $1 AND t.test_code = $2 AND r.value_number IS NOT NULL \
@@ -653,7 +653,7 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("entered_at")?, r.try_get("value_number")?)))
+            .map(|r| Ok((r.try_get("id")?, time(r, "entered_at")?, r.try_get("value_number")?)))
             .collect()
     }
 
@@ -698,7 +698,7 @@ impl Store {
                     test_code: r.try_get("test_code")?,
                     rules: r.try_get("rules")?,
                     fingerprint: r.try_get("fingerprint")?,
-                    updated_at: r.try_get("updated_at")?,
+                    updated_at: time(r, "updated_at")?,
                     updated_by: r.try_get("updated_by")?,
                 })
             })
@@ -712,8 +712,8 @@ impl Store {
         patient_id: i64,
         test_codes: &[String],
         exclude_specimen_id: i64,
-        before: Micros,
-        entered_before: Micros,
+        before: Timestamp,
+        entered_before: Timestamp,
     ) -> StoreResult<Vec<PriorRow>> {
         if test_codes.is_empty() {
             return Ok(Vec::new());
@@ -740,8 +740,8 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(patient_id)
             .bind(exclude_specimen_id)
-            .bind(before)
-            .bind(entered_before)
+            .bind(before.as_micros())
+            .bind(entered_before.as_micros())
             .fetch_all(self.reader())
             .await?;
         let mut out: Vec<PriorRow> = Vec::new();
@@ -750,11 +750,7 @@ impl Store {
             if out.iter().any(|p| p.test_code == test_code) {
                 continue; // newest first: the first seen is the latest
             }
-            out.push(PriorRow {
-                test_code,
-                value: r.try_get("value_number")?,
-                at: r.try_get("at")?,
-            });
+            out.push(PriorRow { test_code, value: r.try_get("value_number")?, at: time(r, "at")? });
         }
         Ok(out)
     }
@@ -763,14 +759,14 @@ impl Store {
     /// call and escalation; `pending_only` keeps those without a documented call.
     pub async fn critical_results(
         &self,
-        from: Micros,
-        to: Micros,
+        from: Timestamp,
+        to: Timestamp,
         pending_only: bool,
     ) -> StoreResult<Vec<CriticalRow>> {
         let sql = critical_results_sql(pending_only);
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(from)
-            .bind(to)
+            .bind(from.as_micros())
+            .bind(to.as_micros())
             .fetch_all(self.reader())
             .await?;
         rows.iter()
@@ -789,12 +785,12 @@ impl Store {
                     flags: crate::code(r, "result", "result_id", "flags", |c| {
                         Flags::parse(c).ok()
                     })?,
-                    entered_at: r.try_get("entered_at")?,
-                    called_at: opt_i64(r, "called_at")?,
+                    entered_at: time(r, "entered_at")?,
+                    called_at: opt_time(r, "called_at")?,
                     called_person: r.try_get("called_person")?,
                     called_by: r.try_get("called_by")?,
                     attempts: r.try_get("attempts")?,
-                    escalated_at: opt_i64(r, "escalated_at")?,
+                    escalated_at: opt_time(r, "escalated_at")?,
                 })
             })
             .collect()
@@ -809,7 +805,7 @@ pub struct NewQcRun<'a> {
     /// Catalog test.
     pub test_code: &'a str,
     /// When.
-    pub at: Micros,
+    pub at: Timestamp,
     /// Verdict.
     pub status: QcStatus,
     /// What it violated.
@@ -822,7 +818,11 @@ pub struct NewQcRun<'a> {
 
 impl Tx {
     /// Adds a control material.
-    pub async fn insert_material(&mut self, m: &NewMaterial<'_>, now: Micros) -> StoreResult<i64> {
+    pub async fn insert_material(
+        &mut self,
+        m: &NewMaterial<'_>,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO qc_material (product, manufacturer, lot, level, expires_on, sample_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -833,7 +833,7 @@ impl Tx {
         .bind(m.level)
         .bind(m.expires_on)
         .bind(m.sample_id)
-        .bind(now)
+        .bind(now.as_micros())
         .fetch_one(self.conn())
         .await
         .map_err(|e| {
@@ -853,7 +853,7 @@ impl Tx {
         sd: f64,
         source: TargetSource,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         let existing: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM qc_target WHERE material_id = $1 AND instrument_id = $2 AND test_code = $3",
@@ -870,7 +870,7 @@ impl Tx {
             .bind(mean)
             .bind(sd)
             .bind(source.code())
-            .bind(now)
+            .bind(now.as_micros())
             .bind(by)
             .bind(id)
             .execute(self.conn())
@@ -887,7 +887,7 @@ impl Tx {
         .bind(mean)
         .bind(sd)
         .bind(source.code())
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .fetch_one(self.conn())
         .await?)
@@ -899,7 +899,7 @@ impl Tx {
         test_code: &str,
         rules: &RuleSet,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         sqlx::query("DELETE FROM qc_rules WHERE test_code = $1")
             .bind(test_code)
@@ -910,7 +910,7 @@ impl Tx {
         )
         .bind(test_code)
         .bind(rules.to_string())
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .execute(self.conn())
         .await?;
@@ -925,7 +925,7 @@ impl Tx {
         )
         .bind(r.instrument_id)
         .bind(r.test_code)
-        .bind(r.at)
+        .bind(r.at.as_micros())
         .bind(r.status.code())
         .bind(violations_json(r.violations))
         .bind(r.entered_by)
@@ -992,7 +992,7 @@ impl Tx {
         action: CorrectiveAction,
         note: &str,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO qc_corrective_action (instrument_id, test_code, at, by_user, action, note) \
@@ -1000,7 +1000,7 @@ impl Tx {
         )
         .bind(instrument_id)
         .bind(test_code)
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .bind(action.code())
         .bind(note)
@@ -1013,7 +1013,7 @@ impl Tx {
         &mut self,
         r: &MovingAverageRow,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         sqlx::query("DELETE FROM moving_average_rule WHERE instrument_id = $1 AND test_code = $2")
             .bind(r.instrument_id)
@@ -1032,7 +1032,7 @@ impl Tx {
         .bind(r.target)
         .bind(r.lower_limit)
         .bind(r.upper_limit)
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .execute(self.conn())
         .await?;
@@ -1046,7 +1046,7 @@ impl Tx {
         rules_json: &str,
         fingerprint: &str,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         sqlx::query("DELETE FROM autoverify_rule_set WHERE test_code = $1")
             .bind(test_code)
@@ -1058,7 +1058,7 @@ impl Tx {
         .bind(test_code)
         .bind(rules_json)
         .bind(fingerprint)
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .execute(self.conn())
         .await?;
@@ -1146,7 +1146,7 @@ impl Tx {
         ordered_test_id: i64,
         result_version: i64,
         minutes_waiting: i64,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<bool> {
         let n = sqlx::query(
             "INSERT INTO critical_escalation (ordered_test_id, result_version, escalated_at, minutes_waiting) VALUES ($1, $2, $3, $4) \
@@ -1154,7 +1154,7 @@ impl Tx {
         )
         .bind(ordered_test_id)
         .bind(result_version)
-        .bind(now)
+        .bind(now.as_micros())
         .bind(minutes_waiting)
         .execute(self.conn())
         .await?

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use cuvette_domain::workflow::ReleaseStatus;
 use cuvette_domain::{Flags, Review, Role};
 
-use crate::{Micros, Store, StoreResult, Tx, code_at, opt_code_at, opt_i64};
+use crate::{Store, StoreResult, Timestamp, Tx, code_at, opt_code_at, opt_i64, opt_time, time};
 
 /// A result version to write.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ pub struct ResultRow {
     /// The definition version used.
     pub definition_version: i64,
     /// Entry time.
-    pub entered_at: Micros,
+    pub entered_at: Timestamp,
     /// Who entered it.
     pub entered_by: String,
     /// Their role at the time.
@@ -91,7 +91,7 @@ pub struct ResultRow {
     /// Correction reason.
     pub correction_reason: Option<String>,
     /// Release time.
-    pub released_at: Option<Micros>,
+    pub released_at: Option<Timestamp>,
     /// Who released it.
     pub released_by: Option<String>,
     /// How it was released, if it was.
@@ -136,7 +136,7 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
             serde_json::from_str(json).ok()
         })?,
         definition_version: r.try_get("r_definition_version")?,
-        entered_at: r.try_get("r_entered_at")?,
+        entered_at: time(r, "r_entered_at")?,
         entered_by: r.try_get("r_entered_by")?,
         entered_by_role: code_at(
             r,
@@ -147,7 +147,7 @@ pub(crate) fn result_from_row_prefixed(r: &AnyRow) -> StoreResult<ResultRow> {
             Role::parse,
         )?,
         correction_reason: r.try_get("r_correction_reason")?,
-        released_at: opt_i64(r, "r_released_at")?,
+        released_at: opt_time(r, "r_released_at")?,
         released_by: r.try_get("r_released_by")?,
         release_status: opt_code_at(
             r,
@@ -189,7 +189,7 @@ pub struct NewCriticalCall<'a> {
     /// Who called.
     pub called_by: &'a str,
     /// When the result was given.
-    pub called_at: Micros,
+    pub called_at: Timestamp,
     /// Whether the recipient read the result back.
     pub read_back: bool,
     /// Number called, attempts, anything else.
@@ -210,13 +210,13 @@ pub struct CriticalCallRow {
     /// Who called.
     pub called_by: String,
     /// When.
-    pub called_at: Micros,
+    pub called_at: Timestamp,
     /// Read back.
     pub read_back: bool,
     /// Notes.
     pub notes: String,
     /// When it was documented.
-    pub documented_at: Micros,
+    pub documented_at: Timestamp,
 }
 
 impl Tx {
@@ -227,7 +227,7 @@ impl Tx {
     pub async fn insert_results(
         &mut self,
         results: &[NewResult<'_>],
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         const COLUMNS: usize = 24;
         const ROWS_PER_INSERT: usize = 100;
@@ -252,14 +252,14 @@ impl Tx {
                     .bind(r.review.code())
                     .bind(serde_json::to_string(r.reasons).expect("a list of strings serialises"))
                     .bind(r.definition_version)
-                    .bind(now)
+                    .bind(now.as_micros())
                     .bind(r.entered_by)
                     .bind(r.entered_by_role.code())
                     .bind(r.correction_reason)
                     .bind(r.instrument_flags.join(" "))
                     .bind(r.instrument_id)
                     .bind(r.autoverify)
-                    .bind(r.released_by.map(|_| now))
+                    .bind(r.released_by.map(|_| now).map(Timestamp::as_micros))
                     .bind(r.released_by)
                     .bind(r.release_status.map(ReleaseStatus::code))
                     .bind(r.sent_value)
@@ -300,12 +300,12 @@ impl Tx {
         result_id: i64,
         by: &str,
         status: ReleaseStatus,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE result SET released_at = $1, released_by = $2, release_status = $3 WHERE id = $4 AND released_at IS NULL",
         )
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .bind(status.code())
         .bind(result_id)
@@ -320,13 +320,13 @@ impl Tx {
         &mut self,
         result_id: i64,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE result SET released_at = $1, released_by = $2, release_status = 'final' \
              WHERE id = $3 AND release_status = 'preliminary'",
         )
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .bind(result_id)
         .execute(self.conn())
@@ -339,7 +339,7 @@ impl Tx {
     pub async fn insert_critical_call(
         &mut self,
         c: &NewCriticalCall<'_>,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO critical_call (ordered_test_id, result_version, called_person, called_by, called_at, read_back, notes, documented_at) \
@@ -349,10 +349,10 @@ impl Tx {
         .bind(c.result_version)
         .bind(c.called_person)
         .bind(c.called_by)
-        .bind(c.called_at)
+        .bind(c.called_at.as_micros())
         .bind(i64::from(c.read_back))
         .bind(c.notes)
-        .bind(now)
+        .bind(now.as_micros())
         .fetch_one(self.conn())
         .await?)
     }
@@ -395,10 +395,10 @@ impl Store {
                     result_version: r.try_get("result_version")?,
                     called_person: r.try_get("called_person")?,
                     called_by: r.try_get("called_by")?,
-                    called_at: r.try_get("called_at")?,
+                    called_at: time(r, "called_at")?,
                     read_back: r.try_get::<i64, _>("read_back")? != 0,
                     notes: r.try_get("notes")?,
-                    documented_at: r.try_get("documented_at")?,
+                    documented_at: time(r, "documented_at")?,
                 })
             })
             .collect()

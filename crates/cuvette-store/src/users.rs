@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use cuvette_domain::{Action, Role};
 
-use crate::{Micros, Store, StoreError, StoreResult, Tx, code, opt_i64};
+use crate::{Store, StoreError, StoreResult, Timestamp, Tx, code, opt_time, time};
 
 /// A user account.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct UserRow {
     /// Consecutive failed sign-ins.
     pub failed_logins: i64,
     /// Locked until this time after too many failures.
-    pub locked_until: Option<Micros>,
+    pub locked_until: Option<Timestamp>,
 }
 
 /// A signed-in browser session.
@@ -39,9 +39,9 @@ pub struct SessionRow {
     /// The synchronizer token every form must carry.
     pub csrf_token: String,
     /// Sign-in time.
-    pub created_at: Micros,
+    pub created_at: Timestamp,
     /// Last request.
-    pub last_seen_at: Micros,
+    pub last_seen_at: Timestamp,
 }
 
 /// An API key.
@@ -66,7 +66,7 @@ fn user_from_row(r: &AnyRow) -> StoreResult<UserRow> {
         password_hash: r.try_get("password_hash")?,
         active: r.try_get::<i64, _>("active")? != 0,
         failed_logins: r.try_get("failed_logins")?,
-        locked_until: opt_i64(r, "locked_until")?,
+        locked_until: opt_time(r, "locked_until")?,
     })
 }
 
@@ -78,7 +78,7 @@ impl Tx {
         display_name: &str,
         role: Role,
         password_hash: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO app_user (username, display_name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -87,7 +87,7 @@ impl Tx {
         .bind(display_name)
         .bind(role.code())
         .bind(password_hash)
-        .bind(now)
+        .bind(now.as_micros())
         .fetch_one(self.conn())
         .await
         .map_err(|e| StoreError::on_unique(e, &format!("the username {username:?} is taken")))
@@ -111,23 +111,23 @@ impl Tx {
 
     /// Records a failed sign-in and returns the consecutive failures so far. A lockout that
     /// has expired starts the count again.
-    pub async fn record_failed_login(&mut self, user_id: i64, now: Micros) -> StoreResult<i64> {
+    pub async fn record_failed_login(&mut self, user_id: i64, now: Timestamp) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
             "UPDATE app_user SET \
                failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_logins + 1 END, \
                locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL ELSE locked_until END \
              WHERE id = $2 RETURNING failed_logins",
         )
-        .bind(now)
+        .bind(now.as_micros())
         .bind(user_id)
         .fetch_one(self.conn())
         .await?)
     }
 
     /// Locks an account until a time.
-    pub async fn lock_user(&mut self, user_id: i64, until: Micros) -> StoreResult<()> {
+    pub async fn lock_user(&mut self, user_id: i64, until: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE app_user SET locked_until = $1 WHERE id = $2")
-            .bind(until)
+            .bind(until.as_micros())
             .bind(user_id)
             .execute(self.conn())
             .await?;
@@ -149,7 +149,7 @@ impl Tx {
         token_hash: &str,
         user_id: i64,
         csrf: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO session (token_hash, user_id, csrf_token, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)",
@@ -157,16 +157,16 @@ impl Tx {
         .bind(token_hash)
         .bind(user_id)
         .bind(csrf)
-        .bind(now)
+        .bind(now.as_micros())
         .execute(self.conn())
         .await?;
         Ok(())
     }
 
     /// Ends a session (sign-out or timeout).
-    pub async fn end_session(&mut self, token_hash: &str, now: Micros) -> StoreResult<()> {
+    pub async fn end_session(&mut self, token_hash: &str, now: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE session SET ended_at = $1 WHERE token_hash = $2 AND ended_at IS NULL")
-            .bind(now)
+            .bind(now.as_micros())
             .bind(token_hash)
             .execute(self.conn())
             .await?;
@@ -180,7 +180,7 @@ impl Tx {
         key_hash: &str,
         role: Role,
         by: &str,
-        now: Micros,
+        now: Timestamp,
     ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO api_key (name, key_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -188,7 +188,7 @@ impl Tx {
         .bind(name)
         .bind(key_hash)
         .bind(role.code())
-        .bind(now)
+        .bind(now.as_micros())
         .bind(by)
         .fetch_one(self.conn())
         .await
@@ -276,8 +276,8 @@ impl Store {
                 token_hash: r.try_get("token_hash")?,
                 user: user_from_row(&r)?,
                 csrf_token: r.try_get("csrf_token")?,
-                created_at: r.try_get("created_at")?,
-                last_seen_at: r.try_get("last_seen_at")?,
+                created_at: time(&r, "created_at")?,
+                last_seen_at: time(&r, "last_seen_at")?,
             })
         })
         .transpose()
@@ -285,9 +285,9 @@ impl Store {
 
     /// Marks a session as used now (idle timeout counts from here). Not audited: it is not a
     /// change to the record, and runs outside any transaction.
-    pub async fn touch_session(&self, token_hash: &str, now: Micros) -> StoreResult<()> {
+    pub async fn touch_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE session SET last_seen_at = $1 WHERE token_hash = $2")
-            .bind(now)
+            .bind(now.as_micros())
             .bind(token_hash)
             .execute(self.reader())
             .await?;

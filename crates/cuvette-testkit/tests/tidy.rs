@@ -126,3 +126,124 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// Every code the domain's enums store and send: statuses, flags, priorities, reviews, QC
+/// statuses and rules, roles, protocols, directions, outcomes, quarantine and outbox states,
+/// conditions and audit actions. Built from each enum's `ALL`, so it grows with them.
+fn domain_codes() -> std::collections::BTreeSet<&'static str> {
+    use cuvette_app::records::{Direction, MessageOutcome, OutboxStatus, Protocol, Quarantine};
+    use cuvette_domain::audit::AuditAction;
+    use cuvette_domain::qc::{CorrectiveAction, QcStatus, WestgardRule};
+    use cuvette_domain::workflow::{
+        Priority, ReleaseStatus, SpecimenCondition, SpecimenStatus, TestStatus,
+    };
+    use cuvette_domain::{Flag, Review, Role};
+    let mut codes = std::collections::BTreeSet::new();
+    codes.extend(SpecimenStatus::ALL.map(SpecimenStatus::code));
+    codes.extend(TestStatus::ALL.map(TestStatus::code));
+    codes.extend(ReleaseStatus::ALL.map(ReleaseStatus::code));
+    codes.extend(Priority::ALL.map(Priority::code));
+    codes.extend(Flag::ALL.map(Flag::code));
+    codes.extend(Review::ALL.map(Review::code));
+    codes.extend(QcStatus::ALL.map(QcStatus::code));
+    codes.extend(WestgardRule::ALL.map(WestgardRule::code));
+    codes.extend(CorrectiveAction::ALL.map(CorrectiveAction::code));
+    codes.extend(SpecimenCondition::ALL.map(SpecimenCondition::code));
+    codes.extend(Role::ALL.map(Role::code));
+    codes.extend(AuditAction::ALL.map(AuditAction::code));
+    codes.extend(Protocol::ALL.iter().map(|c| c.code()));
+    codes.extend(Direction::ALL.iter().map(|c| c.code()));
+    codes.extend(MessageOutcome::ALL.iter().map(|c| c.code()));
+    codes.extend(Quarantine::ALL.iter().map(|c| c.code()));
+    codes.extend(OutboxStatus::ALL.iter().map(|c| c.code()));
+    codes
+}
+
+#[test]
+fn the_app_and_the_server_compare_no_code_as_a_string() {
+    let codes = domain_codes();
+    let mut found = Vec::new();
+    for krate in ["cuvette-app", "cuvette-server"] {
+        for file in rust_files(&root().join("crates").join(krate).join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            // A module's own tests may look for a code in what it wrote.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                for literal in compared_literals(line) {
+                    if codes.contains(literal.as_str()) {
+                        let path = file.strip_prefix(root()).unwrap_or(&file).display().to_string();
+                        found.push(format!("{path}:{}: {:?} in {}", n + 1, literal, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a code of the domain is compared as a string; parse it to its enum where it comes in \
+         and match on that instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_code_check_recognises_each_comparison() {
+    for (line, literal) in [
+        (r#"if r.status == "W" {"#, "W"),
+        (r#"let stat = "stat" == priority;"#, "stat"),
+        (r#"if role != "technologist" {"#, "technologist"),
+        (r#"if flags.contains("LL") {"#, "LL"),
+        (r#"rules.split(',').any(|r| r.starts_with("R-4s"))"#, "R-4s"),
+        (r#"if code.eq_ignore_ascii_case("final") {"#, "final"),
+    ] {
+        assert_eq!(compared_literals(line), vec![literal.to_owned()], "{line}");
+    }
+    for line in [
+        r#"let label = "final";"#,
+        r#"// if r.status == "W" {"#,
+        r#"match status { TestStatus::Final => "final" }"#,
+        r#"s.code() == code"#,
+    ] {
+        assert!(compared_literals(line).is_empty(), "{line}");
+    }
+    let codes = domain_codes();
+    for code in ["stat", "LL", "technologist", "final", "rejected", "hl7", "1-3s"] {
+        assert!(codes.contains(code), "{code} is a code of the domain");
+    }
+}
+
+/// The string literals a line of Rust compares something with: either side of `==` or `!=`,
+/// or the argument of `contains`, `starts_with`, `ends_with` or `eq_ignore_ascii_case`.
+fn compared_literals(line: &str) -> Vec<String> {
+    let code = match line.find("//") {
+        Some(at) if !line[..at].ends_with(':') => &line[..at],
+        _ => line,
+    };
+    let mut found = Vec::new();
+    for op in ["== \"", "!= \""] {
+        for (at, _) in code.match_indices(op) {
+            found.extend(literal_at(&code[at + op.len() - 1..]));
+        }
+    }
+    for op in ["\" ==", "\" !="] {
+        for (at, _) in code.match_indices(op) {
+            let before = &code[..=at];
+            if let Some(open) = before[..before.len() - 1].rfind('"') {
+                found.extend(literal_at(&before[open..]));
+            }
+        }
+    }
+    for call in ["contains(\"", "starts_with(\"", "ends_with(\"", "eq_ignore_ascii_case(\""] {
+        for (at, _) in code.match_indices(call) {
+            found.extend(literal_at(&code[at + call.len() - 1..]));
+        }
+    }
+    found
+}
+
+/// The string literal `s` starts with (at its opening quote), without escapes.
+fn literal_at(s: &str) -> Option<String> {
+    let rest = s.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    Some(rest[..end].to_owned())
+}

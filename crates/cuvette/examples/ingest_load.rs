@@ -827,8 +827,14 @@ async fn copy_rows(db: &AnyPool, k: usize) -> anyhow::Result<Vec<Batch>> {
 async fn prepare_baseline(url: &str, batches: &mut [Batch]) -> anyhow::Result<()> {
     let store = Store::open(url).await?;
     let mut tx = store.begin().await?;
-    let instrument =
-        tx.insert_instrument("Bench chemistry analyser", Protocol::Hl7, SENDER, 0).await?;
+    let instrument = tx
+        .insert_instrument(
+            "Bench chemistry analyser",
+            Protocol::Hl7,
+            SENDER,
+            cuvette_domain::time::Timestamp::EPOCH,
+        )
+        .await?;
     let patient = NewPatient {
         mrn: "BASELINE",
         family_name: "Baseline",
@@ -836,7 +842,8 @@ async fn prepare_baseline(url: &str, batches: &mut [Batch]) -> anyhow::Result<()
         birth_date: "1970-01-01",
         sex: "U",
     };
-    let patient_id = tx.insert_patient(&patient, "bench", 0).await?;
+    let patient_id =
+        tx.insert_patient(&patient, "bench", cuvette_domain::time::Timestamp::EPOCH).await?;
     for b in batches.iter_mut() {
         let accession = b.message.accession.clone().context("a message names no accession")?;
         let order = NewOrder {
@@ -846,7 +853,8 @@ async fn prepare_baseline(url: &str, batches: &mut [Batch]) -> anyhow::Result<()
             clinical_note: "",
             placer_number: None,
         };
-        let order_id = tx.insert_order(&order, "bench", 0).await?;
+        let order_id =
+            tx.insert_order(&order, "bench", cuvette_domain::time::Timestamp::EPOCH).await?;
         let specimen = NewSpecimen {
             accession: &accession,
             container: "SST",
@@ -861,7 +869,13 @@ async fn prepare_baseline(url: &str, batches: &mut [Batch]) -> anyhow::Result<()
                 discipline: "chemistry",
             };
             r.ordered_test_id = tx
-                .insert_ordered_test(order_id, specimen_id, &test, TestStatus::Received, 0)
+                .insert_ordered_test(
+                    order_id,
+                    specimen_id,
+                    &test,
+                    TestStatus::Received,
+                    cuvette_domain::time::Timestamp::EPOCH,
+                )
                 .await?;
             r.instrument_id = r.instrument_id.map(|_| instrument);
         }

@@ -232,7 +232,7 @@ pub fn query_answer(answers: &[(String, Vec<String>)]) -> Vec<Vec<u8>> {
         b = b.record(RecordBuilder::patient(seq));
         let order = RecordBuilder::order(1, specimen, codes.iter().map(String::as_str))
             .field(12, "N")
-            .field(26, if codes.is_empty() { "Y" } else { "Q" });
+            .field(26, ReportType::of(codes).code());
         b = b.record(order);
     }
     let code = if answers.is_empty() { "I" } else { "N" };
@@ -270,7 +270,7 @@ pub async fn answer_query(
     if !is_query(raw) {
         return Ok(None);
     }
-    let started = lab.now_micros();
+    let started = lab.now_at();
     let sender = sender_of(raw);
     let specimens = queried_specimens(raw);
     let store = &lab.store;
@@ -347,6 +347,33 @@ pub async fn answer_query(
 
 /// Logs a host-query answer that was sent (`failure` None, outcome `sent`) or given up
 /// (outcome `failed`, with why), direction `out`. `records` are the answer as built by
+/// The report type (O-26, LIS02-A2 §8.4.26) of an order record answering a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportType {
+    /// `Q`: the tests ordered for the specimen, in response to the query.
+    Query,
+    /// `Y`: no order on record for the specimen.
+    NoOrder,
+}
+
+impl ReportType {
+    /// The answer for a specimen with `codes` ordered.
+    fn of(codes: &[String]) -> ReportType {
+        if codes.is_empty() { ReportType::NoOrder } else { ReportType::Query }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            ReportType::Query => "Q",
+            ReportType::NoOrder => "Y",
+        }
+    }
+
+    fn parse(code: &str) -> Option<ReportType> {
+        [ReportType::Query, ReportType::NoOrder].into_iter().find(|t| t.code() == code)
+    }
+}
+
 /// [`query_answer`]; `to` is the instrument it was meant for (H-5 of its query).
 pub async fn log_answer(
     lab: &Lab,
@@ -361,10 +388,11 @@ pub async fn log_answer(
         .map(|m| {
             m.orders()
                 .map(|o| {
-                    let codes = if o.report_type().text() == "Y" {
-                        vec![]
-                    } else {
-                        o.test_ids().map(|t| t.code().text()).collect()
+                    let codes = match ReportType::parse(&o.report_type().text()) {
+                        Some(ReportType::NoOrder) => vec![],
+                        Some(ReportType::Query) | None => {
+                            o.test_ids().map(|t| t.code().text()).collect()
+                        }
                     };
                     (o.specimen_id().text(), codes)
                 })

@@ -134,7 +134,7 @@ impl Lab {
         msg: &Inbound<'_>,
         plan: ControlRuns,
         ack: &(dyn Fn(&Ingested) -> Vec<u8> + Sync),
-        started: i64,
+        started: cuvette_domain::time::Timestamp,
     ) -> AppResult<(Ingested, Vec<u8>)> {
         let results = plan.runs.iter().map(|r| r.len()).sum::<usize>();
         let outcome = Ingested::Accepted { message_id: 0, results, skipped: Vec::new() };

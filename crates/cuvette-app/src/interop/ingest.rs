@@ -104,7 +104,7 @@ pub(crate) enum SentStatus {
     Corrected,
     /// HL7 `D` (delete) or `W` (sent for the wrong patient): the result reported before is
     /// withdrawn — never deleted: a version saying so waits for a technologist.
-    Withdrawn,
+    Withdrawn(Withdrawal),
     /// ASTM `W`: the instrument doubts the result; stored for a technologist's review.
     Questionable,
     /// No value to store: `I` pending, `X` cannot be obtained, `N`, `O`.
@@ -117,7 +117,8 @@ impl SentStatus {
         match (protocol, status) {
             (_, "P") | (Protocol::Astm, "S") => SentStatus::Preliminary,
             (_, "C") => SentStatus::Corrected,
-            (Protocol::Hl7, "D" | "W") => SentStatus::Withdrawn,
+            (Protocol::Hl7, "D") => SentStatus::Withdrawn(Withdrawal::Deleted),
+            (Protocol::Hl7, "W") => SentStatus::Withdrawn(Withdrawal::WrongPatient),
             (Protocol::Astm, "W") => SentStatus::Questionable,
             _ if NO_VALUE_STATUSES.contains(&status) => SentStatus::NoValue,
             _ => SentStatus::Final,
@@ -129,6 +130,25 @@ impl SentStatus {
         match protocol {
             Protocol::Astm => "R-9",
             Protocol::Hl7 => "OBX-11",
+        }
+    }
+}
+
+/// Why an EHR withdrew a result it reported before (HL7 table 0085).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Withdrawal {
+    /// `D`: deleted.
+    Deleted,
+    /// `W`: sent for the wrong patient.
+    WrongPatient,
+}
+
+impl Withdrawal {
+    /// The reason in the words staff read.
+    fn reason(self) -> &'static str {
+        match self {
+            Withdrawal::Deleted => "delete",
+            Withdrawal::WrongPatient => "sent for the wrong patient",
         }
     }
 }
@@ -280,8 +300,8 @@ impl Lab {
         }
     }
 
-    pub(super) fn clock_micros(&self) -> i64 {
-        self.now_micros()
+    pub(super) fn clock_micros(&self) -> cuvette_domain::time::Timestamp {
+        self.now_at()
     }
 
     /// Maps every result to its specimen and test; the first that cannot be mapped names why.
@@ -329,7 +349,15 @@ impl Lab {
                 skipped.push(skip());
                 continue;
             }
-            let withdrawn = sent_status == SentStatus::Withdrawn;
+            let withdrawal = match sent_status {
+                SentStatus::Withdrawn(why) => Some(why),
+                SentStatus::Final
+                | SentStatus::Preliminary
+                | SentStatus::Corrected
+                | SentStatus::Questionable
+                | SentStatus::NoValue => None,
+            };
+            let withdrawn = withdrawal.is_some();
             let map = codes.iter().find(|c| c.instrument_code == r.instrument_code).or_else(|| {
                 // A map saved with the dilution part as the analyzer wrote it (`798/`).
                 let full = std::iter::once(r.instrument_code.as_str())
@@ -463,7 +491,7 @@ impl Lab {
             let status = item.test.status;
             // A released result changes only when the sender says it replaces it.
             let replaces_released = status == TestStatus::Final
-                && matches!(sent_status, SentStatus::Corrected | SentStatus::Withdrawn);
+                && matches!(sent_status, SentStatus::Corrected | SentStatus::Withdrawn(_));
             if !status.accepts_results() && !replaces_released {
                 refuse!(Refusal::Locked { at, test: map.test_code.clone(), accession, status });
             }
@@ -475,11 +503,11 @@ impl Lab {
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
                 refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
             };
-            let sent_value = if withdrawn {
+            let sent_value = if let Some(why) = withdrawal {
                 // Never a silent delete: the withdrawal is a version of its own, which a
                 // technologist releases as written (or corrects), and the value withdrawn
                 // stays in the result's history.
-                let why = if r.status == "W" { "sent for the wrong patient" } else { "delete" };
+                let why = why.reason();
                 format!(
                     "Unable to report: {} withdrew the result ({} {}: {why})",
                     instrument.name,
@@ -593,7 +621,7 @@ fn mark_sent_status(w: &mut ResultWrite, sent: SentStatus, instrument: &str, pro
                 "{instrument} sent it as a correction ({field} C) of the result reported before: check it before it replaces that one"
             )
         }
-        SentStatus::Withdrawn => {
+        SentStatus::Withdrawn(_) => {
             w.reported_as = Some(ReleaseStatus::Corrected);
             if released {
                 w.correction_reason = Some(format!("withdrawn by {instrument} ({field} D)"));

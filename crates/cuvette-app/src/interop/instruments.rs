@@ -38,7 +38,7 @@ impl Lab {
                 "enter what the instrument sends as its name (HL7 MSH-3, ASTM H-5)",
             ));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let id = tx.insert_instrument(name, protocol, sender, now).await?;
         tx.audit(NewAuditEvent {
@@ -117,7 +117,7 @@ impl Lab {
             test_code: test_code.clone(),
             unit: unit.clone(),
         };
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.map_test_code(&row).await?;
         let after = audit::state(&audit::CodeMapped {
@@ -160,7 +160,7 @@ impl Lab {
             ));
         }
         let instrument = self.store.instrument(instrument_id).await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_specimen_id_component(instrument_id, component.map(|c| c as i64)).await?;
         tx.audit(NewAuditEvent {
@@ -201,7 +201,7 @@ impl Lab {
             ));
         }
         let instrument = self.store.instrument(instrument_id).await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_instrument_charset(instrument_id, Some(&charset)).await?;
         tx.audit(NewAuditEvent {

@@ -169,8 +169,8 @@ pub(crate) struct Aborted<'a> {
 
 /// How long handling a message took, for the log's processing time.
 pub(crate) enum Took {
-    /// Since this clock reading (microseconds): processing ends when the record is written.
-    Since(i64),
+    /// Since this clock reading: processing ends when the record is written.
+    Since(cuvette_domain::time::Timestamp),
     /// This long (microseconds), measured by the caller (a delivery's round trip).
     Micros(i64),
 }
@@ -185,7 +185,7 @@ impl MessageRecord {
         accession: Option<String>,
         results: usize,
         quarantine: Option<Quarantine>,
-        started: i64,
+        started: cuvette_domain::time::Timestamp,
     ) -> MessageRecord {
         MessageRecord {
             protocol: msg.protocol,
@@ -253,11 +253,14 @@ impl Lab {
                     quarantine: e.quarantine,
                     replay_of: e.replay_of,
                     processed_us: match e.took {
-                        Took::Since(started) => self.clock_micros() - started,
+                        Took::Since(started) => {
+                            i64::try_from(self.clock_micros().since(started).as_micros())
+                                .unwrap_or(i64::MAX)
+                        }
                         Took::Micros(us) => us,
                     },
                 },
-                self.now_micros(),
+                self.now_at(),
             )
             .await;
         match inserted {
@@ -326,7 +329,7 @@ impl Lab {
         if message.quarantine != Some(Quarantine::Open) {
             return Err(AppError::Refused("this message is not waiting in the quarantine".into()));
         }
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.set_quarantine(id, Quarantine::Dismissed).await?;
         tx.audit(NewAuditEvent {
@@ -369,7 +372,7 @@ impl Lab {
                 .map_err(|e| AppError::invalid("accession", e.to_string()))?;
         }
         let replay_control =
-            original.control_id.as_ref().map(|c| format!("{c}#replay-{}", self.now_micros()));
+            original.control_id.as_ref().map(|c| format!("{c}#replay-{}", self.now_at()));
         let channel = format!("replay by {}", actor.name);
         let (outcome, _) = if original.protocol == Protocol::Hl7
             && hl7::is_order_message(&original.message_type)
@@ -425,7 +428,7 @@ impl Lab {
             let ack = |_: &Ingested| Vec::new();
             self.ingest(&inbound, &ack).await?
         };
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         let new_id = match &outcome {
             Ingested::Accepted { message_id, .. } | Ingested::Ordered { message_id, .. } => {

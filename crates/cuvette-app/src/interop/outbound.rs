@@ -16,8 +16,8 @@ use cuvette_domain::workflow::{ReleaseStatus, TestStatus};
 use cuvette_domain::{Action, Catalog, Flag, ReportedValue};
 use cuvette_hl7::{FieldValue, Message, MessageBuilder, SegmentBuilder};
 use cuvette_store::{
-    Direction, MessageOutcome, Micros, NewAuditEvent, OrderRow, OrderedTestRow, OutboxRow,
-    PatientRow, Protocol, ResultRow, SpecimenRow, Tx, WorklistFilter,
+    Direction, MessageOutcome, NewAuditEvent, OrderRow, OrderedTestRow, OutboxRow, PatientRow,
+    Protocol, ResultRow, SpecimenRow, Tx, WorklistFilter,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -123,7 +123,7 @@ pub(crate) struct ReportedTest {
 /// What an ORU^R01 says.
 pub(crate) struct OruContent<'a> {
     pub control_id: &'a str,
-    pub now: Micros,
+    pub now: cuvette_domain::time::Timestamp,
     pub patient: &'a PatientRow,
     pub order: &'a OrderRow,
     pub specimen: &'a SpecimenRow,
@@ -134,10 +134,8 @@ pub(crate) struct OruContent<'a> {
 }
 
 /// An HL7 time (DTM) in UTC: `20261124081500+0000`.
-pub(crate) fn hl7_time(micros: Micros) -> String {
-    Timestamp::from_microsecond(micros)
-        .map(|t| t.strftime("%Y%m%d%H%M%S+0000").to_string())
-        .unwrap_or_default()
+pub(crate) fn hl7_time(at: cuvette_domain::time::Timestamp) -> String {
+    at.to_jiff().map(|t| t.strftime("%Y%m%d%H%M%S+0000").to_string()).unwrap_or_default()
 }
 
 /// A coded identifier (CWE): `LOINC^name^LN^code^name^L` when there is a LOINC, else
@@ -332,10 +330,10 @@ pub(crate) fn build_oru(c: &OruContent<'_>) -> Result<Vec<u8>, cuvette_hl7::Buil
 /// A control id for a message Cuvette sends: `C`, the time in hex and 24 random bits —
 /// 20 characters, the v2.5.1 length of MSH-10, unique even when two messages are queued in
 /// the same microsecond.
-fn new_control_id(now: Micros) -> String {
+fn new_control_id(now: cuvette_domain::time::Timestamp) -> String {
     use rand::Rng;
     let random = rand::rng().next_u32() & 0x00FF_FFFF;
-    format!("C{now:x}{random:06x}")
+    format!("C{:x}{random:06x}", now.as_micros())
 }
 
 impl Lab {
@@ -350,7 +348,7 @@ impl Lab {
         fresh: &[ResultRow],
     ) -> AppResult<()> {
         let Some(destination) = self.config.ehr_destination.as_deref() else { return Ok(()) };
-        let now = self.now_micros();
+        let now = self.now_at();
         // Writers are serialised (see `Store::begin`): what is committed now plus what this
         // transaction released is what the EHR must see.
         let mut items = self
@@ -424,7 +422,7 @@ impl Lab {
     /// one that gave up holds the later ones until staff retry it. The caller sends the list
     /// in order and skips the rest of a specimen's messages after one fails.
     pub async fn outbox_take_due(&self, limit: i64) -> AppResult<Vec<OutboxRow>> {
-        let due = self.store.outbox_due(self.now_micros(), limit).await?;
+        let due = self.store.outbox_due(self.now_at(), limit).await?;
         if due.is_empty() {
             return Ok(due);
         }
@@ -450,7 +448,7 @@ impl Lab {
         ack: &[u8],
         round_trip_us: i64,
     ) -> AppResult<()> {
-        let now = self.now_micros();
+        let now = self.now_at();
         let (message_type, results) = match Message::parse(&row.payload) {
             Ok(m) => {
                 let kind = m.msh().message_type();
@@ -533,10 +531,10 @@ impl Lab {
         let next = (failures < OUTBOX_ATTEMPTS_MAX).then(|| now + backoff(failures));
         let error: String = error.chars().take(ERROR_LEN_MAX).collect();
         let mut tx = self.store.begin().await?;
-        tx.outbox_failed(row.id, &error, next.map(|t| t.as_microsecond())).await?;
+        tx.outbox_failed(row.id, &error, next.map(Into::into)).await?;
         if next.is_none() {
             tx.audit(NewAuditEvent {
-                at: now.as_microsecond(),
+                at: now.into(),
                 actor: "system",
                 action: AuditAction::OutboxGiveUp,
                 entity: "outbox",
@@ -566,7 +564,7 @@ impl Lab {
     /// Puts a failed outbox message back in the queue.
     pub async fn retry_outbox(&self, actor: &Actor, id: i64) -> AppResult<()> {
         self.require(actor, Action::VerifyAbnormal)?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.outbox_retry(id, now).await?;
         tx.audit(NewAuditEvent {

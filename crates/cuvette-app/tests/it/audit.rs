@@ -53,7 +53,7 @@ async fn every_change_is_on_record_with_who_made_it() {
             ("result.release", "technician"),
         ]
     );
-    assert!(trail.iter().all(|e| e.at == lab.now().as_microsecond()));
+    assert!(trail.iter().all(|e| e.at == lab.now_at()));
 
     let collect = &trail[2];
     assert_eq!(

@@ -2,7 +2,6 @@
 //! the lab on their own, with the decision and its trace stored; everything else waits for a
 //! technologist, with the reason in numbers.
 
-use cuvette_app::Clock;
 use cuvette_app::autoverify::SERUM_INDEX_CODES;
 use cuvette_app::interop::{self, Ingested};
 use cuvette_app::qc::MaterialForm;
@@ -259,8 +258,17 @@ async fn a_dry_run_reports_what_a_rule_set_would_have_released_and_held_over_his
     let director = lab.pathologist().await;
     let def = lab.catalog().catalog.test("K").unwrap().clone();
     let rules = AutoverifyRules::default_for(&def);
-    let now = lab.clock.now().as_microsecond();
-    let run = lab.autoverify_dry_run(&director, "K", &rules, 0, now + 1).await.unwrap();
+    let now = lab.now_at();
+    let run = lab
+        .autoverify_dry_run(
+            &director,
+            "K",
+            &rules,
+            cuvette_domain::time::Timestamp::EPOCH,
+            now + jiff::SignedDuration::from_micros(1),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(
         (run.report.evaluated, run.report.would_release, run.report.would_hold),
@@ -314,9 +322,17 @@ async fn a_dry_run_judges_qc_as_it_stood_when_each_result_was_entered() {
 
     let def = lab.catalog().catalog.test("K").unwrap().clone();
     let rules = AutoverifyRules::default_for(&def);
-    let now = lab.clock.now().as_microsecond();
-    let run =
-        lab.autoverify_dry_run(&lab.pathologist().await, "K", &rules, 0, now + 1).await.unwrap();
+    let now = lab.now_at();
+    let run = lab
+        .autoverify_dry_run(
+            &lab.pathologist().await,
+            "K",
+            &rules,
+            cuvette_domain::time::Timestamp::EPOCH,
+            now + jiff::SignedDuration::from_micros(1),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(
         (run.report.would_release, run.report.would_hold),

@@ -1,6 +1,8 @@
 //! Bad input gets a clear error naming the field, and loses nothing: no row and no audit
 //! event is written, and what was there before is still there.
 
+use cuvette_app::autoverify::RuleSetForm;
+use cuvette_app::qc::MovingAverageForm;
 use cuvette_app::{CriticalCall, EnteredResult, PatientQuery, PlaceOrder, RegisterPatient};
 
 use crate::support::*;
@@ -524,4 +526,117 @@ async fn an_accession_number_already_on_a_tube_is_never_issued_again() {
         first,
         "the first tube still carries its number"
     );
+}
+
+// ---- QC and autoverification set-up ----
+
+fn moving_average(instrument: &str, test: &str, window: &str) -> MovingAverageForm {
+    MovingAverageForm {
+        instrument_id: instrument.into(),
+        test_code: test.into(),
+        window_size: window.into(),
+        truncate_low: "40".into(),
+        truncate_high: "400".into(),
+        target: "100".into(),
+        lower_limit: "85".into(),
+        upper_limit: "115".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_moving_average_rule_typed_wrong_is_refused_field_by_field_and_nothing_is_stored() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let instrument =
+        lab.add_instrument(&supervisor, "Chemistry 1", "hl7", "CHEMANALYZER").await.unwrap();
+    let events = lab.audit_count().await;
+
+    let typed = MovingAverageForm {
+        truncate_low: "400".into(),
+        truncate_high: "40".into(),
+        target: "1OO".into(),
+        upper_limit: String::new(),
+        ..moving_average("", "NOSUCH", "ten")
+    };
+    let refused = lab.set_moving_average_as_typed(&supervisor, &typed).await;
+    assert_eq!(
+        invalid_fields(refused),
+        ["instrument_id", "test_code", "window_size", "target", "upper_limit", "truncate_high"]
+    );
+    let words = |form: &MovingAverageForm, field: &str| {
+        form.rule(&lab.catalog().catalog).unwrap_err().into_iter().find(|e| e.field == field)
+    };
+    assert_eq!(
+        words(&typed, "test_code").unwrap().message,
+        "choose a numeric test from the catalog"
+    );
+    assert_eq!(words(&typed, "upper_limit").unwrap().message, "give the upper control limit");
+    assert_eq!(
+        words(&typed, "truncate_high").unwrap().message,
+        "the upper truncation limit must be above the lower"
+    );
+    // A coded test has no average to watch, and a calculated one is not measured.
+    for test in ["UCOLOR", "AGAP"] {
+        let typed = moving_average(&instrument.to_string(), test, "20");
+        invalid(lab.set_moving_average_as_typed(&supervisor, &typed).await, "test_code");
+    }
+    // Read, but outside what a moving average may be.
+    let too_small = moving_average(&instrument.to_string(), "GLU", "3");
+    let message =
+        invalid(lab.set_moving_average_as_typed(&supervisor, &too_small).await, "window_size");
+    assert_eq!(message, "average 5 to 500 results");
+
+    assert!(lab.moving_average_rules(&supervisor).await.unwrap().is_empty(), "no rule stored");
+    assert_eq!(lab.audit_count().await, events, "nothing audited");
+
+    let good = moving_average(&instrument.to_string(), "GLU", "20");
+    lab.set_moving_average_as_typed(&supervisor, &good).await.expect("a rule typed right is set");
+    let rules = lab.moving_average_rules(&supervisor).await.unwrap();
+    assert_eq!((rules.len(), rules[0].window_size, rules[0].upper_limit), (1, 20, 115.0));
+}
+
+#[tokio::test]
+async fn an_autoverification_rule_set_typed_wrong_is_refused_field_by_field_and_nothing_is_stored()
+{
+    let lab = lab().await;
+    let director = lab.pathologist().await;
+    let events = lab.audit_count().await;
+
+    let typed = RuleSetForm {
+        enabled: true,
+        hemolysis_max: "fifty".into(),
+        delta_percent: "-20".into(),
+        delta_window: "0".into(),
+        autoverify_low: "6".into(),
+        autoverify_high: "2.5".into(),
+        ..RuleSetForm::default()
+    };
+    let refused = lab.save_autoverify_form(&director, "K", &typed).await;
+    assert_eq!(
+        invalid_fields(refused),
+        ["hemolysis_max", "delta_percent", "delta_window", "autoverify_low"]
+    );
+    let message = invalid(lab.save_autoverify_form(&director, "K", &typed).await, "hemolysis_max");
+    assert!(message.starts_with("Enter the hemolysis index limit as a whole number"), "{message}");
+    let message = invalid(lab.save_autoverify_form(&director, "K", &typed).await, "delta_percent");
+    assert!(message.contains("without a minus sign"), "{message}");
+    let message = invalid(lab.save_autoverify_form(&director, "K", &typed).await, "autoverify_low");
+    assert_eq!(message, "The low limit (6) must not be above the high limit (2.5)");
+    // A hold code no specimen condition has is refused on its field, in the same words the
+    // typed rule set gets.
+    let odd = RuleSetForm { hold_codes: vec!["NOT A CODE".into()], ..RuleSetForm::default() };
+    let from_form = invalid(lab.save_autoverify_form(&director, "K", &odd).await, "hold_codes");
+    let rules = cuvette_domain::autoverify::AutoverifyRules {
+        hold_comment_codes: vec!["NOT A CODE".into()],
+        ..cuvette_domain::autoverify::AutoverifyRules::default_for(
+            lab.catalog().catalog.test("K").unwrap(),
+        )
+    };
+    let typed_rules =
+        invalid(lab.save_autoverify_rules(&director, "K", &rules).await, "hold_codes");
+    assert_eq!(from_form, typed_rules);
+
+    let view = lab.autoverify_rule_set(&director, "K").await.unwrap();
+    assert!(!view.stored, "no rule set stored");
+    assert_eq!(lab.audit_count().await, events, "nothing audited");
 }

@@ -175,7 +175,15 @@ async fn a_control_result_or_run_naming_an_unknown_rule_says_corrupt_data() {
     assert!(why.contains("qc_run") && why.contains("violations"), "{why}");
 
     lab.raw_sql("UPDATE qc_result SET rules = '1-3s 9-9s'").await.unwrap();
-    let why = corrupt(lab.levey_jennings(&mls, l2, 0, i64::MAX).await);
+    let why = corrupt(
+        lab.levey_jennings(
+            &mls,
+            l2,
+            cuvette_domain::time::Timestamp::EPOCH,
+            cuvette_domain::time::Timestamp::from_micros(i64::MAX),
+        )
+        .await,
+    );
     assert!(why.contains("qc_result") && why.contains("rules"), "{why}");
 }
 
@@ -312,7 +320,9 @@ async fn an_instrument_protocol_or_outbox_status_it_does_not_know_is_corrupt_dat
     assert!(why.contains("instrument") && why.contains("mllp"), "{why}");
 
     let mut tx = lab.store().begin().await.unwrap();
-    tx.enqueue("ehr", "CUV1", b"MSH|", "26-0000001-8", 0).await.unwrap();
+    tx.enqueue("ehr", "CUV1", b"MSH|", "26-0000001-8", cuvette_domain::time::Timestamp::EPOCH)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     lab.raw_sql("UPDATE outbox SET status = 'delivered'").await.unwrap();
     let why = corrupt(lab.outbox(&supervisor).await);

@@ -2,8 +2,6 @@
 //! documented; past the lab's limit (30 minutes) it is escalated once; the compliance report
 //! measures how timely the calls were.
 
-use cuvette_app::Clock;
-
 use crate::support::*;
 
 /// A critical potassium (6.9 mmol/L) entered at the bench for `patient`.
@@ -52,7 +50,7 @@ async fn an_uncalled_critical_result_is_escalated_once_past_the_limit() {
 #[tokio::test]
 async fn the_compliance_report_counts_calls_within_and_past_the_limit() {
     let lab = lab().await;
-    let start = lab.clock.now().as_microsecond();
+    let start = lab.now_at();
     let mls = lab.technologist().await;
     let on_time = lab.adult_woman().await;
     critical_potassium(&lab, &on_time).await;
@@ -65,7 +63,7 @@ async fn the_compliance_report_counts_calls_within_and_past_the_limit() {
     let uncalled = lab.register("U3003", "Haddad", "1961-01-01", "M").await;
     critical_potassium(&lab, &uncalled).await;
 
-    let end = lab.clock.now().as_microsecond() + 1;
+    let end = lab.now_at() + jiff::SignedDuration::from_micros(1);
     let report = lab.critical_compliance(&mls, start, end).await.unwrap();
     assert_eq!((report.total, report.within_limit, report.late, report.uncalled), (3, 1, 1, 1));
     assert_eq!((report.median_minutes, report.p90_minutes), (Some(10), Some(45)));

@@ -420,12 +420,12 @@ async fn a_release_queues_one_oru_for_the_ehr_with_the_result() {
     assert_eq!(field(oru, "OBX-7"), "3.5-5.1");
     assert_eq!(field(oru, "OBX-8"), "H");
     assert_eq!(field(oru, "OBX-11"), "F");
-    let when = |micros: i64| {
-        jiff::Timestamp::from_microsecond(micros).unwrap().strftime("%Y%m%d%H%M%S+0000").to_string()
+    let when = |at: cuvette_domain::time::Timestamp| {
+        at.to_jiff().unwrap().strftime("%Y%m%d%H%M%S+0000").to_string()
     };
     assert_eq!(field(oru, "OBX-14"), when(collected), "observed when collected");
     assert_eq!(field(oru, "OBR-7"), when(collected));
-    assert_eq!(field(oru, "OBX-19"), when(lab.now().as_microsecond()), "analysed when entered");
+    assert_eq!(field(oru, "OBX-19"), when(lab.now_at()), "analysed when entered");
 }
 
 #[tokio::test]

@@ -1,7 +1,6 @@
 //! Quality control: a run is judged the moment it is entered; a rejection holds the
 //! instrument's patient results until a technologist documents what was done and QC passes.
 
-use cuvette_app::Clock;
 use cuvette_app::interop;
 use cuvette_app::qc::MaterialForm;
 use cuvette_app::records::MovingAverageRow;
@@ -259,8 +258,8 @@ async fn the_levey_jennings_data_marks_violations_lot_changes_and_monthly_statis
     lab.clock.advance(minutes(60));
     run(&lab, instrument, (l1, l2), ("107", "300")).await; // +3.5 SD: 1-3s
     let mls = lab.technologist().await;
-    let from = lab.clock.now().as_microsecond() - 86_400_000_000;
-    let to = lab.clock.now().as_microsecond() + 1;
+    let from = lab.now_at() - jiff::SignedDuration::from_hours(24);
+    let to = lab.now_at() + jiff::SignedDuration::from_micros(1);
     let data = lab.levey_jennings(&mls, l1, from, to).await.unwrap();
     assert_eq!(data.points.len(), 2);
     assert_eq!(data.points[1].rules, [WestgardRule::OneTwoS, WestgardRule::OneThreeS]);

@@ -121,7 +121,7 @@ async fn a_specimen_is_drawn_and_received_once() {
     let drawn = lab.draw(&accession).await;
     assert_eq!(
         (drawn.collected_by.as_deref(), drawn.collected_at),
-        (Some("phlebotomist"), Some(lab.now().as_microsecond()))
+        (Some("phlebotomist"), Some(lab.now_at()))
     );
 
     assert!(refused(lab.collect(&phlebotomist, &accession).await).contains("already collected"));

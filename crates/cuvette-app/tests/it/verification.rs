@@ -49,7 +49,7 @@ async fn a_technician_releases_a_normal_result() {
         (result.released_by.as_deref(), result.release_status.map(|s| s.code())),
         (Some("technician"), Some("final"))
     );
-    assert_eq!(result.released_at, Some(lab.now().as_microsecond()));
+    assert_eq!(result.released_at, Some(lab.now_at()));
 }
 
 #[tokio::test]
@@ -102,7 +102,7 @@ async fn a_critical_potassium_cannot_be_released_until_the_call_is_documented() 
         (calls[0].called_person.as_str(), calls[0].called_by.as_str(), calls[0].read_back),
         (PROVIDER, "technician", true)
     );
-    assert_eq!(calls[0].called_at, lab.now().as_microsecond());
+    assert_eq!(calls[0].called_at, lab.now_at());
     assert!(lab.audit_actions_for(&patient).await.contains(&"critical.call".to_owned()));
 }
 

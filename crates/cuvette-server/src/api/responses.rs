@@ -11,6 +11,7 @@ use cuvette_app::records::{
 use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};
 use cuvette_domain::TestDefinition;
 use cuvette_domain::catalog::{CalculationRule, Panel, ReferenceInterval, ResultType};
+use cuvette_domain::time::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -81,20 +82,20 @@ impl<T: Schema> Schema for Option<T> {
 pub struct Time(String);
 
 impl Time {
-    /// From the store's microseconds since the epoch.
-    pub fn at(micros: i64) -> Time {
+    /// From a time the app read.
+    pub fn at(at: Timestamp) -> Time {
         Time(
-            jiff::Timestamp::from_microsecond(micros)
+            at.to_jiff()
                 .map(|t| t.to_string())
                 // The store only holds times the clock produced; out of jiff's range would
                 // be corrupt data, shown as the epoch rather than failing the whole answer.
-                .unwrap_or_else(|_| jiff::Timestamp::UNIX_EPOCH.to_string()),
+                .unwrap_or_else(|| jiff::Timestamp::UNIX_EPOCH.to_string()),
         )
     }
 
     /// An optional time.
-    pub fn opt(micros: Option<i64>) -> Option<Time> {
-        micros.map(Time::at)
+    pub fn opt(at: Option<Timestamp>) -> Option<Time> {
+        at.map(Time::at)
     }
 }
 

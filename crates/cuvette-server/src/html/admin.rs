@@ -745,7 +745,7 @@ fn audit_csv_body(events: &[AuditEvent]) -> String {
         "hash",
     ]);
     for e in events {
-        let at = jiff::Timestamp::from_microsecond(e.at).map(|t| t.to_string()).unwrap_or_default();
+        let at = e.at.to_jiff().map(|t| t.to_string()).unwrap_or_default();
         out.row(&[
             Field::Value(&e.seq.to_string()),
             Field::Value(&at),
@@ -769,7 +769,7 @@ mod tests {
     fn event(entity_id: &str, after: &str) -> AuditEvent {
         AuditEvent {
             seq: 7,
-            at: 1_700_000_000_000_000,
+            at: cuvette_domain::time::Timestamp::from_micros(1_700_000_000_000_000),
             actor: "@admin".into(),
             action: AuditAction::PatientRegister,
             entity: "patient".into(),

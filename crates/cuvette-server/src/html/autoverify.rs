@@ -12,12 +12,11 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuvette_app::autoverify::{DryRun, RuleSetView};
+use cuvette_app::autoverify::{DryRun, RuleSetForm, RuleSetView};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
-use cuvette_domain::autoverify::{AutoverifyRules, AvRule, RulesError};
-use cuvette_domain::delta::{DELTA_WINDOW_HOURS_MAX, DeltaLimits};
-use cuvette_domain::number::{NumberRules, parse_entry};
+use cuvette_domain::autoverify::{AutoverifyRules, AvRule};
+use cuvette_domain::delta::DELTA_WINDOW_HOURS_MAX;
 use cuvette_domain::role::ROLES;
 use cuvette_domain::workflow::SpecimenCondition;
 use rust_decimal::Decimal;
@@ -249,154 +248,32 @@ impl RuleForm {
         Posted { csrf, typed, form: f }
     }
 
-    /// The rules as typed, or what to fix in each field.
-    fn parse(&self) -> Result<AutoverifyRules, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let e = &mut errors;
-        let hemolysis_max = index_limit("hemolysis_max", "hemolysis", &self.hemolysis_max, e);
-        let icterus_max = index_limit("icterus_max", "icterus", &self.icterus_max, e);
-        let lipemia_max = index_limit("lipemia_max", "lipemia", &self.lipemia_max, e);
-        let absolute = limit("delta_absolute", "absolute delta limit", &self.delta_absolute, e);
-        let percent = limit("delta_percent", "percent delta limit", &self.delta_percent, e);
-        let rate = limit("delta_rate", "delta limit per day", &self.delta_rate, e);
-        let autoverify_low = number("autoverify_low", "low limit", &self.autoverify_low, e);
-        let autoverify_high = number("autoverify_high", "high limit", &self.autoverify_high, e);
-        // No limit at all means no delta check; the window only matters with a limit.
-        let any_delta = [&self.delta_absolute, &self.delta_percent, &self.delta_rate]
-            .iter()
-            .any(|t| !t.trim().is_empty());
-        let window = if any_delta { delta_window(&self.delta_window, e) } else { None };
-        if let (Some(low), Some(high)) = (autoverify_low, autoverify_high)
-            && low > high
-        {
-            e.push(FieldError {
-                field: "autoverify_low".into(),
-                message: format!("The low limit ({low}) must not be above the high limit ({high})"),
-            });
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let rules = AutoverifyRules {
+    /// The rule fields as typed, for the app to read.
+    fn typed(&self) -> RuleSetForm {
+        RuleSetForm {
             enabled: self.enabled,
             require_qc: self.require_qc,
             block_instrument_flags: self.block_instrument_flags,
-            hemolysis_max,
-            icterus_max,
-            lipemia_max,
+            hemolysis_max: self.hemolysis_max.clone(),
+            icterus_max: self.icterus_max.clone(),
+            lipemia_max: self.lipemia_max.clone(),
             check_measurement_range: self.check_measurement_range,
             hold_critical: self.hold_critical,
-            delta: window.map(|window_hours| DeltaLimits {
-                absolute,
-                percent,
-                rate_per_day: rate,
-                window_hours,
-                require_all: self.delta_require_all,
-            }),
-            autoverify_low,
-            autoverify_high,
+            delta_absolute: self.delta_absolute.clone(),
+            delta_percent: self.delta_percent.clone(),
+            delta_rate: self.delta_rate.clone(),
+            delta_window: self.delta_window.clone(),
+            delta_require_all: self.delta_require_all,
+            autoverify_low: self.autoverify_low.clone(),
+            autoverify_high: self.autoverify_high.clone(),
             hold_outside_reference: self.hold_outside_reference,
-            hold_comment_codes: self.hold_codes.iter().map(|c| c.trim().to_owned()).collect(),
-        };
-        // What the field checks above cannot see (hold codes, limits on how many).
-        rules.validate().map_err(|e| vec![rules_error(&e)])?;
-        Ok(rules)
-    }
-}
-
-fn rules_error(e: &RulesError) -> FieldError {
-    let field = match e {
-        RulesError::InvertedRange { .. } => "autoverify_low",
-        RulesError::EmptyDelta | RulesError::DeltaWindow { .. } => "delta_window",
-        RulesError::TooManyHoldCodes { .. } | RulesError::BadHoldCode { .. } => "hold_codes",
-        _ => "rules",
-    };
-    FieldError { field: field.into(), message: capitalised(&e.to_string()) }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
-fn push(errors: &mut Vec<FieldError>, field: &str, message: String) {
-    errors.push(FieldError { field: field.into(), message });
-}
-
-/// A serum-index limit: a whole number of index units, or empty for none.
-fn index_limit(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<u32> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    match text.parse::<u32>() {
-        Ok(v) => Some(v),
-        Err(_) => {
-            push(
-                errors,
-                field,
-                format!(
-                    "Enter the {what} index limit as a whole number, for example 50, or leave it \
-                     empty for no limit"
-                ),
-            );
-            None
+            hold_codes: self.hold_codes.clone(),
         }
     }
-}
 
-/// A decimal, or empty for none.
-fn number(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Decimal> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    match parse_entry(text, NumberRules::Plain) {
-        Ok(n) => Some(n.value),
-        Err(e) => {
-            push(errors, field, format!("The autoverification {what}: {e}, or leave it empty"));
-            None
-        }
-    }
-}
-
-/// A delta limit: a decimal that is not negative, or empty for none.
-fn limit(field: &str, what: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Decimal> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    match parse_entry(text, NumberRules::Plain).map(|n| n.value) {
-        Ok(v) if v.is_sign_negative() && !v.is_zero() => {
-            push(
-                errors,
-                field,
-                format!("The {what} is a size of change: enter it without a minus sign"),
-            );
-            None
-        }
-        Ok(v) => Some(v),
-        Err(e) => {
-            push(errors, field, format!("The {what}: {e}, or leave it empty"));
-            None
-        }
-    }
-}
-
-fn delta_window(text: &str, errors: &mut Vec<FieldError>) -> Option<u32> {
-    match text.trim().parse::<u32>() {
-        Ok(h) if (1..=DELTA_WINDOW_HOURS_MAX).contains(&h) => Some(h),
-        _ => {
-            push(
-                errors,
-                "delta_window",
-                format!(
-                    "Enter the delta window as whole hours from 1 to {DELTA_WINDOW_HOURS_MAX}, for \
-                     example 48 (needed because a delta limit is set)"
-                ),
-            );
-            None
-        }
+    /// The rules as typed, or what to fix in each field (read by the app).
+    fn parse(&self) -> Result<AutoverifyRules, Vec<FieldError>> {
+        self.typed().rules()
     }
 }
 
@@ -622,18 +499,9 @@ async fn save(
     bench.require(Action::ApproveAutoverification)?;
     let view = s.lab.autoverify_rule_set(&bench.actor, &code).await?;
     let form = posted.form;
-    let rules = match form.parse() {
-        Ok(rules) => rules,
-        Err(errors) => {
-            return render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &rule_page(&s, &bench, &view, form, errors),
-            );
-        }
-    };
-    match s.lab.save_autoverify_rules(&bench.actor, &view.test_code, &rules).await {
+    match s.lab.save_autoverify_form(&bench.actor, &view.test_code, &form.typed()).await {
         Ok(_) => {
-            let saved = if rules.enabled { "on" } else { "off" };
+            let saved = if form.enabled { "on" } else { "off" };
             let to = format!("/autoverify/{}?saved={saved}", urlencode(&view.test_code));
             Ok(Redirect::to(&to).into_response())
         }
@@ -691,7 +559,7 @@ async fn dry_run(
     };
     let run = s
         .lab
-        .autoverify_dry_run(&bench.actor, &view.test_code, &rules, range.from_us, range.to_us)
+        .autoverify_dry_run(&bench.actor, &view.test_code, &rules, range.start, range.end)
         .await?;
     let unsaved = posted.typed && rules != view.rules;
     let form = RuleForm { from: range.from.clone(), to: range.to.clone(), ..form };

@@ -16,6 +16,7 @@ use cuvette_app::critical::PendingCall;
 use cuvette_app::records::CriticalRow;
 use cuvette_app::{FieldError, Lab};
 use cuvette_domain::Action;
+use cuvette_domain::time::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
 
@@ -31,8 +32,6 @@ pub fn routes() -> Router<AppState> {
         .route("/critical/banner", get(banner))
 }
 
-const MINUTE_US: i64 = 60_000_000;
-
 /// How many days a report covers when no dates are given.
 const DEFAULT_DAYS: i64 = 30;
 
@@ -46,9 +45,9 @@ pub(super) struct DayRange {
     /// Last day, as `YYYY-MM-DD`.
     pub to: String,
     /// Start of the first day.
-    pub from_us: i64,
+    pub start: Timestamp,
     /// Start of the day after the last (the end is exclusive in the store).
-    pub to_us: i64,
+    pub end: Timestamp,
 }
 
 /// The last [`DEFAULT_DAYS`] days up to today, as the form shows them.
@@ -101,8 +100,8 @@ pub(super) fn day_range(lab: &Lab, from: &str, to: &str) -> Result<DayRange, Vec
         (Some(a), Some(b)) => Ok(DayRange {
             from: first.to_string(),
             to: last.to_string(),
-            from_us: a.as_microsecond(),
-            to_us: b.as_microsecond(),
+            start: a.into(),
+            end: b.into(),
         }),
         _ => Err(vec![FieldError {
             field: "from".into(),
@@ -170,7 +169,7 @@ fn pending_line(lab: &Lab, p: &PendingCall) -> PendingLine {
         value: r.report_text.clone(),
         flags: flag_chips(&r.flags),
         entered: lab.format_time(r.entered_at),
-        entered_ms: r.entered_at / 1000,
+        entered_ms: r.entered_at.as_micros() / 1000,
         waited: waited(p.minutes_waiting),
         overdue: p.overdue,
         escalated: r.escalated_at.map(|t| lab.format_time(t)).unwrap_or_default(),
@@ -313,10 +312,12 @@ fn percent(part: usize, whole: usize) -> String {
 }
 
 fn report_line(lab: &Lab, limit: i64, r: &CriticalRow) -> ReportLine {
-    let minutes = r.called_at.map(|c| (c - r.entered_at) / MINUTE_US);
+    let minutes = r.called_at.map(|c| c.minutes_since(r.entered_at));
     // Judged to the microsecond, as the report's counts are.
     let (outcome, outcome_label) = match r.called_at {
-        Some(c) if c - r.entered_at <= limit * MINUTE_US => ("within", "✓ Within limit"),
+        Some(c) if c.since(r.entered_at) <= jiff::SignedDuration::from_mins(limit) => {
+            ("within", "✓ Within limit")
+        }
         Some(_) => ("late", "⚠ Late"),
         None => ("uncalled", "✗ Not called"),
     };
@@ -361,7 +362,7 @@ async fn report(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
         }
     };
-    let c = lab.critical_compliance(&bench.actor, range.from_us, range.to_us).await?;
+    let c = lab.critical_compliance(&bench.actor, range.start, range.end).await?;
     let minutes = |m: Option<i64>| m.map(waited).unwrap_or_else(|| "–".into());
     let summary = Summary {
         limit: c.limit_minutes,

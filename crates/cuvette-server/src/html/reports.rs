@@ -169,7 +169,7 @@ fn report_data(lab: &Lab, report: &CumulativeReport) -> ReportData {
         lab_name: lab.config().lab_name.clone(),
         title: if corrected_count > 0 { "CORRECTED REPORT" } else { "Cumulative report" },
         banner: Banner::of(lab, &report.patient),
-        printed: lab.format_time(lab.now().as_microsecond()),
+        printed: lab.format_time(lab.now_at()),
         groups,
         corrected_count,
         result_count,

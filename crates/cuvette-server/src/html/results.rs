@@ -21,6 +21,7 @@ use cuvette_app::{
 use cuvette_domain::catalog::ResultType;
 use cuvette_domain::evaluation::{PatientContext, Review, interval_text};
 use cuvette_domain::role::{ReleaseCheck, may_release};
+use cuvette_domain::time::Timestamp;
 use cuvette_domain::workflow::{Priority, SpecimenStatus, SpecimenStep, TestStatus, specimen_step};
 use cuvette_domain::{Action, Role, Sex};
 use jiff::civil::Date;
@@ -44,9 +45,8 @@ pub fn routes() -> Router<AppState> {
 // Shared helpers.
 
 /// The lab's calendar date of a stored time, or today.
-pub(super) fn lab_date(lab: &Lab, micros: Option<i64>) -> Date {
-    micros
-        .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
+pub(super) fn lab_date(lab: &Lab, at: Option<Timestamp>) -> Date {
+    at.and_then(|at| at.to_jiff())
         .unwrap_or_else(|| lab.now())
         .to_zoned_datetime(lab.config().time_zone.clone())
         .date()
@@ -1034,10 +1034,10 @@ fn call_page(
     } else {
         String::new()
     };
-    let now = lab.now().as_microsecond();
+    let now = lab.now_at();
     let elapsed = result
         .map(|r| {
-            let minutes = (now - r.entered_at).max(0) / 60_000_000;
+            let minutes = now.minutes_since(r.entered_at).max(0);
             if minutes < 120 {
                 format!("{minutes} min since entry")
             } else {

@@ -642,10 +642,9 @@ async fn collect_list(
     render_with(status, &page)
 }
 
-/// `08:05` in the lab's time zone (now, when `micros` is `None`).
-fn time_of_day(lab: &Lab, micros: Option<i64>) -> String {
-    let micros = micros.unwrap_or_else(|| lab.now().as_microsecond());
-    let full = lab.format_time(micros);
+/// `08:05` in the lab's time zone (now, when `at` is `None`).
+fn time_of_day(lab: &Lab, at: Option<cuvette_domain::time::Timestamp>) -> String {
+    let full = lab.format_time(at.unwrap_or_else(|| lab.now_at()));
     full.rsplit_once(' ').map(|(_, t)| t.to_owned()).unwrap_or(full)
 }
 

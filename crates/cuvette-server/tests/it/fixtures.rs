@@ -15,7 +15,7 @@ pub async fn an_audit_event_of_every_action(app: &App, actor: &str) {
     let mut tx = store.begin().await.unwrap();
     for action in AuditAction::ALL {
         tx.audit(NewAuditEvent {
-            at: 1_795_000_000_000_000,
+            at: cuvette_domain::time::Timestamp::from_micros(1_795_000_000_000_000),
             actor,
             action,
             entity: "probe",

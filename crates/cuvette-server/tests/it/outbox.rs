@@ -246,7 +246,7 @@ async fn an_ae_is_a_failed_attempt_retried_after_the_backoff_on_the_same_connect
     assert_eq!((row.status.code(), row.attempts), ("pending", 1));
     let error = row.last_error.clone().unwrap();
     assert!(error.contains("AE") && error.contains("patient not found"), "{error}");
-    assert_eq!(row.next_attempt_at, b.lab.now().as_microsecond() + 1_000_000, "1 s backoff");
+    assert_eq!(row.next_attempt_at, b.lab.now_at() + SignedDuration::from_secs(1), "1 s backoff");
 
     assert_eq!(worker.run_once().await, Round::default(), "not due before the backoff");
     b.clock.advance(SignedDuration::from_secs(1));
@@ -318,7 +318,7 @@ async fn an_unreachable_ehr_backs_off_and_gives_up_after_fifty_attempts() {
     assert_eq!(worker.run_once().await, Round { sent: 0, failed: 1 });
     let row = &b.undelivered().await[0];
     assert!(row.last_error.as_deref().unwrap().contains("cannot connect"), "{row:?}");
-    let mut waits = vec![row.next_attempt_at - b.lab.now().as_microsecond()];
+    let mut waits = vec![row.next_attempt_at.as_micros() - b.lab.now_at().as_micros()];
     for _ in 0..60 {
         b.clock.advance(SignedDuration::from_mins(5));
         worker.run_once().await;
@@ -326,7 +326,7 @@ async fn an_unreachable_ehr_backs_off_and_gives_up_after_fifty_attempts() {
         if row.status == cuvette_app::records::OutboxStatus::Failed {
             break;
         }
-        waits.push(row.next_attempt_at - b.lab.now().as_microsecond());
+        waits.push(row.next_attempt_at.as_micros() - b.lab.now_at().as_micros());
     }
     let row = &b.undelivered().await[0];
     assert_eq!((row.status.code(), row.attempts), ("failed", 50), "given up");

@@ -3,7 +3,7 @@
 use cuvette_domain::Catalog;
 use cuvette_store::StoreError;
 
-use crate::{AT, Db};
+use crate::{AT, Db, at};
 
 #[tokio::test]
 async fn every_version_of_a_definition_and_a_panel_read_back_as_written() {
@@ -16,7 +16,7 @@ async fn every_version_of_a_definition_and_a_panel_read_back_as_written() {
 
     let mut tx = db.store.begin().await.unwrap();
     assert_eq!(tx.save_definition(&potassium, 0, "supervisor", AT).await.unwrap(), 1);
-    assert_eq!(tx.save_definition(&edited, 1, "director", AT + 1).await.unwrap(), 2);
+    assert_eq!(tx.save_definition(&edited, 1, "director", at(1)).await.unwrap(), 2);
     tx.save_panel(&panel).await.unwrap();
     tx.commit().await.unwrap();
 
@@ -24,7 +24,7 @@ async fn every_version_of_a_definition_and_a_panel_read_back_as_written() {
     let [k] = &current[..] else { panic!("{current:?}") };
     assert_eq!(
         (k.version, &k.definition, k.created_at, k.created_by.as_str()),
-        (2, &edited, AT + 1, "director")
+        (2, &edited, at(1), "director")
     );
     let history = db.store.definition_history("K").await.unwrap();
     let versions: Vec<_> =
@@ -35,7 +35,7 @@ async fn every_version_of_a_definition_and_a_panel_read_back_as_written() {
     // An editor who started from version 1 is too late.
     let mut tx = db.store.begin().await.unwrap();
     assert!(matches!(
-        tx.save_definition(&potassium, 1, "supervisor", AT + 2).await,
+        tx.save_definition(&potassium, 1, "supervisor", at(2)).await,
         Err(StoreError::Conflict(_))
     ));
 }

@@ -5,7 +5,7 @@ use cuvette_store::{
     OutboxStatus, Protocol, Quarantine, TestCodeRow,
 };
 
-use crate::{AT, Db, same};
+use crate::{AT, Db, at, same};
 
 #[tokio::test]
 async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
@@ -116,7 +116,7 @@ async fn a_quarantined_message_and_its_replay_read_back_with_every_column() {
 
     // The same control id from the same sender again is a conflict: it is a retransmission.
     let mut tx = db.store.begin().await.unwrap();
-    assert!(tx.insert_message(&first, AT + 1).await.is_err());
+    assert!(tx.insert_message(&first, at(1)).await.is_err());
     drop(tx);
 
     let mut tx = db.store.begin().await.unwrap();
@@ -133,7 +133,7 @@ async fn a_quarantined_message_and_its_replay_read_back_with_every_column() {
                 replay_of: Some(id),
                 ..quarantined(&raw)
             },
-            AT + 2,
+            at(2),
         )
         .await
         .unwrap();
@@ -183,16 +183,16 @@ async fn an_outbox_message_reads_back_pending_failed_retried_and_sent() {
     same(&db.store.outbox_due(AT, 10).await.unwrap(), &vec![pending.clone()]);
 
     let mut tx = db.store.begin().await.unwrap();
-    tx.outbox_failed(id, "connection refused", Some(AT + 30)).await.unwrap();
+    tx.outbox_failed(id, "connection refused", Some(at(30))).await.unwrap();
     tx.commit().await.unwrap();
     let retrying = OutboxRow {
         attempts: 1,
-        next_attempt_at: AT + 30,
+        next_attempt_at: at(30),
         last_error: Some("connection refused".into()),
         ..pending
     };
     same(&db.store.outbox_undelivered().await.unwrap(), &vec![retrying.clone()]);
-    assert!(db.store.outbox_due(AT + 29, 10).await.unwrap().is_empty(), "not before its time");
+    assert!(db.store.outbox_due(at(29), 10).await.unwrap().is_empty(), "not before its time");
 
     let mut tx = db.store.begin().await.unwrap();
     tx.outbox_failed(id, "AE: unknown patient", None).await.unwrap();
@@ -206,8 +206,8 @@ async fn an_outbox_message_reads_back_pending_failed_retried_and_sent() {
     same(&db.store.outbox_undelivered().await.unwrap(), &vec![given_up.clone()]);
 
     let mut tx = db.store.begin().await.unwrap();
-    tx.outbox_retry(id, AT + 100).await.unwrap();
-    tx.outbox_sent(id, b"MSA|AA|CUV0001", AT + 101).await.unwrap();
+    tx.outbox_retry(id, at(100)).await.unwrap();
+    tx.outbox_sent(id, b"MSA|AA|CUV0001", at(101)).await.unwrap();
     tx.commit().await.unwrap();
     assert!(db.store.outbox_undelivered().await.unwrap().is_empty(), "delivered");
 }

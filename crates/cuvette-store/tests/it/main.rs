@@ -9,7 +9,8 @@ mod orders;
 mod qc;
 mod users;
 
-use cuvette_store::{Micros, Store, StoreError};
+use cuvette_domain::time::Timestamp;
+use cuvette_store::{Store, StoreError};
 use cuvette_testkit::TestDb;
 use sqlx::Connection;
 
@@ -20,7 +21,12 @@ pub struct Db {
 }
 
 /// A fixed time, 2026-03-02 08:15 UTC, in microseconds.
-pub const AT: Micros = 1_772_439_300_000_000;
+pub const AT: Timestamp = Timestamp::from_micros(1_772_439_300_000_000);
+
+/// `micros` microseconds after [`AT`] (before it, when negative).
+pub fn at(micros: i64) -> Timestamp {
+    Timestamp::from_micros(AT.as_micros() + micros)
+}
 
 impl Db {
     pub async fn new() -> Db {

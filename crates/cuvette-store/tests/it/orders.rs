@@ -10,7 +10,7 @@ use cuvette_store::{
     NewSpecimen, OrderRow, OrderedTestRow, PatientRow, ResultRow, SpecimenRow, WorklistFilter,
 };
 
-use crate::{AT, Db, same};
+use crate::{AT, Db, at, same};
 
 /// Registers a patient and orders one STAT potassium on one tube; returns (patient, order,
 /// specimen, test) ids.
@@ -145,11 +145,11 @@ async fn a_rejected_specimen_keeps_who_when_why_its_indices_and_conditions() {
     let before = db.store.specimen(specimen).await.unwrap();
     let rejected = SpecimenRow {
         status: SpecimenStatus::Rejected,
-        collected_at: Some(AT + 1),
+        collected_at: Some(at(1)),
         collected_by: Some("phlebotomist".into()),
-        received_at: Some(AT + 2),
+        received_at: Some(at(2)),
         received_by: Some("assistant".into()),
-        rejected_at: Some(AT + 3),
+        rejected_at: Some(at(3)),
         rejected_by: Some("technologist".into()),
         reject_reason: Some(RejectionReason::Hemolyzed),
         reject_note: Some("pink serum".into()),
@@ -283,7 +283,7 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
 
     let mut tx = db.store.begin().await.unwrap();
     assert!(
-        tx.release_result(stored.id, "technologist", ReleaseStatus::Final, AT + 60).await.unwrap()
+        tx.release_result(stored.id, "technologist", ReleaseStatus::Final, at(60)).await.unwrap()
     );
     let call = tx
         .insert_critical_call(
@@ -292,11 +292,11 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
                 result_version: 1,
                 called_person: "RN Adeyemi, ward 4",
                 called_by: "technologist",
-                called_at: AT + 30,
+                called_at: at(30),
                 read_back: true,
                 notes: "ext 4471",
             },
-            AT + 45,
+            at(45),
         )
         .await
         .unwrap();
@@ -304,7 +304,7 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
     same(
         &db.store.results_of_tests(&[test]).await.unwrap()[0],
         &ResultRow {
-            released_at: Some(AT + 60),
+            released_at: Some(at(60)),
             released_by: Some("technologist".into()),
             release_status: Some(ReleaseStatus::Final),
             ..unreleased
@@ -318,15 +318,15 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
             result_version: 1,
             called_person: "RN Adeyemi, ward 4".into(),
             called_by: "technologist".into(),
-            called_at: AT + 30,
+            called_at: at(30),
             read_back: true,
             notes: "ext 4471".into(),
-            documented_at: AT + 45,
+            documented_at: at(45),
         }][..],
     );
     // The critical-call list joins the result, its patient and the call that closed the loop.
     same(
-        &db.store.critical_results(AT, AT + 1_000, false).await.unwrap(),
+        &db.store.critical_results(AT, at(1_000), false).await.unwrap(),
         &vec![CriticalRow {
             ordered_test_id: test,
             version: 1,
@@ -338,12 +338,12 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
             report_text: "7.1".into(),
             flags,
             entered_at: AT,
-            called_at: Some(AT + 30),
+            called_at: Some(at(30)),
             called_person: Some("RN Adeyemi, ward 4".into()),
             called_by: Some("technologist".into()),
             attempts: 0,
             escalated_at: None,
         }],
     );
-    assert!(db.store.critical_results(AT, AT + 1_000, true).await.unwrap().is_empty(), "called");
+    assert!(db.store.critical_results(AT, at(1_000), true).await.unwrap().is_empty(), "called");
 }

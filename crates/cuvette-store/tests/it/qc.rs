@@ -10,7 +10,7 @@ use cuvette_store::{
     QcRunRow, RuleSetRow, TargetRow,
 };
 
-use crate::{AT, Db, corrupt_column, same};
+use crate::{AT, Db, at, corrupt_column, same};
 
 /// A level-2 chemistry control on an analyzer with a glucose target; returns (instrument,
 /// target, the material as written).
@@ -49,7 +49,7 @@ async fn glucose_control(db: &Db) -> (i64, i64, MaterialRow) {
             5.25,
             TargetSource::Lab,
             "supervisor",
-            AT + 1,
+            at(1),
         )
         .await
         .unwrap();
@@ -103,7 +103,7 @@ async fn a_judged_run_keeps_its_verdict_violations_points_and_corrective_action(
         .insert_qc_run(&NewQcRun {
             instrument_id: instrument,
             test_code: "GLU",
-            at: AT + 10,
+            at: at(10),
             status: QcStatus::Accepted,
             violations: &[],
             entered_by: "instrument:CHEM1",
@@ -127,7 +127,7 @@ async fn a_judged_run_keeps_its_verdict_violations_points_and_corrective_action(
             CorrectiveAction::Recalibrated,
             "new calibrator lot",
             "technologist",
-            AT + 20,
+            at(20),
         )
         .await
         .unwrap();
@@ -140,7 +140,7 @@ async fn a_judged_run_keeps_its_verdict_violations_points_and_corrective_action(
             id: run,
             instrument_id: instrument,
             test_code: "GLU".into(),
-            at: AT + 10,
+            at: at(10),
             status: QcStatus::Rejected,
             violations,
             entered_by: "instrument:CHEM1".into(),
@@ -152,7 +152,7 @@ async fn a_judged_run_keeps_its_verdict_violations_points_and_corrective_action(
         &vec![QcPoint {
             id: point,
             run_id: run,
-            at: AT + 10,
+            at: at(10),
             entered_by: "instrument:CHEM1".into(),
             target_id: target,
             level: 2,
@@ -171,7 +171,7 @@ async fn a_judged_run_keeps_its_verdict_violations_points_and_corrective_action(
             id: action,
             instrument_id: instrument,
             test_code: "GLU".into(),
-            at: AT + 20,
+            at: at(20),
             by_user: "technologist".into(),
             action: CorrectiveAction::Recalibrated,
             note: "new calibrator lot".into(),
@@ -230,7 +230,7 @@ async fn an_unknown_qc_code_is_corrupt_data_naming_its_column() {
             .insert_qc_run(&NewQcRun {
                 instrument_id: instrument,
                 test_code: "GLU",
-                at: AT + 10,
+                at: at(10),
                 status: QcStatus::Accepted,
                 violations: &[],
                 entered_by: "technician",

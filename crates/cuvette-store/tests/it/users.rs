@@ -3,7 +3,7 @@
 use cuvette_domain::{Action, Role};
 use cuvette_store::{ApiKeyRow, SessionRow, UserRow};
 
-use crate::{AT, Db, same};
+use crate::{AT, Db, at, same};
 
 const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
@@ -28,11 +28,11 @@ async fn a_user_reads_back_through_sign_in_the_user_list_and_a_session() {
 
     // Two failures and a lockout, then a promotion and a deactivation.
     let mut tx = db.store.begin().await.unwrap();
-    tx.record_failed_login(id, AT + 1).await.unwrap();
-    assert_eq!(tx.record_failed_login(id, AT + 2).await.unwrap(), 2);
-    tx.lock_user(id, AT + 900_000_000).await.unwrap();
+    tx.record_failed_login(id, at(1)).await.unwrap();
+    assert_eq!(tx.record_failed_login(id, at(2)).await.unwrap(), 2);
+    tx.lock_user(id, at(900_000_000)).await.unwrap();
     tx.commit().await.unwrap();
-    let locked = UserRow { failed_logins: 2, locked_until: Some(AT + 900_000_000), ..new.clone() };
+    let locked = UserRow { failed_logins: 2, locked_until: Some(at(900_000_000)), ..new.clone() };
     same(&db.store.users().await.unwrap()[..], &[locked.clone()][..]);
 
     let changed = UserRow {
@@ -43,22 +43,22 @@ async fn a_user_reads_back_through_sign_in_the_user_list_and_a_session() {
     };
     let mut tx = db.store.begin().await.unwrap();
     tx.update_user(&changed).await.unwrap();
-    tx.insert_session("f00d", id, "csrf-1", AT + 5).await.unwrap();
+    tx.insert_session("f00d", id, "csrf-1", at(5)).await.unwrap();
     tx.commit().await.unwrap();
-    db.store.touch_session("f00d", AT + 7).await.unwrap();
+    db.store.touch_session("f00d", at(7)).await.unwrap();
     same(
         &db.store.session("f00d").await.unwrap().unwrap(),
         &SessionRow {
             token_hash: "f00d".into(),
             user: changed,
             csrf_token: "csrf-1".into(),
-            created_at: AT + 5,
-            last_seen_at: AT + 7,
+            created_at: at(5),
+            last_seen_at: at(7),
         },
     );
 
     let mut tx = db.store.begin().await.unwrap();
-    tx.end_session("f00d", AT + 8).await.unwrap();
+    tx.end_session("f00d", at(8)).await.unwrap();
     tx.commit().await.unwrap();
     assert!(db.store.session("f00d").await.unwrap().is_none(), "an ended session is gone");
 }

@@ -47,6 +47,18 @@ pub(super) struct Period {
     to_us: i64,
 }
 
+impl Period {
+    /// The period's first instant.
+    fn start(&self) -> cuvette_domain::time::Timestamp {
+        cuvette_domain::time::Timestamp::from_micros(self.from_us)
+    }
+
+    /// The instant after the period (its end is exclusive).
+    fn end(&self) -> cuvette_domain::time::Timestamp {
+        cuvette_domain::time::Timestamp::from_micros(self.to_us)
+    }
+}
+
 /// The longest period one chart covers.
 pub(super) const PERIOD_DAYS_MAX: i64 = 731;
 
@@ -218,7 +230,7 @@ pub(super) async fn chart_page(
     let (period, period_errors) = period_of(q, lab_today(s), &tz);
     errors.extend(period_errors);
     let data: LeveyJenningsData =
-        s.lab.levey_jennings(&bench.actor, target_id, period.from_us, period.to_us).await?;
+        s.lab.levey_jennings(&bench.actor, target_id, period.start(), period.end()).await?;
     let t = &data.target;
     let unit = unit_of(s, &t.test_code);
     let decimals = decimals(t.sd);
@@ -233,7 +245,7 @@ pub(super) async fn chart_page(
         .iter()
         .map(|p| ChartPoint {
             id: p.id,
-            at: p.at,
+            at: p.at.as_micros(),
             // A point of another lot is placed by the z it was judged with against its own
             // lot's target, so it stands against these lines where it stood against its
             // own; its note keeps the value measured.
@@ -257,7 +269,7 @@ pub(super) async fn chart_page(
     let lot_changes: Vec<LotChange> = data
         .lot_changes
         .iter()
-        .map(|(at, label)| LotChange { at: *at, label: label.clone() })
+        .map(|(at, label)| LotChange { at: at.as_micros(), label: label.clone() })
         .collect();
     let svg = chart::levey_jennings(&LeveyJennings {
         title: &heading,
@@ -385,7 +397,7 @@ pub(super) async fn csv(
     if let Some(e) = errors.first() {
         return Err(AppError::invalid(&e.field, e.message.clone()).into());
     }
-    let data = s.lab.levey_jennings(&bench.actor, target_id, period.from_us, period.to_us).await?;
+    let data = s.lab.levey_jennings(&bench.actor, target_id, period.start(), period.end()).await?;
     let body = csv_body(&data.points, &tz);
     let t = &data.target;
     let name: String = format!(
@@ -423,7 +435,7 @@ pub(super) fn csv_body(points: &[QcPoint], tz: &TimeZone) -> String {
         let rules = p.rules.iter().map(|r| r.code()).collect::<Vec<_>>().join(" ");
         let z = if p.z.is_finite() { format!("{:.3}", p.z) } else { String::new() };
         out.row(&[
-            Field::Value(&iso_time(p.at, tz)),
+            Field::Value(&iso_time(p.at.as_micros(), tz)),
             Field::Value(&p.level.to_string()),
             Field::Text(&p.lot),
             Field::Value(&number(p.value)),
@@ -450,7 +462,7 @@ mod tests {
         let p = QcPoint {
             id: 1,
             run_id: 1,
-            at: 1_700_000_000_000_000,
+            at: cuvette_domain::time::Timestamp::from_micros(1_700_000_000_000_000),
             entered_by: "=cmd".into(),
             target_id: 1,
             level: 2,

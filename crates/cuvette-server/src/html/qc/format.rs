@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use cuvette_app::FieldError;
-use cuvette_domain::number::{NumberError, NumberRules, parse_entry};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
@@ -82,15 +81,6 @@ pub(super) fn signed(v: f64) -> String {
     if s.starts_with('-') || s == "0.00" { s } else { format!("+{s}") }
 }
 
-/// Reads an optional number by the lab's one reading of numbers; `Ok(None)` when blank.
-pub(super) fn parse_decimal(text: &str) -> Result<Option<f64>, NumberError> {
-    match parse_entry(text, NumberRules::Plain) {
-        Ok(n) => Ok(Some(n.to_f64())),
-        Err(NumberError::Empty) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Today in the lab's zone.
 pub(super) fn lab_today(s: &AppState) -> Date {
     s.lab.now().to_zoned_datetime(s.lab.config().time_zone.clone()).date()
@@ -164,10 +154,6 @@ mod tests {
 
     #[test]
     fn numbers_read_as_the_bench_writes_them() {
-        assert_eq!(parse_decimal(" 4.2 "), Ok(Some(4.2)));
-        assert_eq!(parse_decimal(""), Ok(None));
-        assert_eq!(parse_decimal(" 4,2 "), Err(NumberError::DecimalComma { point: "4.2".into() }));
-        assert_eq!(parse_decimal("NaN"), Err(NumberError::NotANumber { text: "NaN".into() }));
         assert_eq!(signed(2.314), "+2.31");
         assert_eq!(signed(-0.001), "0.00");
         assert_eq!(signed(-3.2), "-3.20");

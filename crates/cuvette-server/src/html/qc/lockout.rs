@@ -88,10 +88,12 @@ pub(super) async fn lockout_page(
     typed_run: Option<RunInput>,
 ) -> Result<LockoutPage, WebError> {
     let view = s.lab.lockout(&bench.actor, instrument_id, test_code).await?;
-    let (now, today) = (s.lab.now().as_microsecond(), lab_today(s));
+    let (now, today) = (s.lab.now_at(), lab_today(s));
     let facts = &view.standing.facts;
     let instrument_name = facts.instrument_name.clone();
-    let when = |t: Option<i64>| t.map(|t| s.lab.format_time(t)).unwrap_or_else(|| "none".into());
+    let when = |t: Option<cuvette_domain::time::Timestamp>| {
+        t.map(|t| s.lab.format_time(t)).unwrap_or_else(|| "none".into())
+    };
     let fact_rows = vec![
         ("Last rejected run", when(facts.last_rejected)),
         ("Last corrective action", when(facts.last_action)),
@@ -114,7 +116,8 @@ pub(super) async fn lockout_page(
     };
     let series = s.lab.moving_average_series(&bench.actor, instrument_id, test_code, 500).await?;
     let ma_svg = series.map(|(rule, averages)| {
-        let (unit, last_day) = (unit_of(s, test_code), (now - 86_400_000_000, now));
+        let (unit, last_day) =
+            (unit_of(s, test_code), (now.as_micros() - 86_400_000_000, now.as_micros()));
         moving_average_svg(s, &rule, &averages, &instrument_name, &unit, last_day)
     });
     let verdict = run

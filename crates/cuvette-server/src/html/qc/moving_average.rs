@@ -3,13 +3,13 @@
 use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
+use cuvette_app::AppError;
+use cuvette_app::qc::MovingAverageForm;
 use cuvette_app::records::MovingAverageRow;
-use cuvette_app::{AppError, FieldError};
 use serde::Deserialize;
 
-use super::format::{decimals, error, fixed, padded, parse_decimal, prefixed, tick_label};
+use super::format::{decimals, fixed, padded, prefixed, tick_label};
 use super::overview::{Typed, refused_overview};
-use super::views::{Choice, test_choices};
 use crate::AppState;
 use crate::auth::Bench;
 use crate::chart::{self, ChartPoint, MovingAverageChart};
@@ -29,66 +29,19 @@ pub(super) struct MaInput {
     pub(super) upper_limit: String,
 }
 
-/// Reads the moving-average form into a rule, or says what is wrong with each field.
-pub(super) fn moving_average_rule(
-    form: &MaInput,
-    tests: &[Choice],
-) -> Result<MovingAverageRow, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let instrument_id = form.instrument_id.trim().parse::<i64>().ok();
-    if instrument_id.is_none() {
-        errors.push(error("instrument_id", "choose the instrument"));
-    }
-    let test_code = form.test_code.trim();
-    if !tests.iter().any(|t| t.value == test_code) {
-        errors.push(error("test_code", "choose a numeric test from the catalog"));
-    }
-    let window_size = form.window_size.trim().parse::<i64>().ok();
-    if window_size.is_none() {
-        errors.push(error("window_size", "give the number of results to average, 5 to 500"));
-    }
-    let mut optional = |field: &str, text: &str| match parse_decimal(text) {
-        Ok(v) => v,
-        Err(e) => {
-            errors.push(error(field, e.to_string()));
-            None
+impl MaInput {
+    /// The rule's fields as typed, for the app to read.
+    fn typed(&self) -> MovingAverageForm {
+        MovingAverageForm {
+            instrument_id: self.instrument_id.clone(),
+            test_code: self.test_code.clone(),
+            window_size: self.window_size.clone(),
+            truncate_low: self.truncate_low.clone(),
+            truncate_high: self.truncate_high.clone(),
+            target: self.target.clone(),
+            lower_limit: self.lower_limit.clone(),
+            upper_limit: self.upper_limit.clone(),
         }
-    };
-    let truncate_low = optional("truncate_low", &form.truncate_low);
-    let truncate_high = optional("truncate_high", &form.truncate_high);
-    let target = optional("target", &form.target);
-    let lower_limit = optional("lower_limit", &form.lower_limit);
-    let upper_limit = optional("upper_limit", &form.upper_limit);
-    for (field, value, what) in [
-        ("target", target, "the target average"),
-        ("lower_limit", lower_limit, "the lower control limit"),
-        ("upper_limit", upper_limit, "the upper control limit"),
-    ] {
-        if value.is_none() && !errors.iter().any(|e| e.field == field) {
-            errors.push(error(field, format!("give {what}")));
-        }
-    }
-    if let (Some(low), Some(high)) = (truncate_low, truncate_high)
-        && low >= high
-    {
-        errors.push(error("truncate_high", "the upper truncation limit must be above the lower"));
-    }
-    match (instrument_id, window_size, target, lower_limit, upper_limit) {
-        (Some(instrument_id), Some(window_size), Some(target), Some(lower), Some(upper))
-            if errors.is_empty() =>
-        {
-            Ok(MovingAverageRow {
-                instrument_id,
-                test_code: test_code.to_owned(),
-                window_size,
-                truncate_low,
-                truncate_high,
-                target,
-                lower_limit: lower,
-                upper_limit: upper,
-            })
-        }
-        _ => Err(errors),
     }
 }
 
@@ -98,11 +51,7 @@ pub(super) async fn set_moving_average(
     Form(form): Form<MaInput>,
 ) -> Result<Response, WebError> {
     bench.check_csrf(&form.csrf)?;
-    let outcome = match moving_average_rule(&form, &test_choices(&s)) {
-        Ok(rule) => s.lab.set_moving_average(&bench.actor, &rule).await,
-        Err(errors) => Err(AppError::Invalid(errors)),
-    };
-    match outcome {
+    match s.lab.set_moving_average_as_typed(&bench.actor, &form.typed()).await {
         Ok(()) => Ok(Redirect::to("/qc?done=ma").into_response()),
         Err(AppError::Invalid(errors)) => {
             let typed = Typed { ma: form, ..Typed::default() };
@@ -127,7 +76,7 @@ pub(super) fn moving_average_svg(
         .enumerate()
         .map(|(i, a)| ChartPoint {
             id: i as i64 + 1,
-            at: a.at,
+            at: a.at.as_micros(),
             value: a.average,
             rules: if !a.out_of_control {
                 Vec::new()
@@ -146,7 +95,7 @@ pub(super) fn moving_average_svg(
         .collect();
     // The series is the newest results, whenever they were: its own span, or `fallback`.
     let (from, to) = match (averages.first(), averages.last()) {
-        (Some(first), Some(last)) => padded(first.at, last.at),
+        (Some(first), Some(last)) => padded(first.at.as_micros(), last.at.as_micros()),
         _ => fallback,
     };
     let span = to.saturating_sub(from);

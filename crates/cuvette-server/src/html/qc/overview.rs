@@ -75,7 +75,7 @@ pub(super) async fn overview_page(
     typed: Typed,
 ) -> Result<OverviewPage, WebError> {
     let qc_lines = s.lab.qc_overview(&bench.actor).await?;
-    let (now, today) = (s.lab.now().as_microsecond(), lab_today(s));
+    let (now, today) = (s.lab.now_at(), lab_today(s));
     let mut lines = Vec::with_capacity(qc_lines.len());
     for line in &qc_lines {
         lines.push(line_view(s, line, typed.run.as_ref(), now, today, "overview").await?);

@@ -25,7 +25,11 @@ pub(super) struct StandingView {
     pub(super) last_run: String,
 }
 
-pub(super) fn standing_view(s: &AppState, standing: Option<&QcStanding>, now: i64) -> StandingView {
+pub(super) fn standing_view(
+    s: &AppState,
+    standing: Option<&QcStanding>,
+    now: cuvette_domain::time::Timestamp,
+) -> StandingView {
     let Some(st) = standing else {
         return StandingView {
             label: "No QC yet".into(),
@@ -191,7 +195,7 @@ pub(super) async fn line_view(
     s: &AppState,
     line: &QcLine,
     typed: Option<&RunInput>,
-    now: i64,
+    now: cuvette_domain::time::Timestamp,
     today: Date,
     return_to: &'static str,
 ) -> Result<LineView, WebError> {
