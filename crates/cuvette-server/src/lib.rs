@@ -54,7 +54,7 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Connections open at once; more wait in the accept queue.
     pub connections_max: usize,
-    /// Requests handled at once; more are answered 503 at once.
+    /// Whole requests handled at once; more are answered 503 at once.
     pub requests_max: usize,
 }
 

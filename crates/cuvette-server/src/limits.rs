@@ -85,18 +85,12 @@ impl InFlight {
 }
 
 /// Takes the body whole within its deadline, then answers within the request's; refuses at
-/// once when too many requests are in progress.
+/// once when too many whole requests are in progress.
 pub(crate) async fn in_time(
     State(in_flight): State<InFlight>,
     req: Request,
     next: Next,
 ) -> Response {
-    let Ok(_slot) = in_flight.slots.clone().try_acquire_owned() else {
-        return refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Cuvette is answering as many requests as it can: try again in a moment.".into(),
-        );
-    };
     let limits = &in_flight.limits;
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(
@@ -125,6 +119,14 @@ pub(crate) async fn in_time(
                 ),
             );
         }
+    };
+    // A request counts once it has arrived whole: one still sending its body holds only its
+    // connection (and is cut at the body deadline), never a slot a whole request needs.
+    let Ok(_slot) = in_flight.slots.clone().try_acquire_owned() else {
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cuvette is answering as many requests as it can: try again in a moment.".into(),
+        );
     };
     let req = Request::from_parts(parts, Body::from(body));
     match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
