@@ -12,7 +12,8 @@
 //! The public surface, by area (each a set of methods on [`Lab`] unless a module is named):
 //!
 //! - **Opening**: [`Database`] (`open`, `open_dir`, `verify_audit`, `backup_to`), then
-//!   [`Lab::open`]; [`Lab::check_reachable`] for readiness probes, [`Lab::close`].
+//!   [`Lab::open`]; [`Lab::check_reachable`], [`Lab::writes_failing`] and `outbox_backlog` for readiness
+//!   probes, [`Lab::close`].
 //! - **People and access** (`auth.rs`): `add_user`, `update_user`, `users`, `login`, `session`,
 //!   `peek_session`, `logout`, `check_signature`, `create_api_key`, `api_key_actor`,
 //!   `privileges`, `save_privileges`, `require`.
@@ -216,6 +217,13 @@ impl Lab {
     /// Whether the database answers (the server's readiness probe; no data is read).
     pub async fn check_reachable(&self) -> AppResult<()> {
         Ok(self.store.verify_reachable().await?)
+    }
+
+    /// Whether the last write failed to begin or commit and none has committed since: the
+    /// database answers reads but takes no writes (a full disk, a lock held elsewhere). The
+    /// readiness probe reports it until a write succeeds.
+    pub fn writes_failing(&self) -> bool {
+        self.store.writes_failing()
     }
 
     /// Closes the database's connections, waiting for those in use to be returned.

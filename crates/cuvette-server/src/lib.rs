@@ -11,13 +11,16 @@ mod barcode;
 pub mod chart;
 mod csv_export;
 mod error;
+pub mod health;
 mod html;
 pub mod interfaces;
+pub mod limits;
 mod pdf;
 mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -32,6 +35,39 @@ pub use web::render_worklist_for_bench;
 pub struct ServerConfig {
     /// Mark the session cookie `Secure` (when served over HTTPS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// What `/readyz` checks and tolerates.
+    pub readiness: health::ReadinessConfig,
+    /// How long and how many requests a client may hold.
+    pub limits: HttpLimits,
+}
+
+/// What keeps a slow or hostile client from holding the server: a request must arrive whole
+/// within its deadlines, and connections and requests in progress are capped.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// A request's line and headers must arrive within this after the connection is opened
+    /// or the previous response sent (idle keep-alive connections are closed after it too).
+    pub header_read_timeout: Duration,
+    /// Its body must arrive whole within this (not reset by each byte).
+    pub body_read_timeout: Duration,
+    /// The whole request, body and answer, within this.
+    pub request_timeout: Duration,
+    /// Connections open at once; more wait in the accept queue.
+    pub connections_max: usize,
+    /// Whole requests handled at once; more are answered 503 at once.
+    pub requests_max: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(60),
+            connections_max: 4096,
+            requests_max: 256,
+        }
+    }
 }
 
 /// What every handler shares.
@@ -51,7 +87,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(html::routes())
         .nest("/api", api::routes())
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/static/cuvette.css",
             get(|| async {
@@ -66,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(axum::middleware::from_fn(auth::same_origin_only))
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::InFlight::new(&state.config.limits),
+            limits::in_time,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -82,7 +123,8 @@ pub async fn serve(
     if let Some(addr) = interfaces.mllp {
         let (mllp, bound) = interfaces::mllp::bind(addr).await?;
         tracing::info!("HL7 MLLP listener on {bound}");
-        tokio::spawn(interfaces::mllp::serve(lab.clone(), mllp));
+        let watch = config.readiness.listeners.watch("MLLP", bound.port());
+        tokio::spawn(interfaces::mllp::serve_watched(lab.clone(), mllp, watch));
     }
     if let Some(ehr) = interfaces.ehr {
         if lab.config().ehr_destination.is_none() {
@@ -95,7 +137,8 @@ pub async fn serve(
     for addr in interfaces.astm {
         let (astm, bound) = interfaces::astm::bind(addr).await?;
         tracing::info!("ASTM listener on {bound}");
-        tokio::spawn(interfaces::astm::serve(lab.clone(), astm));
+        let watch = config.readiness.listeners.watch("ASTM", bound.port());
+        tokio::spawn(interfaces::astm::serve_watched(lab.clone(), astm, watch));
     }
     {
         // Critical results not called within the lab's limit are escalated (audited, counted
@@ -113,21 +156,14 @@ pub async fn serve(
             }
         });
     }
-    axum::serve(listener, router(AppState { lab, config }))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let limits = config.limits.clone();
+    limits::serve_http(listener, router(AppState { lab, config }), &limits, shutdown_signal())
+        .await;
+    Ok(())
 }
 
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    // Ready means the database answers.
-    match state.lab.check_reachable().await {
-        Ok(()) => (axum::http::StatusCode::OK, "ok"),
-        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
-    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -630,6 +630,18 @@ impl Store {
         rows.iter().map(outbox_from_row).collect()
     }
 
+    /// How many outbox messages wait to be sent, and when the oldest of them was queued.
+    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Micros>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE status = 'pending'",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        use sqlx::Row;
+        let pending: i64 = row.try_get("pending")?;
+        Ok((pending, crate::opt_i64(&row, "oldest")?))
+    }
+
     /// Outbox messages not yet delivered (pending or failed), oldest first.
     pub async fn outbox_undelivered(&self) -> StoreResult<Vec<OutboxRow>> {
         let sql = format!(

@@ -23,7 +23,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
@@ -120,6 +121,57 @@ pub struct Store {
     /// SQLite has one writer at a time: writers queue here, in order, instead of sleeping in
     /// SQLite's busy handler while the lock may already be free.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Set when a write transaction could not begin or commit, cleared by the next commit:
+    /// the readiness probe reports a database that answers reads but takes no writes.
+    writes_failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The fault the next write transactions meet (fault-injection tests only).
+    #[cfg(feature = "fault-injection")]
+    fault: std::sync::Arc<std::sync::Mutex<Fault>>,
+}
+
+/// A fault the store can be made to meet, to prove the lab recovers from it by itself
+/// (built only with the `fault-injection` feature, which only tests enable).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// None: the database behaves.
+    #[default]
+    None,
+    /// SQLite's disk is full: the file cannot grow (`PRAGMA max_page_count` at its size).
+    DiskFull,
+    /// SQLite abandons the transaction at COMMIT, as it does when the disk fills while the
+    /// write-ahead log is written: the COMMIT fails and no transaction is open any more.
+    CommitAborted,
+}
+
+/// What a pool hook returns: whether the connection may serve.
+type Check<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + 'c>>;
+
+/// Whether a connection given back to the pool may serve again. A connection still inside
+/// a transaction after its rollback was attempted (the engine had already abandoned it, or
+/// the rollback failed) is in a state no one knows: it is closed and a fresh one is opened,
+/// instead of every later transaction on it failing until a restart.
+fn reusable(conn: &AnyConnection) -> bool {
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a database connection left inside a failed transaction is discarded");
+    }
+    clean
+}
+
+/// The pool's release check on SQLite: the rollback a dropped transaction queued runs first
+/// (a ping waits for it), then the connection must be out of any transaction.
+fn sqlite_after_release(conn: &mut AnyConnection, _: PoolConnectionMetadata) -> Check<'_> {
+    Box::pin(async move {
+        conn.ping().await?;
+        Ok(reusable(conn))
+    })
+}
+
+/// The pool's release and acquire check: only connections out of any transaction serve.
+fn out_of_transaction(conn: &mut AnyConnection, _: PoolConnectionMetadata) -> Check<'_> {
+    Box::pin(async move { Ok(reusable(conn)) })
 }
 
 /// Connections to SQLite: one writer at a time is SQLite's model, and readers run beside it
@@ -155,6 +207,8 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(SQLITE_CONNECTIONS_MAX)
+                    .after_release(sqlite_after_release)
+                    .before_acquire(out_of_transaction)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // FULL: an acknowledged result survives power loss, not only a crash.
@@ -173,11 +227,20 @@ impl Store {
                 AnyPoolOptions::new()
                     .max_connections(POSTGRES_CONNECTIONS_MAX)
                     .acquire_timeout(Duration::from_secs(10))
+                    .after_release(out_of_transaction)
+                    .before_acquire(out_of_transaction)
                     .connect_with(options)
                     .await?
             }
         };
-        let store = Store { pool, backend, write_gate: Default::default() };
+        let store = Store {
+            pool,
+            backend,
+            write_gate: Default::default(),
+            writes_failing: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            fault: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -190,11 +253,35 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so two writers queue instead of failing half-way with SQLITE_BUSY.
     pub async fn begin(&self) -> StoreResult<Tx> {
+        let begun = self.begin_inner().await;
+        if begun.is_err() {
+            self.writes_failing.store(true, std::sync::atomic::Ordering::Release);
+        }
+        begun
+    }
+
+    /// Whether the last write transaction failed to begin or commit, and none has committed
+    /// since (readiness).
+    pub fn writes_failing(&self) -> bool {
+        self.writes_failing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn begin_inner(&self) -> StoreResult<Tx> {
         let mut gate = None;
         let inner = match self.backend {
             Backend::Sqlite => {
                 gate = Some(self.write_gate.clone().lock_owned().await);
-                self.pool.begin_with("BEGIN IMMEDIATE").await?
+                #[allow(unused_mut)]
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                #[cfg(feature = "fault-injection")]
+                {
+                    // The page limit holds on this connection until changed: set it each time.
+                    let pages = if self.fault() == Fault::DiskFull { 1 } else { 4_294_967_294u32 };
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx
             }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
@@ -206,7 +293,26 @@ impl Store {
                 tx
             }
         };
-        Ok(Tx { inner, _gate: gate, audit: Default::default(), backend: self.backend })
+        Ok(Tx {
+            inner,
+            _gate: gate,
+            audit: Default::default(),
+            backend: self.backend,
+            writes_failing: self.writes_failing.clone(),
+            #[cfg(feature = "fault-injection")]
+            fault: self.fault(),
+        })
+    }
+
+    /// Makes the next write transactions meet `fault` (fault-injection tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject(&self, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn fault(&self) -> Fault {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The pool, for reads.
@@ -293,7 +399,9 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit
-/// events included.
+/// events included. Whatever fails — a statement, the audit append, the COMMIT itself — the
+/// transaction is rolled back, and a connection whose rollback did not leave it out of the
+/// transaction is closed rather than pooled (see [`reusable`]).
 pub struct Tx {
     inner: Transaction<'static, Any>,
     /// Held until commit or rollback (SQLite only).
@@ -302,14 +410,41 @@ pub struct Tx {
     audit: audit::Pending,
     /// The engine, for the few statements written differently on each.
     backend: Backend,
+    /// The store's record of failing writes (see [`Store::writes_failing`]).
+    writes_failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The fault this transaction meets.
+    #[cfg(feature = "fault-injection")]
+    fault: Fault,
 }
 
 impl Tx {
-    /// Commits the change and its audit events together.
+    /// Commits the change and its audit events together. On any failure the transaction is
+    /// rolled back before the error is returned.
     pub async fn commit(mut self) -> StoreResult<()> {
-        self.flush_audit().await?;
-        self.inner.commit().await?;
-        Ok(())
+        let writes_failing = self.writes_failing.clone();
+        if let Err(e) = self.flush_audit().await {
+            writes_failing.store(true, std::sync::atomic::Ordering::Release);
+            self.roll_back_after(&e).await;
+            return Err(e);
+        }
+        #[cfg(feature = "fault-injection")]
+        if self.fault == Fault::CommitAborted {
+            // What SQLite does on a full disk at COMMIT: the transaction is gone.
+            sqlx::raw_sql("ROLLBACK").execute(self.conn()).await?;
+        }
+        // A failed COMMIT hands the transaction back to its drop, which queues the rollback;
+        // the pool then closes the connection if it is still inside the transaction.
+        let committed = self.inner.commit().await;
+        writes_failing.store(committed.is_err(), std::sync::atomic::Ordering::Release);
+        Ok(committed?)
+    }
+
+    /// Rolls back explicitly after `cause`, logging a rollback that fails too (the pool then
+    /// discards the connection).
+    async fn roll_back_after(self, cause: &StoreError) {
+        if let Err(e) = self.inner.rollback().await {
+            tracing::warn!(error = %e, %cause, "rolling back a failed transaction failed too");
+        }
     }
 
     fn conn(&mut self) -> &mut sqlx::AnyConnection {

@@ -272,7 +272,10 @@ async fn main() -> anyhow::Result<()> {
             cuvette_server::serve(
                 lab,
                 http.listen,
-                cuvette_server::ServerConfig { secure_cookies: http.secure_cookies },
+                cuvette_server::ServerConfig {
+                    secure_cookies: http.secure_cookies,
+                    ..Default::default()
+                },
                 http.interfaces(),
             )
             .await?;
@@ -293,7 +296,10 @@ async fn main() -> anyhow::Result<()> {
             cuvette_server::serve(
                 lab,
                 http.listen,
-                cuvette_server::ServerConfig { secure_cookies: http.secure_cookies },
+                cuvette_server::ServerConfig {
+                    secure_cookies: http.secure_cookies,
+                    ..Default::default()
+                },
                 http.interfaces(),
             )
             .await?;

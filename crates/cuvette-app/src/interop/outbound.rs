@@ -416,6 +416,17 @@ impl Lab {
         Ok(())
     }
 
+    /// The outbox's backlog, for the readiness probe: how many messages wait to be sent and
+    /// how long the oldest has waited. Counts and an age only, nothing about any patient.
+    pub async fn outbox_backlog(&self) -> AppResult<OutboxBacklog> {
+        let (pending, oldest) = self.store.outbox_backlog().await?;
+        let now = self.now_micros();
+        let oldest_wait = oldest.map(|created| {
+            std::time::Duration::from_micros(u64::try_from(now - created).unwrap_or(0))
+        });
+        Ok(OutboxBacklog { pending, oldest_wait })
+    }
+
     /// Outbox messages to send now, oldest first. A message waits while an older one for the
     /// same specimen is undelivered (pending or given up) and not ahead of it in this list:
     /// each message replaces the one before it at the EHR, so they must arrive in order, and
@@ -581,4 +592,13 @@ impl Lab {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The outbox's backlog: what waits to be sent to the EHR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Messages waiting for their first or next attempt.
+    pub pending: i64,
+    /// How long the oldest of them has waited; `None` when none waits.
+    pub oldest_wait: Option<std::time::Duration>,
 }

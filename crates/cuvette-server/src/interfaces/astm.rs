@@ -29,6 +29,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use crate::health::ListenerWatch;
+
 /// A connection on which nothing happens for this long is closed. Instruments keep their
 /// connection open between runs and reconnect when it drops, so this only frees the slot of a
 /// peer that went away without closing.
@@ -47,7 +49,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 /// Serves connections until the task is dropped, on the channel `astm:<port>`.
 pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
-    super::accept_loop(lab, listener, "astm", |lab, stream, peer, channel| async move {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    serve_watched(lab, listener, ListenerWatch::unwatched("ASTM", port)).await
+}
+
+/// [`serve`], reporting to `/readyz` through `watch` whether it accepts connections.
+pub async fn serve_watched(lab: Arc<Lab>, listener: TcpListener, watch: ListenerWatch) {
+    super::accept_loop(lab, listener, "astm", watch, |lab, stream, peer, channel| async move {
         connection(&lab, stream, peer, &channel).await
     })
     .await

@@ -11,6 +11,8 @@ use cuvette_hl7::mllp::{MllpDeframer, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::health::ListenerWatch;
+
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bytes read per call.
@@ -23,7 +25,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 /// Serves connections until the task is dropped, on the channel `mllp:<port>`.
 pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
-    super::accept_loop(lab, listener, "mllp", |lab, stream, peer, channel| async move {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    serve_watched(lab, listener, ListenerWatch::unwatched("MLLP", port)).await
+}
+
+/// [`serve`], reporting to `/readyz` through `watch` whether it accepts connections.
+pub async fn serve_watched(lab: Arc<Lab>, listener: TcpListener, watch: ListenerWatch) {
+    super::accept_loop(lab, listener, "mllp", watch, |lab, stream, peer, channel| async move {
         connection(&lab, stream, peer, &channel).await
     })
     .await

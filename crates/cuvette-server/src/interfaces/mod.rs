@@ -37,6 +37,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     lab: std::sync::Arc<cuvette_app::Lab>,
     listener: tokio::net::TcpListener,
     protocol: &'static str,
+    watch: crate::health::ListenerWatch,
     connection: F,
 ) where
     F: Fn(std::sync::Arc<cuvette_app::Lab>, tokio::net::TcpStream, SocketAddr, String) -> Fut,
@@ -47,16 +48,29 @@ pub(crate) async fn accept_loop<F, Fut>(
         .map(|a| format!("{protocol}:{}", a.port()))
         .unwrap_or_else(|_| protocol.into());
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let _running = watch.running();
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
+            Ok(c) => {
+                watch.accept_result(true);
+                c
+            }
             Err(e) => {
+                watch.accept_result(false);
                 tracing::warn!(error = %e, protocol, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                watch.full(true);
+                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                watch.full(false);
+                permit
+            }
+        };
         let served = connection(lab.clone(), stream, peer, channel.clone());
         tokio::spawn(async move {
             let _permit = permit;

@@ -3,12 +3,15 @@
 
 mod astm;
 mod audit;
+mod faults;
 mod fixtures;
 mod mllp;
 mod openapi;
 mod outbox;
 mod qc_forms;
+mod readiness;
 mod reports;
 mod roles;
+mod slow_clients;
 mod support;
 mod web;

@@ -47,16 +47,14 @@ impl Reply {
 
 pub async fn app() -> App {
     let db = TestDb::create().await;
+    let database = cuvette_app::Database::open(db.url()).await.unwrap();
+    app_on(db, database).await
+}
+
+/// A running Cuvette on a database already opened.
+pub async fn app_on(db: TestDb, database: cuvette_app::Database) -> App {
     let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
-    let lab = Arc::new(
-        Lab::open(
-            cuvette_app::Database::open(db.url()).await.unwrap(),
-            clock.clone(),
-            LabConfig::default(),
-        )
-        .await
-        .unwrap(),
-    );
+    let lab = Arc::new(Lab::open(database, clock.clone(), LabConfig::default()).await.unwrap());
     let router = router(AppState { lab: lab.clone(), config: ServerConfig::default() });
     App { lab, clock, router, db }
 }

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod corrupt;
+mod faults;
 mod interfaces;
 mod orders;
 mod qc;

@@ -1,0 +1,136 @@
+//! Liveness and readiness as a load balancer or the lab's monitoring asks for them: `/healthz`
+//! answers at once whatever the database does; `/readyz` says 503 with the reason in plain
+//! words when the database fails, a listener stops or the outbox falls behind, and 200 when
+//! all is well.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use cuvette_server::health::{Listeners, ReadinessConfig};
+use cuvette_server::interfaces::mllp;
+use cuvette_server::{AppState, ServerConfig, router};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::support::app;
+
+/// GETs `uri` without signing in: its status and JSON body (or the text as a string).
+async fn probe(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let res = app
+        .clone()
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn check<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {body}"))
+}
+
+fn served(app: &crate::support::App, readiness: ReadinessConfig) -> axum::Router {
+    router(AppState {
+        lab: app.lab.clone(),
+        config: ServerConfig { readiness, ..ServerConfig::default() },
+    })
+}
+
+#[tokio::test]
+async fn a_lab_whose_database_answers_and_listeners_accept_is_ready_with_each_check_named() {
+    let app = app().await;
+    let listeners = Listeners::default();
+    let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let _mllp = tokio::spawn(mllp::serve_watched(
+        app.lab.clone(),
+        listener,
+        listeners.watch("MLLP", addr.port()),
+    ));
+    let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
+    tokio::task::yield_now().await;
+    let (status, body) = probe(&http, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+    for name in ["database", "listeners", "outbox"] {
+        assert_eq!(check(&body, name)["ok"], true, "{body}");
+    }
+    assert_eq!(check(&body, "listeners")["detail"], "1 accepting");
+    assert_eq!(check(&body, "outbox")["detail"], "0 waiting");
+}
+
+#[tokio::test]
+async fn liveness_answers_at_once_while_the_database_is_gone_and_readiness_says_why() {
+    let app = app().await;
+    let http = served(&app, ReadinessConfig::default());
+    app.lab.close().await;
+
+    let alive =
+        tokio::time::timeout(Duration::from_millis(200), probe(&http, "/healthz")).await.unwrap();
+    assert_eq!(alive, (StatusCode::OK, Value::String("ok".into())));
+
+    let (status, body) = probe(&http, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false);
+    assert_eq!(check(&body, "database")["ok"], false);
+    assert_eq!(body["reason"], "the database cannot be queried (see the server log)");
+    // Nothing about the database's address or the driver's words is shown.
+    assert!(!body.to_string().contains("sqlite"), "{body}");
+    assert!(!body.to_string().contains("postgres"), "{body}");
+}
+
+#[tokio::test]
+async fn a_listener_that_stopped_accepting_makes_the_server_not_ready_naming_its_port() {
+    let app = app().await;
+    let listeners = Listeners::default();
+    let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let running = tokio::spawn(mllp::serve_watched(
+        app.lab.clone(),
+        listener,
+        listeners.watch("MLLP", addr.port()),
+    ));
+    let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
+    tokio::task::yield_now().await;
+    assert_eq!(probe(&http, "/readyz").await.0, StatusCode::OK);
+
+    running.abort();
+    let _ = running.await;
+    let (status, body) = probe(&http, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(check(&body, "listeners")["ok"], false);
+    assert_eq!(
+        body["reason"],
+        format!("the MLLP listener on port {} is not accepting connections", addr.port())
+    );
+    assert_eq!(check(&body, "database")["ok"], true);
+}
+
+#[tokio::test]
+async fn a_result_message_waiting_in_the_outbox_longer_than_allowed_makes_the_server_not_ready() {
+    let app = app().await;
+    let http = served(
+        &app,
+        ReadinessConfig { outbox_wait_max: Duration::from_secs(30 * 60), ..Default::default() },
+    );
+    // A release queued an ORU for the EHR at 08:00 (the test clock's now), and it was not sent.
+    crate::fixtures::an_outbox_message_queued(&app, app.lab.now().as_microsecond()).await;
+    let (status, body) = probe(&http, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "a message queued just now is no backlog: {body}");
+    assert_eq!(check(&body, "outbox")["detail"], "1 waiting");
+
+    app.clock.advance(jiff::SignedDuration::from_mins(31));
+    let (status, body) = probe(&http, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(check(&body, "outbox")["ok"], false);
+    assert_eq!(
+        body["reason"],
+        "1 result message(s) wait to be sent, the oldest for 31 min (more than 30 min)"
+    );
+}
