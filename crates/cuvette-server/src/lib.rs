@@ -113,9 +113,9 @@ pub async fn serve(
             }
         });
     }
-    axum::serve(listener, router(AppState { lab, config }))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    // The peer's address goes with each request: sign-in delays count failures per address.
+    let app = router(AppState { lab, config }).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -10,5 +10,6 @@ mod outbox;
 mod qc_forms;
 mod reports;
 mod roles;
+mod sign_in;
 mod support;
 mod web;
