@@ -34,11 +34,14 @@
 //! - **Critical results** ([`critical`]): pending calls, escalation, compliance.
 //! - **Interfaces** ([`interop`]): instruments and code maps, `ingest`, `ingest_orders`, the
 //!   message log and quarantine, the outbox; HL7 and ASTM decoding and answers.
+//! - **Audit checkpoints** ([`checkpoint`]): the chain's head signed into a file outside the
+//!   database (`write_checkpoint`, `keep_checkpoints`, `Database::verify_audit_anchored`).
 //! - **Time**: [`Clock`], `now`, `format_time`.
 
 mod audit;
 mod auth;
 pub mod autoverify;
+pub mod checkpoint;
 pub mod clock;
 pub mod critical;
 mod error;
