@@ -93,7 +93,7 @@ fn predictable(lower: &str) -> bool {
     if sequence(&chars) {
         return true;
     }
-    (1..=chars.len() / 2).filter(|unit| chars.len() % unit == 0).any(|unit| {
+    (1..=chars.len() / 2).filter(|unit| chars.len().is_multiple_of(*unit)).any(|unit| {
         let repeated = chars.chunks(unit).all(|c| c == &chars[..unit]);
         let unit_text: String = chars[..unit].iter().collect();
         repeated
