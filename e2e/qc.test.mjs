@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { BASE, SHOTS, signIn } from "./support.mjs";
 
 test("a QC failure locks potassium, shows on the chart and holds the results", async () => {
-  const mls = await signIn("mls", "demo-mls-pass");
+  const mls = await signIn("mls", "demo-westgard");
   await mls.goto(`${BASE}/qc`);
   const row = mls.locator("tr.qc-row-locked", { has: mls.locator("th", { hasText: /^K$/ }) });
   assert.equal(await row.count(), 1, "potassium is locked on one analyzer");

@@ -13,7 +13,7 @@ async function shot(page, name) {
 
 test("a specimen goes from order to released report", async () => {
   // Phlebotomist: search first, then register, order a STAT BMP, print its label, collect it.
-  const phleb = await signIn("phleb", "demo-phleb-pass");
+  const phleb = await signIn("phleb", "demo-tourniquet");
   await phleb.goto(`${BASE}/patients?q=${MRN}`);
   await phleb.click("text=Register a new patient");
   await phleb.fill("#mrn", MRN);
@@ -39,7 +39,7 @@ test("a specimen goes from order to released report", async () => {
   await shot(phleb, "03-collected");
 
   // Lab assistant: scan the tube, check two identifiers, receive.
-  const assistant = await signIn("assistant", "demo-assistant-pass");
+  const assistant = await signIn("assistant", "demo-centrifuge");
   await assistant.goto(`${BASE}/receive`);
   await assistant.fill("#accession", accession);
   await assistant.fill("#mrn", MRN);
@@ -49,7 +49,7 @@ test("a specimen goes from order to released report", async () => {
   await shot(assistant, "04-received");
 
   // Technician: enter the panel; the flags show as typed, calculations follow.
-  const tech = await signIn("tech", "demo-tech-pass");
+  const tech = await signIn("tech", "demo-pipette-tip");
   await tech.goto(`${BASE}/specimens/${accession}/results`);
   const values = { NA: "140", K: "4.2", CL: "104", CO2: "24", BUN: "14", CREAT: "0.9", GLU: "90", CA: "9.5" };
   for (const [code, value] of Object.entries(values)) {
@@ -67,7 +67,7 @@ test("a specimen goes from order to released report", async () => {
   await shot(tech, "06-results-saved");
 
   // Technologist: verify everything on this specimen from the review queue.
-  const mls = await signIn("mls", "demo-mls-pass");
+  const mls = await signIn("mls", "demo-westgard");
   await mls.goto(`${BASE}/review`);
   const rows = mls.locator("tr", { hasText: accession });
   const n = await rows.count();

@@ -31,7 +31,6 @@ pub(crate) struct UserAdded<'a> {
 pub(crate) struct UserBefore<'a> {
     pub role: &'a str,
     pub active: bool,
-    pub failed_logins: i64,
 }
 
 /// `user.edit`, after.
@@ -39,13 +38,29 @@ pub(crate) struct UserBefore<'a> {
 pub(crate) struct UserAfter<'a> {
     pub role: &'a str,
     pub active: bool,
-    pub unlocked: bool,
 }
 
-/// `login.fail` and `login.lockout`.
+/// `login.fail` (and `login.lockout`, written by earlier versions).
 #[derive(Serialize)]
 pub(crate) struct FailedLogins {
     pub failed_logins: i64,
+    /// Where the attempt came from, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// `login.throttle`: the failures so far and the wait before the next attempt.
+#[derive(Serialize)]
+pub(crate) struct Throttled {
+    pub failures: u32,
+    pub wait_seconds: i64,
+}
+
+/// `login.throttle_clear`, before.
+#[derive(Serialize)]
+pub(crate) struct ThrottleCleared {
+    pub failures: u32,
+    pub refused: u32,
 }
 
 /// `apikey.create`.
@@ -376,10 +391,7 @@ mod tests {
         );
         let seen = ListViewed { patients: &[3, 7], rows: 12 };
         assert_eq!(state(&seen).unwrap().to_string(), r#"{"patients":[3,7],"rows":12}"#);
-        let user = UserAfter { role: "technician", active: true, unlocked: false };
-        assert_eq!(
-            state(&user).unwrap().to_string(),
-            r#"{"active":true,"role":"technician","unlocked":false}"#
-        );
+        let user = UserAfter { role: "technician", active: true };
+        assert_eq!(state(&user).unwrap().to_string(), r#"{"active":true,"role":"technician"}"#);
     }
 }

@@ -1,27 +1,37 @@
 //! Users, sign-in, sessions and API keys.
 //!
-//! Passwords are argon2id PHC strings (OWASP minimum: m=19 MiB, t=2, p=1). Session tokens and
-//! API keys are 256-bit random values; only their SHA-256 is stored. Repeated failed sign-ins
-//! lock the account for a while, and every sign-in, failure, lockout and sign-out is audited.
+//! Passwords are argon2id PHC strings (OWASP minimum: m=19 MiB, t=2, p=1); a new one must pass
+//! `cuvette_domain::password` (NIST SP 800-63B). Session tokens and API keys are 256-bit random
+//! values; only their SHA-256 is stored. Failed sign-ins slow further attempts on the account
+//! and from the source address (`cuvette_domain::throttle`) instead of locking anyone out; a
+//! supervisor sees and clears the delays. Every sign-in, failure, delay, clearing and sign-out
+//! is audited.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use cuvette_domain::audit::AuditAction;
+use cuvette_domain::password::check_new_password;
+use cuvette_domain::throttle::{Admission, Standing, Throttle, ThrottlePolicy};
 use cuvette_domain::{Action, Role};
 use cuvette_store::{NewAuditEvent, SessionRow, UserRow};
 use jiff::SignedDuration;
+use jiff::Timestamp;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::audit;
-use crate::{Actor, AppError, AppResult, Lab};
+use crate::{Actor, AppError, AppResult, Lab, LabConfig};
 
 /// Every API key starts with this, so a leaked one is recognisable in logs and scanners.
 pub const API_KEY_PREFIX: &str = "cuv_";
-/// The shortest password accepted.
-pub const PASSWORD_LEN_MIN: usize = 10;
-/// The longest password accepted (argon2 takes any length; this bounds the work per request).
-pub const PASSWORD_LEN_MAX: usize = 256;
+/// Accounts and addresses whose failures are remembered at most, each (memory stays bounded
+/// whatever user IDs a guesser invents).
+const THROTTLE_KEYS_MAX: usize = 10_000;
+/// Failures are forgotten this long after the last one (microseconds: an hour).
+const THROTTLE_FORGET_AFTER_US: i64 = 3_600_000_000;
 
 /// A user to add.
 #[derive(Debug, Clone)]
@@ -79,22 +89,240 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// Checks a new password; says what to change.
-pub fn check_password(password: &str) -> AppResult<()> {
-    let n = password.chars().count();
-    if n < PASSWORD_LEN_MIN {
-        return Err(AppError::invalid(
-            "password",
-            format!("use at least {PASSWORD_LEN_MIN} characters"),
-        ));
+/// Checks a new password for `username`; the refusal names the rule it breaks.
+pub fn check_password(password: &str, username: &str) -> AppResult<()> {
+    check_new_password(password, username).map_err(|r| AppError::invalid("password", r.to_string()))
+}
+
+/// A wait in microseconds as the whole seconds a person is told (rounded up: never "in 0 s").
+fn whole_seconds(us: i64) -> i64 {
+    (us.max(0) + 999_999) / 1_000_000
+}
+
+/// Where failed sign-ins come from: the account tried, or the address it was tried from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SignInKey {
+    /// A user ID as typed (lowercased), whether or not such a user exists.
+    Account(String),
+    /// The network address of the browser (or of the proxy in front of it).
+    Address(IpAddr),
+}
+
+impl SignInKey {
+    /// Reads a key from a form's `kind` (`account` or `address`) and `key` fields.
+    pub fn parse(kind: &str, key: &str) -> AppResult<SignInKey> {
+        let key = key.trim();
+        match kind {
+            "account" if !key.is_empty() => Ok(SignInKey::Account(key.to_ascii_lowercase())),
+            "account" => Err(AppError::invalid("key", "enter the user ID whose delay to clear")),
+            "address" => key.parse().map(SignInKey::Address).map_err(|_| {
+                AppError::invalid(
+                    "key",
+                    format!("{key:?} is not a network address (like 10.1.2.3)"),
+                )
+            }),
+            _ => Err(AppError::invalid("kind", "choose an account or an address")),
+        }
     }
-    if n > PASSWORD_LEN_MAX {
-        return Err(AppError::invalid(
-            "password",
-            format!("use at most {PASSWORD_LEN_MAX} characters"),
-        ));
+
+    /// `account` or `address`, as the form sends it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignInKey::Account(_) => "account",
+            SignInKey::Address(_) => "address",
+        }
     }
-    Ok(())
+
+    /// The user ID or the address, as text.
+    pub fn value(&self) -> String {
+        match self {
+            SignInKey::Account(name) => name.clone(),
+            SignInKey::Address(ip) => ip.to_string(),
+        }
+    }
+
+    /// The audit log's entity kind for it.
+    fn entity(&self) -> &'static str {
+        match self {
+            SignInKey::Account(_) => "user",
+            SignInKey::Address(_) => "address",
+        }
+    }
+}
+
+/// An account or address whose sign-ins are slowed down, for the supervisor's screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInDelay {
+    /// Which.
+    pub key: SignInKey,
+    /// Consecutive failed sign-ins.
+    pub failures: u32,
+    /// The last one.
+    pub last_failure_at: Timestamp,
+    /// The next attempt is looked at from this time on.
+    pub allowed_from: Timestamp,
+    /// Whether it must still wait now.
+    pub waiting: bool,
+    /// Attempts refused while waiting.
+    pub refused: u32,
+}
+
+/// The failed sign-ins the lab remembers, per account and per source address.
+pub(crate) struct SignInThrottle {
+    accounts: Throttle<String>,
+    addresses: Throttle<IpAddr>,
+}
+
+impl SignInThrottle {
+    pub(crate) fn new(config: &LabConfig) -> Mutex<SignInThrottle> {
+        let policy = |free_failures| ThrottlePolicy {
+            free_failures,
+            delay_first_us: 1_000_000,
+            delay_max_us: config.throttle_delay_max_seconds.max(1) * 1_000_000,
+            forget_after_us: THROTTLE_FORGET_AFTER_US,
+            keys_max: THROTTLE_KEYS_MAX,
+        };
+        Mutex::new(SignInThrottle {
+            accounts: Throttle::new(policy(config.throttle_account_free_failures)),
+            addresses: Throttle::new(policy(config.throttle_address_free_failures)),
+        })
+    }
+}
+
+impl Lab {
+    fn sign_ins(&self) -> std::sync::MutexGuard<'_, SignInThrottle> {
+        // A panic while holding it cannot leave a map torn (each change is one insert or
+        // remove), so a poisoned lock is still usable.
+        self.sign_ins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a wrong password (or an unknown user ID) for the account and the address, and
+    /// audits it with the delays it starts.
+    async fn record_failed_sign_in(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+        now: cuvette_domain::time::Timestamp,
+    ) -> AppResult<()> {
+        let now_us = now.as_micros();
+        let (account, from, account_free, address_free) = {
+            let mut t = self.sign_ins();
+            let account = t.accounts.fail(&username.to_owned(), now_us);
+            let from = address.map(|ip| (ip, t.addresses.fail(&ip, now_us)));
+            (account, from, t.accounts.policy().free_failures, t.addresses.policy().free_failures)
+        };
+        let mut tx = self.store.begin().await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: username,
+            action: AuditAction::LoginFail,
+            entity: "user",
+            entity_id: username.to_owned(),
+            patient_id: None,
+            before: None,
+            after: audit::state(&audit::FailedLogins {
+                failed_logins: i64::from(account.failures),
+                address: address.map(|ip| ip.to_string()),
+            }),
+        })
+        .await?;
+        // A delay is audited when it starts; the failures after it are in `login.fail`.
+        let started = |s: &Standing, free: u32| s.failures == free.max(1) && s.waiting(now_us);
+        let mut slowed = Vec::new();
+        if started(&account, account_free) {
+            slowed.push((SignInKey::Account(username.to_owned()), account));
+        }
+        if let Some((ip, s)) = from.filter(|(_, s)| started(s, address_free)) {
+            slowed.push((SignInKey::Address(ip), s));
+        }
+        for (key, s) in slowed {
+            tx.audit(NewAuditEvent {
+                at: now,
+                actor: username,
+                action: AuditAction::LoginThrottle,
+                entity: key.entity(),
+                entity_id: key.value(),
+                patient_id: None,
+                before: None,
+                after: audit::state(&audit::Throttled {
+                    failures: s.failures,
+                    wait_seconds: whole_seconds(s.allowed_from - now_us),
+                }),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Accounts and addresses whose sign-ins are slowed down, accounts first.
+    pub async fn sign_in_delays(&self, actor: &Actor) -> AppResult<Vec<SignInDelay>> {
+        self.require(actor, Action::ManageUsers)?;
+        let now = self.now_at().as_micros();
+        let at = |us: i64| Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH);
+        let delay = |key: SignInKey, s: Standing| SignInDelay {
+            key,
+            failures: s.failures,
+            last_failure_at: at(s.last_failure_at),
+            allowed_from: at(s.allowed_from),
+            waiting: s.waiting(now),
+            refused: s.refused,
+        };
+        let t = self.sign_ins();
+        let accounts =
+            t.accounts.slowed(now).into_iter().map(|(k, s)| delay(SignInKey::Account(k), s));
+        let addresses =
+            t.addresses.slowed(now).into_iter().map(|(k, s)| delay(SignInKey::Address(k), s));
+        Ok(accounts.chain(addresses).collect())
+    }
+
+    /// Clears the failed sign-ins of an account or an address (a supervisor's decision, when a
+    /// colleague is kept waiting), audited with what was cleared.
+    pub async fn clear_sign_in_delay(&self, actor: &Actor, key: &SignInKey) -> AppResult<()> {
+        self.require(actor, Action::ManageUsers)?;
+        let now = self.now_at().as_micros();
+        let cleared = {
+            let mut t = self.sign_ins();
+            let standing = match key {
+                SignInKey::Account(name) => t.accounts.standing(name, now),
+                SignInKey::Address(ip) => t.addresses.standing(ip, now),
+            };
+            if standing.is_some() {
+                match key {
+                    SignInKey::Account(name) => t.accounts.clear(name),
+                    SignInKey::Address(ip) => t.addresses.clear(ip),
+                };
+            }
+            standing
+        };
+        let Some(before) = cleared else {
+            return Err(AppError::invalid(
+                "key",
+                format!(
+                    "no failed sign-ins are remembered for the {} {}: it may have been cleared already",
+                    key.kind(),
+                    key.value()
+                ),
+            ));
+        };
+        let mut tx = self.store.begin().await?;
+        tx.audit(NewAuditEvent {
+            at: cuvette_domain::time::Timestamp::from_micros(now),
+            actor: &actor.name,
+            action: AuditAction::LoginThrottleClear,
+            entity: key.entity(),
+            entity_id: key.value(),
+            patient_id: None,
+            before: audit::state(&audit::ThrottleCleared {
+                failures: before.failures,
+                refused: before.refused,
+            }),
+            after: None,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 impl Lab {
@@ -118,7 +346,7 @@ impl Lab {
                 "enter the person's full name (up to 100 characters)",
             ));
         }
-        check_password(&user.password)?;
+        check_password(&user.password, &username)?;
         let password = user.password.clone();
         let phc = blocking(move || hash_password(&password)).await?;
         let now = self.now_at();
@@ -143,14 +371,13 @@ impl Lab {
         Ok(id)
     }
 
-    /// Changes a user's role or active flag, or unlocks a locked account.
+    /// Changes a user's role or active flag.
     pub async fn update_user(
         &self,
         actor: &Actor,
         username: &str,
         role: Role,
         active: bool,
-        unlock: bool,
     ) -> AppResult<()> {
         self.require(actor, Action::ManageUsers)?;
         let mut user = self
@@ -164,19 +391,13 @@ impl Lab {
                 "you cannot change your own role or disable yourself: ask another supervisor",
             ));
         }
-        let before = audit::state(&audit::UserBefore {
-            role: user.role.code(),
-            active: user.active,
-            failed_logins: user.failed_logins,
-        });
+        let before =
+            audit::state(&audit::UserBefore { role: user.role.code(), active: user.active });
         user.role = role;
         user.active = active;
         let now = self.now_at();
         let mut tx = self.store.begin().await?;
         tx.update_user(&user).await?;
-        if unlock {
-            tx.unlock_user(user.id).await?;
-        }
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -185,11 +406,7 @@ impl Lab {
             entity_id: user.username.clone(),
             patient_id: None,
             before,
-            after: audit::state(&audit::UserAfter {
-                role: user.role.code(),
-                active: user.active,
-                unlocked: unlock,
-            }),
+            after: audit::state(&audit::UserAfter { role: user.role.code(), active: user.active }),
         })
         .await?;
         tx.commit().await?;
@@ -202,18 +419,58 @@ impl Lab {
         Ok(self.store.users().await?)
     }
 
-    /// Signs in. Wrong passwords count towards a lockout; the message never says whether the
-    /// username exists.
+    /// Signs in from an unknown address (the CLI, tests): see [`Lab::login_from`].
     pub async fn login(&self, username: &str, password: &str) -> AppResult<LoginOutcome> {
+        self.login_from(username, password, None).await
+    }
+
+    /// Signs in from `address`. Wrong passwords slow down further attempts on the account and
+    /// from the address; an attempt made while either must wait is refused without the
+    /// password being looked at. The message never says whether the username exists.
+    pub async fn login_from(
+        &self,
+        username: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> AppResult<LoginOutcome> {
         const REFUSED: &str = "the username or password is not right";
         // No username is longer than 64; a longer one is kept to that in the audit log.
         let username: String = username.trim().to_ascii_lowercase().chars().take(64).collect();
         let now = self.now_at();
+        let now_us = now.as_micros();
+        let wait = {
+            let mut t = self.sign_ins();
+            let account = t.accounts.admit(&username, now_us);
+            let from = address.map_or(Admission::Check, |ip| t.addresses.admit(&ip, now_us));
+            [account, from]
+                .into_iter()
+                .filter_map(|a| match a {
+                    Admission::Wait { until } => Some(until),
+                    Admission::Check => None,
+                })
+                .max()
+        };
+        if let Some(until) = wait {
+            // Not audited one by one: a refusal here costs a guesser nothing, so it must cost
+            // the log nothing either. The count shows on the supervisor's screen.
+            tracing::info!(username = %username, "sign-in refused: waiting after failed attempts");
+            let seconds = whole_seconds(until - now_us);
+            let time = Timestamp::from_microsecond(until)
+                .map(|t| {
+                    t.to_zoned_datetime(self.config.time_zone.clone())
+                        .strftime("%H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            return Err(AppError::Unauthenticated(format!(
+                "too many failed sign-ins: try again at {time} (in {seconds} s); a supervisor can clear the delay"
+            )));
+        }
         let Some(user) = self.store.user_by_username(&username).await? else {
             // Spend the same time as a real check, so timing does not reveal valid usernames.
             let pw = password.to_owned();
             blocking(move || password_matches(&pw, DUMMY_HASH)).await;
-            self.audit_plain(AuditAction::LoginFail, "user", &username, None).await?;
+            self.record_failed_sign_in(&username, address, now).await?;
             return Err(AppError::Unauthenticated(REFUSED.into()));
         };
         if !user.active {
@@ -222,46 +479,25 @@ impl Lab {
                 "this account is disabled: ask a supervisor".into(),
             ));
         }
-        if let Some(until) = user.locked_until.filter(|u| *u > now) {
-            self.audit_plain(AuditAction::LoginRefusedLocked, "user", &username, None).await?;
-            return Err(AppError::Unauthenticated(format!(
-                "too many failed sign-ins: this account is locked until {}; a supervisor can unlock it",
-                self.format_time(until)
-            )));
-        }
         let pw = password.to_owned();
         let phc = user.password_hash.clone();
         if !blocking(move || password_matches(&pw, &phc)).await {
-            let mut tx = self.store.begin().await?;
-            let failures = tx.record_failed_login(user.id, now).await?;
-            let lock = (failures >= self.config.lockout_failures)
-                .then(|| now + SignedDuration::from_mins(self.config.lockout_minutes));
-            if let Some(until) = lock {
-                tx.lock_user(user.id, until).await?;
-            }
-            tx.audit(NewAuditEvent {
-                at: now,
-                actor: &username,
-                action: if lock.is_some() {
-                    AuditAction::LoginLockout
-                } else {
-                    AuditAction::LoginFail
-                },
-                entity: "user",
-                entity_id: username.clone(),
-                patient_id: None,
-                before: None,
-                after: audit::state(&audit::FailedLogins { failed_logins: failures }),
-            })
-            .await?;
-            tx.commit().await?;
+            self.record_failed_sign_in(&username, address, now).await?;
             return Err(AppError::Unauthenticated(REFUSED.into()));
+        }
+        {
+            let mut t = self.sign_ins();
+            t.accounts.succeed(&username);
+            if let Some(ip) = address {
+                // One person signing in from a shared workstation or proxy ends the run of
+                // failures from it; the accounts guessed at keep theirs.
+                t.addresses.succeed(&ip);
+            }
         }
         let role = user.role;
         let token = random_hex(32);
         let csrf_token = random_hex(32);
         let mut tx = self.store.begin().await?;
-        tx.record_successful_login(user.id).await?;
         tx.insert_session(&digest(&token), user.id, &csrf_token, now).await?;
         tx.audit(NewAuditEvent {
             at: now,

@@ -14,7 +14,8 @@
 //! - **Opening**: [`Database`] (`open`, `open_dir`, `verify_audit`, `backup_to`), then
 //!   [`Lab::open`]; [`Lab::check_reachable`], [`Lab::writes_failing`] and `outbox_backlog` for readiness
 //!   probes, [`Lab::close`].
-//! - **People and access** (`auth.rs`): `add_user`, `update_user`, `users`, `login`, `session`,
+//! - **People and access** (`auth.rs`): `add_user`, `update_user`, `users`, `login`,
+//!   `login_from`, `sign_in_delays`, `clear_sign_in_delay`, `session`,
 //!   `peek_session`, `logout`, `check_signature`, `create_api_key`, `api_key_actor`,
 //!   `privileges`, `save_privileges`, `require`.
 //! - **Patients and orders** (`patients.rs`, `orders.rs`): `register_patient`,
@@ -34,11 +35,14 @@
 //! - **Critical results** ([`critical`]): pending calls, escalation, compliance.
 //! - **Interfaces** ([`interop`]): instruments and code maps, `ingest`, `ingest_orders`, the
 //!   message log and quarantine, the outbox; HL7 and ASTM decoding and answers.
+//! - **Audit checkpoints** ([`checkpoint`]): the chain's head signed into a file outside the
+//!   database (`write_checkpoint`, `keep_checkpoints`, `Database::verify_audit_anchored`).
 //! - **Time**: [`Clock`], `now`, `format_time`.
 
 mod audit;
 mod auth;
 pub mod autoverify;
+pub mod checkpoint;
 pub mod clock;
 pub mod critical;
 mod error;
@@ -59,7 +63,7 @@ use cuvette_store::{AuditVerification, Store};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-pub use auth::{API_KEY_PREFIX, LoginOutcome, NewUser};
+pub use auth::{API_KEY_PREFIX, LoginOutcome, NewUser, SignInDelay, SignInKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, AppResult, FieldError};
 pub use orders::{IdentityCheck, PlaceOrder, PlacedOrder};
@@ -79,10 +83,15 @@ pub struct LabConfig {
     pub session_idle_minutes: i64,
     /// A session is over this long after sign-in, however active.
     pub session_max_hours: i64,
-    /// Failed sign-ins before the account locks.
-    pub lockout_failures: i64,
-    /// How long a lockout lasts.
-    pub lockout_minutes: i64,
+    /// Failed sign-ins of one account allowed before each further one delays the next
+    /// attempt on it (1 s, 2 s, 4 s … up to `throttle_delay_max_seconds`).
+    pub throttle_account_free_failures: u32,
+    /// The same for one source address, higher because a ward's shared workstation or a
+    /// proxy carries many people's typos.
+    pub throttle_address_free_failures: u32,
+    /// The longest delay between attempts: short enough that no one is kept out of their
+    /// work, long enough that guessing takes years.
+    pub throttle_delay_max_seconds: i64,
     /// The lab's name on reports.
     pub lab_name: String,
     /// Where released results are sent: the EHR's MLLP address as configured (`cuvette serve
@@ -100,8 +109,9 @@ impl Default for LabConfig {
             time_zone: TimeZone::UTC,
             session_idle_minutes: 15,
             session_max_hours: 12,
-            lockout_failures: 5,
-            lockout_minutes: 15,
+            throttle_account_free_failures: 5,
+            throttle_address_free_failures: 20,
+            throttle_delay_max_seconds: 30,
             lab_name: "Cuvette demo laboratory".into(),
             ehr_destination: None,
             critical_call_minutes: 30,
@@ -188,6 +198,8 @@ pub struct Lab {
     rules: RwLock<Arc<autoverify::RuleCache>>,
     /// QC facts read last (see `Lab::qc_standings`).
     qc_facts: qc::QcFactsCache,
+    /// Failed sign-ins per account and per address (in memory: a restart forgets them).
+    sign_ins: std::sync::Mutex<auth::SignInThrottle>,
 }
 
 impl Lab {
@@ -200,6 +212,7 @@ impl Lab {
         let lab = Lab {
             store: database.store,
             clock,
+            sign_ins: auth::SignInThrottle::new(&config),
             config,
             catalog: RwLock::new(Arc::default()),
             privileges: RwLock::new(Arc::new(Privileges::seeded())),

@@ -22,6 +22,11 @@ pub enum AuditAction {
     LoginRefusedInactive,
     /// Sign-in refused: account locked (`login.refused_locked`).
     LoginRefusedLocked,
+    /// Sign-ins of an account or from an address slowed down after failed attempts
+    /// (`login.throttle`).
+    LoginThrottle,
+    /// A sign-in delay cleared by a supervisor (`login.throttle_clear`).
+    LoginThrottleClear,
     /// Signed out for inactivity (`session.timeout`).
     SessionTimeout,
     /// Signed out (`logout`).
@@ -125,12 +130,14 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 54] = [
+    pub const ALL: [AuditAction; 56] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
         AuditAction::LoginRefusedInactive,
         AuditAction::LoginRefusedLocked,
+        AuditAction::LoginThrottle,
+        AuditAction::LoginThrottleClear,
         AuditAction::SessionTimeout,
         AuditAction::Logout,
         AuditAction::SignatureFail,
@@ -190,6 +197,8 @@ impl AuditAction {
             AuditAction::LoginLockout => "login.lockout",
             AuditAction::LoginRefusedInactive => "login.refused_inactive",
             AuditAction::LoginRefusedLocked => "login.refused_locked",
+            AuditAction::LoginThrottle => "login.throttle",
+            AuditAction::LoginThrottleClear => "login.throttle_clear",
             AuditAction::SessionTimeout => "session.timeout",
             AuditAction::Logout => "logout",
             AuditAction::SignatureFail => "signature.fail",
@@ -250,6 +259,8 @@ impl AuditAction {
             AuditAction::LoginLockout => "Account locked after failed sign-ins",
             AuditAction::LoginRefusedInactive => "Sign-in refused: account inactive",
             AuditAction::LoginRefusedLocked => "Sign-in refused: account locked",
+            AuditAction::LoginThrottle => "Sign-ins slowed after failed attempts",
+            AuditAction::LoginThrottleClear => "Sign-in delay cleared",
             AuditAction::SessionTimeout => "Signed out for inactivity",
             AuditAction::Logout => "Signed out",
             AuditAction::SignatureFail => "Electronic signature failed",

@@ -158,6 +158,24 @@ pub async fn same_origin_only(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// The address a request came from: the socket's peer when the server was started with it
+/// (`serve` is), else unknown. Behind a reverse proxy this is the proxy, so the sign-in delay
+/// per address then counts everyone behind it together.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<PeerAddress, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(PeerAddress(peer))
+    }
+}
+
 /// The Set-Cookie value for a new session.
 pub fn session_cookie(token: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };

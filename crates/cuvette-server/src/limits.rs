@@ -40,9 +40,9 @@ pub async fn serve_http(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, say: wait rather than spin.
                     tracing::warn!(error = %e, "HTTP accept failed");
@@ -52,7 +52,15 @@ pub async fn serve_http(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address goes with each request: sign-in delays count failures per address.
+        let service = TowerToHyperService::new(
+            tower::ServiceBuilder::new()
+                .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    request
+                })
+                .service(app.clone()),
+        );
         let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;

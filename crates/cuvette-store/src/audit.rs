@@ -372,6 +372,23 @@ impl Store {
         Ok(AuditVerification::Intact { events: expected_seq - 1 })
     }
 
+    /// The chain's head as stored: the last event's sequence number and hash (0 and the
+    /// genesis hash before any event).
+    pub async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.reader())
+            .await?;
+        Ok((head.try_get("seq")?, head.try_get("hash")?))
+    }
+
+    /// The stored hash of event `seq`, if there is such an event.
+    pub async fn audit_event_hash(&self, seq: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT hash FROM audit_event WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
     /// Audit events, newest first, filtered.
     pub async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         let rows = sqlx::query(

@@ -631,7 +631,7 @@ impl Store {
     }
 
     /// How many outbox messages wait to be sent, and when the oldest of them was queued.
-    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Micros>)> {
+    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Timestamp>)> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE status = 'pending'",
         )
@@ -639,7 +639,7 @@ impl Store {
         .await?;
         use sqlx::Row;
         let pending: i64 = row.try_get("pending")?;
-        Ok((pending, crate::opt_i64(&row, "oldest")?))
+        Ok((pending, crate::opt_time(&row, "oldest")?))
     }
 
     /// Outbox messages not yet delivered (pending or failed), oldest first.

@@ -16,13 +16,13 @@ use jiff::{SignedDuration, ToSpan};
 
 /// The demo's users: (username, display name, role, password).
 pub const DEMO_USERS: [(&str, &str, Role, &str); 7] = [
-    ("phleb", "Demo Phlebotomist", Role::Phlebotomist, "demo-phleb-pass"),
-    ("assistant", "Demo Lab Assistant", Role::LabAssistant, "demo-assistant-pass"),
-    ("tech", "Demo Technician", Role::Technician, "demo-tech-pass"),
-    ("mls", "Demo Technologist", Role::Technologist, "demo-mls-pass"),
-    ("super", "Demo Supervisor", Role::Supervisor, "demo-super-pass"),
-    ("director", "Demo Pathologist", Role::Pathologist, "demo-director-pass"),
-    ("student", "Demo Student", Role::Student, "demo-student-pass"),
+    ("phleb", "Demo Phlebotomist", Role::Phlebotomist, "demo-tourniquet"),
+    ("assistant", "Demo Lab Assistant", Role::LabAssistant, "demo-centrifuge"),
+    ("tech", "Demo Technician", Role::Technician, "demo-pipette-tip"),
+    ("mls", "Demo Technologist", Role::Technologist, "demo-westgard"),
+    ("super", "Demo Supervisor", Role::Supervisor, "demo-levey-jennings"),
+    ("director", "Demo Pathologist", Role::Pathologist, "demo-signout-desk"),
+    ("student", "Demo Student", Role::Student, "demo-practicum"),
 ];
 
 const GIVEN: [&str; 12] = [
@@ -260,7 +260,7 @@ pub async fn seed_if_empty(database: &Database, config: LabConfig) -> anyhow::Re
     };
     let correction = cuvette_app::Correction {
         reason: "transcription error: wrong specimen result keyed".into(),
-        signature: "demo-mls-pass".into(),
+        signature: "demo-westgard".into(),
     };
     lab.enter_results(&mls, &[entry], Some(&correction)).await?;
     release_all(&lab, &mls, &acc).await?;

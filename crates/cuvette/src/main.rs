@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use cuvette_app::checkpoint::AuditAnchor;
 use cuvette_app::records::AuditVerification;
 use cuvette_app::{Actor, Database, Lab, LabConfig, NewUser, SystemClock};
 use cuvette_domain::Role;
@@ -31,6 +32,8 @@ enum Command {
         db: DbArgs,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        anchor: AnchorArgs,
     },
     /// Serve a demo lab: users of every role (passwords printed), an API key, patients,
     /// orders in every state and a week of history.
@@ -43,6 +46,8 @@ enum Command {
         database: Option<String>,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        anchor: AnchorArgs,
     },
     /// Manage users.
     User {
@@ -114,7 +119,8 @@ enum UserCommand {
         /// Role: phlebotomist, lab_assistant, technician, technologist, supervisor, pathologist, student.
         #[arg(long)]
         role: String,
-        /// Password (at least 10 characters); prefer standard input on shared machines.
+        /// Password (at least 12 characters, not a common one, not the user ID); prefer standard
+        /// input on shared machines.
         #[arg(long)]
         password: Option<String>,
     },
@@ -137,11 +143,79 @@ enum ApikeyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the hash chain and name the first broken link.
+    /// Recompute the hash chain and name the first broken link; with the audit key and
+    /// checkpoint file, also check the chain against every signed checkpoint (a cut tail, a
+    /// rewritten chain, a forged checkpoint).
     Verify {
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        anchor: AnchorArgs,
     },
+    /// Sign the chain's head now and append it to the checkpoint file (the server also does
+    /// this every --checkpoint-minutes).
+    Checkpoint {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        anchor: AnchorArgs,
+    },
+}
+
+/// Where the audit chain is anchored outside the database.
+#[derive(Args, Clone)]
+struct AnchorArgs {
+    /// The Ed25519 key that signs audit checkpoints: a file outside the database (and
+    /// ideally off its machine's backups), created readable by its owner only on first use.
+    #[arg(long, env = "CUVETTE_AUDIT_KEY", value_name = "FILE")]
+    audit_key: Option<PathBuf>,
+    /// The append-only file checkpoints go to, one signed JSON line each.
+    #[arg(long, env = "CUVETTE_AUDIT_CHECKPOINTS", value_name = "FILE")]
+    audit_checkpoints: Option<PathBuf>,
+    /// Minutes between checkpoints while serving (a head that has not moved is not written
+    /// again).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    checkpoint_minutes: u64,
+}
+
+impl AnchorArgs {
+    /// The anchor, if both files are given; `create` makes the key on first use.
+    fn open(&self, create: bool) -> anyhow::Result<Option<AuditAnchor>> {
+        match (&self.audit_key, &self.audit_checkpoints) {
+            (Some(key), Some(checkpoints)) => {
+                let anchor = if create {
+                    AuditAnchor::open_or_create(key, checkpoints)?
+                } else {
+                    AuditAnchor::open(key, checkpoints)?
+                };
+                Ok(Some(anchor))
+            }
+            (None, None) => Ok(None),
+            _ => bail!(
+                "give both --audit-key and --audit-checkpoints (or neither): a checkpoint needs the key that signs it and the file it goes to"
+            ),
+        }
+    }
+
+    /// Starts writing checkpoints in the background while the server runs.
+    fn start(&self, lab: &Arc<Lab>) -> anyhow::Result<()> {
+        match self.open(true)? {
+            Some(anchor) => {
+                eprintln!(
+                    "Audit checkpoints every {} min to {} (public key {}).",
+                    self.checkpoint_minutes,
+                    anchor.checkpoints().display(),
+                    anchor.public_key()
+                );
+                let every = std::time::Duration::from_secs(self.checkpoint_minutes * 60);
+                tokio::spawn(lab.clone().keep_checkpoints(anchor, every));
+            }
+            None => tracing::warn!(
+                "audit checkpoints are off: without --audit-key and --audit-checkpoints, events deleted from the end of the audit log cannot be detected"
+            ),
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Clone)]
@@ -208,12 +282,18 @@ fn parse_address(text: &str) -> Result<SocketAddr, String> {
 impl DbArgs {
     async fn open(&self) -> anyhow::Result<Database> {
         let database = match &self.database {
-            Some(url) => Database::open(url)
-                .await
-                .with_context(|| format!("opening the database {}", redact(url)))?,
-            None => Database::open_dir(&self.data)
-                .await
-                .with_context(|| format!("opening the database in {}", self.data.display()))?,
+            Some(url) => Database::open(url).await.with_context(|| {
+                format!(
+                    "cannot open the database {} (check the URL, and that the database server runs and lets this user in)",
+                    redact(url)
+                )
+            })?,
+            None => Database::open_dir(&self.data).await.with_context(|| {
+                format!(
+                    "cannot open the database in {} (give the lab's data directory with --data, one this user may create and write)",
+                    self.data.display()
+                )
+            })?,
         };
         Ok(database)
     }
@@ -253,7 +333,7 @@ fn parse_role(role: &str) -> anyhow::Result<Role> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -261,9 +341,22 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // An ordinary failure is a sentence for the operator: what went wrong and, in its
+            // context, what to do. No debug dump and no backtrace (those are for panics).
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { db, http } => {
+        Command::Serve { db, http, anchor } => {
             let lab = Arc::new(open_lab_with(db.open().await?, http.lab_config()).await?);
+            anchor.start(&lab)?;
             if lab.users(&Actor::system()).await?.is_empty() {
                 eprintln!(
                     "No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`."
@@ -280,11 +373,12 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
-        Command::Demo { data, database, http } => {
+        Command::Demo { data, database, http, anchor } => {
             let db = DbArgs { data, database };
             let database = db.open().await?;
             demo::seed_if_empty(&database, config()).await?;
             let lab = Arc::new(open_lab_with(database, http.lab_config()).await?);
+            anchor.start(&lab)?;
             let key = lab
                 .create_api_key(
                     &Actor::system(),
@@ -309,7 +403,7 @@ async fn main() -> anyhow::Result<()> {
             let password = match password {
                 Some(p) => p,
                 None => {
-                    eprintln!("Password for {username} (at least 10 characters), then Enter:");
+                    eprintln!("Password for {username} (at least 12 characters), then Enter:");
                     let mut line = String::new();
                     std::io::stdin().read_line(&mut line)?;
                     line.trim_end_matches(['\r', '\n']).to_owned()
@@ -334,16 +428,45 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("API key {name:?} acting as {role}. Store it now: it is not shown again.");
             println!("{key}");
         }
-        Command::Audit { command: AuditCommand::Verify { db } } => {
+        Command::Audit { command: AuditCommand::Verify { db, anchor } } => {
+            let anchor = anchor.open(false)?;
             let database = db.open().await?;
-            match database.verify_audit().await? {
-                AuditVerification::Intact { events } => {
-                    println!("Audit chain intact: {events} events verified.")
+            match anchor {
+                Some(anchor) => {
+                    let outcome = database.verify_audit_anchored(&anchor).await?;
+                    println!("{outcome}.");
+                    if !outcome.is_intact() {
+                        std::process::exit(1);
+                    }
                 }
-                AuditVerification::Broken { seq, reason } => {
-                    println!("Audit chain BROKEN at event {seq}: {reason}.");
-                    std::process::exit(1);
-                }
+                None => match database.verify_audit().await? {
+                    AuditVerification::Intact { events } => println!(
+                        "Audit chain intact: {events} events verified. No checkpoints checked: give --audit-key and --audit-checkpoints to see a cut tail too."
+                    ),
+                    AuditVerification::Broken { seq, reason } => {
+                        println!("Audit chain BROKEN at event {seq}: {reason}.");
+                        std::process::exit(1);
+                    }
+                },
+            }
+        }
+        Command::Audit { command: AuditCommand::Checkpoint { db, anchor } } => {
+            let Some(anchor) = anchor.open(true)? else {
+                bail!(
+                    "give --audit-key and --audit-checkpoints: the key that signs the checkpoint and the file it goes to"
+                );
+            };
+            let database = db.open().await?;
+            let now = cuvette_app::Clock::now(&SystemClock);
+            match database.write_checkpoint(&anchor, now).await? {
+                Some(c) => println!(
+                    "Checkpoint written to {}: seq {} hash {} at {}.",
+                    anchor.checkpoints().display(),
+                    c.seq,
+                    c.hash,
+                    c.at
+                ),
+                None => println!("The chain has not moved since the last checkpoint."),
             }
         }
         Command::Simulate { db, to, count, abnormal } => {

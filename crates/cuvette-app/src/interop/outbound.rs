@@ -420,9 +420,11 @@ impl Lab {
     /// how long the oldest has waited. Counts and an age only, nothing about any patient.
     pub async fn outbox_backlog(&self) -> AppResult<OutboxBacklog> {
         let (pending, oldest) = self.store.outbox_backlog().await?;
-        let now = self.now_micros();
+        let now = self.now_at();
         let oldest_wait = oldest.map(|created| {
-            std::time::Duration::from_micros(u64::try_from(now - created).unwrap_or(0))
+            std::time::Duration::from_micros(
+                u64::try_from(now.since(created).as_micros()).unwrap_or(0),
+            )
         });
         Ok(OutboxBacklog { pending, oldest_wait })
     }

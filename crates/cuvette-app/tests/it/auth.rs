@@ -1,7 +1,9 @@
-//! Signing in, lockout, session timeouts, signatures and API keys.
+//! Signing in, password rules, sign-in delays, session timeouts, signatures and API keys.
 
 use cuvette_app::records::AuditFilter;
-use cuvette_app::{API_KEY_PREFIX, Actor, NewUser};
+use std::net::IpAddr;
+
+use cuvette_app::{API_KEY_PREFIX, Actor, NewUser, SignInKey};
 use cuvette_domain::Role;
 
 use crate::support::*;
@@ -53,14 +55,28 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     assert_eq!(user_actions(&lab, "nobody").await, ["login.fail"]);
 }
 
+fn seconds(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_secs(n)
+}
+
+fn address(text: &str) -> Option<IpAddr> {
+    Some(text.parse().unwrap())
+}
+
 #[tokio::test]
-async fn five_failed_sign_ins_lock_the_account() {
+async fn after_five_failed_sign_ins_each_attempt_waits_longer_and_no_one_is_locked_out() {
     let lab = lab().await;
     lab.technician().await;
 
     failed_sign_ins(&lab, "technician", 5).await;
     let message = unauthenticated(lab.login("technician", PASSWORD).await);
-    assert!(message.contains("locked until 24-Nov-2026 08:15"), "{message}");
+    assert!(message.contains("try again at 08:00:01 (in 1 s)"), "{message}");
+    lab.clock.advance(seconds(1));
+    failed_sign_ins(&lab, "technician", 1).await;
+    let message = unauthenticated(lab.login("technician", PASSWORD).await);
+    assert!(message.contains("try again at 08:00:03 (in 2 s)"), "{message}");
+    lab.clock.advance(seconds(2));
+    lab.login("technician", PASSWORD).await.expect("the owner signs in after two seconds");
     assert_eq!(
         user_actions(&lab, "technician").await,
         [
@@ -69,15 +85,47 @@ async fn five_failed_sign_ins_lock_the_account() {
             "login.fail",
             "login.fail",
             "login.fail",
-            "login.lockout",
-            "login.refused_locked"
-        ]
+            "login.fail",
+            "login.throttle",
+            "login.fail",
+            "login",
+        ],
+        "attempts refused while waiting are counted, not logged one by one"
     );
+}
 
-    lab.clock.advance(minutes(14));
-    unauthenticated(lab.login("technician", PASSWORD).await);
-    lab.clock.advance(minutes(1));
-    lab.login("technician", PASSWORD).await.expect("the lockout lasts 15 minutes");
+#[tokio::test]
+async fn a_right_password_within_the_delay_is_refused_like_a_wrong_one() {
+    let lab = lab().await;
+    lab.technician().await;
+    failed_sign_ins(&lab, "technician", 5).await;
+
+    let right = unauthenticated(lab.login("technician", PASSWORD).await);
+    let wrong = unauthenticated(lab.login("technician", "not the password").await);
+    assert_eq!(right, wrong, "nothing tells a guesser that the password was right");
+    let unknown_failed = {
+        failed_sign_ins(&lab, "nobody", 5).await;
+        unauthenticated(lab.login("nobody", PASSWORD).await)
+    };
+    assert_eq!(unknown_failed, right, "an unknown user ID is slowed down alike");
+}
+
+#[tokio::test]
+async fn the_delay_doubles_up_to_half_a_minute_so_a_guesser_never_keeps_the_owner_out_longer() {
+    let lab = lab().await;
+    lab.technician().await;
+
+    let supervisor = lab.supervisor().await;
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        failed_sign_ins(&lab, "technician", 1).await;
+        let delays = lab.sign_in_delays(&supervisor).await.unwrap();
+        let wait = delays.first().map_or(0, |d| d.allowed_from.duration_since(lab.now()).as_secs());
+        waits.push(wait);
+        lab.clock.advance(seconds(wait));
+    }
+    assert_eq!(waits, [0, 0, 0, 0, 1, 2, 4, 8, 16, 30, 30, 30]);
+    lab.login("technician", PASSWORD).await.expect("thirty seconds later the owner is in");
 }
 
 #[tokio::test]
@@ -92,14 +140,105 @@ async fn a_successful_sign_in_clears_the_failures() {
 }
 
 #[tokio::test]
-async fn after_a_lockout_one_mistake_does_not_lock_the_account_again() {
+async fn failures_are_forgotten_an_hour_after_the_last_one() {
     let lab = lab().await;
     lab.technician().await;
     failed_sign_ins(&lab, "technician", 5).await;
-    lab.clock.advance(minutes(16));
+    lab.clock.advance(minutes(60));
 
     failed_sign_ins(&lab, "technician", 1).await;
-    lab.login("technician", PASSWORD).await.expect("one typo after the lockout has expired");
+    lab.login("technician", PASSWORD).await.expect("one typo an hour later is not a sixth");
+}
+
+#[tokio::test]
+async fn guessing_many_accounts_from_one_address_slows_that_address_only() {
+    let lab = lab().await;
+    lab.technician().await;
+    let guesser = address("10.20.30.40");
+
+    for i in 0..20 {
+        let who = format!("user{}", i % 5);
+        unauthenticated(lab.login_from(&who, "not the password", guesser).await);
+    }
+    let message = unauthenticated(lab.login_from("technician", PASSWORD, guesser).await);
+    assert!(message.contains("(in 1 s)"), "{message}");
+    lab.login_from("technician", PASSWORD, address("10.20.30.41"))
+        .await
+        .expect("the bench next door signs in");
+    let slowed = user_actions(&lab, "user4").await;
+    assert_eq!(slowed.iter().filter(|a| *a == "login.fail").count(), 4);
+    let trail = lab.audit_trail(AuditFilter::default()).await;
+    let throttle = trail
+        .iter()
+        .find(|e| e.action.code() == "login.throttle" && e.entity == "address")
+        .expect("the address's delay is audited");
+    assert_eq!(throttle.entity_id, "10.20.30.40");
+    assert_eq!(throttle.after.as_deref(), Some(r#"{"failures":20,"wait_seconds":1}"#));
+    let fail = trail.iter().find(|e| e.action.code() == "login.fail").unwrap();
+    assert!(fail.after.as_deref().unwrap().contains(r#""address":"10.20.30.40""#), "{fail:?}");
+}
+
+#[tokio::test]
+async fn a_supervisor_sees_slowed_accounts_and_addresses_and_clears_them() {
+    let lab = lab().await;
+    let supervisor = lab.supervisor().await;
+    let technician = lab.technician().await;
+    let ward = address("10.9.8.7");
+    for _ in 0..5 {
+        unauthenticated(lab.login_from("technician", "not the password", ward).await);
+    }
+    unauthenticated(lab.login_from("technician", PASSWORD, ward).await);
+
+    let delays = lab.sign_in_delays(&supervisor).await.unwrap();
+    assert_eq!(delays.len(), 1, "five failures slow the account, not yet the address");
+    let delay = &delays[0];
+    assert_eq!(delay.key, SignInKey::Account("technician".into()));
+    assert_eq!((delay.failures, delay.refused, delay.waiting), (5, 1, true));
+    forbidden(lab.sign_in_delays(&technician).await);
+    forbidden(lab.clear_sign_in_delay(&technician, &delay.key).await);
+
+    let events = lab.audit_count().await;
+    let key = SignInKey::parse("account", " Technician ").unwrap();
+    lab.clear_sign_in_delay(&supervisor, &key).await.unwrap();
+    lab.login_from("technician", PASSWORD, ward).await.expect("cleared: signs in at once");
+    let cleared = lab.audit_trail(AuditFilter::default()).await;
+    let clear = cleared.iter().find(|e| e.action.code() == "login.throttle_clear").unwrap();
+    assert_eq!((clear.actor.as_str(), clear.entity_id.as_str()), ("supervisor", "technician"));
+    assert_eq!(clear.before.as_deref(), Some(r#"{"failures":5,"refused":1}"#));
+    assert_eq!(lab.audit_count().await, events + 2, "the clearing and the sign-in");
+
+    let events = lab.audit_count().await;
+    assert!(
+        invalid(lab.clear_sign_in_delay(&supervisor, &key).await, "key")
+            .contains("cleared already")
+    );
+    invalid(SignInKey::parse("address", "10.9.8"), "key");
+    invalid(SignInKey::parse("account", "  "), "key");
+    invalid(SignInKey::parse("everyone", "technician"), "kind");
+    assert_eq!(lab.audit_count().await, events, "a refused clearing records nothing");
+}
+
+#[tokio::test]
+async fn a_password_set_before_the_rules_still_signs_in() {
+    use argon2::password_hash::PasswordHasher;
+    let lab = lab().await;
+    let phc = argon2::Argon2::default()
+        .hash_password_with_salt(b"tech-pass", b"saltsaltsaltsalt")
+        .unwrap()
+        .to_string();
+    let mut tx = lab.store().begin().await.unwrap();
+    tx.insert_user(
+        "oldtimer",
+        "Old Timer",
+        Role::Technician,
+        &phc,
+        cuvette_domain::time::Timestamp::EPOCH,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    lab.login("oldtimer", "tech-pass").await.expect("only new passwords meet the new rules");
 }
 
 #[tokio::test]
@@ -255,11 +394,16 @@ async fn a_new_user_needs_a_valid_name_and_a_long_enough_password() {
         password: password.into(),
     };
 
-    assert!(
-        invalid(lab.add_user(&supervisor, user("amensah", "short")).await, "password")
-            .contains("10")
-    );
-    invalid(lab.add_user(&supervisor, user("amensah", &"p".repeat(257))).await, "password");
+    let (lab_ref, by) = (&lab, &supervisor);
+    let refusal = |password: &str| {
+        let user = user("amensah", password);
+        async move { invalid(lab_ref.add_user(by, user).await, "password") }
+    };
+    assert!(refusal("eleven char").await.contains("at least 12 characters"));
+    assert!(refusal(&"pipette ".repeat(17)).await.contains("at most 128 characters"));
+    assert!(refusal("LeaveMeAlone").await.contains("common and breached passwords"));
+    assert!(refusal("AMensah at the bench").await.contains("contains the user ID"));
+    assert!(refusal("aaaaaaaaaaaa").await.contains("repeated"));
     invalid(lab.add_user(&supervisor, user("a mensah!", PASSWORD)).await, "username");
     invalid(lab.add_user(&supervisor, user("", PASSWORD)).await, "username");
     invalid(
@@ -281,4 +425,7 @@ async fn a_new_user_needs_a_valid_name_and_a_long_enough_password() {
         "passwords are stored as argon2id hashes"
     );
     lab.login("amensah", PASSWORD).await.expect("the new user signs in");
+    let twelve_characters = NewUser { password: "Größenmaß äö".into(), ..user("bkoch", "") };
+    lab.add_user(&supervisor, twelve_characters).await.expect("characters are counted, not bytes");
+    lab.login("bkoch", "Größenmaß äö").await.unwrap();
 }

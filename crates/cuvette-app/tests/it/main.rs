@@ -12,6 +12,7 @@ mod autoverification;
 mod bad_input;
 mod calculations;
 mod catalog;
+mod checkpoints;
 mod corrupt;
 mod critical;
 mod encodings;

@@ -122,7 +122,7 @@ async fn attempt(lab: &TestLab, case: UseCase, who: &Actor, scene: &Scene) -> Ap
                 username: "newcomer".into(),
                 display_name: "New Comer".into(),
                 role: Role::Pathologist,
-                password: "short".into(),
+                password: "short".into(), // refused after the privilege check
             };
             lab.add_user(who, user).await.map(drop)
         }

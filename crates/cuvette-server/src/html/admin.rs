@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/catalog/{code}", get(edit_test).post(save_test))
         .route("/users", get(users).post(add_user))
         .route("/users/{username}", axum::routing::post(edit_user))
+        .route("/sign-in-delays", get(sign_in_delays).post(clear_sign_in_delay))
         .route("/roles", get(roles_page).post(save_roles))
         .route("/audit", get(audit))
         .route("/audit.csv", get(audit_csv))
@@ -425,8 +426,6 @@ struct EditUserForm {
     role: String,
     #[serde(default)]
     active: Option<String>,
-    #[serde(default)]
-    unlock: Option<String>,
 }
 
 async fn edit_user(
@@ -437,11 +436,7 @@ async fn edit_user(
 ) -> Result<Response, WebError> {
     bench.check_csrf(&form.csrf)?;
     let role = Role::parse(&form.role).ok_or_else(|| AppError::invalid("role", "choose a role"))?;
-    match s
-        .lab
-        .update_user(&bench.actor, &username, role, form.active.is_some(), form.unlock.is_some())
-        .await
-    {
+    match s.lab.update_user(&bench.actor, &username, role, form.active.is_some()).await {
         Ok(()) => Ok(Redirect::to("/users").into_response()),
         Err(AppError::Invalid(errors)) => {
             let users = s.lab.users(&bench.actor).await?;
@@ -452,6 +447,114 @@ async fn edit_user(
                 form: UserForm::default(),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in_delays.html")]
+struct SignInDelaysPage {
+    page: Page,
+    rows: Vec<DelayRow>,
+    account_free: u32,
+    address_free: u32,
+    delay_max_seconds: i64,
+    form: DelayForm,
+}
+
+/// One slowed-down account or address, as shown.
+struct DelayRow {
+    kind: &'static str,
+    label: String,
+    key: String,
+    failures: u32,
+    last_failure_at: String,
+    allowed_from: String,
+    waiting: bool,
+    refused: u32,
+}
+
+/// Which delay to clear, exactly as typed or sent by a row's button.
+#[derive(Deserialize, Default)]
+struct DelayForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    key: String,
+}
+
+async fn delays_page(
+    s: &AppState,
+    bench: &Bench,
+    form: DelayForm,
+    errors: Vec<FieldError>,
+    notice: Option<String>,
+) -> Result<String, WebError> {
+    let delays = s.lab.sign_in_delays(&bench.actor).await?;
+    let time = |t: jiff::Timestamp| s.lab.format_time(t.into());
+    let rows = delays
+        .into_iter()
+        .map(|d| DelayRow {
+            kind: d.key.kind(),
+            label: match &d.key {
+                cuvette_app::SignInKey::Account(name) => format!("Account {name}"),
+                cuvette_app::SignInKey::Address(ip) => format!("Address {ip}"),
+            },
+            key: d.key.value(),
+            failures: d.failures,
+            last_failure_at: time(d.last_failure_at),
+            allowed_from: d
+                .allowed_from
+                .to_zoned_datetime(s.lab.config().time_zone.clone())
+                .strftime("%H:%M:%S")
+                .to_string(),
+            waiting: d.waiting,
+            refused: d.refused,
+        })
+        .collect();
+    let config = s.lab.config();
+    Ok(SignInDelaysPage {
+        page: Page::new(bench, "Sign-in delays", "users").with_errors(errors).with_notice(notice),
+        rows,
+        account_free: config.throttle_account_free_failures,
+        address_free: config.throttle_address_free_failures,
+        delay_max_seconds: config.throttle_delay_max_seconds,
+        form,
+    }
+    .render()?)
+}
+
+/// Accounts and addresses whose sign-ins are slowed down after failed attempts.
+async fn sign_in_delays(State(s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
+    bench.require(Action::ManageUsers)?;
+    Ok(Html(delays_page(&s, &bench, DelayForm::default(), vec![], None).await?))
+}
+
+/// Clears one delay; a key that is not slowed down comes back on the field, as typed.
+async fn clear_sign_in_delay(
+    State(s): State<AppState>,
+    bench: Bench,
+    Form(form): Form<DelayForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    bench.require(Action::ManageUsers)?;
+    let outcome = match cuvette_app::SignInKey::parse(&form.kind, &form.key) {
+        Ok(key) => s.lab.clear_sign_in_delay(&bench.actor, &key).await.map(|()| key),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(key) => {
+            let notice =
+                Some(format!("Cleared the sign-in delay of {} {}", key.kind(), key.value()));
+            Ok(Html(delays_page(&s, &bench, DelayForm::default(), vec![], notice).await?)
+                .into_response())
+        }
+        Err(AppError::Invalid(errors)) => {
+            let body = delays_page(&s, &bench, form, errors, None).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(body)).into_response())
         }
         Err(e) => Err(e.into()),
     }
@@ -588,6 +691,7 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::LoginLockout
         | A::LoginRefusedInactive
         | A::LoginRefusedLocked
+        | A::LoginThrottle
         | A::SignatureFail
         | A::SpecimenReceiveRefused
         | A::OutboxGiveUp
@@ -595,6 +699,7 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::QcRunReject
         | A::AutoverifySuspend => true,
         A::Login
+        | A::LoginThrottleClear
         | A::SessionTimeout
         | A::Logout
         | A::ApiKeyCreate

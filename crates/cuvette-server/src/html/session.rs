@@ -10,7 +10,7 @@ use cuvette_app::{AppError, FieldError};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{Bench, clear_cookie, session_cookie};
+use crate::auth::{Bench, PeerAddress, clear_cookie, session_cookie};
 use crate::error::WebError;
 use crate::web::{Page, home_for};
 
@@ -65,11 +65,12 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    PeerAddress(peer): PeerAddress,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     // The sign-in form has no session yet, so no CSRF token: SameSite=Strict cookies and the
     // same-origin check stop a cross-site sign-in.
-    match state.lab.login(&form.username, &form.password).await {
+    match state.lab.login_from(&form.username, &form.password, peer).await {
         Ok(outcome) => {
             let next = safe_next(&form.next);
             let to = if next.is_empty() || next == "/" {

@@ -34,7 +34,15 @@ pub async fn app_with_faults() -> (App, Faults) {
 pub async fn an_outbox_message_queued(app: &App, at: i64) {
     let store = Store::open(app.db.url()).await.expect("the test database opens");
     let mut tx = store.begin().await.unwrap();
-    tx.enqueue("ehr", "CUV-1", b"MSH|^~\\&|", "26-0000001-0", at).await.unwrap();
+    tx.enqueue(
+        "ehr",
+        "CUV-1",
+        b"MSH|^~\\&|",
+        "26-0000001-0",
+        cuvette_domain::time::Timestamp::from_micros(at),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     store.close().await;
 }

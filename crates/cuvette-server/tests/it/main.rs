@@ -12,6 +12,7 @@ mod qc_forms;
 mod readiness;
 mod reports;
 mod roles;
+mod sign_in;
 mod slow_clients;
 mod support;
 mod web;
