@@ -182,6 +182,53 @@ class Orders(unittest.TestCase):
         self.assertIn("ERR|", ack)
 
 
+    def test_an_oml_with_a_culture_and_gram_stain_on_one_swab_gets_one_accession_and_a_valid_orl(self):
+        _mrn[0] += 1
+        mrn = f"IOPSPM{_mrn[0]}"
+        spm = "SPM|{n}|SW" + mrn + "^||WND^Wound^HL70487" + "|" * 13 + "20261124071500+0000"
+        oml = "\r".join([
+            f"MSH|^~\\&|DEMOEHR|HOSP|CUVETTE|LAB|20261124120000||OML^O21^OML_O21|IOP-SPM-{mrn}|P|2.5.1",
+            f"PID|1||{mrn}^^^HOSP^MR||Swabbed^Sam||19750812|M",
+            "ORC|NW|PLC-81" + "|" * 10 + "^Doctor^Dana",
+            "OBR|1|PLC-81||6462-6^Wound culture^LN",
+            spm.format(n=1),
+            "ORC|NW|PLC-82" + "|" * 10 + "^Doctor^Dana",
+            "OBR|2|PLC-82||664-3^Gram stain^LN",
+            spm.format(n=2),
+        ]) + "\r"
+        ack = mllp_send(oml)
+        self.assertEqual(msa(ack)[1], "AA", ack)
+        fillers = [s.split("|")[3].split("^")[0] for s in ack.split("\r") if s.startswith("ORC|")]
+        self.assertEqual(len(fillers), 2, ack)
+        self.assertEqual(fillers[0], fillers[1], "one swab, one accession")
+        specimen = api("GET", f"/api/v1/specimens/{fillers[0]}")
+        self.assertEqual(sorted(t["test_code"] for t in specimen["tests"]), ["GRAM", "WCX"])
+
+
+class HostQuery(unittest.TestCase):
+    def qbp(self, control_id, specimen):
+        return "\r".join([
+            f"MSH|^~\\&|DEMOCHEM|LAB|CUVETTE|LAB|20261124120000||QBP^Q11^QBP_Q11|{control_id}|P|2.5.1",
+            f"QPD|WOS^Work Order Step^IHE_LABTF|T-{control_id}|{specimen}",
+            "RCP|I||R",
+        ]) + "\r"
+
+    def test_a_qbp_q11_for_a_received_specimen_is_answered_rsp_k11_with_its_tests(self):
+        acc = received_specimen(["K"])
+        rsp = mllp_send(self.qbp("IOP-QBP-1", acc))
+        self.assertIn("RSP^K11", rsp)
+        self.assertEqual(msa(rsp)[1:3], ["AA", "IOP-QBP-1"], rsp)
+        qak = next(s for s in rsp.split("\r") if s.startswith("QAK|")).split("|")
+        self.assertEqual(qak[1:3], ["T-IOP-QBP-1", "OK"])
+        rows = [s.split("|") for s in rsp.split("\r") if s.startswith("RDT|")]
+        self.assertEqual([r[1] for r in rows], ["2823-3"], rsp)
+
+    def test_a_qbp_q11_for_an_unknown_specimen_is_answered_no_data_found(self):
+        rsp = mllp_send(self.qbp("IOP-QBP-2", "26-0000999-3"))
+        qak = next(s for s in rsp.split("\r") if s.startswith("QAK|")).split("|")
+        self.assertEqual(qak[2], "NF", rsp)
+
+
 class Corpus(unittest.TestCase):
     def test_every_corpus_message_is_answered_as_its_sender_asked_and_none_stops_the_listener(self):
         files = sorted(CORPUS.glob("*.hl7"))
@@ -399,7 +446,7 @@ class Conformance(unittest.TestCase):
 
 def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
-    for case in (Results, Orders, Corpus, Astm, ResultsOut, Conformance):
+    for case in (Results, Orders, HostQuery, Corpus, Astm, ResultsOut, Conformance):
         suite.addTests(loader.loadTestsFromTestCase(case))
     return suite
 

@@ -53,6 +53,27 @@ pub struct PlacedSpecimen {
     pub container: String,
     /// Test codes on it.
     pub tests: Vec<String>,
+    /// The EHR's id for it (HL7 SPM-2), when the EHR sent the specimen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placer_specimen_id: Option<String>,
+    /// When the ward drew it (HL7 SPM-17), when the EHR said so: the specimen is collected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected_at: Option<cuvette_store::Micros>,
+}
+
+/// A specimen the EHR sent with its orders (HL7 OML^O21 SPM): every test of the orders under
+/// it goes on this one specimen, whatever containers the catalog would have chosen, and the
+/// orders of one message that name the same specimen id share it.
+#[derive(Debug, Clone)]
+pub(crate) struct SentSpecimen {
+    /// SPM-2, the EHR's id for it.
+    pub placer_id: String,
+    /// SPM-4, as the lab reads it (its text, else its code).
+    pub specimen_type: String,
+    /// SPM-17, when the ward drew it.
+    pub collected_at: Option<cuvette_store::Micros>,
+    /// Once written: its row and accession number.
+    pub written: Option<(i64, String)>,
 }
 
 /// The identifiers read off a tube at receipt; at least two must be given and all must match
@@ -125,7 +146,7 @@ impl Lab {
             return Err(AppError::Invalid(errors));
         };
         let mut tx = self.store.begin().await?;
-        let result = self.write_order(&mut tx, actor, patient.id, &prepared).await?;
+        let result = self.write_order(&mut tx, actor, patient.id, &prepared, None).await?;
         tx.commit().await?;
         Ok(result)
     }
@@ -230,13 +251,16 @@ impl Lab {
     }
 
     /// Writes a prepared order for a patient inside `tx`: the order, a specimen with a new
-    /// accession number per container, its ordered tests, and the audit event.
+    /// accession number per container — or, when the EHR sent the specimen, all its tests on
+    /// that one (written by the first order naming it) —, its ordered tests, and the audit
+    /// event.
     pub(crate) async fn write_order(
         &self,
         tx: &mut Tx,
         actor: &Actor,
         patient_id: i64,
         order: &PreparedOrder,
+        sent: Option<&mut SentSpecimen>,
     ) -> AppResult<PlacedOrder> {
         let catalog = self.catalog();
         let PreparedOrder {
@@ -264,7 +288,66 @@ impl Lab {
             )
             .await?;
         let mut placed = Vec::new();
-        for container in container_order {
+        // Without a specimen from the EHR, one specimen per container.
+        let by_tube: &[String] = if sent.is_some() { &[] } else { container_order };
+        if let Some(sent) = sent {
+            // The EHR grouped the tests: one specimen, the container of the first test.
+            let tests: Vec<&cuvette_domain::catalog::OrderedTest> =
+                container_order.iter().flat_map(|c| &by_container[c]).collect();
+            let (specimen_id, accession) = match &sent.written {
+                Some(written) => written.clone(),
+                None => {
+                    let container = container_order.first().cloned().unwrap_or_default();
+                    let accession = new_accession(tx, year).await?;
+                    let specimen_id = tx
+                        .insert_specimen(
+                            order_id,
+                            &NewSpecimen {
+                                accession: &accession,
+                                container: &container,
+                                specimen_type: &sent.specimen_type,
+                                recollection_of: None,
+                                placer_specimen_id: Some(&sent.placer_id),
+                                collected: sent.collected_at.map(|at| (at, actor.name.as_str())),
+                            },
+                        )
+                        .await?;
+                    sent.written = Some((specimen_id, accession.clone()));
+                    (specimen_id, accession)
+                }
+            };
+            let status = match sent.collected_at {
+                Some(_) => TestStatus::Collected,
+                None => TestStatus::Ordered,
+            };
+            for t in &tests {
+                let def = catalog.catalog.test(&t.code).ok_or_else(|| {
+                    AppError::Conflict(
+                        "the catalog changed while the order was placed: place it again".into(),
+                    )
+                })?;
+                tx.insert_ordered_test(
+                    order_id,
+                    specimen_id,
+                    &NewOrderedTest {
+                        test_code: &t.code,
+                        panel_code: t.panel.as_deref(),
+                        discipline: &def.discipline,
+                    },
+                    status,
+                    now,
+                )
+                .await?;
+            }
+            placed.push(PlacedSpecimen {
+                accession,
+                container: container_order.first().cloned().unwrap_or_default(),
+                tests: tests.iter().map(|t| t.code.clone()).collect(),
+                placer_specimen_id: Some(sent.placer_id.clone()),
+                collected_at: sent.collected_at,
+            });
+        }
+        for container in by_tube {
             let specimen_tests = &by_container[container];
             let first = catalog.catalog.test(&specimen_tests[0].code).ok_or_else(|| {
                 AppError::Conflict(
@@ -280,6 +363,8 @@ impl Lab {
                         container,
                         specimen_type: &first.specimen,
                         recollection_of: None,
+                        placer_specimen_id: None,
+                        collected: None,
                     },
                 )
                 .await?;
@@ -306,6 +391,8 @@ impl Lab {
                 accession,
                 container: container.clone(),
                 tests: specimen_tests.iter().map(|t| t.code.clone()).collect(),
+                placer_specimen_id: None,
+                collected_at: None,
             });
         }
         let result = PlacedOrder { order_id, specimens: placed };
@@ -510,6 +597,8 @@ impl Lab {
                     container: &before.container,
                     specimen_type: &before.specimen_type,
                     recollection_of: Some(before.id),
+                    placer_specimen_id: None,
+                    collected: None,
                 },
             )
             .await?;

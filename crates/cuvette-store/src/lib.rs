@@ -396,6 +396,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (5, include_str!("../migrations/0005_units.sql"), "", ""),
     (6, include_str!("../migrations/0006_open_work.sql"), "", ""),
     (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
+    (8, include_str!("../migrations/0008_placer_specimens.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

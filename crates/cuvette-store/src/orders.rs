@@ -41,6 +41,11 @@ pub struct NewSpecimen<'a> {
     pub specimen_type: &'a str,
     /// The specimen this one recollects, if any.
     pub recollection_of: Option<i64>,
+    /// The EHR's id for the specimen (HL7 SPM-2), when the EHR sent the specimen.
+    pub placer_specimen_id: Option<&'a str>,
+    /// When and by whom it was drawn, when it was drawn before it was written (the ward
+    /// collected it and the EHR said when, HL7 SPM-17): it is written collected.
+    pub collected: Option<(Micros, &'a str)>,
 }
 
 /// An ordered test to write.
@@ -321,14 +326,22 @@ impl Tx {
         s: &NewSpecimen<'_>,
     ) -> StoreResult<i64> {
         sqlx::query_scalar(
-            "INSERT INTO specimen (accession, order_id, container, specimen_type, status, recollection_of) \
-             VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+            "INSERT INTO specimen (accession, order_id, container, specimen_type, status, recollection_of, \
+             placer_specimen_id, collected_at, collected_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(s.accession)
         .bind(order_id)
         .bind(s.container)
         .bind(s.specimen_type)
+        .bind(match s.collected {
+            Some(_) => SpecimenStatus::Collected.code(),
+            None => SpecimenStatus::Pending.code(),
+        })
         .bind(s.recollection_of)
+        .bind(s.placer_specimen_id)
+        .bind(s.collected.map(|(at, _)| at))
+        .bind(s.collected.map(|(_, by)| by))
         .fetch_one(self.conn())
         .await
         .map_err(|e| StoreError::on_unique(e, &format!("accession number {} is already in use", s.accession)))
@@ -473,6 +486,16 @@ impl Store {
         row.as_ref().map(specimen_from_row).transpose()
     }
 
+    /// The specimens an EHR gave this id (HL7 SPM-2), oldest first.
+    pub async fn specimens_by_placer_id(&self, placer_id: &str) -> StoreResult<Vec<SpecimenRow>> {
+        let sql = format!(
+            "SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.placer_specimen_id = $1 ORDER BY s.id"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(placer_id).fetch_all(self.reader()).await?;
+        rows.iter().map(specimen_from_row).collect()
+    }
+
     /// A specimen by id.
     pub async fn specimen(&self, id: i64) -> StoreResult<SpecimenRow> {
         let sql = format!("SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.id = $1");
@@ -489,10 +512,13 @@ impl Store {
         row.as_ref().map(order_from_row).transpose()?.ok_or(StoreError::NotFound("order"))
     }
 
-    /// The specimens of an order.
+    /// The specimens of an order: those written for it, and those another order of the same
+    /// message wrote that carry some of its tests (an EHR's swab with a culture and a Gram
+    /// stain ordered apart).
     pub async fn specimens_of_order(&self, order_id: i64) -> StoreResult<Vec<SpecimenRow>> {
         let sql = format!(
-            "SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.order_id = $1 ORDER BY s.id"
+            "SELECT {SPECIMEN_COLUMNS} FROM specimen s WHERE s.order_id = $1 \
+             OR s.id IN (SELECT t.specimen_id FROM ordered_test t WHERE t.order_id = $1) ORDER BY s.id"
         );
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_all(self.reader()).await?;

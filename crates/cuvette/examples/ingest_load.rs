@@ -860,6 +860,8 @@ async fn prepare_baseline(url: &str, batches: &mut [Batch]) -> anyhow::Result<()
             container: "SST",
             specimen_type: "serum",
             recollection_of: None,
+            placer_specimen_id: None,
+            collected: None,
         };
         let specimen_id = tx.insert_specimen(order_id, &specimen).await?;
         for r in &mut b.results {

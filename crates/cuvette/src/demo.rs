@@ -331,6 +331,39 @@ pub fn demo_instrument_code(def: &cuvette_domain::TestDefinition) -> String {
 pub const DEMO_ASTM_INSTRUMENT: (&str, &str, &[&str]) =
     ("Demo immunoassay analyzer", "DEMOIMMUNO", &["TSH", "FT4"]);
 
+/// The demo's ASTM analyzers of a bench, codes as the catalog's test codes: a chemistry
+/// analyzer set up in SI units — each test with a built-in conversion mapped in the other
+/// unit (glucose in mmol/L, creatinine in µmol/L), so its results arrive converted — and a
+/// hematology analyzer. `cuvette simulate --protocol astm` plays them.
+pub const DEMO_ASTM_ANALYZERS: [(&str, &str, &str, Units); 2] = [
+    ("Demo chemistry analyzer, SI units", "DEMOSI", "chemistry", Units::Si),
+    ("Demo hematology analyzer, ASTM", "DEMOHEMA", "hematology", Units::Catalog),
+];
+
+/// The units a demo analyzer reports in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Units {
+    /// The catalog's.
+    Catalog,
+    /// SI: a test whose catalog unit is conventional is mapped in its molar unit (mass per
+    /// litre where there is none: haemoglobin in g/L), with the built-in conversion.
+    Si,
+}
+
+/// The unit a demo analyzer's code for `def` is mapped in ("" for the catalog's).
+pub fn demo_unit(def: &cuvette_domain::TestDefinition, units: Units) -> &'static str {
+    if units == Units::Catalog {
+        return "";
+    }
+    let candidates = cuvette_domain::units::convertible_units(&def.code, &def.unit);
+    candidates
+        .iter()
+        .find(|u| u.contains("mol/"))
+        .or_else(|| candidates.iter().find(|u| u.ends_with("g/L")))
+        .copied()
+        .unwrap_or("")
+}
+
 async fn add_demo_instruments(lab: &Lab, supervisor: &Actor) -> anyhow::Result<()> {
     let catalog = lab.catalog();
     // The hospital's EHR sends orders (OML^O21, ORM^O01) as DEMOEHR.
@@ -339,6 +372,12 @@ async fn add_demo_instruments(lab: &Lab, supervisor: &Actor) -> anyhow::Result<(
     let id = lab.add_instrument(supervisor, name, "astm", sender).await?;
     for code in codes {
         lab.map_test_code(supervisor, id, code, code, "").await?;
+    }
+    for (name, sender, bench, units) in DEMO_ASTM_ANALYZERS {
+        let id = lab.add_instrument(supervisor, name, "astm", sender).await?;
+        for def in catalog.catalog.tests().filter(|t| t.discipline == bench && !t.is_calculated()) {
+            lab.map_test_code(supervisor, id, &def.code, &def.code, demo_unit(def, units)).await?;
+        }
     }
     for (name, sender, bench) in DEMO_INSTRUMENTS {
         let id = lab.add_instrument(supervisor, name, "hl7", sender).await?;

@@ -64,14 +64,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Act as an instrument: send realistic results for the lab's received specimens to a
-    /// running Cuvette over HL7/MLLP (instruments and their codes come from the database).
+    /// Act as the lab's instruments: send realistic results for the received specimens to a
+    /// running Cuvette over HL7/MLLP or ASTM (instruments and their codes come from the
+    /// database).
     Simulate {
         #[command(flatten)]
         db: DbArgs,
-        /// The MLLP listener to send to.
-        #[arg(long, default_value = "127.0.0.1:2575")]
-        to: SocketAddr,
+        /// The protocol to speak: `hl7` (ORU^R01 over MLLP) as the lab's HL7 instruments, or
+        /// `astm` (E1394 records over the E1381 link layer) as its ASTM instruments.
+        #[arg(long, value_enum, default_value = "hl7")]
+        protocol: simulate::SimProtocol,
+        /// The listener to send to: by default the MLLP listener (127.0.0.1:2575) for `hl7`,
+        /// the ASTM listener (127.0.0.1:5100) for `astm`.
+        #[arg(long)]
+        to: Option<SocketAddr>,
         /// At most this many result messages.
         #[arg(long, default_value_t = 20)]
         count: usize,
@@ -469,9 +475,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("The chain has not moved since the last checkpoint."),
             }
         }
-        Command::Simulate { db, to, count, abnormal } => {
+        Command::Simulate { db, protocol, to, count, abnormal } => {
             let lab = open_lab(db.open().await?).await?;
-            simulate::run(&lab, to, count, abnormal).await?;
+            let to = to.unwrap_or_else(|| protocol.default_listener());
+            simulate::run(&lab, protocol, to, count, abnormal).await?;
         }
         Command::SendOrders { db, to, instrument, accessions } => {
             let lab = open_lab(db.open().await?).await?;

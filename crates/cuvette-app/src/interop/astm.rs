@@ -4,7 +4,9 @@
 use cuvette_astm::records::{Charset, Message, MessageBuilder, RecordBuilder, RecordType};
 use cuvette_domain::patient::SentIdentity;
 use cuvette_domain::workflow::{SpecimenStatus, TestStatus};
-use cuvette_store::{Direction, MessageOutcome, Protocol, WorklistFilter};
+use cuvette_store::{
+    Direction, MessageOutcome, Protocol, SpecimenRow, TestCodeRow, WorklistFilter,
+};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -280,30 +282,10 @@ pub async fn answer_query(
     };
     let mut answers = Vec::new();
     for asked in &specimens {
-        let accession = cuvette_domain::Accession::parse(asked).map(|a| a.to_string());
-        let specimen = match &accession {
-            Ok(a) => store.specimen_by_accession(a).await?,
-            Err(_) => None,
+        let open = match queried_specimen(lab, asked).await? {
+            Some(specimen) => pending_codes(lab, &specimen, &codes).await?,
+            None => Vec::new(),
         };
-        let mut open = Vec::new();
-        if let Some(specimen) = specimen.filter(|s| s.status == SpecimenStatus::Received) {
-            let items = store
-                .work_items(&WorklistFilter {
-                    specimen_id: Some(specimen.id),
-                    statuses: vec![TestStatus::Received],
-                    limit: 1000,
-                    ..Default::default()
-                })
-                .await?;
-            for item in &items {
-                // The first of the instrument's codes for the test, in the map's order.
-                if let Some(map) = codes.iter().find(|c| c.test_code == item.test.test_code)
-                    && !open.contains(&map.instrument_code)
-                {
-                    open.push(map.instrument_code.clone());
-                }
-            }
-        }
         answers.push((asked.clone(), open));
     }
     let detail = {
@@ -343,6 +325,48 @@ pub async fn answer_query(
     lab.log_message(&mut tx, &record).await?;
     tx.commit().await?;
     Ok(Some(query_answer(&answers)))
+}
+
+/// The specimen an analyzer's host query names (ASTM Q-3, HL7 QPD-3): by its accession number,
+/// else by the id the EHR gave it (HL7 SPM-2) when exactly one specimen has that id.
+pub(crate) async fn queried_specimen(lab: &Lab, asked: &str) -> AppResult<Option<SpecimenRow>> {
+    if let Ok(accession) = cuvette_domain::Accession::parse(asked) {
+        return Ok(lab.store.specimen_by_accession(&accession.to_string()).await?);
+    }
+    let mut sent = lab.store.specimens_by_placer_id(asked.trim()).await?;
+    Ok(if sent.len() == 1 { sent.pop() } else { None })
+}
+
+/// What an analyzer is to run on a specimen it asks about: the instrument's codes (`codes`, its
+/// code map) for the specimen's tests still waiting for a result, each once, in the order the
+/// tests were ordered — none unless the specimen has been received in the lab.
+pub(crate) async fn pending_codes(
+    lab: &Lab,
+    specimen: &SpecimenRow,
+    codes: &[TestCodeRow],
+) -> AppResult<Vec<String>> {
+    let mut open = Vec::new();
+    if specimen.status != SpecimenStatus::Received {
+        return Ok(open);
+    }
+    let items = lab
+        .store
+        .work_items(&WorklistFilter {
+            specimen_id: Some(specimen.id),
+            statuses: vec![TestStatus::Received],
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?;
+    for item in &items {
+        // The first of the instrument's codes for the test, in the map's order.
+        if let Some(map) = codes.iter().find(|c| c.test_code == item.test.test_code)
+            && !open.contains(&map.instrument_code)
+        {
+            open.push(map.instrument_code.clone());
+        }
+    }
+    Ok(open)
 }
 
 /// Logs a host-query answer that was sent (`failure` None, outcome `sent`) or given up

@@ -1,5 +1,6 @@
 //! HL7 v2 to and from the lab: ORU^R01 results from instruments, OML^O21 and ORM^O01 orders
-//! from the EHR, and the acknowledgements for both (ACK; ORL^O22 and ORR^O02 for orders).
+//! from the EHR, and the acknowledgements for both (ACK; ORL^O22 and ORR^O02 for orders);
+//! analyzers' host queries (QBP^Q11) answered with RSP^K11.
 //! Results going out to the EHR are built in [`super::outbound`].
 
 use cuvette_hl7::{
@@ -8,12 +9,12 @@ use cuvette_hl7::{
 };
 
 use cuvette_domain::patient::SentIdentity;
-use cuvette_store::Protocol;
+use cuvette_store::{Direction, MessageOutcome, Protocol};
 
 use super::refusal::Hl7Error;
 use super::{
-    Aborted, Decoded, Inbound, Ingested, OrderMessage, Place, ReceivedOrder, ReceivedPatient,
-    ReceivedResult, Refusal, Skipped,
+    Aborted, Decoded, Inbound, Ingested, MessageRecord, OrderMessage, Place, ReceivedOrder,
+    ReceivedPatient, ReceivedResult, ReceivedSpecimen, Refusal, Skipped, Took,
 };
 use crate::{AppResult, Lab};
 
@@ -464,7 +465,9 @@ pub fn is_order_message(message_type: &str) -> bool {
 /// Fields read: PID-3 (first repetition, CX.1: the MRN), PID-5 (family^given), PID-7, PID-8;
 /// ORC-1 order control, ORC-2/OBR-2 placer order number, ORC-12/OBR-16 ordering provider
 /// (XCN), OBR-4 the test or panel (with its alternate identifier), the priority from TQ1-9,
-/// OBR-27.6, ORC-7.6 or OBR-5, and the NTE lines after the OBR as the clinical note.
+/// OBR-27.6, ORC-7.6 or OBR-5, and the NTE lines after the OBR as the clinical note; and the
+/// SPM after an OBR (OML^O21's specimen group): SPM-2 the EHR's specimen id, SPM-4 its type,
+/// SPM-17 when it was drawn. OBRs whose SPMs carry one id are tests on one specimen.
 pub fn decode_orders(raw: &[u8]) -> OrderMessage {
     let mut out = OrderMessage::default();
     let utf8 = match as_utf8(raw) {
@@ -488,7 +491,7 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
     }
     let text = |v: cuvette_hl7::Component<'_>| v.text().trim().to_owned();
     let mut pids = 0;
-    let (mut orcs, mut obrs) = (0, 0);
+    let (mut orcs, mut obrs, mut spms) = (0, 0, 0);
     // What the current ORC says, for an OBR that follows without its own ORC.
     let mut current: Option<ReceivedOrder> = None;
     // ORC-7.6, the priority of the ORC's quantity/timing, below TQ1-9 and OBR-27.6.
@@ -603,7 +606,33 @@ pub fn decode_orders(raw: &[u8]) -> OrderMessage {
                 }
             }
             b"NTE" => {}
-            // Segments between the OBR and its notes end the notes (OBX, SPM, DG1, …).
+            b"SPM" => {
+                spms += 1;
+                in_obr = false;
+                let at = Place::nth("SPM", spms);
+                let Some(order) = current.as_mut().filter(|o| o.obr != 0) else {
+                    out.problem.get_or_insert(Refusal::OrphanSpm { at });
+                    continue;
+                };
+                if order.specimen.is_some() {
+                    out.problem.get_or_insert(Refusal::SecondSpecimen { at });
+                    continue;
+                }
+                // SPM-2 is an EIP: the placer's id, then the filler's, each an EI whose first
+                // subcomponent is the id.
+                let id = segment.field(2);
+                let placer = id.component(1).subcomponent(1).text().trim().to_owned();
+                let filler = id.component(2).subcomponent(1).text().trim().to_owned();
+                let kind = segment.field(4);
+                order.specimen = Some(ReceivedSpecimen {
+                    id: if placer.is_empty() { filler } else { placer },
+                    type_code: text(kind.component(1)),
+                    type_text: text(kind.component(2)),
+                    collected: text(segment.field(17).component(1)),
+                    spm: spms,
+                });
+            }
+            // Segments between the OBR and its notes end the notes (OBX, DG1, …).
             _ => in_obr = false,
         }
     }
@@ -633,6 +662,9 @@ fn provider_text(segment: &Segment<'_>, field: usize) -> String {
 /// Accepted: `MSA|AA`, the patient (PID-3 and PID-5 as sent), and for each specimen Cuvette
 /// created an `ORC|OK|<placer number>|<accession>^CUVETTE` with its `OBR` (OBR-4 as sent):
 /// an order whose tests need two tubes gets two ORC/OBR pairs with the same placer number.
+/// An order the EHR sent with its specimen (SPM) is on that one specimen, and its OBR is
+/// followed by an `SPM` whose SPM-2 pairs the EHR's id with the accession
+/// (`<id>^<accession>&CUVETTE`), SPM-4 and SPM-17 as sent.
 /// Quarantined: `MSA|AE` (`AR` when unreadable) and the ERR of the refusal, as in [`ack`].
 pub fn order_ack(
     raw: &[u8],
@@ -693,6 +725,7 @@ pub fn order_ack(
             );
         }
         let services: Vec<Segment<'_>> = original.segments_with_id("OBR").collect();
+        let specimens: Vec<Segment<'_>> = original.segments_with_id("SPM").collect();
         let mut set_id = 0;
         for (placed, asked) in orders.iter().zip(&decoded.orders) {
             let service = services.get(asked.obr.wrapping_sub(1)).map(|obr| obr.field(4));
@@ -714,6 +747,20 @@ pub fn order_ack(
                     obr.set(4, service);
                 }
                 reply.push(obr);
+                if let Some(sent) = &asked.specimen {
+                    // SPM-2 as an EIP: the EHR's id, then Cuvette's accession as the filler's.
+                    let id = FieldValue::from_parts(vec![vec![
+                        vec![sent.id.clone().into_bytes()],
+                        vec![specimen.accession.clone().into_bytes(), SENDING_APPLICATION.into()],
+                    ]]);
+                    let mut spm =
+                        SegmentBuilder::new("SPM").field(1, set_id.to_string()).field(2, id);
+                    if let Some(original) = specimens.get(sent.spm.wrapping_sub(1)) {
+                        spm.set(4, original.field(4));
+                        spm.set(17, original.field(17));
+                    }
+                    reply.push(spm);
+                }
             }
         }
     }
@@ -767,4 +814,267 @@ fn err_segment(answer: &Hl7Error, reason: &str) -> ErrSegment {
         Some(at) => err.location(at.clone()),
         None => err,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host queries from analyzers
+
+/// `message_type` of a logged HL7 host query.
+pub const QUERY_MESSAGE_TYPE: &str = "QBP^Q11";
+
+/// Whether a message is an analyzer's host query: QBP^Q11 (IHE LAW "query by specimen").
+pub fn is_query(raw: &[u8]) -> bool {
+    Message::parse(raw).is_ok_and(|m| {
+        let kind = m.msh().message_type();
+        kind.code().text() == "QBP" && kind.trigger().text() == "Q11"
+    })
+}
+
+/// Answers an analyzer's host query (QBP^Q11, IHE LAW) with RSP^K11: which tests to run on the
+/// specimen QPD-3 names — its accession number, or the id the EHR gave it (SPM-2) — as the
+/// ASTM host query is answered ([`super::astm::answer_query`]): the analyzer's codes, through
+/// the code map of the HL7 instrument registered as MSH-3, for the specimen's tests still
+/// waiting for a result once it is received.
+///
+/// The answer: `MSH` (RSP^K11^RSP_K11), `MSA` (AA, MSA-2 the query's MSH-10), `QAK` (QAK-1 the
+/// query tag QPD-2, QAK-2 `OK` with tests to run, `NF` with none — a specimen Cuvette does not
+/// know, has not received, or has nothing for this analyzer — QAK-3 the query name QPD-1),
+/// `QPD` as asked; then, with `OK`, the work order as the response's rows: `RDF` naming the
+/// one column (`@OBR.4`, the test) and one `RDT` per test to run, in the analyzer's code. An
+/// unknown or disabled sender, or a query without QPD-3, is answered AE with its ERR and
+/// QAK-2 `AE`. The query and its answer are committed to the message log (outcome `query`)
+/// before the answer is returned.
+///
+/// Returns `None` when the message is not a query ([`is_query`]): [`receive`] it instead.
+pub async fn answer_query(
+    lab: &Lab,
+    raw: &[u8],
+    channel: &str,
+    peer: &str,
+) -> AppResult<Option<Vec<u8>>> {
+    if !is_query(raw) {
+        return Ok(None);
+    }
+    let started = lab.now_micros();
+    let Ok(query) = Message::parse(raw) else { return Ok(None) };
+    let sender = sender_of(&query);
+    let qpd = query.segment("QPD");
+    let part = |field: usize| {
+        qpd.as_ref()
+            .map(|q| q.field(field).component(1).text().trim().to_owned())
+            .unwrap_or_default()
+    };
+    let asked = part(3);
+    let store = &lab.store;
+    let instrument = store.instrument_by_sender(Protocol::Hl7, &sender).await?;
+    let (answer, detail): (QueryAnswer, String) = match instrument {
+        Some(i) if !i.active => {
+            (QueryAnswer::Refused(QueryRefusal::Disabled { name: i.name.clone() }), String::new())
+        }
+        None => (
+            QueryAnswer::Refused(QueryRefusal::UnknownSender { sender: sender.clone() }),
+            String::new(),
+        ),
+        Some(_) if asked.is_empty() => {
+            (QueryAnswer::Refused(QueryRefusal::NoSpecimen), String::new())
+        }
+        Some(instrument) => {
+            let codes = store.test_codes(instrument.id).await?;
+            match super::astm::queried_specimen(lab, &asked).await? {
+                Some(specimen) => {
+                    let open = super::astm::pending_codes(lab, &specimen, &codes).await?;
+                    let detail = if open.is_empty() {
+                        format!(
+                            "asks for {asked}; answered NF: nothing to run on {} for {}",
+                            specimen.accession, instrument.name
+                        )
+                    } else {
+                        format!(
+                            "asks for {asked}; answered with {}: {}",
+                            specimen.accession,
+                            open.join(", ")
+                        )
+                    };
+                    if open.is_empty() {
+                        (QueryAnswer::NotFound, detail)
+                    } else {
+                        (QueryAnswer::Found { accession: specimen.accession, codes: open }, detail)
+                    }
+                }
+                None => (
+                    QueryAnswer::NotFound,
+                    format!(
+                        "asks for {asked}; answered NF: no specimen has this accession number or EHR specimen id"
+                    ),
+                ),
+            }
+        }
+    };
+    let detail = match &answer {
+        QueryAnswer::Refused(why) => format!("asks for {asked:?}; answered AE: {why}"),
+        _ => detail,
+    };
+    let (control_id, timestamp) = stamp(lab);
+    let rsp = query_response(&query, &answer, &control_id, &timestamp);
+    let mut tx = store.begin().await?;
+    let record = MessageRecord {
+        direction: Direction::In,
+        protocol: Protocol::Hl7,
+        channel: channel.into(),
+        peer: peer.into(),
+        sender,
+        // Analyzers repeat identical queries; each is logged and answered, none is a duplicate.
+        control_id: None,
+        message_type: QUERY_MESSAGE_TYPE.into(),
+        raw: raw.to_vec(),
+        outcome: MessageOutcome::Query,
+        detail,
+        ack: Some(rsp.clone()),
+        accession: match &answer {
+            QueryAnswer::Found { accession, .. } => Some(accession.clone()),
+            _ => Some(asked.clone()).filter(|a| !a.is_empty()),
+        },
+        results: 0,
+        quarantine: None,
+        replay_of: None,
+        took: Took::Since(started),
+    };
+    lab.log_message(&mut tx, &record).await?;
+    tx.commit().await?;
+    Ok(Some(rsp))
+}
+
+/// What Cuvette answers a host query.
+enum QueryAnswer {
+    /// The specimen's tests to run, by the analyzer's codes (QAK-2 `OK`).
+    Found { accession: String, codes: Vec<String> },
+    /// Nothing to run on it, or no such specimen (QAK-2 `NF`).
+    NotFound,
+    /// A query Cuvette cannot answer (MSA-1 and QAK-2 `AE`).
+    Refused(QueryRefusal),
+}
+
+/// Why a host query is answered AE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum QueryRefusal {
+    /// MSH-3 names no HL7 instrument on file.
+    UnknownSender { sender: String },
+    /// The instrument is on file but disabled.
+    Disabled { name: String },
+    /// QPD-3 is empty.
+    NoSpecimen,
+}
+
+impl std::fmt::Display for QueryRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryRefusal::UnknownSender { sender } => write!(
+                f,
+                "unknown analyzer {sender:?}: add it under Interfaces (HL7, sender {sender:?}) with its test codes"
+            ),
+            QueryRefusal::Disabled { name } => write!(f, "{name} is disabled"),
+            QueryRefusal::NoSpecimen => {
+                f.write_str("the query names no specimen (QPD-3, the specimen id)")
+            }
+        }
+    }
+}
+
+impl QueryRefusal {
+    /// ERR-2 and ERR-3 for the refusal.
+    fn error(&self) -> ErrSegment {
+        let (code, location) = match self {
+            QueryRefusal::UnknownSender { .. } => {
+                (ErrorCode::TableValueNotFound, ErrorLocation::new("MSH", 1).field(3))
+            }
+            QueryRefusal::Disabled { .. } => {
+                (ErrorCode::ApplicationInternalError, ErrorLocation::new("MSH", 1).field(3))
+            }
+            QueryRefusal::NoSpecimen => {
+                (ErrorCode::RequiredFieldMissing, ErrorLocation::new("QPD", 1).field(3))
+            }
+        };
+        let text = self.to_string();
+        ErrSegment::new(code, Severity::Error)
+            .location(location)
+            .diagnostic(text.clone())
+            .user_message(text)
+    }
+}
+
+/// The RSP^K11 for a query (see [`answer_query`]).
+fn query_response(
+    query: &Message<'_>,
+    answer: &QueryAnswer,
+    control_id: &str,
+    timestamp: &str,
+) -> Vec<u8> {
+    let msh = query.msh();
+    let processing_id = if msh.processing_id().is_empty() {
+        FieldValue::text("P")
+    } else {
+        msh.processing_id().into()
+    };
+    let mut header = SegmentBuilder::new("MSH")
+        .field(5, msh.sending_application())
+        .field(6, msh.sending_facility())
+        .field(7, timestamp)
+        .field(9, FieldValue::components(["RSP", "K11", "RSP_K11"]))
+        .field(10, control_id)
+        .field(11, processing_id)
+        .field(12, VERSION);
+    if msh.receiving_application().is_empty() {
+        header.set(3, SENDING_APPLICATION);
+        header.set(4, SENDING_FACILITY);
+    } else {
+        header.set(3, msh.receiving_application());
+        header.set(4, msh.receiving_facility());
+    }
+    let acknowledged =
+        if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() };
+    let (ack, status) = match answer {
+        QueryAnswer::Found { .. } => (AckCode::ApplicationAccept, "OK"),
+        QueryAnswer::NotFound => (AckCode::ApplicationAccept, "NF"),
+        QueryAnswer::Refused(_) => (AckCode::ApplicationError, "AE"),
+    };
+    let mut msa = SegmentBuilder::new("MSA").field(1, ack.code()).field(2, acknowledged);
+    if let QueryAnswer::Refused(why) = answer {
+        msa.set(3, truncate(&why.to_string(), 80));
+    }
+    let mut reply =
+        MessageBuilder::with_separators(query.separators()).segment(header).segment(msa);
+    if let QueryAnswer::Refused(why) = answer {
+        reply.push(why.error().segment());
+    }
+    let qpd = query.segment("QPD");
+    let mut qak = SegmentBuilder::new("QAK").field(2, status);
+    if let Some(qpd) = &qpd {
+        qak.set(1, qpd.field(2));
+        qak.set(3, qpd.field(1));
+    }
+    reply.push(qak);
+    // QPD echoed as asked (the response names the query it answers).
+    let mut echo = SegmentBuilder::new("QPD");
+    if let Some(qpd) = &qpd {
+        for n in 1..=qpd.field_count() {
+            echo.set(n, qpd.field(n));
+        }
+    }
+    reply.push(echo);
+    if let QueryAnswer::Found { codes, .. } = answer {
+        // The work order as the response's rows (RSP_K11's row definition group): one
+        // column, the test by the analyzer's code; the specimen is the one QPD-3 names.
+        reply.push(
+            SegmentBuilder::new("RDF")
+                .field(1, "1")
+                .field(2, FieldValue::components(["@OBR.4", "CWE", "250"])),
+        );
+        for code in codes {
+            reply
+                .push(SegmentBuilder::new("RDT").field(1, FieldValue::components([code.as_str()])));
+        }
+    }
+    reply.finish().unwrap_or_else(|_| {
+        minimal_reject(control_id, timestamp, "the query response could not be built")
+    })
 }

@@ -41,7 +41,9 @@ mod refusal;
 
 pub use ingest::{Decoded, INGEST_SLOW_US, ReceivedResult, Skipped};
 pub use message_log::{Inbound, Ingested};
-pub use orders::{OrderMessage, ReceivedOrder, ReceivedPatient};
+pub use orders::{
+    OrderMessage, PLACER_SPECIMEN_ID_LEN_MAX, ReceivedOrder, ReceivedPatient, ReceivedSpecimen,
+};
 pub use refusal::{Hl7Error, Place, Refusal};
 
 pub(crate) use ingest::{NO_VALUE_STATUSES, instrument_actor, unit_of_result};

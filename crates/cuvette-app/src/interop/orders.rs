@@ -8,7 +8,7 @@ use cuvette_store::{InstrumentRow, MessageOutcome, Quarantine};
 
 use super::message_log::{Inbound, Ingested, MessageRecord};
 use super::refusal::{Place, Refusal};
-use crate::orders::PreparedOrder;
+use crate::orders::{PreparedOrder, SentSpecimen};
 use crate::patients::NAME_LEN_MAX;
 use crate::{Actor, AppError, AppResult, Lab, PlaceOrder};
 
@@ -52,6 +52,23 @@ pub struct ReceivedOrder {
     pub orc: usize,
     /// Which OBR of the message (from 1; 0 when the ORC has none).
     pub obr: usize,
+    /// The specimen the EHR drew for it (the SPM after its OBR), when it sent one.
+    pub specimen: Option<ReceivedSpecimen>,
+}
+
+/// A specimen as the EHR sent it with an order (HL7 SPM, OML^O21), as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceivedSpecimen {
+    /// The EHR's id for it (SPM-2: the placer's id, else the filler's).
+    pub id: String,
+    /// Specimen type code (SPM-4.1, HL7 table 0487 or SNOMED CT).
+    pub type_code: String,
+    /// Its text (SPM-4.2).
+    pub type_text: String,
+    /// When it was drawn (SPM-17.1, an HL7 date and time).
+    pub collected: String,
+    /// Which SPM of the message this is (from 1), for error locations.
+    pub spm: usize,
 }
 
 /// A decoded order message: one patient and their orders.
@@ -83,8 +100,15 @@ enum PlannedPatient {
 struct OrderPlan {
     system: InstrumentRow,
     patient: PlannedPatient,
-    orders: Vec<PreparedOrder>,
+    /// Each order, with the specimen the EHR sent it on (an index into `specimens`).
+    orders: Vec<(PreparedOrder, Option<usize>)>,
+    /// The specimens the EHR sent, each once, in message order.
+    specimens: Vec<SentSpecimen>,
 }
+
+/// The longest specimen id an EHR may send (SPM-2); an EI's id is at most 199 characters in
+/// HL7 v2.5.1, real ones are barcodes.
+pub const PLACER_SPECIMEN_ID_LEN_MAX: usize = 50;
 
 fn refuse<T>(refusal: Refusal) -> AppResult<Result<T, Refusal>> {
     Ok(Err(refusal))
@@ -97,6 +121,40 @@ fn hl7_date(text: &str) -> Option<jiff::civil::Date> {
     let (y, m, d) =
         (digits[..4].parse().ok()?, digits[4..6].parse().ok()?, digits[6..].parse().ok()?);
     jiff::civil::Date::new(y, m, d).ok()
+}
+
+/// Reads an HL7 date and time (DTM) to the minute or finer: `YYYYMMDDHHMM[SS[.S…]][+/-ZZZZ]`;
+/// without an offset it is the lab's local time.
+fn hl7_datetime(text: &str, zone: &jiff::tz::TimeZone) -> Option<jiff::Timestamp> {
+    let t = text.trim();
+    let (local, offset) = match t.find(['+', '-']) {
+        Some(i) => (&t[..i], Some(&t[i..])),
+        None => (t, None),
+    };
+    let (digits, fraction) = local.split_once('.').unwrap_or((local, ""));
+    let all_digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if !(digits.len() == 12 || digits.len() == 14)
+        || !all_digits(digits)
+        || fraction.len() > 4
+        || !all_digits(fraction)
+    {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| digits[r].parse::<i8>().ok();
+    let date = hl7_date(digits)?;
+    let second = if digits.len() == 14 { n(12..14)? } else { 0 };
+    let time = jiff::civil::Time::new(n(8..10)?, n(10..12)?, second, 0).ok()?;
+    let civil = date.to_datetime(time);
+    match offset {
+        None => zone.to_ambiguous_timestamp(civil).compatible().ok(),
+        Some(o) => {
+            let sign: i32 = if o.starts_with('-') { -1 } else { 1 };
+            let hhmm = o.get(1..5).filter(|d| d.len() == 4 && o.len() == 5)?;
+            let (h, m): (i32, i32) = (hhmm[..2].parse().ok()?, hhmm[2..].parse().ok()?);
+            let offset = jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()?;
+            offset.to_timestamp(civil).ok()
+        }
+    }
 }
 
 /// The Cuvette code an order code stands for: an orderable measured test with this LOINC, else
@@ -211,8 +269,10 @@ impl Lab {
                     }
                 };
                 let mut placed = Vec::new();
-                for o in &plan.orders {
-                    placed.push(self.write_order(&mut tx, &actor, patient_id, o).await?);
+                let mut specimens = plan.specimens;
+                for (o, sent) in &plan.orders {
+                    let sent = sent.and_then(|i| specimens.get_mut(i));
+                    placed.push(self.write_order(&mut tx, &actor, patient_id, o, sent).await?);
                 }
                 let lines: Vec<String> = placed
                     .iter()
@@ -355,6 +415,7 @@ impl Lab {
         }
         let catalog = self.catalog();
         let mut orders = Vec::new();
+        let mut specimens = Vec::new();
         for o in &m.orders {
             let orc = o.orc;
             let control = o.control.trim();
@@ -404,7 +465,18 @@ impl Lab {
             };
             let mut errors = Vec::new();
             match self.prepare_order(&form, &mut errors) {
-                Some(p) if errors.is_empty() => orders.push(p),
+                Some(p) if errors.is_empty() => {
+                    let sent = match &o.specimen {
+                        None => None,
+                        Some(spm) => {
+                            match self.plan_specimen(spm, &m.orders, &mut specimens).await? {
+                                Ok(index) => Some(index),
+                                Err(refusal) => return refuse(refusal),
+                            }
+                        }
+                    };
+                    orders.push((p, sent));
+                }
                 _ => {
                     let Some(e) = errors.first() else {
                         return refuse(Refusal::NotPlaceable { at: Place::nth("OBR", obr) });
@@ -430,6 +502,82 @@ impl Lab {
                 }
             }
         }
-        Ok(Ok(OrderPlan { system, patient, orders }))
+        Ok(Ok(OrderPlan { system, patient, orders, specimens }))
+    }
+
+    /// Checks a specimen the EHR sent (SPM) and finds it among those already planned, or adds
+    /// it: an id seen before under another OBR is the same specimen, and must be described the
+    /// same way. Returns its index in `planned`.
+    async fn plan_specimen(
+        &self,
+        spm: &ReceivedSpecimen,
+        all: &[ReceivedOrder],
+        planned: &mut Vec<SentSpecimen>,
+    ) -> AppResult<Result<usize, Refusal>> {
+        let at = |field| Place::nth_field("SPM", spm.spm, field);
+        let id = spm.id.trim();
+        if id.is_empty() {
+            return refuse(Refusal::SpecimenIdMissing { at: at(2) });
+        }
+        if id.chars().count() > PLACER_SPECIMEN_ID_LEN_MAX {
+            return refuse(Refusal::SpecimenIdTooLong {
+                at: at(2),
+                max: PLACER_SPECIMEN_ID_LEN_MAX,
+            });
+        }
+        let specimen_type = if spm.type_text.trim().is_empty() {
+            spm.type_code.trim()
+        } else {
+            spm.type_text.trim()
+        };
+        if specimen_type.is_empty() {
+            return refuse(Refusal::SpecimenTypeMissing { at: at(4), id: id.to_owned() });
+        }
+        let collected_at = match spm.collected.trim() {
+            "" => None,
+            sent => match hl7_datetime(sent, &self.config.time_zone) {
+                None => {
+                    return refuse(Refusal::BadCollectionTime {
+                        at: at(17),
+                        sent: sent.to_owned(),
+                    });
+                }
+                Some(t) if t > self.now() => {
+                    return refuse(Refusal::CollectedLater { at: at(17), sent: sent.to_owned() });
+                }
+                Some(t) => Some(t.as_microsecond()),
+            },
+        };
+        if let Some(index) = planned.iter().position(|p| p.placer_id == id) {
+            let first = all
+                .iter()
+                .filter_map(|o| o.specimen.as_ref())
+                .find(|s| s.id.trim() == id)
+                .map_or(spm.spm, |s| s.spm);
+            let same = planned[index].specimen_type == specimen_type
+                && (collected_at.is_none() || planned[index].collected_at == collected_at);
+            if !same {
+                return refuse(Refusal::SpecimenDiffers {
+                    at: at(if planned[index].specimen_type == specimen_type { 17 } else { 4 }),
+                    id: id.to_owned(),
+                    first: Place::nth("SPM", first),
+                });
+            }
+            return Ok(Ok(index));
+        }
+        if let Some(on_file) = self.store.specimens_by_placer_id(id).await?.into_iter().next() {
+            return refuse(Refusal::SpecimenOnFile {
+                at: at(2),
+                id: id.to_owned(),
+                accession: on_file.accession,
+            });
+        }
+        planned.push(SentSpecimen {
+            placer_id: id.to_owned(),
+            specimen_type: specimen_type.to_owned(),
+            collected_at,
+            written: None,
+        });
+        Ok(Ok(planned.len() - 1))
     }
 }

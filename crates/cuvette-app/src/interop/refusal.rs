@@ -244,6 +244,24 @@ pub enum Refusal {
     TestsRefused { at: Place, message: String },
     /// Order entry refused a field of the order, as it explains.
     OrderField { at: Place, field: String, message: String },
+    /// An SPM before any OBR: in OML^O21 a specimen follows the OBR of its tests.
+    OrphanSpm { at: Place },
+    /// A second SPM under one OBR: Cuvette puts a test order on one specimen.
+    SecondSpecimen { at: Place },
+    /// SPM-2 is empty.
+    SpecimenIdMissing { at: Place },
+    /// SPM-2 is longer than the lab stores.
+    SpecimenIdTooLong { at: Place, max: usize },
+    /// SPM-4 is empty.
+    SpecimenTypeMissing { at: Place, id: String },
+    /// SPM-17 is not an HL7 date and time to the minute.
+    BadCollectionTime { at: Place, sent: String },
+    /// SPM-17 is after the message arrived.
+    CollectedLater { at: Place, sent: String },
+    /// Two SPMs with one id but another type or collection time (`first`: the earlier one).
+    SpecimenDiffers { at: Place, id: String, first: Place },
+    /// The specimen id is already on a specimen on file.
+    SpecimenOnFile { at: Place, id: String, accession: String },
 }
 
 /// What an HL7 acknowledgement says about a refusal: MSA-1 and one ERR.
@@ -294,7 +312,16 @@ impl Refusal {
             | NotPlaceable { at }
             | ProviderMissing { at }
             | TestsRefused { at, .. }
-            | OrderField { at, .. } => Some(at),
+            | OrderField { at, .. }
+            | OrphanSpm { at }
+            | SecondSpecimen { at }
+            | SpecimenIdMissing { at }
+            | SpecimenIdTooLong { at, .. }
+            | SpecimenTypeMissing { at, .. }
+            | BadCollectionTime { at, .. }
+            | CollectedLater { at, .. }
+            | SpecimenDiffers { at, .. }
+            | SpecimenOnFile { at, .. } => Some(at),
             Unreadable { .. }
             | UnsupportedCharset { .. }
             | UnsupportedVersion { .. }
@@ -409,8 +436,17 @@ impl Refusal {
             MixedSamples { .. } | QcRefused { .. } | BirthDateDiffers { .. } => {
                 (AckCode::ApplicationError, ApplicationInternalError, None)
             }
-            SecondPatient { .. } | OrphanObr { .. } => {
+            SecondPatient { .. } | OrphanObr { .. } | OrphanSpm { .. } => {
                 (AckCode::ApplicationError, SegmentSequenceError, None)
+            }
+            SpecimenIdMissing { .. } | SpecimenTypeMissing { .. } => {
+                (AckCode::ApplicationError, RequiredFieldMissing, None)
+            }
+            SpecimenIdTooLong { .. } | BadCollectionTime { .. } | CollectedLater { .. } => {
+                (AckCode::ApplicationError, DataTypeError, None)
+            }
+            SecondSpecimen { .. } | SpecimenDiffers { .. } | SpecimenOnFile { .. } => {
+                (AckCode::ApplicationError, ApplicationInternalError, None)
             }
             NoPatient
             | MrnMissing
@@ -586,6 +622,37 @@ impl fmt::Display for Refusal {
                 "order control {control:?} ({name}) is not taken: Cuvette accepts new orders (NW) only; cancel or change an order by calling the lab"
             ),
             NoObr { .. } => f.write_str("the order has no OBR naming the test (OBR-4)"),
+            OrphanSpm { .. } => f.write_str(
+                "an SPM before any OBR: in OML^O21 each specimen follows the OBR of the tests drawn into it",
+            ),
+            SecondSpecimen { .. } => f.write_str(
+                "a second specimen for one test order: Cuvette puts each OBR on one specimen; order the test again (its own ORC and OBR) for the other specimen",
+            ),
+            SpecimenIdMissing { .. } => {
+                f.write_str("the specimen id is missing (SPM-2, the placer's id)")
+            }
+            SpecimenIdTooLong { max, .. } => {
+                write!(f, "the specimen id is longer than {max} characters")
+            }
+            SpecimenTypeMissing { id, .. } => {
+                write!(f, "specimen {id} has no specimen type (SPM-4), which the lab must know")
+            }
+            BadCollectionTime { sent, .. } => write!(
+                f,
+                "collection time {sent:?} is not a date and time to the minute (YYYYMMDDHHMM, seconds and a +ZZZZ offset optional)"
+            ),
+            CollectedLater { sent, .. } => write!(
+                f,
+                "collection time {sent:?} is after the order arrived: check the clock of the sending system"
+            ),
+            SpecimenDiffers { id, first, .. } => write!(
+                f,
+                "specimen {id} is described differently in {first}: one specimen has one type and one collection time"
+            ),
+            SpecimenOnFile { id, accession, .. } => write!(
+                f,
+                "specimen {id} is already on file as accession {accession}: to add a test to it, call the lab"
+            ),
             TestCodeMissing { .. } => f.write_str("the test or panel code is missing (OBR-4)"),
             UnknownTestCode { code, described, .. } => {
                 let described =

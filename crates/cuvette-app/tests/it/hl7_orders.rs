@@ -226,6 +226,274 @@ async fn the_corpus_oml_is_quarantined_because_it_carries_no_new_order() {
     assert!(patient_by_mrn(&lab, "PATID1234").await.is_none(), "nothing registered");
 }
 
+/// An OML^O21 as a ward's EHR sends it when the ward draws and labels the tubes: each
+/// ORC/TQ1/OBR followed by the SPM of the tube it was drawn into (SPM-2 the EHR's barcode,
+/// SPM-4 the specimen type, SPM-17 when it was drawn, Eastern time).
+fn oml_with_specimens(control_id: &str, orders: &[(&str, &str, &str)]) -> Vec<u8> {
+    let mut m = format!(
+        "MSH|^~\\&|WARDEHR|HOSP|CUVETTE|LAB|20261124074500||OML^O21^OML_O21|{control_id}|P|2.5.1\r{PID_OKAFOR}\r\
+         PV1|1|I|4W^412^1\r"
+    );
+    for (placer, service, spm) in orders {
+        m.push_str(&format!(
+            "ORC|NW|{placer}|||||||20261124021000-0500|||4711^Adeyemi^Ngozi^^^Dr\r\
+             TQ1|1||||||||R\r\
+             OBR|1|{placer}||{service}|||20261124021500-0500||||O\r\
+             {spm}\r"
+        ));
+    }
+    m.into_bytes()
+}
+
+#[tokio::test]
+async fn an_oml_with_two_tubes_drawn_on_the_ward_puts_each_test_on_the_tube_the_ehr_sent() {
+    let lab = lab().await;
+    ehr(&lab).await;
+    // A BMP and a magnesium from one gold-top (SPM E0417-1), a CBC from the lavender-top
+    // (E0417-2): three orders, two tubes, not one tube per order.
+    let gold = "SPM|1|E0417-1^||119364003^Serum specimen^SCT|||||||P^Patient^HL70369||||||20261124021500-0500";
+    let lavender = "SPM|2|E0417-2^||119297000^Blood specimen^SCT|||||||P^Patient^HL70369||||||20261124021500-0500";
+    let message = oml_with_specimens(
+        "OML0101",
+        &[
+            ("PL-3001", "24321-2^Basic metabolic panel^LN", gold),
+            ("PL-3002", "19123-9^Magnesium^LN", gold),
+            ("PL-3003", "58410-2^CBC panel^LN", lavender),
+        ],
+    );
+
+    let (outcome, ack) =
+        interop::hl7::receive(&lab, &message, "mllp:2575", "10.0.0.9:50000").await.unwrap();
+
+    let Ingested::Ordered { orders, .. } = &outcome else { panic!("{outcome:?}") };
+    let accessions: Vec<Vec<&str>> =
+        orders.iter().map(|o| o.specimens.iter().map(|s| s.accession.as_str()).collect()).collect();
+    let (serum, blood) = (accessions[0][0], accessions[2][0]);
+    assert_eq!(accessions, [vec![serum], vec![serum], vec![blood]], "two tubes, as sent");
+    assert_ne!(serum, blood);
+    let serum_tube = lab.specimen(serum).await;
+    assert_eq!(serum_tube.specimen_type, "Serum specimen", "SPM-4 as the EHR named it");
+    assert_eq!(serum_tube.status.code(), "collected", "drawn on the ward, as SPM-17 says");
+    assert_eq!(
+        serum_tube.collected_at,
+        Some("2026-11-24T07:15:00Z".parse::<jiff::Timestamp>().unwrap().as_microsecond()),
+        "20261124021500-0500"
+    );
+    let patient = patient_by_mrn(&lab, "M1001").await.unwrap();
+    let mut on_tube: Vec<(String, String)> = lab
+        .all_tests(&patient)
+        .await
+        .into_iter()
+        .map(|t| (t.specimen.accession.clone(), t.test.test_code.clone()))
+        .collect();
+    on_tube.sort();
+    let mut expected: Vec<(String, String)> =
+        ["AGAP", "BUN", "CA", "CL", "CO2", "CREAT", "EGFR", "GLU", "K", "MG", "NA"]
+            .into_iter()
+            .map(|t| (serum.to_owned(), t.to_owned()))
+            .chain(
+                ["HCT", "HGB", "MCH", "MCHC", "MCV", "MPV", "PLT", "RBC", "RDW", "WBC"]
+                    .into_iter()
+                    .map(|t| (blood.to_owned(), t.to_owned())),
+            )
+            .collect();
+    expected.sort();
+    assert_eq!(on_tube, expected);
+    assert!(lab.all_tests(&patient).await.iter().all(|t| t.test.status == TestStatus::Collected));
+
+    assert_eq!(field(&ack, "MSH-9"), "ORL^O22^ORL_O22");
+    assert_eq!(field(&ack, "MSA-1"), "AA");
+    assert_eq!(segments(&ack, "ORC"), 3);
+    assert_eq!(segments(&ack, "SPM"), 3, "one SPM per test order, as the EHR grouped them");
+    for (n, placer, accession, spm_id) in [
+        (1, "PL-3001", serum, "E0417-1"),
+        (2, "PL-3002", serum, "E0417-1"),
+        (3, "PL-3003", blood, "E0417-2"),
+    ] {
+        assert_eq!(field(&ack, &format!("ORC({n})-2")), placer);
+        assert_eq!(field(&ack, &format!("ORC({n})-3-1")), accession);
+        assert_eq!(field(&ack, &format!("SPM({n})-2-1")), spm_id, "the EHR's id");
+        assert_eq!(field(&ack, &format!("SPM({n})-2-2")), format!("{accession}&CUVETTE"));
+        assert_eq!(field(&ack, &format!("SPM({n})-17")), "20261124021500-0500");
+    }
+    assert_eq!(field(&ack, "SPM(3)-4-2"), "Blood specimen");
+}
+
+#[tokio::test]
+async fn a_wound_culture_and_gram_stain_on_one_swab_are_one_specimen_with_one_accession() {
+    let lab = lab().await;
+    ehr(&lab).await;
+    // Culture and Gram stain are ordered apart (each its own ORC, placer number and result
+    // back to the EHR) on the one swab the nurse took from the wound.
+    let swab = "SPM|1|SW-88213^||WND^Wound^HL70487|||||LEFT LEG^Left lower leg|||P^Patient^HL70369||||||20261124021500-0500";
+    let message = oml_with_specimens(
+        "OML0102",
+        &[
+            ("PL-4001", "6462-6^Bacteria identified in Wound by Culture^LN", swab),
+            (
+                "PL-4002",
+                "664-3^Microscopic observation in Specimen by Gram stain^LN",
+                &swab.replace("SPM|1|", "SPM|2|"),
+            ),
+        ],
+    );
+
+    let (outcome, ack) = interop::hl7::receive(&lab, &message, "mllp:2575", "peer").await.unwrap();
+
+    let Ingested::Ordered { orders, .. } = &outcome else { panic!("{outcome:?}") };
+    let culture = &orders[0].specimens;
+    let gram = &orders[1].specimens;
+    assert_eq!((culture.len(), gram.len()), (1, 1));
+    assert_eq!(culture[0].accession, gram[0].accession, "one swab, one accession");
+    assert_eq!(
+        (culture[0].tests.as_slice(), gram[0].tests.as_slice()),
+        (&["WCX".to_owned()][..], &["GRAM".to_owned()][..])
+    );
+    let accession = culture[0].accession.clone();
+    let patient = patient_by_mrn(&lab, "M1001").await.unwrap();
+    let on_swab: Vec<(String, String)> = lab
+        .all_tests(&patient)
+        .await
+        .into_iter()
+        .map(|t| (t.specimen.accession.clone(), t.test.test_code.clone()))
+        .collect();
+    assert_eq!(on_swab.len(), 2);
+    assert!(on_swab.iter().all(|(a, _)| *a == accession), "{on_swab:?}");
+    let swab = lab.specimen(&accession).await;
+    assert_eq!(swab.specimen_type, "Wound");
+    // Each order shows the swab, though the culture's order wrote it.
+    let placed = orders_of(&lab, &patient).await;
+    for order in &placed {
+        let specimens = lab.store().specimens_of_order(order.id).await.unwrap();
+        assert_eq!(specimens.len(), 1, "{:?}", order.placer_number);
+        assert_eq!(specimens[0].accession, accession);
+    }
+
+    assert_eq!(field(&ack, "MSA-1"), "AA");
+    assert_eq!(
+        (field(&ack, "ORC(1)-3-1"), field(&ack, "ORC(2)-3-1")),
+        (accession.clone(), accession.clone())
+    );
+    assert_eq!(
+        (field(&ack, "OBR(1)-4-1"), field(&ack, "OBR(2)-4-1")),
+        ("6462-6".into(), "664-3".into())
+    );
+    assert_eq!(
+        (field(&ack, "SPM(1)-2-1"), field(&ack, "SPM(2)-2-1")),
+        ("SW-88213".into(), "SW-88213".into())
+    );
+    let log = lab.message_log(&lab.technologist().await, &MessageFilter::default()).await.unwrap();
+    assert_eq!(log[0].accession.as_deref(), Some(accession.as_str()));
+}
+
+#[tokio::test]
+async fn specimens_the_ehr_describes_wrongly_are_quarantined_naming_the_spm_field_and_nothing_is_placed()
+ {
+    let lab = lab().await;
+    ehr(&lab).await;
+    let spm = |n: usize, id: &str, kind: &str, drawn: &str| {
+        format!("SPM|{n}|{id}^||{kind}|||||||P||||||{drawn}")
+    };
+    let serum = "119364003^Serum specimen^SCT";
+    let cases = [
+        (
+            "BADSPM1",
+            vec![spm(1, "", serum, "20261124021500-0500")],
+            "SPM(1)-2",
+            "SPM^1^2",
+            "101",
+            "specimen id is missing",
+        ),
+        (
+            "BADSPM2",
+            vec![spm(1, "E1", "", "20261124021500-0500")],
+            "SPM(1)-4",
+            "SPM^1^4",
+            "101",
+            "no specimen type",
+        ),
+        (
+            "BADSPM3",
+            vec![spm(1, "E1", serum, "20261124")],
+            "SPM(1)-17",
+            "SPM^1^17",
+            "102",
+            "not a date and time to the minute",
+        ),
+        (
+            "BADSPM4",
+            vec![spm(1, "E1", serum, "20261124091500-0500")],
+            "SPM(1)-17",
+            "SPM^1^17",
+            "102",
+            "after the order arrived",
+        ),
+        (
+            "BADSPM5",
+            vec![
+                spm(1, "E1", serum, "20261124021500-0500"),
+                spm(2, "E1", "119297000^Blood specimen^SCT", "20261124021500-0500"),
+            ],
+            "SPM(2)-4",
+            "SPM^2^4",
+            "207",
+            "described differently in SPM(1)",
+        ),
+        (
+            "BADSPM6",
+            vec![
+                spm(1, "E1", serum, "20261124021500-0500"),
+                spm(2, "E1", serum, "20261124023000-0500"),
+            ],
+            "SPM(2)-17",
+            "SPM^2^17",
+            "207",
+            "one collection time",
+        ),
+    ];
+    for (control_id, spms, location, err_2, err_3, words) in cases {
+        let orders: Vec<(&str, &str, &str)> = spms
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (if i == 0 { "PL-5001" } else { "PL-5002" }, "K^Potassium^L", s.as_str()))
+            .collect();
+        let (outcome, ack) = interop::hl7::receive(
+            &lab,
+            &oml_with_specimens(control_id, &orders),
+            "mllp:2575",
+            "peer",
+        )
+        .await
+        .unwrap();
+        let Ingested::Quarantined { reason, location: at, .. } = &outcome else {
+            panic!("{control_id}: {outcome:?}")
+        };
+        assert_eq!(at, location, "{control_id}");
+        assert!(reason.contains(words), "{control_id}: {reason}");
+        assert_eq!(field(&ack, "MSA-1"), "AE", "{control_id}");
+        assert_eq!(field(&ack, "ERR-2"), err_2, "{control_id}");
+        assert_eq!(field(&ack, "ERR-3-1"), err_3, "{control_id}");
+    }
+    assert!(patient_by_mrn(&lab, "M1001").await.is_none(), "nothing registered, nothing placed");
+
+    // A later message naming a swab already on file would put a second accession on it.
+    let swab = spm(1, "SW-1", "WND^Wound^HL70487", "20261124021500-0500");
+    let first = oml_with_specimens("SWAB1", &[("PL-6001", "6462-6^Wound culture^LN", &swab)]);
+    let (placed, _) = interop::hl7::receive(&lab, &first, "mllp:2575", "peer").await.unwrap();
+    let Ingested::Ordered { orders, .. } = &placed else { panic!("{placed:?}") };
+    let again = oml_with_specimens("SWAB2", &[("PL-6002", "664-3^Gram stain^LN", &swab)]);
+    let (outcome, ack) = interop::hl7::receive(&lab, &again, "mllp:2575", "peer").await.unwrap();
+    let Ingested::Quarantined { reason, .. } = &outcome else { panic!("{outcome:?}") };
+    assert!(
+        reason.contains(&format!(
+            "already on file as accession {}",
+            orders[0].specimens[0].accession
+        )),
+        "{reason}"
+    );
+    assert_eq!(field(&ack, "ERR-2"), "SPM^1^2");
+}
+
 #[tokio::test]
 async fn a_retransmitted_order_is_answered_with_the_stored_orl_and_placed_once() {
     let lab = lab().await;

@@ -299,15 +299,26 @@ async fn conn_log_answer(
 /// takes longer than [`SEND_TIMEOUT`]. Anything the receiver sends meanwhile is answered by
 /// the link and otherwise ignored.
 pub async fn send_records(addr: SocketAddr, records: Vec<Vec<u8>>) -> io::Result<()> {
-    tokio::time::timeout(SEND_TIMEOUT, deliver(addr, records)).await.unwrap_or_else(|_| {
+    send_records_as(addr, Role::Computer, records).await
+}
+
+/// [`send_records`], bidding for the line in `role`: an instrument's side of the contention
+/// rule (E1381-02: on contention the computer system yields), as the simulator sends its results
+/// to Cuvette's own listener.
+pub async fn send_records_as(
+    addr: SocketAddr,
+    role: Role,
+    records: Vec<Vec<u8>>,
+) -> io::Result<()> {
+    tokio::time::timeout(SEND_TIMEOUT, deliver(addr, role, records)).await.unwrap_or_else(|_| {
         Err(io::Error::new(io::ErrorKind::TimedOut, "the ASTM receiver did not take the message"))
     })
 }
 
-async fn deliver(addr: SocketAddr, records: Vec<Vec<u8>>) -> io::Result<()> {
+async fn deliver(addr: SocketAddr, role: Role, records: Vec<Vec<u8>>) -> io::Result<()> {
     let mut stream = TcpStream::connect(addr).await?;
     let _ = stream.set_nodelay(true);
-    let mut link = Link::new(Config::new(Role::Computer));
+    let mut link = Link::new(Config::new(role));
     let id = link
         .send(records, Instant::now().into_std())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

@@ -114,13 +114,20 @@ async fn serve_frames(
     }
 }
 
-/// The acknowledgements for one message, written only after the message and its results are
-/// committed: the application acknowledgement in original mode; in enhanced mode the accept
+/// The acknowledgements for one message — or the RSP^K11 answering a host query —, written
+/// only after the message and its results are committed: the application acknowledgement in
+/// original mode; in enhanced mode the accept
 /// and application acknowledgements the message asked for (MSH-15/16), possibly none. When
 /// the database fails nothing is acknowledged as accepted: the sender gets an AR (CR in
 /// enhanced mode) and resends.
 async fn answer(lab: &Lab, message: &[u8], channel: &str, peer: &str) -> Vec<Vec<u8>> {
-    match interop::hl7::receive(lab, message, channel, peer).await {
+    // An analyzer's host query (QBP^Q11) is answered with its RSP^K11, not acknowledged.
+    let received = match interop::hl7::answer_query(lab, message, channel, peer).await {
+        Ok(Some(response)) => return vec![response],
+        Ok(None) => interop::hl7::receive(lab, message, channel, peer).await,
+        Err(e) => Err(e),
+    };
+    match received {
         Ok((outcome, ack)) => {
             let (id, ts) = interop::hl7::stamp(lab);
             interop::hl7::replies(message, &outcome, ack, &id, &ts)

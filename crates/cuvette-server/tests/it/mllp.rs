@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use cuvette_app::Actor;
 use cuvette_app::records::MessageFilter;
+use cuvette_app::{Actor, IdentityCheck, PlaceOrder, RegisterPatient};
+use cuvette_domain::Role as Staff;
 use cuvette_hl7::Message;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use cuvette_server::interfaces::mllp;
@@ -55,13 +56,18 @@ impl Sender {
 
     /// The next frame from the listener, as MSA-1 and MSA-2.
     async fn next(&mut self) -> (String, String) {
+        let reply = self.next_message().await;
+        let message = Message::parse(&reply).unwrap();
+        let field = |path| message.get(path).unwrap().text().into_owned();
+        (field("MSA-1"), field("MSA-2"))
+    }
+
+    /// The next frame from the listener, whole.
+    async fn next_message(&mut self) -> Vec<u8> {
         let mut buf = [0u8; 4096];
         loop {
             if let Some(next) = self.deframer.next_frame() {
-                let reply = next.unwrap();
-                let message = Message::parse(&reply).unwrap();
-                let field = |path| message.get(path).unwrap().text().into_owned();
-                return (field("MSA-1"), field("MSA-2"));
+                return next.unwrap();
             }
             let n = timeout(PATIENCE, self.stream.read(&mut buf)).await.unwrap().unwrap();
             assert!(n > 0, "the listener closed the connection");
@@ -198,4 +204,115 @@ PID|1||FR-33221^^^HOSP^MR||L"
         logged[0].detail
     );
     assert_eq!(logged[0].raw, message, "kept byte for byte, not as �");
+}
+
+/// An analyzer's host query as IHE LAW (LAB-27) shapes it: QPD-1 the query name, QPD-2 the
+/// query tag, QPD-3 the specimen id read off the tube.
+fn qbp(sender: &str, control_id: &str, specimen: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|{sender}|CHEMLAB|CUVETTE|LAB|20261124081000||QBP^Q11^QBP_Q11|{control_id}|P|2.5.1|||NE|AL||UNICODE UTF-8|||LAB-27^IHE\r\
+         QPD|WOS^Work Order Step^IHE_LABTF|T{control_id}|{specimen}\r\
+         RCP|I||R\r"
+    )
+    .into_bytes()
+}
+
+fn path(message: &[u8], path: &str) -> String {
+    let m = Message::parse(message).expect("an HL7 message");
+    m.get(path).map(|v| v.text().into_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_analyzer_asking_for_a_received_tube_gets_rsp_k11_with_its_pending_tests_by_its_codes() {
+    let mut sender = Sender::connect().await;
+    let app = &sender._app;
+    let lab = app.lab.clone();
+    let supervisor = app.sign_in(Staff::Supervisor, "law").await.actor;
+    let id = lab.add_instrument(&supervisor, "Chemistry LAW", "hl7", "CHEMLAW").await.unwrap();
+    lab.map_test_code(&supervisor, id, "1010", "GLU", "").await.unwrap();
+    lab.map_test_code(&supervisor, id, "1020", "K", "").await.unwrap();
+    let phlebotomist = app.sign_in(Staff::Phlebotomist, "law").await.actor;
+    let patient = lab
+        .register_patient(
+            &phlebotomist,
+            &RegisterPatient {
+                mrn: "A5200".into(),
+                family_name: "Mbeki".into(),
+                given_name: "Thandi".into(),
+                birth_date: "1981-09-14".into(),
+                sex: "F".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let order = |tests: &[&str]| PlaceOrder {
+        patient_id: patient.id,
+        provider: "Dr. A. Okafor".into(),
+        priority: "routine".into(),
+        tests: tests.iter().map(|t| (*t).to_owned()).collect(),
+        clinical_note: String::new(),
+        placer_number: None,
+    };
+    let received = lab.place_order(&phlebotomist, &order(&["GLU", "K"])).await.unwrap();
+    let accession = received.specimens[0].accession.clone();
+    let drawn = lab.place_order(&phlebotomist, &order(&["NA"])).await.unwrap();
+    let not_received = drawn.specimens[0].accession.clone();
+    lab.collect(&phlebotomist, &accession).await.unwrap();
+    let assistant = app.sign_in(Staff::LabAssistant, "law").await.actor;
+    let check = IdentityCheck {
+        mrn: Some(patient.mrn.clone()),
+        birth_date: Some(patient.birth_date.clone()),
+        family_name: None,
+    };
+    lab.receive(&assistant, &accession, &check).await.unwrap();
+
+    sender.send(&qbp("CHEMLAW", "Q0001", &accession)).await;
+    let rsp = sender.next_message().await;
+    assert_eq!(path(&rsp, "MSH-9"), "RSP^K11^RSP_K11");
+    assert_eq!(path(&rsp, "MSH-5"), "CHEMLAW", "answered to the analyzer");
+    assert_eq!((path(&rsp, "MSA-1"), path(&rsp, "MSA-2")), ("AA".into(), "Q0001".into()));
+    assert_eq!(
+        (path(&rsp, "QAK-1"), path(&rsp, "QAK-2"), path(&rsp, "QAK-3-1")),
+        ("TQ0001".into(), "OK".into(), "WOS".into())
+    );
+    assert_eq!(path(&rsp, "QPD-3"), accession, "the query echoed");
+    assert_eq!(path(&rsp, "RDF-2"), "@OBR.4^CWE^250", "one column: the test");
+    assert_eq!(
+        (path(&rsp, "RDT(1)-1"), path(&rsp, "RDT(2)-1")),
+        ("1010".into(), "1020".into()),
+        "glucose and potassium by the analyzer's codes"
+    );
+    let answered = rsp;
+
+    // A tube still on the ward, and a barcode Cuvette never printed: no data found.
+    for (control_id, asked) in [("Q0002", not_received.as_str()), ("Q0003", "99-9999999-9")] {
+        sender.send(&qbp("CHEMLAW", control_id, asked)).await;
+        let rsp = sender.next_message().await;
+        assert_eq!(
+            (path(&rsp, "MSA-1"), path(&rsp, "MSA-2"), path(&rsp, "QAK-2")),
+            ("AA".into(), control_id.into(), "NF".into()),
+            "{asked}"
+        );
+        assert!(!String::from_utf8_lossy(&rsp).contains("\rRDT|"), "no work order");
+    }
+
+    // An analyzer not on file is told so, on MSH-3.
+    sender.send(&qbp("CHEMX", "Q0004", &accession)).await;
+    let rsp = sender.next_message().await;
+    assert_eq!((path(&rsp, "MSA-1"), path(&rsp, "QAK-2")), ("AE".into(), "AE".into()));
+    assert_eq!((path(&rsp, "ERR-2"), path(&rsp, "ERR-3-1")), ("MSH^1^3".into(), "103".into()));
+
+    let logged = lab.message_log(&Actor::system(), &MessageFilter::default()).await.unwrap();
+    let queries: Vec<(&str, &str)> =
+        logged.iter().map(|m| (m.message_type.as_str(), m.outcome.code())).collect();
+    assert_eq!(queries, [("QBP^Q11", "query"); 4]);
+    assert_eq!(
+        logged[3].detail,
+        format!("asks for {accession}; answered with {accession}: 1010, 1020")
+    );
+    assert_eq!(
+        logged[3].ack.as_deref(),
+        Some(answered.as_slice()),
+        "the answer kept with the query"
+    );
 }

@@ -52,6 +52,8 @@ pub async fn potassium_ordered(db: &Db) -> (i64, i64, i64, i64) {
                 container: "SST",
                 specimen_type: "serum",
                 recollection_of: None,
+                placer_specimen_id: None,
+                collected: None,
             },
         )
         .await
@@ -172,6 +174,8 @@ async fn a_rejected_specimen_keeps_who_when_why_its_indices_and_conditions() {
                 container: "SST",
                 specimen_type: "serum",
                 recollection_of: Some(specimen),
+                placer_specimen_id: None,
+                collected: None,
             },
         )
         .await
