@@ -182,15 +182,15 @@ impl OverviewPage {
         }
     }
 
+    /// Whether `value` is what becomes of `instrument`'s results that cannot be taken.
+    fn chosen(&self, instrument: &InstrumentRow, value: &str) -> bool {
+        instrument.unmapped_results.code() == value
+    }
+
     /// Whether the refused mapping was typed into `instrument`'s code form.
     fn refused_here(&self, instrument: &i64) -> bool {
         self.code_form.as_ref().is_some_and(|(id, _)| id == instrument)
     }
-}
-
-/// What an instrument's results that cannot be taken become, for the setting's choices.
-fn unmapped_choice(i: &InstrumentRow) -> &'static str {
-    i.unmapped_results.code()
 }
 
 /// The setting's choices: (value, words).
