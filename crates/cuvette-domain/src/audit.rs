@@ -301,7 +301,7 @@ impl AuditAction {
             AuditAction::InstrumentCharset => "Instrument character set set",
             AuditAction::InstrumentIgnoreCode => "Instrument code ignored",
             AuditAction::InstrumentMapFlag => "Instrument code mapped as a flag",
-            AuditAction::InstrumentUnmappedResults => "Instrument's unmappable results setting set",
+            AuditAction::InstrumentUnmappedResults => "Instrument unmappable results setting set",
             AuditAction::QuarantineDismiss => "Quarantined message dismissed",
             AuditAction::QuarantineReplay => "Quarantined message replayed",
             AuditAction::AutoverifySave => "Autoverification rules saved",
