@@ -297,6 +297,22 @@ pub(crate) struct SpecimenIdComponent {
     pub component: Option<i64>,
 }
 
+/// `instrument.ignore_code` and `instrument.map_flag`: the code, and what it was mapped as
+/// before (a catalog test, `ignore`, `flag`; none when it was not mapped).
+#[derive(Serialize)]
+pub(crate) struct CodeDisposed<'a> {
+    pub instrument_code: &'a str,
+    pub mapped_as: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+}
+
+/// `instrument.unmapped_results`, before and after.
+#[derive(Serialize)]
+pub(crate) struct UnmappedResultsSetting {
+    pub unmapped_results: &'static str,
+}
+
 /// `instrument.charset`, before and after.
 #[derive(Serialize)]
 pub(crate) struct Charset<'a> {

@@ -58,7 +58,7 @@ pub struct PlacedSpecimen {
     pub placer_specimen_id: Option<String>,
     /// When the ward drew it (HL7 SPM-17), when the EHR said so: the specimen is collected.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub collected_at: Option<cuvette_store::Micros>,
+    pub collected_at: Option<cuvette_domain::time::Timestamp>,
 }
 
 /// A specimen the EHR sent with its orders (HL7 OML^O21 SPM): every test of the orders under
@@ -71,7 +71,7 @@ pub(crate) struct SentSpecimen {
     /// SPM-4, as the lab reads it (its text, else its code).
     pub specimen_type: String,
     /// SPM-17, when the ward drew it.
-    pub collected_at: Option<cuvette_store::Micros>,
+    pub collected_at: Option<cuvette_domain::time::Timestamp>,
     /// Once written: its row and accession number.
     pub written: Option<(i64, String)>,
 }

@@ -31,8 +31,8 @@ pub use cuvette_store::{
 
 // Interfaces: instruments, their code maps, the message log and the outbox.
 pub use cuvette_store::{
-    Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, OutboxRow, OutboxStatus,
-    Protocol, Quarantine, TestCodeRow,
+    CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
+    OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
 };
 
 // People, sessions and the audit log.

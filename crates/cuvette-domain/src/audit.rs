@@ -100,6 +100,13 @@ pub enum AuditAction {
     InstrumentSpecimenIdComponent,
     /// The character set an ASTM instrument writes (`instrument.charset`).
     InstrumentCharset,
+    /// Instrument code mapped to be ignored (`instrument.ignore_code`).
+    InstrumentIgnoreCode,
+    /// Instrument code mapped as an instrument flag (`instrument.map_flag`).
+    InstrumentMapFlag,
+    /// What becomes of an instrument's message some of whose results cannot be taken
+    /// (`instrument.unmapped_results`).
+    InstrumentUnmappedResults,
     /// Quarantined message dismissed (`quarantine.dismiss`).
     QuarantineDismiss,
     /// Quarantined message replayed (`quarantine.replay`).
@@ -130,7 +137,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 56] = [
+    pub const ALL: [AuditAction; 59] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -174,6 +181,9 @@ impl AuditAction {
         AuditAction::InstrumentQcPattern,
         AuditAction::InstrumentSpecimenIdComponent,
         AuditAction::InstrumentCharset,
+        AuditAction::InstrumentIgnoreCode,
+        AuditAction::InstrumentMapFlag,
+        AuditAction::InstrumentUnmappedResults,
         AuditAction::QuarantineDismiss,
         AuditAction::QuarantineReplay,
         AuditAction::AutoverifySave,
@@ -235,6 +245,9 @@ impl AuditAction {
             AuditAction::InstrumentQcPattern => "instrument.qc_pattern",
             AuditAction::InstrumentSpecimenIdComponent => "instrument.specimen_id_component",
             AuditAction::InstrumentCharset => "instrument.charset",
+            AuditAction::InstrumentIgnoreCode => "instrument.ignore_code",
+            AuditAction::InstrumentMapFlag => "instrument.map_flag",
+            AuditAction::InstrumentUnmappedResults => "instrument.unmapped_results",
             AuditAction::QuarantineDismiss => "quarantine.dismiss",
             AuditAction::QuarantineReplay => "quarantine.replay",
             AuditAction::AutoverifySave => "autoverify.save",
@@ -297,6 +310,9 @@ impl AuditAction {
             AuditAction::InstrumentQcPattern => "Instrument QC sample pattern set",
             AuditAction::InstrumentSpecimenIdComponent => "Instrument specimen id component set",
             AuditAction::InstrumentCharset => "Instrument character set set",
+            AuditAction::InstrumentIgnoreCode => "Instrument code ignored",
+            AuditAction::InstrumentMapFlag => "Instrument code mapped as a flag",
+            AuditAction::InstrumentUnmappedResults => "Instrument unmappable results setting set",
             AuditAction::QuarantineDismiss => "Quarantined message dismissed",
             AuditAction::QuarantineReplay => "Quarantined message replayed",
             AuditAction::AutoverifySave => "Autoverification rules saved",

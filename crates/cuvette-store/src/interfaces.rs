@@ -82,6 +82,9 @@ stored_code! {
         Accepted = "accepted",
         /// Inbound, kept in the quarantine with the reason.
         Quarantined = "quarantined",
+        /// Inbound, from an instrument set to store the mappable results: those were stored,
+        /// the others are kept in the quarantine with their reasons.
+        Partial = "partial",
         /// Inbound host query (ASTM Q record), answered.
         Query = "query",
         /// Inbound, cut off before its message was complete (an ASTM transfer without its
@@ -104,6 +107,30 @@ stored_code! {
         Replayed = "replayed",
         /// Dismissed with a reason, never to be replayed.
         Dismissed = "dismissed",
+    }
+}
+
+stored_code! {
+    /// What becomes of an instrument's message when some of its results cannot be taken.
+    UnmappedResults {
+        /// The whole message is kept in the quarantine (the default).
+        Hold = "hold",
+        /// The results that can be taken are stored; the others are kept in the quarantine
+        /// with their reasons.
+        StoreMappable = "store_mappable",
+    }
+}
+
+stored_code! {
+    /// What an instrument's test code is mapped as.
+    CodeDisposition {
+        /// A result of the catalog test.
+        Result = "result",
+        /// Skipped without a quarantine (a research parameter, an image reference).
+        Ignore = "ignore",
+        /// An instrument flag (a hematology analyzer's `Blasts?`): stored as a flag on the
+        /// specimen's results in the same message, which then go to a technologist.
+        Flag = "flag",
     }
 }
 
@@ -141,6 +168,8 @@ pub struct InstrumentRow {
     /// The character set an ASTM instrument writes (`utf-8`, `windows-1252`, `ascii`);
     /// `None` for UTF-8.
     pub charset: Option<String>,
+    /// What becomes of a message some of whose results cannot be taken.
+    pub unmapped_results: UnmappedResults,
 }
 
 /// One instrument test code mapped to a catalog test.
@@ -154,6 +183,8 @@ pub struct TestCodeRow {
     pub test_code: String,
     /// The unit the instrument reports.
     pub unit: String,
+    /// What the code is mapped as: a result, a flag, or nothing to store.
+    pub disposition: CodeDisposition,
 }
 
 /// A message to log.
@@ -191,6 +222,9 @@ pub struct NewMessage<'a> {
     pub replay_of: Option<i64>,
     /// Processing time, microseconds.
     pub processed_us: i64,
+    /// For a message partly stored: the sequence numbers of the OBX segments or R records
+    /// kept in the quarantine.
+    pub held: &'a [usize],
 }
 
 /// A logged message.
@@ -232,6 +266,9 @@ pub struct MessageRow {
     pub replay_of: Option<i64>,
     /// Processing time, microseconds.
     pub processed_us: i64,
+    /// For a message partly stored: the sequence numbers of the OBX segments or R records
+    /// kept in the quarantine (a replay takes only those); empty otherwise.
+    pub held: Vec<usize>,
 }
 
 /// Filters for the message log.
@@ -279,7 +316,7 @@ pub struct OutboxRow {
 }
 
 const MESSAGE_COLUMNS: &str = "id, direction, protocol, channel, peer, sender, control_id, message_type, raw, received_at, \
-    outcome, detail, ack, accession, results, quarantine, replay_of, processed_us";
+    outcome, detail, ack, accession, results, quarantine, replay_of, processed_us, held";
 
 fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
     Ok(MessageRow {
@@ -308,7 +345,24 @@ fn message_from_row(r: &AnyRow) -> StoreResult<MessageRow> {
         )?,
         replay_of: opt_i64(r, "replay_of")?,
         processed_us: r.try_get("processed_us")?,
+        held: held_from(r)?,
     })
+}
+
+/// The `held` column: sequence numbers, space separated.
+fn held_from(r: &AnyRow) -> StoreResult<Vec<usize>> {
+    let Some(text) = r.try_get::<Option<String>, _>("held")? else { return Ok(Vec::new()) };
+    let parse = |n: &str| n.parse::<usize>().ok();
+    text.split_whitespace()
+        .map(|n| {
+            parse(n).ok_or_else(|| StoreError::Corrupt {
+                table: "interface_message",
+                row: r.try_get("id").unwrap_or_default(),
+                column: "held",
+                value: text.clone(),
+            })
+        })
+        .collect()
 }
 
 fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
@@ -321,6 +375,15 @@ fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
         qc_pattern: r.try_get("qc_pattern")?,
         specimen_id_component: r.try_get("specimen_id_component")?,
         charset: r.try_get("charset")?,
+        unmapped_results: opt_code_at(
+            r,
+            "instrument",
+            "id",
+            "unmapped_results",
+            "unmapped_results",
+            UnmappedResults::parse,
+        )?
+        .unwrap_or(UnmappedResults::Hold),
     })
 }
 
@@ -364,15 +427,30 @@ impl Tx {
     /// Maps (or re-maps) an instrument's test code to a catalog test.
     pub async fn map_test_code(&mut self, m: &TestCodeRow) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO instrument_test_code (instrument_id, instrument_code, test_code, unit) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (instrument_id, instrument_code) DO UPDATE SET test_code = excluded.test_code, unit = excluded.unit",
+            "INSERT INTO instrument_test_code (instrument_id, instrument_code, test_code, unit, disposition) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (instrument_id, instrument_code) DO UPDATE SET test_code = excluded.test_code, unit = excluded.unit, disposition = excluded.disposition",
         )
         .bind(m.instrument_id)
         .bind(&m.instrument_code)
         .bind(&m.test_code)
         .bind(&m.unit)
+        .bind(m.disposition.code())
         .execute(self.conn())
         .await?;
+        Ok(())
+    }
+
+    /// Sets what becomes of an instrument's message some of whose results cannot be taken.
+    pub async fn set_unmapped_results(
+        &mut self,
+        instrument_id: i64,
+        setting: UnmappedResults,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET unmapped_results = $1 WHERE id = $2")
+            .bind(setting.code())
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 
@@ -381,8 +459,8 @@ impl Tx {
     pub async fn insert_message(&mut self, m: &NewMessage<'_>, now: Timestamp) -> StoreResult<i64> {
         sqlx::query_scalar(
             "INSERT INTO interface_message (direction, protocol, channel, peer, sender, control_id, message_type, raw, received_at, \
-             outcome, detail, ack, accession, results, quarantine, replay_of, processed_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+             outcome, detail, ack, accession, results, quarantine, replay_of, processed_us, held) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
         )
         .bind(m.direction.code())
         .bind(m.protocol.code())
@@ -401,6 +479,11 @@ impl Tx {
         .bind(m.quarantine.map(Quarantine::code))
         .bind(m.replay_of)
         .bind(m.processed_us)
+        .bind(if m.held.is_empty() {
+            None
+        } else {
+            Some(m.held.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))
+        })
         .fetch_one(self.conn())
         .await
         .map_err(|e| StoreError::on_unique(e, "a message with this control id from this sender was already received"))
@@ -485,7 +568,7 @@ impl Store {
     /// Every instrument.
     pub async fn instruments(&self) -> StoreResult<Vec<InstrumentRow>> {
         let rows = sqlx::query(
-            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument ORDER BY name",
+            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results FROM instrument ORDER BY name",
         )
         .fetch_all(self.reader())
         .await?;
@@ -498,7 +581,7 @@ impl Store {
         protocol: Protocol,
         sender: &str,
     ) -> StoreResult<Option<InstrumentRow>> {
-        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument WHERE protocol = $1 AND sender = $2")
+        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results FROM instrument WHERE protocol = $1 AND sender = $2")
             .bind(protocol.code())
             .bind(sender)
             .fetch_optional(self.reader())
@@ -513,7 +596,7 @@ impl Store {
         sender: &str,
     ) -> StoreResult<Option<(InstrumentRow, Vec<TestCodeRow>)>> {
         let rows = sqlx::query(
-            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, i.specimen_id_component, i.charset, c.instrument_code, c.test_code, c.unit \
+            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, i.specimen_id_component, i.charset, i.unmapped_results, c.instrument_code, c.test_code, c.unit, c.disposition \
              FROM instrument i LEFT JOIN instrument_test_code c ON c.instrument_id = i.id \
              WHERE i.protocol = $1 AND i.sender = $2 ORDER BY c.instrument_code",
         )
@@ -533,6 +616,13 @@ impl Store {
                 instrument_code,
                 test_code: r.try_get("test_code")?,
                 unit: r.try_get("unit")?,
+                disposition: code(
+                    r,
+                    "instrument_test_code",
+                    "id",
+                    "disposition",
+                    CodeDisposition::parse,
+                )?,
             });
         }
         Ok(Some((instrument, codes)))
@@ -541,7 +631,7 @@ impl Store {
     /// An instrument by id.
     pub async fn instrument(&self, id: i64) -> StoreResult<InstrumentRow> {
         let row = sqlx::query(
-            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset FROM instrument WHERE id = $1",
+            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results FROM instrument WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.reader())
@@ -552,7 +642,7 @@ impl Store {
     /// An instrument's test-code map.
     pub async fn test_codes(&self, instrument_id: i64) -> StoreResult<Vec<TestCodeRow>> {
         let rows = sqlx::query(
-            "SELECT instrument_id, instrument_code, test_code, unit FROM instrument_test_code WHERE instrument_id = $1 ORDER BY instrument_code",
+            "SELECT instrument_id, instrument_code, test_code, unit, disposition FROM instrument_test_code WHERE instrument_id = $1 ORDER BY instrument_code",
         )
         .bind(instrument_id)
         .fetch_all(self.reader())
@@ -564,6 +654,13 @@ impl Store {
                     instrument_code: r.try_get("instrument_code")?,
                     test_code: r.try_get("test_code")?,
                     unit: r.try_get("unit")?,
+                    disposition: code(
+                        r,
+                        "instrument_test_code",
+                        "instrument_id",
+                        "disposition",
+                        CodeDisposition::parse,
+                    )?,
                 })
             })
             .collect()

@@ -29,8 +29,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
 pub use interfaces::{
-    Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, NewMessage, OutboxRow,
-    OutboxStatus, Protocol, Quarantine, TestCodeRow,
+    CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
+    NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
 };
 pub use orders::{
     NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem,
@@ -397,6 +397,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (6, include_str!("../migrations/0006_open_work.sql"), "", ""),
     (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
     (8, include_str!("../migrations/0008_placer_specimens.sql"), "", ""),
+    (9, include_str!("../migrations/0009_partial_results.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -45,7 +45,7 @@ pub struct NewSpecimen<'a> {
     pub placer_specimen_id: Option<&'a str>,
     /// When and by whom it was drawn, when it was drawn before it was written (the ward
     /// collected it and the EHR said when, HL7 SPM-17): it is written collected.
-    pub collected: Option<(Micros, &'a str)>,
+    pub collected: Option<(Timestamp, &'a str)>,
 }
 
 /// An ordered test to write.
@@ -340,7 +340,7 @@ impl Tx {
         })
         .bind(s.recollection_of)
         .bind(s.placer_specimen_id)
-        .bind(s.collected.map(|(at, _)| at))
+        .bind(s.collected.map(|(at, _)| at.as_micros()))
         .bind(s.collected.map(|(_, by)| by))
         .fetch_one(self.conn())
         .await

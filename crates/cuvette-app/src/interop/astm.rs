@@ -321,6 +321,7 @@ pub async fn answer_query(
         quarantine: None,
         replay_of: None,
         took: Took::Since(started),
+        held: Vec::new(),
     };
     lab.log_message(&mut tx, &record).await?;
     tx.commit().await?;
@@ -445,6 +446,7 @@ pub async fn log_answer(
         quarantine: None,
         replay_of: None,
         took: Took::Micros(0),
+        held: Vec::new(),
     };
     // Without a control id no other row can conflict with this one.
     let Some(id) = lab.log_message(&mut tx, &record).await? else {

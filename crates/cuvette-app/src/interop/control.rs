@@ -137,7 +137,8 @@ impl Lab {
         started: cuvette_domain::time::Timestamp,
     ) -> AppResult<(Ingested, Vec<u8>)> {
         let results = plan.runs.iter().map(|r| r.len()).sum::<usize>();
-        let outcome = Ingested::Accepted { message_id: 0, results, skipped: Vec::new() };
+        let outcome =
+            Ingested::Accepted { message_id: 0, results, skipped: Vec::new(), held: Vec::new() };
         let ack_bytes = ack(&outcome);
         let actor = instrument_actor(&plan.instrument);
         let mut tx = self.store.begin().await?;

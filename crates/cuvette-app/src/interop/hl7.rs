@@ -300,7 +300,8 @@ pub async fn log_aborted(
 }
 
 /// The application acknowledgement for an outcome (HL7 v2.5.1 §2.9.2): AA when stored, with a
-/// warning ERR (ERR-4 `W`) per result whose status says it has no value; when
+/// warning ERR (ERR-4 `W`) per result whose status says it has no value — AE with one ERR per
+/// result kept in the quarantine when the others were stored; when
 /// quarantined, one ERR per reason ([`Refusal::hl7_error`]: ERR-2 the place, ERR-3 the table
 /// 0357 code, ERR-7/8 the reason) under AE, or AR when Cuvette does not process the message
 /// at all (unreadable, or a type that carries no results). MSA-2 echoes MSH-10; MSA-3 is the
@@ -310,10 +311,17 @@ pub fn ack(raw: &[u8], outcome: &Ingested, control_id: &str, timestamp: &str) ->
         return minimal_reject(control_id, timestamp, "the message could not be read as HL7");
     };
     let built = match outcome {
-        Ingested::Accepted { skipped, .. } => {
-            let mut ack =
-                AckBuilder::new(&original, AckCode::ApplicationAccept, control_id, timestamp)
-                    .version(VERSION);
+        Ingested::Accepted { skipped, held, .. } => {
+            // Results kept in the quarantine while the others were stored: AE, one ERR each.
+            let errors = errors(outcome);
+            let mut ack = AckBuilder::new(&original, ack_code(&errors), control_id, timestamp)
+                .version(VERSION);
+            if let Some(first) = held.first() {
+                ack = ack.text(truncate(&first.to_string(), 80));
+            }
+            for (_, err) in errors {
+                ack = ack.error(err);
+            }
             for result in skipped {
                 ack = ack.error(warning(result));
             }
@@ -855,7 +863,7 @@ pub async fn answer_query(
     if !is_query(raw) {
         return Ok(None);
     }
-    let started = lab.now_micros();
+    let started = lab.now_at();
     let Ok(query) = Message::parse(raw) else { return Ok(None) };
     let sender = sender_of(&query);
     let qpd = query.segment("QPD");
@@ -936,6 +944,7 @@ pub async fn answer_query(
         },
         results: 0,
         quarantine: None,
+        held: Vec::new(),
         replay_of: None,
         took: Took::Since(started),
     };

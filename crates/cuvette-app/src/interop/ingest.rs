@@ -9,7 +9,10 @@ use cuvette_domain::patient::{RegisteredIdentity, SentIdentity, check_identity};
 use cuvette_domain::units::{self, Conversion, Mapping};
 use cuvette_domain::workflow::{ReleaseStatus, SpecimenStatus, TestStatus};
 use cuvette_domain::{ReportedValue, Review, Role, TestDefinition};
-use cuvette_store::{InstrumentRow, MessageOutcome, Protocol, Quarantine, StoreError, TestCodeRow};
+use cuvette_store::{
+    CodeDisposition, InstrumentRow, MessageOutcome, Protocol, Quarantine, StoreError, TestCodeRow,
+    UnmappedResults,
+};
 
 use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
@@ -78,6 +81,11 @@ pub(crate) struct IngestPlan {
     reported: Vec<SentStatus>,
     /// Serum indices the message carried, by specimen id.
     indices: HashMap<i64, SerumIndices>,
+    /// Results kept in the quarantine while the others are stored (an instrument set to store
+    /// the mappable results).
+    held: Vec<Refusal>,
+    /// The prepared results (by index) on a specimen an instrument flag was raised for.
+    flagged: Vec<usize>,
 }
 
 /// Work after a message's commit.
@@ -209,6 +217,18 @@ impl Lab {
                         &plan.indices,
                     )
                     .await?;
+                    for &i in &plan.flagged {
+                        // A flag the instrument raised on the specimen (a suspected blast
+                        // population) is for a person to judge, whatever the rule set says.
+                        let w = &mut writes[i];
+                        if w.auto_release {
+                            w.auto_release = false;
+                            w.evaluation.reasons.push(format!(
+                                "not released by autoverification: {} flagged the specimen",
+                                plan.instrument.name
+                            ));
+                        }
+                    }
                     Ok((plan, writes))
                 }
                 Err(refused) => Err(refused),
@@ -226,6 +246,7 @@ impl Lab {
                         message_id: 0,
                         results: plan.prepared.len(),
                         skipped: plan.skipped,
+                        held: plan.held,
                     },
                     Some(instrument_actor(&plan.instrument)),
                     writes,
@@ -239,19 +260,32 @@ impl Lab {
             }
         };
         let ack_bytes = ack(&outcome);
+        let mut held_records = Vec::new();
         let (outcome_code, detail, quarantine) = match &outcome {
-            Ingested::Accepted { results, skipped, .. } => (
-                MessageOutcome::Accepted,
-                if skipped.is_empty() {
-                    format!("{results} results stored")
-                } else {
-                    format!(
-                        "{results} results stored; {skipped_count} without a value: {}",
+            Ingested::Accepted { results, skipped, held, .. } => {
+                let mut detail = format!("{results} results stored");
+                if !skipped.is_empty() {
+                    detail.push_str(&format!(
+                        "; {skipped_count} without a value: {}",
                         skipped.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-                    )
-                },
-                None,
-            ),
+                    ));
+                }
+                if held.is_empty() {
+                    (MessageOutcome::Accepted, detail, None)
+                } else {
+                    held_records = held
+                        .iter()
+                        .filter_map(Refusal::place)
+                        .map(super::refusal::Place::sequence)
+                        .collect();
+                    detail.push_str(&format!(
+                        "; {} kept in the quarantine: {}",
+                        held.len(),
+                        held.iter().map(Refusal::detail).collect::<Vec<_>>().join("; ")
+                    ));
+                    (MessageOutcome::Partial, detail, Some(Quarantine::Open))
+                }
+            }
             Ingested::Quarantined { .. } => {
                 let all = outcome.refusals().into_iter().map(Refusal::detail);
                 (
@@ -267,7 +301,7 @@ impl Lab {
         let first_accession = accession
             .or_else(|| msg.results.first().map(|r| r.accession.clone()))
             .filter(|a| !a.is_empty());
-        let record = MessageRecord::inbound(
+        let mut record = MessageRecord::inbound(
             msg,
             outcome_code,
             detail,
@@ -277,6 +311,7 @@ impl Lab {
             quarantine,
             started,
         );
+        record.held = held_records;
         match self.commit_grouped(commit::CommitJob { actor, writes, record, indices }).await? {
             commit::Committed::Logged(message_id) => {
                 self.after_commit(after).await;
@@ -336,6 +371,8 @@ impl Lab {
             }};
         }
         let mut reported = Vec::new();
+        // Instrument flags raised, by accession number, in the order they came.
+        let mut flags: HashMap<String, Vec<String>> = HashMap::new();
         for r in &msg.results {
             let at = r.location.clone();
             let sent_status = SentStatus::read(msg.protocol, &r.status);
@@ -367,6 +404,11 @@ impl Lab {
                 let slashed = format!("{full}/");
                 codes.iter().find(|c| c.instrument_code == full || c.instrument_code == slashed)
             });
+            let disposition = map.map(|m| m.disposition);
+            if disposition == Some(CodeDisposition::Ignore) {
+                // Mapped to be ignored, deliberately and audited: no result, no quarantine.
+                continue;
+            }
             // A serum index sent as a result: by the map, else by the names analyzers use.
             let index = match map {
                 Some(map) => SERUM_INDEX_CODES.iter().position(|(c, _)| *c == map.test_code),
@@ -382,7 +424,7 @@ impl Lab {
             let def = map.and_then(|map| catalog.catalog.test(&map.test_code));
             // A withdrawal carries no value, so no unit to check.
             let conversion = match map {
-                _ if withdrawn => None,
+                _ if withdrawn || disposition == Some(CodeDisposition::Flag) => None,
                 None => None,
                 Some(map) => match unit_of_result(&instrument, map, &r.unit, def, &at) {
                     Ok(c) => c,
@@ -417,6 +459,21 @@ impl Lab {
                     None => Vec::new(),
                 };
                 specimens.insert(accession.clone(), (found, items));
+            }
+            if disposition == Some(CodeDisposition::Flag) {
+                if flag_raised(r) {
+                    // The flag as mapped (`Abn_Lympho/Blasts?`, which reads as a code and a
+                    // qualifier); whitespace separates stored flags, so a flag keeps one word.
+                    let mapped = map.map_or(r.instrument_code.as_str(), |m| {
+                        m.instrument_code.trim_end_matches('/')
+                    });
+                    let name = mapped.split_whitespace().collect::<Vec<_>>().join("_");
+                    let raised = flags.entry(accession.clone()).or_default();
+                    if !raised.contains(&name) {
+                        raised.push(name);
+                    }
+                }
+                continue;
             }
             let (found, items) = &specimens[&accession];
             let Some(specimen) = found else {
@@ -555,8 +612,24 @@ impl Lab {
             prepared.push(PreparedResult { item, value, row_version, instrument_flags, sent });
             reported.push(sent_status);
         }
-        if !refused.is_empty() {
+        // An instrument set to store the mappable results keeps back only the results refused
+        // for a reason of their own; a refusal about the specimen or patient holds it all.
+        let partly = instrument.unmapped_results == UnmappedResults::StoreMappable
+            && !prepared.is_empty()
+            && refused.iter().all(Refusal::concerns_one_result);
+        if !refused.is_empty() && !partly {
             return Ok(Err(refused));
+        }
+        let mut flagged = Vec::new();
+        for (i, p) in prepared.iter_mut().enumerate() {
+            if let Some(raised) = flags.get(&p.item.specimen.accession) {
+                for flag in raised {
+                    if !p.instrument_flags.contains(flag) {
+                        p.instrument_flags.push(flag.clone());
+                    }
+                }
+                flagged.push(i);
+            }
         }
         if prepared.is_empty() {
             let skipped = skipped.iter().map(ToString::to_string).collect();
@@ -566,7 +639,16 @@ impl Lab {
             .into_values()
             .filter_map(|(found, items)| Some((found?.order_id, items)))
             .collect();
-        Ok(Ok(IngestPlan { instrument, prepared, orders, skipped, reported, indices }))
+        Ok(Ok(IngestPlan {
+            instrument,
+            prepared,
+            orders,
+            skipped,
+            reported,
+            indices,
+            held: refused,
+            flagged,
+        }))
     }
 }
 
@@ -581,6 +663,16 @@ fn specimen_id(instrument: &InstrumentRow, r: &ReceivedResult) -> String {
             .unwrap_or_default(),
         _ => r.accession.clone(),
     }
+}
+
+/// Whether a result mapped as an instrument flag raises it: an abnormal flag on it (HL7
+/// OBX-8, ASTM R-7 `A`), no value at all (an interpretive message that is the flag itself,
+/// `PLT_Abn_Distribution`), or a value that is not a number (`Positive`). A number without
+/// an abnormal flag is a suspicion score below the instrument's own threshold (a Sysmex
+/// Q-flag `Blasts?` of 40 with no `A`): not raised.
+fn flag_raised(r: &ReceivedResult) -> bool {
+    let value = r.value.trim();
+    !r.flags.is_empty() || value.is_empty() || value.parse::<f64>().is_err()
 }
 
 /// Which serum index (0 hemolysis, 1 icterus, 2 lipemia) a test code names, in the spellings

@@ -4,7 +4,9 @@
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::units::{self, Mapping};
 use cuvette_domain::{Action, TestDefinition};
-use cuvette_store::{InstrumentRow, NewAuditEvent, Protocol, TestCodeRow};
+use cuvette_store::{
+    CodeDisposition, InstrumentRow, NewAuditEvent, Protocol, TestCodeRow, UnmappedResults,
+};
 
 use crate::audit;
 use crate::autoverify::SERUM_INDEX_CODES;
@@ -116,6 +118,7 @@ impl Lab {
             instrument_code: code.to_owned(),
             test_code: test_code.clone(),
             unit: unit.clone(),
+            disposition: CodeDisposition::Result,
         };
         let now = self.now_at();
         let mut tx = self.store.begin().await?;
@@ -135,6 +138,129 @@ impl Lab {
             patient_id: None,
             before: None,
             after,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Maps an instrument's code to be ignored (supervisor): its results (a research
+    /// parameter, an image reference) are skipped without a quarantine. Deliberate, so audited
+    /// with what the code was mapped as before.
+    pub async fn ignore_test_code(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        instrument_code: &str,
+    ) -> AppResult<()> {
+        self.dispose_test_code(actor, instrument_id, instrument_code, CodeDisposition::Ignore).await
+    }
+
+    /// Maps an instrument's code as an instrument flag (supervisor): a hematology analyzer's
+    /// interpretive message (`Blasts?`, `Left_Shift?`, `NRBC?`), raised when it carries an
+    /// abnormal flag, no value, or a value that is not a number. A raised flag is stored on
+    /// the specimen's results in the same message, which then go to a technologist.
+    pub async fn map_flag_code(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        instrument_code: &str,
+    ) -> AppResult<()> {
+        self.dispose_test_code(actor, instrument_id, instrument_code, CodeDisposition::Flag).await
+    }
+
+    async fn dispose_test_code(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        instrument_code: &str,
+        disposition: CodeDisposition,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        let code = instrument_code.trim();
+        if code.is_empty() || code.chars().count() > 100 {
+            return Err(AppError::invalid(
+                "instrument_code",
+                "enter the code the instrument sends (up to 100 characters)",
+            ));
+        }
+        let instrument = self.store.instrument(instrument_id).await?;
+        let before = self
+            .store
+            .test_codes(instrument_id)
+            .await?
+            .into_iter()
+            .find(|c| c.instrument_code == code)
+            .map(|c| match c.disposition {
+                CodeDisposition::Result => c.test_code,
+                other => other.code().to_owned(),
+            });
+        let row = TestCodeRow {
+            instrument_id,
+            instrument_code: code.to_owned(),
+            test_code: String::new(),
+            unit: String::new(),
+            disposition,
+        };
+        let now = self.now_at();
+        let mut tx = self.store.begin().await?;
+        tx.map_test_code(&row).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: match disposition {
+                CodeDisposition::Flag => AuditAction::InstrumentMapFlag,
+                _ => AuditAction::InstrumentIgnoreCode,
+            },
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: None,
+            after: audit::state(&audit::CodeDisposed {
+                instrument_code: code,
+                mapped_as: disposition.code(),
+                before,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets what becomes of an instrument's message some of whose results cannot be taken
+    /// (supervisor): `hold` keeps the whole message in the quarantine (the default);
+    /// `store_mappable` stores the results that can be taken and keeps each other one in the
+    /// quarantine with its reason, the acknowledgement (AE) naming each.
+    pub async fn set_unmapped_results(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        setting: &str,
+    ) -> AppResult<()> {
+        self.require(actor, Action::EditCatalog)?;
+        let Some(setting) = UnmappedResults::parse(setting.trim()) else {
+            return Err(AppError::invalid(
+                "unmapped_results",
+                "hold (the whole message waits in the quarantine) or store_mappable (the results that can be taken are stored, the others wait in the quarantine)",
+            ));
+        };
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_at();
+        let mut tx = self.store.begin().await?;
+        tx.set_unmapped_results(instrument_id, setting).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: AuditAction::InstrumentUnmappedResults,
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: audit::state(&audit::UnmappedResultsSetting {
+                unmapped_results: instrument.unmapped_results.code(),
+            }),
+            after: audit::state(&audit::UnmappedResultsSetting {
+                unmapped_results: setting.code(),
+            }),
         })
         .await?;
         tx.commit().await?;

@@ -51,6 +51,10 @@ pub enum Ingested {
         /// Results not stored because their status says there is no value (pending, cannot
         /// be obtained): each is a warning in the acknowledgement.
         skipped: Vec<Skipped>,
+        /// Results kept in the quarantine with their reasons, the others stored (an
+        /// instrument set to store the mappable results): each is an error in the
+        /// acknowledgement, which is then AE.
+        held: Vec<Refusal>,
     },
     /// A retransmission: nothing changed; answer with the acknowledgement stored before.
     Duplicate {
@@ -101,12 +105,14 @@ impl Ingested {
         }
     }
 
-    /// Every reason a quarantined message was refused for, the first first; none otherwise.
+    /// Every reason a quarantined message was refused for, the first first, or why each
+    /// result kept back from a partly stored message was; none otherwise.
     pub fn refusals(&self) -> Vec<&Refusal> {
         match self {
             Ingested::Quarantined { refusal, also, .. } => {
                 std::iter::once(refusal).chain(also).collect()
             }
+            Ingested::Accepted { held, .. } => held.iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -114,8 +120,8 @@ impl Ingested {
     /// The outcome with the message log id it was committed under.
     pub(super) fn with_message_id(self, id: i64) -> Ingested {
         match self {
-            Ingested::Accepted { results, skipped, .. } => {
-                Ingested::Accepted { message_id: id, results, skipped }
+            Ingested::Accepted { results, skipped, held, .. } => {
+                Ingested::Accepted { message_id: id, results, skipped, held }
             }
             Ingested::Ordered { patient_id, registered, orders, .. } => {
                 Ingested::Ordered { message_id: id, patient_id, registered, orders }
@@ -149,6 +155,9 @@ pub(crate) struct MessageRecord {
     pub quarantine: Option<Quarantine>,
     pub replay_of: Option<i64>,
     pub took: Took,
+    /// The sequence numbers of the OBX segments or R records kept in the quarantine from a
+    /// partly stored message.
+    pub held: Vec<usize>,
 }
 
 /// An inbound transfer that ended before its message was complete, for the message log.
@@ -204,6 +213,7 @@ impl MessageRecord {
             quarantine,
             replay_of: msg.replay_of,
             took: Took::Since(started),
+            held: Vec::new(),
         }
     }
 }
@@ -259,6 +269,7 @@ impl Lab {
                         }
                         Took::Micros(us) => us,
                     },
+                    held: &e.held,
                 },
                 self.now_at(),
             )
@@ -293,6 +304,7 @@ impl Lab {
             quarantine: None,
             replay_of: None,
             took: Took::Micros(0),
+            held: Vec::new(),
         };
         // Without a control id no other row can conflict with this one.
         let Some(id) = self.log_message(&mut tx, &record).await? else {
@@ -407,6 +419,10 @@ impl Lab {
                 Protocol::Hl7 => decode_for_replay(&original),
             };
             let mut results = decoded.results;
+            if original.outcome == MessageOutcome::Partial {
+                // Its other results were stored the first time: only those kept back go again.
+                results.retain(|r| original.held.contains(&r.location.sequence()));
+            }
             if let Some(a) = accession {
                 for r in &mut results {
                     r.accession = a.to_owned();

@@ -545,7 +545,7 @@ impl Lab {
                 Some(t) if t > self.now() => {
                     return refuse(Refusal::CollectedLater { at: at(17), sent: sent.to_owned() });
                 }
-                Some(t) => Some(t.as_microsecond()),
+                Some(t) => Some(cuvette_domain::time::Timestamp::from(t)),
             },
         };
         if let Some(index) = planned.iter().position(|p| p.placer_id == id) {

@@ -503,6 +503,7 @@ impl Lab {
             quarantine: None,
             replay_of: None,
             took: Took::Micros(round_trip_us),
+            held: Vec::new(),
         };
         if self.log_message(&mut tx, &record).await?.is_none() {
             // Logged already: sent before, and the process stopped before it was marked.

@@ -347,6 +347,27 @@ impl Refusal {
         }
     }
 
+    /// Whether the refusal is about one result alone (its code, unit, value or test), so that
+    /// an instrument set to store the mappable results stores the others and keeps this one
+    /// in the quarantine. A refusal about the specimen, the patient or the message holds the
+    /// whole message whatever the setting: the other results share its cause.
+    pub fn concerns_one_result(&self) -> bool {
+        use Refusal::*;
+        matches!(
+            self,
+            UnmappedCode { .. }
+                | UnitMismatch { .. }
+                | UnitNotExpected { .. }
+                | UnitNotConvertible { .. }
+                | SerumIndexNotWhole { .. }
+                | NotOrdered { .. }
+                | Locked { .. }
+                | NotMeasured { .. }
+                | InvalidValue { .. }
+                | NotConvertible { .. }
+        )
+    }
+
     /// The place as the message log writes it (`OBX 3`, `PID-7`), empty when the message as
     /// a whole is at fault.
     pub fn location(&self) -> String {

@@ -19,6 +19,7 @@ mod encodings;
 mod history;
 mod hl7_orders;
 mod interfaces;
+mod partial_results;
 mod privileges;
 mod qc;
 mod read_models;

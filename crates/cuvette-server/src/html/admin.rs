@@ -732,6 +732,9 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::InstrumentQcPattern
         | A::InstrumentSpecimenIdComponent
         | A::InstrumentCharset
+        | A::InstrumentIgnoreCode
+        | A::InstrumentMapFlag
+        | A::InstrumentUnmappedResults
         | A::QuarantineDismiss
         | A::QuarantineReplay
         | A::AutoverifySave

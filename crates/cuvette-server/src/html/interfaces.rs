@@ -9,8 +9,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use cuvette_app::records::{
-    Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, OutboxRow, Quarantine,
-    TestCodeRow,
+    CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
+    OutboxRow, Quarantine, TestCodeRow,
 };
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/interfaces", get(overview))
         .route("/interfaces/instruments", post(add_instrument))
         .route("/interfaces/instruments/{id}/codes", post(map_code))
+        .route("/interfaces/instruments/{id}/unmapped", post(set_unmapped_results))
         .route("/interfaces/messages", get(messages))
         .route("/interfaces/messages/{id}", get(message))
         .route("/interfaces/messages/{id}/replay", post(replay))
@@ -101,6 +102,7 @@ fn outbox_lines(s: &AppState, rows: &[OutboxRow]) -> Vec<OutboxLine> {
 /// One mapped code as the instruments panel shows it, with the conversion its results take.
 struct CodeLine {
     instrument_code: String,
+    /// The catalog test, or what the code is mapped as instead ("ignored", "instrument flag").
     test_code: String,
     unit: String,
     /// "mmol/L → mg/dL × 18.016 (glucose, …)", empty when the unit is the catalog's.
@@ -115,6 +117,22 @@ fn code_lines(s: &AppState, codes: &[TestCodeRow]) -> Vec<CodeLine> {
     codes
         .iter()
         .map(|c| {
+            let mapped_as = match c.disposition {
+                CodeDisposition::Result => None,
+                CodeDisposition::Ignore => Some("ignored: its results are skipped"),
+                CodeDisposition::Flag => {
+                    Some("instrument flag: stored on the specimen's results, sent to review")
+                }
+            };
+            if let Some(mapped_as) = mapped_as {
+                return CodeLine {
+                    instrument_code: c.instrument_code.clone(),
+                    test_code: mapped_as.to_owned(),
+                    unit: String::new(),
+                    conversion: String::new(),
+                    problem: String::new(),
+                };
+            }
             let (conversion, problem) = match catalog.catalog.test(&c.test_code) {
                 Some(def) => match units::mapping(def, &c.unit) {
                     Mapping::Same => (String::new(), String::new()),
@@ -151,7 +169,35 @@ struct OverviewPage {
     quarantine: Vec<LogLine>,
     outbox: Vec<OutboxLine>,
     form: InstrumentForm,
+    /// The code form of the instrument whose mapping was refused, as typed.
+    code_form: Option<(i64, CodeForm)>,
 }
+
+impl OverviewPage {
+    /// What the code form of `instrument` shows: what was typed when its mapping was refused.
+    fn typed(&self, instrument: &i64) -> CodeForm {
+        match &self.code_form {
+            Some((id, form)) if id == instrument => form.clone(),
+            _ => CodeForm::default(),
+        }
+    }
+
+    /// Whether `value` is what becomes of `instrument`'s results that cannot be taken.
+    fn chosen(&self, instrument: &InstrumentRow, value: &str) -> bool {
+        instrument.unmapped_results.code() == value
+    }
+
+    /// Whether the refused mapping was typed into `instrument`'s code form.
+    fn refused_here(&self, instrument: &i64) -> bool {
+        self.code_form.as_ref().is_some_and(|(id, _)| id == instrument)
+    }
+}
+
+/// The setting's choices: (value, words).
+const UNMAPPED_CHOICES: [(&str, &str); 2] = [
+    ("hold", "Hold the whole message in the quarantine"),
+    ("store_mappable", "Store the results that can be taken; quarantine the rest with the reason"),
+];
 
 #[derive(Deserialize, Default)]
 struct InstrumentForm {
@@ -187,6 +233,7 @@ async fn overview_page(
         quarantine: log_lines(s, &quarantine),
         outbox: outbox_lines(s, &outbox),
         form,
+        code_form: None,
     })
 }
 
@@ -219,7 +266,7 @@ async fn add_instrument(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Clone)]
 struct CodeForm {
     #[serde(default)]
     csrf: String,
@@ -229,6 +276,9 @@ struct CodeForm {
     test_code: String,
     #[serde(default)]
     unit: String,
+    /// `result` (or empty), `flag` or `ignore`.
+    #[serde(default)]
+    map_as: String,
 }
 
 async fn map_code(
@@ -238,11 +288,50 @@ async fn map_code(
     Form(form): Form<CodeForm>,
 ) -> Result<Response, WebError> {
     bench.check_csrf(&form.csrf)?;
-    match s
-        .lab
-        .map_test_code(&bench.actor, id, &form.instrument_code, &form.test_code, &form.unit)
-        .await
-    {
+    let lab = &s.lab;
+    let saved = match CodeDisposition::parse(form.map_as.trim()) {
+        None if !form.map_as.trim().is_empty() => Err(AppError::invalid(
+            "map_as",
+            "map the code as a result of a catalog test, an instrument flag, or ignored",
+        )),
+        Some(CodeDisposition::Flag) => {
+            lab.map_flag_code(&bench.actor, id, &form.instrument_code).await
+        }
+        Some(CodeDisposition::Ignore) => {
+            lab.ignore_test_code(&bench.actor, id, &form.instrument_code).await
+        }
+        Some(CodeDisposition::Result) | None => {
+            lab.map_test_code(&bench.actor, id, &form.instrument_code, &form.test_code, &form.unit)
+                .await
+        }
+    };
+    match saved {
+        Ok(()) => Ok(Redirect::to("/interfaces").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let mut page = overview_page(&s, &bench, errors, InstrumentForm::default()).await?;
+            page.code_form = Some((id, form));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct UnmappedForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    unmapped_results: String,
+}
+
+async fn set_unmapped_results(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<UnmappedForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    match s.lab.set_unmapped_results(&bench.actor, id, &form.unmapped_results).await {
         Ok(()) => Ok(Redirect::to("/interfaces").into_response()),
         Err(AppError::Invalid(errors)) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -76,6 +76,7 @@ async fn damaged(sql: &str) -> (Db, Seed) {
                 quarantine: Some(Quarantine::Open),
                 replay_of: None,
                 processed_us: 10,
+                held: &[],
             },
             AT,
         )

@@ -1,8 +1,8 @@
 //! Instruments and their code maps, the message log with its quarantine, and the outbox.
 
 use cuvette_store::{
-    Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow, NewMessage, OutboxRow,
-    OutboxStatus, Protocol, Quarantine, TestCodeRow,
+    CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
+    NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
 };
 
 use crate::{AT, Db, at, same};
@@ -15,18 +15,29 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
     tx.set_qc_pattern(id, "QC-*").await.unwrap();
     tx.set_specimen_id_component(id, Some(3)).await.unwrap();
     tx.set_instrument_charset(id, Some("windows-1252")).await.unwrap();
+    tx.set_unmapped_results(id, UnmappedResults::StoreMappable).await.unwrap();
     let glucose = TestCodeRow {
         instrument_id: id,
         instrument_code: "717".into(),
         test_code: "GLU".into(),
         unit: "mg/dL".into(),
+        disposition: CodeDisposition::Result,
     };
     let potassium = TestCodeRow {
         instrument_id: id,
         instrument_code: "989".into(),
         test_code: "K".into(),
         unit: "mmol/L".into(),
+        disposition: CodeDisposition::Result,
     };
+    let research = TestCodeRow {
+        instrument_id: id,
+        instrument_code: "9999".into(),
+        test_code: String::new(),
+        unit: String::new(),
+        disposition: CodeDisposition::Ignore,
+    };
+    tx.map_test_code(&research).await.unwrap();
     tx.map_test_code(&potassium).await.unwrap();
     tx.map_test_code(&TestCodeRow { test_code: "GLUC".into(), ..glucose.clone() }).await.unwrap();
     tx.map_test_code(&glucose).await.unwrap(); // re-mapped: the last mapping stands
@@ -41,6 +52,7 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
         qc_pattern: "QC-*".into(),
         specimen_id_component: Some(3),
         charset: Some("windows-1252".into()),
+        unmapped_results: UnmappedResults::StoreMappable,
     };
     same(&db.store.instrument(id).await.unwrap(), &instrument);
     same(&db.store.instruments().await.unwrap()[..], &[instrument.clone()][..]);
@@ -49,7 +61,7 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
         &Some(instrument.clone()),
     );
     assert!(db.store.instrument_by_sender(Protocol::Hl7, "H7600").await.unwrap().is_none());
-    let codes = vec![glucose, potassium];
+    let codes = vec![glucose, potassium, research];
     same(&db.store.test_codes(id).await.unwrap(), &codes);
     same(
         &db.store.instrument_with_codes(Protocol::Astm, "H7600").await.unwrap(),
@@ -75,6 +87,7 @@ fn quarantined<'a>(raw: &'a [u8]) -> NewMessage<'a> {
         quarantine: Some(Quarantine::Open),
         replay_of: None,
         processed_us: 1234,
+        held: &[],
     }
 }
 
@@ -105,6 +118,7 @@ async fn a_quarantined_message_and_its_replay_read_back_with_every_column() {
         quarantine: Some(Quarantine::Open),
         replay_of: None,
         processed_us: 1234,
+        held: Vec::new(),
     };
     same(&db.store.message(id).await.unwrap(), &written);
     same(
@@ -124,13 +138,14 @@ async fn a_quarantined_message_and_its_replay_read_back_with_every_column() {
         .insert_message(
             &NewMessage {
                 control_id: Some("MSG0001#replay"),
-                outcome: MessageOutcome::Accepted,
-                detail: "1 results stored",
+                outcome: MessageOutcome::Partial,
+                detail: "1 results stored; OBX 2 and OBX 4 kept in the quarantine",
                 ack: None,
                 accession: None,
                 results: 1,
                 quarantine: None,
                 replay_of: Some(id),
+                held: &[2, 4],
                 ..quarantined(&raw)
             },
             at(2),
@@ -146,12 +161,13 @@ async fn a_quarantined_message_and_its_replay_read_back_with_every_column() {
     let read = db.store.message(replay).await.unwrap();
     assert_eq!(
         (read.outcome, read.quarantine, read.replay_of, read.ack, read.accession, read.results),
-        (MessageOutcome::Accepted, None, Some(id), None, None, 1)
+        (MessageOutcome::Partial, None, Some(id), None, None, 1)
     );
+    assert_eq!(read.held, [2, 4], "the records kept back read back in order");
     assert!(db.store.messages(&open).await.unwrap().is_empty(), "nothing left open");
     let accepted = MessageFilter {
         direction: Some(Direction::In),
-        outcome: Some(MessageOutcome::Accepted),
+        outcome: Some(MessageOutcome::Partial),
         limit: 10,
         ..Default::default()
     };
