@@ -369,10 +369,28 @@ async fn messages(
     Query(q): Query<LogQuery>,
 ) -> Result<Html<String>, WebError> {
     const PAGE: i64 = 200;
+    // An empty choice is no filter; anything else must be a code, or the page would quietly
+    // show every message under a filter the reader thinks is applied.
+    let direction = match q.direction.trim() {
+        "" => None,
+        code => Some(Direction::parse(code).ok_or_else(|| {
+            AppError::invalid("direction", format!("{code:?} is not a direction: choose in or out"))
+        })?),
+    };
+    let outcome = match q.outcome.trim() {
+        "" => None,
+        code => Some(MessageOutcome::parse(code).ok_or_else(|| {
+            let known: Vec<&str> = MessageOutcome::ALL.iter().map(|o| o.code()).collect();
+            AppError::invalid(
+                "outcome",
+                format!("{code:?} is not an outcome: choose one of {}", known.join(", ")),
+            )
+        })?),
+    };
     let filter = MessageFilter {
         open_quarantine: false,
-        direction: Direction::parse(&q.direction),
-        outcome: MessageOutcome::parse(&q.outcome),
+        direction,
+        outcome,
         text: Some(q.q.trim().to_owned()).filter(|t| !t.is_empty()),
         before_id: q.before.parse().ok(),
         limit: PAGE,

@@ -293,3 +293,27 @@ async fn the_api_and_the_catalog_form_refuse_a_decimal_comma_in_the_same_words()
     assert_eq!(form.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(form.body.contains(words), "the form says why beside the field");
 }
+
+#[tokio::test]
+async fn a_message_log_filter_that_is_no_direction_or_outcome_is_refused_not_ignored() {
+    let app = app().await;
+    let s = app.sign_in(Role::Technologist, "log").await;
+    assert_eq!(
+        app.get(&s, "/interfaces/messages?direction=in&outcome=quarantined").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&s, "/interfaces/messages?direction=&outcome=").await.status,
+        StatusCode::OK
+    );
+    let sideways = app.get(&s, "/interfaces/messages?direction=sideways").await;
+    assert_eq!(sideways.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(sideways.body.contains("is not a direction: choose in or out"), "{}", sideways.body);
+    let lost = app.get(&s, "/interfaces/messages?outcome=lost").await;
+    assert_eq!(lost.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        lost.body.contains("is not an outcome: choose one of accepted, quarantined"),
+        "{}",
+        lost.body
+    );
+}
