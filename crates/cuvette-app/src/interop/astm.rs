@@ -10,7 +10,7 @@ use cuvette_store::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    Aborted, Decoded, Inbound, Ingested, MessageRecord, Place, ReceivedResult, Refusal, Took,
+    Aborted, Decoded, Inbound, Ingested, MessageRecord, Place, Query, ReceivedResult, Refusal, Took,
 };
 use crate::{AppError, AppResult, Lab};
 
@@ -303,26 +303,19 @@ pub async fn answer_query(
         }
     };
     let mut tx = store.begin().await?;
-    let record = MessageRecord {
-        direction: Direction::In,
+    let record = Query {
         protocol: Protocol::Astm,
-        channel: channel.into(),
-        peer: peer.into(),
+        channel,
+        peer,
         sender,
-        // Instruments repeat identical queries; each is logged, none is a duplicate.
-        control_id: None,
-        message_type: QUERY_MESSAGE_TYPE.into(),
-        raw: raw.to_vec(),
-        outcome: MessageOutcome::Query,
+        message_type: QUERY_MESSAGE_TYPE,
+        raw,
         detail,
-        ack: None,
+        answer: None,
         accession: specimens.first().cloned(),
-        results: 0,
-        quarantine: None,
-        replay_of: None,
-        took: Took::Since(started),
-        held: Vec::new(),
-    };
+        started,
+    }
+    .into_record();
     lab.log_message(&mut tx, &record).await?;
     tx.commit().await?;
     Ok(Some(query_answer(&answers)))

@@ -5,16 +5,16 @@
 
 use cuvette_hl7::{
     AckBuilder, AckCode, AckMode, ErrSegment, ErrorCode, ErrorLocation, FieldValue, Message,
-    MessageBuilder, Segment, SegmentBuilder, Severity,
+    MessageBuilder, Msh, Segment, SegmentBuilder, Severity,
 };
 
 use cuvette_domain::patient::SentIdentity;
-use cuvette_store::{Direction, MessageOutcome, Protocol};
+use cuvette_store::Protocol;
 
 use super::refusal::Hl7Error;
 use super::{
-    Aborted, Decoded, Inbound, Ingested, MessageRecord, OrderMessage, Place, ReceivedOrder,
-    ReceivedPatient, ReceivedResult, ReceivedSpecimen, Refusal, Skipped, Took,
+    Aborted, Decoded, Inbound, Ingested, OrderMessage, Place, Query, ReceivedOrder,
+    ReceivedPatient, ReceivedResult, ReceivedSpecimen, Refusal, Skipped,
 };
 use crate::{AppResult, Lab};
 
@@ -689,32 +689,10 @@ pub fn order_ack(
         "O21" => ("ORL", "O22", "ORL_O22"),
         _ => ("ORR", "O02", "ORR_O02"),
     };
-    let processing_id = if msh.processing_id().is_empty() {
-        FieldValue::text("P")
-    } else {
-        msh.processing_id().into()
-    };
-    let mut header = SegmentBuilder::new("MSH")
-        .field(5, msh.sending_application())
-        .field(6, msh.sending_facility())
-        .field(7, timestamp)
-        .field(9, FieldValue::components([code, trigger, structure]))
-        .field(10, control_id)
-        .field(11, processing_id)
-        .field(12, VERSION);
-    // We answer as the receiver the message named, or as Cuvette when it named none.
-    if msh.receiving_application().is_empty() {
-        header.set(3, SENDING_APPLICATION);
-        header.set(4, SENDING_FACILITY);
-    } else {
-        header.set(3, msh.receiving_application());
-        header.set(4, msh.receiving_facility());
-    }
+    let header = reply_header(&msh, [code, trigger, structure], control_id, timestamp);
     let errors = errors(outcome);
     let ack_code = ack_code(&errors);
-    let acknowledged =
-        if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() };
-    let mut msa = SegmentBuilder::new("MSA").field(1, ack_code.code()).field(2, acknowledged);
+    let mut msa = SegmentBuilder::new("MSA").field(1, ack_code.code()).field(2, acknowledged(&msh));
     if let Ingested::Quarantined { reason, .. } = outcome {
         msa.set(3, truncate(reason, 80));
     }
@@ -925,29 +903,22 @@ pub async fn answer_query(
     let (control_id, timestamp) = stamp(lab);
     let rsp = query_response(&query, &answer, &control_id, &timestamp);
     let mut tx = store.begin().await?;
-    let record = MessageRecord {
-        direction: Direction::In,
+    let record = Query {
         protocol: Protocol::Hl7,
-        channel: channel.into(),
-        peer: peer.into(),
+        channel,
+        peer,
         sender,
-        // Analyzers repeat identical queries; each is logged and answered, none is a duplicate.
-        control_id: None,
-        message_type: QUERY_MESSAGE_TYPE.into(),
-        raw: raw.to_vec(),
-        outcome: MessageOutcome::Query,
+        message_type: QUERY_MESSAGE_TYPE,
+        raw,
         detail,
-        ack: Some(rsp.clone()),
+        answer: Some(rsp.clone()),
         accession: match &answer {
             QueryAnswer::Found { accession, .. } => Some(accession.clone()),
             _ => Some(asked.clone()).filter(|a| !a.is_empty()),
         },
-        results: 0,
-        quarantine: None,
-        held: Vec::new(),
-        replay_of: None,
-        took: Took::Since(started),
-    };
+        started,
+    }
+    .into_record();
     lab.log_message(&mut tx, &record).await?;
     tx.commit().await?;
     Ok(Some(rsp))
@@ -1011,14 +982,14 @@ impl QueryRefusal {
     }
 }
 
-/// The RSP^K11 for a query (see [`answer_query`]).
-fn query_response(
-    query: &Message<'_>,
-    answer: &QueryAnswer,
+/// The MSH of a reply (ORL/ORR, RSP): addressed back to the sender, from the receiver the
+/// message named (or Cuvette when it named none), in the message's processing mode.
+fn reply_header(
+    msh: &Msh<'_>,
+    message_type: [&str; 3],
     control_id: &str,
     timestamp: &str,
-) -> Vec<u8> {
-    let msh = query.msh();
+) -> SegmentBuilder {
     let processing_id = if msh.processing_id().is_empty() {
         FieldValue::text("P")
     } else {
@@ -1028,7 +999,7 @@ fn query_response(
         .field(5, msh.sending_application())
         .field(6, msh.sending_facility())
         .field(7, timestamp)
-        .field(9, FieldValue::components(["RSP", "K11", "RSP_K11"]))
+        .field(9, FieldValue::components(message_type))
         .field(10, control_id)
         .field(11, processing_id)
         .field(12, VERSION);
@@ -1039,14 +1010,29 @@ fn query_response(
         header.set(3, msh.receiving_application());
         header.set(4, msh.receiving_facility());
     }
-    let acknowledged =
-        if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() };
+    header
+}
+
+/// MSA-2: the control id (MSH-10) of the message answered, null when it had none.
+fn acknowledged(msh: &Msh<'_>) -> FieldValue {
+    if msh.control_id().is_empty() { FieldValue::null() } else { msh.control_id().into() }
+}
+
+/// The RSP^K11 for a query (see [`answer_query`]).
+fn query_response(
+    query: &Message<'_>,
+    answer: &QueryAnswer,
+    control_id: &str,
+    timestamp: &str,
+) -> Vec<u8> {
+    let msh = query.msh();
+    let header = reply_header(&msh, ["RSP", "K11", "RSP_K11"], control_id, timestamp);
     let (ack, status) = match answer {
         QueryAnswer::Found { .. } => (AckCode::ApplicationAccept, "OK"),
         QueryAnswer::NotFound => (AckCode::ApplicationAccept, "NF"),
         QueryAnswer::Refused(_) => (AckCode::ApplicationError, "AE"),
     };
-    let mut msa = SegmentBuilder::new("MSA").field(1, ack.code()).field(2, acknowledged);
+    let mut msa = SegmentBuilder::new("MSA").field(1, ack.code()).field(2, acknowledged(&msh));
     if let QueryAnswer::Refused(why) = answer {
         msa.set(3, truncate(&why.to_string(), 80));
     }

@@ -218,6 +218,49 @@ impl MessageRecord {
     }
 }
 
+/// An instrument's host query, for the message log: the same shape from both protocols.
+pub(crate) struct Query<'a> {
+    pub protocol: Protocol,
+    pub channel: &'a str,
+    pub peer: &'a str,
+    pub sender: String,
+    pub message_type: &'a str,
+    pub raw: &'a [u8],
+    /// What was asked and what was answered.
+    pub detail: String,
+    /// The answer sent, when it is a message of its own (HL7 RSP^K11).
+    pub answer: Option<Vec<u8>>,
+    /// The specimen asked for (the first, when several).
+    pub accession: Option<String>,
+    pub started: cuvette_domain::time::Timestamp,
+}
+
+impl Query<'_> {
+    /// The log entry: instruments repeat identical queries, so each is logged and answered
+    /// and none is a duplicate (no control id is kept for the duplicate check).
+    pub(super) fn into_record(self) -> MessageRecord {
+        MessageRecord {
+            direction: Direction::In,
+            protocol: self.protocol,
+            channel: self.channel.into(),
+            peer: self.peer.into(),
+            sender: self.sender,
+            control_id: None,
+            message_type: self.message_type.into(),
+            raw: self.raw.to_vec(),
+            outcome: MessageOutcome::Query,
+            detail: self.detail,
+            ack: self.answer,
+            accession: self.accession,
+            results: 0,
+            quarantine: None,
+            replay_of: None,
+            took: Took::Since(self.started),
+            held: Vec::new(),
+        }
+    }
+}
+
 impl Lab {
     /// The answer already given to this message, when it is a retransmission (same sender,
     /// same control id): nothing is processed twice.

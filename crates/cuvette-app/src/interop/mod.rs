@@ -47,4 +47,4 @@ pub use orders::{
 pub use refusal::{Hl7Error, Place, Refusal};
 
 pub(crate) use ingest::{NO_VALUE_STATUSES, instrument_actor, unit_of_result};
-pub(crate) use message_log::{Aborted, MessageRecord, Took};
+pub(crate) use message_log::{Aborted, MessageRecord, Query, Took};
