@@ -2,9 +2,10 @@
 //!
 //! What this crate is:
 //!
-//! - a parser, [`Message`], that borrows the bytes it reads: segments are indexed once, and
-//!   fields, repetitions, components and subcomponents are slices found on access, with escape
-//!   sequences decoded only when asked ([`Field::decoded`]). Lenient by default, as receivers
+//! - a parser, [`Message`], that borrows the bytes it reads: segments are indexed once, each
+//!   segment's fields once when its view is made, and repetitions, components and
+//!   subcomponents are slices of their field found on access, with escape sequences decoded
+//!   only when asked ([`Field::decoded`]). Lenient by default, as receivers
 //!   must be (BOM, LF line ends, blank lines, batches), and strict on request
 //!   ([`Message::parse_strict`]) with errors that name the byte, segment and field;
 //! - a writer, [`MessageBuilder`], that escapes data and ends segments with CR, and

@@ -1,8 +1,11 @@
-//! Reading a message: segments found once, everything below them found on access.
+//! Reading a message: segments found once, each segment's fields found once, everything below
+//! them found on access.
 //!
-//! [`Message::parse`] finds the segments (one `memchr` pass) and keeps their byte ranges;
-//! fields, repetitions, components and subcomponents are slices of the input found when asked
-//! for, and escape sequences are decoded only by [`Field::decoded`] and friends. Nothing is
+//! [`Message::parse`] finds the segments (one `memchr` pass) and keeps their byte ranges. A
+//! [`Segment`] view records where its fields start when it is made (one pass over the segment,
+//! eight bytes at a time), so that `field(n)` is a lookup rather than a rescan of the segment;
+//! repetitions, components and subcomponents are slices of their field found when asked for,
+//! and escape sequences are decoded only by [`Field::decoded`] and friends. Nothing is
 //! converted to UTF-8 unless asked ([`Field::text`]): MSH-18 may declare ISO 8859-1, and a byte
 //! like 0x96 must reach the caller as it came.
 
@@ -25,7 +28,8 @@ pub const SEGMENTS_MAX: usize = 65_536;
 
 /// A parsed HL7 v2 message borrowing its input.
 ///
-/// Segments are indexed at parse time; all other structure is found on access. Numbering
+/// Segments are indexed at parse time and a segment's fields when its view is made; all other
+/// structure is found on access, within its field. Numbering
 /// follows the standard: [`Segment::field`] takes HL7 field numbers, and repetitions,
 /// components and subcomponents count from 1.
 ///
@@ -119,7 +123,17 @@ impl<'a> Message<'a> {
 
     /// Every segment whose ID is `id`, in order.
     pub fn segments_with_id<'m>(&'m self, id: &'m str) -> impl Iterator<Item = Segment<'a>> + 'm {
-        self.segments().filter(move |segment| segment.id() == id.as_bytes())
+        let (id, fs) = (id.as_bytes(), self.separators.field());
+        // The ID is compared before a view is made, so that only the segments asked for have
+        // their fields indexed. The ID is what comes before the first field separator.
+        let wanted = move |raw: &[u8]| {
+            !id.contains(&fs) && raw.starts_with(id) && raw.get(id.len()).is_none_or(|&b| b == fs)
+        };
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(move |(_, span)| wanted(&self.input[span.start..span.end]))
+            .map(|(index, &span)| self.make_segment(index, span))
     }
 
     /// The message header (the first MSH; there is always one in a parsed message).
@@ -152,13 +166,9 @@ impl<'a> Message<'a> {
         Some(value)
     }
 
+    #[inline]
     fn make_segment(&self, index: usize, span: Span) -> Segment<'a> {
-        Segment {
-            raw: &self.input[span.start..span.end],
-            separators: self.separators,
-            index,
-            offset: span.start,
-        }
+        Segment::new(&self.input[span.start..span.end], self.separators, index, span.start)
     }
 }
 
@@ -177,6 +187,7 @@ pub struct Segments<'m, 'a> {
 impl<'a> Iterator for Segments<'_, 'a> {
     type Item = Segment<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Segment<'a>> {
         let (index, &span) = self.inner.next()?;
         Some(self.message.make_segment(index, span))
@@ -196,18 +207,33 @@ pub struct Segment<'a> {
     separators: Separators,
     index: usize,
     offset: usize,
+    /// MSH, BHS or FHS: see [`Segment::is_header`].
+    header: bool,
+    fields: FieldIndex,
 }
 
 impl<'a> Segment<'a> {
+    fn new(raw: &'a [u8], separators: Separators, index: usize, offset: usize) -> Segment<'a> {
+        let fs = separators.field();
+        let header =
+            matches!(raw.get(..3), Some(b"MSH" | b"BHS" | b"FHS")) && raw.get(3) == Some(&fs);
+        Segment { raw, separators, index, offset, header, fields: FieldIndex::new(raw, fs) }
+    }
+
+    /// The `k`-th (0-based) element between field separators: 0 is the ID.
+    #[inline]
+    fn element(&self, k: usize) -> &'a [u8] {
+        self.fields.element(self.raw, self.separators.field(), k)
+    }
+
     /// The segment ID: the bytes before the first field separator (`b"OBX"`).
+    #[inline]
     pub fn id(&self) -> &'a [u8] {
-        match memchr(self.separators.field(), self.raw) {
-            Some(end) => &self.raw[..end],
-            None => self.raw,
-        }
+        self.element(0)
     }
 
     /// The segment as on the wire, without its terminator.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
@@ -225,9 +251,9 @@ impl<'a> Segment<'a> {
     /// Whether this segment declares the delimiters (MSH, BHS, FHS), which shifts its field
     /// numbering by one: HL7 v2.5.1 §2.14.9, MSH-1 is the field separator itself and MSH-2 the
     /// encoding characters, so MSH-n is the (n-1)-th element after the ID.
+    #[inline]
     pub fn is_header(&self) -> bool {
-        matches!(self.raw.get(..3), Some(b"MSH" | b"BHS" | b"FHS"))
-            && self.raw.get(3) == Some(&self.separators.field())
+        self.header
     }
 
     /// Field `n` by its HL7 number (PID-3 is `field(3)`, MSH-9 is `field(9)`).
@@ -236,24 +262,25 @@ impl<'a> Segment<'a> {
     /// literal values: never split into components and never unescaped (§2.14.9.1–2). A field
     /// beyond the last one present — senders omit trailing empty fields (§2.5.3) — and the
     /// meaningless `field(0)` are empty.
+    #[inline]
     pub fn field(&self, n: usize) -> Field<'a> {
-        let fs = self.separators.field();
-        let (raw, literal) = if self.is_header() {
+        let (raw, literal) = if self.header {
             match n {
                 0 => (&self.raw[..0], false),
                 1 => (&self.raw[3..4], true),
-                2 => (element(self.raw, fs, 1), true),
-                n => (element(self.raw, fs, n - 1), false),
+                2 => (self.element(1), true),
+                n => (self.element(n - 1), false),
             }
         } else if n == 0 {
             (&self.raw[..0], false)
         } else {
-            (element(self.raw, fs, n), false)
+            (self.element(n), false)
         };
         Field(Element { raw, separators: self.separators, literal })
     }
 
     /// The fields present, from field 1 (MSH-1 for a header) to the last one sent.
+    #[inline]
     pub fn fields(&self) -> Fields<'a> {
         let mut inner = Split::new(self.raw, Some(self.separators.field()));
         inner.next(); // The segment ID is not a field.
@@ -267,9 +294,10 @@ impl<'a> Segment<'a> {
     }
 
     /// The number of the last field present (0 for a segment that is only an ID).
+    #[inline]
     pub fn field_count(&self) -> usize {
-        let separators = memchr_iter(self.separators.field(), self.raw).count();
-        if self.is_header() { separators + 1 } else { separators }
+        let separators = self.fields.separator_count(self.raw, self.separators.field());
+        if self.header { separators + 1 } else { separators }
     }
 }
 
@@ -290,6 +318,7 @@ pub struct Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Field<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Field<'a>> {
         if let Some(raw) = self.msh1.take() {
             return Some(Field(Element { raw, separators: self.separators, literal: true }));
@@ -465,16 +494,19 @@ pub struct Value<'a>(Element<'a>);
 impl<'a> Field<'a> {
     /// The repetitions (split on the repetition separator). An empty field yields one empty
     /// repetition: a field always holds at least one.
+    #[inline]
     pub fn repetitions(&self) -> Repetitions<'a> {
         Repetitions(self.0.parts(self.0.separators.repetition()))
     }
 
     /// Repetition `n` (from 1); empty when absent.
+    #[inline]
     pub fn repetition(&self, n: usize) -> Repetition<'a> {
         Repetition(self.0.nth(self.0.separators.repetition(), n))
     }
 
     /// Component `n` (from 1) of the first repetition, the usual reading of `PID-5-1`.
+    #[inline]
     pub fn component(&self, n: usize) -> Component<'a> {
         self.repetition(1).component(n)
     }
@@ -497,11 +529,13 @@ impl<'a> Field<'a> {
 
 impl<'a> Repetition<'a> {
     /// The components (split on the component separator).
+    #[inline]
     pub fn components(&self) -> Components<'a> {
         Components(self.0.parts(self.0.separators.component()))
     }
 
     /// Component `n` (from 1); empty when absent.
+    #[inline]
     pub fn component(&self, n: usize) -> Component<'a> {
         Component(self.0.nth(self.0.separators.component(), n))
     }
@@ -509,11 +543,13 @@ impl<'a> Repetition<'a> {
 
 impl<'a> Component<'a> {
     /// The subcomponents (split on the subcomponent separator).
+    #[inline]
     pub fn subcomponents(&self) -> Subcomponents<'a> {
         Subcomponents(self.0.parts(self.0.separators.subcomponent()))
     }
 
     /// Subcomponent `n` (from 1); empty when absent.
+    #[inline]
     pub fn subcomponent(&self, n: usize) -> Subcomponent<'a> {
         Subcomponent(self.0.nth(self.0.separators.subcomponent(), n))
     }
@@ -524,6 +560,7 @@ macro_rules! value_methods {
         impl<'a> $t<'a> {
             /// The bytes as on the wire: delimiters of lower levels and escape sequences
             /// included.
+            #[inline]
             pub fn raw(&self) -> &'a [u8] {
                 self.0.raw
             }
@@ -551,17 +588,20 @@ macro_rules! value_methods {
             }
 
             /// Empty: not present (§2.5.3: "not sent" and "empty" read the same).
+            #[inline]
             pub fn is_empty(&self) -> bool {
                 self.0.raw.is_empty()
             }
 
             /// The explicit null `""`: the receiver must delete the value it holds
             /// (§2.5.3, null values).
+            #[inline]
             pub fn is_null(&self) -> bool {
                 self.0.raw == b"\"\""
             }
 
             /// This element as a [`Value`].
+            #[inline]
             pub fn value(&self) -> Value<'a> {
                 Value(self.0)
             }
@@ -585,6 +625,7 @@ macro_rules! parts_iterator {
         impl<'a> Iterator for $name<'a> {
             type Item = $item<'a>;
 
+            #[inline]
             fn next(&mut self) -> Option<$item<'a>> {
                 self.0.next().map($item)
             }
@@ -610,6 +651,7 @@ struct Parts<'a> {
 impl<'a> Iterator for Parts<'a> {
     type Item = Element<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Element<'a>> {
         let raw = self.split.next()?;
         Some(Element { raw, separators: self.separators, literal: self.literal })
@@ -626,6 +668,7 @@ struct Element<'a> {
 }
 
 impl<'a> Element<'a> {
+    #[inline]
     fn parts(&self, separator: u8) -> Parts<'a> {
         let separator = (!self.literal).then_some(separator);
         Parts {
@@ -635,6 +678,7 @@ impl<'a> Element<'a> {
         }
     }
 
+    #[inline]
     fn nth(&self, separator: u8, n: usize) -> Element<'a> {
         let raw = if n == 0 {
             &self.raw[..0]
@@ -647,7 +691,92 @@ impl<'a> Element<'a> {
     }
 }
 
+/// How many field separators a segment view keeps the offsets of: MSH, PID, ORC and OBX as
+/// laboratories send them fit; fields after the 32nd are found by scanning on from there.
+const INDEXED_SEPARATORS: usize = 32;
+
+/// Where a segment's field separators are, found once when its view is made, so that reading
+/// fields by number costs one pass over the segment instead of one per field. It lives inline
+/// in the (copied) view: no allocation per segment.
+#[derive(Clone, Copy)]
+struct FieldIndex {
+    /// Offsets in the segment of its first `kept` field separators.
+    separators: [u16; INDEXED_SEPARATORS],
+    kept: u8,
+    /// Whether every separator of the segment is kept. When not — more than
+    /// [`INDEXED_SEPARATORS`] of them, or a segment longer than 64 KiB (an ED field carrying a
+    /// document) — elements after the last kept separator are found by scanning on from it, so
+    /// that a field near the start of a large segment does not cost a pass over all of it.
+    complete: bool,
+}
+
+impl FieldIndex {
+    fn new(raw: &[u8], fs: u8) -> FieldIndex {
+        let mut separators = [0; INDEXED_SEPARATORS];
+        let mut kept = 0;
+        let scanned = &raw[..raw.len().min(usize::from(u16::MAX) + 1)];
+        // Eight bytes at a time: fields are a few bytes long, too short for a `memchr` call to
+        // pay for itself on each one.
+        let mut words = scanned.chunks_exact(8);
+        let mut last = [0; 8];
+        let tail = words.remainder();
+        // The field separator is printable (`Separators::new`), so the zeros after the tail
+        // never match.
+        last[..tail.len()].copy_from_slice(tail);
+        const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
+        let pattern = u64::from_ne_bytes([fs; 8]);
+        for (word_index, word) in (&mut words).chain([&last[..]]).enumerate() {
+            let word = u64::from_le_bytes(word.try_into().expect("words of eight")) ^ pattern;
+            // The high bit of each byte that was `fs` (now zero), and nothing else: adding 0x7F
+            // to the low seven bits cannot carry into the next byte.
+            let mut found = !((word & LOW7).wrapping_add(LOW7) | word | LOW7);
+            while found != 0 {
+                if kept == INDEXED_SEPARATORS {
+                    return FieldIndex { separators, kept: kept as u8, complete: false };
+                }
+                // Below 64 KiB: only that much of the segment is scanned.
+                separators[kept] = (word_index * 8 + found.trailing_zeros() as usize / 8) as u16;
+                kept += 1;
+                found &= found - 1;
+            }
+        }
+        FieldIndex { separators, kept: kept as u8, complete: scanned.len() == raw.len() }
+    }
+
+    /// The `k`-th (0-based) element of `raw` between separators; empty when there are fewer.
+    #[inline]
+    fn element<'a>(&self, raw: &'a [u8], fs: u8, k: usize) -> &'a [u8] {
+        let kept = usize::from(self.kept);
+        let after = |i: usize| usize::from(self.separators[i]) + 1;
+        if k < kept {
+            let start = if k == 0 { 0 } else { after(k - 1) };
+            &raw[start..usize::from(self.separators[k])]
+        } else if self.complete {
+            match k {
+                0 => raw,
+                k if k == kept => &raw[after(k - 1)..],
+                _ => &raw[raw.len()..],
+            }
+        } else {
+            let from = if kept == 0 { 0 } else { after(kept - 1) };
+            element(&raw[from..], fs, k - kept)
+        }
+    }
+
+    /// How many field separators `raw` holds.
+    #[inline]
+    fn separator_count(&self, raw: &[u8], fs: u8) -> usize {
+        let kept = usize::from(self.kept);
+        if self.complete {
+            return kept;
+        }
+        let from = if kept == 0 { 0 } else { usize::from(self.separators[kept - 1]) + 1 };
+        kept + memchr_iter(fs, &raw[from..]).count()
+    }
+}
+
 /// The `k`-th (0-based) piece of `raw` split on `separator`; empty when there are fewer.
+#[inline]
 fn element(raw: &[u8], separator: u8, k: usize) -> &[u8] {
     let start = if k == 0 {
         0
@@ -668,6 +797,7 @@ struct Split<'a> {
 }
 
 impl<'a> Split<'a> {
+    #[inline]
     fn new(raw: &'a [u8], separator: Option<u8>) -> Split<'a> {
         Split { rest: Some(raw), separator }
     }
@@ -676,6 +806,7 @@ impl<'a> Split<'a> {
 impl<'a> Iterator for Split<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
         match self.separator.and_then(|s| memchr(s, rest)) {
@@ -858,7 +989,7 @@ fn check_segment(
             found: shown.escape_ascii().to_string(),
         });
     }
-    let segment = Segment { raw, separators: *separators, index, offset };
+    let segment = Segment::new(raw, *separators, index, offset);
     if index == 0 {
         // §2.14.9: these MSH fields are required (R) in v2.5.1.
         for (field, name) in [

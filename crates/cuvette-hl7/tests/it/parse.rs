@@ -286,6 +286,57 @@ fn limits() {
     );
 }
 
+// An ED field carries a whole document (a scanned report in Base64) in one OBX: the fields
+// before it, after it, and around the 64 KiB the field index covers are read exactly.
+
+#[test]
+fn fields_around_a_document_larger_than_64_kib_are_read_exactly() {
+    for length in [65_520, 65_525, 65_526, 65_527, 65_528, 65_529, 65_535, 65_536, 200_000] {
+        let mut bytes = b"MSH|^~\\&|LAB||LIS||20240501120000||ORU^R01|1|P|2.5.1\r".to_vec();
+        bytes.extend_from_slice(b"OBX|1|ED|11502-2^Laboratory report^LN||^AP^PDF^Base64^");
+        let document = vec![b'Q'; length];
+        bytes.extend_from_slice(&document);
+        bytes.extend_from_slice(b"||||||F");
+        for n in 12..=40 {
+            bytes.extend_from_slice(format!("|f{n}").as_bytes());
+        }
+        bytes.push(b'\r');
+        let message = Message::parse(&bytes).unwrap();
+        let obx = message.segment("OBX").unwrap();
+        assert_eq!(obx.field(3).component(2).text(), "Laboratory report", "{length}");
+        assert_eq!(obx.field(5).component(5).raw(), document.as_slice(), "{length}");
+        assert_eq!(obx.field(6).raw(), b"", "{length}");
+        assert_eq!(obx.field(11).text(), "F", "{length}");
+        assert_eq!(obx.field(12).text(), "f12", "{length}");
+        assert_eq!(obx.field(40).text(), "f40", "{length}");
+        assert_eq!(obx.field(41).raw(), b"", "{length}");
+        assert_eq!(obx.field_count(), 40, "{length}");
+        assert_eq!(obx.fields().count(), 40, "{length}");
+        assert_eq!(message.get("OBX-40").unwrap().text(), "f40", "{length}");
+    }
+}
+
+// An OBR or PID may carry 40 and more fields, more than the field index keeps inline; the
+// ones past it are found by reading on from the last one kept.
+
+#[test]
+fn fields_past_the_thirty_second_are_read_exactly() {
+    let mut obr = String::from("OBR|1");
+    for n in 2..=50 {
+        obr.push_str(&format!("|{n}^{}", n * 10));
+    }
+    let bytes = format!("MSH|^~\\&|LAB||LIS||20240501120000||ORU^R01|1|P|2.5.1\r{obr}\r");
+    let message = Message::parse(bytes.as_bytes()).unwrap();
+    let obr = message.segment("OBR").unwrap();
+    assert_eq!(obr.field_count(), 50);
+    assert_eq!(obr.field(1).text(), "1");
+    for n in 2..=50 {
+        assert_eq!(obr.field(n).component(1).text(), n.to_string());
+        assert_eq!(obr.field(n).component(2).text(), (n * 10).to_string());
+    }
+    assert_eq!(obr.field(51).raw(), b"");
+}
+
 // §2.10.3: a batch header declares the delimiters like MSH.
 
 #[test]

@@ -155,6 +155,68 @@ proptest! {
         prop_assert_eq!(deframer.next_frame(), Some(Ok(bytes.clone())));
     }
 
+    // A segment's fields are indexed once when it is read; whatever the number of fields (past
+    // what the index keeps inline) and their lengths, a field read by its number is the one
+    // between its separators.
+    #[test]
+    fn a_field_read_by_number_is_the_one_between_its_separators(
+        separators in separators(),
+        header in any::<bool>(),
+        fields in proptest::collection::vec(
+            proptest::collection::vec(
+                prop_oneof![3 => any::<u8>(), 2 => proptest::sample::select(b"|^~\\&$%".to_vec())],
+                0..24),
+            0..80),
+    ) {
+        let fs = separators.field();
+        let fields: Vec<Vec<u8>> = fields
+            .into_iter()
+            .map(|f| f.into_iter().filter(|b| !matches!(b, b'\r' | b'\n') && *b != fs).collect())
+            .collect();
+        // "MSH" alone, with no field separator after it, is no header.
+        let header = header && !fields.is_empty();
+        let mut bytes = b"MSH".to_vec();
+        bytes.push(fs);
+        bytes.extend_from_slice(separators.encoding_characters());
+        bytes.push(b'\r');
+        let start = bytes.len();
+        if header {
+            // A second header (a lenient batch), whose first element after the ID is MSH-2.
+            bytes.extend_from_slice(b"MSH");
+        } else {
+            bytes.extend_from_slice(b"ZLN");
+        }
+        for field in &fields {
+            bytes.push(fs);
+            bytes.extend_from_slice(field);
+        }
+        let raw = bytes[start..].to_vec();
+        bytes.push(b'\r');
+        let message = Message::parse(&bytes).expect("a valid header is enough for lenient mode");
+        let segment = message.segment_at(1).expect("the segment after the header");
+        prop_assert_eq!(segment.raw(), raw.as_slice());
+        prop_assert_eq!(segment.is_header(), header);
+        // Element 0 is the ID; a header's field n is element n - 1 (MSH-1 is the separator).
+        let elements: Vec<&[u8]> = raw.split(|&b| b == fs).collect();
+        let expected = |n: usize| -> &[u8] {
+            match (header, n) {
+                (_, 0) => b"",
+                (true, 1) => &raw[3..4],
+                (true, n) => elements.get(n - 1).copied().unwrap_or(b""),
+                (false, n) => elements.get(n).copied().unwrap_or(b""),
+            }
+        };
+        let count = if header { fields.len() + 1 } else { fields.len() };
+        prop_assert_eq!(segment.field_count(), count);
+        prop_assert_eq!(segment.id(), &raw[..3]);
+        for n in 0..=count + 3 {
+            prop_assert_eq!(segment.field(n).raw(), expected(n), "field {}", n);
+        }
+        let iterated: Vec<&[u8]> = segment.fields().map(|f| f.raw()).collect();
+        let numbered: Vec<&[u8]> = (1..=count).map(|n| segment.field(n).raw()).collect();
+        prop_assert_eq!(iterated, numbered);
+    }
+
     #[test]
     fn escape_then_unescape_is_identity(separators in separators(), data in data()) {
         let escaped = escape(&data, &separators);
