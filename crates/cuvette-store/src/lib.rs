@@ -11,6 +11,7 @@
 
 mod audit;
 mod catalog;
+mod synonyms;
 mod interfaces;
 mod orders;
 mod patients;
@@ -28,6 +29,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
+pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use interfaces::{
     CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
@@ -398,6 +400,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
     (8, include_str!("../migrations/0008_placer_specimens.sql"), "", ""),
     (9, include_str!("../migrations/0009_partial_results.sql"), "", ""),
+    (10, include_str!("../migrations/0010_coded_results.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -589,7 +589,9 @@ impl Lab {
             let (value, sent) = match conversion {
                 None => (value, None),
                 Some(c) => match c.apply(&value, def.decimals) {
-                    Some(converted) => (converted, Some(Sent { value: value.text, unit: c.from })),
+                    Some(converted) => {
+                        (converted, Some(Sent { value: value.text, unit: Some(c.from.to_owned()) }))
+                    }
                     None => {
                         refuse!(Refusal::NotConvertible {
                             at,
@@ -601,6 +603,10 @@ impl Lab {
                     }
                 },
             };
+            // A coded test's text through its synonyms ("NEG" is Negative), the text as sent
+            // kept; unknown text stays as sent, flagged invalid for a technologist.
+            let (value, sent) =
+                crate::synonyms::read_for_test(&catalog, def, value, sent, &r.unit);
             if prepared.iter().any(|p| p.item.test.id == item.test.id) {
                 refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
             }

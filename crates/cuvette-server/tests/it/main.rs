@@ -3,6 +3,7 @@
 
 mod astm;
 mod audit;
+mod coded;
 mod faults;
 mod fixtures;
 mod mllp;
