@@ -43,7 +43,7 @@ async fn text_that_is_no_value_and_no_synonym_is_kept_and_never_released() {
     let held = lab.verify(&technologist, &patient, "UNIT").await;
     assert_eq!(
         held_reason(&held),
-        "this value is not a valid result for the test: correct it on the bench (or reject the specimen)"
+        "UNIT: this value is not a valid result for the test: correct it on the bench (or reject the specimen)"
     );
 }
 
