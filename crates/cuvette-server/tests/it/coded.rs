@@ -375,7 +375,7 @@ async fn the_tests_page_adds_a_synonym_and_a_refused_one_keeps_what_was_typed() 
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        refused.body.contains("Error: &quot;small&quot; is itself a value of UBLD; it cannot stand for &quot;Large&quot;"),
+        refused.body.contains("Error: &#34;small&#34; is itself a value of UBLD; it cannot stand for &#34;Large&#34;"),
         "{}",
         refused.body
     );
