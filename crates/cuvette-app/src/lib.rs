@@ -104,7 +104,15 @@ pub struct LabConfig {
     /// Minutes within which a critical result must be called with read-back before it is
     /// escalated (the lab's policy; 30 by default).
     pub critical_call_minutes: i64,
+    /// The longest result text taken from an instrument, in characters: a text report (HL7
+    /// TX, FT, a long ST) is stored whole up to it, and a longer one is refused with its
+    /// message, never cut (64 Ki characters by default; the bench's limit is the domain's
+    /// `RESULT_TEXT_LEN_MAX`).
+    pub instrument_text_chars_max: usize,
 }
+
+/// The default of [`LabConfig::instrument_text_chars_max`].
+pub const INSTRUMENT_TEXT_CHARS_MAX: usize = 64 * 1024;
 
 impl Default for LabConfig {
     fn default() -> LabConfig {
@@ -118,6 +126,7 @@ impl Default for LabConfig {
             lab_name: "Cuvette demo laboratory".into(),
             ehr_destination: None,
             critical_call_minutes: 30,
+            instrument_text_chars_max: INSTRUMENT_TEXT_CHARS_MAX,
         }
     }
 }

@@ -574,7 +574,10 @@ impl Lab {
             } else {
                 r.value.clone()
             };
-            let value = match ReportedValue::parse(&sent_value) {
+            let value = match ReportedValue::parse_within(
+                &sent_value,
+                self.config.instrument_text_chars_max,
+            ) {
                 Ok(v) => v,
                 Err(e) => {
                     refuse!(Refusal::InvalidValue {

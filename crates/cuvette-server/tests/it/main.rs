@@ -6,6 +6,7 @@ mod audit;
 mod coded;
 mod faults;
 mod fixtures;
+mod long_results;
 mod mllp;
 mod openapi;
 mod outbox;
