@@ -54,7 +54,9 @@ pub(crate) fn read_for_test(
 }
 
 /// The synonyms in force, as the catalog's cache holds them.
-pub(crate) fn in_force(rows: &[records::CodedSynonymRow]) -> (Synonyms, Vec<records::CodedSynonymRow>) {
+pub(crate) fn in_force(
+    rows: &[records::CodedSynonymRow],
+) -> (Synonyms, Vec<records::CodedSynonymRow>) {
     let mut table = Synonyms::default();
     let rows: Vec<_> = rows.iter().filter(|r| r.removed_at.is_none()).cloned().collect();
     for r in &rows {
@@ -147,7 +149,11 @@ impl Lab {
             entity_id: format!("{test_code}/{key}"),
             patient_id: None,
             before: None,
-            after: audit::state(&SynonymState { test: test_code, synonym: written, coded_value: &value }),
+            after: audit::state(&SynonymState {
+                test: test_code,
+                synonym: written,
+                coded_value: &value,
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -168,8 +174,7 @@ impl Lab {
     ) -> AppResult<()> {
         self.require(actor, Action::EditCatalog)?;
         let key = synonyms::normalize(synonym);
-        let Some(current) =
-            self.coded_synonyms(test_code)?.into_iter().find(|r| r.synonym == key)
+        let Some(current) = self.coded_synonyms(test_code)?.into_iter().find(|r| r.synonym == key)
         else {
             return Err(AppError::NotFound(format!(
                 "{test_code} has no synonym {:?}",
@@ -215,7 +220,12 @@ impl Lab {
         for (test_code, synonym, coded_value) in &defaults {
             let key = synonyms::normalize(synonym);
             tx.save_coded_synonym(
-                cuvette_store::NewCodedSynonym { test_code, synonym: &key, written: synonym, coded_value },
+                cuvette_store::NewCodedSynonym {
+                    test_code,
+                    synonym: &key,
+                    written: synonym,
+                    coded_value,
+                },
                 "system",
                 now,
             )

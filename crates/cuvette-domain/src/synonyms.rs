@@ -159,8 +159,28 @@ const GRADES: &[(&str, &[(&str, &str)])] = &[
     ("ULEU", &[("1+", "Small"), ("2+", "Moderate"), ("3+", "Large")]),
     ("UBIL", &[("1+", "Small"), ("2+", "Moderate"), ("3+", "Large")]),
     ("UPRO", &[("1+", "30"), ("2+", "100"), ("3+", "300"), ("4+", ">=2000")]),
-    ("UGLU", &[("trace", "100"), ("TR", "100"), ("1+", "250"), ("2+", "500"), ("3+", "1000"), ("4+", ">=2000")]),
-    ("UKET", &[("trace", "Trace (5)"), ("TR", "Trace (5)"), ("1+", "Small (15)"), ("2+", "Moderate (40)"), ("3+", "Large (80)"), ("4+", "Large (160)")]),
+    (
+        "UGLU",
+        &[
+            ("trace", "100"),
+            ("TR", "100"),
+            ("1+", "250"),
+            ("2+", "500"),
+            ("3+", "1000"),
+            ("4+", ">=2000"),
+        ],
+    ),
+    (
+        "UKET",
+        &[
+            ("trace", "Trace (5)"),
+            ("TR", "Trace (5)"),
+            ("1+", "Small (15)"),
+            ("2+", "Moderate (40)"),
+            ("3+", "Large (80)"),
+            ("4+", "Large (160)"),
+        ],
+    ),
 ];
 
 /// The synonyms a lab starts with for the coded tests of `catalog`: (test code, synonym,
@@ -170,7 +190,8 @@ pub fn defaults(catalog: &Catalog) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = Vec::new();
     for test in catalog.tests().filter(|t| t.result_type == ResultType::Coded) {
         let mut add = |synonym: &str, value: &str| {
-            let taken = out.iter().any(|(t, s, _)| *t == test.code && normalize(s) == normalize(synonym));
+            let taken =
+                out.iter().any(|(t, s, _)| *t == test.code && normalize(s) == normalize(synonym));
             if !taken && let Ok(value) = check(test, synonym, value) {
                 out.push((test.code.clone(), synonym.to_owned(), value));
             }
@@ -254,12 +275,17 @@ mod tests {
         for (test, synonym, value) in &all {
             let def = catalog.test(test).unwrap();
             assert_eq!(check(def, synonym, value).as_deref(), Ok(value.as_str()));
-            let same = all.iter().filter(|(t, s, _)| t == test && normalize(s) == normalize(synonym));
+            let same =
+                all.iter().filter(|(t, s, _)| t == test && normalize(s) == normalize(synonym));
             assert_eq!(same.count(), 1, "{test} {synonym}");
         }
         for coded in catalog.tests().filter(|t| t.result_type == ResultType::Coded) {
             if coded.allowed_values.iter().any(|v| v == "Negative") {
-                assert!(all.iter().any(|(t, s, _)| *t == coded.code && s == "NEG"), "{}", coded.code);
+                assert!(
+                    all.iter().any(|(t, s, _)| *t == coded.code && s == "NEG"),
+                    "{}",
+                    coded.code
+                );
             }
         }
     }

@@ -11,12 +11,12 @@
 
 mod audit;
 mod catalog;
-mod synonyms;
 mod interfaces;
 mod orders;
 mod patients;
 mod qc;
 mod results;
+mod synonyms;
 mod users;
 
 use std::path::Path;
@@ -29,7 +29,6 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
-pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use interfaces::{
     CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
@@ -44,6 +43,7 @@ pub use qc::{
     PatientResultRow, PriorRow, QcFacts, QcPoint, QcRunRow, RuleSetRow, TargetRow,
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
+pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
 /// Every time the store reads or writes: microseconds since the Unix epoch, UTC, kept in a

@@ -608,8 +608,7 @@ impl Lab {
             };
             // A coded test's text through its synonyms ("NEG" is Negative), the text as sent
             // kept; unknown text stays as sent, flagged invalid for a technologist.
-            let (value, sent) =
-                crate::synonyms::read_for_test(&catalog, def, value, sent, &r.unit);
+            let (value, sent) = crate::synonyms::read_for_test(&catalog, def, value, sent, &r.unit);
             if prepared.iter().any(|p| p.item.test.id == item.test.id) {
                 refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
             }

@@ -2,8 +2,8 @@
 //! as the catalog's value with what was typed beside it; the table starts with the shipped
 //! synonyms, is the lab's to change (audited), and survives a restart as the lab left it.
 
-use cuvette_app::{AppError, SynonymForm};
 use cuvette_app::records::AuditFilter;
+use cuvette_app::{AppError, SynonymForm};
 use cuvette_domain::audit::AuditAction;
 
 use crate::support::{assert_released, held_reason, lab};
@@ -51,12 +51,8 @@ async fn text_that_is_no_value_and_no_synonym_is_kept_and_never_released() {
 async fn a_new_lab_starts_with_the_shipped_synonyms_and_keeps_its_removals_across_a_restart() {
     let lab = lab().await;
     let shipped = cuvette_domain::synonyms::defaults(&cuvette_domain::Catalog::bundled());
-    let in_force: usize = lab
-        .catalog()
-        .catalog
-        .tests()
-        .map(|t| lab.coded_synonyms(&t.code).unwrap().len())
-        .sum();
+    let in_force: usize =
+        lab.catalog().catalog.tests().map(|t| lab.coded_synonyms(&t.code).unwrap().len()).sum();
     assert_eq!(in_force, shipped.len());
     let seeded = lab
         .audit_trail(AuditFilter { action: Some(AuditAction::CatalogSeed), ..Default::default() })
@@ -80,7 +76,10 @@ async fn a_new_lab_starts_with_the_shipped_synonyms_and_keeps_its_removals_acros
     let added = reopened.add_coded_synonym(&supervisor, "UNIT", &form).await.unwrap();
     assert_eq!((added.written.as_str(), added.changed_by.as_str()), ("NEG", "supervisor"));
     let changes = lab
-        .audit_trail(AuditFilter { entity: Some(("coded_synonym".into(), "UNIT/neg".into())), ..Default::default() })
+        .audit_trail(AuditFilter {
+            entity: Some(("coded_synonym".into(), "UNIT/neg".into())),
+            ..Default::default()
+        })
         .await;
     assert_eq!(
         changes.iter().map(|e| e.action).collect::<Vec<_>>(),
@@ -119,7 +118,10 @@ async fn a_synonym_is_refused_in_the_labs_words_and_nothing_is_stored() {
         refused("NA", "NEG", "Negative").await,
         "synonym: NA is not reported as a coded value, so it takes no synonyms"
     );
-    assert_eq!(refused("UNIT", "  ", "Negative").await, "synonym: type the text the instrument or the bench writes");
+    assert_eq!(
+        refused("UNIT", "  ", "Negative").await,
+        "synonym: type the text the instrument or the bench writes"
+    );
     assert_eq!(lab.audit_count().await, before);
 
     let technician = lab.technician().await;

@@ -248,7 +248,10 @@ struct SynonymFields {
     coded_value: String,
 }
 
-fn synonym_rows(s: &AppState, code: &str) -> Result<Vec<(String, String, String, String)>, WebError> {
+fn synonym_rows(
+    s: &AppState,
+    code: &str,
+) -> Result<Vec<(String, String, String, String)>, WebError> {
     Ok(s.lab
         .coded_synonyms(code)?
         .into_iter()

@@ -85,7 +85,8 @@ const PADS: [(&str, &str); 12] = [
 
 async fn urinalysis_analyzer(app: &App, protocol: &str, sender: &str) {
     let supervisor = app.sign_in(Staff::Supervisor, protocol).await.actor;
-    let id = app.lab.add_instrument(&supervisor, "Urine strip reader", protocol, sender).await.unwrap();
+    let id =
+        app.lab.add_instrument(&supervisor, "Urine strip reader", protocol, sender).await.unwrap();
     for (code, test) in PADS {
         app.lab.map_test_code(&supervisor, id, code, test, "").await.unwrap();
     }
@@ -207,7 +208,10 @@ async fn a_strip_readers_words_over_mllp_are_stored_as_the_catalogs_values_with_
         ("see sediment", "INV", Some("see sediment"), Some("Leu/uL"))
     );
     assert!(
-        leukocytes.reasons.iter().any(|r| r.starts_with("\"see sediment\" is not one of the values")),
+        leukocytes
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("\"see sediment\" is not one of the values")),
         "{:?}",
         leukocytes.reasons
     );
@@ -266,7 +270,11 @@ async fn a_strip_readers_words_over_astm_are_stored_as_the_catalogs_values() {
     // Masked by the reader: held as sent, with its unit, never released.
     let leukocytes = results(&app, &accession, "ULEU").await.pop().unwrap();
     assert_eq!(
-        (leukocytes.value_text.as_str(), leukocytes.flags.codes().as_str(), leukocytes.sent_unit.as_deref()),
+        (
+            leukocytes.value_text.as_str(),
+            leukocytes.flags.codes().as_str(),
+            leukocytes.sent_unit.as_deref()
+        ),
         ("***", "INV", Some("Leu/uL"))
     );
 }
@@ -297,7 +305,9 @@ async fn a_synonym_added_through_the_api_reads_the_next_result_and_its_removal_i
             .any(|s| s["synonym"] == "1+ (Leu)" && s["coded_value"] == "Small"),
         "{list:#}"
     );
-    let oru = String::from_utf8(strip_reader_oru(&accession)).unwrap().replace("see sediment", "1+ (LEU)");
+    let oru = String::from_utf8(strip_reader_oru(&accession))
+        .unwrap()
+        .replace("see sediment", "1+ (LEU)");
     assert_eq!(send_mllp(&app, oru.as_bytes()).await.0, "AA");
     assert_eq!(
         stored(&app, &accession, "ULEU").await,
@@ -371,11 +381,17 @@ async fn the_tests_page_adds_a_synonym_and_a_refused_one_keeps_what_was_typed() 
     assert!(page.body.contains("<code>2+</code></td><td>Moderate</td>"), "{}", page.body);
 
     let refused = app
-        .post_form(&supervisor, "/catalog/UBLD/synonyms", &[("synonym", "small"), ("coded_value", "Large")])
+        .post_form(
+            &supervisor,
+            "/catalog/UBLD/synonyms",
+            &[("synonym", "small"), ("coded_value", "Large")],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        refused.body.contains("Error: &#34;small&#34; is itself a value of UBLD; it cannot stand for &#34;Large&#34;"),
+        refused.body.contains(
+            "Error: &#34;small&#34; is itself a value of UBLD; it cannot stand for &#34;Large&#34;"
+        ),
         "{}",
         refused.body
     );
@@ -384,7 +400,11 @@ async fn the_tests_page_adds_a_synonym_and_a_refused_one_keeps_what_was_typed() 
     assert!(app.lab.coded_synonyms("UBLD").unwrap().iter().all(|s| s.synonym != "small"));
 
     let added = app
-        .post_form(&supervisor, "/catalog/UBLD/synonyms", &[("synonym", "+++"), ("coded_value", "Large")])
+        .post_form(
+            &supervisor,
+            "/catalog/UBLD/synonyms",
+            &[("synonym", "+++"), ("coded_value", "Large")],
+        )
         .await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
     let page = app.get(&supervisor, "/catalog/UBLD").await;

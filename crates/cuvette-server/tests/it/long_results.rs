@@ -24,7 +24,8 @@ const PATIENCE: Duration = Duration::from_secs(10);
 async fn gram_stain_received(app: &App) -> (i64, String) {
     let lab = &app.lab;
     let supervisor = app.sign_in(Staff::Supervisor, "micro").await.actor;
-    let id = lab.add_instrument(&supervisor, "Microbiology system", "hl7", "MICROSYS").await.unwrap();
+    let id =
+        lab.add_instrument(&supervisor, "Microbiology system", "hl7", "MICROSYS").await.unwrap();
     lab.map_test_code(&supervisor, id, "GRAM", "GRAM", "").await.unwrap();
     let phlebotomist = app.sign_in(Staff::Phlebotomist, "micro").await.actor;
     let patient = lab
@@ -87,8 +88,7 @@ fn narrative(chars: usize) -> Vec<String> {
 /// The microbiology system's ORU^R01 with the narrative as an OBX of type TX, one
 /// repetition per line, `&` escaped as HL7 requires.
 fn gram_oru(control_id: &str, accession: &str, lines: &[String]) -> Vec<u8> {
-    let value =
-        lines.iter().map(|l| l.replace('&', "\\T\\")).collect::<Vec<_>>().join("~");
+    let value = lines.iter().map(|l| l.replace('&', "\\T\\")).collect::<Vec<_>>().join("~");
     format!(
         "MSH|^~\\&|MICROSYS|MICRO LAB|CUVETTE|LAB|20261124120000||ORU^R01^ORU_R01|{control_id}|P|2.5.1\r\
          PID|1||M3301^^^HOSP^MR||Haddad^Rami||19610211|M\r\
@@ -137,7 +137,11 @@ async fn a_gram_stain_narrative_of_ten_thousand_characters_is_stored_and_reporte
     let technologist = app.sign_in(Staff::Technologist, "micro").await;
     let released = app
         .lab
-        .release(&technologist.actor, &[(gram.item.test.id, gram.item.test.row_version)], TestStatus::Final)
+        .release(
+            &technologist.actor,
+            &[(gram.item.test.id, gram.item.test.row_version)],
+            TestStatus::Final,
+        )
         .await
         .unwrap();
     assert!(matches!(released[..], [Release::Released { .. }]), "{released:?}");
@@ -145,7 +149,8 @@ async fn a_gram_stain_narrative_of_ten_thousand_characters_is_stored_and_reporte
     let escaped = text.replace('&', "&#38;").replace('<', "&#60;").replace('>', "&#62;");
     assert!(report.body.contains(&escaped), "the whole narrative, escaped");
     assert!(!report.body.contains("<many>"), "nothing of it read as markup");
-    let (status, pdf) = app.get_bytes(&technologist, &format!("/patients/{patient_id}/report.pdf")).await;
+    let (status, pdf) =
+        app.get_bytes(&technologist, &format!("/patients/{patient_id}/report.pdf")).await;
     assert_eq!(status, 200);
     assert!(pdf.starts_with(b"%PDF"));
 }

@@ -352,7 +352,8 @@ async fn refusals_have_the_documented_status_and_the_one_error_shape() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     c.check("PUT", "/api/v1/catalog/tests/{code}", &r);
     let add = json!({ "synonym": "+ve", "coded_value": "Positive" });
-    let r = call(&app, &technician, Method::POST, "/api/v1/catalog/tests/UNIT/synonyms", Some(add)).await;
+    let r = call(&app, &technician, Method::POST, "/api/v1/catalog/tests/UNIT/synonyms", Some(add))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     c.check("POST", "/api/v1/catalog/tests/{code}/synonyms", &r);
 
