@@ -96,6 +96,12 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     test_attributes: Vec::new(),
                     value,
                     unit: segment.field(6).component(1).text().trim().to_owned(),
+                    // HL7 v2.5.1 §2A.27 ED: source^type of data^data subtype^encoding^data.
+                    encapsulated: (value_type == "ED").then(|| {
+                        let ed = segment.field(5).component(2).text().trim().to_owned();
+                        let subtype = segment.field(5).component(3).text().trim().to_owned();
+                        format!("{ed}/{subtype}")
+                    }),
                     reference_range: segment.field(7).text().trim().to_owned(),
                     flags,
                     status: segment.field(11).text().trim().to_owned(),
