@@ -26,7 +26,8 @@
 //!   `previous_results`, `critical_calls_of_tests`, `worklist`, `collection_list`,
 //!   `review_queue`, `cumulative_report`, `patient_orders`, `audit_events`, `verify_audit`,
 //!   `open_counts`; the rows they return are in [`records`].
-//! - **Catalog**: `catalog`, `save_definition`, `definition_history`.
+//! - **Catalog**: `catalog`, `save_definition`, `definition_history`; the synonyms of coded
+//!   results (`synonyms.rs`): `coded_synonyms`, `add_coded_synonym`, `remove_coded_synonym`.
 //! - **Quality control** ([`qc`]): materials, targets, Westgard rules, runs and their
 //!   verdicts, corrective actions, lockouts, Levey-Jennings data, moving averages
 //!   (`qc_materials`, `qc_targets`, `moving_average_rules`, `qc_overview`, `lockout`,
@@ -53,6 +54,7 @@ pub mod qc;
 mod queries;
 pub mod records;
 mod results;
+mod synonyms;
 
 use std::sync::{Arc, RwLock};
 
@@ -72,6 +74,7 @@ pub use queries::{
     CumulativeReport, DueDraw, PREVIOUS_SCAN_MAX, PreviousResult, ReportRow, SpecimenView, TestView,
 };
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
+pub use synonyms::SynonymForm;
 
 /// Settings a lab chooses.
 #[derive(Debug, Clone)]
@@ -101,7 +104,15 @@ pub struct LabConfig {
     /// Minutes within which a critical result must be called with read-back before it is
     /// escalated (the lab's policy; 30 by default).
     pub critical_call_minutes: i64,
+    /// The longest result text taken from an instrument, in characters: a text report (HL7
+    /// TX, FT, a long ST) is stored whole up to it, and a longer one is refused with its
+    /// message, never cut (64 Ki characters by default; the bench's limit is the domain's
+    /// `RESULT_TEXT_LEN_MAX`).
+    pub instrument_text_chars_max: usize,
 }
+
+/// The default of [`LabConfig::instrument_text_chars_max`].
+pub const INSTRUMENT_TEXT_CHARS_MAX: usize = 64 * 1024;
 
 impl Default for LabConfig {
     fn default() -> LabConfig {
@@ -115,6 +126,7 @@ impl Default for LabConfig {
             lab_name: "Cuvette demo laboratory".into(),
             ehr_destination: None,
             critical_call_minutes: 30,
+            instrument_text_chars_max: INSTRUMENT_TEXT_CHARS_MAX,
         }
     }
 }
@@ -137,13 +149,18 @@ impl Actor {
     }
 }
 
-/// The catalog as the lab currently defines it, with each definition's version.
+/// The catalog as the lab currently defines it, with each definition's version and the
+/// synonyms of its coded results.
 #[derive(Debug, Clone, Default)]
 pub struct LabCatalog {
     /// The definitions.
     pub catalog: Catalog,
     /// The stored version of each definition.
     pub versions: std::collections::BTreeMap<String, i64>,
+    /// The synonyms in force, as results are read through them.
+    pub synonyms: cuvette_domain::synonyms::Synonyms,
+    /// The same synonyms as stored, by test and text.
+    pub synonym_rows: Vec<records::CodedSynonymRow>,
 }
 
 /// The lab's database, opened and its schema brought up to date, before a [`Lab`] is opened
@@ -222,6 +239,7 @@ impl Lab {
         };
         lab.seed_catalog().await?;
         lab.reload_catalog().await?;
+        lab.seed_synonyms().await?;
         lab.seed_privileges().await?;
         lab.reload_rules().await?;
         Ok(lab)
@@ -382,8 +400,9 @@ impl Lab {
         for panel in self.store.panels().await? {
             catalog.insert_panel(panel);
         }
+        let (synonyms, synonym_rows) = synonyms::in_force(&self.store.coded_synonyms().await?);
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(LabCatalog { catalog, versions });
+            Arc::new(LabCatalog { catalog, versions, synonyms, synonym_rows });
         Ok(())
     }
 

@@ -41,4 +41,4 @@ pub use cuvette_store::{
 };
 
 // The catalog's stored versions.
-pub use cuvette_store::StoredDefinition;
+pub use cuvette_store::{CodedSynonymRow, StoredDefinition};

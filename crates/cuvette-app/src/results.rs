@@ -49,14 +49,16 @@ pub(crate) struct PreparedResult {
     pub sent: Option<Sent>,
 }
 
-/// A result as its instrument sent it, in another unit than the catalog's: kept beside the
-/// converted value, so that the number is never seen without the unit it arrived in.
+/// A result as its instrument sent it (or the bench typed it) when what is stored differs:
+/// a number in another unit than the catalog's, kept beside the converted value so that the
+/// number is never seen without the unit it arrived in; a synonym read as the catalog's
+/// coded value ("NEG" as Negative); a unit sent with a result of a test that has none.
 #[derive(Debug, Clone)]
 pub(crate) struct Sent {
     /// The value, as sent.
     pub value: String,
-    /// Its unit (UCUM).
-    pub unit: &'static str,
+    /// Its unit, when one was sent (UCUM for a conversion).
+    pub unit: Option<String>,
 }
 
 /// The work items of orders already read, by order id.
@@ -221,7 +223,13 @@ impl Lab {
                 continue;
             }
             match ReportedValue::parse(&e.text) {
-                Ok(value) => prepared.push((item, value, e.row_version)),
+                Ok(value) => {
+                    // "neg" typed for a coded test is stored as its value, Negative, with
+                    // what was typed kept beside it.
+                    let (value, sent) =
+                        crate::synonyms::read_for_test(&catalog, def, value, None, "");
+                    prepared.push((item, value, e.row_version, sent))
+                }
                 Err(err) => {
                     errors.push(FieldError { field, message: format!("{}: {err}", def.name) })
                 }
@@ -246,12 +254,12 @@ impl Lab {
         }
         let prepared: Vec<PreparedResult> = prepared
             .into_iter()
-            .map(|(item, value, row_version)| PreparedResult {
+            .map(|(item, value, row_version, sent)| PreparedResult {
                 item,
                 value,
                 row_version,
                 instrument_flags: vec![],
-                sent: None,
+                sent,
             })
             .collect();
         let writes = self.result_writes(&prepared, correction, &OrderItems::new()).await?;
@@ -387,7 +395,7 @@ impl Lab {
                 released_by: w.auto_release.then_some(AUTOVERIFIER),
                 release_status: w.auto_release.then_some(ReleaseStatus::Final),
                 sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
-                sent_unit: w.sent.as_ref().map(|s| s.unit),
+                sent_unit: w.sent.as_ref().and_then(|s| s.unit.as_deref()),
                 reported_as: w.reported_as,
             })
             .collect();
@@ -404,7 +412,7 @@ impl Lab {
                 definition_version: *definition_version,
                 correction_reason: w.correction_reason.as_deref(),
                 sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
-                sent_unit: w.sent.as_ref().map(|s| s.unit),
+                sent_unit: w.sent.as_ref().and_then(|s| s.unit.as_deref()),
             });
             tx.audit(NewAuditEvent {
                 at: now,

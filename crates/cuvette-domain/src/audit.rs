@@ -45,6 +45,10 @@ pub enum AuditAction {
     CatalogSeed,
     /// Test definition changed (`catalog.edit`).
     CatalogEdit,
+    /// Synonym of a coded result added (`catalog.synonym_add`).
+    CatalogSynonymAdd,
+    /// Synonym of a coded result removed (`catalog.synonym_remove`).
+    CatalogSynonymRemove,
     /// Patient registered (`patient.register`).
     PatientRegister,
     /// Patient results viewed (`patient.view_results`).
@@ -137,7 +141,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 59] = [
+    pub const ALL: [AuditAction; 61] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -154,6 +158,8 @@ impl AuditAction {
         AuditAction::PrivilegesEdit,
         AuditAction::CatalogSeed,
         AuditAction::CatalogEdit,
+        AuditAction::CatalogSynonymAdd,
+        AuditAction::CatalogSynonymRemove,
         AuditAction::PatientRegister,
         AuditAction::PatientViewResults,
         AuditAction::ResultsViewList,
@@ -218,6 +224,8 @@ impl AuditAction {
             AuditAction::PrivilegesEdit => "privileges.edit",
             AuditAction::CatalogSeed => "catalog.seed",
             AuditAction::CatalogEdit => "catalog.edit",
+            AuditAction::CatalogSynonymAdd => "catalog.synonym_add",
+            AuditAction::CatalogSynonymRemove => "catalog.synonym_remove",
             AuditAction::PatientRegister => "patient.register",
             AuditAction::PatientViewResults => "patient.view_results",
             AuditAction::ResultsViewList => "results.view_list",
@@ -283,6 +291,8 @@ impl AuditAction {
             AuditAction::PrivilegesEdit => "Privilege table changed",
             AuditAction::CatalogSeed => "Test catalog loaded",
             AuditAction::CatalogEdit => "Test definition changed",
+            AuditAction::CatalogSynonymAdd => "Synonym of a coded result added",
+            AuditAction::CatalogSynonymRemove => "Synonym of a coded result removed",
             AuditAction::PatientRegister => "Patient registered",
             AuditAction::PatientViewResults => "Patient results viewed",
             AuditAction::ResultsViewList => "Results viewed in a list",

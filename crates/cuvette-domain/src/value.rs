@@ -117,13 +117,20 @@ impl ReportedValue {
     /// Reads a result text. Numbers are read with an optional comparator; anything else is
     /// kept as text. Only empty or oversized input is refused.
     pub fn parse(text: &str) -> Result<ReportedValue, ValueError> {
+        ReportedValue::parse_within(text, RESULT_TEXT_LEN_MAX)
+    }
+
+    /// [`ReportedValue::parse`] with another limit than [`RESULT_TEXT_LEN_MAX`]: a text report
+    /// an instrument sends (HL7 TX, FT or a long ST) is kept whole up to the lab's limit for
+    /// instrument text, never cut.
+    pub fn parse_within(text: &str, chars_max: usize) -> Result<ReportedValue, ValueError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(ValueError::Empty);
         }
         let len = text.chars().count();
-        if len > RESULT_TEXT_LEN_MAX {
-            return Err(ValueError::TooLong { len, max: RESULT_TEXT_LEN_MAX });
+        if len > chars_max {
+            return Err(ValueError::TooLong { len, max: chars_max });
         }
         if let Some((kind, "")) = NoValue::read(text) {
             return Err(ValueError::CommentWithoutReason(kind));

@@ -234,6 +234,21 @@ api_routes! {
         params: [CODE], body: Some("SaveDefinition"),
         ok: 200 out::DefinitionSaved, errors: [400, 401, 403, 404, 409, 415, 422],
     }
+    GET "/v1/catalog/tests/{code}/synonyms" => coded_synonyms {
+        summary: "The synonyms of a coded test: the text instruments and the bench write for its values (NEG, 1+, trace), each read as the value it stands for",
+        tag: "catalog", params: [CODE], body: None,
+        ok: 200 out::CodedSynonymList, errors: [400, 401, 403, 404, 422],
+    }
+    POST "/v1/catalog/tests/{code}/synonyms" => add_coded_synonym {
+        summary: "Add a synonym to a coded test (those who edit the catalog; audited)",
+        tag: "catalog", params: [CODE], body: Some("SynonymRequest"),
+        ok: 201 out::CodedSynonymList, errors: [400, 401, 403, 404, 415, 422],
+    }
+    POST "/v1/catalog/tests/{code}/synonyms/remove" => remove_coded_synonym {
+        summary: "Remove a synonym of a coded test (those who edit the catalog; audited); results read through it keep their value and the text as sent",
+        tag: "catalog", params: [CODE], body: Some("SynonymRemoval"),
+        ok: 200 out::CodedSynonymList, errors: [400, 401, 403, 404, 415, 422],
+    }
 }
 
 /// The document, with the lab's current catalog codes as the values a test code takes.
@@ -795,6 +810,47 @@ async fn catalog_test(
 struct SaveDefinition {
     expected_version: i64,
     definition: cuvette_domain::TestDefinition,
+}
+
+fn synonym_list(s: &AppState, code: &str) -> ApiResult<Json<out::CodedSynonymList>> {
+    let rows = s.lab.coded_synonyms(code)?;
+    Ok(Json(out::CodedSynonymList {
+        test_code: code.to_owned(),
+        synonyms: rows.iter().map(out::CodedSynonym::from).collect(),
+    }))
+}
+
+async fn coded_synonyms(
+    State(s): State<AppState>,
+    _c: ApiCaller,
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<out::CodedSynonymList>> {
+    synonym_list(&s, &code)
+}
+
+async fn add_coded_synonym(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(form): ApiJson<cuvette_app::SynonymForm>,
+) -> ApiResult<(StatusCode, Json<out::CodedSynonymList>)> {
+    s.lab.add_coded_synonym(&c.actor, &code, &form).await?;
+    Ok((StatusCode::CREATED, synonym_list(&s, &code)?))
+}
+
+#[derive(Deserialize)]
+struct SynonymRemoval {
+    synonym: String,
+}
+
+async fn remove_coded_synonym(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(req): ApiJson<SynonymRemoval>,
+) -> ApiResult<Json<out::CodedSynonymList>> {
+    s.lab.remove_coded_synonym(&c.actor, &code, &req.synonym).await?;
+    synonym_list(&s, &code)
 }
 
 async fn save_catalog_test(

@@ -138,10 +138,12 @@ pub struct FlagChip {
 }
 
 /// How an instrument sent a result Cuvette converted to the catalog's unit ("sent as 5.2
-/// mmol/L"), shown beside the value; empty for a result stored as it arrived.
+/// mmol/L") or read through a synonym ("sent as NEG"), shown beside the value; empty for a
+/// result stored as it arrived.
 pub fn sent_as(r: &cuvette_app::records::ResultRow) -> String {
     match (&r.sent_value, &r.sent_unit) {
         (Some(value), Some(unit)) => format!("sent as {value} {unit}"),
+        (Some(value), None) => format!("sent as {value}"),
         _ => String::new(),
     }
 }

@@ -16,6 +16,7 @@ mod orders;
 mod patients;
 mod qc;
 mod results;
+mod synonyms;
 mod users;
 
 use std::path::Path;
@@ -42,6 +43,7 @@ pub use qc::{
     PatientResultRow, PriorRow, QcFacts, QcPoint, QcRunRow, RuleSetRow, TargetRow,
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
+pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
 /// Every time the store reads or writes: microseconds since the Unix epoch, UTC, kept in a
@@ -398,6 +400,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
     (8, include_str!("../migrations/0008_placer_specimens.sql"), "", ""),
     (9, include_str!("../migrations/0009_partial_results.sql"), "", ""),
+    (10, include_str!("../migrations/0010_coded_results.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

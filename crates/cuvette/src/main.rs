@@ -259,6 +259,10 @@ struct HttpArgs {
     /// are queued.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_address)]
     ehr: Option<SocketAddr>,
+    /// The longest result text taken from an instrument, in characters (a text report in HL7
+    /// TX, FT or ST): stored whole up to it; a longer one is refused with its message.
+    #[arg(long, default_value_t = cuvette_app::INSTRUMENT_TEXT_CHARS_MAX)]
+    instrument_text_chars_max: usize,
 }
 
 impl HttpArgs {
@@ -272,7 +276,11 @@ impl HttpArgs {
 
     /// The lab's settings with the EHR destination, when results go to one.
     fn lab_config(&self) -> LabConfig {
-        LabConfig { ehr_destination: self.ehr.map(|a| a.to_string()), ..config() }
+        LabConfig {
+            ehr_destination: self.ehr.map(|a| a.to_string()),
+            instrument_text_chars_max: self.instrument_text_chars_max,
+            ..config()
+        }
     }
 }
 

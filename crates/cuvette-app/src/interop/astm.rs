@@ -147,6 +147,7 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                 flags,
                 status: rec.status().text().trim().to_owned(),
                 location: Place::record("R", sequence(rec.sequence().text().trim(), results.len())),
+                encapsulated: None,
                 patient: patient.clone(),
             });
         }

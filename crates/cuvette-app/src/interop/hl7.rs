@@ -96,6 +96,12 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     test_attributes: Vec::new(),
                     value,
                     unit: segment.field(6).component(1).text().trim().to_owned(),
+                    // HL7 v2.5.1 §2A.27 ED: source^type of data^data subtype^encoding^data.
+                    encapsulated: (value_type == "ED").then(|| {
+                        let ed = segment.field(5).component(2).text().trim().to_owned();
+                        let subtype = segment.field(5).component(3).text().trim().to_owned();
+                        format!("{ed}/{subtype}")
+                    }),
                     reference_range: segment.field(7).text().trim().to_owned(),
                     flags,
                     status: segment.field(11).text().trim().to_owned(),
@@ -172,8 +178,9 @@ fn unsupported_version(message: &Message<'_>) -> Option<Refusal> {
         .then_some(Refusal::UnsupportedVersion { version })
 }
 
-/// OBX-5 as result text: SN as "<0.5" or "1:128", coded values by their text, repeated values
-/// joined (and then sent to review as not a single number).
+/// OBX-5 as result text: SN as "<0.5" or "1:128", coded values by their text, the lines of
+/// a TX or FT report (its repetitions, HL7 v2.5.1 §2A.79) one per line, other repeated values
+/// joined by a space (and then sent to review as not a single number).
 fn obx_value(segment: &cuvette_hl7::Segment<'_>, value_type: &str) -> String {
     let field = segment.field(5);
     let reps: Vec<String> = field
@@ -193,7 +200,10 @@ fn obx_value(segment: &cuvette_hl7::Segment<'_>, value_type: &str) -> String {
         })
         .filter(|v| !v.is_empty())
         .collect();
-    reps.join(" ")
+    match value_type {
+        "TX" | "FT" => reps.join("\n"),
+        _ => reps.join(" "),
+    }
 }
 
 /// The sender a message names in MSH-3 (namespace id).

@@ -40,6 +40,9 @@ pub struct ReceivedResult {
     pub value: String,
     /// Units as sent.
     pub unit: String,
+    /// For encapsulated data (HL7 OBX-2 `ED`), its type and subtype as sent
+    /// (`application/pdf`); `None` for a value that is text.
+    pub encapsulated: Option<String>,
     /// Reference range as sent.
     pub reference_range: String,
     /// The instrument's abnormal/error flags (HL7 OBX-8, ASTM R-7), normal flags removed.
@@ -560,6 +563,10 @@ impl Lab {
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
                 refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
             };
+            if let Some(media_type) = r.encapsulated.clone().filter(|_| !withdrawn) {
+                // Never read as text: a PDF's Base64 is no result, and none is half-stored.
+                refuse!(Refusal::EncapsulatedData { at, test: map.test_code.clone(), media_type });
+            }
             let sent_value = if let Some(why) = withdrawal {
                 // Never a silent delete: the withdrawal is a version of its own, which a
                 // technologist releases as written (or corrects), and the value withdrawn
@@ -574,7 +581,10 @@ impl Lab {
             } else {
                 r.value.clone()
             };
-            let value = match ReportedValue::parse(&sent_value) {
+            let value = match ReportedValue::parse_within(
+                &sent_value,
+                self.config.instrument_text_chars_max,
+            ) {
                 Ok(v) => v,
                 Err(e) => {
                     refuse!(Refusal::InvalidValue {
@@ -589,7 +599,9 @@ impl Lab {
             let (value, sent) = match conversion {
                 None => (value, None),
                 Some(c) => match c.apply(&value, def.decimals) {
-                    Some(converted) => (converted, Some(Sent { value: value.text, unit: c.from })),
+                    Some(converted) => {
+                        (converted, Some(Sent { value: value.text, unit: Some(c.from.to_owned()) }))
+                    }
                     None => {
                         refuse!(Refusal::NotConvertible {
                             at,
@@ -601,6 +613,9 @@ impl Lab {
                     }
                 },
             };
+            // A coded test's text through its synonyms ("NEG" is Negative), the text as sent
+            // kept; unknown text stays as sent, flagged invalid for a technologist.
+            let (value, sent) = crate::synonyms::read_for_test(&catalog, def, value, sent, &r.unit);
             if prepared.iter().any(|p| p.item.test.id == item.test.id) {
                 refuse!(Refusal::Twice { at, test: map.test_code.clone(), accession });
             }

@@ -171,6 +171,9 @@ pub enum Refusal {
     NotMeasured { at: Place, test: String },
     /// The value cannot be read as a result of the test.
     InvalidValue { at: Place, test: String, error: String },
+    /// The value is encapsulated data (HL7 ED: a PDF, an image), which is not stored as a
+    /// result; the message stays in the quarantine.
+    EncapsulatedData { at: Place, test: String, media_type: String },
     /// The value cannot be converted from the unit sent to the catalog's.
     NotConvertible { at: Place, test: String, value: String, from: String, to: String },
     /// A test reported twice for one specimen in one message.
@@ -295,6 +298,7 @@ impl Refusal {
             | Locked { at, .. }
             | NotMeasured { at, .. }
             | InvalidValue { at, .. }
+            | EncapsulatedData { at, .. }
             | NotConvertible { at, .. }
             | Twice { at, .. }
             | MixedSamples { at, .. }
@@ -364,6 +368,7 @@ impl Refusal {
                 | Locked { .. }
                 | NotMeasured { .. }
                 | InvalidValue { .. }
+                | EncapsulatedData { .. }
                 | NotConvertible { .. }
         )
     }
@@ -451,6 +456,7 @@ impl Refusal {
             }
             SerumIndexNotWhole { .. }
             | InvalidValue { .. }
+            | EncapsulatedData { .. }
             | NotConvertible { .. }
             | ControlNotNumber { .. } => (AckCode::ApplicationError, DataTypeError, Some(5)),
             Twice { .. } => (AckCode::ApplicationError, DuplicateKeyIdentifier, Some(3)),
@@ -584,6 +590,10 @@ impl fmt::Display for Refusal {
             ),
             NotMeasured { test, .. } => write!(f, "{test} cannot take a measured value"),
             InvalidValue { test, error, .. } => write!(f, "{test}: {error}"),
+            EncapsulatedData { test, media_type, .. } => write!(
+                f,
+                "{test}: encapsulated data ({media_type}, HL7 ED) is not stored as a result; map the code to be ignored, or keep the message here until it can be"
+            ),
             NotConvertible { test, value, from, to, .. } => {
                 write!(f, "{test} {value} {from} cannot be converted to {to}")
             }

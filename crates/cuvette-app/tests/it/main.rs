@@ -26,6 +26,7 @@ mod read_models;
 mod specimens;
 mod statuses;
 mod support;
+mod synonyms;
 mod units;
 mod verification;
 mod workflow;

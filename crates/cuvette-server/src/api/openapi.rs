@@ -228,6 +228,11 @@ pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
                         "ordered_test_id": { "type": "integer" }, "row_version": { "type": "integer" } } } } } },
                 "CriticalCall": { "type": "object", "required": ["called_person", "read_back"], "properties": {
                     "called_person": { "type": "string" }, "read_back": { "type": "boolean" }, "notes": { "type": "string" } } },
+                "SynonymRequest": { "type": "object", "required": ["synonym", "coded_value"], "properties": {
+                    "synonym": { "type": "string", "minLength": 1, "maxLength": 100, "description": "The text an instrument or the bench writes (\"NEG\", \"1+\"); compared trimmed, in any case" },
+                    "coded_value": { "type": "string", "description": "One of the test's allowed values, which it stands for" } } },
+                "SynonymRemoval": { "type": "object", "required": ["synonym"], "properties": {
+                    "synonym": { "type": "string", "description": "The synonym's text, in any case" } } },
                 "SaveDefinition": { "type": "object", "required": ["expected_version", "definition"], "properties": {
                     "expected_version": { "type": "integer", "description": "The version last read (0 for a definition never saved)" },
                     "definition": Definition::schema() } }

@@ -231,9 +231,11 @@ response! {
         /// Exactly as entered or sent.
         pub value_text: String,
         pub unit: String,
-        /// The value as the instrument sent it, when it was converted to the catalog's unit.
+        /// The value as the instrument sent it (or the bench typed it) when the stored value
+        /// differs: converted to the catalog's unit, or a synonym read as the catalog's coded
+        /// value ("NEG" as Negative); also kept when a unit came with a test that has none.
         pub sent_value: Option<String>,
-        /// The UCUM unit the instrument sent it in, when converted.
+        /// The unit the instrument sent (UCUM when converted), when it sent one.
         pub sent_unit: Option<String>,
         /// Most severe first.
         pub flags: Vec<String> = [FLAGS[0], FLAGS[1], FLAGS[2], FLAGS[3], FLAGS[4], FLAGS[5], FLAGS[6], FLAGS[7]],
@@ -866,6 +868,39 @@ response! {
     pub struct CatalogList {
         pub tests: Vec<CatalogTest>,
         pub panels: Vec<CatalogPanel>,
+    }
+}
+
+response! {
+    /// One synonym of a coded test's value: text an instrument or the bench writes, read as
+    /// the value.
+    pub struct CodedSynonym {
+        /// As the lab typed it ("NEG", "1+"); compared trimmed, in any case.
+        pub synonym: String,
+        /// The catalog's coded value it stands for ("Negative").
+        pub coded_value: String,
+        pub changed_at: Time,
+        pub changed_by: String,
+    }
+}
+
+impl From<&cuvette_app::records::CodedSynonymRow> for CodedSynonym {
+    fn from(r: &cuvette_app::records::CodedSynonymRow) -> CodedSynonym {
+        CodedSynonym {
+            synonym: r.written.clone(),
+            coded_value: r.coded_value.clone(),
+            changed_at: Time::at(r.changed_at),
+            changed_by: r.changed_by.clone(),
+        }
+    }
+}
+
+response! {
+    /// The synonyms in force for a test. Text that is neither one of the test's values nor a
+    /// synonym is stored as sent, flagged INV and never released.
+    pub struct CodedSynonymList {
+        pub test_code: String,
+        pub synonyms: Vec<CodedSynonym>,
     }
 }
 

@@ -25,6 +25,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/catalog", get(catalog))
         .route("/catalog/{code}", get(edit_test).post(save_test))
+        .route("/catalog/{code}/synonyms", axum::routing::post(add_synonym))
+        .route("/catalog/{code}/synonyms/remove", axum::routing::post(remove_synonym))
         .route("/users", get(users).post(add_user))
         .route("/users/{username}", axum::routing::post(edit_user))
         .route("/sign-in-delays", get(sign_in_delays).post(clear_sign_in_delay))
@@ -227,6 +229,34 @@ struct EditPage {
     calculated: bool,
     form: DefinitionForm,
     history: Vec<(i64, String, String, Vec<String>)>,
+    /// The synonyms in force: as written, the value, when and by whom.
+    synonyms: Vec<(String, String, String, String)>,
+    /// The values a synonym may stand for.
+    values: Vec<String>,
+    /// What was typed in the synonym form.
+    synonym_form: SynonymFields,
+}
+
+/// The synonym form as typed.
+#[derive(Deserialize, Default, Clone)]
+struct SynonymFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    synonym: String,
+    #[serde(default)]
+    coded_value: String,
+}
+
+fn synonym_rows(
+    s: &AppState,
+    code: &str,
+) -> Result<Vec<(String, String, String, String)>, WebError> {
+    Ok(s.lab
+        .coded_synonyms(code)?
+        .into_iter()
+        .map(|r| (r.written, r.coded_value, s.lab.format_time(r.changed_at), r.changed_by))
+        .collect())
 }
 
 fn history_rows(
@@ -278,6 +308,9 @@ async fn edit_test(
         calculated: t.is_calculated(),
         form: DefinitionForm::from_definition(t, version),
         history: history_rows(&s, &history),
+        synonyms: synonym_rows(&s, &code)?,
+        values: t.allowed_values.clone(),
+        synonym_form: SynonymFields::default(),
     };
     Ok(Html(page.render()?))
 }
@@ -318,6 +351,17 @@ async fn rerender(
     form: DefinitionForm,
     errors: Vec<FieldError>,
 ) -> Result<Response, WebError> {
+    rerender_with(s, bench, base, form, errors, SynonymFields::default()).await
+}
+
+async fn rerender_with(
+    s: &AppState,
+    bench: &Bench,
+    base: &TestDefinition,
+    form: DefinitionForm,
+    errors: Vec<FieldError>,
+    synonym_form: SynonymFields,
+) -> Result<Response, WebError> {
     let history = s.lab.definition_history(&bench.actor, &base.code).await?;
     let page = EditPage {
         page: Page::new(bench, format!("Edit {} ({})", base.name, base.code), "catalog")
@@ -327,8 +371,59 @@ async fn rerender(
         calculated: base.is_calculated(),
         form,
         history: history_rows(s, &history),
+        synonyms: synonym_rows(s, &base.code)?,
+        values: base.allowed_values.clone(),
+        synonym_form,
     };
     Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+}
+
+/// Adds a synonym from the test's page; a refusal comes back on the page with what was
+/// typed and the reason beside the field, and nothing stored.
+async fn add_synonym(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(code): Path<String>,
+    Form(typed): Form<SynonymFields>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&typed.csrf)?;
+    bench.require(Action::EditCatalog)?;
+    let form = cuvette_app::SynonymForm {
+        synonym: typed.synonym.clone(),
+        coded_value: typed.coded_value.clone(),
+    };
+    match s.lab.add_coded_synonym(&bench.actor, &code, &form).await {
+        Ok(_) => Ok(Redirect::to(&format!("/catalog/{code}#synonyms")).into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let base = current_test(&s, &code)?;
+            let version = s.lab.catalog().versions.get(&code).copied().unwrap_or(0);
+            let form = DefinitionForm::from_definition(&base, version);
+            rerender_with(&s, &bench, &base, form, errors, typed).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes a synonym from the test's page.
+async fn remove_synonym(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(code): Path<String>,
+    Form(typed): Form<SynonymFields>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&typed.csrf)?;
+    bench.require(Action::EditCatalog)?;
+    s.lab.remove_coded_synonym(&bench.actor, &code, &typed.synonym).await?;
+    Ok(Redirect::to(&format!("/catalog/{code}#synonyms")).into_response())
+}
+
+fn current_test(s: &AppState, code: &str) -> Result<TestDefinition, WebError> {
+    Ok(s.lab
+        .catalog()
+        .catalog
+        .test(code)
+        .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?
+        .clone())
 }
 
 #[derive(Template)]
@@ -708,6 +803,8 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::PrivilegesEdit
         | A::CatalogSeed
         | A::CatalogEdit
+        | A::CatalogSynonymAdd
+        | A::CatalogSynonymRemove
         | A::PatientRegister
         | A::PatientViewResults
         | A::ResultsViewList

@@ -3,8 +3,10 @@
 
 mod astm;
 mod audit;
+mod coded;
 mod faults;
 mod fixtures;
+mod long_results;
 mod mllp;
 mod openapi;
 mod outbox;

@@ -313,6 +313,19 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
         "a definition read from the API saves back unchanged but for the edit"
     );
 
+    // The synonyms of the nitrite pad: read, one added, one removed.
+    let synonyms = "/api/v1/catalog/tests/UNIT/synonyms";
+    let r = call(&app, &key, Method::GET, synonyms, None).await;
+    c.check("GET", "/api/v1/catalog/tests/{code}/synonyms", &r);
+    let add = json!({ "synonym": "+ve", "coded_value": "Positive" });
+    let r = app.api(&supervisor, Method::POST, synonyms, Some(add)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    c.check("POST", "/api/v1/catalog/tests/{code}/synonyms", &r);
+    let remove = json!({ "synonym": "+ve" });
+    let r = app.api(&supervisor, Method::POST, &format!("{synonyms}/remove"), Some(remove)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    c.check("POST", "/api/v1/catalog/tests/{code}/synonyms/remove", &r);
+
     let missed: Vec<_> = c.operations().difference(&c.succeeded).cloned().collect();
     assert!(missed.is_empty(), "documented operations this test did not call: {missed:?}");
 }
@@ -338,6 +351,11 @@ async fn refusals_have_the_documented_status_and_the_one_error_shape() {
     let r = call(&app, &technician, Method::PUT, "/api/v1/catalog/tests/K", Some(save)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     c.check("PUT", "/api/v1/catalog/tests/{code}", &r);
+    let add = json!({ "synonym": "+ve", "coded_value": "Positive" });
+    let r = call(&app, &technician, Method::POST, "/api/v1/catalog/tests/UNIT/synonyms", Some(add))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    c.check("POST", "/api/v1/catalog/tests/{code}/synonyms", &r);
 
     // Unknown things: 404, also for a route the API does not have.
     let r = call(&app, &technician, Method::GET, "/api/v1/patients/999999", None).await;

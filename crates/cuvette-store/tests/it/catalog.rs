@@ -1,7 +1,7 @@
 //! Versioned test definitions and panels, kept as JSON of the domain types.
 
 use cuvette_domain::Catalog;
-use cuvette_store::StoreError;
+use cuvette_store::{CodedSynonymRow, NewCodedSynonym, StoreError};
 
 use crate::{AT, Db, at};
 
@@ -58,4 +58,57 @@ async fn a_definition_or_panel_that_does_not_parse_is_corrupt_data_naming_it() {
     );
     let why = db.store.panels().await.unwrap_err().to_string();
     assert!(why.contains("corrupt data") && why.contains("panel.definition of BMP"), "{why}");
+}
+
+#[tokio::test]
+async fn a_synonym_reads_back_as_written_and_a_removal_keeps_its_row() {
+    let db = Db::new().await;
+    let neg = NewCodedSynonym {
+        test_code: "UNIT",
+        synonym: "neg",
+        written: "NEG",
+        coded_value: "Negative",
+    };
+    let mut tx = db.store.begin().await.unwrap();
+    tx.save_coded_synonym(neg, "system", AT).await.unwrap();
+    tx.commit().await.unwrap();
+    let read = db.store.coded_synonyms().await.unwrap();
+    let [row] = &read[..] else { panic!("{read:?}") };
+    let written = CodedSynonymRow {
+        id: row.id,
+        test_code: "UNIT".into(),
+        synonym: "neg".into(),
+        written: "NEG".into(),
+        coded_value: "Negative".into(),
+        changed_at: AT,
+        changed_by: "system".into(),
+        removed_at: None,
+    };
+    assert_eq!(row, &written);
+
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.remove_coded_synonym("UNIT", "neg", "supervisor", at(1)).await.unwrap());
+    assert!(!tx.remove_coded_synonym("UNIT", "neg", "supervisor", at(2)).await.unwrap());
+    tx.commit().await.unwrap();
+    let removed = CodedSynonymRow {
+        changed_at: at(1),
+        changed_by: "supervisor".into(),
+        removed_at: Some(at(1)),
+        ..written.clone()
+    };
+    assert_eq!(db.store.coded_synonyms().await.unwrap(), [removed]);
+
+    // Saved again, the same row is back in force with its new value and who gave it.
+    let mut tx = db.store.begin().await.unwrap();
+    tx.save_coded_synonym(NewCodedSynonym { written: "neg", ..neg }, "director", at(3))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let back = CodedSynonymRow {
+        written: "neg".into(),
+        changed_at: at(3),
+        changed_by: "director".into(),
+        ..written
+    };
+    assert_eq!(db.store.coded_synonyms().await.unwrap(), [back]);
 }
