@@ -5,6 +5,7 @@ mod astm;
 mod audit;
 mod faults;
 mod fixtures;
+mod interfaces_api;
 mod mllp;
 mod openapi;
 mod outbox;
