@@ -11,7 +11,7 @@ use axum::{Form, Router};
 use cuvette_app::records::{
     CodeDisposition, InstrumentRow, MessageFilter, MessageRow, OutboxRow, Quarantine, TestCodeRow,
 };
-use cuvette_app::interop::{CodeEntry, LogQuery, MESSAGE_PAGE};
+use cuvette_app::interop::{self, CodeEntry, MESSAGE_PAGE};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::units::{self, Mapping};
@@ -383,12 +383,12 @@ async fn messages(
     bench: Bench,
     Query(q): Query<LogQuery>,
 ) -> Result<Html<String>, WebError> {
-    let query = LogQuery {
+    let query = interop::LogQuery {
         direction: &q.direction,
         outcome: &q.outcome,
         text: &q.q,
         before: q.before.parse().ok(),
-        ..LogQuery::default()
+        ..interop::LogQuery::default()
     };
     let rows = s.lab.search_message_log(&bench.actor, &query).await?;
     let next_before = (rows.len() as i64 == MESSAGE_PAGE).then(|| rows.last().map(|m| m.id)).flatten();
