@@ -142,11 +142,7 @@ const INSTRUMENT: Param = path("id", "integer", "Instrument id");
 const MESSAGE: Param = path("id", "integer", "Message log id");
 const LOG_FILTERS: [Param; 6] = [
     query("direction", "string", "in or out"),
-    query(
-        "outcome",
-        "string",
-        "accepted, quarantined, partial, query, aborted, sent or failed",
-    ),
+    query("outcome", "string", "accepted, quarantined, partial, query, aborted, sent or failed"),
     query("instrument", "integer", "Only this instrument's messages (its id)"),
     query("q", "string", "A control id or accession number, or text in the detail"),
     query("before", "integer", "Page backwards: messages before this id (next_before)"),

@@ -166,12 +166,12 @@ impl Lab {
                 }),
             ),
             disposition => {
-                let before = current
-                    .iter()
-                    .find(|c| c.instrument_code == row.instrument_code)
-                    .map(|c| match c.disposition {
-                        CodeDisposition::Result => c.test_code.clone(),
-                        other => other.code().to_owned(),
+                let before =
+                    current.iter().find(|c| c.instrument_code == row.instrument_code).map(|c| {
+                        match c.disposition {
+                            CodeDisposition::Result => c.test_code.clone(),
+                            other => other.code().to_owned(),
+                        }
                     });
                 let action = match disposition {
                     CodeDisposition::Flag => AuditAction::InstrumentMapFlag,
@@ -209,8 +209,7 @@ impl Lab {
         instrument_id: i64,
         setting: &str,
     ) -> AppResult<()> {
-        let settings =
-            InstrumentSettings { unmapped_results: Some(setting), ..Default::default() };
+        let settings = InstrumentSettings { unmapped_results: Some(setting), ..Default::default() };
         self.configure_instrument(actor, instrument_id, &settings).await
     }
 
@@ -459,9 +458,8 @@ fn plan_code(
     instrument_id: i64,
     entry: &CodeEntry<'_>,
 ) -> Result<PlannedCode, Vec<crate::FieldError>> {
-    let invalid = |field: &str, message: String| {
-        vec![crate::FieldError { field: field.to_owned(), message }]
-    };
+    let invalid =
+        |field: &str, message: String| vec![crate::FieldError { field: field.to_owned(), message }];
     let disposition = match entry.map_as.trim() {
         "" => CodeDisposition::Result,
         code => CodeDisposition::parse(code).ok_or_else(|| {
@@ -619,7 +617,9 @@ fn code_map_rows(
         match plan_code(lab, instrument_id, &entry) {
             Ok(p) => {
                 let code = &p.row.instrument_code;
-                if let Some((first, _)) = planned.iter().find(|(_, q)| q.row.instrument_code == *code) {
+                if let Some((first, _)) =
+                    planned.iter().find(|(_, q)| q.row.instrument_code == *code)
+                {
                     errors.extend(refuse(
                         format!("row {row}, instrument_code"),
                         format!("{code} is mapped on row {first} already: keep one of the two"),
@@ -628,9 +628,11 @@ fn code_map_rows(
                     planned.push((row, p));
                 }
             }
-            Err(field_errors) => errors.extend(field_errors.into_iter().flat_map(|e| {
-                refuse(format!("row {row}, {}", e.field), e.message)
-            })),
+            Err(field_errors) => errors.extend(
+                field_errors
+                    .into_iter()
+                    .flat_map(|e| refuse(format!("row {row}, {}", e.field), e.message)),
+            ),
         }
     }
     if errors.is_empty() && planned.is_empty() {

@@ -600,9 +600,9 @@ pub fn acknowledged(message: &MessageRow) -> Option<Acknowledged> {
         return None;
     }
     let ack = cuvette_hl7::Message::parse(message.ack.as_deref()?).ok()?;
-        let code = ack.segment("MSA")?.field(1).text().into_owned();
-        let errors = ack
-            .segments_with_id("ERR")
+    let code = ack.segment("MSA")?.field(1).text().into_owned();
+    let errors = ack
+        .segments_with_id("ERR")
         .map(|err| {
             let code = err.field(3);
             AckError {

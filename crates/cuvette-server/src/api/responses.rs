@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use cuvette_app::interop::{AckError, MappedCode};
 use cuvette_app::records::{
-    AuditEvent, CodeDisposition, CriticalCallRow, InstrumentRow, MessageRow, PatientRow,
-    ResultRow, SpecimenRow, TestCodeRow, WorkItem,
+    AuditEvent, CodeDisposition, CriticalCallRow, InstrumentRow, MessageRow, PatientRow, ResultRow,
+    SpecimenRow, TestCodeRow, WorkItem,
 };
 use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};
 use cuvette_domain::TestDefinition;

@@ -8,10 +8,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use cuvette_app::interop::{self, CodeEntry, MESSAGE_PAGE};
 use cuvette_app::records::{
     CodeDisposition, InstrumentRow, MessageFilter, MessageRow, OutboxRow, Quarantine, TestCodeRow,
 };
-use cuvette_app::interop::{self, CodeEntry, MESSAGE_PAGE};
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
 use cuvette_domain::units::{self, Mapping};
@@ -391,7 +391,8 @@ async fn messages(
         ..interop::LogQuery::default()
     };
     let rows = s.lab.search_message_log(&bench.actor, &query).await?;
-    let next_before = (rows.len() as i64 == MESSAGE_PAGE).then(|| rows.last().map(|m| m.id)).flatten();
+    let next_before =
+        (rows.len() as i64 == MESSAGE_PAGE).then(|| rows.last().map(|m| m.id)).flatten();
     let page = LogPage {
         page: Page::new(&bench, "Message log", "interfaces"),
         lines: log_lines(&s, &rows),

@@ -110,10 +110,7 @@ async fn a_new_analyzer_is_added_configured_and_mapped_through_the_api() {
     // Each change audited as the screens audit it, with what it was before.
     assert_eq!(
         audited(&app, AuditAction::InstrumentUnmappedResults).await,
-        [(
-            "Chem-1".to_owned(),
-            Some(r#"{"unmapped_results":"store_mappable"}"#.to_owned())
-        )]
+        [("Chem-1".to_owned(), Some(r#"{"unmapped_results":"store_mappable"}"#.to_owned()))]
     );
     assert_eq!(
         audited(&app, AuditAction::InstrumentSpecimenIdComponent).await,
@@ -151,7 +148,7 @@ async fn the_api_refuses_what_the_screens_refuse_in_the_same_words_and_saves_not
     let potassium = json!({ "instrument_code": "2823-3", "test_code": "K", "unit": "mg/dL" });
     let api = app.api(&s, Method::POST, &codes, Some(potassium)).await;
     assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let words = "Potassium is reported in mmol/L and Cuvette cannot convert mg/dL to it: map the code with mmol/L (set the instrument to send it) or with a unit Cuvette converts for K: mEq/L";
+    let words = "Potassium is reported in mmol/L and Cuvette cannot convert mg/dL to it: map the code with mmol/L (set the instrument to send it) or with a unit Cuvette converts for K: mol/L, umol/L, meq/L";
     assert_eq!(api.json()["error"]["fields"], json!([{ "field": "unit", "message": words }]));
     let form = app
         .post_form(
@@ -174,7 +171,12 @@ async fn the_api_refuses_what_the_screens_refuse_in_the_same_words_and_saves_not
 
     // An instrument without a name; one that does not exist; one named twice.
     let r = app
-        .api(&s, Method::POST, "/api/v1/instruments", Some(json!({ "protocol": "astm", "sender": "X" })))
+        .api(
+            &s,
+            Method::POST,
+            "/api/v1/instruments",
+            Some(json!({ "protocol": "astm", "sender": "X" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
@@ -205,7 +207,14 @@ async fn the_api_refuses_what_the_screens_refuse_in_the_same_words_and_saves_not
         StatusCode::UNAUTHORIZED
     );
     let student = app.sign_in(Role::Student, "learns").await;
-    let r = app.api(&student, Method::POST, "/api/v1/messages/1/dismiss", Some(json!({ "reason": "test" }))).await;
+    let r = app
+        .api(
+            &student,
+            Method::POST,
+            "/api/v1/messages/1/dismiss",
+            Some(json!({ "reason": "test" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(audited(&app, AuditAction::InstrumentMapCode).await.is_empty());
 }
@@ -272,13 +281,13 @@ async fn a_code_map_file_with_a_unit_cuvette_cannot_convert_is_refused_whole_nam
     let file = "instrument_code,map_as,test_code,unit\r\n\
                 2345-7,result,GLU,mmol/L\r\n\
                 2823-3,result,K,mg/dL\r\n\
-                2160-0,result,CREA,umol/L\r\n\
+                2160-0,result,CREAT,umol/L\r\n\
                 2345-7,ignore,,\r\n";
     let import = format!("/api/v1/instruments/{id}/codes/csv");
 
     let r = app.api(&s, Method::POST, &import, Some(json!({ "csv": file }))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let unit = "row 3, unit: Potassium is reported in mmol/L and Cuvette cannot convert mg/dL to it: map the code with mmol/L (set the instrument to send it) or with a unit Cuvette converts for K: mEq/L";
+    let unit = "row 3, unit: Potassium is reported in mmol/L and Cuvette cannot convert mg/dL to it: map the code with mmol/L (set the instrument to send it) or with a unit Cuvette converts for K: mol/L, umol/L, meq/L";
     let twice = "row 5, instrument_code: 2345-7 is mapped on row 2 already: keep one of the two";
     assert_eq!(
         r.json()["error"]["fields"],
@@ -294,12 +303,14 @@ async fn a_code_map_file_with_a_unit_cuvette_cannot_convert_is_refused_whole_nam
     assert_eq!(form.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(form.body.contains(unit), "{}", form.body);
     assert!(form.body.contains("row 5, instrument_code: 2345-7 is mapped on row 2 already"));
-    assert!(form.body.contains("2160-0,result,CREA,umol/L"), "what was pasted is kept");
+    assert!(form.body.contains("2160-0,result,CREAT,umol/L"), "what was pasted is kept");
     assert_eq!(app.api(&s, Method::GET, &codes, None).await.json()["codes"], json!([]));
     assert!(audited(&app, AuditAction::InstrumentMapCode).await.is_empty());
 
     // A file without its header is refused before any row is read.
-    let r = app.api(&s, Method::POST, &import, Some(json!({ "csv": "2345-7,result,GLU,mmol/L\r\n" }))).await;
+    let r = app
+        .api(&s, Method::POST, &import, Some(json!({ "csv": "2345-7,result,GLU,mmol/L\r\n" })))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         r.json()["error"]["fields"][0]["message"],
@@ -330,10 +341,14 @@ async fn a_quarantined_message_is_read_replayed_or_dismissed_through_the_api() {
     let log = app.api(&s, Method::GET, &format!("/api/v1/quarantine?instrument={id}"), None).await;
     assert_eq!(log.status, StatusCode::OK, "{}", log.body);
     let waiting = log.json()["messages"].clone();
-    let ids: Vec<i64> = waiting.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> =
+        waiting.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{waiting}");
     let (stranger, unmapped) = (ids[0], ids[1]);
-    assert_eq!(waiting[1]["detail"], "OBX 1: CHEM-SI sends test code 2345-7, which is not mapped to a catalog test: map it under Interfaces");
+    assert_eq!(
+        waiting[1]["detail"],
+        "OBX 1: test code \"2345-7\" from Chem-1 is not mapped to a catalog test: map it under Interfaces"
+    );
 
     let r = app.api(&s, Method::GET, &format!("/api/v1/messages/{unmapped}"), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -345,7 +360,7 @@ async fn a_quarantined_message_is_read_replayed_or_dismissed_through_the_api() {
     assert_eq!(
         detail["ack_errors"],
         json!([{ "location": "OBX^1^3", "code": "103", "code_name": "Table value not found", "severity": "E",
-                 "message": "CHEM-SI sends test code 2345-7, which is not mapped to a catalog test: map it under Interfaces" }])
+                 "message": "test code \"2345-7\" from Chem-1 is not mapped to a catalog test: map it under Interfaces" }])
     );
     assert!(detail["raw"].as_str().unwrap().contains("OBX|1|NM|2345-7^^LN||5.2|mmol/L"));
 
@@ -356,7 +371,11 @@ async fn a_quarantined_message_is_read_replayed_or_dismissed_through_the_api() {
     assert_eq!(page["next_before"], stranger);
     let r = app.api(&s, Method::GET, "/api/v1/messages?outcome=lost", None).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("is not an outcome: choose one of accepted, quarantined"), "{}", r.body);
+    assert!(
+        r.body.contains("is not an outcome: choose one of accepted, quarantined"),
+        "{}",
+        r.body
+    );
     let r = app.api(&s, Method::GET, "/api/v1/messages?instrument=999", None).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -385,7 +404,9 @@ async fn a_quarantined_message_is_read_replayed_or_dismissed_through_the_api() {
         r.json()["error"]["fields"],
         json!([{ "field": "reason", "message": "say why the message is dismissed" }])
     );
-    let r = app.api(&s, Method::POST, &uri, Some(json!({ "reason": "sent by the vendor's test" }))).await;
+    let r = app
+        .api(&s, Method::POST, &uri, Some(json!({ "reason": "sent by the vendor's test" })))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["quarantine"], "dismissed");
     let left = app.api(&s, Method::GET, "/api/v1/quarantine", None).await.json();
