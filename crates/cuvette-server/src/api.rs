@@ -23,8 +23,14 @@ use crate::AppState;
 use crate::auth::ApiCaller;
 use crate::error::{ApiError, api_error};
 
+mod interfaces;
 pub mod openapi;
 pub mod responses;
+
+use interfaces::{
+    add_instrument, code_map, configure_instrument, dismiss, export_code_map, import_code_map,
+    instrument, instruments, map_code, message, messages, quarantine, replay,
+};
 
 use responses as out;
 use responses::Schema;
@@ -132,6 +138,16 @@ const ACCESSION: Param = Param {
     )
 };
 const CODE: Param = Param { pattern: Some(TEST_CODE), ..path("code", "string", "Test code") };
+const INSTRUMENT: Param = path("id", "integer", "Instrument id");
+const MESSAGE: Param = path("id", "integer", "Message log id");
+const LOG_FILTERS: [Param; 6] = [
+    query("direction", "string", "in or out"),
+    query("outcome", "string", "accepted, quarantined, partial, query, aborted, sent or failed"),
+    query("instrument", "integer", "Only this instrument's messages (its id)"),
+    query("q", "string", "A control id or accession number, or text in the detail"),
+    query("before", "integer", "Page backwards: messages before this id (next_before)"),
+    query("limit", "integer", "At most this many, 1 to 1000 (200 when not given)"),
+];
 
 /// The form of a test or panel code in the catalog.
 pub const TEST_CODE: &str = "^[A-Za-z0-9_-]{1,16}$";
@@ -248,6 +264,74 @@ api_routes! {
         summary: "Remove a synonym of a coded test (those who edit the catalog; audited); results read through it keep their value and the text as sent",
         tag: "catalog", params: [CODE], body: Some("SynonymRemoval"),
         ok: 200 out::CodedSynonymList, errors: [400, 401, 403, 404, 415, 422],
+    }
+    GET "/v1/instruments" => instruments {
+        summary: "Every instrument and other sender, with its settings and code map",
+        tag: "interfaces", params: [], body: None,
+        ok: 200 out::InstrumentList, errors: [401, 403],
+    }
+    POST "/v1/instruments" => add_instrument {
+        summary: "Add an instrument or other sender (supervisor); audited", tag: "interfaces",
+        params: [], body: Some("NewInstrument"),
+        ok: 201 out::Instrument, errors: [400, 401, 403, 409, 415, 422],
+    }
+    GET "/v1/instruments/{id}" => instrument {
+        summary: "One instrument with its settings and code map", tag: "interfaces",
+        params: [INSTRUMENT], body: None,
+        ok: 200 out::Instrument, errors: [400, 401, 403, 404],
+    }
+    PATCH "/v1/instruments/{id}" => configure_instrument {
+        summary: "Change an instrument's settings (supervisor): all given are saved, or none; each audited",
+        tag: "interfaces", params: [INSTRUMENT], body: Some("InstrumentSettings"),
+        ok: 200 out::Instrument, errors: [400, 401, 403, 404, 415, 422],
+    }
+    GET "/v1/instruments/{id}/codes" => code_map {
+        summary: "An instrument's code map, with each unit's conversion", tag: "interfaces",
+        params: [INSTRUMENT], body: None,
+        ok: 200 out::CodeMap, errors: [400, 401, 403, 404],
+    }
+    POST "/v1/instruments/{id}/codes" => map_code {
+        summary: "Add or replace one mapping (supervisor): a catalog test in a unit Cuvette converts, an instrument flag, or ignored; audited",
+        tag: "interfaces", params: [INSTRUMENT], body: Some("CodeMapping"),
+        ok: 200 out::CodeMapping, errors: [400, 401, 403, 404, 415, 422],
+    }
+    GET "/v1/instruments/{id}/codes/csv" => export_code_map {
+        summary: "An instrument's code map as a CSV file, guarded against spreadsheet formulas",
+        tag: "interfaces", params: [INSTRUMENT], body: None,
+        ok: 200 out::CodeMapFile, errors: [400, 401, 403, 404],
+    }
+    POST "/v1/instruments/{id}/codes/csv" => import_code_map {
+        summary: "Import a code map CSV file (supervisor): all rows or none, each wrong row named; dry_run only checks",
+        tag: "interfaces", params: [INSTRUMENT], body: Some("CodeMapImport"),
+        ok: 200 out::CodeMapImported, errors: [400, 401, 403, 404, 415, 422],
+    }
+    GET "/v1/messages" => messages {
+        summary: "The message log, newest first", tag: "interfaces",
+        params: [
+            LOG_FILTERS[0], LOG_FILTERS[1], LOG_FILTERS[2], LOG_FILTERS[3], LOG_FILTERS[4],
+            LOG_FILTERS[5],
+        ],
+        body: None, ok: 200 out::MessageLog, errors: [400, 401, 403, 422],
+    }
+    GET "/v1/messages/{id}" => message {
+        summary: "One logged message: the bytes, the outcome and the acknowledgement with each error's code",
+        tag: "interfaces", params: [MESSAGE], body: None,
+        ok: 200 out::MessageDetail, errors: [400, 401, 403, 404],
+    }
+    GET "/v1/quarantine" => quarantine {
+        summary: "Messages waiting in the quarantine, newest first", tag: "interfaces",
+        params: [LOG_FILTERS[2], LOG_FILTERS[3], LOG_FILTERS[4], LOG_FILTERS[5]],
+        body: None, ok: 200 out::MessageLog, errors: [400, 401, 403, 422],
+    }
+    POST "/v1/messages/{id}/replay" => replay {
+        summary: "Replay a quarantined message once its cause is fixed, optionally with a corrected accession number; audited",
+        tag: "interfaces", params: [MESSAGE], body: Some("ReplayRequest"),
+        ok: 200 out::Replayed, errors: [400, 401, 403, 404, 415, 422],
+    }
+    POST "/v1/messages/{id}/dismiss" => dismiss {
+        summary: "Dismiss a quarantined message that will not be replayed, with the reason; audited",
+        tag: "interfaces", params: [MESSAGE], body: Some("DismissRequest"),
+        ok: 200 out::LoggedMessage, errors: [400, 401, 403, 404, 415, 422],
     }
 }
 

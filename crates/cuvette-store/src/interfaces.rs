@@ -282,6 +282,9 @@ pub struct MessageFilter {
     pub outcome: Option<MessageOutcome>,
     /// Raw text or control id or accession containing this.
     pub text: Option<String>,
+    /// Only messages from or to this sender (HL7 MSH-3, ASTM H-5) in this protocol: one
+    /// instrument's traffic.
+    pub sender: Option<(Protocol, String)>,
     /// Only messages before this id (paging backwards).
     pub before_id: Option<i64>,
     /// At most this many.
@@ -699,6 +702,7 @@ impl Store {
             "SELECT {MESSAGE_COLUMNS} FROM interface_message \
              WHERE ($1 = 0 OR quarantine = 'open') AND ($2 IS NULL OR direction = $2) AND ($3 IS NULL OR outcome = $3) \
                AND ($4 IS NULL OR control_id = $4 OR accession = $4 OR detail LIKE $5) AND ($6 IS NULL OR id < $6) \
+               AND ($8 IS NULL OR (protocol = $8 AND sender = $9)) \
              ORDER BY id DESC LIMIT $7"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -709,6 +713,8 @@ impl Store {
             .bind(f.text.as_deref().map(|t| format!("%{t}%")))
             .bind(f.before_id)
             .bind(if f.limit > 0 { f.limit } else { 200 })
+            .bind(f.sender.as_ref().map(|(p, _)| p.code()))
+            .bind(f.sender.as_ref().map(|(_, s)| s.as_str()))
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(message_from_row).collect()

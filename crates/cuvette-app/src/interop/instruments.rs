@@ -67,81 +67,8 @@ impl Lab {
         test_code: &str,
         unit: &str,
     ) -> AppResult<()> {
-        self.require(actor, Action::EditCatalog)?;
-        let instrument = self.store.instrument(instrument_id).await?;
-        let test_code = test_code.trim().to_ascii_uppercase();
-        let catalog = self.catalog();
-        let index = SERUM_INDEX_CODES.iter().any(|(c, _)| *c == test_code);
-        let def = catalog.catalog.test(&test_code);
-        if def.is_none() && !index {
-            return Err(AppError::invalid(
-                "test_code",
-                format!(
-                    "{test_code:?} is not a test in the catalog (serum indices map to SI_H, SI_I or SI_L)"
-                ),
-            ));
-        }
-        if let Some(def) = def.filter(|d| d.is_calculated()) {
-            return Err(AppError::invalid(
-                "test_code",
-                format!("{} is calculated; map the instrument's measured tests", def.name),
-            ));
-        }
-        let code = instrument_code.trim();
-        if code.is_empty() || code.chars().count() > 100 {
-            return Err(AppError::invalid(
-                "instrument_code",
-                "enter the code the instrument sends (up to 100 characters)",
-            ));
-        }
-        let unit = unit.trim();
-        if unit.chars().count() > units::UNIT_LEN_MAX {
-            return Err(AppError::invalid(
-                "unit",
-                format!("a unit is at most {} characters", units::UNIT_LEN_MAX),
-            ));
-        }
-        // A result is stored in the catalog's unit: another unit needs a conversion.
-        let (unit, conversion) = match def {
-            None => (units::normalize(unit).to_owned(), None),
-            Some(def) => match units::mapping(def, unit) {
-                Mapping::Same if unit.is_empty() => (def.unit.clone(), None),
-                Mapping::Same => (units::normalize(unit).to_owned(), None),
-                Mapping::Convert(c) => (c.from.to_owned(), Some(c)),
-                Mapping::Unconvertible => {
-                    return Err(AppError::invalid("unit", unconvertible(def, unit)));
-                }
-            },
-        };
-        let row = TestCodeRow {
-            instrument_id,
-            instrument_code: code.to_owned(),
-            test_code: test_code.clone(),
-            unit: unit.clone(),
-            disposition: CodeDisposition::Result,
-        };
-        let now = self.now_at();
-        let mut tx = self.store.begin().await?;
-        tx.map_test_code(&row).await?;
-        let after = audit::state(&audit::CodeMapped {
-            instrument_code: code,
-            test_code: &test_code,
-            unit: &unit,
-            conversion: conversion.as_ref().map(|c| c.describe()),
-        });
-        tx.audit(NewAuditEvent {
-            at: now,
-            actor: &actor.name,
-            action: AuditAction::InstrumentMapCode,
-            entity: "instrument",
-            entity_id: instrument.name.clone(),
-            patient_id: None,
-            before: None,
-            after,
-        })
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let entry = CodeEntry { instrument_code, map_as: "result", test_code, unit };
+        self.map_code(actor, instrument_id, &entry).await.map(drop)
     }
 
     /// Maps an instrument's code to be ignored (supervisor): its results (a research
@@ -153,7 +80,8 @@ impl Lab {
         instrument_id: i64,
         instrument_code: &str,
     ) -> AppResult<()> {
-        self.dispose_test_code(actor, instrument_id, instrument_code, CodeDisposition::Ignore).await
+        let entry = CodeEntry { instrument_code, map_as: "ignore", test_code: "", unit: "" };
+        self.map_code(actor, instrument_id, &entry).await.map(drop)
     }
 
     /// Maps an instrument's code as an instrument flag (supervisor): a hematology analyzer's
@@ -166,64 +94,108 @@ impl Lab {
         instrument_id: i64,
         instrument_code: &str,
     ) -> AppResult<()> {
-        self.dispose_test_code(actor, instrument_id, instrument_code, CodeDisposition::Flag).await
+        let entry = CodeEntry { instrument_code, map_as: "flag", test_code: "", unit: "" };
+        self.map_code(actor, instrument_id, &entry).await.map(drop)
     }
 
-    async fn dispose_test_code(
+    /// Adds or replaces one mapping of an instrument's code (supervisor), as the code form and
+    /// the API give it: a result of a catalog test in a unit (another unit than the catalog's
+    /// only with a conversion Cuvette knows), an instrument flag, or ignored. Audited.
+    pub async fn map_code(
         &self,
         actor: &Actor,
         instrument_id: i64,
-        instrument_code: &str,
-        disposition: CodeDisposition,
-    ) -> AppResult<()> {
+        entry: &CodeEntry<'_>,
+    ) -> AppResult<MappedCode> {
         self.require(actor, Action::EditCatalog)?;
-        let code = instrument_code.trim();
-        if code.is_empty() || code.chars().count() > 100 {
-            return Err(AppError::invalid(
-                "instrument_code",
-                "enter the code the instrument sends (up to 100 characters)",
-            ));
-        }
         let instrument = self.store.instrument(instrument_id).await?;
-        let before = self
-            .store
-            .test_codes(instrument_id)
-            .await?
-            .into_iter()
-            .find(|c| c.instrument_code == code)
-            .map(|c| match c.disposition {
-                CodeDisposition::Result => c.test_code,
-                other => other.code().to_owned(),
-            });
-        let row = TestCodeRow {
-            instrument_id,
-            instrument_code: code.to_owned(),
-            test_code: String::new(),
-            unit: String::new(),
-            disposition,
-        };
-        let now = self.now_at();
+        let planned = plan_code(self, instrument_id, entry).map_err(AppError::Invalid)?;
+        let current = self.store.test_codes(instrument_id).await?;
         let mut tx = self.store.begin().await?;
-        tx.map_test_code(&row).await?;
+        self.write_code(&mut tx, actor, &instrument, &current, &planned).await?;
+        tx.commit().await?;
+        Ok(planned.mapped())
+    }
+
+    /// Adds or replaces the mappings of an instrument's code map from a CSV file (supervisor):
+    /// a header row naming the columns of [`CODE_MAP_COLUMNS`] in any order, then one mapping
+    /// a row, each checked as the code form checks it. All or nothing: when any row is wrong,
+    /// every wrong row is named (its spreadsheet row number, the header being row 1, its
+    /// column and why) and nothing is stored. Codes not in the file keep their mapping.
+    /// `dry_run` checks and answers what would be saved without saving it.
+    pub async fn import_code_map(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        csv: &[u8],
+        dry_run: bool,
+    ) -> AppResult<Vec<MappedCode>> {
+        self.require(actor, Action::EditCatalog)?;
+        let instrument = self.store.instrument(instrument_id).await?;
+        let planned = code_map_rows(self, instrument_id, csv).map_err(AppError::Invalid)?;
+        if !dry_run {
+            let current = self.store.test_codes(instrument_id).await?;
+            let mut tx = self.store.begin().await?;
+            for p in &planned {
+                self.write_code(&mut tx, actor, &instrument, &current, p).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(planned.iter().map(PlannedCode::mapped).collect())
+    }
+
+    /// Writes one checked mapping with its audit event.
+    async fn write_code(
+        &self,
+        tx: &mut cuvette_store::Tx,
+        actor: &Actor,
+        instrument: &InstrumentRow,
+        current: &[TestCodeRow],
+        planned: &PlannedCode,
+    ) -> AppResult<()> {
+        let row = &planned.row;
+        tx.map_test_code(row).await?;
+        let (action, after) = match row.disposition {
+            CodeDisposition::Result => (
+                AuditAction::InstrumentMapCode,
+                audit::state(&audit::CodeMapped {
+                    instrument_code: &row.instrument_code,
+                    test_code: &row.test_code,
+                    unit: &row.unit,
+                    conversion: planned.conversion.clone(),
+                }),
+            ),
+            disposition => {
+                let before =
+                    current.iter().find(|c| c.instrument_code == row.instrument_code).map(|c| {
+                        match c.disposition {
+                            CodeDisposition::Result => c.test_code.clone(),
+                            other => other.code().to_owned(),
+                        }
+                    });
+                let action = match disposition {
+                    CodeDisposition::Flag => AuditAction::InstrumentMapFlag,
+                    _ => AuditAction::InstrumentIgnoreCode,
+                };
+                let after = audit::state(&audit::CodeDisposed {
+                    instrument_code: &row.instrument_code,
+                    mapped_as: disposition.code(),
+                    before,
+                });
+                (action, after)
+            }
+        };
         tx.audit(NewAuditEvent {
-            at: now,
+            at: self.now_at(),
             actor: &actor.name,
-            action: match disposition {
-                CodeDisposition::Flag => AuditAction::InstrumentMapFlag,
-                _ => AuditAction::InstrumentIgnoreCode,
-            },
+            action,
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,
             before: None,
-            after: audit::state(&audit::CodeDisposed {
-                instrument_code: code,
-                mapped_as: disposition.code(),
-                before,
-            }),
+            after,
         })
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -237,34 +209,8 @@ impl Lab {
         instrument_id: i64,
         setting: &str,
     ) -> AppResult<()> {
-        self.require(actor, Action::EditCatalog)?;
-        let Some(setting) = UnmappedResults::parse(setting.trim()) else {
-            return Err(AppError::invalid(
-                "unmapped_results",
-                "hold (the whole message waits in the quarantine) or store_mappable (the results that can be taken are stored, the others wait in the quarantine)",
-            ));
-        };
-        let instrument = self.store.instrument(instrument_id).await?;
-        let now = self.now_at();
-        let mut tx = self.store.begin().await?;
-        tx.set_unmapped_results(instrument_id, setting).await?;
-        tx.audit(NewAuditEvent {
-            at: now,
-            actor: &actor.name,
-            action: AuditAction::InstrumentUnmappedResults,
-            entity: "instrument",
-            entity_id: instrument.name.clone(),
-            patient_id: None,
-            before: audit::state(&audit::UnmappedResultsSetting {
-                unmapped_results: instrument.unmapped_results.code(),
-            }),
-            after: audit::state(&audit::UnmappedResultsSetting {
-                unmapped_results: setting.code(),
-            }),
-        })
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let settings = InstrumentSettings { unmapped_results: Some(setting), ..Default::default() };
+        self.configure_instrument(actor, instrument_id, &settings).await
     }
 
     /// Says which component of ASTM O-3 holds an instrument's accession numbers (from 1), for
@@ -276,36 +222,9 @@ impl Lab {
         instrument_id: i64,
         component: Option<usize>,
     ) -> AppResult<()> {
-        self.require(actor, Action::EditCatalog)?;
-        if component.is_some_and(|c| !(1..=SPECIMEN_ID_COMPONENTS_MAX).contains(&c)) {
-            return Err(AppError::invalid(
-                "specimen_id_component",
-                format!(
-                    "a component from 1 to {SPECIMEN_ID_COMPONENTS_MAX}, or none for the first that is not empty"
-                ),
-            ));
-        }
-        let instrument = self.store.instrument(instrument_id).await?;
-        let now = self.now_at();
-        let mut tx = self.store.begin().await?;
-        tx.set_specimen_id_component(instrument_id, component.map(|c| c as i64)).await?;
-        tx.audit(NewAuditEvent {
-            at: now,
-            actor: &actor.name,
-            action: AuditAction::InstrumentSpecimenIdComponent,
-            entity: "instrument",
-            entity_id: instrument.name.clone(),
-            patient_id: None,
-            before: audit::state(&audit::SpecimenIdComponent {
-                component: instrument.specimen_id_component,
-            }),
-            after: audit::state(&audit::SpecimenIdComponent {
-                component: component.map(|c| c as i64),
-            }),
-        })
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let settings =
+            InstrumentSettings { specimen_id_component: Some(component), ..Default::default() };
+        self.configure_instrument(actor, instrument_id, &settings).await
     }
 
     /// Sets the character set an ASTM instrument writes: `utf-8`, `windows-1252` or `ascii`
@@ -318,31 +237,110 @@ impl Lab {
         instrument_id: i64,
         charset: &str,
     ) -> AppResult<()> {
+        let settings = InstrumentSettings { charset: Some(charset), ..Default::default() };
+        self.configure_instrument(actor, instrument_id, &settings).await
+    }
+
+    /// Changes an instrument's settings (supervisor): each one given is checked first, then
+    /// all are saved together, each audited with its value before and after; one refused
+    /// setting saves none.
+    pub async fn configure_instrument(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        settings: &InstrumentSettings<'_>,
+    ) -> AppResult<()> {
         self.require(actor, Action::EditCatalog)?;
-        let charset = charset.trim().to_ascii_lowercase();
-        if !ASTM_CHARSETS.contains(&charset.as_str()) {
-            return Err(AppError::invalid(
-                "charset",
-                "utf-8, windows-1252 (Latin-1 and its extensions), ascii, or utf-8-lossy (bytes that are not UTF-8 replaced by �, each logged)",
-            ));
+        let mut errors = Vec::new();
+        let unmapped = settings.unmapped_results.and_then(|setting| {
+            let parsed = UnmappedResults::parse(setting.trim());
+            if parsed.is_none() {
+                errors.push(crate::FieldError {
+                    field: "unmapped_results".into(),
+                    message: "hold (the whole message waits in the quarantine) or store_mappable (the results that can be taken are stored, the others wait in the quarantine)".into(),
+                });
+            }
+            parsed
+        });
+        if let Some(Some(c)) = settings.specimen_id_component
+            && !(1..=SPECIMEN_ID_COMPONENTS_MAX).contains(&c)
+        {
+            errors.push(crate::FieldError {
+                field: "specimen_id_component".into(),
+                message: format!(
+                    "a component from 1 to {SPECIMEN_ID_COMPONENTS_MAX}, or none for the first that is not empty"
+                ),
+            });
+        }
+        let charset = settings.charset.map(|c| c.trim().to_ascii_lowercase());
+        if charset.as_deref().is_some_and(|c| !ASTM_CHARSETS.contains(&c)) {
+            errors.push(crate::FieldError {
+                field: "charset".into(),
+                message: "utf-8, windows-1252 (Latin-1 and its extensions), ascii, or utf-8-lossy (bytes that are not UTF-8 replaced by �, each logged)".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
         }
         let instrument = self.store.instrument(instrument_id).await?;
         let now = self.now_at();
-        let mut tx = self.store.begin().await?;
-        tx.set_instrument_charset(instrument_id, Some(&charset)).await?;
-        tx.audit(NewAuditEvent {
+        let event = |action, before, after| NewAuditEvent {
             at: now,
             actor: &actor.name,
-            action: AuditAction::InstrumentCharset,
+            action,
             entity: "instrument",
             entity_id: instrument.name.clone(),
             patient_id: None,
-            before: audit::state(&audit::Charset { charset: instrument.charset.as_deref() }),
-            after: audit::state(&audit::Charset { charset: Some(&charset) }),
-        })
-        .await?;
+            before,
+            after,
+        };
+        let mut tx = self.store.begin().await?;
+        if let Some(setting) = unmapped {
+            tx.set_unmapped_results(instrument_id, setting).await?;
+            tx.audit(event(
+                AuditAction::InstrumentUnmappedResults,
+                audit::state(&audit::UnmappedResultsSetting {
+                    unmapped_results: instrument.unmapped_results.code(),
+                }),
+                audit::state(&audit::UnmappedResultsSetting { unmapped_results: setting.code() }),
+            ))
+            .await?;
+        }
+        if let Some(component) = settings.specimen_id_component {
+            let component = component.map(|c| c as i64);
+            tx.set_specimen_id_component(instrument_id, component).await?;
+            tx.audit(event(
+                AuditAction::InstrumentSpecimenIdComponent,
+                audit::state(&audit::SpecimenIdComponent {
+                    component: instrument.specimen_id_component,
+                }),
+                audit::state(&audit::SpecimenIdComponent { component }),
+            ))
+            .await?;
+        }
+        if let Some(charset) = &charset {
+            tx.set_instrument_charset(instrument_id, Some(charset)).await?;
+            tx.audit(event(
+                AuditAction::InstrumentCharset,
+                audit::state(&audit::Charset { charset: instrument.charset.as_deref() }),
+                audit::state(&audit::Charset { charset: Some(charset) }),
+            ))
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// One instrument with its test-code map.
+    pub async fn instrument(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> AppResult<(InstrumentRow, Vec<TestCodeRow>)> {
+        self.require(actor, Action::ViewResults)?;
+        let instrument = self.store.instrument(id).await?;
+        let codes = self.store.test_codes(id).await?;
+        Ok((instrument, codes))
     }
 
     /// Every instrument with its test-code map.
@@ -387,4 +385,267 @@ fn unconvertible(def: &TestDefinition, unit: &str) -> String {
         "{} is reported in {} and Cuvette cannot convert {unit} to it: {instead}",
         def.name, def.unit
     )
+}
+
+/// Settings of an instrument to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstrumentSettings<'a> {
+    /// `hold` or `store_mappable`.
+    pub unmapped_results: Option<&'a str>,
+    /// The ASTM O-3 component holding the accession number (from 1), or `Some(None)` for the
+    /// first that is not empty.
+    pub specimen_id_component: Option<Option<usize>>,
+    /// The character set of an ASTM instrument (one of [`ASTM_CHARSETS`]).
+    pub charset: Option<&'a str>,
+}
+
+/// One mapping of an instrument's code as a person, a script or a file gives it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CodeEntry<'a> {
+    /// The code the instrument sends (HL7 OBX-3, ASTM R-3).
+    pub instrument_code: &'a str,
+    /// `result` (or empty), `flag` or `ignore`.
+    pub map_as: &'a str,
+    /// The catalog test, for a result (serum indices: `SI_H`, `SI_I`, `SI_L`).
+    pub test_code: &'a str,
+    /// The unit the instrument sends; empty means the catalog's.
+    pub unit: &'a str,
+}
+
+/// A mapping as saved (or, on a dry run, as it would be saved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedCode {
+    /// The code the instrument sends.
+    pub instrument_code: String,
+    /// A result, a flag, or ignored.
+    pub disposition: CodeDisposition,
+    /// The catalog test; empty for a flag or an ignored code.
+    pub test_code: String,
+    /// The unit its results arrive in (UCUM); empty for a flag or an ignored code.
+    pub unit: String,
+    /// The conversion its results take, described ("mmol/L → mg/dL × 18.016 …"); `None` when
+    /// they arrive in the catalog's unit.
+    pub conversion: Option<String>,
+}
+
+/// The columns of a code map file, in the order an export writes them.
+pub const CODE_MAP_COLUMNS: [&str; 4] = ["instrument_code", "map_as", "test_code", "unit"];
+
+/// The most mappings one code map file may hold (an analyzer's menu is a few hundred codes).
+pub const CODE_MAP_ROWS_MAX: usize = 5000;
+
+/// A mapping checked and ready to write.
+struct PlannedCode {
+    row: TestCodeRow,
+    conversion: Option<String>,
+}
+
+impl PlannedCode {
+    fn mapped(&self) -> MappedCode {
+        MappedCode {
+            instrument_code: self.row.instrument_code.clone(),
+            disposition: self.row.disposition,
+            test_code: self.row.test_code.clone(),
+            unit: self.row.unit.clone(),
+            conversion: self.conversion.clone(),
+        }
+    }
+}
+
+/// Checks one mapping: the same words for the code form, the API and each row of a file.
+fn plan_code(
+    lab: &Lab,
+    instrument_id: i64,
+    entry: &CodeEntry<'_>,
+) -> Result<PlannedCode, Vec<crate::FieldError>> {
+    let invalid =
+        |field: &str, message: String| vec![crate::FieldError { field: field.to_owned(), message }];
+    let disposition = match entry.map_as.trim() {
+        "" => CodeDisposition::Result,
+        code => CodeDisposition::parse(code).ok_or_else(|| {
+            invalid(
+                "map_as",
+                "map the code as a result of a catalog test, an instrument flag, or ignored".into(),
+            )
+        })?,
+    };
+    let code = entry.instrument_code.trim();
+    let code_ok = !code.is_empty() && code.chars().count() <= 100;
+    let code_refusal = || {
+        invalid(
+            "instrument_code",
+            "enter the code the instrument sends (up to 100 characters)".into(),
+        )
+    };
+    if disposition != CodeDisposition::Result {
+        if !code_ok {
+            return Err(code_refusal());
+        }
+        let row = TestCodeRow {
+            instrument_id,
+            instrument_code: code.to_owned(),
+            test_code: String::new(),
+            unit: String::new(),
+            disposition,
+        };
+        return Ok(PlannedCode { row, conversion: None });
+    }
+    let test_code = entry.test_code.trim().to_ascii_uppercase();
+    let catalog = lab.catalog();
+    let index = SERUM_INDEX_CODES.iter().any(|(c, _)| *c == test_code);
+    let def = catalog.catalog.test(&test_code);
+    if def.is_none() && !index {
+        return Err(invalid(
+            "test_code",
+            format!(
+                "{test_code:?} is not a test in the catalog (serum indices map to SI_H, SI_I or SI_L)"
+            ),
+        ));
+    }
+    if let Some(def) = def.filter(|d| d.is_calculated()) {
+        return Err(invalid(
+            "test_code",
+            format!("{} is calculated; map the instrument's measured tests", def.name),
+        ));
+    }
+    if !code_ok {
+        return Err(code_refusal());
+    }
+    let unit = entry.unit.trim();
+    if unit.chars().count() > units::UNIT_LEN_MAX {
+        return Err(invalid(
+            "unit",
+            format!("a unit is at most {} characters", units::UNIT_LEN_MAX),
+        ));
+    }
+    // A result is stored in the catalog's unit: another unit needs a conversion.
+    let (unit, conversion) = match def {
+        None => (units::normalize(unit).to_owned(), None),
+        Some(def) => match units::mapping(def, unit) {
+            Mapping::Same if unit.is_empty() => (def.unit.clone(), None),
+            Mapping::Same => (units::normalize(unit).to_owned(), None),
+            Mapping::Convert(c) => (c.from.to_owned(), Some(c.describe())),
+            Mapping::Unconvertible => return Err(invalid("unit", unconvertible(def, unit))),
+        },
+    };
+    let row = TestCodeRow {
+        instrument_id,
+        instrument_code: code.to_owned(),
+        test_code,
+        unit,
+        disposition: CodeDisposition::Result,
+    };
+    Ok(PlannedCode { row, conversion })
+}
+
+/// Reads and checks every row of a code map file; every problem is named, by spreadsheet row
+/// (the header is row 1) and column.
+fn code_map_rows(
+    lab: &Lab,
+    instrument_id: i64,
+    csv: &[u8],
+) -> Result<Vec<PlannedCode>, Vec<crate::FieldError>> {
+    let refuse = |field: String, message: String| {
+        vec![crate::FieldError { message: format!("{field}: {message}"), field }]
+    };
+    // A spreadsheet saving "CSV UTF-8" writes a byte order mark first.
+    let csv = csv.strip_prefix("\u{feff}".as_bytes()).unwrap_or(csv);
+    let mut reader = ::csv::ReaderBuilder::new().flexible(true).from_reader(csv);
+    let header = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(refuse("row 1".into(), format!("the header cannot be read ({e})"))),
+    };
+    let mut at = [usize::MAX; 4];
+    for (i, name) in header.iter().enumerate() {
+        let name = name.trim().to_ascii_lowercase();
+        match CODE_MAP_COLUMNS.iter().position(|c| *c == name) {
+            Some(c) if at[c] == usize::MAX => at[c] = i,
+            Some(_) => {
+                return Err(refuse(
+                    format!("row 1, {name}"),
+                    "the column is named twice: keep one".into(),
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    format!("row 1, column {}", i + 1),
+                    format!(
+                        "{name:?} is not a column of a code map: the columns are {}",
+                        CODE_MAP_COLUMNS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(missing) = CODE_MAP_COLUMNS.iter().zip(at).find(|(_, i)| *i == usize::MAX) {
+        return Err(refuse(
+            "row 1".into(),
+            format!(
+                "the header has no {} column: the columns are {}",
+                missing.0,
+                CODE_MAP_COLUMNS.join(", ")
+            ),
+        ));
+    }
+    let mut planned: Vec<(usize, PlannedCode)> = Vec::new();
+    let mut errors = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let row = i + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.extend(refuse(format!("row {row}"), format!("it cannot be read ({e})")));
+                continue;
+            }
+        };
+        let cell = |c: usize| unguard(record.get(at[c]).unwrap_or(""));
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue; // a spreadsheet's blank line
+        }
+        if planned.len() + errors.len() >= CODE_MAP_ROWS_MAX {
+            return Err(refuse(
+                format!("row {row}"),
+                format!("a code map file holds at most {CODE_MAP_ROWS_MAX} mappings: split it"),
+            ));
+        }
+        let entry = CodeEntry {
+            instrument_code: cell(0),
+            map_as: cell(1),
+            test_code: cell(2),
+            unit: cell(3),
+        };
+        match plan_code(lab, instrument_id, &entry) {
+            Ok(p) => {
+                let code = &p.row.instrument_code;
+                if let Some((first, _)) =
+                    planned.iter().find(|(_, q)| q.row.instrument_code == *code)
+                {
+                    errors.extend(refuse(
+                        format!("row {row}, instrument_code"),
+                        format!("{code} is mapped on row {first} already: keep one of the two"),
+                    ));
+                } else {
+                    planned.push((row, p));
+                }
+            }
+            Err(field_errors) => errors.extend(
+                field_errors
+                    .into_iter()
+                    .flat_map(|e| refuse(format!("row {row}, {}", e.field), e.message)),
+            ),
+        }
+    }
+    if errors.is_empty() && planned.is_empty() {
+        return Err(refuse("row 2".into(), "the file holds no mappings below its header".into()));
+    }
+    if errors.is_empty() { Ok(planned.into_iter().map(|(_, p)| p).collect()) } else { Err(errors) }
+}
+
+/// A cell as the lab meant it: a code map export puts a single quote before a text that a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`), and it is taken off again here.
+fn unguard(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
 }

@@ -13,6 +13,31 @@ use super::{ReceivedResult, Refusal, astm, hl7};
 use crate::audit;
 use crate::{Actor, AppError, AppResult, Lab, PlacedOrder};
 
+/// The message log's page length when none is asked for.
+pub const MESSAGE_PAGE: i64 = 200;
+
+/// The longest page of the message log one read returns.
+pub const MESSAGE_PAGE_MAX: i64 = 1000;
+
+/// The message log's filters as typed: empty text is no filter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogQuery<'a> {
+    /// Only the quarantine's open messages.
+    pub open_quarantine: bool,
+    /// `in` or `out`.
+    pub direction: &'a str,
+    /// An outcome's code (`accepted`, `quarantined`, …).
+    pub outcome: &'a str,
+    /// Only this instrument's messages (by its sender and protocol).
+    pub instrument: Option<i64>,
+    /// A control id or accession number, or text in the log's detail.
+    pub text: &'a str,
+    /// Only messages before this id (the next page).
+    pub before: Option<i64>,
+    /// At most this many ([`MESSAGE_PAGE`] when `None`).
+    pub limit: Option<i64>,
+}
+
 /// A decoded inbound message.
 #[derive(Debug, Clone)]
 pub struct Inbound<'a> {
@@ -367,6 +392,66 @@ impl Lab {
         Ok(self.store.messages(filter).await?)
     }
 
+    /// The message log (or the open quarantine) as a screen or the API asks for it, newest
+    /// first: the filters as typed are checked here, so both refuse them in the same words
+    /// instead of showing every message under a filter the reader thinks applies.
+    pub async fn search_message_log(
+        &self,
+        actor: &Actor,
+        q: &LogQuery<'_>,
+    ) -> AppResult<Vec<MessageRow>> {
+        self.require(actor, Action::ViewResults)?;
+        let direction = match q.direction.trim() {
+            "" => None,
+            code => Some(Direction::parse(code).ok_or_else(|| {
+                AppError::invalid(
+                    "direction",
+                    format!("{code:?} is not a direction: choose in or out"),
+                )
+            })?),
+        };
+        let outcome = match q.outcome.trim() {
+            "" => None,
+            code => Some(MessageOutcome::parse(code).ok_or_else(|| {
+                let known: Vec<&str> = MessageOutcome::ALL.iter().map(|o| o.code()).collect();
+                AppError::invalid(
+                    "outcome",
+                    format!("{code:?} is not an outcome: choose one of {}", known.join(", ")),
+                )
+            })?),
+        };
+        let limit = q.limit.unwrap_or(MESSAGE_PAGE);
+        if !(1..=MESSAGE_PAGE_MAX).contains(&limit) {
+            return Err(AppError::invalid(
+                "limit",
+                format!("ask for 1 to {MESSAGE_PAGE_MAX} messages a page"),
+            ));
+        }
+        let sender = match q.instrument {
+            None => None,
+            Some(id) => match self.store.instrument(id).await {
+                Ok(i) => Some((i.protocol, i.sender)),
+                Err(StoreError::NotFound(_)) => {
+                    return Err(AppError::invalid(
+                        "instrument",
+                        format!("there is no instrument {id}: use an id from the instruments list"),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let filter = MessageFilter {
+            open_quarantine: q.open_quarantine,
+            direction,
+            outcome,
+            text: Some(q.text.trim().to_owned()).filter(|t| !t.is_empty()),
+            sender,
+            before_id: q.before,
+            limit,
+        };
+        Ok(self.store.messages(&filter).await?)
+    }
+
     /// One logged message.
     pub async fn message(&self, actor: &Actor, id: i64) -> AppResult<MessageRow> {
         self.require(actor, Action::ViewResults)?;
@@ -523,4 +608,54 @@ fn decode_for_replay(m: &MessageRow) -> Decoded {
         Protocol::Hl7 => hl7::decode_results(&m.raw),
         Protocol::Astm => astm::decode_results(&m.raw),
     }
+}
+
+/// What an HL7 acknowledgement said about a message: MSA-1 and one entry per ERR segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// MSA-1: `AA` taken, `AE` an error the sender can put right, `AR` not processed (or the
+    /// enhanced-mode `CA`, `CE`, `CR`).
+    pub code: String,
+    /// Each problem named, in the order the acknowledgement gives them.
+    pub errors: Vec<AckError>,
+}
+
+/// One ERR segment of an acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckError {
+    /// ERR-2, where in the message (`OBX^1^6`); empty when the whole message is at fault.
+    pub location: String,
+    /// ERR-3.1, the HL7 table 0357 code (`103`).
+    pub code: String,
+    /// ERR-3.2, the code's name (`Table value not found`).
+    pub code_name: String,
+    /// ERR-4: `E` error, `W` warning, `I` information.
+    pub severity: String,
+    /// ERR-8, the reason in the lab's words.
+    pub message: String,
+}
+
+/// What the HL7 acknowledgement Cuvette sent (inbound) or received (outbound) for `message`
+/// said; `None` for ASTM, whose link layer acknowledges frames and keeps no application
+/// answer, or when there is none.
+pub fn acknowledged(message: &MessageRow) -> Option<Acknowledged> {
+    if message.protocol != Protocol::Hl7 {
+        return None;
+    }
+    let ack = cuvette_hl7::Message::parse(message.ack.as_deref()?).ok()?;
+    let code = ack.segment("MSA")?.field(1).text().into_owned();
+    let errors = ack
+        .segments_with_id("ERR")
+        .map(|err| {
+            let code = err.field(3);
+            AckError {
+                location: String::from_utf8_lossy(err.field(2).raw()).into_owned(),
+                code: code.component(1).text().into_owned(),
+                code_name: code.component(2).text().into_owned(),
+                severity: err.field(4).text().into_owned(),
+                message: err.field(8).text().into_owned(),
+            }
+        })
+        .collect();
+    Some(Acknowledged { code, errors })
 }

@@ -40,7 +40,13 @@ pub mod outbound;
 mod refusal;
 
 pub use ingest::{Decoded, INGEST_SLOW_US, ReceivedResult, Skipped};
-pub use message_log::{Inbound, Ingested};
+pub use instruments::{
+    CODE_MAP_COLUMNS, CODE_MAP_ROWS_MAX, CodeEntry, InstrumentSettings, MappedCode,
+};
+pub use message_log::{
+    AckError, Acknowledged, Inbound, Ingested, LogQuery, MESSAGE_PAGE, MESSAGE_PAGE_MAX,
+    acknowledged,
+};
 pub use orders::{
     OrderMessage, PLACER_SPECIMEN_ID_LEN_MAX, ReceivedOrder, ReceivedPatient, ReceivedSpecimen,
 };

@@ -233,6 +233,26 @@ pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
                     "coded_value": { "type": "string", "description": "One of the test's allowed values, which it stands for" } } },
                 "SynonymRemoval": { "type": "object", "required": ["synonym"], "properties": {
                     "synonym": { "type": "string", "description": "The synonym's text, in any case" } } },
+                "NewInstrument": { "type": "object", "required": ["name", "protocol", "sender"], "properties": {
+                    "name": { "type": "string", "minLength": 1, "maxLength": 100 },
+                    "protocol": { "type": "string", "enum": ["hl7", "astm"] },
+                    "sender": { "type": "string", "minLength": 1, "maxLength": 200, "description": "What it sends as its name: HL7 MSH-3, ASTM H-5" } } },
+                "InstrumentSettings": { "type": "object", "additionalProperties": false, "description": "The settings to change; one left out stays as it is", "properties": {
+                    "unmapped_results": { "type": "string", "enum": ["hold", "store_mappable"] },
+                    "specimen_id_component": { "type": ["integer", "null"], "minimum": 1, "maximum": 10, "description": "ASTM O-3 component holding the accession number; null takes the first that is not empty" },
+                    "charset": { "type": "string", "enum": ["utf-8", "windows-1252", "ascii", "utf-8-lossy"] } } },
+                "CodeMapping": { "type": "object", "required": ["instrument_code"], "properties": {
+                    "instrument_code": { "type": "string", "minLength": 1, "maxLength": 100 },
+                    "map_as": { "type": "string", "enum": ["result", "flag", "ignore"], "description": "result when not given" },
+                    "test_code": { "type": "string", "description": "The catalog test (SI_H, SI_I, SI_L for serum indices); for a result" },
+                    "unit": { "type": "string", "description": "The unit the instrument sends; another than the catalog's only where Cuvette converts it. Empty means the catalog's" } } },
+                "CodeMapImport": { "type": "object", "required": ["csv"], "properties": {
+                    "csv": { "type": "string", "description": "The file: a header row naming instrument_code, map_as, test_code, unit (any order), then one mapping a row" },
+                    "dry_run": { "type": "boolean", "description": "Check the file and answer what would be saved, saving nothing" } } },
+                "ReplayRequest": { "type": "object", "properties": {
+                    "accession": { "type": "string", "description": "A corrected accession number for every result in the message" } } },
+                "DismissRequest": { "type": "object", "required": ["reason"], "properties": {
+                    "reason": { "type": "string", "minLength": 1 } } },
                 "SaveDefinition": { "type": "object", "required": ["expected_version", "definition"], "properties": {
                     "expected_version": { "type": "integer", "description": "The version last read (0 for a definition never saved)" },
                     "definition": Definition::schema() } }

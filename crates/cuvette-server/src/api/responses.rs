@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use cuvette_app::interop::{AckError, MappedCode};
 use cuvette_app::records::{
-    AuditEvent, CriticalCallRow, PatientRow, ResultRow, SpecimenRow, WorkItem,
+    AuditEvent, CodeDisposition, CriticalCallRow, InstrumentRow, MessageRow, PatientRow, ResultRow,
+    SpecimenRow, TestCodeRow, WorkItem,
 };
 use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};
 use cuvette_domain::TestDefinition;
@@ -944,5 +946,285 @@ response! {
     /// Every refusal under /api has this shape.
     pub struct ErrorBody {
         pub error: ErrorDetail,
+    }
+}
+
+const PROTOCOLS: [&str; 2] = ["hl7", "astm"];
+const UNMAPPED_RESULTS: [&str; 2] = ["hold", "store_mappable"];
+const MAP_AS: [&str; 3] = ["result", "ignore", "flag"];
+const DIRECTIONS: [&str; 2] = ["in", "out"];
+const OUTCOMES: [&str; 7] =
+    ["accepted", "quarantined", "partial", "query", "aborted", "sent", "failed"];
+const QUARANTINE: [&str; 3] = ["open", "replayed", "dismissed"];
+
+response! {
+    /// One mapping of an instrument's code.
+    pub struct CodeMapping {
+        /// The code the instrument sends (HL7 OBX-3, ASTM R-3).
+        pub instrument_code: String,
+        /// A result of a catalog test, an instrument flag (its raised flags send the
+        /// specimen's results to review), or ignored (skipped, never quarantined).
+        pub map_as: String = [MAP_AS[0], MAP_AS[1], MAP_AS[2]],
+        /// The catalog test its results are stored under; null unless mapped as a result.
+        pub test_code: Option<String>,
+        /// The unit its results arrive in (UCUM); null unless mapped as a result.
+        pub unit: Option<String>,
+        /// The conversion to the catalog's unit, with its factor and source; null when the
+        /// results arrive in the catalog's unit.
+        pub conversion: Option<String>,
+        /// Why its results cannot be taken (a mapping saved before conversions were
+        /// required: they are quarantined until the code is mapped again); null when they can.
+        pub problem: Option<String>,
+    }
+}
+
+impl CodeMapping {
+    /// A stored mapping, with what the catalog makes of its unit.
+    pub fn new(catalog: &cuvette_domain::Catalog, c: &TestCodeRow) -> CodeMapping {
+        let (conversion, problem) = crate::html::interfaces::conversion_of(catalog, c);
+        let result = c.disposition == CodeDisposition::Result;
+        CodeMapping {
+            instrument_code: c.instrument_code.clone(),
+            map_as: c.disposition.code().to_owned(),
+            test_code: result.then(|| c.test_code.clone()),
+            unit: result.then(|| c.unit.clone()),
+            conversion,
+            problem,
+        }
+    }
+}
+
+impl From<&MappedCode> for CodeMapping {
+    fn from(m: &MappedCode) -> CodeMapping {
+        let result = m.disposition == CodeDisposition::Result;
+        CodeMapping {
+            instrument_code: m.instrument_code.clone(),
+            map_as: m.disposition.code().to_owned(),
+            test_code: result.then(|| m.test_code.clone()),
+            unit: result.then(|| m.unit.clone()),
+            conversion: m.conversion.clone(),
+            problem: None,
+        }
+    }
+}
+
+response! {
+    /// An instrument or other system Cuvette takes messages from, with its code map.
+    pub struct Instrument {
+        pub id: i64,
+        pub name: String,
+        pub protocol: String = [PROTOCOLS[0], PROTOCOLS[1]],
+        /// What it sends as its name: HL7 MSH-3, ASTM H-5.
+        pub sender: String,
+        /// A disabled instrument's messages are refused.
+        pub active: bool,
+        /// Sample ids of its control runs (`QC-*`); empty when none are configured.
+        pub qc_pattern: String,
+        /// ASTM: the O-3 component holding the accession number (from 1); null takes the first
+        /// that is not empty.
+        pub specimen_id_component: Option<i64>,
+        /// ASTM: the character set it writes; null reads UTF-8.
+        pub charset: Option<String> = ["utf-8", "windows-1252", "ascii", "utf-8-lossy"],
+        /// What becomes of a message some of whose results cannot be taken: hold the whole
+        /// message in the quarantine, or store the others and quarantine those.
+        pub unmapped_results: String = [UNMAPPED_RESULTS[0], UNMAPPED_RESULTS[1]],
+        /// Its code map, by instrument code.
+        pub codes: Vec<CodeMapping>,
+    }
+}
+
+impl Instrument {
+    /// An instrument and its code map.
+    pub fn new(
+        catalog: &cuvette_domain::Catalog,
+        i: &InstrumentRow,
+        codes: &[TestCodeRow],
+    ) -> Instrument {
+        Instrument {
+            id: i.id,
+            name: i.name.clone(),
+            protocol: i.protocol.code().to_owned(),
+            sender: i.sender.clone(),
+            active: i.active,
+            qc_pattern: i.qc_pattern.clone(),
+            specimen_id_component: i.specimen_id_component,
+            charset: i.charset.clone(),
+            unmapped_results: i.unmapped_results.code().to_owned(),
+            codes: codes.iter().map(|c| CodeMapping::new(catalog, c)).collect(),
+        }
+    }
+}
+
+response! {
+    /// Every instrument, by name.
+    pub struct InstrumentList {
+        pub instruments: Vec<Instrument>,
+    }
+}
+
+response! {
+    /// An instrument's code map.
+    pub struct CodeMap {
+        pub instrument_id: i64,
+        pub codes: Vec<CodeMapping>,
+    }
+}
+
+response! {
+    /// An instrument's code map as a CSV file (RFC 4180, CRLF): the columns instrument_code,
+    /// map_as, test_code, unit. A text a spreadsheet would run as a formula starts with a
+    /// single quote, which an import takes off again.
+    pub struct CodeMapFile {
+        pub instrument_id: i64,
+        /// A name to save it under.
+        pub filename: String,
+        /// The file.
+        pub csv: String,
+    }
+}
+
+response! {
+    /// A code map file taken: every mapping in it, as saved — or, on a dry run, as it would be.
+    pub struct CodeMapImported {
+        pub instrument_id: i64,
+        /// True when nothing was saved: the file was only checked.
+        pub dry_run: bool,
+        pub codes: Vec<CodeMapping>,
+    }
+}
+
+response! {
+    /// One message in the log, in or out.
+    pub struct LoggedMessage {
+        pub id: i64,
+        pub received_at: Time,
+        pub direction: String = [DIRECTIONS[0], DIRECTIONS[1]],
+        pub protocol: String = [PROTOCOLS[0], PROTOCOLS[1]],
+        /// The listener or destination ("mllp:2575"), or "replay by <user>".
+        pub channel: String,
+        /// The remote address.
+        pub peer: String,
+        /// HL7 MSH-3, ASTM H-5.
+        pub sender: String,
+        /// HL7 MSH-10; for ASTM a hash of the content.
+        pub control_id: Option<String>,
+        pub message_type: String,
+        pub outcome: String = [OUTCOMES[0], OUTCOMES[1], OUTCOMES[2], OUTCOMES[3], OUTCOMES[4], OUTCOMES[5], OUTCOMES[6]],
+        /// What became of it, in words: the reason when it was quarantined, with its place.
+        pub detail: String,
+        pub accession: Option<String>,
+        /// Results stored from it.
+        pub results: i64,
+        /// Null for a message never quarantined.
+        pub quarantine: Option<String> = [QUARANTINE[0], QUARANTINE[1], QUARANTINE[2]],
+        /// The quarantined message this one replays.
+        pub replay_of: Option<i64>,
+        /// Microseconds from arrival to the answer.
+        pub processed_us: i64,
+    }
+}
+
+impl From<&MessageRow> for LoggedMessage {
+    fn from(m: &MessageRow) -> LoggedMessage {
+        LoggedMessage {
+            id: m.id,
+            received_at: Time::at(m.received_at),
+            direction: m.direction.code().to_owned(),
+            protocol: m.protocol.code().to_owned(),
+            channel: m.channel.clone(),
+            peer: m.peer.clone(),
+            sender: m.sender.clone(),
+            control_id: m.control_id.clone(),
+            message_type: m.message_type.clone(),
+            outcome: m.outcome.code().to_owned(),
+            detail: m.detail.clone(),
+            accession: m.accession.clone(),
+            results: m.results,
+            quarantine: m.quarantine.map(|q| q.code().to_owned()),
+            replay_of: m.replay_of,
+            processed_us: m.processed_us,
+        }
+    }
+}
+
+response! {
+    /// A page of the message log, newest first.
+    pub struct MessageLog {
+        pub messages: Vec<LoggedMessage>,
+        /// Pass as `before` for the next page; null on the last.
+        pub next_before: Option<i64>,
+    }
+}
+
+response! {
+    /// One problem an HL7 acknowledgement named (an ERR segment).
+    pub struct AckProblem {
+        /// ERR-2, where in the message ("OBX^1^6"); empty for the message as a whole.
+        pub location: String,
+        /// ERR-3.1, the HL7 table 0357 code ("103").
+        pub code: String,
+        /// ERR-3.2, the code's name ("Table value not found").
+        pub code_name: String,
+        /// ERR-4: E error, W warning, I information.
+        pub severity: String,
+        /// ERR-8, the reason in the lab's words.
+        pub message: String,
+    }
+}
+
+impl From<&AckError> for AckProblem {
+    fn from(e: &AckError) -> AckProblem {
+        AckProblem {
+            location: e.location.clone(),
+            code: e.code.clone(),
+            code_name: e.code_name.clone(),
+            severity: e.severity.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+response! {
+    /// A logged message with what came in (or went out) and the acknowledgement.
+    pub struct MessageDetail {
+        pub message: LoggedMessage,
+        /// The bytes as received, as text (a byte that is not UTF-8 shows as U+FFFD).
+        pub raw: String,
+        /// The acknowledgement sent (inbound) or received (outbound), as text; null when none.
+        pub ack: Option<String>,
+        /// HL7 MSA-1 of that acknowledgement (AA, AE, AR, or CA, CE, CR); null for ASTM.
+        pub ack_code: Option<String>,
+        /// Each problem the acknowledgement named, with its HL7 code and place.
+        pub ack_errors: Vec<AckProblem>,
+        /// The sequence numbers of the OBX segments or R records kept in the quarantine from a
+        /// partly stored message.
+        pub held: Vec<i64>,
+    }
+}
+
+impl From<&MessageRow> for MessageDetail {
+    fn from(m: &MessageRow) -> MessageDetail {
+        let acknowledged = cuvette_app::interop::acknowledged(m);
+        MessageDetail {
+            message: LoggedMessage::from(m),
+            raw: String::from_utf8_lossy(&m.raw).into_owned(),
+            ack: m.ack.as_deref().map(|a| String::from_utf8_lossy(a).into_owned()),
+            ack_code: acknowledged.as_ref().map(|a| a.code.clone()),
+            ack_errors: acknowledged
+                .iter()
+                .flat_map(|a| a.errors.iter().map(AckProblem::from))
+                .collect(),
+            held: m.held.iter().map(|&h| h as i64).collect(),
+        }
+    }
+}
+
+response! {
+    /// A quarantined message replayed: the original, and the replay's own log entry.
+    pub struct Replayed {
+        /// The quarantined message, now `replayed` when the replay was taken.
+        pub original: LoggedMessage,
+        /// The replay: accepted, or quarantined again with the reason.
+        pub replay: LoggedMessage,
     }
 }

@@ -4,13 +4,13 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use cuvette_app::interop::{self, CodeEntry, MESSAGE_PAGE};
 use cuvette_app::records::{
-    CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
-    OutboxRow, Quarantine, TestCodeRow,
+    CodeDisposition, InstrumentRow, MessageFilter, MessageRow, OutboxRow, Quarantine, TestCodeRow,
 };
 use cuvette_app::{AppError, FieldError};
 use cuvette_domain::Action;
@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/interfaces/instruments", post(add_instrument))
         .route("/interfaces/instruments/{id}/codes", post(map_code))
         .route("/interfaces/instruments/{id}/unmapped", post(set_unmapped_results))
+        .route("/interfaces/instruments/{id}/codes.csv", get(code_map_download))
+        .route("/interfaces/instruments/{id}/codes/import", post(import_code_map))
         .route("/interfaces/messages", get(messages))
         .route("/interfaces/messages/{id}", get(message))
         .route("/interfaces/messages/{id}/replay", post(replay))
@@ -133,31 +135,43 @@ fn code_lines(s: &AppState, codes: &[TestCodeRow]) -> Vec<CodeLine> {
                     problem: String::new(),
                 };
             }
-            let (conversion, problem) = match catalog.catalog.test(&c.test_code) {
-                Some(def) => match units::mapping(def, &c.unit) {
-                    Mapping::Same => (String::new(), String::new()),
-                    Mapping::Convert(conversion) => (conversion.describe(), String::new()),
-                    Mapping::Unconvertible => (
-                        String::new(),
-                        format!(
-                            "Cuvette cannot convert {} to the catalog's {}: its results are quarantined until the code is mapped again",
-                            c.unit,
-                            if def.unit.is_empty() { "(no unit)" } else { &def.unit }
-                        ),
-                    ),
-                },
-                // Serum indices are not catalog tests and take no unit.
-                None => (String::new(), String::new()),
-            };
+            let (conversion, problem) = conversion_of(&catalog.catalog, c);
             CodeLine {
                 instrument_code: c.instrument_code.clone(),
                 test_code: c.test_code.clone(),
                 unit: c.unit.clone(),
-                conversion,
-                problem,
+                conversion: conversion.unwrap_or_default(),
+                problem: problem.unwrap_or_default(),
             }
         })
         .collect()
+}
+
+/// The conversion a code's results take to the catalog's unit (`None` when they arrive in
+/// it), and why they cannot be taken (a mapping saved before conversions were required).
+pub(crate) fn conversion_of(
+    catalog: &cuvette_domain::Catalog,
+    c: &TestCodeRow,
+) -> (Option<String>, Option<String>) {
+    if c.disposition != CodeDisposition::Result {
+        return (None, None);
+    }
+    match catalog.test(&c.test_code) {
+        Some(def) => match units::mapping(def, &c.unit) {
+            Mapping::Same => (None, None),
+            Mapping::Convert(conversion) => (Some(conversion.describe()), None),
+            Mapping::Unconvertible => (
+                None,
+                Some(format!(
+                    "Cuvette cannot convert {} to the catalog's {}: its results are quarantined until the code is mapped again",
+                    c.unit,
+                    if def.unit.is_empty() { "(no unit)" } else { &def.unit }
+                )),
+            ),
+        },
+        // Serum indices are not catalog tests and take no unit.
+        None => (None, None),
+    }
 }
 
 #[derive(Template)]
@@ -171,6 +185,8 @@ struct OverviewPage {
     form: InstrumentForm,
     /// The code form of the instrument whose mapping was refused, as typed.
     code_form: Option<(i64, CodeForm)>,
+    /// The code map file pasted for an instrument, kept when it was refused or only checked.
+    import_form: Option<(i64, String)>,
 }
 
 impl OverviewPage {
@@ -179,6 +195,14 @@ impl OverviewPage {
         match &self.code_form {
             Some((id, form)) if id == instrument => form.clone(),
             _ => CodeForm::default(),
+        }
+    }
+
+    /// The code map file pasted for `instrument`, as it was pasted.
+    fn typed_csv(&self, instrument: &i64) -> &str {
+        match &self.import_form {
+            Some((id, csv)) if id == instrument => csv,
+            _ => "",
         }
     }
 
@@ -234,6 +258,7 @@ async fn overview_page(
         outbox: outbox_lines(s, &outbox),
         form,
         code_form: None,
+        import_form: None,
     })
 }
 
@@ -288,25 +313,15 @@ async fn map_code(
     Form(form): Form<CodeForm>,
 ) -> Result<Response, WebError> {
     bench.check_csrf(&form.csrf)?;
-    let lab = &s.lab;
-    let saved = match CodeDisposition::parse(form.map_as.trim()) {
-        None if !form.map_as.trim().is_empty() => Err(AppError::invalid(
-            "map_as",
-            "map the code as a result of a catalog test, an instrument flag, or ignored",
-        )),
-        Some(CodeDisposition::Flag) => {
-            lab.map_flag_code(&bench.actor, id, &form.instrument_code).await
-        }
-        Some(CodeDisposition::Ignore) => {
-            lab.ignore_test_code(&bench.actor, id, &form.instrument_code).await
-        }
-        Some(CodeDisposition::Result) | None => {
-            lab.map_test_code(&bench.actor, id, &form.instrument_code, &form.test_code, &form.unit)
-                .await
-        }
+    let entry = CodeEntry {
+        instrument_code: &form.instrument_code,
+        map_as: &form.map_as,
+        test_code: &form.test_code,
+        unit: &form.unit,
     };
+    let saved = s.lab.map_code(&bench.actor, id, &entry).await;
     match saved {
-        Ok(()) => Ok(Redirect::to("/interfaces").into_response()),
+        Ok(_) => Ok(Redirect::to("/interfaces").into_response()),
         Err(AppError::Invalid(errors)) => {
             let mut page = overview_page(&s, &bench, errors, InstrumentForm::default()).await?;
             page.code_form = Some((id, form));
@@ -368,35 +383,16 @@ async fn messages(
     bench: Bench,
     Query(q): Query<LogQuery>,
 ) -> Result<Html<String>, WebError> {
-    const PAGE: i64 = 200;
-    // An empty choice is no filter; anything else must be a code, or the page would quietly
-    // show every message under a filter the reader thinks is applied.
-    let direction = match q.direction.trim() {
-        "" => None,
-        code => Some(Direction::parse(code).ok_or_else(|| {
-            AppError::invalid("direction", format!("{code:?} is not a direction: choose in or out"))
-        })?),
+    let query = interop::LogQuery {
+        direction: &q.direction,
+        outcome: &q.outcome,
+        text: &q.q,
+        before: q.before.parse().ok(),
+        ..interop::LogQuery::default()
     };
-    let outcome = match q.outcome.trim() {
-        "" => None,
-        code => Some(MessageOutcome::parse(code).ok_or_else(|| {
-            let known: Vec<&str> = MessageOutcome::ALL.iter().map(|o| o.code()).collect();
-            AppError::invalid(
-                "outcome",
-                format!("{code:?} is not an outcome: choose one of {}", known.join(", ")),
-            )
-        })?),
-    };
-    let filter = MessageFilter {
-        open_quarantine: false,
-        direction,
-        outcome,
-        text: Some(q.q.trim().to_owned()).filter(|t| !t.is_empty()),
-        before_id: q.before.parse().ok(),
-        limit: PAGE,
-    };
-    let rows = s.lab.message_log(&bench.actor, &filter).await?;
-    let next_before = (rows.len() as i64 == PAGE).then(|| rows.last().map(|m| m.id)).flatten();
+    let rows = s.lab.search_message_log(&bench.actor, &query).await?;
+    let next_before =
+        (rows.len() as i64 == MESSAGE_PAGE).then(|| rows.last().map(|m| m.id)).flatten();
     let page = LogPage {
         page: Page::new(&bench, "Message log", "interfaces"),
         lines: log_lines(&s, &rows),
@@ -540,4 +536,87 @@ async fn retry_outbox(
     bench.check_csrf(&form.csrf)?;
     s.lab.retry_outbox(&bench.actor, id).await?;
     Ok(Redirect::to("/interfaces").into_response())
+}
+
+/// An instrument's code map as CSV, the columns in the order an import reads them. Codes and
+/// units come from instruments and people: a spreadsheet must never run one as a formula.
+pub(crate) fn code_map_csv(codes: &[TestCodeRow]) -> String {
+    use crate::csv_export::{Csv, Field};
+    let mut csv = Csv::new(&cuvette_app::interop::CODE_MAP_COLUMNS);
+    for c in codes {
+        csv.row(&[
+            Field::Text(&c.instrument_code),
+            Field::Value(c.disposition.code()),
+            Field::Text(&c.test_code),
+            Field::Text(&c.unit),
+        ]);
+    }
+    csv.finish()
+}
+
+/// The file name a code map downloads as: the instrument's name in letters, digits and dashes.
+pub(crate) fn code_map_filename(instrument: &InstrumentRow) -> String {
+    let name: String = instrument
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    format!("cuvette-codes-{}-{}.csv", instrument.id, name.trim_matches('-'))
+}
+
+async fn code_map_download(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let (instrument, codes) = s.lab.instrument(&bench.actor, id).await?;
+    let disposition = format!("attachment; filename=\"{}\"", code_map_filename(&instrument));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        code_map_csv(&codes),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    csv: String,
+    /// Set: check the file and say what would be saved, saving nothing.
+    #[serde(default)]
+    check_only: Option<String>,
+}
+
+async fn import_code_map(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<ImportForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    let dry_run = form.check_only.is_some();
+    match s.lab.import_code_map(&bench.actor, id, form.csv.as_bytes(), dry_run).await {
+        Ok(_) if !dry_run => Ok(Redirect::to("/interfaces").into_response()),
+        Ok(codes) => {
+            let notice = format!(
+                "The file is right: its {} mappings would be saved. Nothing is saved until you import it.",
+                codes.len()
+            );
+            let mut page = overview_page(&s, &bench, vec![], InstrumentForm::default()).await?;
+            page.page.notice = Some(notice);
+            page.import_form = Some((id, form.csv));
+            Ok(Html(page.render()?).into_response())
+        }
+        Err(AppError::Invalid(errors)) => {
+            let mut page = overview_page(&s, &bench, errors, InstrumentForm::default()).await?;
+            page.import_form = Some((id, form.csv));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

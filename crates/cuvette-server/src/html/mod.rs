@@ -3,7 +3,7 @@
 mod admin;
 mod autoverify;
 mod critical;
-mod interfaces;
+pub(crate) mod interfaces;
 mod patients;
 mod qc;
 mod reports;

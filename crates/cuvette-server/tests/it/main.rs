@@ -7,6 +7,7 @@ mod coded;
 mod faults;
 mod fixtures;
 mod long_results;
+mod interfaces_api;
 mod mllp;
 mod openapi;
 mod outbox;

@@ -325,6 +325,52 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
     let r = app.api(&supervisor, Method::POST, &format!("{synonyms}/remove"), Some(remove)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     c.check("POST", "/api/v1/catalog/tests/{code}/synonyms/remove", &r);
+    // A go-live: the analyzer, its settings and code map (one mapping, then a file), its
+    // first message quarantined, read, replayed and — its duplicate — dismissed.
+    let analyzer = json!({ "name": "Chem-1", "protocol": "hl7", "sender": "CHEM-OA" });
+    let r = app.api(&supervisor, Method::POST, "/api/v1/instruments", Some(analyzer)).await;
+    let instrument = c.check("POST", "/api/v1/instruments", &r)["id"].as_i64().unwrap();
+    let at = format!("/api/v1/instruments/{instrument}");
+    let r = app.api(&supervisor, Method::GET, "/api/v1/instruments", None).await;
+    c.check("GET", "/api/v1/instruments", &r);
+    let settings = json!({ "unmapped_results": "store_mappable", "specimen_id_component": null });
+    let r = app.api(&supervisor, Method::PATCH, &at, Some(settings)).await;
+    c.check("PATCH", "/api/v1/instruments/{id}", &r);
+    let mapping = json!({ "instrument_code": "2823-3", "test_code": "K", "unit": "mmol/L" });
+    let r = app.api(&supervisor, Method::POST, &format!("{at}/codes"), Some(mapping)).await;
+    c.check("POST", "/api/v1/instruments/{id}/codes", &r);
+    let r = app.api(&supervisor, Method::GET, &format!("{at}/codes/csv"), None).await;
+    let file = c.check("GET", "/api/v1/instruments/{id}/codes/csv", &r)["csv"].clone();
+    let import = json!({ "csv": file, "dry_run": true });
+    let r = app.api(&supervisor, Method::POST, &format!("{at}/codes/csv"), Some(import)).await;
+    c.check("POST", "/api/v1/instruments/{id}/codes/csv", &r);
+    let r = app.api(&supervisor, Method::GET, &at, None).await;
+    c.check("GET", "/api/v1/instruments/{id}", &r);
+    let r = app.api(&supervisor, Method::GET, &format!("{at}/codes"), None).await;
+    c.check("GET", "/api/v1/instruments/{id}/codes", &r);
+    for control_id in ["OA0001", "OA0002"] {
+        let raw = format!(
+            "MSH|^~\\&|CHEM-OA|LAB|CUVETTE|LAB|20261124081500||ORU^R01^ORU_R01|{control_id}|P|2.5.1\r\
+             PID|1\rOBR|1||26-0000999-3|K\rOBX|1|NM|2823-3^^LN||4.1|mmol/L|||||F\r"
+        );
+        cuvette_app::interop::hl7::receive(&app.lab, raw.as_bytes(), "mllp:2575", "10.0.0.9:4000")
+            .await
+            .unwrap();
+    }
+    let r = app.api(&supervisor, Method::GET, "/api/v1/quarantine", None).await;
+    let waiting = c.check("GET", "/api/v1/quarantine", &r)["messages"].clone();
+    let (second, first) = (waiting[0]["id"].as_i64().unwrap(), waiting[1]["id"].as_i64().unwrap());
+    let r = app.api(&supervisor, Method::GET, "/api/v1/messages?direction=in", None).await;
+    c.check("GET", "/api/v1/messages", &r);
+    let r = app.api(&supervisor, Method::GET, &format!("/api/v1/messages/{first}"), None).await;
+    c.check("GET", "/api/v1/messages/{id}", &r);
+    let replay = json!({ "accession": chemistry });
+    let uri = format!("/api/v1/messages/{first}/replay");
+    let r = app.api(&supervisor, Method::POST, &uri, Some(replay)).await;
+    c.check("POST", "/api/v1/messages/{id}/replay", &r);
+    let uri = format!("/api/v1/messages/{second}/dismiss");
+    let r = app.api(&supervisor, Method::POST, &uri, Some(json!({ "reason": "sent twice" }))).await;
+    c.check("POST", "/api/v1/messages/{id}/dismiss", &r);
 
     let missed: Vec<_> = c.operations().difference(&c.succeeded).cloned().collect();
     assert!(missed.is_empty(), "documented operations this test did not call: {missed:?}");

@@ -175,6 +175,20 @@ async fn a_quarantined_message_and_its_replay_read_back_with_every_column() {
         db.store.messages(&accepted).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(),
         [replay]
     );
+
+    // One instrument's traffic: the sender in its protocol, not a namesake in the other.
+    let by_sender = |protocol, sender: &str| MessageFilter {
+        sender: Some((protocol, sender.to_owned())),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |rows: Vec<MessageRow>| rows.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(db.store.messages(&by_sender(Protocol::Hl7, "CHEM1")).await.unwrap()),
+        [replay, id]
+    );
+    assert!(db.store.messages(&by_sender(Protocol::Astm, "CHEM1")).await.unwrap().is_empty());
+    assert!(db.store.messages(&by_sender(Protocol::Hl7, "CHEM2")).await.unwrap().is_empty());
 }
 
 #[tokio::test]
