@@ -5,6 +5,7 @@ mod astm;
 mod audit;
 mod faults;
 mod fixtures;
+mod hostile;
 mod mllp;
 mod openapi;
 mod outbox;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cuvette_server::health::{Listeners, ReadinessConfig};
-use cuvette_server::interfaces::mllp;
+use cuvette_server::interfaces::{ListenerLimits, mllp};
 use cuvette_server::{AppState, ServerConfig, router};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -52,6 +52,7 @@ async fn a_lab_whose_database_answers_and_listeners_accept_is_ready_with_each_ch
     let _mllp = tokio::spawn(mllp::serve_watched(
         app.lab.clone(),
         listener,
+        ListenerLimits::mllp(),
         listeners.watch("MLLP", addr.port()),
     ));
     let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
@@ -94,6 +95,7 @@ async fn a_listener_that_stopped_accepting_makes_the_server_not_ready_naming_its
     let running = tokio::spawn(mllp::serve_watched(
         app.lab.clone(),
         listener,
+        ListenerLimits::mllp(),
         listeners.watch("MLLP", addr.port()),
     ));
     let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
