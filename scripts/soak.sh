@@ -290,6 +290,7 @@ def disk_full(hold=10):
     text = log_between(e["log_from"], e["log_to"])
     e["in_log"] = any(w in text for w in ("disk is full", "database or disk is full", "could not store"))
     e["in_readyz"] = seen is not None
+    e["reasons"] = sorted({r for t, s, r in readiness if e["start"] <= t and s != 200 and r})
     e["notes"] = (f"{written} MB of ballast; /readyz 503 after {seen - e['start']:.1f} s" if seen else
                   f"{written} MB of ballast; /readyz never 503") + (
                   f"; ready again {recovered - e['cleared']:.1f} s after the space returned" if recovered else "; not ready again within 2 min")
@@ -324,6 +325,7 @@ def database_restart():
     text = log_between(e["log_from"], e["log_to"])
     e["in_log"] = any(w in text.lower() for w in ("terminating connection", "could not store", "connection", "database"))
     e["in_readyz"] = seen is not None
+    e["reasons"] = sorted({r for t, s, r in readiness if e["start"] <= t and s != 200 and r})
     e["notes"] = how + (f"; ready again {recovered - seen:.1f} s after it showed" if recovered else "")
     episodes.append(e)
 
@@ -353,6 +355,7 @@ with open(os.path.join(work, "result.json"), "w") as f:
                "after_rss": after_rss, "peak_rss": max(m for _, m in rss_samples),
                "episodes": episodes, "duration": now(),
                "not_ready": sum(1 for _, s, _ in readiness if s != 200),
+               "not_ready_reasons": sorted({r for _, s, r in readiness if s != 200 and r}),
                "probes": len(readiness)}, f)
 PY
 DRIVER=$?
@@ -386,11 +389,13 @@ print(f"  results over MLLP: {len(acked)} acknowledged ({sum(1 for c in acked.va
       f"{r['unanswered']} unanswered; {len(stored)} stored")
 print(f"  API rounds (order, collect, receive, bench entry or analyzer, worklist, review queue): "
       f"{r['api']['ok']} whole, {r['api']['failed']} with an error")
-print(f"  /readyz: {r['probes']} probes, {r['not_ready']} not ready")
+print(f"  /readyz: {r['probes']} probes, {r['not_ready']} not ready: {'; '.join(r['not_ready_reasons']) or '-'}")
 print(f"  memory (RSS): {r['idle_rss']:.0f} MB idle at start, {r['baseline_rss']:.0f} MB under load before the faults, "
       f"peak {r['peak_rss']:.0f} MB, {r['end_rss']:.0f} MB under the same load at the end, {r['after_rss']:.0f} MB after it")
 for e in r["episodes"]:
     print(f"  {e['name']} at {e['start']:.0f}-{e['end']:.0f} s: {e['notes']}")
+    for reason in e.get("reasons", []):
+        print(f"    /readyz said: {reason}")
 if lost:
     failures.append(f"{len(lost)} acknowledged messages are not stored, e.g. {lost[:5]}")
 if verify != 0:

@@ -227,15 +227,22 @@ pub(crate) async fn accept_loop<F, Fut>(
             tracing::warn!(%peer, protocol, limit = limits.connections_per_address, "connection closed at once: this address has as many connections open as one address may");
             continue;
         };
-        if is_listed || listed.addresses.is_empty() {
+        let reports_full = is_listed || listed.addresses.is_empty();
+        if reports_full {
             watch.full(false);
         }
         let timing = Timing { frame_timeout: limits.frame_timeout, idle_timeout };
         let served = connection(lab.clone(), stream, peer, channel.clone(), timing);
+        let watch = watch.clone();
         tokio::spawn(async move {
-            let _slots = (slot, address_slot);
             if let Err(e) = served.await {
                 tracing::info!(%peer, error = %e, protocol, "connection ended");
+            }
+            drop((slot, address_slot));
+            // A slot is free again: the listener is no longer full, whether or not anyone
+            // connects next.
+            if reports_full {
+                watch.full(false);
             }
         });
     }

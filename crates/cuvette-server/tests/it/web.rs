@@ -284,7 +284,10 @@ async fn an_instruments_addresses_are_set_on_the_interfaces_page_and_a_host_name
     assert!(r.body.contains("&#34;chem-1.lab&#34; is not an IP address"), "{}", r.body);
     assert!(r.body.contains(r#"value="10.20.1.31 chem-1.lab""#), "what was typed is kept");
     let page = app.get(&s, "/interfaces").await.body;
-    assert!(page.contains(r#"name="allowed_peers" placeholder="any address" value="""#), "nothing saved");
+    assert!(
+        page.contains(r#"name="allowed_peers" placeholder="any address" value="""#),
+        "nothing saved"
+    );
 
     let r = app.post_form(&s, &uri, &[("allowed_peers", "10.20.1.32, 10.20.1.31")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
