@@ -145,7 +145,7 @@ impl Crowd {
 
     /// Checks that the server closes the ones over a cap at once, and every other one by its
     /// deadline: the frame timeout, or the idle timeout of unlisted addresses.
-    async fn is_closed_by_the_server(mut self) {
+    async fn gets_closed_by_the_server(mut self) {
         let limits = limits();
         // Time for the accept loop to have seen every one of them.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -197,7 +197,7 @@ async fn a_thousand_hostile_connections_leave_an_hl7_analyzer_its_ack_within_a_s
     assert_eq!(from_analyzer.len(), 1, "{log:#?}");
     assert!(!from_analyzer[0].detail.contains("listed addresses"), "{:?}", from_analyzer[0].detail);
 
-    crowd.is_closed_by_the_server().await;
+    crowd.gets_closed_by_the_server().await;
     // The half frames that had a slot are in the message log as cut off, nothing stored.
     let cut: Vec<_> =
         inbound(&app).await.into_iter().filter(|m| m.outcome.code() == "aborted").collect();
@@ -232,7 +232,7 @@ async fn a_thousand_hostile_connections_leave_an_astm_analyzer_its_ack_within_a_
     assert_eq!(from_analyzer.len(), 1, "stored before its last frame was acknowledged: {log:#?}");
     assert_eq!(from_analyzer[0].sender, "CHEM2");
 
-    crowd.is_closed_by_the_server().await;
+    crowd.gets_closed_by_the_server().await;
 }
 
 #[tokio::test]
