@@ -317,9 +317,9 @@ def database_restart():
         seen = next((t for t, s, _ in readiness if t >= e["start"] and s != 200), None)
         time.sleep(0.2)
     recovered = None
-    until = now() + 120
+    until = now() + (120 if seen else 0)
     while now() < until and recovered is None:
-        recovered = next((t for t, s, _ in readiness if seen and t > seen and s == 200), None)
+        recovered = next((t for t, s, _ in readiness if t > seen and s == 200), None)
         time.sleep(0.5)
     e["end"], e["log_to"] = now(), log_size()
     text = log_between(e["log_from"], e["log_to"])
