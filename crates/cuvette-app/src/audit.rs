@@ -6,6 +6,7 @@
 //! text, so a field is never renamed; a new field is new information, not a new spelling.
 
 use cuvette_domain::Flags;
+use cuvette_domain::peers::AllowedPeers;
 use cuvette_domain::qc::TargetSource;
 use cuvette_domain::workflow::{SpecimenCondition, TestStatus};
 use serde::Serialize;
@@ -311,6 +312,20 @@ pub(crate) struct CodeDisposed<'a> {
 #[derive(Serialize)]
 pub(crate) struct UnmappedResultsSetting {
     pub unmapped_results: &'static str,
+}
+
+/// `instrument.allowed_peers`, before and after: the addresses, none when unrestricted.
+#[derive(Serialize)]
+pub(crate) struct AllowedPeersSetting {
+    pub allowed_peers: Vec<String>,
+}
+
+impl AllowedPeersSetting {
+    pub(crate) fn of(peers: &AllowedPeers) -> AllowedPeersSetting {
+        AllowedPeersSetting {
+            allowed_peers: peers.addresses().iter().map(|a| a.to_string()).collect(),
+        }
+    }
 }
 
 /// `instrument.charset`, before and after.

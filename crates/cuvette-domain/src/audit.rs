@@ -111,6 +111,8 @@ pub enum AuditAction {
     /// What becomes of an instrument's message some of whose results cannot be taken
     /// (`instrument.unmapped_results`).
     InstrumentUnmappedResults,
+    /// The addresses an instrument's messages are taken from (`instrument.allowed_peers`).
+    InstrumentAllowedPeers,
     /// Quarantined message dismissed (`quarantine.dismiss`).
     QuarantineDismiss,
     /// Quarantined message replayed (`quarantine.replay`).
@@ -141,7 +143,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 61] = [
+    pub const ALL: [AuditAction; 62] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -190,6 +192,7 @@ impl AuditAction {
         AuditAction::InstrumentIgnoreCode,
         AuditAction::InstrumentMapFlag,
         AuditAction::InstrumentUnmappedResults,
+        AuditAction::InstrumentAllowedPeers,
         AuditAction::QuarantineDismiss,
         AuditAction::QuarantineReplay,
         AuditAction::AutoverifySave,
@@ -256,6 +259,7 @@ impl AuditAction {
             AuditAction::InstrumentIgnoreCode => "instrument.ignore_code",
             AuditAction::InstrumentMapFlag => "instrument.map_flag",
             AuditAction::InstrumentUnmappedResults => "instrument.unmapped_results",
+            AuditAction::InstrumentAllowedPeers => "instrument.allowed_peers",
             AuditAction::QuarantineDismiss => "quarantine.dismiss",
             AuditAction::QuarantineReplay => "quarantine.replay",
             AuditAction::AutoverifySave => "autoverify.save",
@@ -323,6 +327,7 @@ impl AuditAction {
             AuditAction::InstrumentIgnoreCode => "Instrument code ignored",
             AuditAction::InstrumentMapFlag => "Instrument code mapped as a flag",
             AuditAction::InstrumentUnmappedResults => "Instrument unmappable results setting set",
+            AuditAction::InstrumentAllowedPeers => "Instrument addresses allowed set",
             AuditAction::QuarantineDismiss => "Quarantined message dismissed",
             AuditAction::QuarantineReplay => "Quarantined message replayed",
             AuditAction::AutoverifySave => "Autoverification rules saved",

@@ -16,6 +16,7 @@ pub mod evaluation;
 pub mod number;
 pub mod password;
 pub mod patient;
+pub mod peers;
 pub mod qc;
 pub mod role;
 pub mod synonyms;

@@ -124,7 +124,12 @@ pub async fn serve(
         let (mllp, bound) = interfaces::mllp::bind(addr).await?;
         tracing::info!("HL7 MLLP listener on {bound}");
         let watch = config.readiness.listeners.watch("MLLP", bound.port());
-        tokio::spawn(interfaces::mllp::serve_watched(lab.clone(), mllp, watch));
+        tokio::spawn(interfaces::mllp::serve_watched(
+            lab.clone(),
+            mllp,
+            interfaces.mllp_limits.clone(),
+            watch,
+        ));
     }
     if let Some(ehr) = interfaces.ehr {
         if lab.config().ehr_destination.is_none() {
@@ -134,11 +139,16 @@ pub async fn serve(
         let settings = interfaces::outbox::OutboxSettings::default();
         tokio::spawn(interfaces::outbox::run(lab.clone(), ehr, settings));
     }
-    for addr in interfaces.astm {
+    for &addr in &interfaces.astm {
         let (astm, bound) = interfaces::astm::bind(addr).await?;
         tracing::info!("ASTM listener on {bound}");
         let watch = config.readiness.listeners.watch("ASTM", bound.port());
-        tokio::spawn(interfaces::astm::serve_watched(lab.clone(), astm, watch));
+        tokio::spawn(interfaces::astm::serve_watched(
+            lab.clone(),
+            astm,
+            interfaces.astm_limits.clone(),
+            watch,
+        ));
     }
     {
         // Critical results not called within the lab's limit are escalated (audited, counted

@@ -1,5 +1,6 @@
 //! Instruments, their test codes, the message log with its quarantine, and the outbox.
 
+use cuvette_domain::peers::AllowedPeers;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -170,6 +171,13 @@ pub struct InstrumentRow {
     pub charset: Option<String>,
     /// What becomes of a message some of whose results cannot be taken.
     pub unmapped_results: UnmappedResults,
+    /// The addresses its messages are taken from; empty for any.
+    #[serde(serialize_with = "peers_as_text")]
+    pub allowed_peers: AllowedPeers,
+}
+
+fn peers_as_text<S: serde::Serializer>(peers: &AllowedPeers, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&peers.code())
 }
 
 /// One instrument test code mapped to a catalog test.
@@ -387,6 +395,9 @@ fn instrument_from_row(r: &AnyRow) -> StoreResult<InstrumentRow> {
             UnmappedResults::parse,
         )?
         .unwrap_or(UnmappedResults::Hold),
+        allowed_peers: code(r, "instrument", "id", "allowed_peers", |text| {
+            AllowedPeers::parse(text).ok()
+        })?,
     })
 }
 
@@ -451,6 +462,20 @@ impl Tx {
     ) -> StoreResult<()> {
         sqlx::query("UPDATE instrument SET unmapped_results = $1 WHERE id = $2")
             .bind(setting.code())
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the addresses an instrument's messages are taken from.
+    pub async fn set_allowed_peers(
+        &mut self,
+        instrument_id: i64,
+        peers: &AllowedPeers,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET allowed_peers = $1 WHERE id = $2")
+            .bind(peers.code())
             .bind(instrument_id)
             .execute(self.conn())
             .await?;
@@ -571,7 +596,7 @@ impl Store {
     /// Every instrument.
     pub async fn instruments(&self) -> StoreResult<Vec<InstrumentRow>> {
         let rows = sqlx::query(
-            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results FROM instrument ORDER BY name",
+            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results, allowed_peers FROM instrument ORDER BY name",
         )
         .fetch_all(self.reader())
         .await?;
@@ -584,7 +609,7 @@ impl Store {
         protocol: Protocol,
         sender: &str,
     ) -> StoreResult<Option<InstrumentRow>> {
-        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results FROM instrument WHERE protocol = $1 AND sender = $2")
+        let row = sqlx::query("SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results, allowed_peers FROM instrument WHERE protocol = $1 AND sender = $2")
             .bind(protocol.code())
             .bind(sender)
             .fetch_optional(self.reader())
@@ -599,7 +624,7 @@ impl Store {
         sender: &str,
     ) -> StoreResult<Option<(InstrumentRow, Vec<TestCodeRow>)>> {
         let rows = sqlx::query(
-            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, i.specimen_id_component, i.charset, i.unmapped_results, c.instrument_code, c.test_code, c.unit, c.disposition \
+            "SELECT i.id, i.name, i.protocol, i.sender, i.active, i.qc_pattern, i.specimen_id_component, i.charset, i.unmapped_results, i.allowed_peers, c.instrument_code, c.test_code, c.unit, c.disposition \
              FROM instrument i LEFT JOIN instrument_test_code c ON c.instrument_id = i.id \
              WHERE i.protocol = $1 AND i.sender = $2 ORDER BY c.instrument_code",
         )
@@ -634,7 +659,7 @@ impl Store {
     /// An instrument by id.
     pub async fn instrument(&self, id: i64) -> StoreResult<InstrumentRow> {
         let row = sqlx::query(
-            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results FROM instrument WHERE id = $1",
+            "SELECT id, name, protocol, sender, active, qc_pattern, specimen_id_component, charset, unmapped_results, allowed_peers FROM instrument WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.reader())

@@ -271,6 +271,7 @@ impl HttpArgs {
             mllp: (!self.no_mllp).then_some(self.mllp),
             astm: if self.no_astm { vec![] } else { self.astm.clone() },
             ehr: self.ehr,
+            ..Default::default()
         }
     }
 

@@ -206,6 +206,7 @@ pub async fn receive(lab: &Lab, raw: &[u8], channel: &str, peer: &str) -> AppRes
         results: decoded.results,
         malformed: decoded.malformed,
         replay_of: None,
+        replayed: false,
     };
     let no_ack = |_: &Ingested| Vec::new();
     Ok(lab.ingest(&inbound, &no_ack).await?.0)

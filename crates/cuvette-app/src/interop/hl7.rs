@@ -245,6 +245,7 @@ pub async fn receive(
             results: Vec::new(),
             malformed: None,
             replay_of: None,
+            replayed: false,
         };
         let make_ack = |outcome: &Ingested| order_ack(raw, &decoded, outcome, &ack_id, &timestamp);
         return lab.ingest_orders(&inbound, &decoded, &make_ack).await;
@@ -261,6 +262,7 @@ pub async fn receive(
         results: decoded.results,
         malformed: decoded.malformed,
         replay_of: None,
+        replayed: false,
     };
     let make_ack = |outcome: &Ingested| ack(raw, outcome, &ack_id, &timestamp);
     lab.ingest(&inbound, &make_ack).await

@@ -177,6 +177,20 @@ pub(crate) fn instrument_actor(instrument: &InstrumentRow) -> Actor {
     }
 }
 
+/// Whether `peer` (the remote `address:port`, or an address) is one the instrument's messages
+/// are taken from. A peer that is no network address (a file, the demo) is not, for an
+/// instrument the lab restricted.
+fn sent_from_allowed_address(instrument: &InstrumentRow, peer: &str) -> bool {
+    if !instrument.allowed_peers.is_restricted() {
+        return true;
+    }
+    let address = peer
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| peer.parse::<std::net::IpAddr>());
+    address.is_ok_and(|a| instrument.allowed_peers.admits(a))
+}
+
 impl Lab {
     /// Ingests a decoded message: all of its results or none, with the message log entry and
     /// `ack(outcome)` committed together before the caller sends that acknowledgement.
@@ -194,14 +208,27 @@ impl Lab {
             Some(_) => None,
             None => self.store.instrument_with_codes(msg.protocol, msg.sender).await?,
         };
-        let control = match (&msg.malformed, &sender) {
-            (None, Some(sender)) => self.plan_control_runs(msg, sender).await?,
+        // An instrument the lab restricted to its addresses: a message from any other is
+        // kept in the quarantine, never posted (a replay is staff's decision, not the line's).
+        let not_allowed = match (&msg.malformed, &sender) {
+            (None, Some((instrument, _)))
+                if !msg.replayed && !sent_from_allowed_address(instrument, msg.peer) =>
+            {
+                Some(Refusal::AddressNotAllowed {
+                    name: instrument.name.clone(),
+                    peer: msg.peer.to_owned(),
+                })
+            }
+            _ => None,
+        };
+        let control = match (&msg.malformed, &sender, &not_allowed) {
+            (None, Some(sender), None) => self.plan_control_runs(msg, sender).await?,
             _ => None,
         };
         let control_refused = match control {
             Some(Ok(runs)) => return self.ingest_control_runs(msg, runs, ack, started).await,
             Some(Err(refusal)) => Some(refusal),
-            None => None,
+            None => not_allowed,
         };
         let plan = match (&msg.malformed, control_refused) {
             (Some(refusal), _) => Err(vec![refusal.clone()]),

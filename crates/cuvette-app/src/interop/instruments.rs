@@ -1,7 +1,10 @@
 //! Instrument administration: the senders Cuvette takes messages from and their test-code
 //! maps (with the unit each code arrives in).
 
+use std::net::IpAddr;
+
 use cuvette_domain::audit::AuditAction;
+use cuvette_domain::peers::AllowedPeers;
 use cuvette_domain::units::{self, Mapping};
 use cuvette_domain::{Action, TestDefinition};
 use cuvette_store::{
@@ -211,6 +214,45 @@ impl Lab {
     ) -> AppResult<()> {
         let settings = InstrumentSettings { unmapped_results: Some(setting), ..Default::default() };
         self.configure_instrument(actor, instrument_id, &settings).await
+    }
+
+    /// Restricts an instrument to the addresses it sends from, typed separated by spaces or
+    /// commas (supervisor); empty lifts the restriction. A message naming the instrument from
+    /// any other address is then kept in the quarantine, and the listed addresses have
+    /// connection slots of their own on the listeners that others cannot take.
+    pub async fn set_allowed_peers(
+        &self,
+        actor: &Actor,
+        instrument_id: i64,
+        typed: &str,
+    ) -> AppResult<AllowedPeers> {
+        self.require(actor, Action::EditCatalog)?;
+        let peers = AllowedPeers::parse(typed)
+            .map_err(|e| AppError::invalid("allowed_peers", e.to_string()))?;
+        let instrument = self.store.instrument(instrument_id).await?;
+        let now = self.now_at();
+        let mut tx = self.store.begin().await?;
+        tx.set_allowed_peers(instrument_id, &peers).await?;
+        tx.audit(NewAuditEvent {
+            at: now,
+            actor: &actor.name,
+            action: AuditAction::InstrumentAllowedPeers,
+            entity: "instrument",
+            entity_id: instrument.name.clone(),
+            patient_id: None,
+            before: audit::state(&audit::AllowedPeersSetting::of(&instrument.allowed_peers)),
+            after: audit::state(&audit::AllowedPeersSetting::of(&peers)),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(peers)
+    }
+
+    /// Every address some instrument is restricted to: the listeners keep connection slots
+    /// for these.
+    pub async fn listed_peer_addresses(&self) -> AppResult<std::collections::HashSet<IpAddr>> {
+        let instruments = self.store.instruments().await?;
+        Ok(instruments.iter().flat_map(|i| i.allowed_peers.addresses().iter().copied()).collect())
     }
 
     /// Says which component of ASTM O-3 holds an instrument's accession numbers (from 1), for

@@ -61,6 +61,9 @@ pub struct Inbound<'a> {
     pub malformed: Option<Refusal>,
     /// The quarantined message this replays, if any.
     pub replay_of: Option<i64>,
+    /// Staff replay it from the quarantine, rather than a line delivering it: the
+    /// instrument's address restriction is for the line.
+    pub replayed: bool,
 }
 
 /// What became of an inbound message.
@@ -535,6 +538,7 @@ impl Lab {
                 results: Vec::new(),
                 malformed: None,
                 replay_of: None,
+                replayed: true,
             };
             let ack = |_: &Ingested| Vec::new();
             self.ingest_orders(&inbound, &decoded, &ack).await?
@@ -568,6 +572,7 @@ impl Lab {
                 results,
                 malformed: decoded.malformed,
                 replay_of: None,
+                replayed: true,
             };
             let ack = |_: &Ingested| Vec::new();
             self.ingest(&inbound, &ack).await?

@@ -131,6 +131,8 @@ pub enum Refusal {
     UnknownInstrument { sender: String },
     /// The instrument is on file but disabled.
     InstrumentDisabled { name: String },
+    /// The instrument is restricted to addresses, and the message came from another.
+    AddressNotAllowed { name: String, peer: String },
     /// A result message without results.
     NoResults,
     /// Every result says there is no value (pending, cannot be obtained): each as described.
@@ -332,6 +334,7 @@ impl Refusal {
             | NotResults { .. }
             | UnknownInstrument { .. }
             | InstrumentDisabled { .. }
+            | AddressNotAllowed { .. }
             | NoResults
             | NoValue { .. }
             | NoControlValues
@@ -432,7 +435,7 @@ impl Refusal {
             UnknownInstrument { .. } | UnknownOrderer { .. } | OrdererDisabled { .. } => {
                 (AckCode::ApplicationError, TableValueNotFound, None)
             }
-            InstrumentDisabled { .. } => {
+            InstrumentDisabled { .. } | AddressNotAllowed { .. } => {
                 (AckCode::ApplicationError, ApplicationInternalError, None)
             }
             NoResults | NoValue { .. } | NoControlValues => {
@@ -502,9 +505,10 @@ impl Refusal {
                 let obx = obx_field.filter(|_| at.segment_id() == "OBX");
                 Some(at.error_location(obx))
             }
-            (None, UnknownInstrument { .. } | InstrumentDisabled { .. }) => {
-                Some(ErrorLocation::new("MSH", 1).field(3))
-            }
+            (
+                None,
+                UnknownInstrument { .. } | InstrumentDisabled { .. } | AddressNotAllowed { .. },
+            ) => Some(ErrorLocation::new("MSH", 1).field(3)),
             (None, NotResults { .. }) => Some(ErrorLocation::new("MSH", 1).field(9)),
             (None, UnsupportedVersion { .. }) => Some(ErrorLocation::new("MSH", 1).field(12)),
             (None, UnsupportedCharset { .. }) => Some(ErrorLocation::new("MSH", 1).field(18)),
@@ -544,6 +548,10 @@ impl fmt::Display for Refusal {
                 "unknown instrument {sender:?}: add it under Interfaces with its test codes"
             ),
             InstrumentDisabled { name } => write!(f, "instrument {name} is disabled"),
+            AddressNotAllowed { name, peer } => write!(
+                f,
+                "instrument {name} sends from its listed addresses only and this came from {peer}: if the instrument's address changed, add it under Interfaces and replay the message"
+            ),
             NoResults => f.write_str("the message carries no results"),
             NoValue { skipped } => write!(f, "no result carries a value ({})", skipped.join("; ")),
             UnmappedCode { code, instrument, .. } => write!(

@@ -364,3 +364,114 @@ async fn an_astm_result_for_another_patient_by_name_or_birth_date_is_quarantined
     .unwrap();
     assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
 }
+
+#[tokio::test]
+async fn an_instrument_restricted_to_its_addresses_has_a_message_from_elsewhere_quarantined_and_replayable()
+ {
+    let lab = lab().await;
+    let id = analyzer(&lab).await;
+    let supervisor = lab.supervisor().await;
+    let listed = lab.set_allowed_peers(&supervisor, id, "10.20.1.31, 10.20.1.32").await.unwrap();
+    assert_eq!(listed.code(), "10.20.1.31 10.20.1.32");
+    let patient = lab.adult_woman().await;
+    let accession = lab.received(&patient, &["K", "NA"]).await.specimens[0].accession.clone();
+
+    // From a listed address: taken.
+    let (outcome, ack) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0101", &accession, &[("2823-3", "4.1", "mmol/L", "")]),
+        "mllp:2575",
+        "10.20.1.32:40112",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Ingested::Accepted { results: 1, .. }), "{outcome:?}");
+    assert_eq!(ack_code(&ack), "AA");
+
+    // Claiming to be the analyzer from another address: kept in the quarantine, not posted.
+    let (outcome, ack) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0102", &accession, &[("2951-2", "140", "mmol/L", "")]),
+        "mllp:2575",
+        "10.20.9.9:51000",
+    )
+    .await
+    .unwrap();
+    let Ingested::Quarantined { message_id, reason, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(
+        reason,
+        "instrument Chemistry 1 sends from its listed addresses only and this came from 10.20.9.9:51000: if the instrument's address changed, add it under Interfaces and replay the message"
+    );
+    assert_eq!(ack_code(&ack), "AE");
+    assert!(lab.test(&patient, "NA").await.result.is_none(), "nothing posted");
+    // Nor from something that is no network address at all.
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0103", &accession, &[("2951-2", "141", "mmol/L", "")]),
+        "file",
+        "results.hl7",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Ingested::Quarantined { .. }), "{outcome:?}");
+
+    // Staff who know the message is the analyzer's replay it.
+    let technologist = lab.technologist().await;
+    lab.replay_quarantined(&technologist, message_id, None).await.unwrap();
+    assert_eq!(lab.test(&patient, "NA").await.result.unwrap().value_text, "140");
+
+    // Lifting the restriction takes messages from any address again.
+    lab.set_allowed_peers(&supervisor, id, " ").await.unwrap();
+    let (outcome, _) = interop::hl7::receive(
+        &lab,
+        &oru("MSG0104", &accession, &[("2823-3", "4.2", "mmol/L", "")]),
+        "mllp:2575",
+        "10.20.9.9:51001",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Ingested::Accepted { .. }), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn an_instruments_addresses_are_set_by_a_supervisor_audited_and_refused_in_plain_words() {
+    use cuvette_app::records::AuditFilter;
+    use cuvette_domain::audit::AuditAction;
+
+    let lab = lab().await;
+    let id = analyzer(&lab).await;
+    let supervisor = lab.supervisor().await;
+    let technician = lab.technician().await;
+    forbidden(lab.set_allowed_peers(&technician, id, "10.20.1.31").await);
+    assert_eq!(
+        invalid(
+            lab.set_allowed_peers(&supervisor, id, "10.20.1.31 chem-1.lab").await,
+            "allowed_peers"
+        ),
+        "\"chem-1.lab\" is not an IP address: list addresses such as 10.20.1.31 or fd00::31, separated by spaces or commas (no host names or networks), or leave it empty to take this instrument's messages from any address"
+    );
+    let filter =
+        || AuditFilter { action: Some(AuditAction::InstrumentAllowedPeers), ..Default::default() };
+    assert!(lab.audit_trail(filter()).await.is_empty(), "nothing refused is stored or audited");
+    assert!(!lab.instruments(&supervisor).await.unwrap()[0].0.allowed_peers.is_restricted());
+
+    lab.set_allowed_peers(&supervisor, id, "10.20.1.31").await.unwrap();
+    let events = lab.audit_trail(filter()).await;
+    assert_eq!(
+        (
+            events[0].entity_id.as_str(),
+            events[0].before.as_ref().map(ToString::to_string),
+            events[0].after.as_ref().map(ToString::to_string)
+        ),
+        (
+            "Chemistry 1",
+            Some(r#"{"allowed_peers":[]}"#.to_owned()),
+            Some(r#"{"allowed_peers":["10.20.1.31"]}"#.to_owned())
+        )
+    );
+    let listed = lab.listed_peer_addresses().await.unwrap();
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        ["10.20.1.31".parse::<std::net::IpAddr>().unwrap()]
+    );
+}

@@ -832,6 +832,7 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::InstrumentIgnoreCode
         | A::InstrumentMapFlag
         | A::InstrumentUnmappedResults
+        | A::InstrumentAllowedPeers
         | A::QuarantineDismiss
         | A::QuarantineReplay
         | A::AutoverifySave

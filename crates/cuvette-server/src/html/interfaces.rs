@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/interfaces/instruments/{id}/unmapped", post(set_unmapped_results))
         .route("/interfaces/instruments/{id}/codes.csv", get(code_map_download))
         .route("/interfaces/instruments/{id}/codes/import", post(import_code_map))
+        .route("/interfaces/instruments/{id}/peers", post(set_allowed_peers))
         .route("/interfaces/messages", get(messages))
         .route("/interfaces/messages/{id}", get(message))
         .route("/interfaces/messages/{id}/replay", post(replay))
@@ -187,6 +188,8 @@ struct OverviewPage {
     code_form: Option<(i64, CodeForm)>,
     /// The code map file pasted for an instrument, kept when it was refused or only checked.
     import_form: Option<(i64, String)>,
+    /// The addresses typed for the instrument whose list was refused, as typed.
+    peers_form: Option<(i64, String)>,
 }
 
 impl OverviewPage {
@@ -209,6 +212,20 @@ impl OverviewPage {
     /// Whether `value` is what becomes of `instrument`'s results that cannot be taken.
     fn chosen(&self, instrument: &InstrumentRow, value: &str) -> bool {
         instrument.unmapped_results.code() == value
+    }
+
+    /// What `instrument`'s address field shows: what was typed when it was refused, else the
+    /// stored list.
+    fn peers_typed(&self, instrument: &InstrumentRow) -> String {
+        match &self.peers_form {
+            Some((id, typed)) if *id == instrument.id => typed.clone(),
+            _ => instrument.allowed_peers.code(),
+        }
+    }
+
+    /// Whether the refused address list was typed for `instrument`.
+    fn peers_refused_here(&self, instrument: &i64) -> bool {
+        self.peers_form.as_ref().is_some_and(|(id, _)| id == instrument)
     }
 
     /// Whether the refused mapping was typed into `instrument`'s code form.
@@ -259,6 +276,7 @@ async fn overview_page(
         form,
         code_form: None,
         import_form: None,
+        peers_form: None,
     })
 }
 
@@ -353,6 +371,32 @@ async fn set_unmapped_results(
             Html(overview_page(&s, &bench, errors, InstrumentForm::default()).await?.render()?),
         )
             .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PeersForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    allowed_peers: String,
+}
+
+async fn set_allowed_peers(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<PeersForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    match s.lab.set_allowed_peers(&bench.actor, id, &form.allowed_peers).await {
+        Ok(_) => Ok(Redirect::to("/interfaces").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let mut page = overview_page(&s, &bench, errors, InstrumentForm::default()).await?;
+            page.peers_form = Some((id, form.allowed_peers));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -24,40 +24,54 @@ use std::time::Duration;
 
 use cuvette_app::Lab;
 use cuvette_app::interop::{self, Ingested};
-use cuvette_astm::{Config, Event, Link, MessageId, ReceiveAbort, Role};
+use cuvette_astm::{Config, Event, Link, MessageId, Phase, ReceiveAbort, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use super::{ListenerLimits, Timing};
 use crate::health::ListenerWatch;
-
-/// A connection on which nothing happens for this long is closed. Instruments keep their
-/// connection open between runs and reconnect when it drops, so this only frees the slot of a
-/// peer that went away without closing.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How long [`send_records`] tries, from connecting to the sender's `EOT`.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Bytes read per call.
-const READ_BYTES: usize = 16 * 1024;
+/// Bytes read per call: ASTM frames are at most 247 characters.
+const READ_BYTES: usize = 4 * 1024;
 
 /// Binds the listener; the returned address is the one bound (port 0 in tests).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     super::bind(addr).await
 }
 
-/// Serves connections until the task is dropped, on the channel `astm:<port>`.
+/// Serves connections until the task is dropped, on the channel `astm:<port>`, within
+/// [`ListenerLimits::astm`].
 pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    serve_watched(lab, listener, ListenerWatch::unwatched("ASTM", port)).await
+    serve_limited(lab, listener, ListenerLimits::astm()).await
 }
 
-/// [`serve`], reporting to `/readyz` through `watch` whether it accepts connections.
-pub async fn serve_watched(lab: Arc<Lab>, listener: TcpListener, watch: ListenerWatch) {
-    super::accept_loop(lab, listener, "astm", watch, |lab, stream, peer, channel| async move {
-        connection(&lab, stream, peer, &channel).await
-    })
+/// [`serve`] within `limits`.
+pub async fn serve_limited(lab: Arc<Lab>, listener: TcpListener, limits: ListenerLimits) {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    serve_watched(lab, listener, limits, ListenerWatch::unwatched("ASTM", port)).await
+}
+
+/// [`serve_limited`], reporting to `/readyz` through `watch` whether it accepts connections.
+pub async fn serve_watched(
+    lab: Arc<Lab>,
+    listener: TcpListener,
+    limits: ListenerLimits,
+    watch: ListenerWatch,
+) {
+    super::accept_loop(
+        lab,
+        listener,
+        "astm",
+        limits,
+        watch,
+        |lab, stream, peer, channel, timing| async move {
+            connection(&lab, stream, peer, &channel, timing).await
+        },
+    )
     .await
 }
 
@@ -79,6 +93,11 @@ struct Connection<'a> {
     /// Records of a message committed after the link had given it up (its decision came
     /// after the receive timeout), to tell them apart from what the abort lost.
     committed_late: Option<usize>,
+    /// The last message, or the start of the transfer under way: the connection is closed
+    /// when nothing follows within its idle timeout. Bytes that start no transfer do not
+    /// count, and neither does a transfer that never ends.
+    last_activity: Instant,
+    idle_timeout: Duration,
 }
 
 async fn connection(
@@ -86,6 +105,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     channel: &str,
+    timing: Timing,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut conn = Connection {
@@ -96,6 +116,8 @@ async fn connection(
         stream,
         answers: HashMap::new(),
         committed_late: None,
+        last_activity: Instant::now(),
+        idle_timeout: timing.idle_timeout,
     };
     let ended = conn.run().await;
     // A transfer cut off by the connection closing: logged as aborted; the instrument sends
@@ -116,7 +138,6 @@ async fn connection(
 impl Connection<'_> {
     async fn run(&mut self) -> io::Result<()> {
         let mut buf = vec![0u8; READ_BYTES];
-        let mut last_activity = Instant::now();
         loop {
             self.flush().await?;
             if let Some(event) = self.link.poll_event() {
@@ -124,21 +145,27 @@ impl Connection<'_> {
                 continue;
             }
             let link_deadline = self.link.poll_timeout().map(Instant::from_std);
-            let idle_deadline = last_activity + IDLE_TIMEOUT;
-            let wake = link_deadline.unwrap_or(idle_deadline);
+            let idle_deadline = self.last_activity + self.idle_timeout;
+            let wake = link_deadline.map_or(idle_deadline, |at| at.min(idle_deadline));
             tokio::select! {
                 read = self.stream.read(&mut buf) => {
                     let n = read?;
                     if n == 0 {
                         return Ok(());
                     }
-                    last_activity = Instant::now();
-                    self.link.handle_input(&buf[..n], last_activity.into_std());
+                    let now = Instant::now();
+                    let was_neutral = self.link.phase() == Phase::Neutral;
+                    self.link.handle_input(&buf[..n], now.into_std());
+                    if was_neutral && self.link.phase() != Phase::Neutral {
+                        self.last_activity = now;
+                    }
                 }
                 () = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
-                    if link_deadline.is_none() && now >= idle_deadline {
-                        tracing::info!(peer = %self.peer, "closing an idle ASTM connection");
+                    if now >= idle_deadline {
+                        // A transfer under way is given up as aborted when the connection
+                        // closes; the instrument sends it again.
+                        tracing::info!(peer = %self.peer, seconds = self.idle_timeout.as_secs(), "closing an ASTM connection that delivered no message");
                         return Ok(());
                     }
                     self.link.handle_timeout(now.into_std());
@@ -159,6 +186,7 @@ impl Connection<'_> {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::MessageComplete(records) => {
+                self.last_activity = Instant::now();
                 let handled = self.store(&records).await;
                 let now = Instant::now().into_std();
                 let decided =
@@ -178,6 +206,7 @@ impl Connection<'_> {
                 }
             }
             Event::MessageReceived(records) => {
+                self.last_activity = Instant::now();
                 // Records the instrument left without a terminator when it ended the
                 // transfer: an incomplete message, posted never (item by item a result could
                 // be missing or cut), logged so the lab sees it.

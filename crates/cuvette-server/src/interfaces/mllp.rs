@@ -3,37 +3,55 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cuvette_app::Lab;
 use cuvette_app::interop;
 use cuvette_hl7::mllp::{MllpDeframer, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
+use super::{ListenerLimits, Timing};
 use crate::health::ListenerWatch;
 
-/// A connection that sends nothing for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Bytes read per call.
-const READ_BYTES: usize = 64 * 1024;
+/// Bytes read per call: a few kB per connection, however many are open (a message longer
+/// than this takes several reads).
+const READ_BYTES: usize = 8 * 1024;
 
 /// Binds the listener; the returned address is the one bound (port 0 in tests).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     super::bind(addr).await
 }
 
-/// Serves connections until the task is dropped, on the channel `mllp:<port>`.
+/// Serves connections until the task is dropped, on the channel `mllp:<port>`, within
+/// [`ListenerLimits::mllp`].
 pub async fn serve(lab: Arc<Lab>, listener: TcpListener) {
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    serve_watched(lab, listener, ListenerWatch::unwatched("MLLP", port)).await
+    serve_limited(lab, listener, ListenerLimits::mllp()).await
 }
 
-/// [`serve`], reporting to `/readyz` through `watch` whether it accepts connections.
-pub async fn serve_watched(lab: Arc<Lab>, listener: TcpListener, watch: ListenerWatch) {
-    super::accept_loop(lab, listener, "mllp", watch, |lab, stream, peer, channel| async move {
-        connection(&lab, stream, peer, &channel).await
-    })
+/// [`serve`] within `limits`.
+pub async fn serve_limited(lab: Arc<Lab>, listener: TcpListener, limits: ListenerLimits) {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    serve_watched(lab, listener, limits, ListenerWatch::unwatched("MLLP", port)).await
+}
+
+/// [`serve_limited`], reporting to `/readyz` through `watch` whether it accepts connections.
+pub async fn serve_watched(
+    lab: Arc<Lab>,
+    listener: TcpListener,
+    limits: ListenerLimits,
+    watch: ListenerWatch,
+) {
+    super::accept_loop(
+        lab,
+        listener,
+        "mllp",
+        limits,
+        watch,
+        |lab, stream, peer, channel, timing| async move {
+            connection(&lab, stream, peer, &channel, timing).await
+        },
+    )
     .await
 }
 
@@ -42,15 +60,22 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     channel: &str,
+    timing: Timing,
 ) -> std::io::Result<()> {
     let peer = peer.to_string();
     let mut deframer = MllpDeframer::new();
-    let ended = serve_frames(lab, &mut stream, &mut deframer, channel, &peer).await;
+    let ended = serve_frames(lab, &mut stream, &mut deframer, channel, &peer, timing).await;
     if deframer.is_mid_frame() {
         // A message cut off mid-frame is not a message: nothing of it is stored, and the
         // sender, which got no acknowledgement, sends it again. The lab sees it in the log.
         let how = match &ended {
-            Ended::Idle => format!("nothing more arrived for {} s", IDLE_TIMEOUT.as_secs()),
+            Ended::Idle => {
+                format!("no message arrived for {} s", timing.idle_timeout.as_secs())
+            }
+            Ended::FrameTimeout => format!(
+                "the frame did not arrive whole within {} s of its start",
+                timing.frame_timeout.as_secs()
+            ),
             Ended::Closed => "the sender closed the connection".to_owned(),
             Ended::Failed(e) => format!("the connection failed: {e}"),
         };
@@ -60,17 +85,21 @@ async fn connection(
         if let Err(e) = interop::hl7::log_aborted(lab, &partial, &how, channel, &peer).await {
             tracing::error!(%peer, error = %e, "could not log a cut-off MLLP frame");
         }
+    } else if let Ended::Idle = ended {
+        tracing::info!(%peer, seconds = timing.idle_timeout.as_secs(), "closing an MLLP connection that sent no message");
     }
     match ended {
         Ended::Failed(e) => Err(e),
-        Ended::Idle | Ended::Closed => Ok(()),
+        Ended::Idle | Ended::FrameTimeout | Ended::Closed => Ok(()),
     }
 }
 
 /// How a connection's serving ended.
 enum Ended {
-    /// Nothing arrived for [`IDLE_TIMEOUT`].
+    /// No message arrived for the idle timeout (stray bytes outside a frame do not count).
     Idle,
+    /// A frame did not arrive whole within the frame timeout of its start block.
+    FrameTimeout,
     /// The peer closed it.
     Closed,
     /// Reading or writing failed.
@@ -83,12 +112,22 @@ async fn serve_frames(
     deframer: &mut MllpDeframer,
     channel: &str,
     peer: &str,
+    timing: Timing,
 ) -> Ended {
     let mut buf = vec![0u8; READ_BYTES];
+    let mut last_message = Instant::now();
+    // When the frame being read began: its whole frame is due within the frame timeout of
+    // this, however its bytes are spread out.
+    let mut frame_started: Option<Instant> = None;
     loop {
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
+        let deadline = match frame_started {
+            Some(at) => at + timing.frame_timeout,
+            None => last_message + timing.idle_timeout,
+        };
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Ended::Failed(e),
+            Err(_) if frame_started.is_some() => return Ended::FrameTimeout,
             Err(_) => return Ended::Idle,
         };
         if n == 0 {
@@ -96,6 +135,8 @@ async fn serve_frames(
         }
         deframer.push(&buf[..n]);
         while let Some(next) = deframer.next_frame() {
+            last_message = Instant::now();
+            frame_started = None;
             let replies = match next {
                 Ok(message) => answer(lab, &message, channel, peer).await,
                 Err(e) => {
@@ -111,6 +152,11 @@ async fn serve_frames(
                 }
             }
         }
+        frame_started = if deframer.is_mid_frame() {
+            frame_started.or_else(|| Some(Instant::now()))
+        } else {
+            None
+        };
     }
 }
 

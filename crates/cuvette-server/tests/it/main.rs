@@ -8,6 +8,7 @@ mod faults;
 mod fixtures;
 mod long_results;
 mod interfaces_api;
+mod hostile;
 mod mllp;
 mod openapi;
 mod outbox;

@@ -8,9 +8,10 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cuvette_server::health::{Listeners, ReadinessConfig};
-use cuvette_server::interfaces::mllp;
+use cuvette_server::interfaces::{ListenerLimits, mllp};
 use cuvette_server::{AppState, ServerConfig, router};
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 use tower::ServiceExt;
 
 use crate::support::app;
@@ -52,6 +53,7 @@ async fn a_lab_whose_database_answers_and_listeners_accept_is_ready_with_each_ch
     let _mllp = tokio::spawn(mllp::serve_watched(
         app.lab.clone(),
         listener,
+        ListenerLimits::mllp(),
         listeners.watch("MLLP", addr.port()),
     ));
     let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
@@ -94,6 +96,7 @@ async fn a_listener_that_stopped_accepting_makes_the_server_not_ready_naming_its
     let running = tokio::spawn(mllp::serve_watched(
         app.lab.clone(),
         listener,
+        ListenerLimits::mllp(),
         listeners.watch("MLLP", addr.port()),
     ));
     let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
@@ -133,4 +136,43 @@ async fn a_result_message_waiting_in_the_outbox_longer_than_allowed_makes_the_se
         body["reason"],
         "1 result message(s) wait to be sent, the oldest for 31 min (more than 30 min)"
     );
+}
+
+#[tokio::test]
+async fn a_listener_that_turned_a_peer_away_is_ready_again_once_a_slot_is_free() {
+    let app = app().await;
+    let listeners = Listeners::default();
+    let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    // The lab lists no address: every peer shares the one slot.
+    let limits = ListenerLimits { unlisted_connections: 1, ..ListenerLimits::mllp() };
+    let _mllp = tokio::spawn(mllp::serve_watched(
+        app.lab.clone(),
+        listener,
+        limits,
+        listeners.watch("MLLP", addr.port()),
+    ));
+    let http = served(&app, ReadinessConfig { listeners, ..ReadinessConfig::default() });
+    let first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut turned_away = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), turned_away.read(&mut buf)).await;
+    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed at once: {n:?}");
+    let (status, body) = probe(&http, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body["reason"],
+        format!("the MLLP listener on port {} has every connection in use", addr.port())
+    );
+
+    // The holder leaves; nobody connects after it, and still the listener is ready again.
+    drop(first);
+    let mut ready = false;
+    for _ in 0..100 {
+        if probe(&http, "/readyz").await.0 == StatusCode::OK {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "{}", probe(&http, "/readyz").await.1);
 }

@@ -272,6 +272,36 @@ async fn the_instruments_screen_shows_each_conversion_and_refuses_a_unit_it_cann
 }
 
 #[tokio::test]
+async fn an_instruments_addresses_are_set_on_the_interfaces_page_and_a_host_name_is_refused_as_typed()
+ {
+    let app = app().await;
+    let s = app.sign_in(Role::Supervisor, "peers").await;
+    let id = app.lab.add_instrument(&s.actor, "Chem-1", "hl7", "CHEM-1").await.unwrap();
+    let uri = format!("/interfaces/instruments/{id}/peers");
+
+    let r = app.post_form(&s, &uri, &[("allowed_peers", "10.20.1.31 chem-1.lab")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("&#34;chem-1.lab&#34; is not an IP address"), "{}", r.body);
+    assert!(r.body.contains(r#"value="10.20.1.31 chem-1.lab""#), "what was typed is kept");
+    let page = app.get(&s, "/interfaces").await.body;
+    assert!(
+        page.contains(r#"name="allowed_peers" placeholder="any address" value="""#),
+        "nothing saved"
+    );
+
+    let r = app.post_form(&s, &uri, &[("allowed_peers", "10.20.1.32, 10.20.1.31")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = app.get(&s, "/interfaces").await.body;
+    assert!(page.contains(r#"value="10.20.1.31 10.20.1.32""#), "{page}");
+
+    let technician = app.sign_in(Role::Technician, "peers").await;
+    let r = app.post_form(&technician, &uri, &[("allowed_peers", "")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let page = app.get(&technician, "/interfaces").await.body;
+    assert!(page.contains("Sends only from: 10.20.1.31 10.20.1.32"), "{page}");
+}
+
+#[tokio::test]
 async fn the_api_and_the_catalog_form_refuse_a_decimal_comma_in_the_same_words() {
     let app = app().await;
     let supervisor = app.sign_in(Role::Supervisor, "comma").await;

@@ -5,7 +5,23 @@ use cuvette_store::{
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
 };
 
-use crate::{AT, Db, at, same};
+use cuvette_domain::peers::AllowedPeers;
+
+use crate::{AT, Db, at, corrupt_column, same};
+
+#[tokio::test]
+async fn an_allowed_address_that_is_no_address_is_corrupt_data_naming_the_column() {
+    let db = Db::new().await;
+    let mut tx = db.store.begin().await.unwrap();
+    let id = tx.insert_instrument("cobas c 311", Protocol::Astm, "H7600", AT).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(!db.store.instrument(id).await.unwrap().allowed_peers.is_restricted());
+    db.damage(&format!("UPDATE instrument SET allowed_peers = 'analyzer-1.lab' WHERE id = {id}"))
+        .await;
+    let (table, column, value) = corrupt_column(db.store.instrument(id).await);
+    assert_eq!((table, column, value.as_str()), ("instrument", "allowed_peers", "analyzer-1.lab"));
+    corrupt_column(db.store.instruments().await);
+}
 
 #[tokio::test]
 async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
@@ -16,6 +32,8 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
     tx.set_specimen_id_component(id, Some(3)).await.unwrap();
     tx.set_instrument_charset(id, Some("windows-1252")).await.unwrap();
     tx.set_unmapped_results(id, UnmappedResults::StoreMappable).await.unwrap();
+    let peers = AllowedPeers::parse("10.20.1.31 10.20.1.32").unwrap();
+    tx.set_allowed_peers(id, &peers).await.unwrap();
     let glucose = TestCodeRow {
         instrument_id: id,
         instrument_code: "717".into(),
@@ -53,6 +71,7 @@ async fn an_instrument_and_its_code_map_read_back_by_sender_and_by_id() {
         specimen_id_component: Some(3),
         charset: Some("windows-1252".into()),
         unmapped_results: UnmappedResults::StoreMappable,
+        allowed_peers: peers,
     };
     same(&db.store.instrument(id).await.unwrap(), &instrument);
     same(&db.store.instruments().await.unwrap()[..], &[instrument.clone()][..]);
