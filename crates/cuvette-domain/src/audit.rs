@@ -45,6 +45,9 @@ pub enum AuditAction {
     CatalogSeed,
     /// Test definition changed (`catalog.edit`).
     CatalogEdit,
+    /// A catalog file imported: the tests and panels it changed, with the reason
+    /// (`catalog.import`).
+    CatalogImport,
     /// Patient registered (`patient.register`).
     PatientRegister,
     /// Patient results viewed (`patient.view_results`).
@@ -137,7 +140,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 59] = [
+    pub const ALL: [AuditAction; 60] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -154,6 +157,7 @@ impl AuditAction {
         AuditAction::PrivilegesEdit,
         AuditAction::CatalogSeed,
         AuditAction::CatalogEdit,
+        AuditAction::CatalogImport,
         AuditAction::PatientRegister,
         AuditAction::PatientViewResults,
         AuditAction::ResultsViewList,
@@ -218,6 +222,7 @@ impl AuditAction {
             AuditAction::PrivilegesEdit => "privileges.edit",
             AuditAction::CatalogSeed => "catalog.seed",
             AuditAction::CatalogEdit => "catalog.edit",
+            AuditAction::CatalogImport => "catalog.import",
             AuditAction::PatientRegister => "patient.register",
             AuditAction::PatientViewResults => "patient.view_results",
             AuditAction::ResultsViewList => "results.view_list",
@@ -283,6 +288,7 @@ impl AuditAction {
             AuditAction::PrivilegesEdit => "Privilege table changed",
             AuditAction::CatalogSeed => "Test catalog loaded",
             AuditAction::CatalogEdit => "Test definition changed",
+            AuditAction::CatalogImport => "Catalog file imported",
             AuditAction::PatientRegister => "Patient registered",
             AuditAction::PatientViewResults => "Patient results viewed",
             AuditAction::ResultsViewList => "Results viewed in a list",
