@@ -398,6 +398,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
     (8, include_str!("../migrations/0008_placer_specimens.sql"), "", ""),
     (9, include_str!("../migrations/0009_partial_results.sql"), "", ""),
+    (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit
