@@ -3,6 +3,7 @@
 
 mod astm;
 mod audit;
+mod catalog;
 mod faults;
 mod fixtures;
 mod mllp;
