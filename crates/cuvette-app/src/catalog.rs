@@ -97,13 +97,17 @@ impl Lab {
         let current = self.catalog();
         let code = definition.code.clone();
         let changed = current.catalog.with(CatalogFile { tests: vec![definition], panels: vec![] });
-        let mut errors = catalog_errors("definition", changed.check_changed(&[code.clone()], &[]));
+        let mut errors =
+            catalog_errors("definition", changed.check_changed(std::slice::from_ref(&code), &[]));
         let reason = reason_given(reason).map_err(|e| errors.push(e)).unwrap_or_default();
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
         // `with` gives a calculation its inputs' bench when the edit left it empty.
-        let definition = changed.test(&code).cloned().unwrap_or_else(|| unreachable!());
+        let definition = changed
+            .test(&code)
+            .cloned()
+            .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?;
         let before = current.catalog.test(&code).cloned();
         let now = self.now_at();
         let mut tx = self.store.begin().await?;

@@ -269,7 +269,7 @@ pub enum CatalogError {
     /// A test's age and sex partitions leave a gap or overlap, or a critical limit lies inside
     /// a reference interval (see [`crate::partition`]).
     #[error("{0}")]
-    Partitions(PartitionGap),
+    Partitions(Box<PartitionGap>),
 }
 
 /// The tests and panels a lab offers.
@@ -693,7 +693,9 @@ impl Catalog {
                 Ok(()) => {}
                 // Every problem with the ages, not only the first.
                 Err(CatalogError::Partitions(_)) => errors.extend(
-                    crate::partition::check(test).into_iter().map(CatalogError::Partitions),
+                    crate::partition::check(test)
+                        .into_iter()
+                        .map(|gap| CatalogError::Partitions(Box::new(gap))),
                 ),
                 Err(other) => errors.push(other),
             }
@@ -902,7 +904,7 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
         return Err(invalid(format!("critical low {l} must be below critical high {h}")));
     }
     if let Some(gap) = crate::partition::check(test).into_iter().next() {
-        return Err(CatalogError::Partitions(gap));
+        return Err(CatalogError::Partitions(Box::new(gap)));
     }
     if let (Some(l), Some(h)) = (test.amr_low, test.amr_high)
         && l >= h

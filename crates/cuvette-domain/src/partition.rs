@@ -267,7 +267,7 @@ pub fn check(test: &TestDefinition) -> Vec<PartitionGap> {
             .map(|(b, _)| b)
             .filter(|b| b.sex == "*" || Some(b.sex.as_str()) == code)
             .collect();
-        of_sex.sort_by(|a, b| (a.min.months, a.min.days).cmp(&(b.min.months, b.min.days)));
+        of_sex.sort_by_key(|b| (b.min.months, b.min.days));
         for pair in of_sex.windows(2) {
             let (first, second) = (pair[0], pair[1]);
             let test = test.name.clone();

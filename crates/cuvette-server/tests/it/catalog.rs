@@ -25,6 +25,9 @@ async fn save_potassium(
     (r.status, r.body)
 }
 
+/// A change to a definition as the API gives it.
+type Edit = fn(&mut Value);
+
 fn versions(app: &App) -> Vec<i64> {
     app.lab.catalog().versions.values().copied().collect()
 }
@@ -33,7 +36,7 @@ fn versions(app: &App) -> Vec<i64> {
 async fn each_kind_of_gap_is_refused_with_its_words_and_nothing_is_stored() {
     let app = app().await;
     let s = app.sign_in(Role::Supervisor, "gaps").await;
-    let cases: [(&str, fn(&mut Value)); 3] = [
+    let cases: [(&str, Edit); 3] = [
         ("Potassium: no reference interval from 17 years to 18 years", |d| {
             d["reference"][2]["age_max"] = json!("P17Y")
         }),
