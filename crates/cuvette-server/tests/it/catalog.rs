@@ -170,3 +170,44 @@ async fn the_diff_page_lists_intervals_added_removed_and_changed_by_partition() 
     let missing = app.get(&s, "/catalog/K/diff?from=1&to=7").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_result_entered_before_a_catalog_change_keeps_the_version_and_flags_it_was_judged_by() {
+    let app = app().await;
+    let bench = app.sign_in(Role::Technologist, "bench").await;
+    let supervisor = app.sign_in(Role::Supervisor, "edit").await;
+    let patient = json!({ "mrn": "CV100", "family_name": "Version", "given_name": "Ada", "birth_date": "1960-03-02", "sex": "F" });
+    let id =
+        app.api(&bench, Method::POST, "/api/v1/patients", Some(patient)).await.json()["id"].clone();
+    let order = json!({ "patient_id": id, "provider": "Dr. O. Contract", "priority": "routine", "tests": ["K"] });
+    let placed = app.api(&bench, Method::POST, "/api/v1/orders", Some(order)).await.json();
+    let acc = placed["accessions"][0].as_str().unwrap().to_owned();
+    app.api(&bench, Method::POST, &format!("/api/v1/specimens/{acc}/collect"), None).await;
+    let label = json!({ "mrn": "CV100", "birth_date": "1960-03-02" });
+    app.api(&bench, Method::POST, &format!("/api/v1/specimens/{acc}/receive"), Some(label)).await;
+    let entry = json!({ "results": [{ "test_code": "K", "value": "5.2" }] });
+    let r = app
+        .api(&bench, Method::POST, &format!("/api/v1/specimens/{acc}/results"), Some(entry))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The adult upper limit is raised to 5.3 after the result was judged high against 5.1.
+    let (status, body) = save_potassium(&app, &supervisor, REASON, |d| {
+        d["reference"][3]["high"] = json!("5.3");
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let specimen =
+        app.api(&bench, Method::GET, &format!("/api/v1/specimens/{acc}"), None).await.json();
+    let result = &specimen["tests"][0]["result"];
+    assert_eq!(
+        (
+            result["definition_version"].clone(),
+            result["flags"].clone(),
+            result["reference_interval"].clone()
+        ),
+        (json!(1), json!(["H"]), json!("3.5–5.1")),
+        "judged by version 1 and not recomputed with version 2"
+    );
+}
