@@ -292,7 +292,12 @@ pub struct CatalogFile {
 impl CatalogFile {
     /// Reads one TOML file holding any of `[[test]]`, `[[calc]]` and `[[panel]]` (what
     /// [`Catalog::to_toml`] writes, or the bundled files pasted together).
+    /// A key the catalog does not know is refused, naming it: a misspelt limit
+    /// (`critcal_low`) would otherwise be dropped without a word.
     pub fn parse(text: &str) -> Result<CatalogFile, CatalogError> {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            unknown_keys(&table)?;
+        }
         CatalogFile::read(("catalog file", text), ("catalog file", text), ("catalog file", text))
     }
 
@@ -327,6 +332,114 @@ impl CatalogFile {
         }
         Ok(file)
     }
+}
+
+/// The keys each kind of entry may carry: what Cuvette reads, and the provenance notes the
+/// bundled files keep beside it (read by people, not by Cuvette).
+const TEST_KEYS: &[&str] = &[
+    "code",
+    "name",
+    "loinc",
+    "discipline",
+    "specimen",
+    "container",
+    "unit",
+    "result_type",
+    "allowed_values",
+    "normal_values",
+    "decimals",
+    "reference",
+    "critical_low",
+    "critical_high",
+    "amr_low",
+    "amr_high",
+    "tea_percent",
+    "tea_absolute",
+    "delta_abs",
+    "delta_percent",
+    "delta_window_hours",
+    "calculation",
+    "orderable",
+    "loinc_name",
+    "loinc_verified",
+    "ref_source",
+    "tea_source",
+    "tea_verified",
+    "amr_source",
+    "critical_source",
+    "note",
+    "source",
+];
+const CALC_KEYS: &[&str] = &[
+    "code",
+    "name",
+    "loinc",
+    "inputs",
+    "formula",
+    "coefficients",
+    "unit",
+    "decimals",
+    "reference",
+    "critical_low",
+    "critical_high",
+    "valid_when",
+    "invalid_comment",
+    "orderable",
+    "critical_source",
+    "example",
+    "examples",
+    "formula_si",
+    "loinc_name",
+    "loinc_si",
+    "loinc_verified",
+    "note",
+    "ref_source",
+    "report_rule",
+    "source",
+];
+const PANEL_KEYS: &[&str] = &[
+    "code",
+    "name",
+    "loinc",
+    "members",
+    "calculated",
+    "container",
+    "loinc_name",
+    "loinc_verified",
+    "optional",
+    "reflex",
+    "specimen",
+];
+const INTERVAL_KEYS: &[&str] = &["sex", "age_min", "age_max", "low", "high"];
+
+fn unknown_keys(file: &toml::Table) -> Result<(), CatalogError> {
+    for (kind, known) in [("test", TEST_KEYS), ("calc", CALC_KEYS), ("panel", PANEL_KEYS)] {
+        let Some(toml::Value::Array(entries)) = file.get(kind) else { continue };
+        for entry in entries.iter().filter_map(toml::Value::as_table) {
+            let code = entry.get("code").and_then(toml::Value::as_str).unwrap_or("?").to_owned();
+            let intervals = match entry.get("reference") {
+                Some(toml::Value::Array(list)) => {
+                    list.iter().filter_map(toml::Value::as_table).collect()
+                }
+                _ => Vec::new(),
+            };
+            let unknown = entry.keys().find(|k| !known.contains(&k.as_str())).or_else(|| {
+                intervals
+                    .iter()
+                    .flat_map(|r| r.keys())
+                    .find(|k| !INTERVAL_KEYS.contains(&k.as_str()))
+            });
+            if let Some(key) = unknown {
+                return Err(CatalogError::Invalid {
+                    code,
+                    message: format!(
+                        "{key} is not a field of a catalog {kind}: check its spelling, since a misspelt limit would be left out"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -979,6 +1092,23 @@ mod tests {
             text.contains("[[test]]") && text.contains("[[calc]]") && text.contains("[[panel]]")
         );
         assert!(text.contains("critical_high = 6.2"), "{}", &text[..2000]);
+    }
+
+    #[test]
+    fn a_misspelt_field_in_a_catalog_file_is_refused_naming_it() {
+        let text =
+            Catalog::bundled().to_toml().replacen("critical_high = 6.2", "critcal_high = 6.2", 1);
+        assert_eq!(
+            CatalogFile::parse(&text).unwrap_err().to_string(),
+            "catalog entry K: critcal_high is not a field of a catalog test: check its spelling, since a misspelt limit would be left out"
+        );
+        let bundled = [DEFAULT_TESTS_TOML, DEFAULT_CALCULATIONS_TOML, DEFAULT_PANELS_TOML];
+        for file in bundled {
+            assert!(
+                CatalogFile::parse(file).is_ok(),
+                "the bundled files' provenance notes are known"
+            );
+        }
     }
 
     #[test]
