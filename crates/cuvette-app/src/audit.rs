@@ -80,6 +80,24 @@ pub(crate) struct CatalogSeeded {
     pub panels: usize,
 }
 
+/// `catalog.edit`, after: the definition saved, with why.
+#[derive(Serialize)]
+pub(crate) struct DefinitionSaved<'a> {
+    pub reason: &'a str,
+    #[serde(flatten)]
+    pub definition: &'a cuvette_domain::TestDefinition,
+}
+
+/// `catalog.import`: the versions replaced (before) and stored (after) as `CODE@version`,
+/// the panels as they were and became, and the reason given.
+#[derive(Serialize)]
+pub(crate) struct CatalogImported<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    pub tests: Vec<String>,
+    pub panels: Vec<&'a cuvette_domain::catalog::Panel>,
+}
+
 // ---- results ----
 
 /// `result.enter` and `result.correct`, before: the version replaced.

@@ -26,8 +26,10 @@
 //!   `previous_results`, `critical_calls_of_tests`, `worklist`, `collection_list`,
 //!   `review_queue`, `cumulative_report`, `patient_orders`, `audit_events`, `verify_audit`,
 //!   `open_counts`; the rows they return are in [`records`].
-//! - **Catalog**: `catalog`, `save_definition`, `definition_history`; the synonyms of coded
-//!   results (`synonyms.rs`): `coded_synonyms`, `add_coded_synonym`, `remove_coded_synonym`.
+//! - **Catalog** ([`catalog`]): `catalog`, `save_definition` (with a required reason),
+//!   `definition_history`, `definition_diff`, `export_catalog`, `import_catalog`; the synonyms
+//!   of coded results (`synonyms.rs`): `coded_synonyms`, `add_coded_synonym`,
+//!   `remove_coded_synonym`.
 //! - **Quality control** ([`qc`]): materials, targets, Westgard rules, runs and their
 //!   verdicts, corrective actions, lockouts, Levey-Jennings data, moving averages
 //!   (`qc_materials`, `qc_targets`, `moving_average_rules`, `qc_overview`, `lockout`,
@@ -43,6 +45,7 @@
 mod audit;
 mod auth;
 pub mod autoverify;
+pub mod catalog;
 pub mod checkpoint;
 pub mod clock;
 pub mod critical;
@@ -367,7 +370,7 @@ impl Lab {
         let now = self.now_at();
         let mut tx = self.store.begin().await?;
         for test in bundled.tests() {
-            tx.save_definition(test, 0, "system", now).await?;
+            tx.save_definition(test, 0, "system", "the catalog bundled with Cuvette", now).await?;
         }
         for panel in bundled.panels() {
             tx.save_panel(panel).await?;
@@ -404,46 +407,6 @@ impl Lab {
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(LabCatalog { catalog, versions, synonyms, synonym_rows });
         Ok(())
-    }
-
-    /// Saves a supervisor's edit of a test definition as a new version.
-    pub async fn save_definition(
-        &self,
-        actor: &Actor,
-        definition: cuvette_domain::TestDefinition,
-        expected_version: i64,
-    ) -> AppResult<i64> {
-        self.require(actor, Action::EditCatalog)?;
-        cuvette_domain::catalog::validate_definition(&definition)
-            .map_err(|e| AppError::invalid("definition", e.to_string()))?;
-        let before = self.catalog().catalog.test(&definition.code).cloned();
-        let now = self.now_at();
-        let mut tx = self.store.begin().await?;
-        let version = tx.save_definition(&definition, expected_version, &actor.name, now).await?;
-        tx.audit(cuvette_store::NewAuditEvent {
-            at: now,
-            actor: &actor.name,
-            action: AuditAction::CatalogEdit,
-            entity: "test_definition",
-            entity_id: format!("{}@{version}", definition.code),
-            patient_id: None,
-            before: before.and_then(|b| audit::state(&b)),
-            after: audit::state(&definition),
-        })
-        .await?;
-        tx.commit().await?;
-        self.reload_catalog().await?;
-        Ok(version)
-    }
-
-    /// Every stored version of a definition, newest first.
-    pub async fn definition_history(
-        &self,
-        actor: &Actor,
-        code: &str,
-    ) -> AppResult<Vec<records::StoredDefinition>> {
-        self.require(actor, Action::EditCatalog)?;
-        Ok(self.store.definition_history(code).await?)
     }
 
     /// Formats a stored time in the lab's zone as the bench reads it: `24-Nov-2026 08:05`.

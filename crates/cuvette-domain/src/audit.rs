@@ -49,6 +49,9 @@ pub enum AuditAction {
     CatalogSynonymAdd,
     /// Synonym of a coded result removed (`catalog.synonym_remove`).
     CatalogSynonymRemove,
+    /// A catalog file imported: the tests and panels it changed, with the reason
+    /// (`catalog.import`).
+    CatalogImport,
     /// Patient registered (`patient.register`).
     PatientRegister,
     /// Patient results viewed (`patient.view_results`).
@@ -143,7 +146,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 62] = [
+    pub const ALL: [AuditAction; 63] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -162,6 +165,7 @@ impl AuditAction {
         AuditAction::CatalogEdit,
         AuditAction::CatalogSynonymAdd,
         AuditAction::CatalogSynonymRemove,
+        AuditAction::CatalogImport,
         AuditAction::PatientRegister,
         AuditAction::PatientViewResults,
         AuditAction::ResultsViewList,
@@ -229,6 +233,7 @@ impl AuditAction {
             AuditAction::CatalogEdit => "catalog.edit",
             AuditAction::CatalogSynonymAdd => "catalog.synonym_add",
             AuditAction::CatalogSynonymRemove => "catalog.synonym_remove",
+            AuditAction::CatalogImport => "catalog.import",
             AuditAction::PatientRegister => "patient.register",
             AuditAction::PatientViewResults => "patient.view_results",
             AuditAction::ResultsViewList => "results.view_list",
@@ -297,6 +302,7 @@ impl AuditAction {
             AuditAction::CatalogEdit => "Test definition changed",
             AuditAction::CatalogSynonymAdd => "Synonym of a coded result added",
             AuditAction::CatalogSynonymRemove => "Synonym of a coded result removed",
+            AuditAction::CatalogImport => "Catalog file imported",
             AuditAction::PatientRegister => "Patient registered",
             AuditAction::PatientViewResults => "Patient results viewed",
             AuditAction::ResultsViewList => "Results viewed in a list",

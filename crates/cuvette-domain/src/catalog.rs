@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::calculation::{Condition, Formula, is_patient_input, undeclared_names};
+use crate::partition::PartitionGap;
 use crate::patient::Sex;
 
 /// The catalog bundled with Cuvette, as data.
@@ -178,7 +179,7 @@ fn yes() -> bool {
 }
 
 /// How a calculated test is derived.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CalculationRule {
     /// The test codes (and the pseudo-inputs `age_years`, `sex`) it reads.
     pub inputs: Vec<String>,
@@ -265,6 +266,10 @@ pub enum CatalogError {
         /// What is wrong, and what to change.
         message: String,
     },
+    /// A test's age and sex partitions leave a gap or overlap, or a critical limit lies inside
+    /// a reference interval (see [`crate::partition`]).
+    #[error("{0}")]
+    Partitions(Box<PartitionGap>),
 }
 
 /// The tests and panels a lab offers.
@@ -272,6 +277,169 @@ pub enum CatalogError {
 pub struct Catalog {
     tests: BTreeMap<String, TestDefinition>,
     panels: BTreeMap<String, Panel>,
+}
+
+/// Tests, calculations and panels read from catalog files, before they are checked as a
+/// catalog (a lab's import may hold only the tests it changes).
+#[derive(Debug, Clone, Default)]
+pub struct CatalogFile {
+    /// Measured tests and calculations.
+    pub tests: Vec<TestDefinition>,
+    /// Panels.
+    pub panels: Vec<Panel>,
+}
+
+impl CatalogFile {
+    /// Reads one TOML file holding any of `[[test]]`, `[[calc]]` and `[[panel]]` (what
+    /// [`Catalog::to_toml`] writes, or the bundled files pasted together).
+    /// A key the catalog does not know is refused, naming it: a misspelt limit
+    /// (`critcal_low`) would otherwise be dropped without a word.
+    pub fn parse(text: &str) -> Result<CatalogFile, CatalogError> {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            unknown_keys(&table)?;
+        }
+        CatalogFile::read(("catalog file", text), ("catalog file", text), ("catalog file", text))
+    }
+
+    fn read(
+        (tests_name, tests): (&'static str, &str),
+        (panels_name, panels): (&'static str, &str),
+        (calcs_name, calculations): (&'static str, &str),
+    ) -> Result<CatalogFile, CatalogError> {
+        let syntax =
+            |file| move |e: toml::de::Error| CatalogError::Syntax { file, message: e.to_string() };
+        let tests: TestsFile = toml::from_str(tests).map_err(syntax(tests_name))?;
+        let panels: PanelsFile = toml::from_str(panels).map_err(syntax(panels_name))?;
+        let calcs: CalculationsFile = toml::from_str(calculations).map_err(syntax(calcs_name))?;
+        let mut file = CatalogFile { tests: tests.test, panels: panels.panel };
+        file.tests.extend(calcs.calc.into_iter().map(CalculationEntry::into_definition));
+        // The same code twice would leave one of them silently unused.
+        let mut codes: Vec<&str> = file.tests.iter().map(|t| t.code.as_str()).collect();
+        codes.sort_unstable();
+        if let Some(pair) = codes.windows(2).find(|w| w[0] == w[1]) {
+            return Err(CatalogError::Invalid {
+                code: pair[0].to_owned(),
+                message: "the code is defined more than once: keep one definition".into(),
+            });
+        }
+        let mut panel_codes: Vec<&str> = file.panels.iter().map(|p| p.code.as_str()).collect();
+        panel_codes.sort_unstable();
+        if let Some(pair) = panel_codes.windows(2).find(|w| w[0] == w[1]) {
+            return Err(CatalogError::Invalid {
+                code: pair[0].to_owned(),
+                message: "the panel is defined more than once: keep one definition".into(),
+            });
+        }
+        Ok(file)
+    }
+}
+
+/// The keys each kind of entry may carry: what Cuvette reads, and the provenance notes the
+/// bundled files keep beside it (read by people, not by Cuvette).
+const TEST_KEYS: &[&str] = &[
+    "code",
+    "name",
+    "loinc",
+    "discipline",
+    "specimen",
+    "container",
+    "unit",
+    "result_type",
+    "allowed_values",
+    "normal_values",
+    "decimals",
+    "reference",
+    "critical_low",
+    "critical_high",
+    "amr_low",
+    "amr_high",
+    "tea_percent",
+    "tea_absolute",
+    "delta_abs",
+    "delta_percent",
+    "delta_window_hours",
+    "calculation",
+    "orderable",
+    "loinc_name",
+    "loinc_verified",
+    "ref_source",
+    "tea_source",
+    "tea_verified",
+    "amr_source",
+    "critical_source",
+    "note",
+    "source",
+];
+const CALC_KEYS: &[&str] = &[
+    "code",
+    "name",
+    "loinc",
+    "inputs",
+    "formula",
+    "coefficients",
+    "unit",
+    "decimals",
+    "reference",
+    "critical_low",
+    "critical_high",
+    "valid_when",
+    "invalid_comment",
+    "orderable",
+    "critical_source",
+    "example",
+    "examples",
+    "formula_si",
+    "loinc_name",
+    "loinc_si",
+    "loinc_verified",
+    "note",
+    "ref_source",
+    "report_rule",
+    "source",
+];
+const PANEL_KEYS: &[&str] = &[
+    "code",
+    "name",
+    "loinc",
+    "members",
+    "calculated",
+    "container",
+    "loinc_name",
+    "loinc_verified",
+    "optional",
+    "reflex",
+    "specimen",
+];
+const INTERVAL_KEYS: &[&str] = &["sex", "age_min", "age_max", "low", "high"];
+
+fn unknown_keys(file: &toml::Table) -> Result<(), CatalogError> {
+    for (kind, known) in [("test", TEST_KEYS), ("calc", CALC_KEYS), ("panel", PANEL_KEYS)] {
+        let Some(toml::Value::Array(entries)) = file.get(kind) else { continue };
+        for entry in entries.iter().filter_map(toml::Value::as_table) {
+            let code = entry.get("code").and_then(toml::Value::as_str).unwrap_or("?").to_owned();
+            let intervals = match entry.get("reference") {
+                Some(toml::Value::Array(list)) => {
+                    list.iter().filter_map(toml::Value::as_table).collect()
+                }
+                _ => Vec::new(),
+            };
+            let unknown = entry.keys().find(|k| !known.contains(&k.as_str())).or_else(|| {
+                intervals
+                    .iter()
+                    .flat_map(|r| r.keys())
+                    .find(|k| !INTERVAL_KEYS.contains(&k.as_str()))
+            });
+            if let Some(key) = unknown {
+                return Err(CatalogError::Invalid {
+                    code,
+                    message: format!(
+                        "{key} is not a field of a catalog {kind}: check its spelling, since a misspelt limit would be left out"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -320,6 +488,217 @@ struct CalculationsFile {
     calc: Vec<CalculationEntry>,
 }
 
+impl CalculationEntry {
+    /// The calculated test this entry defines; its discipline follows its inputs
+    /// ([`Catalog::with`]).
+    fn into_definition(self) -> TestDefinition {
+        let c = self;
+        TestDefinition {
+            code: c.code,
+            name: c.name,
+            loinc: c.loinc,
+            discipline: String::new(),
+            specimen: String::new(),
+            container: String::new(),
+            unit: c.unit,
+            result_type: ResultType::Numeric,
+            allowed_values: vec![],
+            normal_values: vec![],
+            decimals: c.decimals,
+            reference: c.reference,
+            critical_low: c.critical_low,
+            critical_high: c.critical_high,
+            amr_low: None,
+            amr_high: None,
+            tea_percent: None,
+            tea_absolute: None,
+            delta_abs: None,
+            delta_percent: None,
+            delta_window_hours: None,
+            calculation: Some(CalculationRule {
+                inputs: c.inputs,
+                formula: c.formula,
+                coefficients: c.coefficients,
+                valid_when: c.valid_when,
+                invalid_comment: c.invalid_comment,
+            }),
+            orderable: c.orderable,
+        }
+    }
+}
+
+/// What an exported catalog file says first.
+const EXPORT_HEADER: &str = "\
+# Test catalog exported from Cuvette: [[test]] entries in the shape of the bundled tests.toml,
+# [[calc]] of calculations.toml, [[panel]] of panels.toml. Every laboratory must verify its own
+# reference intervals, critical limits and measurement ranges before reporting with them.
+";
+
+#[derive(Serialize)]
+struct ExportFile<'a> {
+    test: Vec<TestOut<'a>>,
+    calc: Vec<CalcOut<'a>>,
+    panel: Vec<&'a Panel>,
+}
+
+/// A number written as TOML writes numbers: an integer when it is whole, else a float whose
+/// shortest form is the decimal's (the loader reads it back as that decimal).
+#[derive(Clone, Copy)]
+struct Number(Decimal);
+
+impl Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use rust_decimal::prelude::ToPrimitive;
+        match (self.0.scale(), self.0.to_i64(), self.0.to_f64()) {
+            (0, Some(i), _) => s.serialize_i64(i),
+            (_, _, Some(f)) => s.serialize_f64(f),
+            _ => s.serialize_str(&self.0.to_string()),
+        }
+    }
+}
+
+fn number(d: Option<Decimal>) -> Option<Number> {
+    d.map(Number)
+}
+
+#[derive(Serialize)]
+struct IntervalOut<'a> {
+    sex: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age_min: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age_max: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    low: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    high: Option<Number>,
+}
+
+impl<'a> From<&'a ReferenceInterval> for IntervalOut<'a> {
+    fn from(r: &'a ReferenceInterval) -> IntervalOut<'a> {
+        IntervalOut {
+            sex: &r.sex,
+            age_min: r.age_min.as_deref(),
+            age_max: r.age_max.as_deref(),
+            low: number(r.low),
+            high: number(r.high),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TestOut<'a> {
+    code: &'a str,
+    name: &'a str,
+    loinc: &'a str,
+    discipline: &'a str,
+    specimen: &'a str,
+    container: &'a str,
+    unit: &'a str,
+    result_type: ResultType,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    allowed_values: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    normal_values: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decimals: Option<u32>,
+    reference: Vec<IntervalOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    critical_low: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    critical_high: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr_low: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr_high: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tea_percent: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tea_absolute: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta_abs: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta_percent: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta_window_hours: Option<u32>,
+    orderable: bool,
+}
+
+impl<'a> From<&'a TestDefinition> for TestOut<'a> {
+    fn from(t: &'a TestDefinition) -> TestOut<'a> {
+        TestOut {
+            code: &t.code,
+            name: &t.name,
+            loinc: &t.loinc,
+            discipline: &t.discipline,
+            specimen: &t.specimen,
+            container: &t.container,
+            unit: &t.unit,
+            result_type: t.result_type,
+            allowed_values: &t.allowed_values,
+            normal_values: &t.normal_values,
+            decimals: t.decimals,
+            reference: t.reference.iter().map(IntervalOut::from).collect(),
+            critical_low: number(t.critical_low),
+            critical_high: number(t.critical_high),
+            amr_low: number(t.amr_low),
+            amr_high: number(t.amr_high),
+            tea_percent: number(t.tea_percent),
+            tea_absolute: number(t.tea_absolute),
+            delta_abs: number(t.delta_abs),
+            delta_percent: number(t.delta_percent),
+            delta_window_hours: t.delta_window_hours,
+            orderable: t.orderable,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CalcOut<'a> {
+    code: &'a str,
+    name: &'a str,
+    loinc: &'a str,
+    inputs: &'a [String],
+    formula: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    coefficients: &'a BTreeMap<String, f64>,
+    unit: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decimals: Option<u32>,
+    reference: Vec<IntervalOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    critical_low: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    critical_high: Option<Number>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    valid_when: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid_comment: Option<&'a str>,
+    orderable: bool,
+}
+
+impl<'a> CalcOut<'a> {
+    fn of(t: &'a TestDefinition) -> Option<CalcOut<'a>> {
+        let rule = t.calculation.as_ref()?;
+        Some(CalcOut {
+            code: &t.code,
+            name: &t.name,
+            loinc: &t.loinc,
+            inputs: &rule.inputs,
+            formula: &rule.formula,
+            coefficients: &rule.coefficients,
+            unit: &t.unit,
+            decimals: t.decimals,
+            reference: t.reference.iter().map(IntervalOut::from).collect(),
+            critical_low: number(t.critical_low),
+            critical_high: number(t.critical_high),
+            valid_when: &rule.valid_when,
+            invalid_comment: rule.invalid_comment.as_deref(),
+            orderable: t.orderable,
+        })
+    }
+}
+
 impl Catalog {
     /// The catalog bundled with Cuvette.
     pub fn bundled() -> Catalog {
@@ -334,55 +713,32 @@ impl Catalog {
         panels: &str,
         calculations: &str,
     ) -> Result<Catalog, CatalogError> {
-        let syntax =
-            |file| move |e: toml::de::Error| CatalogError::Syntax { file, message: e.to_string() };
-        let tests: TestsFile = toml::from_str(tests).map_err(syntax("tests.toml"))?;
-        let panels: PanelsFile = toml::from_str(panels).map_err(syntax("panels.toml"))?;
-        let calcs: CalculationsFile =
-            toml::from_str(calculations).map_err(syntax("calculations.toml"))?;
-        let mut catalog = Catalog::default();
-        for test in tests.test {
+        let file = CatalogFile::read(
+            ("tests.toml", tests),
+            ("panels.toml", panels),
+            ("calculations.toml", calculations),
+        )?;
+        let catalog = Catalog::default().with(file);
+        catalog.validate()?;
+        Ok(catalog)
+    }
+
+    /// This catalog with the file's tests and panels added or replacing those of the same
+    /// code (not yet checked: see [`Catalog::validate`]).
+    pub fn with(&self, file: CatalogFile) -> Catalog {
+        let mut catalog = self.clone();
+        for test in file.tests {
             catalog.tests.insert(test.code.clone(), test);
         }
-        for c in calcs.calc {
-            let definition = TestDefinition {
-                code: c.code.clone(),
-                name: c.name,
-                loinc: c.loinc,
-                discipline: String::new(),
-                specimen: String::new(),
-                container: String::new(),
-                unit: c.unit,
-                result_type: ResultType::Numeric,
-                allowed_values: vec![],
-                normal_values: vec![],
-                decimals: c.decimals,
-                reference: c.reference,
-                critical_low: c.critical_low,
-                critical_high: c.critical_high,
-                amr_low: None,
-                amr_high: None,
-                tea_percent: None,
-                tea_absolute: None,
-                delta_abs: None,
-                delta_percent: None,
-                delta_window_hours: None,
-                calculation: Some(CalculationRule {
-                    inputs: c.inputs,
-                    formula: c.formula,
-                    coefficients: c.coefficients,
-                    valid_when: c.valid_when,
-                    invalid_comment: c.invalid_comment,
-                }),
-                orderable: c.orderable,
-            };
-            catalog.tests.insert(c.code, definition);
+        for panel in file.panels {
+            catalog.panels.insert(panel.code.clone(), panel);
         }
         // A calculation belongs to the discipline of its first measured input, so it appears
         // on the same bench worklist and report section.
         let disciplines: Vec<(String, String)> = catalog
             .tests
             .values()
+            .filter(|t| t.discipline.is_empty())
             .filter_map(|t| {
                 let rule = t.calculation.as_ref()?;
                 let discipline = rule.inputs.iter().find_map(|i| {
@@ -400,11 +756,21 @@ impl Catalog {
                 t.discipline = discipline;
             }
         }
-        for panel in panels.panel {
-            catalog.panels.insert(panel.code.clone(), panel);
-        }
-        catalog.validate()?;
-        Ok(catalog)
+        catalog
+    }
+
+    /// The whole catalog as one TOML file in the shape of the bundled ones: `[[test]]` as in
+    /// `tests.toml`, `[[calc]]` as in `calculations.toml`, `[[panel]]` as in `panels.toml`.
+    /// [`CatalogFile::parse`] reads it back to the same catalog.
+    pub fn to_toml(&self) -> String {
+        let file = ExportFile {
+            test: self.tests.values().filter(|t| !t.is_calculated()).map(TestOut::from).collect(),
+            calc: self.tests.values().filter_map(CalcOut::of).collect(),
+            panel: self.panels.values().collect(),
+        };
+        // Serialising plain strings, numbers and lists cannot fail.
+        let body = toml::to_string(&file).unwrap_or_default();
+        format!("{EXPORT_HEADER}\n{body}")
     }
 
     /// Checks what a supervisor's edit or a catalog file could get wrong.
@@ -427,6 +793,36 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+
+    /// Checks what changed in a catalog: each of `tests` on its own and as a calculation that
+    /// must be reachable, and each of `panels`. Every problem is returned, so an import names
+    /// them all at once; the rest of the catalog is not judged again (a stored definition a
+    /// newer rule would refuse does not block an unrelated change).
+    pub fn check_changed(&self, tests: &[String], panels: &[String]) -> Vec<CatalogError> {
+        let mut errors = Vec::new();
+        for test in tests.iter().filter_map(|code| self.tests.get(code)) {
+            match validate_definition(test) {
+                Ok(()) => {}
+                // Every problem with the ages, not only the first.
+                Err(CatalogError::Partitions(_)) => errors.extend(
+                    crate::partition::check(test)
+                        .into_iter()
+                        .map(|gap| CatalogError::Partitions(Box::new(gap))),
+                ),
+                Err(other) => errors.push(other),
+            }
+            errors.extend(self.validate_calculation_inputs(test).err());
+        }
+        for panel in panels.iter().filter_map(|code| self.panels.get(code)) {
+            if !panel.members.iter().any(|m| self.tests.contains_key(m)) {
+                errors.push(CatalogError::Invalid {
+                    code: panel.code.clone(),
+                    message: "none of the panel's members is a test in the catalog".into(),
+                });
+            }
+        }
+        errors
     }
 
     /// Checks that a calculation can be reached: every name its formula reads is declared, every
@@ -620,6 +1016,9 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
     {
         return Err(invalid(format!("critical low {l} must be below critical high {h}")));
     }
+    if let Some(gap) = crate::partition::check(test).into_iter().next() {
+        return Err(CatalogError::Partitions(Box::new(gap)));
+    }
     if let (Some(l), Some(h)) = (test.amr_low, test.amr_high)
         && l >= h
     {
@@ -678,6 +1077,48 @@ mod tests {
         assert!(catalog.test("EGFR").unwrap().is_calculated());
         assert_eq!(catalog.test("EGFR").unwrap().discipline, "chemistry");
         assert!(catalog.panel("BMP").is_some());
+    }
+
+    #[test]
+    fn an_exported_catalog_reads_back_as_the_same_catalog() {
+        let bundled = Catalog::bundled();
+        let text = bundled.to_toml();
+        let read = Catalog::default().with(CatalogFile::parse(&text).expect("the export parses"));
+        read.validate().expect("the export is a valid catalog");
+        assert_eq!(read.tests().collect::<Vec<_>>(), bundled.tests().collect::<Vec<_>>());
+        assert_eq!(read.panels().collect::<Vec<_>>(), bundled.panels().collect::<Vec<_>>());
+        // In the bundled files' shape, numbers as numbers.
+        assert!(
+            text.contains("[[test]]") && text.contains("[[calc]]") && text.contains("[[panel]]")
+        );
+        assert!(text.contains("critical_high = 6.2"), "{}", &text[..2000]);
+    }
+
+    #[test]
+    fn a_misspelt_field_in_a_catalog_file_is_refused_naming_it() {
+        let text =
+            Catalog::bundled().to_toml().replacen("critical_high = 6.2", "critcal_high = 6.2", 1);
+        assert_eq!(
+            CatalogFile::parse(&text).unwrap_err().to_string(),
+            "catalog entry K: critcal_high is not a field of a catalog test: check its spelling, since a misspelt limit would be left out"
+        );
+        let bundled = [DEFAULT_TESTS_TOML, DEFAULT_CALCULATIONS_TOML, DEFAULT_PANELS_TOML];
+        for file in bundled {
+            assert!(
+                CatalogFile::parse(file).is_ok(),
+                "the bundled files' provenance notes are known"
+            );
+        }
+    }
+
+    #[test]
+    fn a_catalog_file_defining_a_code_twice_is_refused() {
+        let twice = "[[test]]\ncode = \"K\"\nname = \"Potassium\"\nresult_type = \"numeric\"\n\n\
+                     [[calc]]\ncode = \"K\"\nname = \"Potassium\"\ninputs = []\nformula = \"1\"\n";
+        assert_eq!(
+            CatalogFile::parse(twice).unwrap_err().to_string(),
+            "catalog entry K: the code is defined more than once: keep one definition"
+        );
     }
 
     #[test]
@@ -874,7 +1315,8 @@ mod tests {
         let err = validate_definition(&k).unwrap_err();
         assert!(err.to_string().contains("give it in days, such as P2D"), "{err}");
         k.reference[0].age_max = Some("P2D".into());
-        assert!(validate_definition(&k).is_ok());
+        k.reference[1].age_min = Some("P2D".into()); // the next partition follows on
+        assert_eq!(validate_definition(&k), Ok(()));
     }
 
     #[test]

@@ -333,6 +333,25 @@ api_routes! {
         tag: "interfaces", params: [MESSAGE], body: Some("DismissRequest"),
         ok: 200 out::LoggedMessage, errors: [400, 401, 403, 404, 415, 422],
     }
+    GET "/v1/catalog/tests/{code}/diff" => catalog_test_diff {
+        summary: "What changed between two versions of a test (supervisor)", tag: "catalog",
+        params: [
+            CODE,
+            query("from", "integer", "The earlier version; the one before `to` when absent"),
+            query("to", "integer", "The later version; the current one when absent"),
+        ],
+        body: None, ok: 200 out::VersionDiff, errors: [400, 401, 403, 404, 422],
+    }
+    GET "/v1/catalog/export" => export_catalog {
+        summary: "The whole catalog as one TOML file in the bundled files' shape (supervisor)",
+        tag: "catalog", params: [], body: None,
+        ok: 200 out::CatalogExport, errors: [401, 403],
+    }
+    POST "/v1/catalog/import" => import_catalog {
+        summary: "Import a catalog file all or nothing, or preview it: each changed test becomes one new version with the reason; a gap is refused by name (supervisor)",
+        tag: "catalog", params: [], body: Some("ImportCatalog"),
+        ok: 200 out::CatalogImported, errors: [400, 401, 403, 409, 415, 422],
+    }
 }
 
 /// The document, with the lab's current catalog codes as the values a test code takes.
@@ -894,6 +913,9 @@ async fn catalog_test(
 struct SaveDefinition {
     expected_version: i64,
     definition: cuvette_domain::TestDefinition,
+    /// Refused by the app in the form's words when missing or blank.
+    #[serde(default)]
+    reason: String,
 }
 
 fn synonym_list(s: &AppState, code: &str) -> ApiResult<Json<out::CodedSynonymList>> {
@@ -950,6 +972,66 @@ async fn save_catalog_test(
         )
         .into());
     }
-    let version = s.lab.save_definition(&c.actor, req.definition, req.expected_version).await?;
+    let version =
+        s.lab.save_definition(&c.actor, req.definition, req.expected_version, &req.reason).await?;
     Ok(Json(out::DefinitionSaved { code, version }))
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+async fn catalog_test_diff(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> ApiResult<Json<out::VersionDiff>> {
+    let current = s.lab.catalog().versions.get(&code).copied().unwrap_or(0);
+    let to = q.to.unwrap_or(current);
+    let from = q.from.unwrap_or(to - 1);
+    let d = s.lab.definition_diff(&c.actor, &code, from, to).await?;
+    Ok(Json(out::VersionDiff {
+        code,
+        from,
+        to,
+        from_saved_by: d.from.created_by.clone(),
+        to_saved_by: d.to.created_by.clone(),
+        to_saved_at: out::Time::at(d.to.created_at),
+        to_reason: d.to.reason.clone(),
+        diff: out::DefinitionDiff::from(&d.diff),
+    }))
+}
+
+async fn export_catalog(
+    State(s): State<AppState>,
+    c: ApiCaller,
+) -> ApiResult<Json<out::CatalogExport>> {
+    Ok(Json(out::CatalogExport { toml: s.lab.export_catalog(&c.actor)? }))
+}
+
+#[derive(Deserialize)]
+struct ImportCatalog {
+    toml: String,
+    #[serde(default)]
+    reason: String,
+    /// Only show what would change.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn import_catalog(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiJson(req): ApiJson<ImportCatalog>,
+) -> ApiResult<Json<out::CatalogImported>> {
+    let mode = if req.dry_run {
+        cuvette_app::catalog::ImportMode::Preview
+    } else {
+        cuvette_app::catalog::ImportMode::Apply
+    };
+    let import = s.lab.import_catalog(&c.actor, &req.toml, &req.reason, mode).await?;
+    Ok(Json(out::CatalogImported::from(&import)))
 }

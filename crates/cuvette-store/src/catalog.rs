@@ -17,6 +17,9 @@ pub struct StoredDefinition {
     pub created_at: Timestamp,
     /// Who saved it.
     pub created_by: String,
+    /// Why: the verification or source the change follows (empty for versions saved before
+    /// reasons were recorded).
+    pub reason: String,
 }
 
 fn unencodable(e: serde_json::Error) -> StoreError {
@@ -30,14 +33,15 @@ fn corrupt(column: &str, row: &str, e: serde_json::Error) -> StoreError {
 }
 
 impl Tx {
-    /// Saves a new version of a definition; `expected_version` is the version the editor
-    /// started from (0 for a new test), so two supervisors editing at once conflict instead
-    /// of one silently overwriting the other.
+    /// Saves a new version of a definition with why it was made; `expected_version` is the
+    /// version the editor started from (0 for a new test), so two supervisors editing at once
+    /// conflict instead of one silently overwriting the other.
     pub async fn save_definition(
         &mut self,
         definition: &TestDefinition,
         expected_version: i64,
         by: &str,
+        reason: &str,
         now: Timestamp,
     ) -> StoreResult<i64> {
         let current: Option<i64> =
@@ -55,13 +59,14 @@ impl Tx {
         let version = current + 1;
         let json = serde_json::to_string(definition).map_err(unencodable)?;
         sqlx::query(
-            "INSERT INTO test_definition (code, version, definition, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO test_definition (code, version, definition, created_at, created_by, reason) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&definition.code)
         .bind(version)
         .bind(json)
         .bind(now.as_micros())
         .bind(by)
+        .bind(reason)
         .execute(self.conn())
         .await
         .map_err(|e| StoreError::on_unique(e, &format!("{} was saved by someone else at the same time", definition.code)))?;
@@ -86,7 +91,7 @@ impl Store {
     /// The current version of every definition.
     pub async fn current_definitions(&self) -> StoreResult<Vec<StoredDefinition>> {
         let rows = sqlx::query(
-            "SELECT d.code, d.version, d.definition, d.created_at, d.created_by FROM test_definition d \
+            "SELECT d.code, d.version, d.definition, d.created_at, d.created_by, d.reason FROM test_definition d \
              WHERE d.version = (SELECT MAX(v.version) FROM test_definition v WHERE v.code = d.code) ORDER BY d.code",
         )
         .fetch_all(self.reader())
@@ -97,7 +102,7 @@ impl Store {
     /// Every version of one definition, newest first.
     pub async fn definition_history(&self, code: &str) -> StoreResult<Vec<StoredDefinition>> {
         let rows = sqlx::query(
-            "SELECT code, version, definition, created_at, created_by FROM test_definition WHERE code = $1 ORDER BY version DESC",
+            "SELECT code, version, definition, created_at, created_by, reason FROM test_definition WHERE code = $1 ORDER BY version DESC",
         )
         .bind(code)
         .fetch_all(self.reader())
@@ -129,5 +134,6 @@ fn stored_from_row(r: &sqlx::any::AnyRow) -> StoreResult<StoredDefinition> {
         })?,
         created_at: time(r, "created_at")?,
         created_by: r.try_get("created_by")?,
+        reason: r.try_get("reason")?,
     })
 }

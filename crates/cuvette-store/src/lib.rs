@@ -402,6 +402,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (9, include_str!("../migrations/0009_partial_results.sql"), "", ""),
     (10, include_str!("../migrations/0010_coded_results.sql"), "", ""),
     (12, include_str!("../migrations/0012_instrument_peers.sql"), "", ""),
+    (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -354,7 +354,7 @@ async fn a_neonate_without_an_interval_is_held_even_where_results_outside_it_rel
     let mut k = lab.catalog().catalog.test("K").unwrap().clone();
     let version = lab.catalog().versions["K"];
     k.reference.retain(|r| r.age_min.as_deref() != Some("P0D"));
-    lab.save_definition(&supervisor, k.clone(), version).await.unwrap();
+    lab.save_definition(&supervisor, k.clone(), version, REASON).await.unwrap();
     let rules = AutoverifyRules {
         enabled: true,
         hemolysis_max: None,

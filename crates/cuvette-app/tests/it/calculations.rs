@@ -418,7 +418,7 @@ async fn an_inr_is_calculated_from_the_pt_with_the_labs_isi_and_mean_normal_pt()
     rule.coefficients.insert("ISI".into(), 1.2);
     rule.coefficients.insert("MNPT".into(), 12.0);
     let version =
-        lab.save_definition(&supervisor, inr, catalog.versions["INR_CALC"]).await.unwrap();
+        lab.save_definition(&supervisor, inr, catalog.versions["INR_CALC"], REASON).await.unwrap();
 
     let placed = lab.received(&patient, &["PTINR"]).await;
     assert_eq!(placed.specimens.len(), 1, "the INR rides on the PT's tube");

@@ -114,7 +114,7 @@ async fn attempt(lab: &TestLab, case: UseCase, who: &Actor, scene: &Scene) -> Ap
         UseCase::SaveDefinition => {
             let mut k = lab.catalog().catalog.test("K").cloned().unwrap();
             k.name = String::new();
-            lab.save_definition(who, k, 1).await.map(drop)
+            lab.save_definition(who, k, 1, REASON).await.map(drop)
         }
         UseCase::DefinitionHistory => lab.definition_history(who, "K").await.map(drop),
         UseCase::AddUser => {

@@ -253,9 +253,14 @@ pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
                     "accession": { "type": "string", "description": "A corrected accession number for every result in the message" } } },
                 "DismissRequest": { "type": "object", "required": ["reason"], "properties": {
                     "reason": { "type": "string", "minLength": 1 } } },
-                "SaveDefinition": { "type": "object", "required": ["expected_version", "definition"], "properties": {
+                "SaveDefinition": { "type": "object", "required": ["expected_version", "definition", "reason"], "properties": {
                     "expected_version": { "type": "integer", "description": "The version last read (0 for a definition never saved)" },
-                    "definition": Definition::schema() } }
+                    "definition": Definition::schema(),
+                    "reason": { "type": "string", "description": "Why: the verification or source the change follows; kept with the version" } } },
+                "ImportCatalog": { "type": "object", "required": ["toml"], "properties": {
+                    "toml": { "type": "string", "description": "A catalog file as GET /v1/catalog/export gives it: the whole catalog or only the tests and panels changed" },
+                    "reason": { "type": "string", "description": "Why; required unless dry_run, kept with every new version" },
+                    "dry_run": { "type": "boolean", "description": "Only say what would change; store nothing" } } }
             }
         }
     })

@@ -907,6 +907,139 @@ response! {
 }
 
 response! {
+    /// The whole catalog as one TOML file in the shape of the bundled catalog files.
+    pub struct CatalogExport {
+        pub toml: String,
+    }
+}
+
+response! {
+    /// One field or limit before and after ("" for none).
+    pub struct FieldChange {
+        pub field: String,
+        pub before: String,
+        pub after: String,
+    }
+}
+
+response! {
+    /// A reference interval added, removed or changed, by its partition (sex and ages).
+    pub struct IntervalChange {
+        /// added, removed or changed.
+        pub change: String,
+        pub partition: String,
+        /// Empty when added.
+        pub before: String,
+        /// Empty when removed.
+        pub after: String,
+    }
+}
+
+response! {
+    /// What changed between two versions of a test.
+    pub struct DefinitionDiff {
+        pub fields: Vec<FieldChange>,
+        pub limits: Vec<FieldChange>,
+        pub intervals: Vec<IntervalChange>,
+    }
+}
+
+impl From<&cuvette_domain::definition_diff::DefinitionDiff> for DefinitionDiff {
+    fn from(d: &cuvette_domain::definition_diff::DefinitionDiff) -> DefinitionDiff {
+        use cuvette_domain::definition_diff::IntervalChange as C;
+        let changes = |list: &[cuvette_domain::definition_diff::Change]| {
+            list.iter()
+                .map(|c| FieldChange {
+                    field: c.field.to_owned(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                })
+                .collect()
+        };
+        let interval = |change: &str, partition: &str, before: &str, after: &str| IntervalChange {
+            change: change.to_owned(),
+            partition: partition.to_owned(),
+            before: before.to_owned(),
+            after: after.to_owned(),
+        };
+        DefinitionDiff {
+            fields: changes(&d.fields),
+            limits: changes(&d.limits),
+            intervals: d
+                .intervals
+                .iter()
+                .map(|c| match c {
+                    C::Added { partition, interval: i } => interval("added", partition, "", i),
+                    C::Removed { partition, interval: i } => interval("removed", partition, i, ""),
+                    C::Changed { partition, before, after } => {
+                        interval("changed", partition, before, after)
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+response! {
+    /// Two versions of a test, who saved each, when and why, and what changed.
+    pub struct VersionDiff {
+        pub code: String,
+        pub from: i64,
+        pub to: i64,
+        pub from_saved_by: String,
+        pub to_saved_by: String,
+        pub to_saved_at: Time,
+        pub to_reason: String,
+        pub diff: DefinitionDiff,
+    }
+}
+
+response! {
+    /// A test an import adds or changes.
+    pub struct ImportedTest {
+        pub code: String,
+        pub name: String,
+        /// The version replaced; null for a new test.
+        pub replaces: Option<i64>,
+        /// The version stored; null in a preview.
+        pub version: Option<i64>,
+        pub diff: DefinitionDiff,
+    }
+}
+
+response! {
+    /// What a catalog import changed (applied) or would change (a preview).
+    pub struct CatalogImported {
+        pub applied: bool,
+        pub tests: Vec<ImportedTest>,
+        pub panels: Vec<String>,
+        /// Tests in the file identical to their current version.
+        pub unchanged: i64,
+    }
+}
+
+impl From<&cuvette_app::catalog::CatalogImport> for CatalogImported {
+    fn from(i: &cuvette_app::catalog::CatalogImport) -> CatalogImported {
+        CatalogImported {
+            applied: i.applied,
+            tests: i
+                .tests
+                .iter()
+                .map(|t| ImportedTest {
+                    code: t.code.clone(),
+                    name: t.name.clone(),
+                    replaces: t.replaces,
+                    version: t.version,
+                    diff: DefinitionDiff::from(&t.diff),
+                })
+                .collect(),
+            panels: i.panels.clone(),
+            unchanged: i64::try_from(i.unchanged).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+response! {
     /// A saved definition version.
     pub struct DefinitionSaved {
         pub code: String,

@@ -6,10 +6,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
+use cuvette_app::catalog::{CatalogImport, ImportMode};
 use cuvette_app::records::{AuditEvent, AuditFilter, AuditVerification, StoredDefinition, UserRow};
 use cuvette_app::{AppError, FieldError, NewUser};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::catalog::{ReferenceInterval, ResultType};
+use cuvette_domain::definition_diff::{self, DefinitionDiff, IntervalChange};
 use cuvette_domain::number::{NumberRules, parse_entry};
 use cuvette_domain::role::ROLES;
 use cuvette_domain::{Action, Role, TestDefinition};
@@ -24,9 +26,12 @@ use crate::web::Page;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/catalog", get(catalog))
+        .route("/catalog.toml", get(export_catalog))
+        .route("/catalog/import", get(import_page).post(import_catalog))
         .route("/catalog/{code}", get(edit_test).post(save_test))
         .route("/catalog/{code}/synonyms", axum::routing::post(add_synonym))
         .route("/catalog/{code}/synonyms/remove", axum::routing::post(remove_synonym))
+        .route("/catalog/{code}/diff", get(diff_page))
         .route("/users", get(users).post(add_user))
         .route("/users/{username}", axum::routing::post(edit_user))
         .route("/sign-in-delays", get(sign_in_delays).post(clear_sign_in_delay))
@@ -98,6 +103,8 @@ struct DefinitionForm {
     allowed_values: String,
     #[serde(default)]
     normal_values: String,
+    #[serde(default)]
+    reason: String,
 }
 
 fn dec(d: Option<Decimal>) -> String {
@@ -137,6 +144,7 @@ impl DefinitionForm {
             amr_high: dec(t.amr_high),
             allowed_values: t.allowed_values.join(" | "),
             normal_values: t.normal_values.join(" | "),
+            reason: String::new(),
         }
     }
 
@@ -228,7 +236,7 @@ struct EditPage {
     result_type: String,
     calculated: bool,
     form: DefinitionForm,
-    history: Vec<(i64, String, String, Vec<String>)>,
+    history: Vec<HistoryRow>,
     /// The synonyms in force: as written, the value, when and by whom.
     synonyms: Vec<(String, String, String, String)>,
     /// The values a synonym may stand for.
@@ -259,33 +267,67 @@ fn synonym_rows(
         .collect())
 }
 
-fn history_rows(
-    s: &AppState,
-    history: &[StoredDefinition],
-) -> Vec<(i64, String, String, Vec<String>)> {
+/// One version in a test's history: when, who, why, and what changed from the one before.
+struct HistoryRow {
+    version: i64,
+    at: String,
+    by: String,
+    reason: String,
+    changes: Vec<String>,
+    /// The version before, to compare with.
+    previous: Option<i64>,
+}
+
+fn history_rows(s: &AppState, history: &[StoredDefinition]) -> Vec<HistoryRow> {
     history
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let changes = match history.get(i + 1) {
-                Some(older) => diff(&older.definition, &h.definition),
+            let older = history.get(i + 1);
+            let changes = match older {
+                Some(older) => summary(&definition_diff::compare(&older.definition, &h.definition)),
                 None => vec!["first version".into()],
             };
-            (h.version, s.lab.format_time(h.created_at), h.created_by.clone(), changes)
+            HistoryRow {
+                version: h.version,
+                at: s.lab.format_time(h.created_at),
+                by: h.created_by.clone(),
+                reason: h.reason.clone(),
+                changes,
+                previous: older.map(|o| o.version),
+            }
         })
         .collect()
 }
 
-fn diff(a: &TestDefinition, b: &TestDefinition) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(a), serde_json::to_value(b))
-    else {
-        return vec![];
-    };
-    b.iter()
-        .filter(|(k, v)| a.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k}: {} → {v}", a.get(k).map(|x| x.to_string()).unwrap_or_default()))
-        .collect()
+/// A diff in short lines, as the history lists it.
+fn summary(diff: &DefinitionDiff) -> Vec<String> {
+    let shown = |v: &str| if v.is_empty() { "(none)".to_owned() } else { v.to_owned() };
+    let mut lines: Vec<String> = diff
+        .fields
+        .iter()
+        .chain(&diff.limits)
+        .map(|c| format!("{}: {} → {}", c.field, shown(&c.before), shown(&c.after)))
+        .collect();
+    lines.extend(diff.intervals.iter().map(interval_line));
+    if lines.is_empty() {
+        lines.push("no change".into());
+    }
+    lines
+}
+
+fn interval_line(c: &IntervalChange) -> String {
+    match c {
+        IntervalChange::Added { partition, interval } => {
+            format!("interval added: {partition}: {interval}")
+        }
+        IntervalChange::Removed { partition, interval } => {
+            format!("interval removed: {partition}: {interval}")
+        }
+        IntervalChange::Changed { partition, before, after } => {
+            format!("interval changed: {partition}: {before} → {after}")
+        }
+    }
 }
 
 async fn edit_test(
@@ -330,7 +372,9 @@ async fn save_test(
         .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?
         .clone();
     let outcome = match form.apply(&base) {
-        Ok(def) => s.lab.save_definition(&bench.actor, def, form.expected_version).await,
+        Ok(def) => {
+            s.lab.save_definition(&bench.actor, def, form.expected_version, &form.reason).await
+        }
         Err(errors) => Err(AppError::Invalid(errors)),
     };
     match outcome {
@@ -424,6 +468,189 @@ fn current_test(s: &AppState, code: &str) -> Result<TestDefinition, WebError> {
         .test(code)
         .ok_or_else(|| AppError::NotFound(format!("no test {code} in the catalog")))?
         .clone())
+}
+
+/// The whole catalog as one TOML file, to keep, edit and import back.
+async fn export_catalog(State(s): State<AppState>, bench: Bench) -> Result<Response, WebError> {
+    let toml = s.lab.export_catalog(&bench.actor)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/toml; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"cuvette-catalog.toml\""),
+        ],
+        toml,
+    )
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "catalog_diff.html")]
+struct DiffPage {
+    page: Page,
+    code: String,
+    name: String,
+    from: (i64, String, String, String),
+    to: (i64, String, String, String),
+    fields: Vec<(String, String, String)>,
+    limits: Vec<(String, String, String)>,
+    intervals: Vec<(&'static str, String, String, String)>,
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// What changed between two versions of a test: fields, limits, intervals by partition.
+async fn diff_page(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(code): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Html<String>, WebError> {
+    bench.require(Action::EditCatalog)?;
+    let current = s.lab.catalog().versions.get(&code).copied().unwrap_or(0);
+    let to = q.to.unwrap_or(current);
+    let from = q.from.unwrap_or(to - 1);
+    let d = s.lab.definition_diff(&bench.actor, &code, from, to).await?;
+    let shown = |v: &str| if v.is_empty() { "(none)".to_owned() } else { v.to_owned() };
+    let changes = |list: &[definition_diff::Change]| {
+        list.iter()
+            .map(|c| (c.field.to_owned(), shown(&c.before), shown(&c.after)))
+            .collect::<Vec<_>>()
+    };
+    let version = |v: &StoredDefinition| {
+        (v.version, s.lab.format_time(v.created_at), v.created_by.clone(), v.reason.clone())
+    };
+    let page = DiffPage {
+        page: Page::new(
+            &bench,
+            format!("{} ({}): version {from} → {to}", d.to.definition.name, code),
+            "catalog",
+        ),
+        code: code.clone(),
+        name: d.to.definition.name.clone(),
+        from: version(&d.from),
+        to: version(&d.to),
+        fields: changes(&d.diff.fields),
+        limits: changes(&d.diff.limits),
+        intervals: d
+            .diff
+            .intervals
+            .iter()
+            .map(|c| match c {
+                IntervalChange::Added { partition, interval } => {
+                    ("added", partition.clone(), String::new(), interval.clone())
+                }
+                IntervalChange::Removed { partition, interval } => {
+                    ("removed", partition.clone(), interval.clone(), String::new())
+                }
+                IntervalChange::Changed { partition, before, after } => {
+                    ("changed", partition.clone(), before.clone(), after.clone())
+                }
+            })
+            .collect(),
+    };
+    Ok(Html(page.render()?))
+}
+
+/// The import form, exactly as typed.
+#[derive(Deserialize, Default)]
+struct ImportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    catalog: String,
+    #[serde(default)]
+    reason: String,
+    /// `preview` or `apply`: which button was pressed.
+    #[serde(default)]
+    mode: String,
+}
+
+#[derive(Template)]
+#[template(path = "catalog_import.html")]
+struct ImportPage {
+    page: Page,
+    form: ImportForm,
+    outcome: Option<ImportOutcome>,
+}
+
+/// What an import changed, or would change, as the page lists it.
+struct ImportOutcome {
+    applied: bool,
+    tests: Vec<(String, String, String, Vec<String>)>,
+    panels: Vec<String>,
+    unchanged: usize,
+}
+
+impl From<&CatalogImport> for ImportOutcome {
+    fn from(i: &CatalogImport) -> ImportOutcome {
+        ImportOutcome {
+            applied: i.applied,
+            tests: i
+                .tests
+                .iter()
+                .map(|t| {
+                    let versions = match (t.replaces, t.version) {
+                        (Some(old), Some(new)) => format!("{old} → {new}"),
+                        (None, Some(new)) => format!("new, {new}"),
+                        (Some(old), None) => format!("{old} → {}", old + 1),
+                        (None, None) => "new".into(),
+                    };
+                    (t.code.clone(), t.name.clone(), versions, summary(&t.diff))
+                })
+                .collect(),
+            panels: i.panels.clone(),
+            unchanged: i.unchanged,
+        }
+    }
+}
+
+async fn import_page(State(_s): State<AppState>, bench: Bench) -> Result<Html<String>, WebError> {
+    bench.require(Action::EditCatalog)?;
+    let page = ImportPage {
+        page: Page::new(&bench, "Import a catalog", "catalog"),
+        form: ImportForm::default(),
+        outcome: None,
+    };
+    Ok(Html(page.render()?))
+}
+
+/// Previews or carries out an import; a refusal keeps what was pasted and names every gap.
+async fn import_catalog(
+    State(s): State<AppState>,
+    bench: Bench,
+    Form(form): Form<ImportForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    bench.require(Action::EditCatalog)?;
+    let mode = match form.mode.as_str() {
+        "apply" => ImportMode::Apply,
+        _ => ImportMode::Preview,
+    };
+    let outcome = s.lab.import_catalog(&bench.actor, &form.catalog, &form.reason, mode).await;
+    let (status, page, outcome) = match outcome {
+        Ok(import) => (
+            StatusCode::OK,
+            Page::new(&bench, "Import a catalog", "catalog"),
+            Some(ImportOutcome::from(&import)),
+        ),
+        Err(AppError::Invalid(errors)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Page::new(&bench, "Import a catalog", "catalog").with_errors(errors),
+            None,
+        ),
+        Err(AppError::Conflict(m)) => (
+            StatusCode::CONFLICT,
+            Page::new(&bench, "Import a catalog", "catalog")
+                .with_errors(vec![FieldError { field: "catalog".into(), message: m }]),
+            None,
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((status, Html(ImportPage { page, form, outcome }.render()?)).into_response())
 }
 
 #[derive(Template)]
@@ -805,6 +1032,7 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::CatalogEdit
         | A::CatalogSynonymAdd
         | A::CatalogSynonymRemove
+        | A::CatalogImport
         | A::PatientRegister
         | A::PatientViewResults
         | A::ResultsViewList

@@ -4,6 +4,7 @@
 mod astm;
 mod audit;
 mod coded;
+mod catalog;
 mod faults;
 mod fixtures;
 mod long_results;

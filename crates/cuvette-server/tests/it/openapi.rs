@@ -303,9 +303,17 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
     let current = c.check("GET", "/api/v1/catalog/tests/{code}", &r);
     let mut definition = current["definition"].clone();
     definition["name"] = json!("Potassium, serum or plasma");
-    let save = json!({ "expected_version": current["version"].as_i64().unwrap_or(0), "definition": definition });
+    let save = json!({ "expected_version": current["version"].as_i64().unwrap_or(0), "definition": definition, "reason": "name as printed on the report" });
     let r = app.api(&supervisor, Method::PUT, "/api/v1/catalog/tests/K", Some(save)).await;
     c.check("PUT", "/api/v1/catalog/tests/{code}", &r);
+    let r = app.api(&supervisor, Method::GET, "/api/v1/catalog/tests/K/diff", None).await;
+    let diff = c.check("GET", "/api/v1/catalog/tests/{code}/diff", &r);
+    assert_eq!(diff["diff"]["fields"][0]["after"], "Potassium, serum or plasma");
+    let r = app.api(&supervisor, Method::GET, "/api/v1/catalog/export", None).await;
+    let export = c.check("GET", "/api/v1/catalog/export", &r)["toml"].as_str().unwrap().to_owned();
+    let import = json!({ "toml": export, "dry_run": true });
+    let r = app.api(&supervisor, Method::POST, "/api/v1/catalog/import", Some(import)).await;
+    assert_eq!(c.check("POST", "/api/v1/catalog/import", &r)["tests"], json!([]));
     let r = call(&app, &key, Method::GET, "/api/v1/catalog/tests/K", None).await;
     assert_eq!(
         c.check("GET", "/api/v1/catalog/tests/{code}", &r)["definition"]["name"],

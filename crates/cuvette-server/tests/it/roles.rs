@@ -232,7 +232,7 @@ async fn attempt(app: &App, f: &mut Fixture, action: Action, s: &Session) -> boo
             let current = app.api(s, Method::GET, "/api/v1/catalog/tests/K", None).await.json();
             let mut definition = current["definition"].clone();
             definition["critical_high"] = json!("6.5");
-            let body = json!({ "expected_version": current["version"], "definition": definition });
+            let body = json!({ "expected_version": current["version"], "definition": definition, "reason": "roles test" });
             app.api(s, Method::PUT, "/api/v1/catalog/tests/K", Some(body)).await
         }
         Action::ManageUsers => {

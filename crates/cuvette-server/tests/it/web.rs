@@ -314,6 +314,7 @@ async fn the_api_and_the_catalog_form_refuse_a_decimal_comma_in_the_same_words()
     let save = serde_json::json!({
         "expected_version": current["version"].as_i64().unwrap_or(0),
         "definition": definition,
+        "reason": "critical limits from the medical staff's policy",
     });
     let api = app.api(&supervisor, Method::PUT, "/api/v1/catalog/tests/K", Some(save)).await;
     assert!(api.status.is_client_error(), "{}", api.body);

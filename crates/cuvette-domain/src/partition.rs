@@ -1,0 +1,505 @@
+//! Whether a test's reference intervals and critical limits hold together as a set.
+//!
+//! A lab's catalog is partitioned by sex and age. What "covered" means here: for each sex, the
+//! partitions that apply to it (its own and those for both sexes) must follow one another
+//! without a gap and without overlapping, from the youngest age they start at up to the
+//! oldest they reach. A test may deliberately have no interval below some age (the source
+//! gives none for neonates): such patients are shown "No reference interval for this age" and
+//! sent to a technologist. But a hole in the middle (an interval up to 18 years and the next
+//! from 19) or two intervals for the same age (which one would judge the result?) is a mistake
+//! of the file, and is refused naming the ages. A critical limit must lie outside every
+//! reference interval: a result cannot be both within the interval and critical.
+//!
+//! Ages are compared on the calendar, as a patient's age is counted (`ReferenceInterval::
+//! applies_to`): years as twelve months and weeks as seven days, so "P1Y" and "P12M" are the
+//! same age, but a month and thirty days are not the same age on every birthday, and two
+//! partitions meeting there are refused with the fix.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Span;
+use rust_decimal::Decimal;
+
+use crate::catalog::{ReferenceInterval, TestDefinition};
+use crate::patient::Sex;
+
+/// Why a test's partitions or limits do not hold together; its `Display` names the test, the
+/// sex and the ages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionGap {
+    /// No interval between two ages, for a sex (or for both, `sex` absent).
+    Uncovered {
+        /// The test's name.
+        test: String,
+        /// The sex whose partitions leave the gap; absent when the test has intervals for
+        /// both sexes only.
+        sex: Option<Sex>,
+        /// Where the earlier partition ends.
+        from: Age,
+        /// Where the next begins.
+        to: Age,
+    },
+    /// Two partitions apply to the same ages.
+    Overlap {
+        /// The test's name.
+        test: String,
+        /// The sex both apply to.
+        sex: Option<Sex>,
+        /// The earlier partition.
+        first: Band,
+        /// The one it overlaps.
+        second: Band,
+    },
+    /// Two partitions meet at ages written in units that are not the same age on every
+    /// birthday (a month and 30 days): on some calendars a gap, on others an overlap.
+    UnlikeUnits {
+        /// The test's name.
+        test: String,
+        /// The sex both apply to.
+        sex: Option<Sex>,
+        /// Where the earlier partition ends.
+        end: Age,
+        /// Where the next begins.
+        start: Age,
+    },
+    /// A partition that ends where or before it starts.
+    Backwards {
+        /// The test's name.
+        test: String,
+        /// The partition.
+        band: Band,
+    },
+    /// A critical limit on the normal side of a reference interval's limit.
+    CriticalInside {
+        /// The test's name.
+        test: String,
+        /// The partition whose interval contains the limit.
+        band: Band,
+        /// Which critical limit.
+        side: Side,
+        /// The limit.
+        limit: Decimal,
+        /// The test's unit.
+        unit: String,
+        /// The reference interval as printed ("45–95").
+        interval: String,
+    },
+}
+
+/// The low or the high critical limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Critical low (LL below it).
+    Low,
+    /// Critical high (HH above it).
+    High,
+}
+
+impl fmt::Display for PartitionGap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionGap::Uncovered { test, sex, from, to } => {
+                write!(f, "{}: no reference interval from {from} to {to}", who(test, *sex))
+            }
+            PartitionGap::Overlap { test, sex, first, second } => write!(
+                f,
+                "{}: partitions {} and {} overlap",
+                who(test, *sex),
+                first.ages(),
+                second.ages()
+            ),
+            PartitionGap::UnlikeUnits { test, sex, end, start } => write!(
+                f,
+                "{}: one partition ends at {end} and the next starts at {start}, which are not \
+                 the same age on every birthday: write both in the same unit",
+                who(test, *sex)
+            ),
+            PartitionGap::Backwards { test, band } => {
+                write!(f, "{test}, {band}: the partition ends before it starts")
+            }
+            PartitionGap::CriticalInside { test, band, side, limit, unit, interval } => {
+                let side = match side {
+                    Side::Low => "critical low",
+                    Side::High => "critical high",
+                };
+                let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+                write!(
+                    f,
+                    "{test}, {band}: {side} {limit}{unit} is inside the reference interval {interval}{unit}"
+                )
+            }
+        }
+    }
+}
+
+fn who(test: &str, sex: Option<Sex>) -> String {
+    match sex {
+        Some(sex) => format!("{test}, {}", sex.to_string().to_lowercase()),
+        None => test.to_owned(),
+    }
+}
+
+/// An age bound of a partition, as written in the catalog ("P18Y").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Age {
+    /// Months (years counted as twelve).
+    months: i64,
+    /// Days (weeks counted as seven).
+    days: i64,
+}
+
+impl Age {
+    /// Reads an ISO-8601 duration of years, months, weeks and days; `None` for anything else
+    /// (hours, or text that is not a duration), which `validate_definition` refuses first.
+    pub fn parse(text: &str) -> Option<Age> {
+        if !text.starts_with('P') || text.contains('T') {
+            return None;
+        }
+        let span = Span::from_str(text).ok()?;
+        Some(Age {
+            months: i64::from(span.get_years()) * 12 + i64::from(span.get_months()),
+            days: i64::from(span.get_weeks()) * 7 + i64::from(span.get_days()),
+        })
+    }
+
+    const BIRTH: Age = Age { months: 0, days: 0 };
+
+    /// Whether this age comes before, at or after `other` on every birthday; `None` when it
+    /// depends on the calendar (one month against 30 days).
+    fn compare(&self, other: &Age) -> Option<Ordering> {
+        match (self.months.cmp(&other.months), self.days.cmp(&other.days)) {
+            (m, d) if m == d => Some(m),
+            (Ordering::Equal, d) => Some(d),
+            (m, Ordering::Equal) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Age {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: i64, one: &str| {
+            if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") }
+        };
+        let mut parts = Vec::new();
+        // Whole years read as years; anything else in months, as the sources write infants'.
+        if self.months != 0 && self.months % 12 == 0 {
+            parts.push(plural(self.months / 12, "year"));
+        } else if self.months != 0 {
+            parts.push(plural(self.months, "month"));
+        }
+        if self.days != 0 || parts.is_empty() {
+            parts.push(plural(self.days, "day"));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// A partition: its sex and ages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Band {
+    /// "M", "F" or "*".
+    sex: String,
+    /// From (inclusive); birth when the catalog gives none.
+    min: Age,
+    /// To (exclusive); absent for no upper age.
+    max: Option<Age>,
+}
+
+impl Band {
+    /// The partition of an interval; `None` when an age does not read as one.
+    pub fn of(interval: &ReferenceInterval) -> Option<Band> {
+        let min = match interval.age_min.as_deref() {
+            Some(text) => Age::parse(text)?,
+            None => Age::BIRTH,
+        };
+        let max = match interval.age_max.as_deref() {
+            Some(text) => Some(Age::parse(text)?),
+            None => None,
+        };
+        Some(Band { sex: interval.sex.clone(), min, max })
+    }
+
+    /// The ages only: "1 month–1 year", "18 years and over".
+    pub fn ages(&self) -> String {
+        match &self.max {
+            Some(max) => format!("{}–{max}", self.min),
+            None => format!("{} and over", self.min),
+        }
+    }
+}
+
+impl fmt::Display for Band {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.sex.as_str() {
+            "F" => write!(f, "female, {}", self.ages()),
+            "M" => write!(f, "male, {}", self.ages()),
+            _ => f.write_str(&self.ages()),
+        }
+    }
+}
+
+/// Every way the test's partitions and critical limits fail to hold together, in the order
+/// a reader would fix them; empty when they hold.
+pub fn check(test: &TestDefinition) -> Vec<PartitionGap> {
+    let mut gaps = Vec::new();
+    let bands: Vec<(Band, &ReferenceInterval)> =
+        test.reference.iter().filter_map(|r| Band::of(r).map(|b| (b, r))).collect();
+    for (band, _) in &bands {
+        if let Some(max) = &band.max
+            && matches!(band.min.compare(max), Some(Ordering::Greater | Ordering::Equal))
+        {
+            gaps.push(PartitionGap::Backwards { test: test.name.clone(), band: band.clone() });
+        }
+    }
+    if !gaps.is_empty() {
+        return gaps;
+    }
+    let sex_specific = bands.iter().any(|(b, _)| b.sex != "*");
+    let sexes: &[Option<Sex>] =
+        if sex_specific { &[Some(Sex::Female), Some(Sex::Male)] } else { &[None] };
+    for sex in sexes {
+        let code = sex.map(|s| s.code());
+        let mut of_sex: Vec<&Band> = bands
+            .iter()
+            .map(|(b, _)| b)
+            .filter(|b| b.sex == "*" || Some(b.sex.as_str()) == code)
+            .collect();
+        of_sex.sort_by_key(|b| (b.min.months, b.min.days));
+        for pair in of_sex.windows(2) {
+            let (first, second) = (pair[0], pair[1]);
+            let test = test.name.clone();
+            let gap = match &first.max {
+                None => Some(PartitionGap::Overlap {
+                    test,
+                    sex: *sex,
+                    first: first.clone(),
+                    second: second.clone(),
+                }),
+                Some(end) => match end.compare(&second.min) {
+                    Some(Ordering::Equal) => None,
+                    Some(Ordering::Less) => Some(PartitionGap::Uncovered {
+                        test,
+                        sex: *sex,
+                        from: end.clone(),
+                        to: second.min.clone(),
+                    }),
+                    Some(Ordering::Greater) => Some(PartitionGap::Overlap {
+                        test,
+                        sex: *sex,
+                        first: first.clone(),
+                        second: second.clone(),
+                    }),
+                    None => Some(PartitionGap::UnlikeUnits {
+                        test,
+                        sex: *sex,
+                        end: end.clone(),
+                        start: second.min.clone(),
+                    }),
+                },
+            };
+            gaps.extend(gap);
+        }
+    }
+    for (band, interval) in &bands {
+        let inside = |side, limit| PartitionGap::CriticalInside {
+            test: test.name.clone(),
+            band: band.clone(),
+            side,
+            limit,
+            unit: test.unit.clone(),
+            interval: interval.display(),
+        };
+        // A limit equal to the interval's own limit is allowed: a result beyond it is then
+        // both outside the interval and critical, never both inside and critical.
+        if let (Some(critical), Some(low)) = (test.critical_low, interval.low)
+            && critical > low
+        {
+            gaps.push(inside(Side::Low, critical));
+        }
+        if let (Some(critical), Some(high)) = (test.critical_high, interval.high)
+            && critical < high
+        {
+            gaps.push(inside(Side::High, critical));
+        }
+    }
+    gaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn interval(
+        sex: &str,
+        min: Option<&str>,
+        max: Option<&str>,
+        low: i64,
+        high: i64,
+    ) -> ReferenceInterval {
+        ReferenceInterval {
+            sex: sex.into(),
+            age_min: min.map(Into::into),
+            age_max: max.map(Into::into),
+            low: Some(Decimal::from(low)),
+            high: Some(Decimal::from(high)),
+        }
+    }
+
+    fn test_with(name: &str, reference: Vec<ReferenceInterval>) -> TestDefinition {
+        let mut t = Catalog::bundled().test("NA").unwrap().clone();
+        t.name = name.into();
+        t.reference = reference;
+        t.critical_low = None;
+        t.critical_high = None;
+        t
+    }
+
+    fn words(t: &TestDefinition) -> Vec<String> {
+        check(t).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn every_test_of_the_shipped_catalog_holds_together() {
+        let catalog = Catalog::bundled();
+        let gaps: Vec<String> = catalog.tests().flat_map(check).map(|g| g.to_string()).collect();
+        assert_eq!(gaps, Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_age_no_partition_covers_between_two_others_is_named_for_the_sex() {
+        let sodium = test_with(
+            "Sodium",
+            vec![
+                interval("*", Some("P1Y"), Some("P18Y"), 134, 143),
+                interval("M", Some("P19Y"), None, 135, 145),
+                interval("F", Some("P19Y"), None, 135, 145),
+            ],
+        );
+        assert_eq!(
+            words(&sodium),
+            [
+                "Sodium, female: no reference interval from 18 years to 19 years",
+                "Sodium, male: no reference interval from 18 years to 19 years",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_test_may_start_its_intervals_at_any_age_but_not_leave_a_hole() {
+        // No interval below one year is a choice (the source gives none), not a gap.
+        let adult_only = test_with("Sodium", vec![interval("*", Some("P18Y"), None, 135, 145)]);
+        assert_eq!(words(&adult_only), Vec::<String>::new());
+        let from_one_year = test_with(
+            "Sodium",
+            vec![
+                interval("*", Some("P1Y"), Some("P18Y"), 134, 143),
+                interval("*", Some("P216M"), None, 135, 145),
+            ],
+        );
+        assert_eq!(words(&from_one_year), Vec::<String>::new(), "P216M is P18Y");
+    }
+
+    #[test]
+    fn overlapping_partitions_are_named() {
+        let potassium = test_with(
+            "Potassium",
+            vec![
+                interval("*", Some("P1M"), Some("P12M"), 4, 5),
+                interval("*", Some("P6M"), Some("P24M"), 3, 5),
+            ],
+        );
+        assert_eq!(
+            words(&potassium),
+            ["Potassium: partitions 1 month–1 year and 6 months–2 years overlap"]
+        );
+        let open_ended = test_with(
+            "Potassium",
+            vec![interval("F", None, None, 3, 5), interval("F", Some("P18Y"), None, 3, 5)],
+        );
+        assert_eq!(
+            words(&open_ended),
+            ["Potassium, female: partitions 0 days and over and 18 years and over overlap"]
+        );
+        // A partition for both sexes and one for a sex over the same ages: which would judge?
+        let creatinine = test_with(
+            "Creatinine",
+            vec![interval("*", Some("P18Y"), None, 0, 1), interval("M", Some("P18Y"), None, 0, 1)],
+        );
+        assert_eq!(
+            words(&creatinine),
+            ["Creatinine, male: partitions 18 years and over and 18 years and over overlap"]
+        );
+    }
+
+    #[test]
+    fn a_month_and_thirty_days_are_not_the_same_boundary() {
+        let potassium = test_with(
+            "Potassium",
+            vec![
+                interval("*", Some("P0D"), Some("P1M"), 3, 5),
+                interval("*", Some("P30D"), Some("P1Y"), 4, 5),
+            ],
+        );
+        assert_eq!(
+            words(&potassium),
+            [
+                "Potassium: one partition ends at 1 month and the next starts at 30 days, which are not the same age on every birthday: write both in the same unit"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_partition_that_ends_before_it_starts_is_named() {
+        let potassium = test_with("Potassium", vec![interval("M", Some("P1Y"), Some("P1M"), 3, 5)]);
+        assert_eq!(
+            words(&potassium),
+            ["Potassium, male, 1 year–1 month: the partition ends before it starts"]
+        );
+    }
+
+    #[test]
+    fn a_critical_limit_inside_a_reference_interval_is_named_with_the_partition() {
+        let mut glucose = test_with(
+            "Glucose",
+            vec![
+                interval("*", Some("P0D"), Some("P1D"), 40, 95),
+                interval("*", Some("P1D"), None, 70, 99),
+            ],
+        );
+        glucose.unit = "mg/dL".into();
+        glucose.critical_low = Some(Decimal::from(45));
+        glucose.critical_high = Some(Decimal::from(400));
+        assert_eq!(
+            words(&glucose),
+            [
+                "Glucose, 0 days–1 day: critical low 45 mg/dL is inside the reference interval 40–95 mg/dL"
+            ]
+        );
+        glucose.critical_low = Some(Decimal::from(40));
+        glucose.critical_high = Some(Decimal::from(98));
+        assert_eq!(
+            words(&glucose),
+            [
+                "Glucose, 1 day and over: critical high 98 mg/dL is inside the reference interval 70–99 mg/dL"
+            ],
+            "a critical low at the interval's own low is allowed"
+        );
+    }
+
+    #[test]
+    fn ages_read_as_the_sources_write_them() {
+        let age = |t: &str| Age::parse(t).unwrap().to_string();
+        assert_eq!(age("P0D"), "0 days");
+        assert_eq!(age("P1D"), "1 day");
+        assert_eq!(age("P2W"), "14 days");
+        assert_eq!(age("P18Y"), "18 years");
+        assert_eq!(age("P12M"), "1 year");
+        assert_eq!(age("P18M"), "18 months");
+        assert_eq!(age("P1M15D"), "1 month 15 days");
+        assert_eq!(Age::parse("PT48H"), None);
+    }
+}
