@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::calculation::{Condition, Formula, is_patient_input, undeclared_names};
 use crate::patient::Sex;
+use crate::staff::Complexity;
 
 /// The catalog bundled with Cuvette, as data.
 pub const DEFAULT_TESTS_TOML: &str = include_str!("../catalog/tests.toml");
@@ -114,6 +115,10 @@ pub struct TestDefinition {
     /// Bench or discipline: chemistry, hematology, urinalysis, …
     #[serde(default)]
     pub discipline: String,
+    /// CLIA complexity of the lab's method for this test, which sets who may perform it
+    /// (`staff::may_perform`); high when not stated.
+    #[serde(default)]
+    pub complexity: crate::staff::Complexity,
     /// Preferred specimen ("serum or plasma").
     #[serde(default)]
     pub specimen: String,
@@ -350,6 +355,7 @@ impl Catalog {
                 name: c.name,
                 loinc: c.loinc,
                 discipline: String::new(),
+                complexity: Complexity::default(),
                 specimen: String::new(),
                 container: String::new(),
                 unit: c.unit,
@@ -379,25 +385,24 @@ impl Catalog {
             catalog.tests.insert(c.code, definition);
         }
         // A calculation belongs to the discipline of its first measured input, so it appears
-        // on the same bench worklist and report section.
-        let disciplines: Vec<(String, String)> = catalog
+        // on the same bench worklist and report section, and is as complex as its most
+        // complex measured input: whoever releases it must be qualified for what it is made of.
+        let disciplines: Vec<(String, String, Complexity)> = catalog
             .tests
             .values()
             .filter_map(|t| {
                 let rule = t.calculation.as_ref()?;
-                let discipline = rule.inputs.iter().find_map(|i| {
-                    catalog
-                        .tests
-                        .get(i)
-                        .filter(|d| !d.discipline.is_empty())
-                        .map(|d| d.discipline.clone())
-                })?;
-                Some((t.code.clone(), discipline))
+                let measured = || rule.inputs.iter().filter_map(|i| catalog.tests.get(i));
+                let discipline =
+                    measured().find(|d| !d.discipline.is_empty()).map(|d| d.discipline.clone())?;
+                let complexity = measured().map(|d| d.complexity).max()?;
+                Some((t.code.clone(), discipline, complexity))
             })
             .collect();
-        for (code, discipline) in disciplines {
+        for (code, discipline, complexity) in disciplines {
             if let Some(t) = catalog.tests.get_mut(&code) {
                 t.discipline = discipline;
+                t.complexity = complexity;
             }
         }
         for panel in panels.panel {

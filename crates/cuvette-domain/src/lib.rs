@@ -18,6 +18,7 @@ pub mod password;
 pub mod patient;
 pub mod qc;
 pub mod role;
+pub mod staff;
 pub mod throttle;
 pub mod time;
 pub mod units;
