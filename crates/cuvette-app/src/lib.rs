@@ -18,6 +18,9 @@
 //!   `login_from`, `sign_in_delays`, `clear_sign_in_delay`, `session`,
 //!   `peek_session`, `logout`, `check_signature`, `create_api_key`, `api_key_actor`,
 //!   `privileges`, `save_privileges`, `require`.
+//! - **Staff qualifications** (`staff.rs`): `staff`, `save_staff_record`, `authorise`,
+//!   `record_competency`, `qualification_policy`, `set_qualification_policy`; result
+//!   entry and release pass through the gate (`cuvette_domain::staff::may_perform`).
 //! - **Patients and orders** (`patients.rs`, `orders.rs`): `register_patient`,
 //!   `search_patients`, `patient`, `place_order`, `collect`, `receive`, `reject`.
 //! - **Results** (`results.rs`): `enter_results` (a correction is an entry with its signed
@@ -53,6 +56,7 @@ pub mod qc;
 mod queries;
 pub mod records;
 mod results;
+mod staff;
 
 use std::sync::{Arc, RwLock};
 
@@ -72,6 +76,7 @@ pub use queries::{
     CumulativeReport, DueDraw, PREVIOUS_SCAN_MAX, PreviousResult, ReportRow, SpecimenView, TestView,
 };
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
+pub use staff::{AssessmentInput, AuthoriseInput, ElementInput, PolicyInput, StaffView};
 
 /// Settings a lab chooses.
 #[derive(Debug, Clone)]

@@ -985,8 +985,9 @@ pub enum Standing {
 
 /// Where a person stands on a test system from its assessments (any order): CLIA asks an
 /// assessment before the first patient result, semiannually in the first year and annually
-/// after (§493.1451(b)(8)–(9)). The first passing assessment starts the first year: within
-/// it the next is due six months after the last, after it twelve months after the last. `None` when no
+/// after (§493.1451(b)(8)–(9)). The first passing assessment starts the first year; the
+/// next is due six months after it, the one after that six months later but by the year's
+/// end, then each twelve months after the last. `None` when no
 /// assessment passed yet and none failed.
 pub fn standing(assessments: &[&Assessment], today: Date) -> Option<Standing> {
     let mut dated: Vec<(Date, Outcome)> =
@@ -998,13 +999,18 @@ pub fn standing(assessments: &[&Assessment], today: Date) -> Option<Standing> {
     }
     let first_pass = dated.iter().find(|(_, o)| *o == Outcome::Pass).map(|(d, _)| *d)?;
     let months = |d: Date, n: i64| d.checked_add(Span::new().months(n)).unwrap_or(Date::MAX);
-    // Semiannual while six months from the last one still fall within the first year; once
-    // they would not, the last one was the first year's closing assessment and the next is
-    // the annual one.
-    let due = if months(last_on, 6) < months(first_pass, 12) {
-        months(last_on, 6)
-    } else {
-        months(last_on, 12)
+    // The first year asks two more after the first: each within six months of the one
+    // before, the second by the year's end at the latest. Then one every twelve months.
+    let first_year_ends = months(first_pass, 12);
+    let in_first_year = dated
+        .iter()
+        .filter(|(d, o)| *o == Outcome::Pass && *d > first_pass && *d < first_year_ends)
+        .count();
+    let due = match in_first_year {
+        _ if last_on >= first_year_ends => months(last_on, 12),
+        0 => months(first_pass, 6),
+        1 => months(last_on, 6).min(first_year_ends),
+        _ => months(last_on, 12),
     };
     Some(if today > due { Standing::Overdue { since: due } } else { Standing::Current { due } })
 }
@@ -1460,6 +1466,14 @@ mod tests {
             date(2028, 6, 1),
             Some(Standing::Current { due: date(2028, 12, 1) }),
         );
+        // A six-month assessment done late still leaves the twelve-month one due at the
+        // year's end.
+        let late = assessment(date(2026, 7, 20), Outcome::Pass);
+        check(
+            &[&first, &late],
+            date(2026, 12, 1),
+            Some(Standing::Current { due: date(2027, 1, 10) }),
+        );
         check(&[], date(2027, 6, 1), None);
     }
 
@@ -1537,6 +1551,7 @@ mod tests {
     fn overdue_competency_names_the_test_system_and_the_date() {
         let r = record(EducationLevel::Bachelor, FieldOfStudy::MedicalLaboratoryScience);
         let done = [
+            assessment(date(2024, 10, 2), Outcome::Pass),
             assessment(date(2025, 4, 2), Outcome::Pass),
             assessment(date(2025, 10, 2), Outcome::Pass),
         ];

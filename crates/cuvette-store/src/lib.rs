@@ -16,6 +16,7 @@ mod orders;
 mod patients;
 mod qc;
 mod results;
+mod staff;
 mod users;
 
 use std::path::Path;
@@ -42,6 +43,7 @@ pub use qc::{
     PatientResultRow, PriorRow, QcFacts, QcPoint, QcRunRow, RuleSetRow, TargetRow,
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
+pub use staff::{AssessmentRow, AuthorisationRow, StaffRecordRow};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
 /// Every time the store reads or writes: microseconds since the Unix epoch, UTC, kept in a
@@ -398,6 +400,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (7, include_str!("../migrations/0007_instrument_statuses.sql"), "", ""),
     (8, include_str!("../migrations/0008_placer_specimens.sql"), "", ""),
     (9, include_str!("../migrations/0009_partial_results.sql"), "", ""),
+    (14, include_str!("../migrations/0014_staff.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit
