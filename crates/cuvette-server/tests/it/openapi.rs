@@ -325,21 +325,28 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
     let r = app.api(&supervisor, Method::PUT, &format!("{staff_uri}/record"), Some(record)).await;
     c.check("PUT", "/api/v1/staff/{username}/record", &r);
     let authorise = json!({ "discipline": "chemistry", "authorised_on": "2026-11-01" });
-    let r =
-        app.api(&supervisor, Method::POST, &format!("{staff_uri}/authorisations"), Some(authorise)).await;
+    let r = app
+        .api(&supervisor, Method::POST, &format!("{staff_uri}/authorisations"), Some(authorise))
+        .await;
     c.check("POST", "/api/v1/staff/{username}/authorisations", &r);
     let assessor = app.sign_in(Role::Supervisor, "assessor").await;
     let qualified = json!({ "expected_version": 0, "record": {
         "education": [{ "level": "master", "field": "chemistry", "institution": "State University", "completed_on": "2010-05-15" }],
         "hire_date": "2011-01-03" } });
     let r = app
-        .api(&supervisor, Method::PUT, &format!("/api/v1/staff/{}/record", assessor.actor.name), Some(qualified))
+        .api(
+            &supervisor,
+            Method::PUT,
+            &format!("/api/v1/staff/{}/record", assessor.actor.name),
+            Some(qualified),
+        )
         .await;
     c.check("PUT", "/api/v1/staff/{username}/record", &r);
     let element = json!({ "evidence": "observed", "assessor": assessor.actor.name, "assessed_on": "2026-11-20" });
     let assessment = json!({ "test": "K", "outcome": "pass", "elements": vec![element; 6] });
-    let r =
-        app.api(&supervisor, Method::POST, &format!("{staff_uri}/competency"), Some(assessment)).await;
+    let r = app
+        .api(&supervisor, Method::POST, &format!("{staff_uri}/competency"), Some(assessment))
+        .await;
     c.check("POST", "/api/v1/staff/{username}/competency", &r);
     let r = app.api(&mls, Method::GET, &staff_uri, None).await;
     let staff = c.check("GET", "/api/v1/staff/{username}", &r);
