@@ -1302,10 +1302,10 @@ pub enum AssessorRefusal {
 }
 
 /// Whether a person may assess competency on tests of `complexity`: a technical consultant
-/// for moderate complexity (§493.1411: doctorate or master's + 1 year, bachelor's + 2 years,
-/// associate + 4 years), a technical supervisor for high complexity (§493.1449: doctorate
-/// + 1 year, master's + 2 years, bachelor's + 4 years), each in a laboratory science or
-/// medicine, experience counted from `experience_since`.
+/// for moderate complexity (§493.1411: a doctorate or master's and 1 year, a bachelor's and
+/// 2 years, an associate degree and 4 years), a technical supervisor for high complexity
+/// (§493.1449: a doctorate and 1 year, a master's and 2 years, a bachelor's and 4 years),
+/// each in a laboratory science or medicine, experience counted from `experience_since`.
 pub fn may_assess(
     who: &str,
     role: Role,
