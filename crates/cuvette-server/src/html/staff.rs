@@ -14,7 +14,7 @@ use cuvette_app::{
 };
 use cuvette_domain::Action;
 use cuvette_domain::staff::{
-    self, CertificationInput, EducationInput, Element, LicenceInput, QualificationPolicy,
+    self, CertificationInput, EducationInput, Element, LicenceInput, Outcome, QualificationPolicy,
     StaffRecordInput, Standing,
 };
 

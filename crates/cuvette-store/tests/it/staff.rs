@@ -122,8 +122,10 @@ async fn the_qualification_settings_are_off_until_saved_and_read_back() {
 async fn a_damaged_staff_column_is_corrupt_data_naming_it() {
     let db = Db::new().await;
     let id = technician(&db).await;
-    db.damage(&format!("UPDATE staff_record SET record = '{{\"education\": 3}}' WHERE user_id = {id}"))
-        .await;
+    db.damage(&format!(
+        "UPDATE staff_record SET record = '{{\"education\": 3}}' WHERE user_id = {id}"
+    ))
+    .await;
     assert_eq!(corrupt_column(db.store.staff_record(id).await).1, "record");
     db.damage("UPDATE staff_authorisation SET authorised_on = '2026-13-01'").await;
     assert_eq!(corrupt_column(db.store.authorisations(id).await).1, "authorised_on");
