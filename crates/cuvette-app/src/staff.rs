@@ -237,6 +237,7 @@ impl Lab {
     ) -> AppResult<i64> {
         self.require(actor, Action::ManageUsers)?;
         let user = self.staff_user(username).await?;
+        not_oneself(actor, &user, "edit your own staff record")?;
         let catalog = self.catalog();
         let disciplines = disciplines(&catalog.catalog);
         let disciplines: Vec<&str> = disciplines.iter().map(String::as_str).collect();
@@ -283,6 +284,7 @@ impl Lab {
             )));
         }
         let user = self.staff_user(username).await?;
+        not_oneself(actor, &user, "authorise yourself")?;
         let discipline = input.discipline.trim();
         let catalog = self.catalog();
         let known = disciplines(&catalog.catalog);
@@ -364,6 +366,7 @@ impl Lab {
             )));
         }
         let user = self.staff_user(username).await?;
+        not_oneself(actor, &user, "record your own competency assessment")?;
         let catalog = self.catalog();
         let today = self.today();
         let mut errors = Vec::new();
@@ -584,6 +587,18 @@ impl Lab {
             .user_by_username(username.trim())
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user {username:?}")))
+    }
+}
+
+/// No one vouches for themselves: a record, an authorisation or an assessment of a person is
+/// made by someone else, so that it means what an inspector reads into it.
+fn not_oneself(actor: &Actor, user: &UserRow, what: &str) -> AppResult<()> {
+    if actor.name == user.username {
+        Err(AppError::Forbidden(format!(
+            "you cannot {what}: ask the director or another supervisor"
+        )))
+    } else {
+        Ok(())
     }
 }
 

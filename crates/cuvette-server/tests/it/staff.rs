@@ -518,6 +518,26 @@ async fn each_person_reads_their_own_record_and_only_supervisors_edit() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "no one extends their own licence");
+    let r = app
+        .api(
+            &lab.supervisor,
+            Method::PUT,
+            &format!("/api/v1/staff/{}/record", lab.supervisor.actor.name),
+            Some(json!({ "expected_version": 1, "record": technician_record("2030-01-01") })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "nor does a supervisor: {}", r.body);
+    assert!(r.body.contains("you cannot edit your own staff record"), "{}", r.body);
+    let own = assessment("K", "Chem-1", &lab.director.actor.name, "2026-11-20", "pass");
+    let r = app
+        .api(
+            &lab.supervisor,
+            Method::POST,
+            &format!("/api/v1/staff/{}/competency", lab.supervisor.actor.name),
+            Some(own),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let list = app.get(&lab.supervisor, "/staff").await;
     assert!(list.body.contains("Enforce qualifications"), "{}", list.body);
 }
