@@ -225,7 +225,24 @@ async fn a_licence_that_expires_suspends_result_entry_the_next_day_until_it_is_r
     let reason = "K is moderate complexity and the lab requires a state licence for it: your CA licence expired on 2026-12-01";
     assert!(r.body.contains(reason), "{}", r.body);
     assert!(!has_result(app, &acc).await, "nothing was saved");
-    assert_eq!(refusals(app, &lab.tech.actor.name).await, [reason]);
+    // On the bench's result grid the same refusal comes back with what was typed.
+    let test =
+        app.lab.specimen_view(&Actor::system(), &acc).await.unwrap().tests[0].item.test.clone();
+    let page = app
+        .post_form(
+            &lab.tech,
+            &format!("/specimens/{acc}/results"),
+            &[
+                (&format!("result_{}", test.id), "4.3"),
+                (&format!("version_{}", test.id), &test.row_version.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("your CA licence expired on 2026-12-01"), "{}", page.body);
+    assert!(page.body.contains("value=\"4.3\""), "what was typed is kept: {}", page.body);
+    assert!(!has_result(app, &acc).await, "nothing was saved");
+    assert_eq!(refusals(app, &lab.tech.actor.name).await, [reason, reason]);
 
     // Renewed: the same entry is taken.
     put_record(app, &lab.supervisor, &lab.tech.actor.name, 1, technician_record("2028-12-01"))
