@@ -444,3 +444,28 @@ mod tests {
         assert_eq!(state(&user).unwrap().to_string(), r#"{"active":true,"role":"technician"}"#);
     }
 }
+
+// ---- people ----
+
+/// `staff.authorise`.
+#[derive(Serialize)]
+pub(crate) struct Authorised<'a> {
+    pub username: &'a str,
+    #[serde(flatten)]
+    pub authorisation: &'a cuvette_domain::staff::Authorisation,
+}
+
+/// `staff.competency`.
+#[derive(Serialize)]
+pub(crate) struct Assessed<'a> {
+    pub username: &'a str,
+    #[serde(flatten)]
+    pub assessment: &'a cuvette_domain::staff::Assessment,
+}
+
+/// `staff.privilege_refused`: what the person tried and why it was refused.
+#[derive(Serialize)]
+pub(crate) struct QualificationRefused<'a> {
+    pub action: &'a str,
+    pub reason: String,
+}

@@ -302,6 +302,7 @@ fn empty_like(t: &TestDefinition) -> TestDefinition {
         name: String::new(),
         loinc: String::new(),
         discipline: String::new(),
+        complexity: t.complexity,
         specimen: String::new(),
         container: String::new(),
         unit: String::new(),

@@ -18,6 +18,9 @@
 //!   `login_from`, `sign_in_delays`, `clear_sign_in_delay`, `session`,
 //!   `peek_session`, `logout`, `check_signature`, `create_api_key`, `api_key_actor`,
 //!   `privileges`, `save_privileges`, `require`.
+//! - **Staff qualifications** (`staff.rs`): `staff`, `save_staff_record`, `authorise`,
+//!   `record_competency`, `qualification_policy`, `set_qualification_policy`; result
+//!   entry and release pass through the gate (`cuvette_domain::staff::may_perform`).
 //! - **Patients and orders** (`patients.rs`, `orders.rs`): `register_patient`,
 //!   `search_patients`, `patient`, `place_order`, `collect`, `receive`, `reject`.
 //! - **Results** (`results.rs`): `enter_results` (a correction is an entry with its signed
@@ -58,6 +61,7 @@ mod queries;
 pub mod records;
 mod results;
 mod synonyms;
+mod staff;
 
 use std::sync::{Arc, RwLock};
 
@@ -78,6 +82,7 @@ pub use queries::{
 };
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
 pub use synonyms::SynonymForm;
+pub use staff::{AssessmentInput, AuthoriseInput, ElementInput, PolicyInput, StaffView};
 
 /// Settings a lab chooses.
 #[derive(Debug, Clone)]

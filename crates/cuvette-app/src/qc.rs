@@ -1340,8 +1340,8 @@ impl Lab {
         Ok(())
     }
 
-    /// Today in the lab's zone.
-    fn today(&self) -> jiff::civil::Date {
+    /// Today in the lab's zone: licences lapse and competency falls due when it passes.
+    pub(crate) fn today(&self) -> jiff::civil::Date {
         self.clock.now().to_zoned_datetime(self.config.time_zone.clone()).date()
     }
 }

@@ -40,5 +40,8 @@ pub use cuvette_store::{
     AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, SessionRow, UserRow,
 };
 
+// Staff records, authorisations and competency assessments (`Lab::staff`).
+pub use cuvette_store::{AssessmentRow, AuthorisationRow, StaffRecordRow};
+
 // The catalog's stored versions.
 pub use cuvette_store::{CodedSynonymRow, StoredDefinition};

@@ -252,6 +252,41 @@ impl Lab {
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
+        // The person must be qualified for every test entered (CLIA Subpart M): all or
+        // nothing, like the values, and each refusal audited.
+        if let Some(gate) = self.gate(actor).await? {
+            let refused: Vec<_> = prepared
+                .iter()
+                .filter_map(|(item, _, _, _)| {
+                    let def = catalog.catalog.test(&item.test.test_code)?;
+                    gate.check(def, None).err().map(|r| (item, r))
+                })
+                .collect();
+            if !refused.is_empty() {
+                let mut tx = self.store.begin().await?;
+                let mut reasons: Vec<String> = Vec::new();
+                for (item, refusal) in &refused {
+                    self.audit_refusal(
+                        &mut tx,
+                        actor,
+                        Action::EnterResult,
+                        format!("{}/{}", item.specimen.accession, item.test.test_code),
+                        Some(item.patient.id),
+                        refusal,
+                    )
+                    .await?;
+                    let reason = refusal.to_string();
+                    if !reasons.contains(&reason) {
+                        reasons.push(reason);
+                    }
+                }
+                tx.commit().await?;
+                return Err(AppError::Forbidden(format!(
+                    "nothing was saved: {}",
+                    reasons.join("; ")
+                )));
+            }
+        }
         let prepared: Vec<PreparedResult> = prepared
             .into_iter()
             .map(|(item, value, row_version, sent)| PreparedResult {
@@ -655,6 +690,8 @@ impl Lab {
         let mut open: Option<Tx> = None;
         let mut released_on: BTreeMap<i64, BTreeMap<i64, (i64, ReleaseStatus)>> = BTreeMap::new();
         let mut standings: Option<Vec<crate::qc::QcStanding>> = None;
+        let mut gate: Option<Option<crate::staff::Gate>> = None;
+        let mut refusals = Vec::new();
         for &(test_id, row_version) in tests {
             let held = |reason: String| Release::Held { ordered_test_id: test_id, reason };
             let item = match self.work_item(test_id).await {
@@ -738,6 +775,23 @@ impl Lab {
                 outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
                 continue;
             }
+            // Verifying is performing the test's post-analytic step: the person must be
+            // qualified for it on the instrument that measured it (CLIA Subpart M).
+            if gate.is_none() {
+                gate = Some(self.gate(actor).await?);
+            }
+            if let Some(Some(g)) = &gate
+                && let Some(def) = self.catalog().catalog.test(&item.test.test_code)
+                && let Err(refusal) = g.check(def, result.instrument_id)
+            {
+                refusals.push((
+                    format!("{}/{}", item.specimen.accession, item.test.test_code),
+                    item.patient.id,
+                    refusal.clone(),
+                ));
+                outcomes.push(held(format!("{}: {refusal}", item.test.test_code)));
+                continue;
+            }
             let previously_released =
                 self.store.results_of_tests(&[test_id]).await?.iter().any(|r| {
                     r.version < result.version
@@ -799,9 +853,23 @@ impl Lab {
                 .insert(test_id, (result.id, sent_status));
             outcomes.push(Release::Released { ordered_test_id: test_id });
         }
+        if open.is_none() && !refusals.is_empty() {
+            open = Some(self.store.begin().await?);
+        }
         if let Some(mut tx) = open {
             for (specimen_id, released) in &released_on {
                 self.queue_results(&mut tx, *specimen_id, released, &[]).await?;
+            }
+            for (entity_id, patient_id, refusal) in &refusals {
+                self.audit_refusal(
+                    &mut tx,
+                    actor,
+                    Action::VerifyRoutine,
+                    entity_id.clone(),
+                    Some(*patient_id),
+                    refusal,
+                )
+                .await?;
             }
             tx.commit().await?;
         }

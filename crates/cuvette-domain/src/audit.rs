@@ -142,11 +142,22 @@ pub enum AuditAction {
     QcCorrectiveAction,
     /// Moving average set up (`qc.moving_average.set`).
     QcMovingAverageSet,
+    /// Staff record saved (`staff.record`).
+    StaffRecordSave,
+    /// Person authorised for a discipline (`staff.authorise`).
+    StaffAuthorise,
+    /// Competency assessment recorded (`staff.competency`).
+    StaffCompetency,
+    /// Qualification settings changed (`staff.policy`).
+    StaffPolicy,
+    /// Result entry or verification refused for the person's qualifications
+    /// (`staff.privilege_refused`).
+    StaffPrivilegeRefused,
 }
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 63] = [
+    pub const ALL: [AuditAction; 68] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -210,6 +221,11 @@ impl AuditAction {
         AuditAction::QcRunReject,
         AuditAction::QcCorrectiveAction,
         AuditAction::QcMovingAverageSet,
+        AuditAction::StaffRecordSave,
+        AuditAction::StaffAuthorise,
+        AuditAction::StaffCompetency,
+        AuditAction::StaffPolicy,
+        AuditAction::StaffPrivilegeRefused,
     ];
 
     /// The stored code (`result.release`); the hash chain covers it, so it never changes.
@@ -278,6 +294,11 @@ impl AuditAction {
             AuditAction::QcRunReject => "qc.run.reject",
             AuditAction::QcCorrectiveAction => "qc.corrective_action",
             AuditAction::QcMovingAverageSet => "qc.moving_average.set",
+            AuditAction::StaffRecordSave => "staff.record",
+            AuditAction::StaffAuthorise => "staff.authorise",
+            AuditAction::StaffCompetency => "staff.competency",
+            AuditAction::StaffPolicy => "staff.policy",
+            AuditAction::StaffPrivilegeRefused => "staff.privilege_refused",
         }
     }
 
@@ -347,6 +368,11 @@ impl AuditAction {
             AuditAction::QcRunReject => "QC run rejected",
             AuditAction::QcCorrectiveAction => "Corrective action documented",
             AuditAction::QcMovingAverageSet => "Moving average set up",
+            AuditAction::StaffRecordSave => "Staff record saved",
+            AuditAction::StaffAuthorise => "Authorised for a discipline",
+            AuditAction::StaffCompetency => "Competency assessment recorded",
+            AuditAction::StaffPolicy => "Qualification settings changed",
+            AuditAction::StaffPrivilegeRefused => "Refused for qualifications",
         }
     }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::calculation::{Condition, Formula, is_patient_input, undeclared_names};
 use crate::partition::PartitionGap;
 use crate::patient::Sex;
+use crate::staff::Complexity;
 
 /// The catalog bundled with Cuvette, as data.
 pub const DEFAULT_TESTS_TOML: &str = include_str!("../catalog/tests.toml");
@@ -115,6 +116,10 @@ pub struct TestDefinition {
     /// Bench or discipline: chemistry, hematology, urinalysis, …
     #[serde(default)]
     pub discipline: String,
+    /// CLIA complexity of the lab's method for this test, which sets who may perform it
+    /// (`staff::may_perform`); high when not stated.
+    #[serde(default)]
+    pub complexity: crate::staff::Complexity,
     /// Preferred specimen ("serum or plasma").
     #[serde(default)]
     pub specimen: String,
@@ -498,6 +503,8 @@ impl CalculationEntry {
             name: c.name,
             loinc: c.loinc,
             discipline: String::new(),
+            // The most complex of its inputs, set with its discipline (`Catalog::with`).
+            complexity: Complexity::default(),
             specimen: String::new(),
             container: String::new(),
             unit: c.unit,
@@ -592,6 +599,7 @@ struct TestOut<'a> {
     name: &'a str,
     loinc: &'a str,
     discipline: &'a str,
+    complexity: Complexity,
     specimen: &'a str,
     container: &'a str,
     unit: &'a str,
@@ -631,6 +639,7 @@ impl<'a> From<&'a TestDefinition> for TestOut<'a> {
             name: &t.name,
             loinc: &t.loinc,
             discipline: &t.discipline,
+            complexity: t.complexity,
             specimen: &t.specimen,
             container: &t.container,
             unit: &t.unit,
@@ -734,26 +743,25 @@ impl Catalog {
             catalog.panels.insert(panel.code.clone(), panel);
         }
         // A calculation belongs to the discipline of its first measured input, so it appears
-        // on the same bench worklist and report section.
-        let disciplines: Vec<(String, String)> = catalog
+        // on the same bench worklist and report section, and is as complex as its most
+        // complex measured input: whoever releases it must be qualified for what it is made of.
+        let disciplines: Vec<(String, String, Complexity)> = catalog
             .tests
             .values()
             .filter(|t| t.discipline.is_empty())
             .filter_map(|t| {
                 let rule = t.calculation.as_ref()?;
-                let discipline = rule.inputs.iter().find_map(|i| {
-                    catalog
-                        .tests
-                        .get(i)
-                        .filter(|d| !d.discipline.is_empty())
-                        .map(|d| d.discipline.clone())
-                })?;
-                Some((t.code.clone(), discipline))
+                let measured = || rule.inputs.iter().filter_map(|i| catalog.tests.get(i));
+                let discipline =
+                    measured().find(|d| !d.discipline.is_empty()).map(|d| d.discipline.clone())?;
+                let complexity = measured().map(|d| d.complexity).max()?;
+                Some((t.code.clone(), discipline, complexity))
             })
             .collect();
-        for (code, discipline) in disciplines {
+        for (code, discipline, complexity) in disciplines {
             if let Some(t) = catalog.tests.get_mut(&code) {
                 t.discipline = discipline;
+                t.complexity = complexity;
             }
         }
         catalog

@@ -79,6 +79,7 @@ pub fn compare(before: &TestDefinition, after: &TestDefinition) -> DefinitionDif
     field("name", text(&before.name), text(&after.name));
     field("LOINC", text(&before.loinc), text(&after.loinc));
     field("discipline", text(&before.discipline), text(&after.discipline));
+    field("complexity", before.complexity.code().to_owned(), after.complexity.code().to_owned());
     field("specimen", text(&before.specimen), text(&after.specimen));
     field("container", text(&before.container), text(&after.container));
     field("unit", text(&before.unit), text(&after.unit));

@@ -22,6 +22,7 @@ pub mod peers;
 pub mod qc;
 pub mod role;
 pub mod synonyms;
+pub mod staff;
 pub mod throttle;
 pub mod time;
 pub mod units;

@@ -352,7 +352,39 @@ api_routes! {
         tag: "catalog", params: [], body: Some("ImportCatalog"),
         ok: 200 out::CatalogImported, errors: [400, 401, 403, 409, 415, 422],
     }
+    GET "/v1/staff/{username}" => staff {
+        summary: "A person's staff record, authorisations and competency standing today (your own, or anyone's for those who manage users)",
+        tag: "staff", params: [USERNAME], body: None,
+        ok: 200 out::Staff, errors: [400, 401, 403, 404],
+    }
+    PUT "/v1/staff/{username}/record" => save_staff_record {
+        summary: "Save a staff record (those who manage users); every bad field is refused at once and nothing is stored",
+        tag: "staff", params: [USERNAME], body: Some("StaffRecordRequest"),
+        ok: 200 out::StaffRecordSaved, errors: [400, 401, 403, 404, 409, 415, 422],
+    }
+    POST "/v1/staff/{username}/authorisations" => authorise {
+        summary: "Authorise a person to test in a discipline (the director or a technical supervisor, recorded as the one who authorised it)",
+        tag: "staff", params: [USERNAME], body: Some("AuthoriseRequest"),
+        ok: 201 out::Recorded, errors: [400, 401, 403, 404, 415, 422],
+    }
+    POST "/v1/staff/{username}/competency" => record_competency {
+        summary: "Record a competency assessment on a test system: the six CLIA elements, each with evidence, a qualified assessor and a date",
+        tag: "staff", params: [USERNAME], body: Some("CompetencyRequest"),
+        ok: 201 out::Recorded, errors: [400, 401, 403, 404, 415, 422],
+    }
+    GET "/v1/staff-policy" => qualification_policy {
+        summary: "The lab's qualification settings", tag: "staff", params: [], body: None,
+        ok: 200 out::QualificationPolicy, errors: [401, 403],
+    }
+    PUT "/v1/staff-policy" => set_qualification_policy {
+        summary: "Change the lab's qualification settings (those who manage users)", tag: "staff",
+        params: [], body: Some("PolicyRequest"),
+        ok: 200 out::QualificationPolicy, errors: [400, 401, 403, 415, 422],
+    }
 }
+
+const USERNAME: Param =
+    Param { pattern: Some("^[A-Za-z0-9._-]{1,64}$"), ..path("username", "string", "User ID") };
 
 /// The document, with the lab's current catalog codes as the values a test code takes.
 async fn document(State(s): State<AppState>) -> Json<out::Document> {
@@ -1034,4 +1066,67 @@ async fn import_catalog(
     };
     let import = s.lab.import_catalog(&c.actor, &req.toml, &req.reason, mode).await?;
     Ok(Json(out::CatalogImported::from(&import)))
+}
+
+#[derive(Deserialize)]
+struct StaffRecordRequest {
+    expected_version: i64,
+    record: cuvette_domain::staff::StaffRecordInput,
+}
+
+async fn staff(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<Json<out::Staff>> {
+    let view = s.lab.staff(&c.actor, &username).await?;
+    Ok(Json(out::Staff::from(&view)))
+}
+
+async fn save_staff_record(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(req): ApiJson<StaffRecordRequest>,
+) -> ApiResult<Json<out::StaffRecordSaved>> {
+    let version =
+        s.lab.save_staff_record(&c.actor, &username, &req.record, req.expected_version).await?;
+    Ok(Json(out::StaffRecordSaved { username, version }))
+}
+
+async fn authorise(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(req): ApiJson<cuvette_app::AuthoriseInput>,
+) -> ApiResult<(StatusCode, Json<out::Recorded>)> {
+    let id = s.lab.authorise(&c.actor, &username, &req).await?;
+    Ok((StatusCode::CREATED, Json(out::Recorded { id })))
+}
+
+async fn record_competency(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(req): ApiJson<cuvette_app::AssessmentInput>,
+) -> ApiResult<(StatusCode, Json<out::Recorded>)> {
+    let id = s.lab.record_competency(&c.actor, &username, &req).await?;
+    Ok((StatusCode::CREATED, Json(out::Recorded { id })))
+}
+
+async fn qualification_policy(
+    State(s): State<AppState>,
+    c: ApiCaller,
+) -> ApiResult<Json<out::QualificationPolicy>> {
+    let policy = s.lab.qualification_policy(&c.actor).await?;
+    Ok(Json(policy.into()))
+}
+
+async fn set_qualification_policy(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiJson(req): ApiJson<cuvette_app::PolicyInput>,
+) -> ApiResult<Json<out::QualificationPolicy>> {
+    let policy = s.lab.set_qualification_policy(&c.actor, &req).await?;
+    Ok(Json(policy.into()))
 }

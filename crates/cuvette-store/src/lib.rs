@@ -17,6 +17,7 @@ mod patients;
 mod qc;
 mod results;
 mod synonyms;
+mod staff;
 mod users;
 
 use std::path::Path;
@@ -44,6 +45,7 @@ pub use qc::{
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
 pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
+pub use staff::{AssessmentRow, AuthorisationRow, StaffRecordRow};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
 /// Every time the store reads or writes: microseconds since the Unix epoch, UTC, kept in a
@@ -403,6 +405,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (10, include_str!("../migrations/0010_coded_results.sql"), "", ""),
     (12, include_str!("../migrations/0012_instrument_peers.sql"), "", ""),
     (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
+    (14, include_str!("../migrations/0014_staff.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -271,6 +271,11 @@ pub async fn seed_if_empty(database: &Database, config: LabConfig) -> anyhow::Re
     lab.collect(&phleb, &acc).await?;
     lab.receive(&assistant, &acc, &check(&p)).await?;
     lab.reject(&assistant, &acc, "hemolyzed", "grossly hemolyzed; recollect").await?;
+    // The staff's records, and from now on their qualifications are enforced.
+    clock.set(now);
+    let today = now.to_zoned_datetime(lab.config().time_zone.clone()).date();
+    let people = [&phleb, &assistant, &tech, &mls, &sup, &director];
+    crate::demo_staff::set_up(&lab, today, people, &director, &sup).await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod demo;
 mod demo_qc;
+mod demo_staff;
 mod simulate;
 
 use std::net::SocketAddr;

@@ -185,7 +185,7 @@ pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
             "parameters": { *param: expression },
         });
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Cuvette laboratory information system API",
@@ -263,5 +263,61 @@ pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
                     "dry_run": { "type": "boolean", "description": "Only say what would change; store nothing" } } }
             }
         }
-    })
+    });
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(staff_schemas());
+    }
+    doc
+}
+
+/// The request bodies of the staff calls (a macro of its own: the document's is at its
+/// recursion limit).
+fn staff_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert(
+        "StaffRecordRequest".into(),
+        json!({ "type": "object", "required": ["expected_version", "record"], "properties": {
+                    "expected_version": { "type": "integer", "description": "The record's version as last read (0 for a person without one)" },
+                    "record": { "type": "object", "description": "Dates as YYYY-MM-DD; empty rows are ignored; every bad field is refused by its path (certifications[0].expires_on)", "properties": {
+                        "education": { "type": "array", "items": { "type": "object", "properties": {
+                            "level": { "type": "string", "enum": ["certificate", "associate", "bachelor", "master", "doctorate"] },
+                            "field": { "type": "string", "enum": ["medical_laboratory_science", "medical_laboratory_technology", "chemistry", "biology", "medicine", "allied_health", "other"] },
+                            "institution": { "type": "string" },
+                            "accreditation": { "type": "string", "description": "naacls, caahep, abhes, institutional, or empty" },
+                            "completed_on": { "type": "string", "format": "date" } } } },
+                        "certifications": { "type": "array", "items": { "type": "object", "properties": {
+                            "credential": { "type": "string", "enum": ["ascp_mls", "ascp_mlt", "ascp_sbb", "ascp_sc", "ascp_sh", "ascp_sm", "ascp_pbt", "amt_mt", "amt_mlt", "nha_cpt"] },
+                            "number": { "type": "string" }, "issued_on": { "type": "string", "format": "date" },
+                            "expires_on": { "type": "string", "description": "YYYY-MM-DD, or empty for a certification that does not expire" } } } },
+                        "licences": { "type": "array", "items": { "type": "object", "properties": {
+                            "state": { "type": "string", "description": "Two-letter postal code" }, "number": { "type": "string" },
+                            "expires_on": { "type": "string", "format": "date" } } } },
+                        "hire_date": { "type": "string", "format": "date" },
+                        "experience_since": { "type": "string", "description": "Laboratory experience counts from this date; the hire date when empty" },
+                        "disciplines": { "type": "array", "items": { "type": "string" } } } } } }),
+    );
+    schemas.insert(
+        "AuthoriseRequest".into(),
+        json!({ "type": "object", "required": ["discipline"], "properties": {
+                    "discipline": { "type": "string", "description": "A discipline of the catalog (chemistry, hematology, …)" },
+                    "authorised_on": { "type": "string", "description": "The date on the signed authorisation, YYYY-MM-DD; today when empty" } } }),
+    );
+    schemas.insert(
+        "CompetencyRequest".into(),
+        json!({ "type": "object", "required": ["outcome", "elements"], "description": "The test system is a test (or, with test empty, a discipline) on an instrument (or, with instrument empty, the manual method)", "properties": {
+                    "test": { "type": "string" }, "discipline": { "type": "string" },
+                    "instrument": { "type": "string", "description": "The instrument's name as registered" },
+                    "outcome": { "type": "string", "enum": ["pass", "fail"] },
+                    "elements": { "type": "array", "minItems": 6, "maxItems": 6, "description": "The six CLIA elements in order: direct observation; recording and reporting; records review; maintenance observation; previously analysed, blind or PT samples; problem solving", "items": { "type": "object", "required": ["evidence", "assessor", "assessed_on"], "properties": {
+                        "evidence": { "type": "string" }, "assessor": { "type": "string", "description": "The assessor's user ID: a technical consultant (moderate) or supervisor (high)" },
+                        "assessed_on": { "type": "string", "format": "date" } } } } } }),
+    );
+    schemas.insert(
+        "PolicyRequest".into(),
+        json!({ "type": "object", "properties": {
+                    "enforce": { "type": "boolean" },
+                    "licence_required_from": { "type": "string", "description": "waived, moderate, high, or empty for none" },
+                    "certification_required_from": { "type": "string", "description": "waived, moderate, high, or empty for none" } } }),
+    );
+    schemas
 }

@@ -189,6 +189,9 @@ const PRIORITIES: [&str; 2] = ["stat", "routine"];
 const REJECTION_REASONS: [&str; 6] =
     ["hemolyzed", "clotted", "qns", "mislabeled", "wrong_container", "stability_exceeded"];
 const RESULT_TYPES: [&str; 4] = ["numeric", "coded", "text", "organism"];
+const COMPLEXITIES: [&str; 3] = ["waived", "moderate", "high"];
+const STANDINGS: [&str; 3] = ["current", "overdue", "failed"];
+const ASSESSMENT_OUTCOMES: [&str; 2] = ["pass", "fail"];
 
 response! {
     /// A registered patient.
@@ -771,6 +774,8 @@ response! {
         pub name: String,
         pub loinc: String,
         pub discipline: String,
+        /// CLIA complexity: who may perform the test depends on it.
+        pub complexity: String = [COMPLEXITIES[0], COMPLEXITIES[1], COMPLEXITIES[2]],
         pub specimen: String,
         pub container: String,
         /// UCUM; empty for coded results.
@@ -802,6 +807,7 @@ impl From<&TestDefinition> for Definition {
             name: t.name.clone(),
             loinc: t.loinc.clone(),
             discipline: t.discipline.clone(),
+            complexity: t.complexity.code().to_owned(),
             specimen: t.specimen.clone(),
             container: t.container.clone(),
             unit: t.unit.clone(),
@@ -1359,5 +1365,264 @@ response! {
         pub original: LoggedMessage,
         /// The replay: accepted, or quarantined again with the reason.
         pub replay: LoggedMessage,
+    }
+}
+
+// ---- people ----
+
+impl Date {
+    fn of(d: jiff::civil::Date) -> Date {
+        Date(d.to_string())
+    }
+}
+
+response! {
+    /// A degree or programme completed.
+    pub struct EducationOut {
+        pub level: String = ["certificate", "associate", "bachelor", "master", "doctorate"],
+        pub field: String,
+        pub institution: String,
+        /// `naacls`, `caahep`, `abhes`, `institutional`, or null.
+        pub accreditation: Option<String>,
+        pub completed_on: Date,
+    }
+}
+
+response! {
+    /// A certification held.
+    pub struct CertificationOut {
+        /// Body and credential (`ascp_mls`).
+        pub credential: String,
+        /// As printed (`MLS(ASCP)`).
+        pub label: String,
+        pub number: String,
+        pub issued_on: Date,
+        pub expires_on: Option<Date>,
+    }
+}
+
+response! {
+    /// A state licence.
+    pub struct LicenceOut {
+        pub state: String,
+        pub number: String,
+        pub expires_on: Date,
+    }
+}
+
+response! {
+    /// A staff record.
+    pub struct StaffRecordOut {
+        pub version: i64,
+        pub education: Vec<EducationOut>,
+        pub certifications: Vec<CertificationOut>,
+        pub licences: Vec<LicenceOut>,
+        pub hire_date: Date,
+        pub experience_since: Date,
+        pub disciplines: Vec<String>,
+        pub updated_at: Time,
+        pub updated_by: String,
+    }
+}
+
+response! {
+    /// An authorisation to test in a discipline.
+    pub struct AuthorisationOut {
+        pub id: i64,
+        pub discipline: String,
+        /// The director or technical supervisor who authorised it.
+        pub authorised_by: String,
+        pub authorised_on: Date,
+    }
+}
+
+response! {
+    /// Where the person stands on a test system today.
+    pub struct CompetencyStanding {
+        /// "K on Chem-1", "hematology by the manual method".
+        pub test_system: String,
+        pub standing: String = [STANDINGS[0], STANDINGS[1], STANDINGS[2]],
+        /// Current: the last day of the next assessment; overdue: the day it was due;
+        /// failed: the day of the failed assessment.
+        pub date: Date,
+    }
+}
+
+response! {
+    /// One element of an assessment.
+    pub struct ElementOut {
+        pub element: String,
+        pub evidence: String,
+        pub assessor: String,
+        pub assessed_on: Date,
+    }
+}
+
+response! {
+    /// A competency assessment.
+    pub struct AssessmentOut {
+        pub id: i64,
+        pub test_system: String,
+        pub outcome: String = [ASSESSMENT_OUTCOMES[0], ASSESSMENT_OUTCOMES[1]],
+        pub assessed_on: Date,
+        pub elements: Vec<ElementOut>,
+        pub recorded_by: String,
+    }
+}
+
+response! {
+    /// A person's staff page: record, authorisations and competency.
+    pub struct Staff {
+        pub username: String,
+        pub display_name: String,
+        pub role: String,
+        /// Null until a supervisor records it.
+        pub record: Option<StaffRecordOut>,
+        pub authorisations: Vec<AuthorisationOut>,
+        pub competency: Vec<CompetencyStanding>,
+        pub assessments: Vec<AssessmentOut>,
+        /// Today in the lab's calendar, the date the standings are computed for.
+        pub today: Date,
+    }
+}
+
+impl From<&cuvette_app::StaffView> for Staff {
+    fn from(v: &cuvette_app::StaffView) -> Staff {
+        use cuvette_domain::staff::Standing;
+        let record = v.record.as_ref().map(|r| StaffRecordOut {
+            version: r.version,
+            education: r
+                .record
+                .education
+                .iter()
+                .map(|e| EducationOut {
+                    level: e.level.code().into(),
+                    field: e.field.code().into(),
+                    institution: e.institution.clone(),
+                    accreditation: e.accreditation.map(|a| a.code().into()),
+                    completed_on: Date::of(e.completed_on),
+                })
+                .collect(),
+            certifications: r
+                .record
+                .certifications
+                .iter()
+                .map(|c| CertificationOut {
+                    credential: c.credential.code().into(),
+                    label: c.credential.to_string(),
+                    number: c.number.clone(),
+                    issued_on: Date::of(c.issued_on),
+                    expires_on: c.expires_on.map(Date::of),
+                })
+                .collect(),
+            licences: r
+                .record
+                .licences
+                .iter()
+                .map(|l| LicenceOut {
+                    state: l.state.clone(),
+                    number: l.number.clone(),
+                    expires_on: Date::of(l.expires_on),
+                })
+                .collect(),
+            hire_date: Date::of(r.record.hire_date),
+            experience_since: Date::of(r.record.experience_since),
+            disciplines: r.record.disciplines.clone(),
+            updated_at: Time::at(r.updated_at),
+            updated_by: r.updated_by.clone(),
+        });
+        Staff {
+            username: v.user.username.clone(),
+            display_name: v.user.display_name.clone(),
+            role: v.user.role.code().into(),
+            record,
+            authorisations: v
+                .authorisations
+                .iter()
+                .map(|a| AuthorisationOut {
+                    id: a.id,
+                    discipline: a.authorisation.discipline.clone(),
+                    authorised_by: a.authorisation.authorised_by.clone(),
+                    authorised_on: Date::of(a.authorisation.authorised_on),
+                })
+                .collect(),
+            competency: v
+                .standings
+                .iter()
+                .map(|(system, standing)| {
+                    let (code, date) = match standing {
+                        Standing::Current { due } => (STANDINGS[0], *due),
+                        Standing::Overdue { since } => (STANDINGS[1], *since),
+                        Standing::Failed { on } => (STANDINGS[2], *on),
+                    };
+                    CompetencyStanding {
+                        test_system: system.to_string(),
+                        standing: code.into(),
+                        date: Date::of(date),
+                    }
+                })
+                .collect(),
+            assessments: v
+                .assessments
+                .iter()
+                .map(|a| AssessmentOut {
+                    id: a.id,
+                    test_system: a.assessment.system.to_string(),
+                    outcome: a.assessment.outcome.code().into(),
+                    assessed_on: Date::of(a.assessment.assessed_on()),
+                    elements: a
+                        .assessment
+                        .elements
+                        .iter()
+                        .zip(cuvette_domain::staff::Element::ALL)
+                        .map(|(e, element)| ElementOut {
+                            element: element.to_string(),
+                            evidence: e.evidence.clone(),
+                            assessor: e.assessor.clone(),
+                            assessed_on: Date::of(e.assessed_on),
+                        })
+                        .collect(),
+                    recorded_by: a.recorded_by.clone(),
+                })
+                .collect(),
+            today: Date::of(v.today),
+        }
+    }
+}
+
+response! {
+    /// A saved staff record.
+    pub struct StaffRecordSaved {
+        pub username: String,
+        pub version: i64,
+    }
+}
+
+response! {
+    /// A recorded authorisation or assessment.
+    pub struct Recorded {
+        pub id: i64,
+    }
+}
+
+response! {
+    /// The lab's qualification settings.
+    pub struct QualificationPolicy {
+        /// Whether result entry and verification check each person's qualifications.
+        pub enforce: bool,
+        /// A valid state licence is required from this complexity up; null for never.
+        pub licence_required_from: Option<String> = [COMPLEXITIES[0], COMPLEXITIES[1], COMPLEXITIES[2]],
+        /// A valid certification is required from this complexity up; null for never.
+        pub certification_required_from: Option<String> = [COMPLEXITIES[0], COMPLEXITIES[1], COMPLEXITIES[2]],
+    }
+}
+
+impl From<cuvette_domain::staff::QualificationPolicy> for QualificationPolicy {
+    fn from(p: cuvette_domain::staff::QualificationPolicy) -> QualificationPolicy {
+        QualificationPolicy {
+            enforce: p.enforce,
+            licence_required_from: p.licence_required_from.map(|c| c.code().into()),
+            certification_required_from: p.certification_required_from.map(|c| c.code().into()),
+        }
     }
 }

@@ -1019,7 +1019,8 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::OutboxGiveUp
         | A::CriticalEscalate
         | A::QcRunReject
-        | A::AutoverifySuspend => true,
+        | A::AutoverifySuspend
+        | A::StaffPrivilegeRefused => true,
         A::Login
         | A::LoginThrottleClear
         | A::SessionTimeout
@@ -1071,7 +1072,11 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::QcRulesSet
         | A::QcRun
         | A::QcCorrectiveAction
-        | A::QcMovingAverageSet => false,
+        | A::QcMovingAverageSet
+        | A::StaffRecordSave
+        | A::StaffAuthorise
+        | A::StaffCompetency
+        | A::StaffPolicy => false,
     }
 }
 

@@ -10,6 +10,7 @@ mod reports;
 mod results;
 mod session;
 mod specimens;
+mod staff;
 
 use axum::Router;
 
@@ -28,4 +29,5 @@ pub fn routes() -> Router<AppState> {
         .merge(qc::routes())
         .merge(autoverify::routes())
         .merge(critical::routes())
+        .merge(staff::routes())
 }

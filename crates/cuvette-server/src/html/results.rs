@@ -430,6 +430,14 @@ async fn save_results(
                 .await?;
             render_page(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
+        Err(AppError::Forbidden(message)) => {
+            // Refused for the person's qualifications: nothing was saved, and the grid comes
+            // back as typed with the reason, for a qualified colleague to take over.
+            let errors = vec![FieldError { field: "results".into(), message }];
+            let page = grid_page(lab, &bench, &view, &typed, errors, None, &form.correction_reason)
+                .await?;
+            render_page(StatusCode::FORBIDDEN, &page)
+        }
         Err(AppError::Conflict(message)) => {
             // Someone saved first: show their values and versions, keep what this person
             // changed in the cells, and let them decide.

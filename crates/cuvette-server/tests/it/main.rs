@@ -19,5 +19,6 @@ mod reports;
 mod roles;
 mod sign_in;
 mod slow_clients;
+mod staff;
 mod support;
 mod web;

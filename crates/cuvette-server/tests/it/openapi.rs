@@ -379,6 +379,49 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
     let uri = format!("/api/v1/messages/{second}/dismiss");
     let r = app.api(&supervisor, Method::POST, &uri, Some(json!({ "reason": "sent twice" }))).await;
     c.check("POST", "/api/v1/messages/{id}/dismiss", &r);
+    // The supervisor records a technologist's staff record, authorises and assesses her, and
+    // reads and changes the lab's qualification settings.
+    let mls = app.sign_in(Role::Technologist, "staff").await;
+    let record = json!({ "expected_version": 0, "record": {
+        "education": [{ "level": "bachelor", "field": "medical_laboratory_science", "institution": "State University", "accreditation": "naacls", "completed_on": "2015-05-15" }],
+        "certifications": [{ "credential": "ascp_mls", "number": "MLS-1", "issued_on": "2015-08-01", "expires_on": "2027-07-31" }],
+        "licences": [{ "state": "CA", "number": "CLS 9", "expires_on": "2027-01-31" }],
+        "hire_date": "2015-09-01", "disciplines": ["chemistry"] } });
+    let staff_uri = format!("/api/v1/staff/{}", mls.actor.name);
+    let r = app.api(&supervisor, Method::PUT, &format!("{staff_uri}/record"), Some(record)).await;
+    c.check("PUT", "/api/v1/staff/{username}/record", &r);
+    let authorise = json!({ "discipline": "chemistry", "authorised_on": "2026-11-01" });
+    let r = app
+        .api(&supervisor, Method::POST, &format!("{staff_uri}/authorisations"), Some(authorise))
+        .await;
+    c.check("POST", "/api/v1/staff/{username}/authorisations", &r);
+    let assessor = app.sign_in(Role::Supervisor, "assessor").await;
+    let qualified = json!({ "expected_version": 0, "record": {
+        "education": [{ "level": "master", "field": "chemistry", "institution": "State University", "completed_on": "2010-05-15" }],
+        "hire_date": "2011-01-03" } });
+    let r = app
+        .api(
+            &supervisor,
+            Method::PUT,
+            &format!("/api/v1/staff/{}/record", assessor.actor.name),
+            Some(qualified),
+        )
+        .await;
+    c.check("PUT", "/api/v1/staff/{username}/record", &r);
+    let element = json!({ "evidence": "observed", "assessor": assessor.actor.name, "assessed_on": "2026-11-20" });
+    let assessment = json!({ "test": "K", "outcome": "pass", "elements": vec![element; 6] });
+    let r = app
+        .api(&supervisor, Method::POST, &format!("{staff_uri}/competency"), Some(assessment))
+        .await;
+    c.check("POST", "/api/v1/staff/{username}/competency", &r);
+    let r = app.api(&mls, Method::GET, &staff_uri, None).await;
+    let staff = c.check("GET", "/api/v1/staff/{username}", &r);
+    assert_eq!(staff["competency"][0]["test_system"], "K by the manual method");
+    let r = app.api(&supervisor, Method::GET, "/api/v1/staff-policy", None).await;
+    assert_eq!(c.check("GET", "/api/v1/staff-policy", &r)["enforce"], false);
+    let policy = json!({ "enforce": true, "licence_required_from": "high" });
+    let r = app.api(&supervisor, Method::PUT, "/api/v1/staff-policy", Some(policy)).await;
+    assert_eq!(c.check("PUT", "/api/v1/staff-policy", &r)["licence_required_from"], "high");
 
     let missed: Vec<_> = c.operations().difference(&c.succeeded).cloned().collect();
     assert!(missed.is_empty(), "documented operations this test did not call: {missed:?}");

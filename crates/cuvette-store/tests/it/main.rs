@@ -8,6 +8,7 @@ mod faults;
 mod interfaces;
 mod orders;
 mod qc;
+mod staff;
 mod users;
 
 use cuvette_domain::time::Timestamp;
