@@ -60,8 +60,8 @@ pub mod qc;
 mod queries;
 pub mod records;
 mod results;
-mod synonyms;
 mod staff;
+mod synonyms;
 
 use std::sync::{Arc, RwLock};
 
@@ -81,8 +81,8 @@ pub use queries::{
     CumulativeReport, DueDraw, PREVIOUS_SCAN_MAX, PreviousResult, ReportRow, SpecimenView, TestView,
 };
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
-pub use synonyms::SynonymForm;
 pub use staff::{AssessmentInput, AuthoriseInput, ElementInput, PolicyInput, StaffView};
+pub use synonyms::SynonymForm;
 
 /// Settings a lab chooses.
 #[derive(Debug, Clone)]

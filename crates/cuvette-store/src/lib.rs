@@ -16,8 +16,8 @@ mod orders;
 mod patients;
 mod qc;
 mod results;
-mod synonyms;
 mod staff;
+mod synonyms;
 mod users;
 
 use std::path::Path;
@@ -44,8 +44,8 @@ pub use qc::{
     PatientResultRow, PriorRow, QcFacts, QcPoint, QcRunRow, RuleSetRow, TargetRow,
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
-pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use staff::{AssessmentRow, AuthorisationRow, StaffRecordRow};
+pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
 /// Every time the store reads or writes: microseconds since the Unix epoch, UTC, kept in a

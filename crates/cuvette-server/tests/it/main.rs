@@ -3,13 +3,13 @@
 
 mod astm;
 mod audit;
-mod coded;
 mod catalog;
+mod coded;
 mod faults;
 mod fixtures;
-mod long_results;
-mod interfaces_api;
 mod hostile;
+mod interfaces_api;
+mod long_results;
 mod mllp;
 mod openapi;
 mod outbox;
