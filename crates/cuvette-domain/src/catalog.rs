@@ -346,6 +346,7 @@ const TEST_KEYS: &[&str] = &[
     "name",
     "loinc",
     "discipline",
+    "complexity",
     "specimen",
     "container",
     "unit",
