@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use cuvette_app::records::ResultRow;
-use cuvette_app::{Actor, IdentityCheck, PlaceOrder, RegisterPatient, Release};
+use cuvette_app::{Actor, RegisterPatient, Release};
 use cuvette_astm::{Config, Link, Role};
 use cuvette_domain::Role as Staff;
 use cuvette_domain::workflow::TestStatus;
@@ -26,45 +26,14 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A lab with a urinalysis dipstick ordered on a received urine: the accession number.
 async fn urine_received(app: &App) -> String {
-    let lab = &app.lab;
-    let phlebotomist = app.sign_in(Staff::Phlebotomist, "ua").await.actor;
-    let patient = lab
-        .register_patient(
-            &phlebotomist,
-            &RegisterPatient {
-                mrn: "U2207".into(),
-                family_name: "Okonkwo".into(),
-                given_name: "Ada".into(),
-                birth_date: "1984-07-19".into(),
-                sex: "F".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let placed = lab
-        .place_order(
-            &phlebotomist,
-            &PlaceOrder {
-                patient_id: patient.id,
-                provider: "Dr. P. Mensah".into(),
-                priority: "routine".into(),
-                tests: vec!["UA".into()],
-                clinical_note: String::new(),
-                placer_number: None,
-            },
-        )
-        .await
-        .unwrap();
-    let accession = placed.specimens[0].accession.clone();
-    lab.collect(&phlebotomist, &accession).await.unwrap();
-    let assistant = app.sign_in(Staff::LabAssistant, "ua").await.actor;
-    let check = IdentityCheck {
-        mrn: Some(patient.mrn.clone()),
-        birth_date: Some(patient.birth_date.clone()),
-        family_name: None,
+    let patient = RegisterPatient {
+        mrn: "U2207".into(),
+        family_name: "Okonkwo".into(),
+        given_name: "Ada".into(),
+        birth_date: "1984-07-19".into(),
+        sex: "F".into(),
     };
-    lab.receive(&assistant, &accession, &check).await.unwrap();
-    accession
+    app.a_received_specimen("ua", patient, "Dr. P. Mensah", &["UA"]).await.1
 }
 
 /// The analyzer's codes for the dipstick pads, mapped without units (the catalog's own).

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cuvette_app::records::{Direction, MessageFilter};
-use cuvette_app::{Actor, IdentityCheck, PlaceOrder, RegisterPatient, Release};
+use cuvette_app::{Actor, RegisterPatient, Release};
 use cuvette_domain::Role as Staff;
 use cuvette_domain::workflow::TestStatus;
 use cuvette_hl7::Message;
@@ -27,44 +27,14 @@ async fn gram_stain_received(app: &App) -> (i64, String) {
     let id =
         lab.add_instrument(&supervisor, "Microbiology system", "hl7", "MICROSYS").await.unwrap();
     lab.map_test_code(&supervisor, id, "GRAM", "GRAM", "").await.unwrap();
-    let phlebotomist = app.sign_in(Staff::Phlebotomist, "micro").await.actor;
-    let patient = lab
-        .register_patient(
-            &phlebotomist,
-            &RegisterPatient {
-                mrn: "M3301".into(),
-                family_name: "Haddad".into(),
-                given_name: "Rami".into(),
-                birth_date: "1961-02-11".into(),
-                sex: "M".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let placed = lab
-        .place_order(
-            &phlebotomist,
-            &PlaceOrder {
-                patient_id: patient.id,
-                provider: "Dr. L. Ferreira".into(),
-                priority: "routine".into(),
-                tests: vec!["GRAM".into()],
-                clinical_note: String::new(),
-                placer_number: None,
-            },
-        )
-        .await
-        .unwrap();
-    let accession = placed.specimens[0].accession.clone();
-    lab.collect(&phlebotomist, &accession).await.unwrap();
-    let assistant = app.sign_in(Staff::LabAssistant, "micro").await.actor;
-    let check = IdentityCheck {
-        mrn: Some(patient.mrn.clone()),
-        birth_date: Some(patient.birth_date.clone()),
-        family_name: None,
+    let patient = RegisterPatient {
+        mrn: "M3301".into(),
+        family_name: "Haddad".into(),
+        given_name: "Rami".into(),
+        birth_date: "1961-02-11".into(),
+        sex: "M".into(),
     };
-    lab.receive(&assistant, &accession, &check).await.unwrap();
-    (patient.id, accession)
+    app.a_received_specimen("micro", patient, "Dr. L. Ferreira", &["GRAM"]).await
 }
 
 /// A narrative of exactly `chars` characters as stored: lines of 80 characters with the

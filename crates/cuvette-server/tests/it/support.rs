@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use cuvette_app::{Actor, FixedClock, Lab, LabConfig, NewUser};
+use cuvette_app::{
+    Actor, FixedClock, IdentityCheck, Lab, LabConfig, NewUser, PlaceOrder, RegisterPatient,
+};
 use cuvette_domain::Role;
 use cuvette_server::{AppState, ServerConfig, router};
 use cuvette_testkit::TestDb;
@@ -171,4 +173,40 @@ pub fn enc(s: &str) -> String {
     const FORM: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(s, FORM).to_string()
+}
+
+impl App {
+    /// `patient` registered and `tests` ordered by `provider` (routine), collected, and
+    /// received after the two-identifier check, each step by a user of its role named with
+    /// `suffix`: (patient id, accession number).
+    pub async fn a_received_specimen(
+        &self,
+        suffix: &str,
+        patient: RegisterPatient,
+        provider: &str,
+        tests: &[&str],
+    ) -> (i64, String) {
+        let lab = &self.lab;
+        let phlebotomist = self.sign_in(Role::Phlebotomist, suffix).await.actor;
+        let patient = lab.register_patient(&phlebotomist, &patient).await.unwrap();
+        let order = PlaceOrder {
+            patient_id: patient.id,
+            provider: provider.into(),
+            priority: "routine".into(),
+            tests: tests.iter().map(|t| (*t).to_owned()).collect(),
+            clinical_note: String::new(),
+            placer_number: None,
+        };
+        let placed = lab.place_order(&phlebotomist, &order).await.unwrap();
+        let accession = placed.specimens[0].accession.clone();
+        lab.collect(&phlebotomist, &accession).await.unwrap();
+        let assistant = self.sign_in(Role::LabAssistant, suffix).await.actor;
+        let check = IdentityCheck {
+            mrn: Some(patient.mrn.clone()),
+            birth_date: Some(patient.birth_date.clone()),
+            family_name: None,
+        };
+        lab.receive(&assistant, &accession, &check).await.unwrap();
+        (patient.id, accession)
+    }
 }
