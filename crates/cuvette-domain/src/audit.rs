@@ -86,6 +86,9 @@ pub enum AuditAction {
     ResultAutoverifyRelease,
     /// Result message queued for the EHR (`result.send`).
     ResultSend,
+    /// A file an instrument sent as a result viewed or downloaded
+    /// (`result.attachment_view`).
+    ResultAttachmentView,
     /// Critical value called with read-back (`critical.call`).
     CriticalCall,
     /// Critical value call attempted (`critical.attempt`).
@@ -98,6 +101,8 @@ pub enum AuditAction {
     OutboxGiveUp,
     /// Instrument added (`instrument.add`).
     InstrumentAdd,
+    /// Instrument renamed, or its sender or protocol changed (`instrument.edit`).
+    InstrumentEdit,
     /// Instrument code mapped (`instrument.map_code`).
     InstrumentMapCode,
     /// Instrument QC sample pattern set (`instrument.qc_pattern`).
@@ -157,7 +162,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 68] = [
+    pub const ALL: [AuditAction; 70] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -194,12 +199,14 @@ impl AuditAction {
         AuditAction::ResultCosignRelease,
         AuditAction::ResultAutoverifyRelease,
         AuditAction::ResultSend,
+        AuditAction::ResultAttachmentView,
         AuditAction::CriticalCall,
         AuditAction::CriticalAttempt,
         AuditAction::CriticalEscalate,
         AuditAction::OutboxRetry,
         AuditAction::OutboxGiveUp,
         AuditAction::InstrumentAdd,
+        AuditAction::InstrumentEdit,
         AuditAction::InstrumentMapCode,
         AuditAction::InstrumentQcPattern,
         AuditAction::InstrumentSpecimenIdComponent,
@@ -267,12 +274,14 @@ impl AuditAction {
             AuditAction::ResultCosignRelease => "result.cosign_release",
             AuditAction::ResultAutoverifyRelease => "result.autoverify_release",
             AuditAction::ResultSend => "result.send",
+            AuditAction::ResultAttachmentView => "result.attachment_view",
             AuditAction::CriticalCall => "critical.call",
             AuditAction::CriticalAttempt => "critical.attempt",
             AuditAction::CriticalEscalate => "critical.escalate",
             AuditAction::OutboxRetry => "outbox.retry",
             AuditAction::OutboxGiveUp => "outbox.give_up",
             AuditAction::InstrumentAdd => "instrument.add",
+            AuditAction::InstrumentEdit => "instrument.edit",
             AuditAction::InstrumentMapCode => "instrument.map_code",
             AuditAction::InstrumentQcPattern => "instrument.qc_pattern",
             AuditAction::InstrumentSpecimenIdComponent => "instrument.specimen_id_component",
@@ -341,12 +350,14 @@ impl AuditAction {
             AuditAction::ResultCosignRelease => "Result co-signed for a student and released",
             AuditAction::ResultAutoverifyRelease => "Result released by autoverification",
             AuditAction::ResultSend => "Result message queued for the EHR",
+            AuditAction::ResultAttachmentView => "Result attachment viewed",
             AuditAction::CriticalCall => "Critical value called with read-back",
             AuditAction::CriticalAttempt => "Critical value call attempted",
             AuditAction::CriticalEscalate => "Critical value call escalated",
             AuditAction::OutboxRetry => "Result message retried",
             AuditAction::OutboxGiveUp => "Result message given up",
             AuditAction::InstrumentAdd => "Instrument added",
+            AuditAction::InstrumentEdit => "Instrument renamed or its sender changed",
             AuditAction::InstrumentMapCode => "Instrument code mapped",
             AuditAction::InstrumentQcPattern => "Instrument QC sample pattern set",
             AuditAction::InstrumentSpecimenIdComponent => "Instrument specimen id component set",

@@ -281,9 +281,9 @@ api_routes! {
         ok: 200 out::Instrument, errors: [400, 401, 403, 404],
     }
     PATCH "/v1/instruments/{id}" => configure_instrument {
-        summary: "Change an instrument's settings (supervisor): all given are saved, or none; each audited",
+        summary: "Rename an instrument, change its sender or protocol, or change its settings (supervisor): all given are saved, or none; each audited",
         tag: "interfaces", params: [INSTRUMENT], body: Some("InstrumentSettings"),
-        ok: 200 out::Instrument, errors: [400, 401, 403, 404, 415, 422],
+        ok: 200 out::Instrument, errors: [400, 401, 403, 404, 409, 415, 422],
     }
     GET "/v1/instruments/{id}/codes" => code_map {
         summary: "An instrument's code map, with each unit's conversion", tag: "interfaces",

@@ -438,6 +438,28 @@ impl Tx {
             .map_err(|e| StoreError::on_unique(e, &format!("an instrument named {name:?} exists")))
     }
 
+    /// Renames an instrument, or changes the sender it is known by and its protocol. The
+    /// name is unique; the caller checks that no other instrument has the sender.
+    pub async fn set_instrument_identity(
+        &mut self,
+        instrument_id: i64,
+        name: &str,
+        protocol: Protocol,
+        sender: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE instrument SET name = $1, protocol = $2, sender = $3 WHERE id = $4")
+            .bind(name)
+            .bind(protocol.code())
+            .bind(sender)
+            .bind(instrument_id)
+            .execute(self.conn())
+            .await
+            .map_err(|e| {
+                StoreError::on_unique(e, &format!("an instrument named {name:?} exists"))
+            })?;
+        Ok(())
+    }
+
     /// Maps (or re-maps) an instrument's test code to a catalog test.
     pub async fn map_test_code(&mut self, m: &TestCodeRow) -> StoreResult<()> {
         sqlx::query(

@@ -31,17 +31,11 @@ impl Lab {
         sender: &str,
     ) -> AppResult<i64> {
         self.require(actor, Action::EditCatalog)?;
-        let (name, sender) = (name.trim(), sender.trim());
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AppError::invalid("name", "name the instrument (up to 100 characters)"));
-        }
-        let protocol = Protocol::parse(protocol)
-            .ok_or_else(|| AppError::invalid("protocol", "choose HL7 or ASTM"))?;
-        if sender.is_empty() || sender.chars().count() > 200 {
-            return Err(AppError::invalid(
-                "sender",
-                "enter what the instrument sends as its name (HL7 MSH-3, ASTM H-5)",
-            ));
+        let name = checked_name(name).map_err(|e| AppError::Invalid(vec![e]))?;
+        let protocol = checked_protocol(protocol).map_err(|e| AppError::Invalid(vec![e]))?;
+        let sender = checked_sender(sender).map_err(|e| AppError::Invalid(vec![e]))?;
+        if let Some(taken) = self.sender_taken(protocol, sender, None).await? {
+            return Err(AppError::Invalid(vec![taken]));
         }
         let now = self.now_at();
         let mut tx = self.store.begin().await?;
@@ -59,6 +53,31 @@ impl Lab {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Why another instrument's sender is this one: the listeners find an instrument by its
+    /// protocol and sender, so two with one sender would have each other's messages taken as
+    /// their own.
+    async fn sender_taken(
+        &self,
+        protocol: Protocol,
+        sender: &str,
+        except: Option<i64>,
+    ) -> AppResult<Option<crate::FieldError>> {
+        let other = self
+            .store
+            .instruments()
+            .await?
+            .into_iter()
+            .find(|i| Some(i.id) != except && i.protocol == protocol && i.sender == sender);
+        Ok(other.map(|other| crate::FieldError {
+            field: "sender".into(),
+            message: format!(
+                "{} already sends as {sender:?} over {}: each instrument needs a sender of its own (HL7 MSH-3, ASTM H-5), or its messages would be taken as the other's",
+                other.name,
+                protocol.name()
+            ),
+        }))
     }
 
     /// Maps an instrument's test code to a catalog test (supervisor).
@@ -294,6 +313,11 @@ impl Lab {
     ) -> AppResult<()> {
         self.require(actor, Action::EditCatalog)?;
         let mut errors = Vec::new();
+        let name = settings.name.and_then(|n| checked_name(n).map_err(|e| errors.push(e)).ok());
+        let protocol =
+            settings.protocol.and_then(|p| checked_protocol(p).map_err(|e| errors.push(e)).ok());
+        let sender =
+            settings.sender.and_then(|s| checked_sender(s).map_err(|e| errors.push(e)).ok());
         let unmapped = settings.unmapped_results.and_then(|setting| {
             let parsed = UnmappedResults::parse(setting.trim());
             if parsed.is_none() {
@@ -321,22 +345,52 @@ impl Lab {
                 message: "utf-8, windows-1252 (Latin-1 and its extensions), ascii, or utf-8-lossy (bytes that are not UTF-8 replaced by �, each logged)".into(),
             });
         }
+        let instrument = self.store.instrument(instrument_id).await?;
+        // Renamed, or its sender or protocol changed: what the listeners find it by.
+        let identity = (
+            name.unwrap_or(&instrument.name),
+            protocol.unwrap_or(instrument.protocol),
+            sender.unwrap_or(&instrument.sender),
+        );
+        let renamed =
+            identity != (instrument.name.as_str(), instrument.protocol, instrument.sender.as_str());
+        if renamed
+            && errors.iter().all(|e| e.field != "sender")
+            && let Some(taken) =
+                self.sender_taken(identity.1, identity.2, Some(instrument_id)).await?
+        {
+            errors.push(taken);
+        }
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let instrument = self.store.instrument(instrument_id).await?;
         let now = self.now_at();
         let event = |action, before, after| NewAuditEvent {
             at: now,
             actor: &actor.name,
             action,
             entity: "instrument",
-            entity_id: instrument.name.clone(),
+            // By the name it has from now on; a rename's event records the one before.
+            entity_id: identity.0.to_owned(),
             patient_id: None,
             before,
             after,
         };
         let mut tx = self.store.begin().await?;
+        if renamed {
+            let (name, protocol, sender) = identity;
+            tx.set_instrument_identity(instrument_id, name, protocol, sender).await?;
+            tx.audit(event(
+                AuditAction::InstrumentEdit,
+                audit::state(&audit::InstrumentAdded {
+                    name: &instrument.name,
+                    protocol: instrument.protocol,
+                    sender: &instrument.sender,
+                }),
+                audit::state(&audit::InstrumentAdded { name, protocol, sender }),
+            ))
+            .await?;
+        }
         if let Some(setting) = unmapped {
             tx.set_unmapped_results(instrument_id, setting).await?;
             tx.audit(event(
@@ -400,6 +454,37 @@ impl Lab {
     }
 }
 
+/// An instrument's name, trimmed, or why it cannot be one.
+fn checked_name(name: &str) -> Result<&str, crate::FieldError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(crate::FieldError {
+            field: "name".into(),
+            message: "name the instrument (up to 100 characters)".into(),
+        });
+    }
+    Ok(name)
+}
+
+fn checked_protocol(protocol: &str) -> Result<Protocol, crate::FieldError> {
+    Protocol::parse(protocol).ok_or_else(|| crate::FieldError {
+        field: "protocol".into(),
+        message: "choose HL7 or ASTM".into(),
+    })
+}
+
+/// What an instrument sends as its name, trimmed, or why it cannot be.
+fn checked_sender(sender: &str) -> Result<&str, crate::FieldError> {
+    let sender = sender.trim();
+    if sender.is_empty() || sender.chars().count() > 200 {
+        return Err(crate::FieldError {
+            field: "sender".into(),
+            message: "enter what the instrument sends as its name (HL7 MSH-3, ASTM H-5)".into(),
+        });
+    }
+    Ok(sender)
+}
+
 /// Why a code cannot be mapped with `unit`, and what to map it with instead.
 fn unconvertible(def: &TestDefinition, unit: &str) -> String {
     let unit = units::normalize(unit);
@@ -432,6 +517,12 @@ fn unconvertible(def: &TestDefinition, unit: &str) -> String {
 /// Settings of an instrument to change; `None` leaves one as it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InstrumentSettings<'a> {
+    /// Its name, as staff know it (unique).
+    pub name: Option<&'a str>,
+    /// `hl7` or `astm`.
+    pub protocol: Option<&'a str>,
+    /// What it sends as its name (HL7 MSH-3, ASTM H-5), no other instrument's.
+    pub sender: Option<&'a str>,
     /// `hold` or `store_mappable`.
     pub unmapped_results: Option<&'a str>,
     /// The ASTM O-3 component holding the accession number (from 1), or `Some(None)` for the

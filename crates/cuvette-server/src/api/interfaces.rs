@@ -70,6 +70,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Settings {
+    name: Option<String>,
+    protocol: Option<String>,
+    sender: Option<String>,
     unmapped_results: Option<String>,
     #[serde(default, deserialize_with = "present")]
     specimen_id_component: Option<Option<usize>>,
@@ -83,6 +86,9 @@ pub(super) async fn configure_instrument(
     ApiJson(req): ApiJson<Settings>,
 ) -> ApiResult<Json<out::Instrument>> {
     let settings = InstrumentSettings {
+        name: req.name.as_deref(),
+        protocol: req.protocol.as_deref(),
+        sender: req.sender.as_deref(),
         unmapped_results: req.unmapped_results.as_deref(),
         specimen_id_component: req.specimen_id_component,
         charset: req.charset.as_deref(),

@@ -238,6 +238,9 @@ pub fn document(orderable: &[&str], tests: &[&str]) -> Value {
                     "protocol": { "type": "string", "enum": ["hl7", "astm"] },
                     "sender": { "type": "string", "minLength": 1, "maxLength": 200, "description": "What it sends as its name: HL7 MSH-3, ASTM H-5" } } },
                 "InstrumentSettings": { "type": "object", "additionalProperties": false, "description": "The settings to change; one left out stays as it is", "properties": {
+                    "name": { "type": "string", "minLength": 1, "maxLength": 100, "description": "Rename it; no other instrument's name" },
+                    "protocol": { "type": "string", "enum": ["hl7", "astm"] },
+                    "sender": { "type": "string", "minLength": 1, "maxLength": 200, "description": "What it sends as its name (HL7 MSH-3, ASTM H-5); no other instrument of the protocol's" },
                     "unmapped_results": { "type": "string", "enum": ["hold", "store_mappable"] },
                     "specimen_id_component": { "type": ["integer", "null"], "minimum": 1, "maximum": 10, "description": "ASTM O-3 component holding the accession number; null takes the first that is not empty" },
                     "charset": { "type": "string", "enum": ["utf-8", "windows-1252", "ascii", "utf-8-lossy"] } } },

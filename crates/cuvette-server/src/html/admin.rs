@@ -1050,10 +1050,12 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::ResultCosignRelease
         | A::ResultAutoverifyRelease
         | A::ResultSend
+        | A::ResultAttachmentView
         | A::CriticalCall
         | A::CriticalAttempt
         | A::OutboxRetry
         | A::InstrumentAdd
+        | A::InstrumentEdit
         | A::InstrumentMapCode
         | A::InstrumentQcPattern
         | A::InstrumentSpecimenIdComponent

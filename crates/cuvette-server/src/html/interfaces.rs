@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/interfaces/instruments/{id}/codes.csv", get(code_map_download))
         .route("/interfaces/instruments/{id}/codes/import", post(import_code_map))
         .route("/interfaces/instruments/{id}/peers", post(set_allowed_peers))
+        .route("/interfaces/instruments/{id}/identity", post(edit_instrument))
         .route("/interfaces/messages", get(messages))
         .route("/interfaces/messages/{id}", get(message))
         .route("/interfaces/messages/{id}/replay", post(replay))
@@ -190,6 +191,8 @@ struct OverviewPage {
     import_form: Option<(i64, String)>,
     /// The addresses typed for the instrument whose list was refused, as typed.
     peers_form: Option<(i64, String)>,
+    /// The name, protocol and sender typed for the instrument whose change was refused.
+    identity_form: Option<(i64, InstrumentForm)>,
 }
 
 impl OverviewPage {
@@ -226,6 +229,38 @@ impl OverviewPage {
     /// Whether the refused address list was typed for `instrument`.
     fn peers_refused_here(&self, instrument: &i64) -> bool {
         self.peers_form.as_ref().is_some_and(|(id, _)| id == instrument)
+    }
+
+    /// What `instrument`'s name, protocol and sender fields show: what was typed when the
+    /// change was refused, else what is stored.
+    fn identity_typed(&self, instrument: &InstrumentRow) -> (String, String, String) {
+        match &self.identity_form {
+            Some((id, f)) if *id == instrument.id => {
+                (f.name.clone(), f.protocol.clone(), f.sender.clone())
+            }
+            _ => (
+                instrument.name.clone(),
+                instrument.protocol.code().to_owned(),
+                instrument.sender.clone(),
+            ),
+        }
+    }
+
+    /// The error of `field` on `instrument`'s name and sender form, when its change was
+    /// refused.
+    fn identity_error(&self, instrument: &i64, field: &str) -> Option<&str> {
+        match &self.identity_form {
+            Some((id, _)) if id == instrument => self.page.error_for(field),
+            _ => None,
+        }
+    }
+
+    /// The error of `field` on the form that adds an instrument, when that was refused.
+    fn add_error(&self, field: &str) -> Option<&str> {
+        match self.identity_form {
+            Some(_) => None,
+            None => self.page.error_for(field),
+        }
     }
 
     /// Whether the refused mapping was typed into `instrument`'s code form.
@@ -277,6 +312,7 @@ async fn overview_page(
         code_form: None,
         import_form: None,
         peers_form: None,
+        identity_form: None,
     })
 }
 
@@ -307,6 +343,32 @@ async fn add_instrument(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Renames an instrument, or changes its protocol or the sender it is known by (those who
+/// edit the catalog; audited). Refused in the words the API uses, the fields kept as typed.
+async fn edit_instrument(
+    State(s): State<AppState>,
+    bench: Bench,
+    Path(id): Path<i64>,
+    Form(form): Form<InstrumentForm>,
+) -> Result<Response, WebError> {
+    bench.check_csrf(&form.csrf)?;
+    let settings = interop::InstrumentSettings {
+        name: Some(&form.name),
+        protocol: Some(&form.protocol),
+        sender: Some(&form.sender),
+        ..Default::default()
+    };
+    let errors = match s.lab.configure_instrument(&bench.actor, id, &settings).await {
+        Ok(()) => return Ok(Redirect::to("/interfaces").into_response()),
+        Err(AppError::Invalid(errors)) => errors,
+        Err(AppError::Conflict(m)) => vec![FieldError { field: "name".into(), message: m }],
+        Err(e) => return Err(e.into()),
+    };
+    let mut page = overview_page(&s, &bench, errors, InstrumentForm::default()).await?;
+    page.identity_form = Some((id, form));
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
 }
 
 #[derive(Deserialize, Default, Clone)]

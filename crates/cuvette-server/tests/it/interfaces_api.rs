@@ -220,6 +220,114 @@ async fn the_api_refuses_what_the_screens_refuse_in_the_same_words_and_saves_not
 }
 
 #[tokio::test]
+async fn an_analyzer_renamed_and_given_a_new_sender_takes_its_messages_by_that_sender_from_then_on()
+{
+    let app = app().await;
+    let s = app.sign_in(Role::Supervisor, "rename").await;
+    let id = chemistry_analyzer(&app, &s, "Chem-1", "CHEM-SI").await;
+    let uri = format!("/api/v1/instruments/{id}");
+    let r = app
+        .api(
+            &s,
+            Method::POST,
+            &format!("{uri}/codes"),
+            Some(json!({ "instrument_code": "2345-7", "test_code": "GLU", "unit": "mmol/L" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The analyzer is replaced by its successor on the same bench: new name, new MSH-3.
+    let change = json!({ "name": "Chem-1 (cobas pro)", "sender": "COBAS-PRO" });
+    let r = app.api(&s, Method::PATCH, &uri, Some(change)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.json()["name"].clone(), r.json()["sender"].clone(), r.json()["protocol"].clone()),
+        (json!("Chem-1 (cobas pro)"), json!("COBAS-PRO"), json!("hl7"))
+    );
+    assert_eq!(r.json()["codes"][0]["instrument_code"], "2345-7", "its code map stays");
+    let events = audited(&app, AuditAction::InstrumentEdit).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "Chem-1 (cobas pro)");
+    let after: Value = serde_json::from_str(events[0].1.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        after,
+        json!({ "name": "Chem-1 (cobas pro)", "protocol": "hl7", "sender": "COBAS-PRO" })
+    );
+
+    // Its messages now come under the new sender; the old one is no instrument any more.
+    let accession = glucose_received(&app, &s).await;
+    let new = String::from_utf8(oru("RN-1", &accession, &[("2345-7", "5.2", "mmol/L")]))
+        .unwrap()
+        .replace("|CHEM-SI|", "|COBAS-PRO|");
+    let receive = |raw: Vec<u8>| {
+        let lab = app.lab.clone();
+        async move {
+            let (_, ack) =
+                cuvette_app::interop::hl7::receive(&lab, &raw, "mllp:2575", "10.1.2.3:40112")
+                    .await
+                    .unwrap();
+            String::from_utf8(ack).unwrap()
+        }
+    };
+    let ack = receive(new.into_bytes()).await;
+    assert!(ack.contains("MSA|AA|RN-1"), "{ack}");
+    let ack = receive(oru("RN-2", &accession, &[("2345-7", "5.2", "mmol/L")])).await;
+    assert!(ack.contains("MSA|AE|RN-2"), "{ack}");
+    assert!(
+        ack.contains("ERR||MSH^1^3|103^Table value not found^HL70357|E"),
+        "the old sender is no instrument now: {ack}"
+    );
+
+    // A sender another instrument has is refused, in the words of the screen, and nothing
+    // is saved; so is a name another has.
+    chemistry_analyzer(&app, &s, "Chem-2", "CHEM-2").await;
+    let words = "Chem-2 already sends as \"CHEM-2\" over HL7: each instrument needs a sender of its own (HL7 MSH-3, ASTM H-5), or its messages would be taken as the other's";
+    let r = app
+        .api(&s, Method::PATCH, &uri, Some(json!({ "name": "Chem-9", "sender": "CHEM-2" })))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.json()["error"]["fields"], json!([{ "field": "sender", "message": words }]));
+    let form = app
+        .post_form(
+            &s,
+            &format!("/interfaces/instruments/{id}/identity"),
+            &[("name", "Chem-9"), ("protocol", "hl7"), ("sender", "CHEM-2")],
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        form.body.contains(&words.replace('"', "&#34;").replace('\'', "&#39;")),
+        "the screen says the same: {}",
+        form.body
+    );
+    assert!(form.body.contains("value=\"Chem-9\""), "what was typed is kept");
+    let r = app.api(&s, Method::PATCH, &uri, Some(json!({ "name": "Chem-2" }))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.json()["error"]["message"], "an instrument named \"Chem-2\" exists");
+    let adding = json!({ "name": "Chem-3", "protocol": "hl7", "sender": "CHEM-2" });
+    let r = app.api(&s, Method::POST, "/api/v1/instruments", Some(adding)).await;
+    assert_eq!(r.json()["error"]["fields"], json!([{ "field": "sender", "message": words }]));
+    let r = app.api(&s, Method::GET, &uri, None).await;
+    assert_eq!(
+        (r.json()["name"].clone(), r.json()["sender"].clone()),
+        (json!("Chem-1 (cobas pro)"), json!("COBAS-PRO"))
+    );
+    assert_eq!(audited(&app, AuditAction::InstrumentEdit).await.len(), 1, "only the change made");
+
+    // The screen renames it too, audited the same way.
+    let form = app
+        .post_form(
+            &s,
+            &format!("/interfaces/instruments/{id}/identity"),
+            &[("name", "Chem-1"), ("protocol", "hl7"), ("sender", "COBAS-PRO")],
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::SEE_OTHER, "{}", form.body);
+    assert_eq!(app.api(&s, Method::GET, &uri, None).await.json()["name"], "Chem-1");
+    assert_eq!(audited(&app, AuditAction::InstrumentEdit).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_code_map_exported_from_one_analyzer_imports_into_its_twin_unchanged() {
     let app = app().await;
     let s = app.sign_in(Role::Supervisor, "twins").await;
