@@ -124,6 +124,27 @@ pub(crate) struct ResultEntered<'a, I: Serialize> {
     /// The unit the instrument sent, with `sent_value`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_unit: Option<&'a str>,
+    /// The file stored with the version, when the result is one (HL7 ED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentState<'a>>,
+}
+
+/// A result's attachment as the audit log records it: what it is, and the SHA-256 that
+/// names its bytes in the store.
+#[derive(Serialize)]
+pub(crate) struct AttachmentState<'a> {
+    pub name: &'a str,
+    pub media_type: &'a str,
+    pub bytes: usize,
+    pub sha256: &'a str,
+}
+
+/// A view of a result's attachment (`result.attachment_view`).
+#[derive(Serialize)]
+pub(crate) struct AttachmentViewed<'a> {
+    pub version: i64,
+    pub name: &'a str,
+    pub sha256: &'a str,
 }
 
 /// A release's before: the test's status.

@@ -78,7 +78,8 @@ pub use error::{AppError, AppResult, FieldError};
 pub use orders::{IdentityCheck, PlaceOrder, PlacedOrder};
 pub use patients::{PatientQuery, RegisterPatient};
 pub use queries::{
-    CumulativeReport, DueDraw, PREVIOUS_SCAN_MAX, PreviousResult, ReportRow, SpecimenView, TestView,
+    CumulativeReport, DueDraw, PREVIOUS_SCAN_MAX, PreviousResult, ReportRow, ResultFile,
+    SpecimenView, TestView,
 };
 pub use results::{Correction, CriticalCall, EnteredResult, Release, Saved};
 pub use staff::{AssessmentInput, AuthoriseInput, ElementInput, PolicyInput, StaffView};
@@ -117,7 +118,16 @@ pub struct LabConfig {
     /// message, never cut (64 Ki characters by default; the bench's limit is the domain's
     /// `RESULT_TEXT_LEN_MAX`).
     pub instrument_text_chars_max: usize,
+    /// The largest file taken from an instrument as a result's attachment (HL7 ED: a PDF
+    /// report, a histogram image), in bytes once decoded: a larger one is refused with its
+    /// message (AE, ERR at OBX-5), which waits in the quarantine (4 MiB by default).
+    pub instrument_attachment_bytes_max: usize,
 }
+
+/// The default of [`LabConfig::instrument_attachment_bytes_max`]: a PDF report of a few
+/// pages or a histogram bitmap is well under it, and a message carrying it (Base64 adds a
+/// third) stays far below the MLLP frame limit.
+pub const INSTRUMENT_ATTACHMENT_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// The default of [`LabConfig::instrument_text_chars_max`].
 pub const INSTRUMENT_TEXT_CHARS_MAX: usize = 64 * 1024;
@@ -135,6 +145,7 @@ impl Default for LabConfig {
             ehr_destination: None,
             critical_call_minutes: 30,
             instrument_text_chars_max: INSTRUMENT_TEXT_CHARS_MAX,
+            instrument_attachment_bytes_max: INSTRUMENT_ATTACHMENT_BYTES_MAX,
         }
     }
 }

@@ -8,8 +8,8 @@ use cuvette_domain::Review;
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::workflow::{Priority, SpecimenStatus, TestStatus};
 use cuvette_store::{
-    AuditEvent, AuditFilter, AuditVerification, CriticalCallRow, OrderRow, PatientRow, ResultRow,
-    SpecimenRow, WorkItem, WorklistFilter,
+    AttachmentRow, AuditEvent, AuditFilter, AuditVerification, CriticalCallRow, OrderRow,
+    PatientRow, ResultRow, SpecimenRow, WorkItem, WorklistFilter,
 };
 
 use crate::audit;
@@ -32,6 +32,8 @@ pub struct TestView {
     pub versions: Vec<ResultRow>,
     /// Documented critical calls.
     pub calls: Vec<CriticalCallRow>,
+    /// The files instruments sent as results (HL7 ED), by result version, oldest first.
+    pub attachments: Vec<AttachmentRow>,
 }
 
 impl TestView {
@@ -40,11 +42,27 @@ impl TestView {
         self.versions.iter().rev().find(|r| r.released_at.is_some())
     }
 
+    /// The file stored with a result version, when the result is one.
+    pub fn attachment_of(&self, result: &ResultRow) -> Option<&AttachmentRow> {
+        self.attachments.iter().find(|a| a.result_version == result.version)
+    }
+
     /// The released version before the current released one, when it was corrected.
     pub fn corrected_from(&self) -> Option<&ResultRow> {
         let current = self.released()?;
         self.versions.iter().rev().find(|r| r.released_at.is_some() && r.version < current.version)
     }
+}
+
+/// A result's file with its bytes, as downloaded.
+#[derive(Debug, Clone)]
+pub struct ResultFile {
+    /// What it is.
+    pub attachment: AttachmentRow,
+    /// The file.
+    pub content: Vec<u8>,
+    /// The test it is the result of, with its specimen and patient.
+    pub item: WorkItem,
 }
 
 /// A specimen with everything about it.
@@ -117,6 +135,7 @@ impl Lab {
             .map(|i| i.test.id)
             .collect();
         let all_calls = self.store.critical_calls(&critical).await?;
+        let all_files = self.store.attachments_of_tests(&ids).await?;
         let mut views = Vec::with_capacity(items.len());
         for item in items {
             let def = catalog.catalog.test(&item.test.test_code);
@@ -136,6 +155,11 @@ impl Lab {
                     .cloned()
                     .collect(),
                 calls,
+                attachments: all_files
+                    .iter()
+                    .filter(|a| a.ordered_test_id == item.test.id)
+                    .cloned()
+                    .collect(),
                 item,
             });
         }
@@ -178,6 +202,7 @@ impl Lab {
                 t.versions.clear();
                 t.item.result = None;
                 t.calls.clear();
+                t.attachments.clear();
             }
         }
         let recollection = if specimen.status == SpecimenStatus::Rejected {
@@ -191,6 +216,38 @@ impl Lab {
             None
         };
         Ok(SpecimenView { specimen, order, patient, tests, recollection })
+    }
+
+    /// A file an instrument sent as a result (an analyzer's PDF report), with its bytes, for
+    /// someone who may see results. Audited as a view of the patient's record: the file is
+    /// the result.
+    pub async fn result_attachment(&self, actor: &Actor, id: i64) -> AppResult<ResultFile> {
+        self.require(actor, Action::ViewResults)?;
+        let (attachment, content) = self.store.attachment(id).await.map_err(|e| match e {
+            cuvette_store::StoreError::NotFound(_) => {
+                AppError::NotFound(format!("there is no attached file {id}"))
+            }
+            other => AppError::Store(other),
+        })?;
+        let item = self.work_item(attachment.ordered_test_id).await?;
+        let mut tx = self.store.begin().await?;
+        tx.audit(cuvette_store::NewAuditEvent {
+            at: self.now_at(),
+            actor: &actor.name,
+            action: AuditAction::ResultAttachmentView,
+            entity: "result",
+            entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+            patient_id: Some(item.patient.id),
+            before: None,
+            after: audit::state(&audit::AttachmentViewed {
+                version: attachment.result_version,
+                name: &attachment.name,
+                sha256: &attachment.sha256,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(ResultFile { attachment, content, item })
     }
 
     /// The specimen view holding an ordered test, found from the test's id.

@@ -20,8 +20,8 @@ pub use cuvette_store::{
     WorklistFilter,
 };
 
-// Results and the calls documented for critical ones.
-pub use cuvette_store::{CriticalCallRow, CriticalRow, ResultRow};
+// Results, the files instruments sent as results, and the calls documented for critical ones.
+pub use cuvette_store::{AttachmentRow, CriticalCallRow, CriticalRow, ResultRow};
 
 // Quality control.
 pub use cuvette_store::{

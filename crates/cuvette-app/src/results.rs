@@ -14,7 +14,8 @@ use cuvette_domain::workflow::{
 };
 use cuvette_domain::{Action, ReportedValue, Role, Sex};
 use cuvette_store::{
-    NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem, WorklistFilter,
+    NewAttachment, NewAuditEvent, NewCriticalCall, NewResult, PatientRow, Tx, WorkItem,
+    WorklistFilter,
 };
 use jiff::civil::Date;
 
@@ -47,6 +48,43 @@ pub(crate) struct PreparedResult {
     /// The value as the instrument sent it, when `value` is its conversion to the catalog's
     /// unit.
     pub sent: Option<Sent>,
+    /// The file the instrument sent as the result (HL7 ED), stored with its version.
+    pub attachment: Option<Attached>,
+}
+
+/// A file stored with a result version: an analyzer's PDF report or histogram image, sent
+/// as encapsulated data (HL7 ED) and decoded. Stored by the SHA-256 of its bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Attached {
+    /// What the instrument calls it (OBX-3's text).
+    pub name: String,
+    /// Its media type (`application/pdf`).
+    pub media_type: String,
+    /// The file.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`, lower-case hex.
+    pub sha256: String,
+}
+
+impl Attached {
+    pub(crate) fn new(name: &str, media_type: &str, bytes: Vec<u8>) -> Attached {
+        use sha2::Digest;
+        let sha256 = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        Attached { name: name.to_owned(), media_type: media_type.to_owned(), bytes, sha256 }
+    }
+
+    /// The value a result that is a file shows where a value goes (the worklist, the
+    /// report's value column, the EHR's OBX-5): it points to the file, whose name, type and
+    /// size the report lists below it. "See attached PDF", "See attached BMP"; a file of
+    /// no named type is "See attached file".
+    pub(crate) fn result_text(&self) -> String {
+        match self.media_type.split_once('/') {
+            Some((_, subtype)) if subtype != "octet-stream" => {
+                format!("See attached {}", subtype.to_ascii_uppercase())
+            }
+            _ => "See attached file".to_owned(),
+        }
+    }
 }
 
 /// A result as its instrument sent it (or the bench typed it) when what is stored differs:
@@ -83,6 +121,8 @@ pub(crate) struct ResultWrite {
     pub(crate) auto_release: bool,
     /// The value and unit as the instrument sent them, when converted.
     pub(crate) sent: Option<Sent>,
+    /// The file sent as the result, stored with this version.
+    pub(crate) attachment: Option<Attached>,
 }
 
 /// Who autoverified releases are signed by.
@@ -295,6 +335,7 @@ impl Lab {
                 row_version,
                 instrument_flags: vec![],
                 sent,
+                attachment: None,
             })
             .collect();
         let writes = self.result_writes(&prepared, correction, &OrderItems::new()).await?;
@@ -343,6 +384,7 @@ impl Lab {
                 autoverify: None,
                 auto_release: false,
                 sent: p.sent.clone(),
+                attachment: p.attachment.clone(),
             });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
@@ -435,6 +477,19 @@ impl Lab {
             })
             .collect();
         tx.insert_results(&new_results, now).await?;
+        for w in writes {
+            if let Some(file) = &w.attachment {
+                tx.insert_attachment(&NewAttachment {
+                    ordered_test_id: w.item.test.id,
+                    result_version: w.version(),
+                    name: &file.name,
+                    media_type: &file.media_type,
+                    sha256: &file.sha256,
+                    content: &file.bytes,
+                })
+                .await?;
+            }
+        }
         for (w, (_, definition_version, flags)) in writes.iter().zip(&rows) {
             let item = &w.item;
             let version = w.version();
@@ -448,6 +503,12 @@ impl Lab {
                 correction_reason: w.correction_reason.as_deref(),
                 sent_value: w.sent.as_ref().map(|s| s.value.as_str()),
                 sent_unit: w.sent.as_ref().and_then(|s| s.unit.as_deref()),
+                attachment: w.attachment.as_ref().map(|a| audit::AttachmentState {
+                    name: &a.name,
+                    media_type: &a.media_type,
+                    bytes: a.bytes.len(),
+                    sha256: &a.sha256,
+                }),
             });
             tx.audit(NewAuditEvent {
                 at: now,
@@ -630,6 +691,7 @@ impl Lab {
                 autoverify: None,
                 auto_release: false,
                 sent: None,
+                attachment: None,
             });
         }
         Ok(writes)

@@ -26,6 +26,7 @@
 
 mod ack;
 mod build;
+mod ed;
 mod error;
 mod escape;
 mod message;
@@ -37,6 +38,7 @@ pub use ack::{
     AckBuilder, AckCode, AckCondition, AckMode, ErrSegment, ErrorCode, ErrorLocation, Severity,
 };
 pub use build::{BuildError, FIELD_NUMBER_MAX, FieldValue, MessageBuilder, SegmentBuilder};
+pub use ed::{EdEncoding, EdError, decode_ed, media_type};
 pub use error::ParseError;
 pub use escape::{escape, unescape};
 pub use message::{

@@ -189,10 +189,13 @@ async fn security_headers(
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        // A handler sets its own only to be stricter (an instrument's file: `sandbox`).
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+        );
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         // Pages carry patient data: never keep them in shared caches.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

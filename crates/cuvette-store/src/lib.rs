@@ -9,6 +9,7 @@
 //! Times are UTC microseconds since the epoch ([`Timestamp`]); lab values are stored as the text
 //! that was reported. This crate knows the schema, not the rules: it decides nothing.
 
+mod attachments;
 mod audit;
 mod catalog;
 mod interfaces;
@@ -28,6 +29,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
+pub use attachments::{AttachmentRow, NewAttachment};
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
 pub use interfaces::{
@@ -406,6 +408,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (12, include_str!("../migrations/0012_instrument_peers.sql"), "", ""),
     (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
     (14, include_str!("../migrations/0014_staff.sql"), "", ""),
+    (15, include_str!("../migrations/0015_result_attachments.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -264,6 +264,11 @@ struct HttpArgs {
     /// TX, FT or ST): stored whole up to it; a longer one is refused with its message.
     #[arg(long, default_value_t = cuvette_app::INSTRUMENT_TEXT_CHARS_MAX)]
     instrument_text_chars_max: usize,
+    /// The largest file taken from an instrument as a result (HL7 ED: a PDF report, a
+    /// histogram image), in bytes once decoded: stored with the result up to it; a larger
+    /// one is refused (AE) and its message kept in the quarantine.
+    #[arg(long, default_value_t = cuvette_app::INSTRUMENT_ATTACHMENT_BYTES_MAX)]
+    instrument_attachment_bytes_max: usize,
 }
 
 impl HttpArgs {
@@ -281,6 +286,7 @@ impl HttpArgs {
         LabConfig {
             ehr_destination: self.ehr.map(|a| a.to_string()),
             instrument_text_chars_max: self.instrument_text_chars_max,
+            instrument_attachment_bytes_max: self.instrument_attachment_bytes_max,
             ..config()
         }
     }

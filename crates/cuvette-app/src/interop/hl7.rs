@@ -13,7 +13,7 @@ use cuvette_store::Protocol;
 
 use super::refusal::Hl7Error;
 use super::{
-    Aborted, Decoded, Inbound, Ingested, OrderMessage, Place, Query, ReceivedOrder,
+    Aborted, Decoded, Encapsulated, Inbound, Ingested, OrderMessage, Place, Query, ReceivedOrder,
     ReceivedPatient, ReceivedResult, ReceivedSpecimen, Refusal, Skipped,
 };
 use crate::{AppResult, Lab};
@@ -89,18 +89,31 @@ pub fn decode_results(raw: &[u8]) -> Decoded {
                     .map(|r| r.text().trim().to_owned())
                     .filter(|f| !f.is_empty() && f != "N")
                     .collect();
+                let code = segment.field(3).component(1).text().trim().to_owned();
                 results.push(ReceivedResult {
                     accession: accession.clone(),
                     specimen_components: Vec::new(),
-                    instrument_code: segment.field(3).component(1).text().trim().to_owned(),
+                    instrument_code: code.clone(),
                     test_attributes: Vec::new(),
                     value,
                     unit: segment.field(6).component(1).text().trim().to_owned(),
-                    // HL7 v2.5.1 §2A.27 ED: source^type of data^data subtype^encoding^data.
+                    // HL7 v2.5.1 §2A.24 ED: source^type of data^data subtype^encoding^data.
                     encapsulated: (value_type == "ED").then(|| {
-                        let ed = segment.field(5).component(2).text().trim().to_owned();
-                        let subtype = segment.field(5).component(3).text().trim().to_owned();
-                        format!("{ed}/{subtype}")
+                        let ed = segment.field(5);
+                        let part = |n| ed.component(n).text().trim().to_owned();
+                        let name = segment.field(3).component(2).text().trim().to_owned();
+                        Encapsulated {
+                            name: if name.is_empty() { code.clone() } else { name },
+                            type_of_data: part(2),
+                            subtype: part(3),
+                            encoding: part(4),
+                            // Data longer than a field may hold is sent by some
+                            // analyzers as repetitions, each carrying the next part.
+                            data: ed
+                                .repetitions()
+                                .flat_map(|r| r.component(5).decoded().into_owned())
+                                .collect(),
+                        }
                     }),
                     reference_range: segment.field(7).text().trim().to_owned(),
                     flags,
@@ -182,6 +195,10 @@ fn unsupported_version(message: &Message<'_>) -> Option<Refusal> {
 /// a TX or FT report (its repetitions, HL7 v2.5.1 §2A.79) one per line, other repeated values
 /// joined by a space (and then sent to review as not a single number).
 fn obx_value(segment: &cuvette_hl7::Segment<'_>, value_type: &str) -> String {
+    if value_type == "ED" {
+        // A file, read as one by the ingest (never as text, never copied twice).
+        return String::new();
+    }
     let field = segment.field(5);
     let reps: Vec<String> = field
         .repetitions()

@@ -18,7 +18,7 @@ use super::commit;
 use super::message_log::{Inbound, Ingested, MessageRecord};
 use super::refusal::{Place, Refusal};
 use crate::autoverify::SERUM_INDEX_CODES;
-use crate::results::{OrderItems, PreparedResult, ResultWrite, Sent};
+use crate::results::{Attached, OrderItems, PreparedResult, ResultWrite, Sent};
 use crate::{Actor, AppError, AppResult, Lab};
 
 /// One result as an instrument reported it, before mapping.
@@ -40,9 +40,9 @@ pub struct ReceivedResult {
     pub value: String,
     /// Units as sent.
     pub unit: String,
-    /// For encapsulated data (HL7 OBX-2 `ED`), its type and subtype as sent
-    /// (`application/pdf`); `None` for a value that is text.
-    pub encapsulated: Option<String>,
+    /// For encapsulated data (HL7 OBX-2 `ED`: a PDF report, a histogram image), the file as
+    /// sent, still encoded; `None` for a value that is text.
+    pub encapsulated: Option<Encapsulated>,
     /// Reference range as sent.
     pub reference_range: String,
     /// The instrument's abnormal/error flags (HL7 OBX-8, ASTM R-7), normal flags removed.
@@ -53,6 +53,31 @@ pub struct ReceivedResult {
     pub location: Place,
     /// Who the message says the specimen came from (HL7 PID, ASTM P), when it says so.
     pub patient: Option<SentIdentity>,
+}
+
+/// A file an instrument sent as a result's value (HL7 v2.5.1 §2A.24 ED in OBX-5:
+/// `source^type of data^data subtype^encoding^data`), as sent: decoded only when the result
+/// is taken, against the lab's size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encapsulated {
+    /// What the instrument calls it (OBX-3's text, else its code): the name staff read.
+    pub name: String,
+    /// OBX-5.2, type of data (`application`, `AP`, `IM`).
+    pub type_of_data: String,
+    /// OBX-5.3, data subtype (`pdf`, `BMP`).
+    pub subtype: String,
+    /// OBX-5.4, encoding (`Base64`, `Hex`, `A`).
+    pub encoding: String,
+    /// OBX-5.5 with its escape sequences decoded (line breaks an analyzer wrote as
+    /// `\X0D0A\` are CR LF here).
+    pub data: Vec<u8>,
+}
+
+impl Encapsulated {
+    /// The media type its type and subtype name (`application/pdf`).
+    pub fn media_type(&self) -> String {
+        cuvette_hl7::media_type(&self.type_of_data, &self.subtype)
+    }
 }
 
 /// A result not stored because its status says it has no value (pending, cannot be obtained).
@@ -590,10 +615,30 @@ impl Lab {
             let Some(def) = def.filter(|d| !d.is_calculated()) else {
                 refuse!(Refusal::NotMeasured { at, test: map.test_code.clone() });
             };
-            if let Some(media_type) = r.encapsulated.clone().filter(|_| !withdrawn) {
-                // Never read as text: a PDF's Base64 is no result, and none is half-stored.
-                refuse!(Refusal::EncapsulatedData { at, test: map.test_code.clone(), media_type });
-            }
+            // A file (a PDF report, a histogram image) is stored as the result's attachment,
+            // decoded whole or not at all, and never read as text.
+            let attachment = match r.encapsulated.as_ref().filter(|_| !withdrawn) {
+                None => None,
+                Some(ed) => match cuvette_hl7::decode_ed(&ed.encoding, &ed.data) {
+                    Err(error) => {
+                        refuse!(Refusal::EncapsulatedUnreadable {
+                            at,
+                            test: map.test_code.clone(),
+                            error,
+                        });
+                    }
+                    Ok(bytes) if bytes.len() > self.config.instrument_attachment_bytes_max => {
+                        refuse!(Refusal::AttachmentTooLarge {
+                            at,
+                            test: map.test_code.clone(),
+                            media_type: ed.media_type(),
+                            bytes: bytes.len(),
+                            limit: self.config.instrument_attachment_bytes_max,
+                        });
+                    }
+                    Ok(bytes) => Some(Attached::new(&ed.name, &ed.media_type(), bytes)),
+                },
+            };
             let sent_value = if let Some(why) = withdrawal {
                 // Never a silent delete: the withdrawal is a version of its own, which a
                 // technologist releases as written (or corrects), and the value withdrawn
@@ -605,6 +650,8 @@ impl Lab {
                     SentStatus::field(msg.protocol),
                     r.status
                 )
+            } else if let Some(file) = &attachment {
+                file.result_text()
             } else {
                 r.value.clone()
             };
@@ -651,7 +698,14 @@ impl Lab {
             if sent_status == SentStatus::Questionable {
                 instrument_flags.push("W".to_owned());
             }
-            prepared.push(PreparedResult { item, value, row_version, instrument_flags, sent });
+            prepared.push(PreparedResult {
+                item,
+                value,
+                row_version,
+                instrument_flags,
+                sent,
+                attachment,
+            });
             reported.push(sent_status);
         }
         // An instrument set to store the mappable results keeps back only the results refused

@@ -39,7 +39,7 @@ mod orders;
 pub mod outbound;
 mod refusal;
 
-pub use ingest::{Decoded, INGEST_SLOW_US, ReceivedResult, Skipped};
+pub use ingest::{Decoded, Encapsulated, INGEST_SLOW_US, ReceivedResult, Skipped};
 pub use instruments::{
     CODE_MAP_COLUMNS, CODE_MAP_ROWS_MAX, CodeEntry, InstrumentSettings, MappedCode,
 };

@@ -173,9 +173,12 @@ pub enum Refusal {
     NotMeasured { at: Place, test: String },
     /// The value cannot be read as a result of the test.
     InvalidValue { at: Place, test: String, error: String },
-    /// The value is encapsulated data (HL7 ED: a PDF, an image), which is not stored as a
-    /// result; the message stays in the quarantine.
-    EncapsulatedData { at: Place, test: String, media_type: String },
+    /// A file sent as encapsulated data (HL7 ED: a PDF, an image) whose data cannot be
+    /// decoded in the encoding it names, or that names none Cuvette reads.
+    EncapsulatedUnreadable { at: Place, test: String, error: cuvette_hl7::EdError },
+    /// A file sent as encapsulated data larger than the lab takes
+    /// (`--instrument-attachment-bytes-max`).
+    AttachmentTooLarge { at: Place, test: String, media_type: String, bytes: usize, limit: usize },
     /// The value cannot be converted from the unit sent to the catalog's.
     NotConvertible { at: Place, test: String, value: String, from: String, to: String },
     /// A test reported twice for one specimen in one message.
@@ -300,7 +303,8 @@ impl Refusal {
             | Locked { at, .. }
             | NotMeasured { at, .. }
             | InvalidValue { at, .. }
-            | EncapsulatedData { at, .. }
+            | EncapsulatedUnreadable { at, .. }
+            | AttachmentTooLarge { at, .. }
             | NotConvertible { at, .. }
             | Twice { at, .. }
             | MixedSamples { at, .. }
@@ -371,7 +375,8 @@ impl Refusal {
                 | Locked { .. }
                 | NotMeasured { .. }
                 | InvalidValue { .. }
-                | EncapsulatedData { .. }
+                | EncapsulatedUnreadable { .. }
+                | AttachmentTooLarge { .. }
                 | NotConvertible { .. }
         )
     }
@@ -459,7 +464,8 @@ impl Refusal {
             }
             SerumIndexNotWhole { .. }
             | InvalidValue { .. }
-            | EncapsulatedData { .. }
+            | EncapsulatedUnreadable { .. }
+            | AttachmentTooLarge { .. }
             | NotConvertible { .. }
             | ControlNotNumber { .. } => (AckCode::ApplicationError, DataTypeError, Some(5)),
             Twice { .. } => (AckCode::ApplicationError, DuplicateKeyIdentifier, Some(3)),
@@ -598,9 +604,13 @@ impl fmt::Display for Refusal {
             ),
             NotMeasured { test, .. } => write!(f, "{test} cannot take a measured value"),
             InvalidValue { test, error, .. } => write!(f, "{test}: {error}"),
-            EncapsulatedData { test, media_type, .. } => write!(
+            EncapsulatedUnreadable { test, error, .. } => write!(
                 f,
-                "{test}: encapsulated data ({media_type}, HL7 ED) is not stored as a result; map the code to be ignored, or keep the message here until it can be"
+                "{test}: the attached file cannot be read: {error}; the instrument must send it again"
+            ),
+            AttachmentTooLarge { test, media_type, bytes, limit, .. } => write!(
+                f,
+                "{test}: the attached file ({media_type}) is {bytes} bytes; the limit is {limit}: have the instrument send a smaller file, or raise --instrument-attachment-bytes-max and replay the message"
             ),
             NotConvertible { test, value, from, to, .. } => {
                 write!(f, "{test} {value} {from} cannot be converted to {to}")

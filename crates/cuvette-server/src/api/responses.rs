@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use cuvette_app::interop::{AckError, MappedCode};
 use cuvette_app::records::{
-    AuditEvent, CodeDisposition, CriticalCallRow, InstrumentRow, MessageRow, PatientRow, ResultRow,
-    SpecimenRow, TestCodeRow, WorkItem,
+    AttachmentRow, AuditEvent, CodeDisposition, CriticalCallRow, InstrumentRow, MessageRow,
+    PatientRow, ResultRow, SpecimenRow, TestCodeRow, WorkItem,
 };
 use cuvette_app::{CumulativeReport, FieldError, Release, Saved, SpecimenView, TestView};
 use cuvette_domain::TestDefinition;
@@ -259,6 +259,51 @@ response! {
         pub correction_reason: Option<String>,
         /// The catalog definition version it was judged by.
         pub definition_version: i64,
+        /// The file the instrument sent as this result (HL7 ED: a PDF report, a histogram
+        /// image); `value` then says so ("See attached PDF"). Absent from work lists.
+        pub attachment: Option<ResultAttachment>,
+    }
+}
+
+response! {
+    /// A file stored as a result: what it is, and where it is downloaded (the bytes as the
+    /// instrument sent them, decoded; each download is audited as a view of the patient's
+    /// record).
+    pub struct ResultAttachment {
+        pub id: i64,
+        /// What the instrument calls it (OBX-3's text).
+        pub name: String,
+        /// Its media type (`application/pdf`).
+        pub media_type: String,
+        /// Its size in bytes.
+        pub size: i64,
+        /// SHA-256 of its bytes, lower-case hex.
+        pub sha256: String,
+        /// `GET` it with the same credentials as the API (API key or session).
+        pub download_url: String,
+    }
+}
+
+impl From<&AttachmentRow> for ResultAttachment {
+    fn from(a: &AttachmentRow) -> ResultAttachment {
+        ResultAttachment {
+            id: a.id,
+            name: a.name.clone(),
+            media_type: a.media_type.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+            download_url: crate::html::reports::attachment_href(a.id),
+        }
+    }
+}
+
+impl ResultVersion {
+    /// A version of a test's result with its file, when it is one.
+    fn of(t: &TestView, r: &ResultRow) -> ResultVersion {
+        ResultVersion {
+            attachment: t.attachment_of(r).map(ResultAttachment::from),
+            ..ResultVersion::from(r)
+        }
     }
 }
 
@@ -283,6 +328,7 @@ impl From<&ResultRow> for ResultVersion {
             verified_at: Time::opt(r.released_at),
             correction_reason: r.correction_reason.clone(),
             definition_version: r.definition_version,
+            attachment: None,
         }
     }
 }
@@ -353,9 +399,9 @@ impl From<&TestView> for OrderedTest {
             panel: test.panel_code.clone(),
             calculated: t.calculated,
             status: test.status.code().to_owned(),
-            result: t.item.result.as_ref().map(ResultVersion::from),
-            released_result: t.released().map(ResultVersion::from),
-            versions: t.versions.iter().map(ResultVersion::from).collect(),
+            result: t.item.result.as_ref().map(|r| ResultVersion::of(t, r)),
+            released_result: t.released().map(|r| ResultVersion::of(t, r)),
+            versions: t.versions.iter().map(|r| ResultVersion::of(t, r)).collect(),
             critical_calls: t.calls.iter().map(CriticalCallRecord::from).collect(),
         }
     }

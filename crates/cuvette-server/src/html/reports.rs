@@ -16,8 +16,8 @@ use cuvette_domain::workflow::ReleaseStatus;
 
 use super::patients::{Banner, render_with, short_container};
 use crate::AppState;
-use crate::auth::Bench;
-use crate::error::WebError;
+use crate::auth::{ApiCaller, Bench};
+use crate::error::{ApiError, WebError};
 use crate::pdf;
 use crate::web::{Page, flag_chips, when};
 
@@ -25,6 +25,48 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/patients/{id}/report", get(report_html))
         .route("/patients/{id}/report.pdf", get(report_pdf))
+        .route("/results/attachments/{id}", get(attachment_download))
+}
+
+/// A result's file, as the instrument sent it: for the report's link and for scripts (the
+/// JSON result's `download_url`), so it takes a session or an API key alike. Audited as a
+/// view of the patient's record. Served as a download, never rendered in Cuvette's pages:
+/// its type is the instrument's word, and an HTML or SVG file opened inline would run as
+/// Cuvette.
+async fn attachment_download(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let file = state.lab.result_attachment(&caller.actor, id).await?;
+    let a = &file.attachment;
+    let extension = a
+        .media_type
+        .split_once('/')
+        .map(|(_, subtype)| subtype)
+        .filter(|s| s.len() <= 8 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .filter(|s| *s != "octet")
+        .unwrap_or("bin");
+    // Accession numbers and test codes are letters, digits and hyphens; anything else is
+    // dropped from the file name.
+    let name: String = format!("{}-{}", file.item.specimen.accession, file.item.test.test_code)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, a.media_type.clone()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}-v{}.{extension}\"", a.result_version),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, "sandbox".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        file.content,
+    )
+        .into_response())
 }
 
 /// One released result as the report prints it.
@@ -48,6 +90,52 @@ struct ReportLine {
     released: String,
     /// For a corrected result: what it replaced, why, who and when.
     corrected: String,
+    /// The file an instrument sent as the result (a PDF report), when it is one.
+    attachment: Option<AttachmentLine>,
+}
+
+/// A result's file as the report lists it: its name, type and size, and where signed-in
+/// staff download it (each download audited).
+pub(crate) struct AttachmentLine {
+    pub(crate) name: String,
+    pub(crate) media_type: String,
+    /// "192 bytes", "1.4 MB".
+    pub(crate) size: String,
+    pub(crate) href: String,
+}
+
+impl AttachmentLine {
+    pub(crate) fn of(a: &cuvette_app::records::AttachmentRow) -> AttachmentLine {
+        AttachmentLine {
+            name: a.name.clone(),
+            media_type: a.media_type.clone(),
+            size: file_size(a.size),
+            href: attachment_href(a.id),
+        }
+    }
+
+    /// "Attached file: Report PDF (application/pdf, 192 bytes)".
+    pub(crate) fn describe(&self) -> String {
+        format!("Attached file: {} ({}, {})", self.name, self.media_type, self.size)
+    }
+}
+
+/// Where a result's file is downloaded.
+pub(crate) fn attachment_href(id: i64) -> String {
+    format!("/results/attachments/{id}")
+}
+
+/// A size as people read it: exact bytes below a kilobyte, else one decimal.
+fn file_size(bytes: i64) -> String {
+    const KB: f64 = 1000.0;
+    let b = bytes as f64;
+    if bytes < 1000 {
+        format!("{bytes} bytes")
+    } else if b < KB * KB {
+        format!("{:.1} kB", b / KB)
+    } else {
+        format!("{:.1} MB", b / (KB * KB))
+    }
 }
 
 /// The results of one specimen.
@@ -125,6 +213,7 @@ fn line(lab: &Lab, row: &ReportRow) -> Option<ReportLine> {
             when(lab, released.released_at)
         ),
         corrected,
+        attachment: t.attachment_of(released).map(AttachmentLine::of),
     })
 }
 
@@ -257,7 +346,15 @@ fn pdf_report(r: &ReportData) -> pdf::Report {
                             l.status.to_owned(),
                             l.released.clone(),
                         ],
-                        note: l.corrected.clone(),
+                        // The PDF names the file; it is opened from the report on screen.
+                        note: [
+                            l.corrected.clone(),
+                            l.attachment.as_ref().map(AttachmentLine::describe).unwrap_or_default(),
+                        ]
+                        .into_iter()
+                        .filter(|n| !n.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(". "),
                     })
                     .collect(),
             }

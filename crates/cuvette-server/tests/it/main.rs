@@ -2,6 +2,7 @@
 //! a system would. Few and broad; the rules themselves are tested in the domain and app.
 
 mod astm;
+mod attachments;
 mod audit;
 mod catalog;
 mod coded;

@@ -53,10 +53,21 @@ pub async fn app() -> App {
     app_on(db, database).await
 }
 
+/// A running Cuvette with the lab's settings changed from the defaults.
+pub async fn app_with(config: LabConfig) -> App {
+    let db = TestDb::create().await;
+    let database = cuvette_app::Database::open(db.url()).await.unwrap();
+    app_configured(db, database, config).await
+}
+
 /// A running Cuvette on a database already opened.
 pub async fn app_on(db: TestDb, database: cuvette_app::Database) -> App {
+    app_configured(db, database, LabConfig::default()).await
+}
+
+async fn app_configured(db: TestDb, database: cuvette_app::Database, config: LabConfig) -> App {
     let clock = Arc::new(FixedClock::new("2026-11-24T08:00:00Z".parse().unwrap()));
-    let lab = Arc::new(Lab::open(database, clock.clone(), LabConfig::default()).await.unwrap());
+    let lab = Arc::new(Lab::open(database, clock.clone(), config).await.unwrap());
     let router = router(AppState { lab: lab.clone(), config: ServerConfig::default() });
     App { lab, clock, router, db }
 }
@@ -138,6 +149,23 @@ impl App {
         let status = res.status();
         let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024).await.unwrap();
         (status, bytes.to_vec())
+    }
+
+    /// A file, as a signed-in browser downloads it: status, headers and the bytes.
+    pub async fn get_file(
+        &self,
+        s: &Session,
+        uri: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let req = Request::builder()
+            .uri(uri)
+            .header(header::COOKIE, &s.cookie)
+            .body(Body::empty())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024 * 1024).await.unwrap();
+        (status, headers, bytes.to_vec())
     }
 
     /// A page, as a signed-in browser.
