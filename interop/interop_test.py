@@ -1,6 +1,7 @@
 """Cuvette against third-party peers: python-hl7's mllp_send, hl7apy, and the corpus of
 public sample messages. Run by interop/run.sh against a fresh demo lab."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -17,15 +18,17 @@ from hl7apy.consts import VALIDATION_LEVEL
 URL = os.environ["CUVETTE_URL"]
 MLLP_PORT = int(os.environ["CUVETTE_MLLP_PORT"])
 KEY = os.environ["CUVETTE_API_KEY"]
+# A supervisor's key, for setting up an instrument (the technologist's key may not).
+ADMIN_KEY = os.environ.get("CUVETTE_ADMIN_KEY", KEY)
 CORPUS = pathlib.Path(os.environ["CORPUS_DIR"])
 MLLP_SEND = os.environ["MLLP_SEND"]
 EMITTED = []  # every message Cuvette sent back, for hl7apy
 
 
-def api(method, path, body=None):
+def api(method, path, body=None, key=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(URL + path, data=data, method=method)
-    req.add_header("Authorization", "Bearer " + KEY)
+    req.add_header("Authorization", "Bearer " + (key or KEY))
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -147,6 +150,50 @@ class Results(unittest.TestCase):
         fields = msa(ack)
         self.assertEqual(fields[1], "AE", ack)
         self.assertIn("no specimen has accession number", ack)
+
+
+    def test_mllp_send_in_enhanced_mode_gets_only_the_acknowledgements_asked_for(self):
+        # MSH-15 NE, MSH-16 AL: no commit acknowledgement, the application's alone.
+        acc = received_specimen(["K"])
+        message = oru("IOP-ENH-1", acc, [("2823-3", "4.2", "mmol/L")]).replace("|P|2.5.1", "|P|2.5.1|||NE|AL", 1)
+        ack = mllp_send(message)
+        self.assertEqual(msa(ack)[1:3], ["AA", "IOP-ENH-1"], ack)
+        # MSH-15 AL, MSH-16 NE: the commit accept alone, sent once the message is stored.
+        acc = received_specimen(["K"])
+        message = oru("IOP-ENH-2", acc, [("2823-3", "4.6", "mmol/L")]).replace("|P|2.5.1", "|P|2.5.1|||AL|NE", 1)
+        ack = mllp_send(message)
+        self.assertEqual(msa(ack)[1:3], ["CA", "IOP-ENH-2"], ack)
+        k = next(t for t in api("GET", f"/api/v1/specimens/{acc}")["tests"] if t["test_code"] == "K")
+        self.assertEqual(k["result"]["value_text"], "4.6")
+
+    def test_a_pdf_sent_as_encapsulated_data_is_stored_and_downloaded_as_sent(self):
+        # The pathology system's ORU from the corpus: a small PDF in OBX-5 (ED, Base64).
+        sample = CORPUS / "analyzers" / "hl7v251-oru-r01_pathology_ed-embedded-pdf-base64.hl7"
+        expected = json.loads((sample.parent / (sample.name + ".expect.json")).read_text())
+        ed = next(s for s in sample.read_bytes().decode().split("\r") if s.startswith("OBX|2|ED|"))
+        data = ed.split("|")[5].split("^")[4]
+        instrument = {"name": f"Interop pathology {_mrn[0]}", "protocol": "hl7", "sender": f"IOPPATH{_mrn[0]}"}
+        added = api("POST", "/api/v1/instruments", instrument, key=ADMIN_KEY)
+        api("POST", f"/api/v1/instruments/{added['id']}/codes", {"instrument_code": "PDF", "test_code": "GRAM"}, key=ADMIN_KEY)
+        acc = received_specimen(["GRAM"])
+        message = "\r".join([
+            f"MSH|^~\\&|IOPPATH{_mrn[0]}|PATH|CUVETTE|LAB|20261124120000||ORU^R01^ORU_R01|IOP-ED-1|P|2.5.1",
+            "PID|1",
+            f"OBR|1||{acc}|664-3^Gram stain^LN",
+            f"OBX|1|ED|PDF^Report PDF^L||^application^pdf^Base64^{data}||||||F",
+        ]) + "\r"
+        ack = mllp_send(message)
+        self.assertEqual(msa(ack)[1], "AA", ack)
+        gram = next(t for t in api("GET", f"/api/v1/specimens/{acc}")["tests"] if t["test_code"] == "GRAM")
+        self.assertEqual(gram["result"]["value"], "See attached PDF")
+        attachment = gram["result"]["attachment"]
+        self.assertEqual((attachment["media_type"], attachment["sha256"]), ("application/pdf", expected["ed_sha256"]))
+        req = urllib.request.Request(URL + attachment["download_url"])
+        req.add_header("Authorization", "Bearer " + KEY)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = r.read()
+        self.assertEqual(hashlib.sha256(body).hexdigest(), expected["ed_sha256"])
+        self.assertTrue(body.startswith(expected["results"][1]["ed"]["decoded_starts_with"].encode()))
 
 
 class Orders(unittest.TestCase):

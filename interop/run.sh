@@ -36,6 +36,6 @@ admin=$(target/debug/cuvette apikey create --data "$data/lab" --name interop-set
 curl -fsS -X PUT -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
   -d '{"enforce": false}' "http://127.0.0.1:$http/api/v1/staff-policy" >/dev/null
 CUVETTE_URL="http://127.0.0.1:$http" CUVETTE_MLLP_PORT="$mllp" CUVETTE_ASTM_PORT="$astm" CUVETTE_EHR_PORT="$ehr" \
-CUVETTE_API_KEY="$key" CORPUS_DIR="$shared/corpus" MLLP_SEND="$bindir/mllp_send" \
+CUVETTE_API_KEY="$key" CUVETTE_ADMIN_KEY="$admin" CORPUS_DIR="$shared/corpus" MLLP_SEND="$bindir/mllp_send" \
 CUVETTE_BIN="$root/target/debug/cuvette" CUVETTE_DATA="$data/lab" \
   "$py" interop/interop_test.py -v
