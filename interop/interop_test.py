@@ -172,12 +172,13 @@ class Results(unittest.TestCase):
         expected = json.loads((sample.parent / (sample.name + ".expect.json")).read_text())
         ed = next(s for s in sample.read_bytes().decode().split("\r") if s.startswith("OBX|2|ED|"))
         data = ed.split("|")[5].split("^")[4]
-        instrument = {"name": f"Interop pathology {_mrn[0]}", "protocol": "hl7", "sender": f"IOPPATH{_mrn[0]}"}
+        sender = f"IOPPATH{_mrn[0]}"
+        instrument = {"name": f"Interop pathology {sender}", "protocol": "hl7", "sender": sender}
         added = api("POST", "/api/v1/instruments", instrument, key=ADMIN_KEY)
         api("POST", f"/api/v1/instruments/{added['id']}/codes", {"instrument_code": "PDF", "test_code": "GRAM"}, key=ADMIN_KEY)
         acc = received_specimen(["GRAM"])
         message = "\r".join([
-            f"MSH|^~\\&|IOPPATH{_mrn[0]}|PATH|CUVETTE|LAB|20261124120000||ORU^R01^ORU_R01|IOP-ED-1|P|2.5.1",
+            f"MSH|^~\\&|{sender}|PATH|CUVETTE|LAB|20261124120000||ORU^R01^ORU_R01|IOP-ED-1|P|2.5.1",
             "PID|1",
             f"OBR|1||{acc}|664-3^Gram stain^LN",
             f"OBX|1|ED|PDF^Report PDF^L||^application^pdf^Base64^{data}||||||F",

@@ -248,6 +248,8 @@ struct GridRow {
     current_flags: Vec<FlagChip>,
     /// "sent as 5.2 mmol/L" when the instrument's value was converted.
     sent: String,
+    /// The file an instrument sent as the current result, to open before verifying it.
+    attachment: Option<super::reports::AttachmentLine>,
     entered: String,
     student: bool,
     released: String,
@@ -597,6 +599,9 @@ async fn grid_page(
             current: result.map(|r| r.report_text.clone()).unwrap_or_default(),
             current_flags: result.map(|r| flag_chips(&r.flags)).unwrap_or_default(),
             sent: result.map(sent_as).unwrap_or_default(),
+            attachment: result
+                .and_then(|r| t.attachment_of(r))
+                .map(super::reports::AttachmentLine::of),
             entered: result
                 .map(|r| format!("{} · {}", r.entered_by, lab.format_time(r.entered_at)))
                 .unwrap_or_default(),

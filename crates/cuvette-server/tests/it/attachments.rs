@@ -180,6 +180,11 @@ async fn a_pdf_report_sent_as_encapsulated_data_is_stored_with_the_result_and_do
     let url = attachment["download_url"].as_str().unwrap().to_owned();
     assert_eq!(url, format!("/results/attachments/{}", file.id));
 
+    // The technologist opens the file from the results page before verifying it.
+    let bench = app.get(&technologist, &format!("/specimens/{accession}/results")).await;
+    assert_eq!(bench.status, StatusCode::OK);
+    assert!(bench.body.contains(&format!("<a href=\"{url}\" download>Gram stain report</a>")));
+
     // Released, the report lists the file with its type and size, linked.
     let released = app
         .lab
