@@ -149,6 +149,12 @@ pub struct TestDefinition {
     /// Critical (panic) high: a result above it is HH.
     #[serde(default, deserialize_with = "decimal_opt")]
     pub critical_high: Option<Decimal>,
+    /// Critical limits for particular ages and sexes (a newborn's potassium, a child's
+    /// glucose), written as intervals whose `low` and `high` are the critical low and high.
+    /// Where one applies, its limits replace `critical_low`/`critical_high` (a side it leaves
+    /// out has no critical limit at that age); at every other age those apply.
+    #[serde(default)]
+    pub critical_by_age: Vec<ReferenceInterval>,
     /// Analytical measurement range, low end.
     #[serde(default, deserialize_with = "decimal_opt")]
     pub amr_low: Option<Decimal>,
@@ -213,6 +219,23 @@ impl TestDefinition {
         let applicable =
             || self.reference.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on));
         applicable().find(|r| r.sex != "*").or_else(|| applicable().next())
+    }
+
+    /// The critical limits (low, high) for this patient: those of the age partition that
+    /// applies (sex-specific first, as for intervals), else the test's own.
+    pub fn critical_for(
+        &self,
+        sex: Sex,
+        birth_date: Date,
+        collected_on: Date,
+    ) -> (Option<Decimal>, Option<Decimal>) {
+        let applicable = || {
+            self.critical_by_age.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on))
+        };
+        match applicable().find(|r| r.sex != "*").or_else(|| applicable().next()) {
+            Some(partition) => (partition.low, partition.high),
+            None => (self.critical_low, self.critical_high),
+        }
     }
 
     /// The tube drawn for this test: the first container the catalog lists ("SST (gold)" from
@@ -357,6 +380,7 @@ const TEST_KEYS: &[&str] = &[
     "reference",
     "critical_low",
     "critical_high",
+    "critical_by_age",
     "amr_low",
     "amr_high",
     "tea_percent",
@@ -388,6 +412,7 @@ const CALC_KEYS: &[&str] = &[
     "reference",
     "critical_low",
     "critical_high",
+    "critical_by_age",
     "valid_when",
     "invalid_comment",
     "orderable",
@@ -423,12 +448,15 @@ fn unknown_keys(file: &toml::Table) -> Result<(), CatalogError> {
         let Some(toml::Value::Array(entries)) = file.get(kind) else { continue };
         for entry in entries.iter().filter_map(toml::Value::as_table) {
             let code = entry.get("code").and_then(toml::Value::as_str).unwrap_or("?").to_owned();
-            let intervals = match entry.get("reference") {
-                Some(toml::Value::Array(list)) => {
-                    list.iter().filter_map(toml::Value::as_table).collect()
-                }
-                _ => Vec::new(),
-            };
+            let intervals: Vec<&toml::Table> = ["reference", "critical_by_age"]
+                .into_iter()
+                .filter_map(|key| match entry.get(key) {
+                    Some(toml::Value::Array(list)) => Some(list),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(toml::Value::as_table)
+                .collect();
             let unknown = entry.keys().find(|k| !known.contains(&k.as_str())).or_else(|| {
                 intervals
                     .iter()
@@ -481,6 +509,8 @@ struct CalculationEntry {
     #[serde(default, deserialize_with = "decimal_opt")]
     critical_high: Option<Decimal>,
     #[serde(default)]
+    critical_by_age: Vec<ReferenceInterval>,
+    #[serde(default)]
     valid_when: Vec<String>,
     #[serde(default)]
     invalid_comment: Option<String>,
@@ -516,6 +546,7 @@ impl CalculationEntry {
             reference: c.reference,
             critical_low: c.critical_low,
             critical_high: c.critical_high,
+            critical_by_age: c.critical_by_age,
             amr_low: None,
             amr_high: None,
             tea_percent: None,
@@ -616,6 +647,8 @@ struct TestOut<'a> {
     critical_low: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
     critical_high: Option<Number>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    critical_by_age: Vec<IntervalOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     amr_low: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -651,6 +684,7 @@ impl<'a> From<&'a TestDefinition> for TestOut<'a> {
             reference: t.reference.iter().map(IntervalOut::from).collect(),
             critical_low: number(t.critical_low),
             critical_high: number(t.critical_high),
+            critical_by_age: t.critical_by_age.iter().map(IntervalOut::from).collect(),
             amr_low: number(t.amr_low),
             amr_high: number(t.amr_high),
             tea_percent: number(t.tea_percent),
@@ -681,6 +715,8 @@ struct CalcOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     critical_high: Option<Number>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    critical_by_age: Vec<IntervalOut<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     valid_when: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     invalid_comment: Option<&'a str>,
@@ -702,6 +738,7 @@ impl<'a> CalcOut<'a> {
             reference: t.reference.iter().map(IntervalOut::from).collect(),
             critical_low: number(t.critical_low),
             critical_high: number(t.critical_high),
+            critical_by_age: t.critical_by_age.iter().map(IntervalOut::from).collect(),
             valid_when: &rule.valid_when,
             invalid_comment: rule.invalid_comment.as_deref(),
             orderable: t.orderable,
@@ -993,7 +1030,7 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
     if test.name.trim().is_empty() {
         return Err(invalid("the name must not be empty".into()));
     }
-    for r in &test.reference {
+    for r in test.reference.iter().chain(&test.critical_by_age) {
         for age in [&r.age_min, &r.age_max].into_iter().flatten() {
             if !age.starts_with('P') || Span::from_str(age).is_err() {
                 return Err(invalid(format!(
@@ -1014,10 +1051,22 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
         if !matches!(r.sex.as_str(), "M" | "F" | "*") {
             return Err(invalid(format!("sex {:?} must be M, F or *", r.sex)));
         }
+    }
+    for r in &test.reference {
         if let (Some(l), Some(h)) = (r.low, r.high)
             && l > h
         {
             return Err(invalid(format!("reference low {l} is above high {h}")));
+        }
+    }
+    for r in &test.critical_by_age {
+        if let (Some(l), Some(h)) = (r.low, r.high)
+            && l >= h
+        {
+            return Err(invalid(format!(
+                "critical low {l} must be below critical high {h} ({})",
+                crate::partition::Band::of(r).map(|b| b.to_string()).unwrap_or_default()
+            )));
         }
     }
     if let (Some(l), Some(h)) = (test.critical_low, test.critical_high)
