@@ -4,6 +4,7 @@
 mod astm;
 mod audit;
 mod catalog;
+mod children;
 mod coded;
 mod faults;
 mod fixtures;
