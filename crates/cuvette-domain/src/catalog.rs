@@ -404,6 +404,10 @@ const CALC_KEYS: &[&str] = &[
     "code",
     "name",
     "loinc",
+    "discipline",
+    "complexity",
+    "amr_low",
+    "amr_high",
     "inputs",
     "formula",
     "coefficients",
@@ -494,6 +498,16 @@ struct CalculationEntry {
     name: String,
     #[serde(default)]
     loinc: String,
+    /// The bench, when the lab set it; else it follows the inputs (`Catalog::with`).
+    #[serde(default)]
+    discipline: String,
+    /// Written with the discipline by an export, so a lab's bench keeps its complexity.
+    #[serde(default)]
+    complexity: Option<Complexity>,
+    #[serde(default, deserialize_with = "decimal_opt")]
+    amr_low: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal_opt")]
+    amr_high: Option<Decimal>,
     inputs: Vec<String>,
     formula: String,
     #[serde(default)]
@@ -533,9 +547,10 @@ impl CalculationEntry {
             code: c.code,
             name: c.name,
             loinc: c.loinc,
-            discipline: String::new(),
-            // The most complex of its inputs, set with its discipline (`Catalog::with`).
-            complexity: Complexity::default(),
+            // Unless the file states them (a lab's export), the discipline of its first
+            // measured input and the most complex of its inputs (`Catalog::with`).
+            discipline: c.discipline,
+            complexity: c.complexity.unwrap_or_default(),
             specimen: String::new(),
             container: String::new(),
             unit: c.unit,
@@ -547,8 +562,8 @@ impl CalculationEntry {
             critical_low: c.critical_low,
             critical_high: c.critical_high,
             critical_by_age: c.critical_by_age,
-            amr_low: None,
-            amr_high: None,
+            amr_low: c.amr_low,
+            amr_high: c.amr_high,
             tea_percent: None,
             tea_absolute: None,
             delta_abs: None,
@@ -702,6 +717,15 @@ struct CalcOut<'a> {
     code: &'a str,
     name: &'a str,
     loinc: &'a str,
+    // The bench, its complexity and a measurement range a lab set on a calculation are
+    // written out, so an import does not put them back to what the inputs imply.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    discipline: &'a str,
+    complexity: Complexity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr_low: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr_high: Option<Number>,
     inputs: &'a [String],
     formula: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -730,6 +754,10 @@ impl<'a> CalcOut<'a> {
             code: &t.code,
             name: &t.name,
             loinc: &t.loinc,
+            discipline: &t.discipline,
+            complexity: t.complexity,
+            amr_low: number(t.amr_low),
+            amr_high: number(t.amr_high),
             inputs: &rule.inputs,
             formula: &rule.formula,
             coefficients: &rule.coefficients,
@@ -1150,6 +1178,23 @@ mod tests {
             text.contains("[[test]]") && text.contains("[[calc]]") && text.contains("[[panel]]")
         );
         assert!(text.contains("critical_high = 6.2"), "{}", &text[..2000]);
+    }
+
+    #[test]
+    fn a_calculations_bench_and_measurement_range_set_by_the_lab_survive_export_and_import() {
+        let mut file = CatalogFile::default();
+        let mut egfr = Catalog::bundled().test("EGFR").unwrap().clone();
+        egfr.discipline = "renal".into();
+        egfr.complexity = Complexity::Moderate;
+        egfr.amr_low = Some(Decimal::from(2));
+        egfr.amr_high = Some(Decimal::from(120));
+        file.tests.push(egfr.clone());
+        let edited = Catalog::bundled().with(file);
+        let read = Catalog::default()
+            .with(CatalogFile::parse(&edited.to_toml()).expect("the export parses"));
+        assert_eq!(read.test("EGFR"), Some(&egfr));
+        // A calculation whose file states no bench still follows its inputs.
+        assert_eq!(read.test("AGAP").unwrap().discipline, "chemistry");
     }
 
     #[test]
