@@ -191,8 +191,27 @@ impl Age {
             (m, d) if m == d => Some(m),
             (Ordering::Equal, d) => Some(d),
             (m, Ordering::Equal) => Some(m),
+            // Months against days: a month is 28 to 31 days on any calendar, so 28 days comes
+            // before one year on every birthday, while 30 days and one month may fall either way.
+            _ if self.most_days() < other.fewest_days() => Some(Ordering::Less),
+            _ if self.fewest_days() > other.most_days() => Some(Ordering::Greater),
             _ => None,
         }
+    }
+
+    /// Whether this age comes at or before `other` on every birthday (28 days and one month:
+    /// yes, the same day in a February).
+    fn at_or_before(&self, other: &Age) -> bool {
+        matches!(self.compare(other), Some(Ordering::Less | Ordering::Equal))
+            || self.most_days() <= other.fewest_days()
+    }
+
+    fn fewest_days(&self) -> i64 {
+        self.months * 28 + self.days
+    }
+
+    fn most_days(&self) -> i64 {
+        self.months * 31 + self.days
     }
 }
 
@@ -248,9 +267,7 @@ impl Band {
     /// Whether some age may fall in both, on some calendar.
     fn may_overlap(&self, other: &Band) -> bool {
         let surely_not_after = |end: &Option<Age>, start: &Age| {
-            end.as_ref().is_some_and(|end| {
-                matches!(end.compare(start), Some(Ordering::Less | Ordering::Equal))
-            })
+            end.as_ref().is_some_and(|end| end.at_or_before(start))
         };
         !surely_not_after(&self.max, &other.min) && !surely_not_after(&other.max, &self.min)
     }
@@ -258,13 +275,11 @@ impl Band {
     /// Whether every patient of `other`'s sexes and ages is surely in this partition.
     fn contains(&self, other: &Band) -> bool {
         let sex = self.sex == "*" || self.sex == other.sex;
-        let starts = matches!(self.min.compare(&other.min), Some(Ordering::Less | Ordering::Equal));
+        let starts = self.min.at_or_before(&other.min);
         let ends = match (&self.max, &other.max) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(mine), Some(theirs)) => {
-                matches!(theirs.compare(mine), Some(Ordering::Less | Ordering::Equal))
-            }
+            (Some(mine), Some(theirs)) => theirs.at_or_before(mine),
         };
         sex && starts && ends
     }
@@ -599,6 +614,36 @@ mod tests {
             [
                 "Potassium, female: critical limits for 0 days–28 days and for 14 days–1 year apply to the same ages: keep one"
             ]
+        );
+    }
+
+    #[test]
+    fn the_tests_own_critical_limits_are_checked_only_where_no_partition_surely_covers_a_band() {
+        let mut potassium = test_with(
+            "Potassium",
+            vec![
+                interval("*", Some("P0D"), Some("P1M"), 4, 6),
+                interval("*", Some("P1M"), Some("P18Y"), 3, 5),
+                interval("*", Some("P18Y"), None, 4, 5),
+            ],
+        );
+        potassium.critical_by_age = vec![
+            interval("*", Some("P0D"), Some("P28D"), 2, 8),
+            interval("*", Some("P28D"), Some("P18Y"), 2, 7),
+        ];
+        // A month is at least 28 days, so the child's partition from 28 days surely covers
+        // the band from one month: the test's own critical low, above that band's lower limit,
+        // applies only from 18 years and is not checked against it.
+        potassium.critical_low = Some(Decimal::from(4));
+        assert_eq!(words(&potassium), Vec::<String>::new(), "equal to the interval's low");
+        potassium.critical_low = Some(Decimal::new(45, 1));
+        assert_eq!(
+            words(&potassium),
+            [
+                "Potassium, 0 days–1 month: critical low 4.5 mmol/L is inside the reference interval 4–6 mmol/L",
+                "Potassium, 18 years and over: critical low 4.5 mmol/L is inside the reference interval 4–5 mmol/L",
+            ],
+            "28 days and one month may fall either way, so the newborn band is checked too"
         );
     }
 
