@@ -313,6 +313,7 @@ fn empty_like(t: &TestDefinition) -> TestDefinition {
         reference: vec![],
         critical_low: None,
         critical_high: None,
+        critical_by_age: vec![],
         amr_low: None,
         amr_high: None,
         tea_percent: None,

@@ -675,14 +675,16 @@ fn measurement_range(rules: &AutoverifyRules, c: &Candidate<'_>) -> Judged {
 
 fn critical(rules: &AutoverifyRules, c: &Candidate<'_>) -> Judged {
     let test = c.test;
+    // The limits `evaluate` applied for this patient's age and sex (a newborn's differ).
+    let (critical_low, critical_high) = (c.evaluation.critical_low, c.evaluation.critical_high);
     let value = quantity(&c.value.text, &test.unit);
     let flags = &c.evaluation.flags;
     let detail = if flags.contains(&Flag::CriticalLow) {
-        Some(format!("critical LL: {value} < {}", opt_text(test.critical_low)))
+        Some(format!("critical LL: {value} < {}", opt_text(critical_low)))
     } else if flags.contains(&Flag::CriticalHigh) {
-        Some(format!("critical HH: {value} > {}", opt_text(test.critical_high)))
+        Some(format!("critical HH: {value} > {}", opt_text(critical_high)))
     } else {
-        numeric(c).and_then(|n| match (n.comparator, test.critical_low, test.critical_high) {
+        numeric(c).and_then(|n| match (n.comparator, critical_low, critical_high) {
             // A censored value open towards a critical limit may be beyond it even when
             // `evaluate` could not flag it ("<3.0" potassium, critical below 2.8).
             (Some(Comparator::Less | Comparator::LessOrEqual), Some(low), _) => {
@@ -701,7 +703,7 @@ fn critical(rules: &AutoverifyRules, c: &Candidate<'_>) -> Judged {
              from the LL/HH flag"
         )),
         None if numeric(c).is_none() => not_applicable("not a numeric result"),
-        None => match (test.critical_low, test.critical_high) {
+        None => match (critical_low, critical_high) {
             (None, None) => not_applicable(format!("no critical limits for {}", test.code)),
             (Some(low), Some(high)) => {
                 pass(format!("not critical (critical below {low} or above {high})"))

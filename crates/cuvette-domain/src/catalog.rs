@@ -149,6 +149,12 @@ pub struct TestDefinition {
     /// Critical (panic) high: a result above it is HH.
     #[serde(default, deserialize_with = "decimal_opt")]
     pub critical_high: Option<Decimal>,
+    /// Critical limits for particular ages and sexes (a newborn's potassium, a child's
+    /// glucose), written as intervals whose `low` and `high` are the critical low and high.
+    /// Where one applies, its limits replace `critical_low`/`critical_high` (a side it leaves
+    /// out has no critical limit at that age); at every other age those apply.
+    #[serde(default)]
+    pub critical_by_age: Vec<ReferenceInterval>,
     /// Analytical measurement range, low end.
     #[serde(default, deserialize_with = "decimal_opt")]
     pub amr_low: Option<Decimal>,
@@ -213,6 +219,23 @@ impl TestDefinition {
         let applicable =
             || self.reference.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on));
         applicable().find(|r| r.sex != "*").or_else(|| applicable().next())
+    }
+
+    /// The critical limits (low, high) for this patient: those of the age partition that
+    /// applies (sex-specific first, as for intervals), else the test's own.
+    pub fn critical_for(
+        &self,
+        sex: Sex,
+        birth_date: Date,
+        collected_on: Date,
+    ) -> (Option<Decimal>, Option<Decimal>) {
+        let applicable = || {
+            self.critical_by_age.iter().filter(move |r| r.applies_to(sex, birth_date, collected_on))
+        };
+        match applicable().find(|r| r.sex != "*").or_else(|| applicable().next()) {
+            Some(partition) => (partition.low, partition.high),
+            None => (self.critical_low, self.critical_high),
+        }
     }
 
     /// The tube drawn for this test: the first container the catalog lists ("SST (gold)" from
@@ -357,6 +380,7 @@ const TEST_KEYS: &[&str] = &[
     "reference",
     "critical_low",
     "critical_high",
+    "critical_by_age",
     "amr_low",
     "amr_high",
     "tea_percent",
@@ -380,6 +404,10 @@ const CALC_KEYS: &[&str] = &[
     "code",
     "name",
     "loinc",
+    "discipline",
+    "complexity",
+    "amr_low",
+    "amr_high",
     "inputs",
     "formula",
     "coefficients",
@@ -388,6 +416,7 @@ const CALC_KEYS: &[&str] = &[
     "reference",
     "critical_low",
     "critical_high",
+    "critical_by_age",
     "valid_when",
     "invalid_comment",
     "orderable",
@@ -423,12 +452,15 @@ fn unknown_keys(file: &toml::Table) -> Result<(), CatalogError> {
         let Some(toml::Value::Array(entries)) = file.get(kind) else { continue };
         for entry in entries.iter().filter_map(toml::Value::as_table) {
             let code = entry.get("code").and_then(toml::Value::as_str).unwrap_or("?").to_owned();
-            let intervals = match entry.get("reference") {
-                Some(toml::Value::Array(list)) => {
-                    list.iter().filter_map(toml::Value::as_table).collect()
-                }
-                _ => Vec::new(),
-            };
+            let intervals: Vec<&toml::Table> = ["reference", "critical_by_age"]
+                .into_iter()
+                .filter_map(|key| match entry.get(key) {
+                    Some(toml::Value::Array(list)) => Some(list),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(toml::Value::as_table)
+                .collect();
             let unknown = entry.keys().find(|k| !known.contains(&k.as_str())).or_else(|| {
                 intervals
                     .iter()
@@ -466,6 +498,16 @@ struct CalculationEntry {
     name: String,
     #[serde(default)]
     loinc: String,
+    /// The bench, when the lab set it; else it follows the inputs (`Catalog::with`).
+    #[serde(default)]
+    discipline: String,
+    /// Written with the discipline by an export, so a lab's bench keeps its complexity.
+    #[serde(default)]
+    complexity: Option<Complexity>,
+    #[serde(default, deserialize_with = "decimal_opt")]
+    amr_low: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal_opt")]
+    amr_high: Option<Decimal>,
     inputs: Vec<String>,
     formula: String,
     #[serde(default)]
@@ -480,6 +522,8 @@ struct CalculationEntry {
     critical_low: Option<Decimal>,
     #[serde(default, deserialize_with = "decimal_opt")]
     critical_high: Option<Decimal>,
+    #[serde(default)]
+    critical_by_age: Vec<ReferenceInterval>,
     #[serde(default)]
     valid_when: Vec<String>,
     #[serde(default)]
@@ -503,9 +547,10 @@ impl CalculationEntry {
             code: c.code,
             name: c.name,
             loinc: c.loinc,
-            discipline: String::new(),
-            // The most complex of its inputs, set with its discipline (`Catalog::with`).
-            complexity: Complexity::default(),
+            // Unless the file states them (a lab's export), the discipline of its first
+            // measured input and the most complex of its inputs (`Catalog::with`).
+            discipline: c.discipline,
+            complexity: c.complexity.unwrap_or_default(),
             specimen: String::new(),
             container: String::new(),
             unit: c.unit,
@@ -516,8 +561,9 @@ impl CalculationEntry {
             reference: c.reference,
             critical_low: c.critical_low,
             critical_high: c.critical_high,
-            amr_low: None,
-            amr_high: None,
+            critical_by_age: c.critical_by_age,
+            amr_low: c.amr_low,
+            amr_high: c.amr_high,
             tea_percent: None,
             tea_absolute: None,
             delta_abs: None,
@@ -616,6 +662,8 @@ struct TestOut<'a> {
     critical_low: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
     critical_high: Option<Number>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    critical_by_age: Vec<IntervalOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     amr_low: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -651,6 +699,7 @@ impl<'a> From<&'a TestDefinition> for TestOut<'a> {
             reference: t.reference.iter().map(IntervalOut::from).collect(),
             critical_low: number(t.critical_low),
             critical_high: number(t.critical_high),
+            critical_by_age: t.critical_by_age.iter().map(IntervalOut::from).collect(),
             amr_low: number(t.amr_low),
             amr_high: number(t.amr_high),
             tea_percent: number(t.tea_percent),
@@ -668,6 +717,15 @@ struct CalcOut<'a> {
     code: &'a str,
     name: &'a str,
     loinc: &'a str,
+    // The bench, its complexity and a measurement range a lab set on a calculation are
+    // written out, so an import does not put them back to what the inputs imply.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    discipline: &'a str,
+    complexity: Complexity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr_low: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr_high: Option<Number>,
     inputs: &'a [String],
     formula: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -680,6 +738,8 @@ struct CalcOut<'a> {
     critical_low: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
     critical_high: Option<Number>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    critical_by_age: Vec<IntervalOut<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     valid_when: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -694,6 +754,10 @@ impl<'a> CalcOut<'a> {
             code: &t.code,
             name: &t.name,
             loinc: &t.loinc,
+            discipline: &t.discipline,
+            complexity: t.complexity,
+            amr_low: number(t.amr_low),
+            amr_high: number(t.amr_high),
             inputs: &rule.inputs,
             formula: &rule.formula,
             coefficients: &rule.coefficients,
@@ -702,6 +766,7 @@ impl<'a> CalcOut<'a> {
             reference: t.reference.iter().map(IntervalOut::from).collect(),
             critical_low: number(t.critical_low),
             critical_high: number(t.critical_high),
+            critical_by_age: t.critical_by_age.iter().map(IntervalOut::from).collect(),
             valid_when: &rule.valid_when,
             invalid_comment: rule.invalid_comment.as_deref(),
             orderable: t.orderable,
@@ -993,7 +1058,7 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
     if test.name.trim().is_empty() {
         return Err(invalid("the name must not be empty".into()));
     }
-    for r in &test.reference {
+    for r in test.reference.iter().chain(&test.critical_by_age) {
         for age in [&r.age_min, &r.age_max].into_iter().flatten() {
             if !age.starts_with('P') || Span::from_str(age).is_err() {
                 return Err(invalid(format!(
@@ -1014,10 +1079,22 @@ pub fn validate_definition(test: &TestDefinition) -> Result<(), CatalogError> {
         if !matches!(r.sex.as_str(), "M" | "F" | "*") {
             return Err(invalid(format!("sex {:?} must be M, F or *", r.sex)));
         }
+    }
+    for r in &test.reference {
         if let (Some(l), Some(h)) = (r.low, r.high)
             && l > h
         {
             return Err(invalid(format!("reference low {l} is above high {h}")));
+        }
+    }
+    for r in &test.critical_by_age {
+        if let (Some(l), Some(h)) = (r.low, r.high)
+            && l >= h
+        {
+            return Err(invalid(format!(
+                "critical low {l} must be below critical high {h} ({})",
+                crate::partition::Band::of(r).map(|b| b.to_string()).unwrap_or_default()
+            )));
         }
     }
     if let (Some(l), Some(h)) = (test.critical_low, test.critical_high)
@@ -1101,6 +1178,23 @@ mod tests {
             text.contains("[[test]]") && text.contains("[[calc]]") && text.contains("[[panel]]")
         );
         assert!(text.contains("critical_high = 6.2"), "{}", &text[..2000]);
+    }
+
+    #[test]
+    fn a_calculations_bench_and_measurement_range_set_by_the_lab_survive_export_and_import() {
+        let mut file = CatalogFile::default();
+        let mut egfr = Catalog::bundled().test("EGFR").unwrap().clone();
+        egfr.discipline = "renal".into();
+        egfr.complexity = Complexity::Moderate;
+        egfr.amr_low = Some(Decimal::from(2));
+        egfr.amr_high = Some(Decimal::from(120));
+        file.tests.push(egfr.clone());
+        let edited = Catalog::bundled().with(file);
+        let read = Catalog::default()
+            .with(CatalogFile::parse(&edited.to_toml()).expect("the export parses"));
+        assert_eq!(read.test("EGFR"), Some(&egfr));
+        // A calculation whose file states no bench still follows its inputs.
+        assert_eq!(read.test("AGAP").unwrap().discipline, "chemistry");
     }
 
     #[test]

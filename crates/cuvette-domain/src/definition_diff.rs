@@ -114,6 +114,16 @@ pub fn compare(before: &TestDefinition, after: &TestDefinition) -> DefinitionDif
     };
     limit("critical low", number(before.critical_low), number(after.critical_low));
     limit("critical high", number(before.critical_high), number(after.critical_high));
+    // Age-partitioned critical limits read as one line each side: "both sexes, 0 days–28
+    // days: 2.8–7.8"; a partition added, removed or changed shows as the whole set changing.
+    let by_age = |t: &TestDefinition| {
+        t.critical_by_age
+            .iter()
+            .map(|r| format!("{}: {}", partition(r), r.display()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    limit("critical limits by age", by_age(before), by_age(after));
     limit("measurement range low", number(before.amr_low), number(after.amr_low));
     limit("measurement range high", number(before.amr_high), number(after.amr_high));
     limit("allowable error %", number(before.tea_percent), number(after.tea_percent));

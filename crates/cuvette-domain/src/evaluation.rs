@@ -207,6 +207,13 @@ pub struct Evaluation {
     /// never releases it.
     #[serde(default)]
     pub no_interval_applies: bool,
+    /// The critical low applied: the test's, or that of the age partition the patient is in
+    /// (a newborn's glucose); absent when none applies.
+    #[serde(default)]
+    pub critical_low: Option<Decimal>,
+    /// The critical high applied, likewise.
+    #[serde(default)]
+    pub critical_high: Option<Decimal>,
     /// What the report prints: the reported text, or "<low"/">high" outside the measurement
     /// range, so an unmeasurable number is never released as a plain number.
     pub report_text: String,
@@ -275,6 +282,8 @@ pub fn evaluate(
     patient: PatientContext,
 ) -> Evaluation {
     let interval = test.interval_for(patient.sex, patient.birth_date, patient.collected_on);
+    let (critical_low, critical_high) =
+        test.critical_for(patient.sex, patient.birth_date, patient.collected_on);
     let no_interval_applies = lacks_interval(test, interval);
     if value.no_value().is_some() {
         // A documented comment is reported as written; a technologist reads it first.
@@ -282,6 +291,8 @@ pub fn evaluate(
             flags: Vec::new(),
             interval: interval_text(test, patient),
             no_interval_applies,
+            critical_low,
+            critical_high,
             report_text: value.text.clone(),
             review: Review::Technologist,
             reasons: vec![format!("{} is reported as a comment, without a value", test.name)],
@@ -300,7 +311,16 @@ pub fn evaluate(
                 ));
             }
             Some(n) => {
-                judge_number(test, n, interval, &mut flags, &mut reasons, &mut report_text);
+                let critical = (critical_low, critical_high);
+                judge_number(
+                    test,
+                    n,
+                    interval,
+                    critical,
+                    &mut flags,
+                    &mut reasons,
+                    &mut report_text,
+                );
             }
         },
         ResultType::Coded => {
@@ -351,6 +371,8 @@ pub fn evaluate(
         flags,
         interval: interval_text(test, patient),
         no_interval_applies,
+        critical_low,
+        critical_high,
         report_text,
         review,
         reasons,
@@ -370,6 +392,7 @@ fn judge_number(
     test: &TestDefinition,
     n: Numeric,
     interval: Option<&ReferenceInterval>,
+    (critical_low, critical_high): (Option<Decimal>, Option<Decimal>),
     flags: &mut Vec<Flag>,
     reasons: &mut Vec<String>,
     report_text: &mut String,
@@ -386,14 +409,14 @@ fn judge_number(
     let maybe_below = |x: Decimal| lowest.is_none_or(|l| l < x);
     let maybe_above = |x: Decimal| highest.is_none_or(|h| h > x);
 
-    if let Some(low) = test.critical_low {
+    if let Some(low) = critical_low {
         if surely_below(low) {
             flags.push(Flag::CriticalLow);
         } else if maybe_below(low) {
             reasons.push(format!("{} may be below the critical limit {low}", n_text(n)));
         }
     }
-    if let Some(high) = test.critical_high {
+    if let Some(high) = critical_high {
         if surely_above(high) {
             flags.push(Flag::CriticalHigh);
         } else if maybe_above(high) {
@@ -538,13 +561,17 @@ mod tests {
             collected_on: date(2026, 11, 24),
         };
         assert_eq!(evaluate(hgb, &v, child).interval, "11.5–13.5");
-        // A neonate: no interval applies (deliberately left to the lab), so it goes to review.
+        // A four-day-old: the band under one month, 10.0–20.0.
         let neonate = PatientContext {
             sex: Sex::Male,
             birth_date: date(2026, 11, 20),
             collected_on: date(2026, 11, 24),
         };
-        let e = evaluate(hgb, &v, neonate);
+        assert_eq!(evaluate(hgb, &v, neonate).interval, "10–20");
+        // Hematocrit has sex-specific adult bands only: no interval applies to the neonate,
+        // so it goes to review.
+        let e =
+            evaluate(catalog.test("HCT").unwrap(), &ReportedValue::parse("50").unwrap(), neonate);
         assert_eq!(
             (e.interval.as_str(), e.review),
             (NO_INTERVAL_FOR_SEX_AND_AGE, Review::Technologist)
@@ -576,6 +603,35 @@ mod tests {
         assert_eq!(
             (e.interval.as_str(), e.no_interval_applies, e.review),
             ("135–145", false, Review::Routine)
+        );
+    }
+
+    #[test]
+    fn a_newborns_glucose_is_called_at_the_newborn_limit_and_a_childs_at_the_childs() {
+        // Shipped limits (Kost 1991): newborns below 32.4 mg/dL, children below 46.8, adults
+        // below 40; the one in force is kept with the evaluation for the autoverification trace.
+        let catalog = Catalog::bundled();
+        let glucose = catalog.test("GLU").unwrap();
+        let born = |y, m, d| PatientContext {
+            sex: Sex::Male,
+            birth_date: date(y, m, d),
+            collected_on: date(2026, 11, 24),
+        };
+        let value = ReportedValue::parse("40").unwrap();
+        let newborn = evaluate(glucose, &value, born(2026, 11, 20));
+        assert_eq!(
+            (newborn.flag_codes().as_str(), newborn.critical_low),
+            ("", Some(Decimal::new(324, 1)))
+        );
+        let child = evaluate(glucose, &value, born(2020, 1, 1));
+        assert_eq!(
+            (child.flag_codes().as_str(), child.critical_low),
+            ("LL", Some(Decimal::new(468, 1)))
+        );
+        let adult = evaluate(glucose, &value, born(1970, 1, 1));
+        assert_eq!(
+            (adult.flag_codes().as_str(), adult.critical_low),
+            ("L", Some(Decimal::from(40)))
         );
     }
 }

@@ -71,6 +71,17 @@ pub enum PartitionGap {
         /// The partition.
         band: Band,
     },
+    /// Two age partitions of critical limits apply to the same ages.
+    CriticalOverlap {
+        /// The test's name.
+        test: String,
+        /// The sex both apply to.
+        sex: Option<Sex>,
+        /// The earlier partition.
+        first: Band,
+        /// The one it overlaps.
+        second: Band,
+    },
     /// A critical limit on the normal side of a reference interval's limit.
     CriticalInside {
         /// The test's name.
@@ -106,6 +117,13 @@ impl fmt::Display for PartitionGap {
             PartitionGap::Overlap { test, sex, first, second } => write!(
                 f,
                 "{}: partitions {} and {} overlap",
+                who(test, *sex),
+                first.ages(),
+                second.ages()
+            ),
+            PartitionGap::CriticalOverlap { test, sex, first, second } => write!(
+                f,
+                "{}: critical limits for {} and for {} apply to the same ages: keep one",
                 who(test, *sex),
                 first.ages(),
                 second.ages()
@@ -173,8 +191,27 @@ impl Age {
             (m, d) if m == d => Some(m),
             (Ordering::Equal, d) => Some(d),
             (m, Ordering::Equal) => Some(m),
+            // Months against days: a month is 28 to 31 days on any calendar, so 28 days comes
+            // before one year on every birthday, while 30 days and one month may fall either way.
+            _ if self.most_days() < other.fewest_days() => Some(Ordering::Less),
+            _ if self.fewest_days() > other.most_days() => Some(Ordering::Greater),
             _ => None,
         }
+    }
+
+    /// Whether this age comes at or before `other` on every birthday (28 days and one month:
+    /// yes, the same day in a February).
+    fn at_or_before(&self, other: &Age) -> bool {
+        matches!(self.compare(other), Some(Ordering::Less | Ordering::Equal))
+            || self.most_days() <= other.fewest_days()
+    }
+
+    fn fewest_days(&self) -> i64 {
+        self.months * 28 + self.days
+    }
+
+    fn most_days(&self) -> i64 {
+        self.months * 31 + self.days
     }
 }
 
@@ -220,6 +257,31 @@ impl Band {
             None => None,
         };
         Some(Band { sex: interval.sex.clone(), min, max })
+    }
+
+    /// Whether some patient's sex is covered by both partitions.
+    fn shares_sex(&self, other: &Band) -> bool {
+        self.sex == "*" || other.sex == "*" || self.sex == other.sex
+    }
+
+    /// Whether some age may fall in both, on some calendar.
+    fn may_overlap(&self, other: &Band) -> bool {
+        let surely_not_after = |end: &Option<Age>, start: &Age| {
+            end.as_ref().is_some_and(|end| end.at_or_before(start))
+        };
+        !surely_not_after(&self.max, &other.min) && !surely_not_after(&other.max, &self.min)
+    }
+
+    /// Whether every patient of `other`'s sexes and ages is surely in this partition.
+    fn contains(&self, other: &Band) -> bool {
+        let sex = self.sex == "*" || self.sex == other.sex;
+        let starts = self.min.at_or_before(&other.min);
+        let ends = match (&self.max, &other.max) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.at_or_before(mine),
+        };
+        sex && starts && ends
     }
 
     /// The ages only: "1 month–1 year", "18 years and over".
@@ -303,6 +365,34 @@ pub fn check(test: &TestDefinition) -> Vec<PartitionGap> {
             gaps.extend(gap);
         }
     }
+    let critical: Vec<(Band, &ReferenceInterval)> =
+        test.critical_by_age.iter().filter_map(|r| Band::of(r).map(|b| (b, r))).collect();
+    for (band, _) in &critical {
+        if let Some(max) = &band.max
+            && matches!(band.min.compare(max), Some(Ordering::Greater | Ordering::Equal))
+        {
+            gaps.push(PartitionGap::Backwards { test: test.name.clone(), band: band.clone() });
+        }
+    }
+    // Critical partitions may leave ages out (the test's own limits apply there), but two
+    // for the same age would leave it unclear which limit calls the ward.
+    for (i, (first, _)) in critical.iter().enumerate() {
+        for (second, _) in &critical[i + 1..] {
+            if first.shares_sex(second) && first.may_overlap(second) {
+                let sex = match (first.sex.as_str(), second.sex.as_str()) {
+                    ("*", "*") => None,
+                    ("F", _) | (_, "F") => Some(Sex::Female),
+                    _ => Some(Sex::Male),
+                };
+                gaps.push(PartitionGap::CriticalOverlap {
+                    test: test.name.clone(),
+                    sex,
+                    first: first.clone(),
+                    second: second.clone(),
+                });
+            }
+        }
+    }
     for (band, interval) in &bands {
         let inside = |side, limit| PartitionGap::CriticalInside {
             test: test.name.clone(),
@@ -312,19 +402,33 @@ pub fn check(test: &TestDefinition) -> Vec<PartitionGap> {
             unit: test.unit.clone(),
             interval: interval.display(),
         };
-        // A limit equal to the interval's own limit is allowed: a result beyond it is then
-        // both outside the interval and critical, never both inside and critical.
-        if let (Some(critical), Some(low)) = (test.critical_low, interval.low)
-            && critical > low
-        {
-            gaps.push(inside(Side::Low, critical));
+        // Every critical limit that may apply at some age of this band is checked: those of
+        // the critical partitions it may overlap (on some calendar), and the test's own
+        // unless one partition surely covers the whole band.
+        let mut limits: Vec<(Option<Decimal>, Option<Decimal>)> = critical
+            .iter()
+            .filter(|(c, _)| c.shares_sex(band) && c.may_overlap(band))
+            .map(|(_, r)| (r.low, r.high))
+            .collect();
+        if !critical.iter().any(|(c, _)| c.contains(band)) {
+            limits.push((test.critical_low, test.critical_high));
         }
-        if let (Some(critical), Some(high)) = (test.critical_high, interval.high)
-            && critical < high
-        {
-            gaps.push(inside(Side::High, critical));
+        for (critical_low, critical_high) in limits {
+            // A limit equal to the interval's own limit is allowed: a result beyond it is
+            // then both outside the interval and critical, never both inside and critical.
+            if let (Some(critical), Some(low)) = (critical_low, interval.low)
+                && critical > low
+            {
+                gaps.push(inside(Side::Low, critical));
+            }
+            if let (Some(critical), Some(high)) = (critical_high, interval.high)
+                && critical < high
+            {
+                gaps.push(inside(Side::High, critical));
+            }
         }
     }
+    gaps.dedup();
     gaps
 }
 
@@ -355,6 +459,7 @@ mod tests {
         t.reference = reference;
         t.critical_low = None;
         t.critical_high = None;
+        t.critical_by_age = Vec::new();
         t
     }
 
@@ -487,6 +592,90 @@ mod tests {
                 "Glucose, 1 day and over: critical high 98 mg/dL is inside the reference interval 70–99 mg/dL"
             ],
             "a critical low at the interval's own low is allowed"
+        );
+    }
+
+    #[test]
+    fn critical_limits_by_age_may_leave_ages_to_the_tests_own_but_not_overlap() {
+        let mut potassium = test_with(
+            "Potassium",
+            vec![
+                interval("*", Some("P0D"), Some("P1M"), 4, 6),
+                interval("*", Some("P1M"), None, 3, 5),
+            ],
+        );
+        potassium.critical_low = Some(Decimal::from(2));
+        potassium.critical_high = Some(Decimal::from(7));
+        potassium.critical_by_age = vec![interval("*", Some("P0D"), Some("P28D"), 2, 8)];
+        assert_eq!(words(&potassium), Vec::<String>::new(), "from 28 days the test's own apply");
+        potassium.critical_by_age.push(interval("F", Some("P14D"), Some("P1Y"), 2, 7));
+        assert_eq!(
+            words(&potassium),
+            [
+                "Potassium, female: critical limits for 0 days–28 days and for 14 days–1 year apply to the same ages: keep one"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tests_own_critical_limits_are_checked_only_where_no_partition_surely_covers_a_band() {
+        let mut potassium = test_with(
+            "Potassium",
+            vec![
+                interval("*", Some("P0D"), Some("P1M"), 4, 6),
+                interval("*", Some("P1M"), Some("P18Y"), 3, 5),
+                interval("*", Some("P18Y"), None, 4, 5),
+            ],
+        );
+        potassium.critical_by_age = vec![
+            interval("*", Some("P0D"), Some("P28D"), 2, 8),
+            interval("*", Some("P28D"), Some("P18Y"), 2, 7),
+        ];
+        // A month is at least 28 days, so the child's partition from 28 days surely covers
+        // the band from one month: the test's own critical low, above that band's lower limit,
+        // applies only from 18 years and is not checked against it.
+        potassium.critical_low = Some(Decimal::from(4));
+        assert_eq!(words(&potassium), Vec::<String>::new(), "equal to the interval's low");
+        potassium.critical_low = Some(Decimal::new(45, 1));
+        assert_eq!(
+            words(&potassium),
+            [
+                "Potassium, 0 days–1 month: critical low 4.5 mmol/L is inside the reference interval 4–6 mmol/L",
+                "Potassium, 18 years and over: critical low 4.5 mmol/L is inside the reference interval 4–5 mmol/L",
+            ],
+            "28 days and one month may fall either way, so the newborn band is checked too"
+        );
+    }
+
+    #[test]
+    fn a_critical_limit_by_age_inside_an_interval_it_may_meet_is_named() {
+        let mut glucose = test_with(
+            "Glucose",
+            vec![
+                interval("*", Some("P0D"), Some("P1M"), 40, 95),
+                interval("*", Some("P1M"), None, 70, 99),
+            ],
+        );
+        glucose.unit = "mg/dL".into();
+        // 28 days and one month are not the same age on every calendar: the newborn's
+        // limits are checked against both intervals they may meet.
+        glucose.critical_by_age = vec![interval("*", Some("P0D"), Some("P28D"), 45, 300)];
+        assert_eq!(
+            words(&glucose),
+            [
+                "Glucose, 0 days–1 month: critical low 45 mg/dL is inside the reference interval 40–95 mg/dL"
+            ]
+        );
+        // The test's own limits are checked wherever no single partition covers the band.
+        glucose.critical_by_age = vec![interval("*", Some("P0D"), Some("P1M"), 30, 300)];
+        glucose.critical_low = Some(Decimal::from(50));
+        assert_eq!(words(&glucose), Vec::<String>::new(), "50 is below the 70 from one month");
+        glucose.critical_low = Some(Decimal::from(75));
+        assert_eq!(
+            words(&glucose),
+            [
+                "Glucose, 1 month and over: critical low 75 mg/dL is inside the reference interval 70–99 mg/dL"
+            ]
         );
     }
 

@@ -72,6 +72,28 @@ fn intervals(entry: &toml::Table) -> String {
     out.join("; ")
 }
 
+/// The age-partitioned critical limits: "* P0D–P28D: <2.8 >7.8; …".
+fn critical_by_age(entry: &toml::Table) -> String {
+    let Some(Value::Array(list)) = entry.get("critical_by_age") else { return String::new() };
+    let mut out = Vec::new();
+    for r in list.iter().filter_map(Value::as_table) {
+        let sex = text(r, "sex").unwrap_or_else(|| "*".into());
+        let ages = match (text(r, "age_min"), text(r, "age_max")) {
+            (Some(a), Some(b)) => format!("{a}–{b}"),
+            (Some(a), None) => format!("from {a}"),
+            (None, Some(b)) => format!("under {b}"),
+            (None, None) => "all ages".into(),
+        };
+        let limits: Vec<String> =
+            [number(r, "low").map(|l| format!("<{l}")), number(r, "high").map(|h| format!(">{h}"))]
+                .into_iter()
+                .flatten()
+                .collect();
+        out.push(format!("{sex} {ages}: {}", limits.join(" ")));
+    }
+    out.join("; ")
+}
+
 /// `value (source)`, the source being the entry's own or the section of SOURCES.md that
 /// covers the whole family; empty when there is no value.
 fn with_source(value: String, own: Option<String>, family: &str) -> String {
@@ -108,7 +130,16 @@ fn table() -> String {
             .into_iter()
             .flatten()
             .collect();
-            let critical = with_source(limits.join(" "), text(&e, "critical_source"), "§4");
+            let by_age = critical_by_age(&e);
+            // With limits by age, critical_source tells where those come from; the test's
+            // own limits, at every other age, are the family's of §4.
+            let critical = if by_age.is_empty() {
+                with_source(limits.join(" "), text(&e, "critical_source"), "§4")
+            } else {
+                let own = with_source(limits.join(" "), None, "§4");
+                let own = if own.is_empty() { own } else { format!("{own} at other ages; ") };
+                format!("{own}{}", with_source(by_age, text(&e, "critical_source"), "§4"))
+            };
             let amr = with_source(
                 bounds(number(&e, "amr_low"), number(&e, "amr_high")),
                 text(&e, "amr_source"),

@@ -833,6 +833,10 @@ response! {
         pub reference: Vec<Interval>,
         pub critical_low: Option<String>,
         pub critical_high: Option<String>,
+        /// Critical limits for particular ages (a newborn's, a child's), each an interval
+        /// whose low and high are the critical low and high; where one applies it replaces
+        /// critical_low and critical_high. Send it back unchanged to keep it.
+        pub critical_by_age: Vec<Interval>,
         pub amr_low: Option<String>,
         pub amr_high: Option<String>,
         pub tea_percent: Option<String>,
@@ -870,6 +874,7 @@ impl From<&TestDefinition> for Definition {
             reference: t.reference.iter().map(Interval::from).collect(),
             critical_low: text(t.critical_low),
             critical_high: text(t.critical_high),
+            critical_by_age: t.critical_by_age.iter().map(Interval::from).collect(),
             amr_low: text(t.amr_low),
             amr_high: text(t.amr_high),
             tea_percent: text(t.tea_percent),

@@ -401,11 +401,28 @@ fn rule_page(
         .catalog
         .test(&view.test_code)
         .map(|d| {
-            let critical = match (d.critical_low, d.critical_high) {
+            let critical_text = |low, high| match (low, high) {
                 (None, None) => "none in the catalog".to_owned(),
                 (Some(l), Some(h)) => format!("below {l} or above {h} {}", d.unit),
                 (Some(l), None) => format!("below {l} {}", d.unit),
                 (None, Some(h)) => format!("above {h} {}", d.unit),
+            };
+            let critical = critical_text(d.critical_low, d.critical_high);
+            // The rule set reads the limits in force for each patient's age.
+            let critical = if d.critical_by_age.is_empty() {
+                critical
+            } else {
+                let by_age: Vec<String> = d
+                    .critical_by_age
+                    .iter()
+                    .map(|r| {
+                        let ages = cuvette_domain::partition::Band::of(r)
+                            .map(|b| b.to_string())
+                            .unwrap_or_default();
+                        format!("{ages}: {}", critical_text(r.low, r.high))
+                    })
+                    .collect();
+                format!("{critical} (other ages); {}", by_age.join("; "))
             };
             let delta = match (d.delta_abs, d.delta_percent) {
                 (None, None) => "none in the catalog".to_owned(),

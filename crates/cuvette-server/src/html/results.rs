@@ -536,6 +536,10 @@ async fn grid_page(
         let status = t.item.test.status;
         let interval =
             def.and_then(|d| d.interval_for(sex, birth.unwrap_or(collected_on), collected_on));
+        // A newborn's critical limits are not a child's or an adult's.
+        let (crit_low, crit_high) = def
+            .map(|d| d.critical_for(sex, birth.unwrap_or(collected_on), collected_on))
+            .unwrap_or_default();
         let dec = |d: Option<rust_decimal::Decimal>| d.map(|x| x.to_string()).unwrap_or_default();
         let result = t.item.result.as_ref();
         let released = t.released();
@@ -581,8 +585,8 @@ async fn grid_page(
             kind,
             low: dec(interval.and_then(|i| i.low)),
             high: dec(interval.and_then(|i| i.high)),
-            crit_low: dec(def.and_then(|d| d.critical_low)),
-            crit_high: dec(def.and_then(|d| d.critical_high)),
+            crit_low: dec(crit_low),
+            crit_high: dec(crit_high),
             amr_low: dec(def.and_then(|d| d.amr_low)),
             amr_high: dec(def.and_then(|d| d.amr_high)),
             allowed: def.map(|d| d.allowed_values.join("|")).unwrap_or_default(),

@@ -5,6 +5,7 @@ mod astm;
 mod attachments;
 mod audit;
 mod catalog;
+mod children;
 mod coded;
 mod faults;
 mod fixtures;
