@@ -62,6 +62,8 @@ pub enum AuditAction {
     OrderPlace,
     /// Specimen viewed (`specimen.view`).
     SpecimenView,
+    /// A search by accession, MRN or name, or of orders, and what it opened (`search`).
+    Search,
     /// Specimen collected (`specimen.collect`).
     SpecimenCollect,
     /// Specimen received (`specimen.receive`).
@@ -157,7 +159,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 68] = [
+    pub const ALL: [AuditAction; 69] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -182,6 +184,7 @@ impl AuditAction {
         AuditAction::ResultsViewList,
         AuditAction::OrderPlace,
         AuditAction::SpecimenView,
+        AuditAction::Search,
         AuditAction::SpecimenCollect,
         AuditAction::SpecimenReceive,
         AuditAction::SpecimenReceiveRefused,
@@ -255,6 +258,7 @@ impl AuditAction {
             AuditAction::ResultsViewList => "results.view_list",
             AuditAction::OrderPlace => "order.place",
             AuditAction::SpecimenView => "specimen.view",
+            AuditAction::Search => "search",
             AuditAction::SpecimenCollect => "specimen.collect",
             AuditAction::SpecimenReceive => "specimen.receive",
             AuditAction::SpecimenReceiveRefused => "specimen.receive_refused",
@@ -329,6 +333,7 @@ impl AuditAction {
             AuditAction::ResultsViewList => "Results viewed in a list",
             AuditAction::OrderPlace => "Order placed",
             AuditAction::SpecimenView => "Specimen viewed",
+            AuditAction::Search => "Searched",
             AuditAction::SpecimenCollect => "Specimen collected",
             AuditAction::SpecimenReceive => "Specimen received",
             AuditAction::SpecimenReceiveRefused => "Specimen receipt refused",

@@ -35,8 +35,8 @@ pub use interfaces::{
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
 };
 pub use orders::{
-    NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem,
-    WorklistFilter,
+    NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderSearchFilter, OrderedTestRow,
+    SpecimenRow, WorkItem, WorklistFilter,
 };
 pub use patients::{NewPatient, PATIENT_SEARCH_LEN_MAX, PatientRow};
 pub use qc::{
@@ -406,6 +406,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (12, include_str!("../migrations/0012_instrument_peers.sql"), "", ""),
     (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
     (14, include_str!("../migrations/0014_staff.sql"), "", ""),
+    (19, include_str!("../migrations/0019_order_search.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit
