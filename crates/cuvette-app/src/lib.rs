@@ -29,6 +29,9 @@
 //!   `previous_results`, `critical_calls_of_tests`, `worklist`, `collection_list`,
 //!   `review_queue`, `cumulative_report`, `patient_orders`, `audit_events`, `verify_audit`,
 //!   `open_counts`; the rows they return are in [`records`].
+//! - **Search** ([`search`]): `find` (one field: accession or a tube's placer id → the
+//!   specimen, MRN → the patient, else a name), `search_orders` (by patient, provider,
+//!   period, status, priority and test, paged, each filter on its index), both audited.
 //! - **Catalog** ([`catalog`]): `catalog`, `save_definition` (with a required reason),
 //!   `definition_history`, `definition_diff`, `export_catalog`, `import_catalog`; the synonyms
 //!   of coded results (`synonyms.rs`): `coded_synonyms`, `add_coded_synonym`,
@@ -60,6 +63,7 @@ pub mod qc;
 mod queries;
 pub mod records;
 mod results;
+pub mod search;
 mod staff;
 mod synonyms;
 

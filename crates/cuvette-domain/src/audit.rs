@@ -62,6 +62,8 @@ pub enum AuditAction {
     OrderPlace,
     /// Specimen viewed (`specimen.view`).
     SpecimenView,
+    /// A search by accession, MRN or name, or of orders, and what it opened (`search`).
+    Search,
     /// Specimen collected (`specimen.collect`).
     SpecimenCollect,
     /// Specimen received (`specimen.receive`).
@@ -162,7 +164,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 70] = [
+    pub const ALL: [AuditAction; 71] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -187,6 +189,7 @@ impl AuditAction {
         AuditAction::ResultsViewList,
         AuditAction::OrderPlace,
         AuditAction::SpecimenView,
+        AuditAction::Search,
         AuditAction::SpecimenCollect,
         AuditAction::SpecimenReceive,
         AuditAction::SpecimenReceiveRefused,
@@ -262,6 +265,7 @@ impl AuditAction {
             AuditAction::ResultsViewList => "results.view_list",
             AuditAction::OrderPlace => "order.place",
             AuditAction::SpecimenView => "specimen.view",
+            AuditAction::Search => "search",
             AuditAction::SpecimenCollect => "specimen.collect",
             AuditAction::SpecimenReceive => "specimen.receive",
             AuditAction::SpecimenReceiveRefused => "specimen.receive_refused",
@@ -338,6 +342,7 @@ impl AuditAction {
             AuditAction::ResultsViewList => "Results viewed in a list",
             AuditAction::OrderPlace => "Order placed",
             AuditAction::SpecimenView => "Specimen viewed",
+            AuditAction::Search => "Searched",
             AuditAction::SpecimenCollect => "Specimen collected",
             AuditAction::SpecimenReceive => "Specimen received",
             AuditAction::SpecimenReceiveRefused => "Specimen receipt refused",

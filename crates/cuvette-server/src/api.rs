@@ -221,6 +221,27 @@ api_routes! {
         params: [query("bench", "string", "Discipline, e.g. chemistry")], body: None,
         ok: 200 out::WorkList, errors: [400, 401, 403, 422],
     }
+    GET "/v1/search" => find {
+        summary: "What a scanned or typed text names: an accession number (or a tube's placer specimen id) the specimen, an MRN the patient, else a name search; audited",
+        tag: "search",
+        params: [query("q", "string", "An accession number, a placer specimen id, an MRN or a name")],
+        body: None, ok: 200 out::Found, errors: [400, 401, 403, 404, 422],
+    }
+    GET "/v1/orders" => search_orders {
+        summary: "Orders by patient, provider, period, status, priority and test, newest first, a page at a time; audited",
+        tag: "orders",
+        params: [
+            query("mrn", "string", "The patient's MRN"),
+            query("provider", "string", "The ordering provider, as written on the order"),
+            query("from", "string", "First day ordered (2026-11-24); 30 days before the last when absent"),
+            query("to", "string", "Last day ordered; today when absent"),
+            query("status", "string", "A test status: ordered, collected, received, in_process, preliminary, final, cancelled"),
+            query("priority", "string", "stat or routine"),
+            query("test", "string", "A test code from the catalog"),
+            query("page", "integer", "The page, from 1"),
+        ],
+        body: None, ok: 200 out::OrderSearchResult, errors: [400, 401, 403, 422],
+    }
     GET "/v1/review-queue" => review_queue {
         summary: "Results waiting for verification, critical first", tag: "results",
         params: [], body: None, ok: 200 out::WorkList, errors: [401, 403],
@@ -863,6 +884,35 @@ async fn worklist(
 ) -> ApiResult<Json<out::WorkList>> {
     let items = s.lab.worklist(&c.actor, q.bench.as_deref()).await?;
     Ok(Json(out::WorkList { items: items.iter().map(out::WorkEntry::from).collect() }))
+}
+
+#[derive(Deserialize)]
+struct FindQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn find(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiQuery(q): ApiQuery<FindQuery>,
+) -> ApiResult<Json<out::Found>> {
+    let found = s.lab.find(&c.actor, &q.q).await?;
+    Ok(Json(out::Found::from(&found)))
+}
+
+async fn search_orders(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiQuery(form): ApiQuery<cuvette_app::search::OrderSearchForm>,
+) -> ApiResult<Json<out::OrderSearchResult>> {
+    let search = form.read(&s.lab).map_err(AppError::Invalid)?;
+    let page = s.lab.search_orders(&c.actor, &search).await?;
+    Ok(Json(out::OrderSearchResult {
+        items: page.items.iter().map(out::OrderLine::from).collect(),
+        page: page.page,
+        next_page: page.more.then_some(page.page + 1),
+    }))
 }
 
 async fn review_queue(State(s): State<AppState>, c: ApiCaller) -> ApiResult<Json<out::WorkList>> {

@@ -31,6 +31,10 @@ pub struct Bench {
     pub token: String,
     /// The lab's privilege table when the request arrived.
     pub privileges: std::sync::Arc<cuvette_domain::role::Privileges>,
+    /// The critical-call banner as the server draws it into the page (empty when nothing
+    /// waits), or `None` for a role that sees no results. Read here, with the session, so
+    /// every page carries it even when the browser runs no script.
+    pub critical_banner: Option<String>,
 }
 
 impl Bench {
@@ -82,6 +86,7 @@ impl FromRequestParts<AppState> for Bench {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
         match state.lab.session(&token).await {
             Ok((session, actor)) => Ok(Bench {
+                critical_banner: crate::html::critical_banner(&state.lab, &actor).await,
                 actor,
                 csrf: session.csrf_token,
                 token,

@@ -54,6 +54,9 @@ pub struct Page {
     pub notice: Option<String>,
     /// Class on `<body>` (e.g. the label print page).
     pub body_class: &'static str,
+    /// The critical-call banner drawn by the server (empty when nothing waits); `None` for a
+    /// role that sees no results.
+    pub critical_banner: Option<String>,
 }
 
 impl Page {
@@ -68,6 +71,7 @@ impl Page {
             }),
             nav: nav_for(bench, current),
             csrf: bench.csrf.clone(),
+            critical_banner: bench.critical_banner.clone(),
             ..Page::default()
         }
     }
@@ -91,8 +95,9 @@ impl Page {
 }
 
 fn nav_for(bench: &Bench, current: &str) -> Vec<NavItem> {
-    let all: [(&str, &str, &str, Action); 12] = [
+    let all: [(&str, &str, &str, Action); 13] = [
         ("/patients", "Patients", "p", Action::SearchPatients),
+        ("/orders", "Orders", "o", Action::SearchPatients),
         ("/collect", "Collect", "c", Action::CollectSpecimen),
         ("/receive", "Receive", "r", Action::ReceiveSpecimen),
         ("/worklist", "Worklist", "w", Action::ViewResults),
@@ -199,8 +204,8 @@ pub struct WorklistRow {
     pub accession: String,
     /// "FAMILY, Given".
     pub patient: String,
-    /// MRN.
-    pub mrn: String,
+    /// Date of birth, sex and MRN, as a list shows them beside the name.
+    pub ids: String,
     /// Test code.
     pub test: String,
     /// Status code.
@@ -223,7 +228,7 @@ pub fn worklist_rows(lab: &Lab, items: &[WorkItem]) -> Vec<WorklistRow> {
             stat: i.order.priority == cuvette_domain::workflow::Priority::Stat,
             accession: i.specimen.accession.clone(),
             patient: format!("{}, {}", i.patient.family_name.to_uppercase(), i.patient.given_name),
-            mrn: i.patient.mrn.clone(),
+            ids: crate::html::list_ids(&i.patient.birth_date, &i.patient.sex, &i.patient.mrn),
             test: i.test.test_code.clone(),
             status: i.test.status.code().to_owned(),
             status_label: i.test.status.to_string(),

@@ -44,6 +44,19 @@
       });
     });
   });
+  // "/" goes to the search field at the top of every page (a scan then lands there), unless
+  // the person is typing in a field, where "/" is a character (a date, a dilution).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    if (t && (t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
+        (t.tagName === "INPUT" && t.type !== "checkbox" && t.type !== "radio"))) return;
+    var field = document.getElementById("global-q");
+    if (!field) return;
+    e.preventDefault();
+    field.focus();
+    field.select();
+  });
   // Keyboard flow for lists (review queue, worklist): j/k or arrows move between rows, v
   // verifies the selection, c opens the critical-call form of the current row. Single keys
   // act only when focus is not in a text field.
@@ -97,20 +110,20 @@
     out.className = "flag " + (flag.indexOf("CRIT") === 0 ? "crit" : flag === "INV" ? "inv" : flag ? "abn" : "");
     return flag;
   }
-  // Critical-call banner (DOMAIN §7): every signed-in page that may see results asks the server
-  // on load and every 30 s whether critical results wait for a call, so the alert reaches the
-  // bench wherever it is working. The container is replaced only when the text changes, so a
-  // screen reader announces a change, not every poll.
+  // Critical-call banner (DOMAIN §7): the server draws it into every signed-in page that may
+  // see results, so it shows with JavaScript off. This only refreshes it every 30 s and when
+  // the tab comes back, so the alert reaches a bench that stays on one page. The container is
+  // replaced only when the text changes, so a screen reader announces a change, not every poll.
   // The poll does not count as activity on the session (the server only peeks at it), so
   // the automatic logoff of an unattended workstation still comes.
   var BANNER_EVERY_MS = 30 * 1000;
   function criticalBanner() {
     var box = document.getElementById("critical-banner");
     if (!box || !window.fetch) return;
-    var src = box.getAttribute("data-src"), shown = null;
+    var src = box.getAttribute("data-src"), shown = box.innerHTML.trim();
     function refresh() {
       fetch(src, { credentials: "same-origin", cache: "no-store", redirect: "error", headers: { "Accept": "text/html" } })
-        .then(function (r) { return r.ok ? r.text() : ""; })
+        .then(function (r) { return r.ok ? r.text() : shown; })
         .then(function (html) {
           html = html.trim();
           if (html !== shown) { shown = html; box.innerHTML = html; }
@@ -119,7 +132,6 @@
     }
     document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
     setInterval(function () { if (!document.hidden) refresh(); }, BANNER_EVERY_MS);
-    refresh();
   }
 
   // Live "minutes waiting" on the critical-call list: counted from the server's clock at render

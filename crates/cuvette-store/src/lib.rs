@@ -37,8 +37,8 @@ pub use interfaces::{
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
 };
 pub use orders::{
-    NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderedTestRow, SpecimenRow, WorkItem,
-    WorklistFilter,
+    NewOrder, NewOrderedTest, NewSpecimen, OrderRow, OrderSearchFilter, OrderedTestRow,
+    SpecimenRow, WorkItem, WorklistFilter,
 };
 pub use patients::{NewPatient, PATIENT_SEARCH_LEN_MAX, PatientRow};
 pub use qc::{
@@ -409,6 +409,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
     (14, include_str!("../migrations/0014_staff.sql"), "", ""),
     (15, include_str!("../migrations/0015_result_attachments.sql"), "", ""),
+    (16, include_str!("../migrations/0016_order_search.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -1,8 +1,8 @@
 //! Orders, specimens (one per container, each with an accession number) and the tests
 //! ordered on them.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row};
 
 use crate::patients::{PATIENT_COLUMNS, PatientRow, patient_from_row};
 use crate::results::{RESULT_COLUMNS_R, ResultRow, result_from_row_prefixed};
@@ -181,6 +181,30 @@ pub struct WorklistFilter {
     /// Only tests whose latest result waits for verification (read through a partial index
     /// of the open ones, never by filtering history).
     pub awaiting_verification: bool,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// What the order search looks for: every filter given narrows it, each on its index; the
+/// period is always given, so the search never walks the whole history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSearchFilter {
+    /// Ordered at or after this time.
+    pub from: Timestamp,
+    /// Ordered before this time.
+    pub to: Timestamp,
+    /// Only this patient's orders.
+    pub patient_id: Option<i64>,
+    /// Only this provider's orders, as written on the order.
+    pub provider: Option<String>,
+    /// Only tests in this status.
+    pub status: Option<TestStatus>,
+    /// Only orders of this priority.
+    pub priority: Option<Priority>,
+    /// Only this test.
+    pub test_code: Option<String>,
+    /// Rows skipped (the pages before).
+    pub offset: i64,
     /// At most this many rows.
     pub limit: i64,
 }
@@ -592,6 +616,28 @@ impl Store {
         rows.iter().map(work_item_from_row).collect()
     }
 
+    /// Ordered tests with their specimen, order, patient and latest result, newest order first
+    /// (the order search).
+    pub async fn search_orders(&self, f: &OrderSearchFilter) -> StoreResult<Vec<WorkItem>> {
+        let rows = bind_order_search(sqlx::query(sqlx::AssertSqlSafe(order_search_sql(f))), f)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(work_item_from_row).collect()
+    }
+
+    /// How the database plans an order search with these filters (see [`Self::open_work_plans`]).
+    pub async fn order_search_plan(&self, f: &OrderSearchFilter) -> StoreResult<Vec<String>> {
+        let (explain, column) = match self.backend {
+            crate::Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+            crate::Backend::Postgres => ("EXPLAIN ", "QUERY PLAN"),
+        };
+        let sql = format!("{explain}{}", order_search_sql(f));
+        let rows = bind_order_search(sqlx::query(sqlx::AssertSqlSafe(sql)), f)
+            .fetch_all(self.reader())
+            .await?;
+        plan_lines(&rows, column)
+    }
+
     /// How the database plans the open-work lists — the review queue, a bench worklist, the
     /// collection list and the pending critical calls — one line per step (SQLite's `EXPLAIN
     /// QUERY PLAN`, PostgreSQL's `EXPLAIN`): tests keep them on their indexes, so they cost
@@ -708,6 +754,68 @@ pub(crate) fn work_items_sql(f: &WorklistFilter) -> String {
              LIMIT ${limit}"
     );
     sql
+}
+
+/// The SQL of an order search: the period, then only the filters given, each on its index.
+fn order_search_sql(f: &OrderSearchFilter) -> String {
+    let mut conditions = vec!["o.ordered_at >= $1".to_owned(), "o.ordered_at < $2".to_owned()];
+    let mut n = 2;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if f.patient_id.is_some() {
+        conditions.push(format!("o.patient_id = ${}", next()));
+    }
+    if f.provider.is_some() {
+        conditions.push(format!("o.provider = ${}", next()));
+    }
+    if f.status.is_some() {
+        conditions.push(format!("t.status = ${}", next()));
+    }
+    if f.priority.is_some() {
+        conditions.push(format!("o.priority = ${}", next()));
+    }
+    if f.test_code.is_some() {
+        conditions.push(format!("t.test_code = ${}", next()));
+    }
+    let (limit, offset) = (next(), next());
+    format!(
+        "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
+             FROM lab_order o \
+             JOIN ordered_test t ON t.order_id = o.id \
+             JOIN specimen s ON s.id = t.specimen_id \
+             JOIN patient p ON p.id = o.patient_id \
+             LEFT JOIN result r ON r.ordered_test_id = t.id \
+                AND r.version = (SELECT MAX(r2.version) FROM result r2 WHERE r2.ordered_test_id = t.id) \
+             WHERE {} \
+             ORDER BY o.ordered_at DESC, o.id DESC, t.id \
+             LIMIT ${limit} OFFSET ${offset}",
+        conditions.join(" AND ")
+    )
+}
+
+fn bind_order_search<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    f: &'q OrderSearchFilter,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    q = q.bind(f.from.as_micros()).bind(f.to.as_micros());
+    if let Some(id) = f.patient_id {
+        q = q.bind(id);
+    }
+    if let Some(p) = &f.provider {
+        q = q.bind(p.as_str());
+    }
+    if let Some(s) = f.status {
+        q = q.bind(s.code());
+    }
+    if let Some(p) = f.priority {
+        q = q.bind(p.code());
+    }
+    if let Some(t) = &f.test_code {
+        q = q.bind(t.as_str());
+    }
+    q.bind(if f.limit > 0 { f.limit } else { 50 }).bind(f.offset.max(0))
 }
 
 fn plan_lines(rows: &[AnyRow], column: &str) -> StoreResult<Vec<String>> {

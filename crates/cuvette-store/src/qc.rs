@@ -253,6 +253,10 @@ pub struct CriticalRow {
     pub patient_name: String,
     /// MRN.
     pub mrn: String,
+    /// Date of birth as stored (`YYYY-MM-DD`), so every list can show all four identifiers.
+    pub birth_date: String,
+    /// Sex code as stored.
+    pub sex: String,
     /// The value reported.
     pub report_text: String,
     /// Flags.
@@ -781,6 +785,8 @@ impl Store {
                     patient_id: r.try_get("patient_id")?,
                     patient_name: format!("{}, {given}", family.to_uppercase()),
                     mrn: r.try_get("mrn")?,
+                    birth_date: r.try_get("birth_date")?,
+                    sex: r.try_get("sex")?,
                     report_text: r.try_get("report_text")?,
                     flags: crate::code(r, "result", "result_id", "flags", |c| {
                         Flags::parse(c).ok()
@@ -1180,7 +1186,7 @@ pub(crate) fn critical_results_sql(pending_only: bool) -> String {
     };
     let sql = format!(
         "SELECT r.id AS result_id, t.id AS ordered_test_id, r.version, t.test_code, s.accession, p.id AS patient_id, \
-               p.family_name, p.given_name, p.mrn, r.report_text, r.flags, r.entered_at, \
+               p.family_name, p.given_name, p.mrn, p.birth_date, p.sex, r.report_text, r.flags, r.entered_at, \
                {}, {}, {}, \
                (SELECT COUNT(*) FROM critical_call c WHERE c.ordered_test_id = t.id AND c.result_version = r.version AND c.read_back = 0) AS attempts, \
                e.escalated_at \

@@ -356,7 +356,10 @@ fn parse_role(role: &str) -> anyhow::Result<Role> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Colour codes only for a person at a terminal: a log file, journald or a pipe gets plain
+    // text a grep and a log shipper read as written.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),

@@ -146,3 +146,21 @@ fn a_checkpoint_from_the_command_line_lets_audit_verify_name_a_cut_tail() {
     ));
     assert!(line.contains("give both --audit-key and --audit-checkpoints"), "{line}");
 }
+
+#[test]
+fn the_log_written_to_a_file_or_a_pipe_is_plain_text_without_colour_codes() {
+    let folder = Folder::new();
+    let data = folder.0.join("lab");
+    let out = Command::new(env!("CARGO_BIN_EXE_cuvette"))
+        .args(["user", "add", "--data", data.to_str().unwrap(), "--username", "cplain"])
+        .args(["--name", "Ada Mensah", "--role", "technician", "--password", "sharp blue pipette"])
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .env_remove("CUVETTE_DATABASE_URL")
+        .output()
+        .expect("the cuvette binary runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(log.contains("DEBUG") || log.contains("INFO"), "the command logged something:\n{log}");
+    assert!(!log.contains('\u{1b}'), "no terminal escape codes in a piped log:\n{log:?}");
+}

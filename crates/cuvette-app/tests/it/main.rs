@@ -23,6 +23,7 @@ mod partial_results;
 mod privileges;
 mod qc;
 mod read_models;
+mod search;
 mod specimens;
 mod statuses;
 mod support;

@@ -714,6 +714,98 @@ response! {
 }
 
 response! {
+    /// What a scanned or typed text names: a specimen (by accession number, or the placer's
+    /// specimen id on a ward-labelled tube), a patient (by MRN), or a name to search.
+    pub struct Found {
+        pub kind: String = ["specimen", "patient", "names"],
+        /// The specimen's accession number, when a specimen was found.
+        pub accession: Option<String>,
+        /// The patient's id, when a patient was found by MRN.
+        pub patient_id: Option<i64>,
+        /// The text to search as a name, when neither was found.
+        pub query: Option<String>,
+        /// Where the bench opens what was found.
+        pub href: String,
+    }
+}
+
+impl From<&cuvette_app::search::Found> for Found {
+    fn from(f: &cuvette_app::search::Found) -> Found {
+        use cuvette_app::search::Found as F;
+        let enc = |s: &str| crate::auth::urlencode(s);
+        match f {
+            F::Specimen { accession } => Found {
+                kind: "specimen".into(),
+                accession: Some(accession.clone()),
+                patient_id: None,
+                query: None,
+                href: format!("/specimens/{}", enc(accession)),
+            },
+            F::Patient { patient_id } => Found {
+                kind: "patient".into(),
+                accession: None,
+                patient_id: Some(*patient_id),
+                query: None,
+                href: format!("/patients/{patient_id}"),
+            },
+            F::Names { query } => Found {
+                kind: "names".into(),
+                accession: None,
+                patient_id: None,
+                query: Some(query.clone()),
+                href: format!("/patients?q={}", enc(query)),
+            },
+        }
+    }
+}
+
+response! {
+    /// A test of an order found by the order search.
+    pub struct OrderLine {
+        pub ordered_test_id: i64,
+        pub order_id: i64,
+        pub accession: String,
+        pub test_code: String,
+        pub status: String = [TEST_STATUSES[0], TEST_STATUSES[1], TEST_STATUSES[2], TEST_STATUSES[3], TEST_STATUSES[4], TEST_STATUSES[5], TEST_STATUSES[6]],
+        pub priority: String = [PRIORITIES[0], PRIORITIES[1]],
+        /// The ordering provider, as written on the order.
+        pub provider: String,
+        pub ordered_at: Time,
+        pub patient: Patient,
+        /// The latest result, for those who may see results.
+        pub result: Option<ResultVersion>,
+    }
+}
+
+impl From<&WorkItem> for OrderLine {
+    fn from(i: &WorkItem) -> OrderLine {
+        OrderLine {
+            ordered_test_id: i.test.id,
+            order_id: i.order.id,
+            accession: i.specimen.accession.clone(),
+            test_code: i.test.test_code.clone(),
+            status: i.test.status.code().to_owned(),
+            priority: i.order.priority.code().to_owned(),
+            provider: i.order.provider.clone(),
+            ordered_at: Time::at(i.order.ordered_at),
+            patient: Patient::from(&i.patient),
+            result: i.result.as_ref().map(ResultVersion::from),
+        }
+    }
+}
+
+response! {
+    /// One page of the order search, newest order first.
+    pub struct OrderSearchResult {
+        pub items: Vec<OrderLine>,
+        /// The page shown, from 1.
+        pub page: i64,
+        /// The next page's number, when there is one.
+        pub next_page: Option<i64>,
+    }
+}
+
+response! {
     /// One event of the tamper-evident audit log.
     pub struct AuditRecord {
         /// Position in the hash chain, from 1; pass the smallest as before_seq for the next page.

@@ -18,6 +18,7 @@ use cuvette_domain::{Action, Role, TestDefinition};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::audit_diff::{DiffLine, diff};
 use crate::AppState;
 use crate::auth::Bench;
 use crate::error::WebError;
@@ -999,6 +1000,9 @@ struct AuditLine {
     alarm: bool,
     entity: String,
     entity_id: String,
+    /// What changed, field by field.
+    changes: Vec<DiffLine>,
+    /// The states as recorded (JSON), behind a disclosure for whoever needs the exact text.
     before: String,
     after: String,
 }
@@ -1039,6 +1043,7 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::ResultsViewList
         | A::OrderPlace
         | A::SpecimenView
+        | A::Search
         | A::SpecimenCollect
         | A::SpecimenReceive
         | A::SpecimenReject
@@ -1111,6 +1116,7 @@ fn lines(s: &AppState, events: &[AuditEvent]) -> Vec<AuditLine> {
             alarm: calls_for_attention(e.action),
             entity: e.entity.clone(),
             entity_id: e.entity_id.clone(),
+            changes: diff(e.before.as_deref(), e.after.as_deref()),
             before: e.before.clone().unwrap_or_default(),
             after: e.after.clone().unwrap_or_default(),
         })

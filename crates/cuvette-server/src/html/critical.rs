@@ -130,7 +130,8 @@ fn test_name(lab: &Lab, code: &str) -> String {
 struct PendingLine {
     test_id: i64,
     patient: String,
-    mrn: String,
+    /// Date of birth, sex and MRN.
+    ids: String,
     accession: String,
     code: String,
     name: String,
@@ -162,7 +163,7 @@ fn pending_line(lab: &Lab, p: &PendingCall) -> PendingLine {
     PendingLine {
         test_id: r.ordered_test_id,
         patient: r.patient_name.clone(),
-        mrn: r.mrn.clone(),
+        ids: super::patients::list_ids(&r.birth_date, &r.sex, &r.mrn),
         accession: r.accession.clone(),
         code: r.test_code.clone(),
         name: test_name(lab, &r.test_code),
@@ -210,21 +211,15 @@ struct BannerFragment {
     failed: bool,
 }
 
-/// The fragment every signed-in page polls. It never redirects and never draws an error page,
-/// because whatever it returns is put inside the page: signed out, or a role that sees no
-/// results, gets an empty fragment.
-async fn banner(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    // The poll must not count as activity, or the automatic logoff would never come.
-    let Some(token) = crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE) else {
-        return Html(String::new()).into_response();
-    };
-    let Ok((_, actor)) = s.lab.peek_session(&token).await else {
-        return Html(String::new()).into_response();
-    };
-    if !s.lab.privileges().may(actor.role, Action::ViewResults) {
-        return Html(String::new()).into_response();
+/// The banner as every signed-in page draws it: `None` for a role that sees no results (the
+/// page then has no banner at all), an empty string when nothing waits. Reads the pending
+/// calls through the app's query on the partial index of critical results, so it costs one
+/// indexed read per page whatever the lab's history.
+pub(crate) async fn critical_banner(lab: &Lab, actor: &cuvette_app::Actor) -> Option<String> {
+    if !lab.privileges().may(actor.role, Action::ViewResults) {
+        return None;
     }
-    let fragment = match s.lab.pending_critical_calls(&actor).await {
+    let fragment = match lab.pending_critical_calls(actor).await {
         Ok(calls) => BannerFragment {
             count: calls.len(),
             oldest: waited(calls.iter().map(|c| c.minutes_waiting).max().unwrap_or(0)),
@@ -238,12 +233,29 @@ async fn banner(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Re
         }
     };
     match fragment.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => Some(html.trim().to_owned()),
         Err(e) => {
+            // A page without its banner would read as "nothing waits": draw the failure line.
             tracing::error!(error = %e, "critical banner failed to render");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            let failed =
+                BannerFragment { count: 0, oldest: String::new(), overdue: 0, failed: true };
+            Some(failed.render().unwrap_or_default())
         }
     }
+}
+
+/// The fragment the script fetches to refresh the banner every page is drawn with. It never
+/// redirects and never draws an error page, because whatever it returns is put inside the
+/// page: signed out, or a role that sees no results, gets an empty fragment.
+async fn banner(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // The poll must not count as activity, or the automatic logoff would never come.
+    let Some(token) = crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE) else {
+        return Html(String::new()).into_response();
+    };
+    let Ok((_, actor)) = s.lab.peek_session(&token).await else {
+        return Html(String::new()).into_response();
+    };
+    Html(critical_banner(&s.lab, &actor).await.unwrap_or_default()).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +292,8 @@ struct ReportLine {
     test_id: i64,
     entered: String,
     patient: String,
-    mrn: String,
+    /// Date of birth, sex and MRN.
+    ids: String,
     accession: String,
     code: String,
     value: String,
@@ -325,7 +338,7 @@ fn report_line(lab: &Lab, limit: i64, r: &CriticalRow) -> ReportLine {
         test_id: r.ordered_test_id,
         entered: lab.format_time(r.entered_at),
         patient: r.patient_name.clone(),
-        mrn: r.mrn.clone(),
+        ids: super::patients::list_ids(&r.birth_date, &r.sex, &r.mrn),
         accession: r.accession.clone(),
         code: r.test_code.clone(),
         value: r.report_text.clone(),

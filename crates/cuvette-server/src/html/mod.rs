@@ -1,6 +1,7 @@
 //! The bench's HTML pages, one module per screen family.
 
 mod admin;
+mod audit_diff;
 mod autoverify;
 mod critical;
 pub(crate) mod interfaces;
@@ -8,6 +9,7 @@ mod patients;
 mod qc;
 pub(crate) mod reports;
 mod results;
+mod search;
 mod session;
 mod specimens;
 mod staff;
@@ -15,6 +17,9 @@ mod staff;
 use axum::Router;
 
 use crate::AppState;
+
+pub(crate) use critical::critical_banner;
+pub(crate) use patients::list_ids;
 
 /// Every HTML route.
 pub fn routes() -> Router<AppState> {
@@ -30,4 +35,5 @@ pub fn routes() -> Router<AppState> {
         .merge(autoverify::routes())
         .merge(critical::routes())
         .merge(staff::routes())
+        .merge(search::routes())
 }

@@ -42,6 +42,20 @@ pub(crate) fn sex_words(code: &str) -> String {
     Sex::parse(code).unwrap_or(Sex::Unknown).to_string()
 }
 
+/// A date of birth as every screen writes it (`14-Jul-1945`), or "DOB not known".
+pub(crate) fn dob_words(birth_date: &str) -> String {
+    birth_date
+        .parse::<Date>()
+        .map(|d| d.strftime("%d-%b-%Y").to_string())
+        .unwrap_or_else(|_| "DOB not known".into())
+}
+
+/// The identifiers a list shows beside a name, so each row carries all four whatever the
+/// name's length: "14-Jul-1945 · Female · MRN 1001".
+pub(crate) fn list_ids(birth_date: &str, sex: &str, mrn: &str) -> String {
+    format!("{} · {} · MRN {mrn}", dob_words(birth_date), sex_words(sex))
+}
+
 /// A specimen status in words.
 pub(crate) fn specimen_status_label(status: &SpecimenStatus) -> &'static str {
     match status {

@@ -705,7 +705,8 @@ struct ReviewRow {
     stat: bool,
     critical: bool,
     patient: String,
-    mrn: String,
+    /// Date of birth, sex and MRN.
+    ids: String,
     accession: String,
     code: String,
     name: String,
@@ -867,7 +868,7 @@ async fn review_page(
             stat: i.order.priority == Priority::Stat,
             critical,
             patient: format!("{}, {}", i.patient.family_name.to_uppercase(), i.patient.given_name),
-            mrn: i.patient.mrn.clone(),
+            ids: super::patients::list_ids(&i.patient.birth_date, &i.patient.sex, &i.patient.mrn),
             accession: i.specimen.accession.clone(),
             code: i.test.test_code.clone(),
             name: catalog

@@ -668,6 +668,9 @@ struct Receipt {
     time: String,
     accession: String,
     patient: String,
+    /// Date of birth, sex and MRN.
+    #[serde(default)]
+    ids: String,
     benches: String,
 }
 
@@ -755,7 +758,8 @@ async fn receive(
                 Receipt {
                     time,
                     accession: row.accession.clone(),
-                    patient: format!("{} · MRN {}", banner.name(), banner.mrn),
+                    patient: banner.name(),
+                    ids: format!("{} · {} · MRN {}", banner.dob, banner.sex, banner.mrn),
                     benches,
                 },
             );
@@ -837,7 +841,8 @@ mod tests {
         let r = Receipt {
             time: "08:05".into(),
             accession: "26-0000123-0".into(),
-            patient: "SMITH, Jo · MRN 1".into(),
+            patient: "SMITH, Jo".into(),
+            ids: "14-Jul-1945 · Female · MRN 1".into(),
             benches: "chemistry".into(),
         };
         let json =

@@ -56,3 +56,40 @@ async fn the_audit_view_and_export_show_every_action_by_its_label_and_code() {
     assert!(only.body.contains("<code class=\"muted\">qc.run.reject</code>"));
     assert!(!only.body.contains("<code class=\"muted\">qc.run</code>"), "one action is chosen");
 }
+
+#[tokio::test]
+async fn the_audit_view_shows_a_catalog_edit_as_the_field_that_changed_from_old_to_new() {
+    let app = app().await;
+    let supervisor = app.sign_in(Role::Supervisor, "diff").await;
+    let r = app.api(&supervisor, Method::GET, "/api/v1/catalog/tests/K", None).await;
+    let current = r.json();
+    let old = current["definition"]["critical_high"].clone();
+    assert!(!old.is_null(), "potassium has a critical high limit: {}", r.body);
+    let mut definition = current["definition"].clone();
+    definition["critical_high"] = serde_json::json!("7.5");
+    let save = serde_json::json!({
+        "expected_version": current["version"].as_i64().unwrap_or(0),
+        "definition": definition,
+        "reason": "critical limits from the medical staff policy",
+    });
+    let put = app.api(&supervisor, Method::PUT, "/api/v1/catalog/tests/K", Some(save)).await;
+    assert!(put.status.is_success(), "{}", put.body);
+
+    let page = app.get(&supervisor, "/audit?action=catalog.edit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let old = old.as_str().map(str::to_owned).unwrap_or_else(|| old.to_string());
+    let line = format!(
+        "<span class=\"diff-field\">critical high</span>: <del>{old}</del> → <ins>7.5</ins>"
+    );
+    assert!(page.body.contains(&line), "the change reads {line}:\n{}", page.body);
+    assert!(
+        page.body.contains("<span class=\"diff-field\">reason</span>: <span class=\"muted\">(not set)</span> → <ins>critical limits from the medical staff policy</ins>"),
+        "{}",
+        page.body
+    );
+    // Fields the edit did not touch are not listed as changes.
+    for untouched in ["code", "unit", "critical low", "name"] {
+        let line = format!("<span class=\"diff-field\">{untouched}</span>");
+        assert!(!page.body.contains(&line), "{untouched} did not change:\n{}", page.body);
+    }
+}

@@ -255,6 +255,15 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
     let test_id = saved["saved"][0]["ordered_test_id"].as_i64().unwrap();
     let r = call(&app, &key, Method::GET, "/api/v1/review-queue", None).await;
     c.check("GET", "/api/v1/review-queue", &r);
+
+    // The tube is scanned into the search field, and the patient's orders are looked up.
+    let r = call(&app, &key, Method::GET, &format!("/api/v1/search?q={chemistry}"), None).await;
+    assert_eq!(c.check("GET", "/api/v1/search", &r)["accession"], json!(chemistry));
+    let r =
+        call(&app, &key, Method::GET, "/api/v1/orders?mrn=OA100&priority=stat&test=K", None).await;
+    let found = c.check("GET", "/api/v1/orders", &r);
+    assert_eq!(found["items"][0]["accession"], json!(chemistry), "{found}");
+
     let call_body =
         json!({ "called_person": "Dr. O. Contract, ED", "read_back": true, "notes": "" });
     let r = call(

@@ -339,6 +339,8 @@ async fn a_result_version_keeps_its_flags_reasons_release_and_what_the_instrumen
             patient_id: patient,
             patient_name: "ŁUKASIEWICZ, Zoë".into(),
             mrn: "MRN-1001".into(),
+            birth_date: "1961-07-30".into(),
+            sex: "F".into(),
             report_text: "7.1".into(),
             flags,
             entered_at: AT,
