@@ -61,6 +61,7 @@ mod queries;
 pub mod records;
 mod results;
 mod staff;
+pub mod students;
 mod synonyms;
 
 use std::sync::{Arc, RwLock};

@@ -104,6 +104,8 @@ pub(crate) struct Gate {
     assessments: Vec<Assessment>,
     today: Date,
     instruments: Vec<(i64, String)>,
+    /// A student's rotations; a student is gated by them, not by qualifications of their own.
+    student: Option<Vec<cuvette_domain::rotation::Rotation>>,
 }
 
 impl Gate {
@@ -114,6 +116,15 @@ impl Gate {
         def: &TestDefinition,
         instrument_id: Option<i64>,
     ) -> Result<(), QualificationRefusal> {
+        // A student enters during a rotation in the test's discipline; their entries wait for
+        // a co-signer, who passes the full gate below.
+        if let Some(rotations) = &self.student {
+            return cuvette_domain::rotation::may_enter_as_student(
+                rotations,
+                &def.discipline,
+                self.today,
+            );
+        }
         let method = instrument_id.map(|id| {
             match self.instruments.iter().find(|(i, _)| *i == id) {
                 Some((_, name)) => Method::Instrument(name.clone()),
@@ -534,15 +545,21 @@ impl Lab {
         }
         // An API key is not a person: no record, so nothing it sends is entered or released
         // under it while qualifications are enforced.
-        let (record, authorisations, assessments) =
-            match self.store.user_by_username(&actor.name).await? {
-                Some(user) => (
-                    self.store.staff_record(user.id).await?,
-                    self.store.authorisations(user.id).await?,
-                    self.store.assessments(user.id).await?,
-                ),
-                None => (None, vec![], vec![]),
-            };
+        let user = self.store.user_by_username(&actor.name).await?;
+        let (record, authorisations, assessments) = match &user {
+            Some(user) => (
+                self.store.staff_record(user.id).await?,
+                self.store.authorisations(user.id).await?,
+                self.store.assessments(user.id).await?,
+            ),
+            None => (None, vec![], vec![]),
+        };
+        let student = match &user {
+            Some(user) if user.role == cuvette_domain::Role::Student => {
+                Some(self.store.rotations(user.id).await?.into_iter().map(|r| r.rotation).collect())
+            }
+            _ => None,
+        };
         let instruments =
             self.store.instruments().await?.into_iter().map(|i| (i.id, i.name)).collect();
         Ok(Some(Gate {
@@ -552,6 +569,7 @@ impl Lab {
             assessments: assessments.into_iter().map(|a| a.assessment).collect(),
             today: self.today(),
             instruments,
+            student,
         }))
     }
 

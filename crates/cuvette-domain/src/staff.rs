@@ -1122,6 +1122,16 @@ pub enum QualificationRefusal {
         /// The due date.
         since: Date,
     },
+    /// A student outside the rotation of the test's discipline.
+    #[error(
+        "you are not on a {discipline} rotation today ({detail}): a student enters results only during a rotation in the discipline, under its supervising technologist"
+    )]
+    NotOnRotation {
+        /// The discipline.
+        discipline: String,
+        /// "your chemistry rotation ended on 2026-11-27".
+        detail: String,
+    },
     /// The last assessment failed.
     #[error("competency for {system} failed on {on}: be retrained and reassessed before testing")]
     CompetencyFailed {

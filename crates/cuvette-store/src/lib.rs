@@ -17,6 +17,7 @@ mod patients;
 mod qc;
 mod results;
 mod staff;
+mod students;
 mod synonyms;
 mod users;
 
@@ -45,6 +46,7 @@ pub use qc::{
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
 pub use staff::{AssessmentRow, AuthorisationRow, StaffRecordRow};
+pub use students::{EnteredResultRow, LOGBOOK_RESULTS_MAX, RotationRow};
 pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
@@ -406,6 +408,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (12, include_str!("../migrations/0012_instrument_peers.sql"), "", ""),
     (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
     (14, include_str!("../migrations/0014_staff.sql"), "", ""),
+    (17, include_str!("../migrations/0017_students.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -11,6 +11,9 @@ mod results;
 mod session;
 mod specimens;
 mod staff;
+mod students;
+
+pub(crate) use students::{logbook_csv_body, logbook_filename};
 
 use axum::Router;
 
@@ -30,4 +33,5 @@ pub fn routes() -> Router<AppState> {
         .merge(autoverify::routes())
         .merge(critical::routes())
         .merge(staff::routes())
+        .merge(students::routes())
 }

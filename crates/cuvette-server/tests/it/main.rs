@@ -20,5 +20,6 @@ mod roles;
 mod sign_in;
 mod slow_clients;
 mod staff;
+mod students;
 mod support;
 mod web;
