@@ -83,6 +83,9 @@ pub(crate) struct ResultWrite {
     pub(crate) auto_release: bool,
     /// The value and unit as the instrument sent them, when converted.
     pub(crate) sent: Option<Sent>,
+    /// Why the qualification gate kept autoverification from releasing it, audited with the
+    /// write.
+    pub(crate) gate_refusal: Option<String>,
 }
 
 /// Who autoverified releases are signed by.
@@ -343,6 +346,7 @@ impl Lab {
                 autoverify: None,
                 auto_release: false,
                 sent: p.sent.clone(),
+                gate_refusal: None,
             });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
@@ -470,6 +474,22 @@ impl Lab {
                 after,
             })
             .await?;
+            if let Some(reason) = &w.gate_refusal {
+                tx.audit(NewAuditEvent {
+                    at: now,
+                    actor: AUTOVERIFIER,
+                    action: AuditAction::StaffPrivilegeRefused,
+                    entity: "result",
+                    entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+                    patient_id: Some(item.patient.id),
+                    before: None,
+                    after: audit::state(&audit::QualificationRefused {
+                        action: Action::VerifyRoutine.code(),
+                        reason: reason.clone(),
+                    }),
+                })
+                .await?;
+            }
             if w.auto_release {
                 tx.audit(NewAuditEvent {
                     at: now,
@@ -630,6 +650,7 @@ impl Lab {
                 autoverify: None,
                 auto_release: false,
                 sent: None,
+                gate_refusal: None,
             });
         }
         Ok(writes)

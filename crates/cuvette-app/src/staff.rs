@@ -573,6 +573,100 @@ impl Lab {
         }))
     }
 
+    /// Autoverification under the gates: with qualifications enforced, an instrument's result
+    /// that autoverification would release is held for a person unless someone on staff may,
+    /// today, perform its test on that instrument — an active person privileged to verify
+    /// (never a student), educated for the test's complexity, authorised for its discipline,
+    /// with the licence and certification the lab requires valid and competency current on
+    /// that test system. The autoverifier releases under the director's approval of the rules
+    /// (CLSI AUTO15), but the test system is still operated under CLIA Subpart M: when no one
+    /// qualified answers for it, nothing leaves the lab unseen. Each hold is audited with the
+    /// write.
+    pub(crate) async fn hold_without_competent_staff(
+        &self,
+        instrument_id: i64,
+        writes: &mut [crate::results::ResultWrite],
+    ) -> AppResult<()> {
+        if !writes.iter().any(|w| w.auto_release) {
+            return Ok(());
+        }
+        let policy = self.store.qualification_policy().await?;
+        if !policy.enforce {
+            return Ok(());
+        }
+        let name = self
+            .store
+            .instruments()
+            .await?
+            .into_iter()
+            .find(|i| i.id == instrument_id)
+            .map_or_else(|| format!("instrument {instrument_id}"), |i| i.name);
+        let method = Method::Instrument(name.clone());
+        let privileges = self.privileges();
+        let users: Vec<UserRow> = self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| {
+                u.active
+                    && u.role != cuvette_domain::Role::Student
+                    && privileges.may(u.role, Action::VerifyRoutine)
+            })
+            .collect();
+        let records = self.store.staff_records().await?;
+        let authorisations = self.store.all_authorisations().await?;
+        let assessments = self.store.all_assessments().await?;
+        let facts: Vec<(Option<&StaffRecordRow>, Vec<Authorisation>, Vec<Assessment>)> = users
+            .iter()
+            .map(|u| {
+                (
+                    records.iter().find(|r| r.user_id == u.id),
+                    authorisations
+                        .iter()
+                        .filter(|a| a.user_id == u.id)
+                        .map(|a| a.authorisation.clone())
+                        .collect(),
+                    assessments
+                        .iter()
+                        .filter(|a| a.user_id == u.id)
+                        .map(|a| a.assessment.clone())
+                        .collect(),
+                )
+            })
+            .collect();
+        let people: Vec<Person<'_>> = facts
+            .iter()
+            .map(|(record, authorisations, assessments)| Person {
+                record: record.map(|r| &r.record),
+                authorisations,
+                assessments,
+            })
+            .collect();
+        let today = self.today();
+        let catalog = self.catalog();
+        for w in writes.iter_mut().filter(|w| w.auto_release) {
+            let Some(def) = catalog.catalog.test(&w.item.test.test_code) else { continue };
+            let test = TestFacts {
+                code: &def.code,
+                discipline: &def.discipline,
+                complexity: def.complexity,
+                method: Some(&method),
+            };
+            if staff::anyone_may_perform(&policy, &people, test, today) {
+                continue;
+            }
+            let reason = format!(
+                "no one on staff may perform {} on {name} today (qualified, authorised and competency-current): a qualified person verifies it",
+                def.code
+            );
+            w.auto_release = false;
+            w.evaluation.reasons.push(format!("passed autoverification, not released: {reason}"));
+            w.gate_refusal = Some(reason);
+        }
+        Ok(())
+    }
+
     /// Audits a refusal by the gate, in the use case's transaction (or its own).
     pub(crate) async fn audit_refusal(
         &self,

@@ -1198,6 +1198,17 @@ pub fn may_perform(
     competency_current(person.assessments, test, today)
 }
 
+/// Whether anyone of `people` may perform `test` on `today`: what autoverification asks
+/// before it releases an instrument's result with no person at the bench to answer for it.
+pub fn anyone_may_perform(
+    policy: &QualificationPolicy,
+    people: &[Person<'_>],
+    test: TestFacts<'_>,
+    today: Date,
+) -> bool {
+    !policy.enforce || people.iter().any(|p| may_perform(policy, *p, test, today).is_ok())
+}
+
 fn competency_current(
     assessments: &[Assessment],
     test: TestFacts<'_>,

@@ -3,6 +3,7 @@
 
 mod astm;
 mod audit;
+mod autoverify_staff;
 mod catalog;
 mod coded;
 mod faults;
