@@ -147,6 +147,9 @@ impl Lab {
             .results_entered_by(&user.username)
             .await?
             .into_iter()
+            // A calculated result (anion gap, eGFR) is written with the entry it follows from,
+            // under the same person, but nobody performed it.
+            .filter(|r| !catalog.catalog.test(&r.test_code).is_some_and(|d| d.is_calculated()))
             .map(|r| LogbookEntry {
                 performed_on: day(r.entered_at),
                 test_name: catalog
