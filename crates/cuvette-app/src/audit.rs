@@ -490,3 +490,21 @@ pub(crate) struct QualificationRefused<'a> {
     pub action: &'a str,
     pub reason: String,
 }
+
+/// `staff.rotation`.
+#[derive(Serialize)]
+pub(crate) struct RotationScheduled<'a> {
+    pub username: &'a str,
+    #[serde(flatten)]
+    pub rotation: &'a cuvette_domain::rotation::Rotation,
+}
+
+/// `staff.rotation_sign_off`: the rotation and what its logbook held when signed.
+#[derive(Serialize)]
+pub(crate) struct RotationSignedOff<'a> {
+    pub username: &'a str,
+    pub discipline: &'a str,
+    pub starts_on: jiff::civil::Date,
+    pub ends_on: jiff::civil::Date,
+    pub tests_cosigned: usize,
+}

@@ -538,7 +538,7 @@ impl Lab {
             }
             w.autoverify = serde_json::to_string(&decision).ok();
         }
-        Ok(())
+        self.hold_without_competent_staff(instrument_id, writes).await
     }
 
     /// Evaluates a rule set over the lab's stored instrument results of a test entered in

@@ -65,6 +65,7 @@ pub mod records;
 mod results;
 pub mod search;
 mod staff;
+pub mod students;
 mod synonyms;
 
 use std::sync::{Arc, RwLock};

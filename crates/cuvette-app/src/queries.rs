@@ -348,7 +348,7 @@ impl Lab {
 
     /// Records who saw which patients' results in a list (worklist, review queue): one event
     /// per view, naming the patients and specimens shown.
-    async fn audit_list_view(
+    pub(crate) async fn audit_list_view(
         &self,
         actor: &Actor,
         list: &str,

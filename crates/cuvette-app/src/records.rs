@@ -41,7 +41,7 @@ pub use cuvette_store::{
 };
 
 // Staff records, authorisations and competency assessments (`Lab::staff`).
-pub use cuvette_store::{AssessmentRow, AuthorisationRow, StaffRecordRow};
+pub use cuvette_store::{AssessmentRow, AuthorisationRow, RotationRow, StaffRecordRow};
 
 // The catalog's stored versions.
 pub use cuvette_store::{CodedSynonymRow, StoredDefinition};

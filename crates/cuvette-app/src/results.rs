@@ -123,6 +123,9 @@ pub(crate) struct ResultWrite {
     pub(crate) sent: Option<Sent>,
     /// The file sent as the result, stored with this version.
     pub(crate) attachment: Option<Attached>,
+    /// Why the qualification gate kept autoverification from releasing it, audited with the
+    /// write.
+    pub(crate) gate_refusal: Option<String>,
 }
 
 /// Who autoverified releases are signed by.
@@ -385,6 +388,7 @@ impl Lab {
                 auto_release: false,
                 sent: p.sent.clone(),
                 attachment: p.attachment.clone(),
+                gate_refusal: None,
             });
             orders.insert(item.order.id, (item.patient.clone(), item.specimen.collected_at));
         }
@@ -531,6 +535,22 @@ impl Lab {
                 after,
             })
             .await?;
+            if let Some(reason) = &w.gate_refusal {
+                tx.audit(NewAuditEvent {
+                    at: now,
+                    actor: AUTOVERIFIER,
+                    action: AuditAction::StaffPrivilegeRefused,
+                    entity: "result",
+                    entity_id: format!("{}/{}", item.specimen.accession, item.test.test_code),
+                    patient_id: Some(item.patient.id),
+                    before: None,
+                    after: audit::state(&audit::QualificationRefused {
+                        action: Action::VerifyRoutine.code(),
+                        reason: reason.clone(),
+                    }),
+                })
+                .await?;
+            }
             if w.auto_release {
                 tx.audit(NewAuditEvent {
                     at: now,
@@ -692,6 +712,7 @@ impl Lab {
                 auto_release: false,
                 sent: None,
                 attachment: None,
+                gate_refusal: None,
             });
         }
         Ok(writes)

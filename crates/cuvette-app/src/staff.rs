@@ -104,6 +104,8 @@ pub(crate) struct Gate {
     assessments: Vec<Assessment>,
     today: Date,
     instruments: Vec<(i64, String)>,
+    /// A student's rotations; a student is gated by them, not by qualifications of their own.
+    student: Option<Vec<cuvette_domain::rotation::Rotation>>,
 }
 
 impl Gate {
@@ -114,6 +116,15 @@ impl Gate {
         def: &TestDefinition,
         instrument_id: Option<i64>,
     ) -> Result<(), QualificationRefusal> {
+        // A student enters during a rotation in the test's discipline; their entries wait for
+        // a co-signer, who passes the full gate below.
+        if let Some(rotations) = &self.student {
+            return cuvette_domain::rotation::may_enter_as_student(
+                rotations,
+                &def.discipline,
+                self.today,
+            );
+        }
         let method = instrument_id.map(|id| {
             match self.instruments.iter().find(|(i, _)| *i == id) {
                 Some((_, name)) => Method::Instrument(name.clone()),
@@ -534,15 +545,21 @@ impl Lab {
         }
         // An API key is not a person: no record, so nothing it sends is entered or released
         // under it while qualifications are enforced.
-        let (record, authorisations, assessments) =
-            match self.store.user_by_username(&actor.name).await? {
-                Some(user) => (
-                    self.store.staff_record(user.id).await?,
-                    self.store.authorisations(user.id).await?,
-                    self.store.assessments(user.id).await?,
-                ),
-                None => (None, vec![], vec![]),
-            };
+        let user = self.store.user_by_username(&actor.name).await?;
+        let (record, authorisations, assessments) = match &user {
+            Some(user) => (
+                self.store.staff_record(user.id).await?,
+                self.store.authorisations(user.id).await?,
+                self.store.assessments(user.id).await?,
+            ),
+            None => (None, vec![], vec![]),
+        };
+        let student = match &user {
+            Some(user) if user.role == cuvette_domain::Role::Student => {
+                Some(self.store.rotations(user.id).await?.into_iter().map(|r| r.rotation).collect())
+            }
+            _ => None,
+        };
         let instruments =
             self.store.instruments().await?.into_iter().map(|i| (i.id, i.name)).collect();
         Ok(Some(Gate {
@@ -552,7 +569,102 @@ impl Lab {
             assessments: assessments.into_iter().map(|a| a.assessment).collect(),
             today: self.today(),
             instruments,
+            student,
         }))
+    }
+
+    /// Autoverification under the gates: with qualifications enforced, an instrument's result
+    /// that autoverification would release is held for a person unless someone on staff may,
+    /// today, perform its test on that instrument — an active person privileged to verify
+    /// (never a student), educated for the test's complexity, authorised for its discipline,
+    /// with the licence and certification the lab requires valid and competency current on
+    /// that test system. The autoverifier releases under the director's approval of the rules
+    /// (CLSI AUTO15), but the test system is still operated under CLIA Subpart M: when no one
+    /// qualified answers for it, nothing leaves the lab unseen. Each hold is audited with the
+    /// write.
+    pub(crate) async fn hold_without_competent_staff(
+        &self,
+        instrument_id: i64,
+        writes: &mut [crate::results::ResultWrite],
+    ) -> AppResult<()> {
+        if !writes.iter().any(|w| w.auto_release) {
+            return Ok(());
+        }
+        let policy = self.store.qualification_policy().await?;
+        if !policy.enforce {
+            return Ok(());
+        }
+        let name = self
+            .store
+            .instruments()
+            .await?
+            .into_iter()
+            .find(|i| i.id == instrument_id)
+            .map_or_else(|| format!("instrument {instrument_id}"), |i| i.name);
+        let method = Method::Instrument(name.clone());
+        let privileges = self.privileges();
+        let users: Vec<UserRow> = self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| {
+                u.active
+                    && u.role != cuvette_domain::Role::Student
+                    && privileges.may(u.role, Action::VerifyRoutine)
+            })
+            .collect();
+        let records = self.store.staff_records().await?;
+        let authorisations = self.store.all_authorisations().await?;
+        let assessments = self.store.all_assessments().await?;
+        let facts: Vec<(Option<&StaffRecordRow>, Vec<Authorisation>, Vec<Assessment>)> = users
+            .iter()
+            .map(|u| {
+                (
+                    records.iter().find(|r| r.user_id == u.id),
+                    authorisations
+                        .iter()
+                        .filter(|a| a.user_id == u.id)
+                        .map(|a| a.authorisation.clone())
+                        .collect(),
+                    assessments
+                        .iter()
+                        .filter(|a| a.user_id == u.id)
+                        .map(|a| a.assessment.clone())
+                        .collect(),
+                )
+            })
+            .collect();
+        let people: Vec<Person<'_>> = facts
+            .iter()
+            .map(|(record, authorisations, assessments)| Person {
+                record: record.map(|r| &r.record),
+                authorisations,
+                assessments,
+            })
+            .collect();
+        let today = self.today();
+        let catalog = self.catalog();
+        for w in writes.iter_mut().filter(|w| w.auto_release) {
+            let Some(def) = catalog.catalog.test(&w.item.test.test_code) else { continue };
+            let test = TestFacts {
+                code: &def.code,
+                discipline: &def.discipline,
+                complexity: def.complexity,
+                method: Some(&method),
+            };
+            if staff::anyone_may_perform(&policy, &people, test, today) {
+                continue;
+            }
+            let reason = format!(
+                "no one on staff may perform {} on {name} today (qualified, authorised and competency-current): a qualified person verifies it",
+                def.code
+            );
+            w.auto_release = false;
+            w.evaluation.reasons.push(format!("passed autoverification, not released: {reason}"));
+            w.gate_refusal = Some(reason);
+        }
+        Ok(())
     }
 
     /// Audits a refusal by the gate, in the use case's transaction (or its own).

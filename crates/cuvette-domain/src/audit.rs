@@ -160,11 +160,16 @@ pub enum AuditAction {
     /// Result entry or verification refused for the person's qualifications
     /// (`staff.privilege_refused`).
     StaffPrivilegeRefused,
+    /// A student's rotation scheduled (`staff.rotation`).
+    StaffRotation,
+    /// A student's rotation signed off by the supervising technologist
+    /// (`staff.rotation_sign_off`).
+    StaffRotationSignOff,
 }
 
 impl AuditAction {
     /// Every action, in the order the audit view lists them.
-    pub const ALL: [AuditAction; 71] = [
+    pub const ALL: [AuditAction; 73] = [
         AuditAction::Login,
         AuditAction::LoginFail,
         AuditAction::LoginLockout,
@@ -236,6 +241,8 @@ impl AuditAction {
         AuditAction::StaffCompetency,
         AuditAction::StaffPolicy,
         AuditAction::StaffPrivilegeRefused,
+        AuditAction::StaffRotation,
+        AuditAction::StaffRotationSignOff,
     ];
 
     /// The stored code (`result.release`); the hash chain covers it, so it never changes.
@@ -312,6 +319,8 @@ impl AuditAction {
             AuditAction::StaffCompetency => "staff.competency",
             AuditAction::StaffPolicy => "staff.policy",
             AuditAction::StaffPrivilegeRefused => "staff.privilege_refused",
+            AuditAction::StaffRotation => "staff.rotation",
+            AuditAction::StaffRotationSignOff => "staff.rotation_sign_off",
         }
     }
 
@@ -389,6 +398,8 @@ impl AuditAction {
             AuditAction::StaffCompetency => "Competency assessment recorded",
             AuditAction::StaffPolicy => "Qualification settings changed",
             AuditAction::StaffPrivilegeRefused => "Refused for qualifications",
+            AuditAction::StaffRotation => "Student rotation scheduled",
+            AuditAction::StaffRotationSignOff => "Student rotation signed off",
         }
     }
 

@@ -1122,6 +1122,16 @@ pub enum QualificationRefusal {
         /// The due date.
         since: Date,
     },
+    /// A student outside the rotation of the test's discipline.
+    #[error(
+        "you are not on a {discipline} rotation today ({detail}): a student enters results only during a rotation in the discipline, under its supervising technologist"
+    )]
+    NotOnRotation {
+        /// The discipline.
+        discipline: String,
+        /// "your chemistry rotation ended on 2026-11-27".
+        detail: String,
+    },
     /// The last assessment failed.
     #[error("competency for {system} failed on {on}: be retrained and reassessed before testing")]
     CompetencyFailed {
@@ -1186,6 +1196,17 @@ pub fn may_perform(
         return Ok(());
     }
     competency_current(person.assessments, test, today)
+}
+
+/// Whether anyone of `people` may perform `test` on `today`: what autoverification asks
+/// before it releases an instrument's result with no person at the bench to answer for it.
+pub fn anyone_may_perform(
+    policy: &QualificationPolicy,
+    people: &[Person<'_>],
+    test: TestFacts<'_>,
+    today: Date,
+) -> bool {
+    !policy.enforce || people.iter().any(|p| may_perform(policy, *p, test, today).is_ok())
 }
 
 fn competency_current(

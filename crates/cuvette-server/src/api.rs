@@ -393,6 +393,31 @@ api_routes! {
         tag: "staff", params: [USERNAME], body: Some("CompetencyRequest"),
         ok: 201 out::Recorded, errors: [400, 401, 403, 404, 415, 422],
     }
+    POST "/v1/staff/{username}/rotations" => schedule_rotation {
+        summary: "Schedule a block of a student's clinical rotation: programme, discipline, dates and the supervising technologist (those who manage users)",
+        tag: "staff", params: [USERNAME], body: Some("RotationRequest"),
+        ok: 201 out::Recorded, errors: [400, 401, 403, 404, 415, 422],
+    }
+    POST "/v1/staff/{username}/rotations/{id}/sign-off" => sign_off_rotation {
+        summary: "Sign off a rotation's logbook, once nothing the student entered in it waits for co-signature (its supervising technologist, the director or a technical supervisor)",
+        tag: "staff", params: [USERNAME, ROTATION], body: None,
+        ok: 200 out::Logbook, errors: [400, 401, 403, 404, 409, 422],
+    }
+    GET "/v1/staff/{username}/logbook" => logbook {
+        summary: "A student's rotation logbook: tests performed per rotation with their co-signatures and the sign-off; no patient identifiers (the student, their supervisor, those who manage users)",
+        tag: "staff", params: [USERNAME], body: None,
+        ok: 200 out::Logbook, errors: [400, 401, 403, 404, 422],
+    }
+    GET "/v1/staff/{username}/logbook/csv" => logbook_csv {
+        summary: "The rotation logbook as a CSV file for the programme, guarded against spreadsheet formulas",
+        tag: "staff", params: [USERNAME], body: None,
+        ok: 200 out::LogbookFile, errors: [400, 401, 403, 404, 422],
+    }
+    GET "/v1/cosignatures" => cosignatures {
+        summary: "Students' results waiting for a co-signature, the asker's own students first (those who may verify); the co-signature is the release",
+        tag: "staff", params: [], body: None,
+        ok: 200 out::Cosignatures, errors: [401, 403],
+    }
     GET "/v1/staff-policy" => qualification_policy {
         summary: "The lab's qualification settings", tag: "staff", params: [], body: None,
         ok: 200 out::QualificationPolicy, errors: [401, 403],
@@ -406,6 +431,7 @@ api_routes! {
 
 const USERNAME: Param =
     Param { pattern: Some("^[A-Za-z0-9._-]{1,64}$"), ..path("username", "string", "User ID") };
+const ROTATION: Param = path("id", "integer", "Rotation id");
 
 /// The document, with the lab's current catalog codes as the values a test code takes.
 async fn document(State(s): State<AppState>) -> Json<out::Document> {
@@ -1179,4 +1205,64 @@ async fn set_qualification_policy(
 ) -> ApiResult<Json<out::QualificationPolicy>> {
     let policy = s.lab.set_qualification_policy(&c.actor, &req).await?;
     Ok(Json(policy.into()))
+}
+
+async fn schedule_rotation(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(req): ApiJson<cuvette_domain::rotation::RotationInput>,
+) -> ApiResult<(StatusCode, Json<out::Recorded>)> {
+    let id = s.lab.schedule_rotation(&c.actor, &username, &req).await?;
+    Ok((StatusCode::CREATED, Json(out::Recorded { id })))
+}
+
+async fn sign_off_rotation(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath((username, id)): ApiPath<(String, i64)>,
+) -> ApiResult<Json<out::Logbook>> {
+    s.lab.sign_off_rotation(&c.actor, &username, id).await?;
+    let book = s.lab.logbook(&c.actor, &username).await?;
+    Ok(Json(out::Logbook::from(&book)))
+}
+
+async fn logbook(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<Json<out::Logbook>> {
+    let book = s.lab.logbook(&c.actor, &username).await?;
+    Ok(Json(out::Logbook::from(&book)))
+}
+
+async fn logbook_csv(
+    State(s): State<AppState>,
+    c: ApiCaller,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<Json<out::LogbookFile>> {
+    let book = s.lab.logbook(&c.actor, &username).await?;
+    Ok(Json(out::LogbookFile {
+        username: book.user.username.clone(),
+        filename: crate::html::logbook_filename(&book, "csv"),
+        csv: crate::html::logbook_csv_body(&book),
+    }))
+}
+
+async fn cosignatures(
+    State(s): State<AppState>,
+    c: ApiCaller,
+) -> ApiResult<Json<out::Cosignatures>> {
+    let pending = s.lab.pending_cosignatures(&c.actor).await?;
+    Ok(Json(out::Cosignatures {
+        items: pending
+            .iter()
+            .map(|p| out::PendingCosignature {
+                student: p.item.result.as_ref().map(|r| r.entered_by.clone()).unwrap_or_default(),
+                supervisor: p.supervisor.clone(),
+                yours: p.yours,
+                entry: out::WorkEntry::from(&p.item),
+            })
+            .collect(),
+    }))
 }

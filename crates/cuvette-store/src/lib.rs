@@ -18,6 +18,7 @@ mod patients;
 mod qc;
 mod results;
 mod staff;
+mod students;
 mod synonyms;
 mod users;
 
@@ -47,6 +48,7 @@ pub use qc::{
 };
 pub use results::{CriticalCallRow, NewCriticalCall, NewResult, ResultRow};
 pub use staff::{AssessmentRow, AuthorisationRow, StaffRecordRow};
+pub use students::{EnteredResultRow, LOGBOOK_RESULTS_MAX, RotationRow};
 pub use synonyms::{CodedSynonymRow, NewCodedSynonym};
 pub use users::{ApiKeyRow, SessionRow, UserRow};
 
@@ -410,6 +412,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (14, include_str!("../migrations/0014_staff.sql"), "", ""),
     (15, include_str!("../migrations/0015_result_attachments.sql"), "", ""),
     (16, include_str!("../migrations/0016_order_search.sql"), "", ""),
+    (17, include_str!("../migrations/0017_students.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

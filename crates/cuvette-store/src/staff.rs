@@ -263,6 +263,26 @@ impl Store {
             .collect()
     }
 
+    /// Every authorisation of every person, by person then oldest first.
+    pub async fn all_authorisations(&self) -> StoreResult<Vec<AuthorisationRow>> {
+        sqlx::query("SELECT id, user_id, discipline, authorised_by, authorised_on, recorded_at FROM staff_authorisation ORDER BY user_id, id")
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(authorisation_from_row)
+            .collect()
+    }
+
+    /// Every competency assessment of every person, by person then oldest first.
+    pub async fn all_assessments(&self) -> StoreResult<Vec<AssessmentRow>> {
+        sqlx::query("SELECT id, user_id, test_system, elements, outcome, recorded_by, recorded_at FROM competency_assessment ORDER BY user_id, id")
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(assessment_from_row)
+            .collect()
+    }
+
     /// The lab's qualification settings; the defaults (not enforced) when none were saved.
     pub async fn qualification_policy(&self) -> StoreResult<QualificationPolicy> {
         let Some(r) = sqlx::query("SELECT id, enforce, licence_required_from, certification_required_from FROM qualification_policy WHERE id = 1")

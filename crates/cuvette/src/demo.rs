@@ -136,7 +136,14 @@ pub async fn seed_if_empty(database: &Database, config: LabConfig) -> anyhow::Re
         clock.set(start.checked_add((day * 24).hours())?.checked_add(7.hours())?);
         for n in 0..5 {
             let p = rng.pick(&patients).clone();
-            let tests: Vec<String> = rng.pick(&ORDERS).iter().map(|s| s.to_string()).collect();
+            // From day 3 the student on her chemistry rotation runs one panel a day, which
+            // the technologist who supervises her co-signs: her logbook.
+            let by_student = n == 4 && day >= 3;
+            let tests: Vec<String> = if by_student {
+                vec!["BMP".into()]
+            } else {
+                rng.pick(&ORDERS).iter().map(|s| s.to_string()).collect()
+            };
             let stat = n == 0;
             clock.advance(SignedDuration::from_mins(20));
             let placed = lab
@@ -166,7 +173,11 @@ pub async fn seed_if_empty(database: &Database, config: LabConfig) -> anyhow::Re
                 )
                 .await?;
                 clock.advance(SignedDuration::from_mins(30));
-                crate::demo_qc::analyze(&lab, &tech, &s.accession, &mut rng, 0.15).await?;
+                if by_student {
+                    enter_plausible(&lab, &student, &s.accession, &mut rng, 0.0).await?;
+                } else {
+                    crate::demo_qc::analyze(&lab, &tech, &s.accession, &mut rng, 0.15).await?;
+                }
                 clock.advance(SignedDuration::from_mins(15));
                 release_all(&lab, &mls, &s.accession).await?;
             }
@@ -276,6 +287,7 @@ pub async fn seed_if_empty(database: &Database, config: LabConfig) -> anyhow::Re
     let today = now.to_zoned_datetime(lab.config().time_zone.clone()).date();
     let people = [&phleb, &assistant, &tech, &mls, &sup, &director];
     crate::demo_staff::set_up(&lab, today, people, &director, &sup).await?;
+    crate::demo_staff::rotation(&lab, today, &student, &mls, &sup).await?;
     Ok(())
 }
 

@@ -2,8 +2,9 @@
 //! authorisations and competency assessments on every analyzer, and the lab enforcing
 //! qualifications — with a technologist's coagulation competency overdue, the technician's
 //! (an MLT's) state licence expiring next week, and the phlebotomist and lab assistant with
-//! their certificates. The student has no record yet (rotations are a later step), so the
-//! student's entries are refused while qualifications are enforced.
+//! their certificates. The student is on a chemistry rotation of her programme, supervised
+//! by the technologist, with a week of co-signed panels in her logbook and today's panel
+//! waiting for co-signature.
 
 use std::collections::BTreeSet;
 
@@ -256,3 +257,23 @@ const EVIDENCE: [&str; 6] = [
     "Tested three previously analysed specimens; all within the allowable total error",
     "Described the steps for a QC rule violation and a delta-check failure correctly",
 ];
+
+/// The student's chemistry rotation: ten days ago to the end of next week, supervised by the
+/// technologist (the panels she entered this week are its logbook).
+pub async fn rotation(
+    lab: &Lab,
+    today: Date,
+    student: &Actor,
+    technologist: &Actor,
+    supervisor: &Actor,
+) -> anyhow::Result<()> {
+    let input = cuvette_domain::rotation::RotationInput {
+        program: "Demo State University MLS program".into(),
+        discipline: "chemistry".into(),
+        starts_on: today.checked_sub(10.days())?.to_string(),
+        ends_on: today.checked_add(12.days())?.to_string(),
+        supervisor: technologist.name.clone(),
+    };
+    lab.schedule_rotation(supervisor, &student.name, &input).await?;
+    Ok(())
+}

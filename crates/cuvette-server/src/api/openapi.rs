@@ -316,6 +316,15 @@ fn staff_schemas() -> Map<String, Value> {
                         "assessed_on": { "type": "string", "format": "date" } } } } } }),
     );
     schemas.insert(
+        "RotationRequest".into(),
+        json!({ "type": "object", "required": ["program", "discipline", "starts_on", "ends_on", "supervisor"], "properties": {
+                    "program": { "type": "string", "description": "The student's programme (State University MLS program)" },
+                    "discipline": { "type": "string", "description": "A discipline of the catalog" },
+                    "starts_on": { "type": "string", "format": "date" },
+                    "ends_on": { "type": "string", "format": "date", "description": "On or after starts_on; a rotation runs at most 366 days" },
+                    "supervisor": { "type": "string", "description": "The supervising technologist's user ID: an active technologist, supervisor or the director" } } }),
+    );
+    schemas.insert(
         "PolicyRequest".into(),
         json!({ "type": "object", "properties": {
                     "enforce": { "type": "boolean" },

@@ -1769,3 +1769,157 @@ impl From<cuvette_domain::staff::QualificationPolicy> for QualificationPolicy {
         }
     }
 }
+
+const COSIGNATURE_STATES: [&str; 3] = ["pending", "signed", "replaced"];
+
+response! {
+    /// One test a student performed, without patient identifiers.
+    pub struct LogbookEntryOut {
+        pub performed_on: Date,
+        pub test_code: String,
+        pub test_name: String,
+        pub discipline: String,
+        /// Pending: waits for co-signature; signed: co-signed and so released; replaced: a
+        /// newer value (or the test's cancellation) came first.
+        pub cosignature: String = [COSIGNATURE_STATES[0], COSIGNATURE_STATES[1], COSIGNATURE_STATES[2]],
+        pub cosigned_by: Option<String>,
+        pub cosigned_on: Option<Date>,
+    }
+}
+
+response! {
+    /// Tests of one code performed and co-signed in a rotation.
+    pub struct LogbookCount {
+        pub test_code: String,
+        pub test_name: String,
+        pub count: i64,
+    }
+}
+
+response! {
+    /// A rotation with the tests performed in it; the rotation fields are null for the tests
+    /// performed outside every scheduled rotation.
+    pub struct LogbookRotation {
+        /// The rotation's id, for the sign-off.
+        pub id: Option<i64>,
+        pub program: Option<String>,
+        pub discipline: Option<String>,
+        pub starts_on: Option<Date>,
+        pub ends_on: Option<Date>,
+        /// The supervising technologist's user ID.
+        pub supervisor: Option<String>,
+        pub signed_off_by: Option<String>,
+        pub signed_off_on: Option<Date>,
+        /// Results still waiting for co-signature.
+        pub pending: i64,
+        pub per_test: Vec<LogbookCount>,
+        pub entries: Vec<LogbookEntryOut>,
+    }
+}
+
+response! {
+    /// A student's rotation logbook.
+    pub struct Logbook {
+        pub username: String,
+        pub display_name: String,
+        pub rotations: Vec<LogbookRotation>,
+        /// Today in the lab's calendar.
+        pub today: Date,
+    }
+}
+
+impl From<&cuvette_app::students::Logbook> for Logbook {
+    fn from(b: &cuvette_app::students::Logbook) -> Logbook {
+        use cuvette_domain::rotation::Cosignature;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Logbook {
+            username: b.user.username.clone(),
+            display_name: b.user.display_name.clone(),
+            rotations: b
+                .sections
+                .iter()
+                .map(|s| {
+                    let r = s.rotation.as_ref();
+                    let signed = r.and_then(|r| r.signed_off.as_ref());
+                    LogbookRotation {
+                        id: b.row_of(s).map(|row| row.id),
+                        program: r.map(|r| r.program.clone()),
+                        discipline: r.map(|r| r.discipline.clone()),
+                        starts_on: r.map(|r| Date::of(r.starts_on)),
+                        ends_on: r.map(|r| Date::of(r.ends_on)),
+                        supervisor: r.map(|r| r.supervisor.clone()),
+                        signed_off_by: signed.map(|s| s.by.clone()),
+                        signed_off_on: signed.map(|s| Date::of(s.on)),
+                        pending: count(s.pending()),
+                        per_test: s
+                            .signed_per_test()
+                            .into_iter()
+                            .map(|(test_code, test_name, n)| LogbookCount {
+                                test_code,
+                                test_name,
+                                count: count(n),
+                            })
+                            .collect(),
+                        entries: s
+                            .entries
+                            .iter()
+                            .map(|e| {
+                                let (state, by, on) = match &e.cosignature {
+                                    Cosignature::Pending => (COSIGNATURE_STATES[0], None, None),
+                                    Cosignature::Signed { by, on } => (
+                                        COSIGNATURE_STATES[1],
+                                        Some(by.clone()),
+                                        Some(Date::of(*on)),
+                                    ),
+                                    Cosignature::Replaced => (COSIGNATURE_STATES[2], None, None),
+                                };
+                                LogbookEntryOut {
+                                    performed_on: Date::of(e.performed_on),
+                                    test_code: e.test.clone(),
+                                    test_name: e.test_name.clone(),
+                                    discipline: e.discipline.clone(),
+                                    cosignature: state.into(),
+                                    cosigned_by: by,
+                                    cosigned_on: on,
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+            today: Date::of(b.today),
+        }
+    }
+}
+
+response! {
+    /// The rotation logbook as a CSV file.
+    pub struct LogbookFile {
+        pub username: String,
+        /// A name to save it under.
+        pub filename: String,
+        /// RFC 4180, CRLF line ends, one row per test performed; text fields that would run as
+        /// a spreadsheet formula start with a single quote.
+        pub csv: String,
+    }
+}
+
+response! {
+    /// A student's result waiting for a co-signature.
+    pub struct PendingCosignature {
+        /// The student who entered it.
+        pub student: String,
+        /// The supervising technologist of the rotation it was entered in.
+        pub supervisor: Option<String>,
+        /// Whether that supervisor is the one asking.
+        pub yours: bool,
+        pub entry: WorkEntry,
+    }
+}
+
+response! {
+    /// Students' results waiting for a co-signature, the asker's own students first.
+    pub struct Cosignatures {
+        pub items: Vec<PendingCosignature>,
+    }
+}

@@ -1083,7 +1083,9 @@ fn calls_for_attention(action: AuditAction) -> bool {
         | A::StaffRecordSave
         | A::StaffAuthorise
         | A::StaffCompetency
-        | A::StaffPolicy => false,
+        | A::StaffPolicy
+        | A::StaffRotation
+        | A::StaffRotationSignOff => false,
     }
 }
 

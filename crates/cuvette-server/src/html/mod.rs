@@ -13,6 +13,9 @@ mod search;
 mod session;
 mod specimens;
 mod staff;
+mod students;
+
+pub(crate) use students::{logbook_csv_body, logbook_filename};
 
 use axum::Router;
 
@@ -36,4 +39,5 @@ pub fn routes() -> Router<AppState> {
         .merge(critical::routes())
         .merge(staff::routes())
         .merge(search::routes())
+        .merge(students::routes())
 }

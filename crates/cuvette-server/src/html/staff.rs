@@ -12,11 +12,11 @@ use cuvette_app::records::UserRow;
 use cuvette_app::{
     AppError, AssessmentInput, AuthoriseInput, ElementInput, PolicyInput, StaffView,
 };
-use cuvette_domain::Action;
 use cuvette_domain::staff::{
     self, CertificationInput, EducationInput, Element, LicenceInput, Outcome, QualificationPolicy,
     StaffRecordInput, Standing,
 };
+use cuvette_domain::{Action, Role};
 
 use crate::AppState;
 use crate::auth::Bench;

@@ -4,6 +4,7 @@
 mod astm;
 mod attachments;
 mod audit;
+mod autoverify_staff;
 mod catalog;
 mod children;
 mod coded;
@@ -25,5 +26,6 @@ mod search;
 mod sign_in;
 mod slow_clients;
 mod staff;
+mod students;
 mod support;
 mod web;

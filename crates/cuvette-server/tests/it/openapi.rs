@@ -432,6 +432,25 @@ async fn every_documented_route_answers_with_the_schema_the_document_gives() {
     let r = app.api(&supervisor, Method::PUT, "/api/v1/staff-policy", Some(policy)).await;
     assert_eq!(c.check("PUT", "/api/v1/staff-policy", &r)["licence_required_from"], "high");
 
+    // A student on rotation under the technologist: her schedule, logbook and its CSV, the
+    // co-signature list, and the technologist's sign-off.
+    let student = app.sign_in(Role::Student, "rotation").await;
+    let rotation = json!({ "program": "State University MLS program", "discipline": "chemistry",
+        "starts_on": "2026-11-02", "ends_on": "2026-11-27", "supervisor": mls.actor.name });
+    let book_uri = format!("/api/v1/staff/{}", student.actor.name);
+    let r =
+        app.api(&supervisor, Method::POST, &format!("{book_uri}/rotations"), Some(rotation)).await;
+    let id = c.check("POST", "/api/v1/staff/{username}/rotations", &r)["id"].as_i64().unwrap();
+    let r = app.api(&student, Method::GET, &format!("{book_uri}/logbook"), None).await;
+    assert_eq!(c.check("GET", "/api/v1/staff/{username}/logbook", &r)["rotations"][0]["id"], id);
+    let r = app.api(&student, Method::GET, &format!("{book_uri}/logbook/csv"), None).await;
+    c.check("GET", "/api/v1/staff/{username}/logbook/csv", &r);
+    let r = app.api(&mls, Method::GET, "/api/v1/cosignatures", None).await;
+    c.check("GET", "/api/v1/cosignatures", &r);
+    let r = app.api(&mls, Method::POST, &format!("{book_uri}/rotations/{id}/sign-off"), None).await;
+    let signed = c.check("POST", "/api/v1/staff/{username}/rotations/{id}/sign-off", &r);
+    assert_eq!(signed["rotations"][0]["signed_off_by"], mls.actor.name);
+
     let missed: Vec<_> = c.operations().difference(&c.succeeded).cloned().collect();
     assert!(missed.is_empty(), "documented operations this test did not call: {missed:?}");
 }

@@ -18,18 +18,24 @@ use crate::support::{App, Session, app};
 /// technician (MLT, associate degree) authorised for chemistry with a California licence
 /// expiring on 1 December and a competency on potassium on Chem-1 due on 10 December, and
 /// the lab enforcing qualifications with a licence required for moderate complexity and up.
-struct Lab {
-    app: App,
-    director: Session,
-    supervisor: Session,
-    tech: Session,
+pub(crate) struct Lab {
+    pub(crate) app: App,
+    pub(crate) director: Session,
+    pub(crate) supervisor: Session,
+    pub(crate) tech: Session,
 }
 
 fn element(assessor: &str, on: &str) -> Value {
     json!({ "evidence": "observed on the morning run; worksheets and QC reviewed", "assessor": assessor, "assessed_on": on })
 }
 
-fn assessment(test: &str, instrument: &str, assessor: &str, on: &str, outcome: &str) -> Value {
+pub(crate) fn assessment(
+    test: &str,
+    instrument: &str,
+    assessor: &str,
+    on: &str,
+    outcome: &str,
+) -> Value {
     json!({
         "test": test,
         "instrument": instrument,
@@ -38,7 +44,7 @@ fn assessment(test: &str, instrument: &str, assessor: &str, on: &str, outcome: &
     })
 }
 
-fn technician_record(licence_expires: &str) -> Value {
+pub(crate) fn technician_record(licence_expires: &str) -> Value {
     json!({
         "education": [{ "level": "associate", "field": "medical_laboratory_technology",
             "institution": "Valley Community College", "accreditation": "naacls", "completed_on": "2020-05-20" }],
@@ -49,13 +55,19 @@ fn technician_record(licence_expires: &str) -> Value {
     })
 }
 
-async fn put_record(app: &App, by: &Session, username: &str, version: i64, record: Value) {
+pub(crate) async fn put_record(
+    app: &App,
+    by: &Session,
+    username: &str,
+    version: i64,
+    record: Value,
+) {
     let body = json!({ "expected_version": version, "record": record });
     let r = app.api(by, Method::PUT, &format!("/api/v1/staff/{username}/record"), Some(body)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-async fn lab() -> Lab {
+pub(crate) async fn lab() -> Lab {
     let app = app().await;
     let director = app.sign_in(Role::Pathologist, "dir").await;
     let supervisor = app.sign_in(Role::Supervisor, "ts").await;
@@ -115,7 +127,7 @@ async fn lab() -> Lab {
 }
 
 /// A received specimen with `tests` for a new patient: its accession.
-async fn received(app: &App, mrn: &str, tests: &[&str]) -> String {
+pub(crate) async fn received(app: &App, mrn: &str, tests: &[&str]) -> String {
     let sys = Actor::system();
     let p = app
         .lab
@@ -156,7 +168,7 @@ async fn received(app: &App, mrn: &str, tests: &[&str]) -> String {
     acc
 }
 
-async fn enter(
+pub(crate) async fn enter(
     app: &App,
     s: &Session,
     acc: &str,
@@ -168,11 +180,11 @@ async fn enter(
 }
 
 /// Whether the specimen's first test has a result.
-async fn has_result(app: &App, acc: &str) -> bool {
+pub(crate) async fn has_result(app: &App, acc: &str) -> bool {
     app.lab.specimen_view(&Actor::system(), acc).await.unwrap().tests[0].item.result.is_some()
 }
 
-async fn refusals(app: &App, actor: &str) -> Vec<String> {
+pub(crate) async fn refusals(app: &App, actor: &str) -> Vec<String> {
     let filter = AuditFilter {
         actor: Some(actor.into()),
         action: Some(AuditAction::StaffPrivilegeRefused),
