@@ -126,6 +126,11 @@ impl Drop for RunningGuard {
 /// Why the server is not ready, in the words an operator acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotReady {
+    /// The server was started but could not open its database yet; it keeps trying.
+    #[error(
+        "the database cannot be reached yet: Cuvette keeps trying and serves the lab once it opens (see the server log)"
+    )]
+    DatabaseNotOpened,
     /// The database did not answer in time.
     #[error("the database did not answer within {} ms", .0.as_millis())]
     DatabaseSlow(Duration),
@@ -271,4 +276,27 @@ fn check(
             Check { name, ok: false, detail }
         }
     }
+}
+
+/// What the server answers before its database could be opened (a database server still
+/// starting, or down when Cuvette started): `/healthz` answers, so a supervisor does not
+/// restart a process that only waits; `/readyz` says why it is not ready; every other request
+/// is refused with a 503 saying to try again, never a connection refused or a hang.
+pub(crate) fn opening_routes() -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(not_opened))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Cuvette is starting and cannot reach its database yet: try again in a minute, and if it lasts, tell whoever runs the server.",
+            )
+        })
+}
+
+async fn not_opened() -> impl IntoResponse {
+    let mut faults = Vec::new();
+    let checks = vec![check("database", Err(NotReady::DatabaseNotOpened), &mut faults)];
+    let reason = Some(faults.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+    (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { ready: false, reason, checks }))
 }

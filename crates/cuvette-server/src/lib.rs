@@ -119,7 +119,57 @@ pub async fn serve(
     interfaces: interfaces::InterfaceConfig,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    serve_once_open(listener, async { Ok(lab) }, config, interfaces, shutdown_signal()).await
+}
+
+/// Why a lab could not be opened, ending the server.
+pub type OpenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves HTTP on `listener` at once and the lab as soon as `open` yields it, until
+/// `shutdown` completes. Until then `/healthz` answers, `/readyz` answers 503 naming the
+/// database, and every other request a 503 saying to try again (`open` is expected to keep
+/// trying while the database cannot be reached); then the pages, the API and the interface
+/// listeners are served. An error from `open` ends the server with it.
+pub async fn serve_once_open(
+    listener: tokio::net::TcpListener,
+    open: impl Future<Output = Result<Arc<Lab>, OpenError>>,
+    config: ServerConfig,
+    interfaces: interfaces::InterfaceConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     tracing::info!("Cuvette is serving on http://{}", listener.local_addr()?);
+    // Every request goes to the router of the moment: the opening one, then the lab's.
+    let opening = health::opening_routes().layer(axum::middleware::from_fn(security_headers));
+    let current = Arc::new(std::sync::RwLock::new(opening));
+    let app = {
+        let current = current.clone();
+        Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+            let router = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+            tower::ServiceExt::oneshot(router, req)
+        }))
+    };
+    let limits = config.limits.clone();
+    let http = limits::serve_http(listener, app, &limits, shutdown);
+    let start = async {
+        let lab = open.await.map_err(std::io::Error::other)?;
+        start_interfaces(&lab, &config, interfaces).await?;
+        let lab_routes = router(AppState { lab, config: config.clone() });
+        *current.write().unwrap_or_else(|p| p.into_inner()) = lab_routes;
+        tracing::info!("the lab is open: pages, API and interfaces are served");
+        std::future::pending::<std::io::Result<()>>().await
+    };
+    tokio::select! {
+        () = http => Ok(()),
+        failed = start => failed,
+    }
+}
+
+/// Starts the interface listeners, the EHR outbox and the critical-call escalation.
+async fn start_interfaces(
+    lab: &Arc<Lab>,
+    config: &ServerConfig,
+    interfaces: interfaces::InterfaceConfig,
+) -> std::io::Result<()> {
     if let Some(addr) = interfaces.mllp {
         let (mllp, bound) = interfaces::mllp::bind(addr).await?;
         tracing::info!("HL7 MLLP listener on {bound}");
@@ -166,9 +216,6 @@ pub async fn serve(
             }
         });
     }
-    let limits = config.limits.clone();
-    limits::serve_http(listener, router(AppState { lab, config }), &limits, shutdown_signal())
-        .await;
     Ok(())
 }
 

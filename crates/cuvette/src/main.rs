@@ -17,6 +17,15 @@ use cuvette_app::records::AuditVerification;
 use cuvette_app::{Actor, Database, Lab, LabConfig, NewUser, SystemClock};
 use cuvette_domain::Role;
 
+/// jemalloc instead of the system allocator. After a crowd of connections leaves (a slowloris
+/// attack, a burst of clients), glibc keeps the freed memory in its per-thread arenas and the
+/// server stays at its high-water mark; jemalloc's background threads give freed pages back
+/// to the system within seconds, idle or not, so memory returns to its baseline
+/// (`scripts/slowloris.sh`; ARCHITECTURE.md, "Memory").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Cuvette, a clinical laboratory information system.
 #[derive(Parser)]
 #[command(name = "cuvette", version, about)]
@@ -301,7 +310,32 @@ fn parse_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
+/// How long the server waits between attempts to reach a database server that is down.
+const DATABASE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl DbArgs {
+    /// Opens the database; a database server that cannot be reached (still starting, or
+    /// down) is tried again every few seconds, each failure logged, rather than ending the
+    /// server. A SQLite directory that cannot be opened is no outage: it ends it at once.
+    async fn open_waiting(&self) -> anyhow::Result<Database> {
+        if self.database.is_none() {
+            return self.open().await;
+        }
+        loop {
+            match self.open().await {
+                Ok(database) => return Ok(database),
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "the database cannot be reached: trying again in {} s",
+                        DATABASE_RETRY.as_secs()
+                    );
+                    tokio::time::sleep(DATABASE_RETRY).await;
+                }
+            }
+        }
+    }
+
     async fn open(&self) -> anyhow::Result<Database> {
         let database = match &self.database {
             Some(url) => Database::open(url).await.with_context(|| {
@@ -380,21 +414,33 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { db, http, anchor } => {
-            let lab = Arc::new(open_lab_with(db.open().await?, http.lab_config()).await?);
-            anchor.start(&lab)?;
-            if lab.users(&Actor::system()).await?.is_empty() {
-                eprintln!(
-                    "No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`."
-                );
-            }
-            cuvette_server::serve(
-                lab,
-                http.listen,
+            // The address is taken before the database is opened, so that a probe finds a
+            // server that says why it is not ready rather than a refused connection.
+            let listener = tokio::net::TcpListener::bind(http.listen).await.with_context(|| {
+                format!("cannot listen on {} (is another program using that port?)", http.listen)
+            })?;
+            let lab_config = http.lab_config();
+            let open = async move {
+                let lab = Arc::new(open_lab_with(db.open_waiting().await?, lab_config).await?);
+                anchor.start(&lab)?;
+                if lab.users(&Actor::system()).await?.is_empty() {
+                    eprintln!(
+                        "No users yet: add a supervisor with `cuvette user add --username NAME --name \"Full Name\" --role supervisor`."
+                    );
+                }
+                Ok::<_, anyhow::Error>(lab)
+            };
+            cuvette_server::serve_once_open(
+                listener,
+                async { open.await.map_err(Into::into) },
                 cuvette_server::ServerConfig {
                     secure_cookies: http.secure_cookies,
                     ..Default::default()
                 },
                 http.interfaces(),
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
             )
             .await?;
         }

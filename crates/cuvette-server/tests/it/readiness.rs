@@ -176,3 +176,95 @@ async fn a_listener_that_turned_a_peer_away_is_ready_again_once_a_slot_is_free()
     }
     assert!(ready, "{}", probe(&http, "/readyz").await.1);
 }
+
+/// Asks the real server on `addr` for `path` on a connection of its own: the status code and
+/// the body.
+async fn over_tcp(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_server_started_before_its_database_answers_liveness_says_why_it_is_not_ready_then_serves_the_lab()
+ {
+    let app = app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The database opens when the test says so, as a database server coming back would.
+    let (opened, opening) = tokio::sync::oneshot::channel::<std::sync::Arc<cuvette_app::Lab>>();
+    let server = tokio::spawn(cuvette_server::serve_once_open(
+        listener,
+        async {
+            Ok::<_, cuvette_server::OpenError>(opening.await.expect("the test opens the lab"))
+        },
+        ServerConfig::default(),
+        cuvette_server::interfaces::InterfaceConfig::default(),
+        std::future::pending(),
+    ));
+
+    let (status, body) = over_tcp(addr, "/healthz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok"),
+        "liveness answers while the database is out of reach"
+    );
+    let (status, body) = over_tcp(addr, "/readyz").await;
+    assert_eq!(status, 503);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["reason"].as_str().unwrap().contains("database cannot be reached yet"),
+        "readiness names the database: {body}"
+    );
+    assert_eq!(check(&body, "database")["ok"], false);
+    let (status, body) = over_tcp(addr, "/login").await;
+    assert_eq!(status, 503, "a page is refused with a reason, not left hanging: {body}");
+    assert!(body.contains("try again"), "{body}");
+
+    opened.send(app.lab.clone()).ok().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if over_tcp(addr, "/readyz").await.0 == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ready within 5 s of the database opening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = over_tcp(addr, "/login").await;
+    assert_eq!(status, 200, "the sign-in page is served once the lab is open: {body}");
+    assert!(!server.is_finished());
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_lab_that_cannot_be_opened_for_good_ends_the_server_with_the_reason() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(5),
+        cuvette_server::serve_once_open(
+            listener,
+            async {
+                Err::<std::sync::Arc<cuvette_app::Lab>, _>(cuvette_server::OpenError::from(
+                    "the audit key is readable by others",
+                ))
+            },
+            ServerConfig::default(),
+            cuvette_server::interfaces::InterfaceConfig::default(),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("the server ends at once");
+    let error = ended.expect_err("an error, not a clean stop");
+    assert!(error.to_string().contains("audit key"), "{error}");
+}
