@@ -29,6 +29,9 @@
 //!   `previous_results`, `critical_calls_of_tests`, `worklist`, `collection_list`,
 //!   `review_queue`, `cumulative_report`, `patient_orders`, `audit_events`, `verify_audit`,
 //!   `open_counts`; the rows they return are in [`records`].
+//! - **FHIR read models** ([`fhir`]): `released_results` (Observations), `ordered_tests`
+//!   (ServiceRequests), `specimen_page`, `lab_reports` (DiagnosticReports), `patient_page`,
+//!   `patients_by_id` — a page at a time by key, each read audited; only released results.
 //! - **Catalog** ([`catalog`]): `catalog`, `save_definition` (with a required reason),
 //!   `definition_history`, `definition_diff`, `export_catalog`, `import_catalog`; the synonyms
 //!   of coded results (`synonyms.rs`): `coded_synonyms`, `add_coded_synonym`,
@@ -53,6 +56,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod critical;
 mod error;
+pub mod fhir;
 pub mod interop;
 mod orders;
 mod patients;

@@ -21,6 +21,7 @@ pub mod patient;
 pub mod peers;
 pub mod qc;
 pub mod role;
+pub mod scope;
 pub mod staff;
 pub mod synonyms;
 pub mod throttle;

@@ -11,6 +11,7 @@
 
 mod audit;
 mod catalog;
+mod fhir;
 mod interfaces;
 mod orders;
 mod patients;
@@ -30,6 +31,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
+pub use fhir::{
+    FHIR_ROWS_MAX, PatientPageFilter, SpecimenItem, SpecimenPageFilter, TestPageFilter,
+};
 pub use interfaces::{
     CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,

@@ -6,7 +6,7 @@ mod critical;
 pub(crate) mod interfaces;
 mod patients;
 mod qc;
-mod reports;
+pub(crate) mod reports;
 mod results;
 mod session;
 mod specimens;

@@ -6,6 +6,7 @@ mod audit;
 mod catalog;
 mod coded;
 mod faults;
+mod fhir;
 mod fixtures;
 mod hostile;
 mod interfaces_api;
