@@ -20,12 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cuvette_app::fhir::{FhirRead, PatientPage, ResultQuery, SpecimenQuery};
 use cuvette_app::{AppError, CumulativeReport};
-use cuvette_domain::scope::ResourceType;
+use cuvette_domain::scope::{ReadGrant, ResourceType, Scopes};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::auth::ApiCaller;
 
 pub use resources::profile;
 use resources::{DiagnosticReport, Observation, Patient, ServiceRequest, Specimen};
@@ -190,6 +189,15 @@ impl Outcome {
         }
     }
 
+    fn forbidden(diagnostics: impl Into<String>) -> Outcome {
+        Outcome {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            diagnostics: diagnostics.into(),
+            expression: None,
+        }
+    }
+
     fn not_found(diagnostics: impl Into<String>) -> Outcome {
         Outcome {
             status: StatusCode::NOT_FOUND,
@@ -220,12 +228,6 @@ impl From<AppError> for Outcome {
             e.to_string()
         };
         Outcome { status, code, diagnostics, expression }
-    }
-}
-
-impl From<crate::error::ApiError> for Outcome {
-    fn from(e: crate::error::ApiError) -> Outcome {
-        Outcome::from(e.0)
     }
 }
 
@@ -298,9 +300,12 @@ fn resource_type(name: &str) -> Result<ResourceType, Outcome> {
 
 // ---- the caller ----
 
-/// Who is asking, through a bearer API key (or a signed-in browser).
+/// Who is asking: a bearer API key, with the SMART scopes it holds. The key's role still
+/// decides what it may see in the lab (the app checks it); its scopes narrow FHIR to the types
+/// they name.
 struct Caller {
     actor: cuvette_app::Actor,
+    scopes: Scopes,
 }
 
 impl axum::extract::FromRequestParts<AppState> for Caller {
@@ -310,8 +315,42 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Caller, Outcome> {
-        let c = ApiCaller::from_request_parts(parts, state).await?;
-        Ok(Caller { actor: c.actor })
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Outcome::from(AppError::Unauthenticated(
+                    "send Authorization: Bearer <API key>, a key made with FHIR scopes (cuvette apikey create --scope system/*.read)".into(),
+                ))
+            })?;
+        let (actor, scopes) = state.lab.api_key_access(key.trim()).await?;
+        Ok(Caller { actor, scopes })
+    }
+}
+
+impl Caller {
+    /// What this key's scopes allow of `resource`; refused when nothing.
+    fn grant(&self, resource: ResourceType) -> Result<ReadGrant, Outcome> {
+        match self.scopes.read_grant(resource) {
+            ReadGrant::Refused => Err(Outcome::forbidden(format!(
+                "this key's scopes ({}) do not let it read {resource}: a key with system/{resource}.read or system/*.read does",
+                if self.scopes.is_empty() { "none".to_owned() } else { self.scopes.to_string() }
+            ))),
+            grant => Ok(grant),
+        }
+    }
+
+    /// Refuses unless the key reads `resource` of any patient (a read by id names no
+    /// patient to hold a patient/ scope to).
+    fn reads_any(&self, resource: ResourceType) -> Result<(), Outcome> {
+        match self.grant(resource)? {
+            ReadGrant::AnyPatient => Ok(()),
+            _ => Err(Outcome::forbidden(format!(
+                "a patient/ scope reads one patient's {resource} at a time: search with patient=<id>"
+            ))),
+        }
     }
 }
 
@@ -324,6 +363,7 @@ async fn read(
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
     let resource = resource_type(&resource)?;
+    caller.reads_any(resource)?;
     let missing = || Outcome::not_found(format!("{resource}/{id} does not exist"));
     let Some(n) = id.parse::<i64>().ok().filter(|n| *n > 0) else { return Err(missing()) };
     let read = FhirRead::Read(n);
@@ -437,6 +477,24 @@ async fn search(
         Outcome::invalid("", format!("the query string cannot be read ({e}): percent-encode it"))
     })?;
     let q = search::read(route, &pairs, &s.lab.config().time_zone)?;
+    if caller.grant(resource)? == ReadGrant::OnePatient {
+        let (named, how) = match resource {
+            ResourceType::Patient => (q.id.is_some(), "_id=<patient id>"),
+            _ => (q.patient.is_some(), "patient=<patient id>"),
+        };
+        if !named {
+            return Err(Outcome::forbidden(format!(
+                "a patient/ scope reads one patient's {resource} at a time: search with {how}"
+            )));
+        }
+    }
+    for include in &q.includes {
+        let included = match *include {
+            "DiagnosticReport:result" => ResourceType::Observation,
+            _ => ResourceType::Patient,
+        };
+        caller.grant(included)?;
+    }
     let base = base_url(&s, &headers);
     let this = link(&base, resource, &q.echo, None);
     let mut matches: Vec<(i64, Value)> = Vec::new();
@@ -581,6 +639,7 @@ async fn report_pdf(
     Path(id): Path<String>,
 ) -> Result<Response, Outcome> {
     let missing = || Outcome::not_found(format!("DiagnosticReport/{id} does not exist"));
+    caller.reads_any(ResourceType::DiagnosticReport)?;
     let n = id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(missing)?;
     let q = SpecimenQuery { id: Some(n), count: 1, ..Default::default() };
     let reports = s.lab.lab_reports(&caller.actor, &q, FhirRead::Read(n)).await?;

@@ -410,6 +410,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (12, include_str!("../migrations/0012_instrument_peers.sql"), "", ""),
     (13, include_str!("../migrations/0013_catalog_reasons.sql"), "", ""),
     (14, include_str!("../migrations/0014_staff.sql"), "", ""),
+    (18, include_str!("../migrations/0018_api_key_scopes.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -7,6 +7,7 @@ use axum::http::{Method, StatusCode};
 use cuvette_app::records::PatientRow;
 use cuvette_app::{Actor, Correction, EnteredResult, IdentityCheck, PlaceOrder, RegisterPatient};
 use cuvette_domain::Role;
+use cuvette_domain::scope::Scopes;
 use cuvette_domain::workflow::TestStatus;
 use serde_json::Value;
 
@@ -110,8 +111,18 @@ fn id_of(ids: &[(String, i64)], code: &str) -> i64 {
     ids.iter().find(|(c, _)| c == code).unwrap().1
 }
 
+/// An API key acting as a technologist with these FHIR scopes.
+async fn a_key_with(app: &App, name: &str, scopes: &str) -> String {
+    let scopes = Scopes::parse(scopes).unwrap();
+    app.lab
+        .create_api_key_with_scopes(&Actor::system(), name, Role::Technologist, &scopes)
+        .await
+        .unwrap()
+}
+
+/// A key reading every FHIR resource.
 async fn a_key(app: &App, name: &str) -> String {
-    app.lab.create_api_key(&Actor::system(), name, Role::Technologist).await.unwrap()
+    a_key_with(app, name, "system/*.read").await
 }
 
 /// A FHIR GET with the key: status, content type and body.
@@ -577,4 +588,52 @@ async fn the_capability_statement_lists_exactly_what_the_router_accepts() {
             .collect();
         assert_eq!(interactions, ["read", "search-type"]);
     }
+}
+
+#[tokio::test]
+async fn a_key_reads_only_what_its_scopes_name() {
+    let app = app().await;
+    let staff = staff(&app).await;
+    let patient = a_patient(&app, &staff, "MRN-FHIR-11").await;
+    let acc = a_specimen(&app, &staff, &patient, &["K"], "2026-11-24T07:30:00Z").await;
+    let ids = results(&app, &staff, &acc, &[("K", "4.1")], true).await;
+    let k = id_of(&ids, "K");
+    let results_only = a_key_with(&app, "results-only", "system/Observation.read").await;
+    let one_patient = a_key_with(&app, "one-patient", "patient/Observation.read").await;
+    let no_scopes =
+        app.lab.create_api_key(&Actor::system(), "json-only", Role::Technologist).await.unwrap();
+
+    let (status, _) = get(&app, &results_only, &format!("/fhir/Observation/{k}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for uri in [
+        format!("/fhir/Patient/{}", patient.id),
+        format!("/fhir/DiagnosticReport?patient={}", patient.id),
+        format!("/fhir/Observation?patient={}&_include=Observation:patient", patient.id),
+    ] {
+        let (status, body) = get(&app, &results_only, &uri).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert_outcome(&body, "forbidden", None);
+    }
+    // A patient/ scope reads one patient at a time: a search must name the patient.
+    let (status, bundle) =
+        get(&app, &one_patient, &format!("/fhir/Observation?patient={}", patient.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(matches(&bundle).len(), 1);
+    for uri in ["/fhir/Observation".to_owned(), format!("/fhir/Observation/{k}")] {
+        let (status, body) = get(&app, &one_patient, &uri).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert_outcome(&body, "forbidden", None);
+    }
+    // A key made before scopes, or without any, keeps the JSON API and reads no FHIR.
+    let (status, body) = get(&app, &no_scopes, "/fhir/Observation").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["issue"][0]["diagnostics"].as_str().unwrap().contains("none"));
+    let reply =
+        app.api_key(&no_scopes, Method::GET, &format!("/api/v1/specimens/{acc}"), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // A browser session is not a FHIR client.
+    let session = app.sign_in(Role::Technologist, "browser").await;
+    let reply = app.get(&session, "/fhir/Observation").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_outcome(&reply.json(), "login", None);
 }
