@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from hl7apy.parser import parse_message
@@ -482,6 +483,180 @@ class ResultsOut(unittest.TestCase):
         listener.close()
 
 
+FHIR_KEY = os.environ.get("CUVETTE_FHIR_KEY", "")
+FHIR_PATIENT_KEY = os.environ.get("CUVETTE_FHIR_PATIENT_KEY", "")
+
+# The elements each US Core profile (STU 6.1+, hl7.fhir.us.core) marks Must Support in its
+# differential, with those of the profile it derives from (US Core Observation Clinical Result
+# for the laboratory Observation). Element paths as the profiles write them.
+MUST_SUPPORT = {
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab": [
+        "Observation.status", "Observation.category", "Observation.code", "Observation.subject",
+        "Observation.encounter", "Observation.effective[x]", "Observation.performer",
+        "Observation.value[x]", "Observation.dataAbsentReason", "Observation.interpretation",
+        "Observation.specimen", "Observation.referenceRange", "Observation.meta.lastUpdated",
+    ],
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab": [
+        "DiagnosticReport.status", "DiagnosticReport.category", "DiagnosticReport.code",
+        "DiagnosticReport.subject", "DiagnosticReport.encounter", "DiagnosticReport.effective[x]",
+        "DiagnosticReport.issued", "DiagnosticReport.performer", "DiagnosticReport.resultsInterpreter",
+        "DiagnosticReport.result", "DiagnosticReport.meta.lastUpdated",
+    ],
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient": [
+        "Patient.identifier.system", "Patient.identifier.value", "Patient.name.family",
+        "Patient.name.given", "Patient.telecom", "Patient.birthDate", "Patient.address",
+        "Patient.communication.language",
+    ],
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-specimen": [
+        "Specimen.identifier", "Specimen.accessionIdentifier", "Specimen.type", "Specimen.subject",
+    ],
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-servicerequest": [
+        "ServiceRequest.status", "ServiceRequest.intent", "ServiceRequest.category",
+        "ServiceRequest.code", "ServiceRequest.subject", "ServiceRequest.encounter",
+        "ServiceRequest.occurrence[x]", "ServiceRequest.authoredOn", "ServiceRequest.requester",
+    ],
+}
+
+# What the lab does not hold, so Must Support asks nothing of it ("if the data is present in
+# the sending system"): encounters, an interpreter apart from the verifier, contact details,
+# a requested time of service; a value or the reason it is absent, never both (obs-6).
+NOT_HELD = {
+    "Observation.encounter", "DiagnosticReport.encounter", "DiagnosticReport.resultsInterpreter",
+    "Patient.telecom", "Patient.address", "Patient.communication.language",
+    "ServiceRequest.encounter", "ServiceRequest.occurrence[x]",
+    "Specimen.meta.lastUpdated", "Patient.meta.lastUpdated",
+}
+
+STATUSES = {
+    "Observation": {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"},
+    "DiagnosticReport": {"registered", "partial", "preliminary", "final", "amended", "corrected", "appended", "cancelled", "entered-in-error", "unknown"},
+    "ServiceRequest": {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"},
+    "Specimen": {"available", "unavailable", "unsatisfactory", "entered-in-error"},
+}
+
+
+def fhir(path, key=None):
+    """A FHIR GET as an EHR sends it: (status, body)."""
+    req = urllib.request.Request(URL + path)
+    req.add_header("Authorization", "Bearer " + (key or FHIR_KEY))
+    req.add_header("Accept", "application/fhir+json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.headers["Content-Type"].startswith("application/fhir+json"), r.headers["Content-Type"]
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        assert e.headers["Content-Type"].startswith("application/fhir+json"), e.headers["Content-Type"]
+        return e.code, json.loads(e.read())
+
+
+def present(resource, path):
+    """Whether the element at `path` (Type.a.b, with value[x] choices) has a value."""
+    values = [resource]
+    for step in path.split(".")[1:]:
+        found = []
+        for v in values:
+            items = v if isinstance(v, list) else [v]
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                if step.endswith("[x]"):
+                    found += [val for k, val in item.items() if k.startswith(step[:-3]) and k != step[:-3]]
+                elif step in item:
+                    found.append(item[step])
+        values = found
+    return bool(values)
+
+
+class Fhir(unittest.TestCase):
+    """An EHR reading released results through the FHIR API, each answer validated with
+    fhir.resources' R4B models and checked for US Core's Must Support elements."""
+
+    SEEN = []
+
+    def validate(self, body):
+        from fhir.resources.R4B import get_fhir_model_class
+
+        model = get_fhir_model_class(body["resourceType"])
+        model.model_validate(body)
+        kind = body["resourceType"]
+        if kind == "Bundle":
+            for entry in body.get("entry", []):
+                self.validate(entry["resource"])
+            return
+        Fhir.SEEN.append(kind)
+        if kind in STATUSES:
+            self.assertIn(body["status"], STATUSES[kind], kind)
+        for profile in body.get("meta", {}).get("profile", []):
+            for path in MUST_SUPPORT[profile]:
+                if path in NOT_HELD or path == f"{kind}.meta.lastUpdated" and kind not in ("Observation", "DiagnosticReport"):
+                    continue
+                if kind == "Observation" and path == "Observation.dataAbsentReason" and present(body, "Observation.value[x]"):
+                    continue
+                if kind == "Observation" and path == "Observation.value[x]" and present(body, "Observation.dataAbsentReason"):
+                    continue
+                if kind == "Observation" and path == "Observation.interpretation" and "referenceRange" not in body:
+                    continue
+                self.assertTrue(present(body, path), f"{path} missing from {json.dumps(body)}")
+
+    def released(self):
+        acc = received_specimen(["K", "NA", "CREAT"])
+        values = [{"test_code": "K", "value": "5.9"}, {"test_code": "CREAT", "value": "<0.15"}]
+        api("POST", f"/api/v1/specimens/{acc}/results", {"results": values})
+        tests = api("GET", f"/api/v1/specimens/{acc}")["tests"]
+        release = [{"ordered_test_id": t["ordered_test_id"], "row_version": t["row_version"]} for t in tests if t["test_code"] in ("K", "CREAT")]
+        outcome = api("POST", "/api/v1/release", {"tests": release})
+        self.assertTrue(all(o["outcome"] == "released" for o in outcome["outcomes"]), json.dumps(outcome))
+        return acc
+
+    def test_an_ehr_reads_released_observations_and_reports_that_validate_against_r4b_and_us_core(self):
+        self.assertTrue(FHIR_KEY, "run.sh makes a key with system/*.read")
+        acc = self.released()
+        status, reports = fhir(f"/fhir/DiagnosticReport?identifier={acc}&_include=DiagnosticReport:result&_include=DiagnosticReport:patient")
+        self.assertEqual(status, 200, reports)
+        self.validate(reports)
+        report = next(e["resource"] for e in reports["entry"] if e["search"]["mode"] == "match")
+        self.assertEqual(report["status"], "partial")  # sodium is still open
+        patient = report["subject"]["reference"].split("/")[1]
+        status, observations = fhir(f"/fhir/Observation?patient={patient}&category=laboratory&_include=Observation:patient")
+        self.assertEqual(status, 200, observations)
+        self.validate(observations)
+        found = {e["resource"]["code"]["coding"][0]["code"]: e["resource"] for e in observations["entry"] if e["search"]["mode"] == "match"}
+        self.assertEqual(sorted(found), ["2160-0", "2823-3"])
+        self.assertEqual(found["2823-3"]["valueQuantity"]["code"], "mmol/L")
+        self.assertEqual(found["2823-3"]["interpretation"][0]["coding"][0]["code"], "H")
+        self.assertEqual(found["2160-0"]["valueQuantity"]["comparator"], "<")
+        for path in (f"/fhir/Patient/{patient}", f"/fhir/Specimen?identifier={acc}", f"/fhir/ServiceRequest?identifier={acc}", f"/fhir/Patient?_id={patient}"):
+            status, body = fhir(path)
+            self.assertEqual(status, 200, body)
+            self.validate(body)
+        for oid in (o["id"] for o in found.values()):
+            status, body = fhir(f"/fhir/Observation/{oid}")
+            self.assertEqual(status, 200, body)
+            self.validate(body)
+        status, body = fhir(f"/fhir/DiagnosticReport/{report['id']}")
+        self.validate(body)
+        self.assertEqual(set(Fhir.SEEN), {"Patient", "ServiceRequest", "Specimen", "Observation", "DiagnosticReport"})
+
+    def test_the_capability_statement_and_every_refusal_validate(self):
+        status, cs = fhir("/fhir/metadata")
+        self.assertEqual(status, 200)
+        self.validate(cs)
+        for path, code in (
+            ("/fhir/Observation?colour=red", 400),
+            ("/fhir/Observation?date=tomorrow", 400),
+            ("/fhir/Encounter", 404),
+            ("/fhir/Observation/999999999", 404),
+        ):
+            status, body = fhir(path)
+            self.assertEqual(status, code, body)
+            self.validate(body)
+            self.assertTrue(body["issue"][0]["diagnostics"])
+        if FHIR_PATIENT_KEY:
+            status, body = fhir("/fhir/Observation", FHIR_PATIENT_KEY)
+            self.assertEqual(status, 403, body)
+            self.validate(body)
+
+
 class Conformance(unittest.TestCase):
     def test_hl7apy_validates_every_message_cuvette_emitted(self):
         # Runs last (alphabetical order of classes): everything sent back so far.
@@ -494,7 +669,7 @@ class Conformance(unittest.TestCase):
 
 def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
-    for case in (Results, Orders, HostQuery, Corpus, Astm, ResultsOut, Conformance):
+    for case in (Results, Orders, HostQuery, Corpus, Astm, ResultsOut, Fhir, Conformance):
         suite.addTests(loader.loadTestsFromTestCase(case))
     return suite
 

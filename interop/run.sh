@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The interoperability suite: Cuvette against software nobody on this project wrote —
-# python-hl7's mllp_send, hl7apy's validator and the `astm` package — installed by the shared
+# python-hl7's mllp_send, hl7apy's validator, the `astm` package and fhir.resources' R4B
+# models (every FHIR answer validated) — installed by the shared
 # peers script. Starts a fresh demo lab on free ports and runs interop_test.py against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,11 @@ key=$(grep -o 'cuv_[0-9a-f]*' "$log" | head -n 1)
 admin=$(target/debug/cuvette apikey create --data "$data/lab" --name interop-setup --role supervisor | grep -o 'cuv_[0-9a-f]*' | head -n 1)
 curl -fsS -X PUT -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
   -d '{"enforce": false}' "http://127.0.0.1:$http/api/v1/staff-policy" >/dev/null
+# The EHR reads FHIR with a key scoped to every resource; a second key, scoped to patients
+# only, must be refused observations.
+fhir_key=$(target/debug/cuvette apikey create --data "$data/lab" --name interop-fhir --role technologist --scope 'system/*.read' | grep -o 'cuv_[0-9a-f]*' | head -n 1)
+fhir_patient_key=$(target/debug/cuvette apikey create --data "$data/lab" --name interop-fhir-patients --role technologist --scope system/Patient.read | grep -o 'cuv_[0-9a-f]*' | head -n 1)
 CUVETTE_URL="http://127.0.0.1:$http" CUVETTE_MLLP_PORT="$mllp" CUVETTE_ASTM_PORT="$astm" CUVETTE_EHR_PORT="$ehr" \
-CUVETTE_API_KEY="$key" CUVETTE_ADMIN_KEY="$admin" CORPUS_DIR="$shared/corpus" MLLP_SEND="$bindir/mllp_send" \
+CUVETTE_API_KEY="$key" CUVETTE_ADMIN_KEY="$admin" CUVETTE_FHIR_KEY="$fhir_key" CUVETTE_FHIR_PATIENT_KEY="$fhir_patient_key" CORPUS_DIR="$shared/corpus" MLLP_SEND="$bindir/mllp_send" \
 CUVETTE_BIN="$root/target/debug/cuvette" CUVETTE_DATA="$data/lab" \
   "$py" interop/interop_test.py -v

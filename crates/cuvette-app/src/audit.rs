@@ -69,6 +69,9 @@ pub(crate) struct ThrottleCleared {
 pub(crate) struct ApiKeyCreated<'a> {
     pub name: &'a str,
     pub role: &'a str,
+    /// Its FHIR scopes, when it holds any.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub scopes: &'a str,
 }
 
 // ---- catalog ----

@@ -14,6 +14,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::password::check_new_password;
+use cuvette_domain::scope::Scopes;
 use cuvette_domain::throttle::{Admission, Standing, Throttle, ThrottlePolicy};
 use cuvette_domain::{Action, Role};
 use cuvette_store::{NewAuditEvent, SessionRow, UserRow};
@@ -609,7 +610,19 @@ impl Lab {
     }
 
     /// Creates an API key acting with `role`; the key is returned once and stored as a hash.
+    /// It holds no FHIR scopes: [`Lab::create_api_key_with_scopes`] gives it some.
     pub async fn create_api_key(&self, actor: &Actor, name: &str, role: Role) -> AppResult<String> {
+        self.create_api_key_with_scopes(actor, name, role, &Scopes::default()).await
+    }
+
+    /// Creates an API key acting with `role` and reading through FHIR what `scopes` allow.
+    pub async fn create_api_key_with_scopes(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        scopes: &Scopes,
+    ) -> AppResult<String> {
         self.require(actor, Action::ManageUsers)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 64 {
@@ -621,7 +634,7 @@ impl Lab {
         let key = format!("{API_KEY_PREFIX}{}", random_hex(32));
         let now = self.now_at();
         let mut tx = self.store.begin().await?;
-        tx.insert_api_key(name, &digest(&key), role, &actor.name, now).await?;
+        tx.insert_api_key(name, &digest(&key), role, scopes, &actor.name, now).await?;
         tx.audit(NewAuditEvent {
             at: now,
             actor: &actor.name,
@@ -630,7 +643,11 @@ impl Lab {
             entity_id: name.to_owned(),
             patient_id: None,
             before: None,
-            after: audit::state(&audit::ApiKeyCreated { name, role: role.code() }),
+            after: audit::state(&audit::ApiKeyCreated {
+                name,
+                role: role.code(),
+                scopes: &scopes.to_string(),
+            }),
         })
         .await?;
         tx.commit().await?;
@@ -639,6 +656,11 @@ impl Lab {
 
     /// The actor behind a bearer API key.
     pub async fn api_key_actor(&self, key: &str) -> AppResult<Actor> {
+        Ok(self.api_key_access(key).await?.0)
+    }
+
+    /// The actor behind a bearer API key, with the FHIR scopes the key holds.
+    pub async fn api_key_access(&self, key: &str) -> AppResult<(Actor, Scopes)> {
         let refused =
             || AppError::Unauthenticated("the API key is not valid or was revoked".into());
         if !key.starts_with(API_KEY_PREFIX) {
@@ -646,7 +668,8 @@ impl Lab {
         }
         let row = self.store.api_key(&digest(key)).await?.ok_or_else(refused)?;
         let role = row.role;
-        Ok(Actor { name: format!("apikey:{}", row.name), display_name: row.name, role })
+        let actor = Actor { name: format!("apikey:{}", row.name), display_name: row.name, role };
+        Ok((actor, row.scopes))
     }
 
     /// Records an event that changes nothing else (failed sign-ins, views).

@@ -32,6 +32,9 @@
 //! - **Search** ([`search`]): `find` (one field: accession or a tube's placer id → the
 //!   specimen, MRN → the patient, else a name), `search_orders` (by patient, provider,
 //!   period, status, priority and test, paged, each filter on its index), both audited.
+//! - **FHIR read models** ([`fhir`]): `released_results` (Observations), `ordered_tests`
+//!   (ServiceRequests), `specimen_page`, `lab_reports` (DiagnosticReports), `patient_page`,
+//!   `patients_by_id` — a page at a time by key, each read audited; only released results.
 //! - **Catalog** ([`catalog`]): `catalog`, `save_definition` (with a required reason),
 //!   `definition_history`, `definition_diff`, `export_catalog`, `import_catalog`; the synonyms
 //!   of coded results (`synonyms.rs`): `coded_synonyms`, `add_coded_synonym`,
@@ -56,6 +59,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod critical;
 mod error;
+pub mod fhir;
 pub mod interop;
 mod orders;
 mod patients;

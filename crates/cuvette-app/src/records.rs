@@ -16,8 +16,8 @@ pub use cuvette_domain::time::Timestamp;
 
 // Patients, orders and specimens.
 pub use cuvette_store::{
-    OrderRow, OrderedTestRow, PATIENT_SEARCH_LEN_MAX, PatientRow, SpecimenRow, WorkItem,
-    WorklistFilter,
+    OrderRow, OrderedTestRow, PATIENT_SEARCH_LEN_MAX, PatientRow, SpecimenItem, SpecimenRow,
+    WorkItem, WorklistFilter,
 };
 
 // Results, the files instruments sent as results, and the calls documented for critical ones.

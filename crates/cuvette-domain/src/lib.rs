@@ -22,6 +22,7 @@ pub mod peers;
 pub mod qc;
 pub mod role;
 pub mod rotation;
+pub mod scope;
 pub mod staff;
 pub mod synonyms;
 pub mod throttle;

@@ -11,6 +11,7 @@ mod barcode;
 pub mod chart;
 mod csv_export;
 mod error;
+pub mod fhir;
 pub mod health;
 mod html;
 pub mod interfaces;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(html::routes())
         .nest("/api", api::routes())
+        .nest("/fhir", fhir::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(

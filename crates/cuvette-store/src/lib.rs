@@ -12,6 +12,7 @@
 mod attachments;
 mod audit;
 mod catalog;
+mod fhir;
 mod interfaces;
 mod orders;
 mod patients;
@@ -33,6 +34,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 pub use attachments::{AttachmentRow, NewAttachment};
 pub use audit::{AUDIT_PAGE_LEN, AuditEvent, AuditFilter, AuditVerification, NewAuditEvent};
 pub use catalog::StoredDefinition;
+pub use fhir::{
+    FHIR_ROWS_MAX, PatientPageFilter, SpecimenItem, SpecimenPageFilter, TestPageFilter,
+};
 pub use interfaces::{
     CodeDisposition, Direction, InstrumentRow, MessageFilter, MessageOutcome, MessageRow,
     NewMessage, OutboxRow, OutboxStatus, Protocol, Quarantine, TestCodeRow, UnmappedResults,
@@ -413,6 +417,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (15, include_str!("../migrations/0015_result_attachments.sql"), "", ""),
     (16, include_str!("../migrations/0016_order_search.sql"), "", ""),
     (17, include_str!("../migrations/0017_students.sql"), "", ""),
+    (18, include_str!("../migrations/0018_api_key_scopes.sql"), "", ""),
 ];
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls everything back, the audit

@@ -209,19 +209,19 @@ pub struct OrderSearchFilter {
     pub limit: i64,
 }
 
-const SPECIMEN_COLUMNS: &str = "s.id AS s_id, s.accession AS s_accession, s.order_id AS s_order_id, s.container AS s_container, \
+pub(crate) const SPECIMEN_COLUMNS: &str = "s.id AS s_id, s.accession AS s_accession, s.order_id AS s_order_id, s.container AS s_container, \
     s.specimen_type AS s_specimen_type, s.status AS s_status, s.collected_at AS s_collected_at, s.collected_by AS s_collected_by, \
     s.received_at AS s_received_at, s.received_by AS s_received_by, s.rejected_at AS s_rejected_at, s.rejected_by AS s_rejected_by, \
     s.reject_reason AS s_reject_reason, s.reject_note AS s_reject_note, s.recollection_of AS s_recollection_of, s.row_version AS s_row_version, \
     s.hemolysis_index AS s_hemolysis_index, s.icterus_index AS s_icterus_index, s.lipemia_index AS s_lipemia_index, s.conditions AS s_conditions";
 
-const ORDER_COLUMNS: &str = "o.id AS o_id, o.patient_id AS o_patient_id, o.provider AS o_provider, o.priority AS o_priority, \
+pub(crate) const ORDER_COLUMNS: &str = "o.id AS o_id, o.patient_id AS o_patient_id, o.provider AS o_provider, o.priority AS o_priority, \
     o.clinical_note AS o_clinical_note, o.placer_number AS o_placer_number, o.ordered_at AS o_ordered_at, o.ordered_by AS o_ordered_by";
 
-const TEST_COLUMNS: &str = "t.id AS t_id, t.order_id AS t_order_id, t.specimen_id AS t_specimen_id, t.test_code AS t_test_code, \
+pub(crate) const TEST_COLUMNS: &str = "t.id AS t_id, t.order_id AS t_order_id, t.specimen_id AS t_specimen_id, t.test_code AS t_test_code, \
     t.panel_code AS t_panel_code, t.discipline AS t_discipline, t.status AS t_status, t.row_version AS t_row_version, t.updated_at AS t_updated_at";
 
-fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
+pub(crate) fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
     Ok(SpecimenRow {
         id: r.try_get("s_id")?,
         accession: r.try_get("s_accession")?,
@@ -260,7 +260,7 @@ fn specimen_from_row(r: &AnyRow) -> StoreResult<SpecimenRow> {
     })
 }
 
-fn order_from_row(r: &AnyRow) -> StoreResult<OrderRow> {
+pub(crate) fn order_from_row(r: &AnyRow) -> StoreResult<OrderRow> {
     Ok(OrderRow {
         id: r.try_get("o_id")?,
         patient_id: r.try_get("o_patient_id")?,
@@ -273,7 +273,7 @@ fn order_from_row(r: &AnyRow) -> StoreResult<OrderRow> {
     })
 }
 
-fn test_from_row(r: &AnyRow) -> StoreResult<OrderedTestRow> {
+pub(crate) fn test_from_row(r: &AnyRow) -> StoreResult<OrderedTestRow> {
     Ok(OrderedTestRow {
         id: r.try_get("t_id")?,
         order_id: r.try_get("t_order_id")?,

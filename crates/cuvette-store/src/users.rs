@@ -53,6 +53,8 @@ pub struct ApiKeyRow {
     pub name: String,
     /// The role it acts in.
     pub role: Role,
+    /// The SMART scopes it holds for the FHIR API.
+    pub scopes: cuvette_domain::scope::Scopes,
 }
 
 const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.role, u.password_hash, u.active, u.failed_logins, u.locked_until";
@@ -179,15 +181,17 @@ impl Tx {
         name: &str,
         key_hash: &str,
         role: Role,
+        scopes: &cuvette_domain::scope::Scopes,
         by: &str,
         now: Timestamp,
     ) -> StoreResult<i64> {
         sqlx::query_scalar(
-            "INSERT INTO api_key (name, key_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO api_key (name, key_hash, role, scopes, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(name)
         .bind(key_hash)
         .bind(role.code())
+        .bind(scopes.to_string())
         .bind(now.as_micros())
         .bind(by)
         .fetch_one(self.conn())
@@ -297,7 +301,7 @@ impl Store {
     /// A live API key by its hash.
     pub async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
         let row = sqlx::query(
-            "SELECT id, name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
+            "SELECT id, name, role, scopes FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(self.reader())
@@ -307,6 +311,9 @@ impl Store {
                 id: r.try_get("id")?,
                 name: r.try_get("name")?,
                 role: code(&r, "api_key", "id", "role", Role::parse)?,
+                scopes: code(&r, "api_key", "id", "scopes", |s| {
+                    cuvette_domain::scope::Scopes::parse(s).ok()
+                })?,
             })
         })
         .transpose()

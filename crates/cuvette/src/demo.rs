@@ -485,6 +485,9 @@ pub fn print_welcome(listen: SocketAddr, api_key: &str) {
         "  try: curl -H 'Authorization: Bearer {api_key}' http://{listen}/api/v1/review-queue"
     );
     println!("  API description: http://{listen}/api/openapi.json");
+    println!(
+        "  FHIR (system/*.read): http://{listen}/fhir/metadata, /fhir/Observation?patient=<id>"
+    );
     println!();
     println!("Example data only; not for clinical use. Stop with Ctrl+C.");
 }

@@ -154,6 +154,11 @@ enum ApikeyCommand {
         /// Role the key acts with.
         #[arg(long)]
         role: String,
+        /// A SMART scope for the FHIR API (`system/*.read`, `system/Observation.read`,
+        /// `patient/Observation.read`, …); repeat for more. Without one the key reads nothing
+        /// through FHIR.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
     },
 }
 
@@ -450,11 +455,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::seed_if_empty(&database, config()).await?;
             let lab = Arc::new(open_lab_with(database, http.lab_config()).await?);
             anchor.start(&lab)?;
+            // The demo's key also reads every FHIR resource, so an EHR can be tried at once.
+            let fhir = cuvette_domain::scope::Scopes::parse("system/*.read")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let key = lab
-                .create_api_key(
+                .create_api_key_with_scopes(
                     &Actor::system(),
                     &format!("demo-{}", lab.now().as_second()),
                     Role::Technologist,
+                    &fhir,
                 )
                 .await?;
             demo::print_welcome(http.listen, &key);
@@ -489,14 +498,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("Added {username} ({role}).");
         }
-        Command::Apikey { command: ApikeyCommand::Create { db, name, role } } => {
+        Command::Apikey { command: ApikeyCommand::Create { db, name, role, scopes } } => {
             let role = parse_role(&role)?;
+            let scopes = cuvette_domain::scope::Scopes::parse(&scopes.join(" "))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let lab = open_lab(db.open().await?).await?;
             let key = lab
-                .create_api_key(&Actor::system(), &name, role)
+                .create_api_key_with_scopes(&Actor::system(), &name, role, &scopes)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!("API key {name:?} acting as {role}. Store it now: it is not shown again.");
+            let reads = if scopes.is_empty() {
+                "no FHIR resources".to_owned()
+            } else {
+                format!("FHIR with {scopes}")
+            };
+            eprintln!(
+                "API key {name:?} acting as {role}, reading {reads}. Store it now: it is not shown again."
+            );
             println!("{key}");
         }
         Command::Audit { command: AuditCommand::Verify { db, anchor } } => {

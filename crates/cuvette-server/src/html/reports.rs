@@ -308,6 +308,12 @@ async fn report_pdf(
         .into_response())
 }
 
+/// The patient's released results as the PDF report (also linked from FHIR
+/// `DiagnosticReport.presentedForm`).
+pub(crate) fn report_pdf_bytes(lab: &Lab, report: &CumulativeReport) -> Vec<u8> {
+    pdf::render(&pdf_report(&report_data(lab, report)))
+}
+
 fn pdf_report(r: &ReportData) -> pdf::Report {
     let b = &r.banner;
     let age = if b.age.is_empty() { String::new() } else { format!(" ({})", b.age) };

@@ -10,6 +10,7 @@ mod children;
 mod coded;
 mod critical_banner;
 mod faults;
+mod fhir;
 mod fixtures;
 mod hostile;
 mod interfaces_api;

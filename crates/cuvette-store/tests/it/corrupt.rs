@@ -84,7 +84,9 @@ async fn damaged(sql: &str) -> (Db, Seed) {
         .unwrap();
     tx.enqueue("ehr:2575", "CUV0001", b"MSH|ORU", "26-0000001-8", AT).await.unwrap();
     tx.insert_user("tech", "Tech", Role::Technician, "phc", AT).await.unwrap();
-    tx.insert_api_key("ehr", "beef", Role::Technician, "director", AT).await.unwrap();
+    tx.insert_api_key("ehr", "beef", Role::Technician, &Default::default(), "director", AT)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     db.damage(sql).await;
     (db, Seed { specimen, order, test, instrument, message })
@@ -170,6 +172,12 @@ async fn an_unknown_role_or_privilege_is_corrupt_data_naming_its_column() {
     );
     let (db, _) = damaged("UPDATE api_key SET role = 'root'").await;
     assert_eq!(corrupt_column(db.store.api_key("beef").await), ("api_key", "role", "root".into()));
+    // A scope list that does not read back is corrupt, never "no scopes" nor "every scope".
+    let (db, _) = damaged("UPDATE api_key SET scopes = 'system/*.read admin/*.*'").await;
+    assert_eq!(
+        corrupt_column(db.store.api_key("beef").await),
+        ("api_key", "scopes", "system/*.read admin/*.*".into())
+    );
     let (db, _) =
         damaged("INSERT INTO role_privilege (role, action) VALUES ('technician', 'fly')").await;
     assert_eq!(corrupt_column(db.store.privileges().await).1, "action");

@@ -1,5 +1,6 @@
 //! Staff accounts, their sessions, API keys and the privilege table.
 
+use cuvette_domain::scope::Scopes;
 use cuvette_domain::{Action, Role};
 use cuvette_store::{ApiKeyRow, SessionRow, UserRow};
 
@@ -67,7 +68,11 @@ async fn a_user_reads_back_through_sign_in_the_user_list_and_a_session() {
 async fn an_api_key_and_the_privilege_table_read_back_as_written() {
     let db = Db::new().await;
     let mut tx = db.store.begin().await.unwrap();
-    let id = tx.insert_api_key("ward-ehr", "beef", Role::Technician, "director", AT).await.unwrap();
+    let scopes = Scopes::parse("system/Observation.read patient/*.read").unwrap();
+    let id = tx
+        .insert_api_key("ward-ehr", "beef", Role::Technician, &scopes, "director", AT)
+        .await
+        .unwrap();
     tx.replace_privileges(&[
         (Role::Student, Action::EnterResult),
         (Role::Technician, Action::VerifyRoutine),
@@ -79,7 +84,7 @@ async fn an_api_key_and_the_privilege_table_read_back_as_written() {
 
     same(
         &db.store.api_key("beef").await.unwrap().unwrap(),
-        &ApiKeyRow { id, name: "ward-ehr".into(), role: Role::Technician },
+        &ApiKeyRow { id, name: "ward-ehr".into(), role: Role::Technician, scopes },
     );
     let mut granted = db.store.privileges().await.unwrap();
     granted.sort();
