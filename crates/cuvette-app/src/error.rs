@@ -33,6 +33,12 @@ pub enum AppError {
     /// A lab rule refuses the step (a rejected specimen, a critical without a call, …).
     #[error("{0}")]
     Refused(String),
+    /// The database cannot do the work for now (unreachable, disk full, locked, restarting);
+    /// nothing was saved and the same request may succeed once the fault clears.
+    #[error(
+        "the database is not answering for now: nothing was saved; try again in a minute, and tell the system administrator if it lasts"
+    )]
+    Unavailable(StoreError),
     /// The database failed.
     #[error("the database failed: {0}")]
     Store(StoreError),
@@ -50,6 +56,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::NotFound(what) => AppError::NotFound(format!("{what} not found")),
             StoreError::Conflict(why) => AppError::Conflict(why),
+            other if other.is_unavailable() => AppError::Unavailable(other),
             other => AppError::Store(other),
         }
     }

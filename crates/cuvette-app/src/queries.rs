@@ -227,7 +227,7 @@ impl Lab {
             cuvette_store::StoreError::NotFound(_) => {
                 AppError::NotFound(format!("there is no attached file {id}"))
             }
-            other => AppError::Store(other),
+            other => AppError::from(other),
         })?;
         let item = self.work_item(attachment.ordered_test_id).await?;
         let mut tx = self.store.begin().await?;

@@ -38,6 +38,7 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
         AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         AppError::Conflict(_) => StatusCode::CONFLICT,
         AppError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -66,8 +67,12 @@ impl IntoResponse for WebError {
                     StatusCode::CONFLICT => "Someone else changed this first",
                     StatusCode::UNAUTHORIZED => "Sign in again",
                     StatusCode::INTERNAL_SERVER_ERROR => "Something went wrong",
+                    StatusCode::SERVICE_UNAVAILABLE => "The database is not answering",
                     _ => "This cannot be done",
                 };
+                if let AppError::Unavailable(cause) = e {
+                    tracing::warn!(error = %cause, "request refused: the database is not answering");
+                }
                 if status == StatusCode::INTERNAL_SERVER_ERROR {
                     tracing::error!(error = %e, "request failed");
                     (status, heading, "the request failed on the server; nothing was saved. Try again, and tell the system administrator if it persists.".to_owned())
@@ -126,6 +131,9 @@ pub(crate) fn api_error(
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
+        if let AppError::Unavailable(cause) = &self.0 {
+            tracing::warn!(error = %cause, "api request refused: the database is not answering");
+        }
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self.0, "api request failed");
             "the request failed on the server; nothing was saved".to_owned()

@@ -219,6 +219,7 @@ impl From<AppError> for Outcome {
             }
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             AppError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "business-rule", None),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "transient", None),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "exception", None),
         };
         let diagnostics = if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -100,6 +100,10 @@ pub enum StoreError {
         /// What the driver said.
         reason: String,
     },
+    /// The database did not take a write at COMMIT (a full disk while the log is written, an
+    /// I/O error, the server going away): nothing of the transaction was kept.
+    #[error("the database did not take the write: {0}")]
+    CommitFailed(sqlx::Error),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Other(#[from] sqlx::Error),
@@ -109,6 +113,44 @@ impl StoreError {
     /// A column whose stored value cannot be read as its type.
     pub(crate) fn corrupt_column(column: &str, e: sqlx::Error) -> StoreError {
         StoreError::CorruptColumn { column: column.to_owned(), reason: e.to_string() }
+    }
+
+    /// Whether the database could not do the work for now — it cannot be reached, its disk is
+    /// full, it is locked or shutting down — rather than refusing this request or holding bad
+    /// data. Such a failure clears by itself once the fault does (the pool discards broken
+    /// connections), so the caller is told to try again, not that something is wrong with
+    /// what they asked.
+    pub fn is_unavailable(&self) -> bool {
+        let e = match self {
+            StoreError::CommitFailed(_) => return true,
+            StoreError::Other(e) => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => {
+                let code = d.code().unwrap_or_default();
+                // SQLite's primary result codes (the low byte of an extended code): BUSY 5,
+                // LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+                let sqlite = code
+                    .parse::<i64>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14));
+                // PostgreSQL's SQLSTATE classes: 08 connection exception, 53 insufficient
+                // resources (disk full, out of memory, too many connections), 57P operator
+                // intervention (shutdown, cannot connect now), 40001/40P01 retryable.
+                let postgres = code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01";
+                sqlite || postgres
+            }
+            _ => false,
+        }
     }
 
     /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming what is taken.
@@ -458,7 +500,7 @@ impl Tx {
         // the pool then closes the connection if it is still inside the transaction.
         let committed = self.inner.commit().await;
         writes_failing.store(committed.is_err(), std::sync::atomic::Ordering::Release);
-        Ok(committed?)
+        committed.map_err(StoreError::CommitFailed)
     }
 
     /// Rolls back explicitly after `cause`, logging a rollback that fails too (the pool then

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use cuvette_app::Actor;
 use cuvette_app::records::{Direction, MessageFilter};
 use cuvette_hl7::Message;
@@ -96,6 +96,7 @@ async fn an_episode_of(fault: Fault, seen_at_commit: bool) {
     let _server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
     let mut sender = TcpStream::connect(addr).await.unwrap();
 
+    let bench = app.sign_in(cuvette_domain::role::Role::Technologist, "faults").await;
     let before = ids("BEFORE", 3);
     assert_eq!(send_all(&mut sender, &before).await, ["AE"; 3], "stored and quarantined");
 
@@ -109,7 +110,24 @@ async fn an_episode_of(fault: Fault, seen_at_commit: bool) {
         assert!(reason.contains("the last write to it failed"), "{body}");
     }
 
+    // The bench is told the database is not answering and to try again — not that the
+    // server broke — and nothing of it is stored. (A full disk refuses only what needs a new
+    // page; a registration may fit in the pages the file has.)
+    let patient = serde_json::json!({ "mrn": "FAULT1", "family_name": "Fault", "given_name": "Ada",
+        "birth_date": "1960-03-02", "sex": "F" });
+    if seen_at_commit {
+        let refused =
+            app.api(&bench, Method::POST, "/api/v1/patients", Some(patient.clone())).await;
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+        assert!(refused.body.contains("the database is not answering for now"), "{}", refused.body);
+        assert!(refused.body.contains("try again"), "{}", refused.body);
+    }
+
     faults.inject(Fault::None);
+    if seen_at_commit {
+        let registered = app.api(&bench, Method::POST, "/api/v1/patients", Some(patient)).await;
+        assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
+    }
     // The same connection and another one, more messages than the pool has connections:
     // none is left broken by the fault.
     let after = ids("AFTER", 12);

@@ -42,7 +42,8 @@ async fn a_postgresql_connection_killed_mid_transaction_loses_that_transaction_o
     let mut tx = db.store.begin().await.unwrap();
     tx.enqueue("ehr", "CUT", b"MSH|", "26-0000001-0", AT).await.unwrap();
     assert!(db.kill_its_connections().await >= 1);
-    assert!(tx.commit().await.is_err(), "a commit on a dead connection fails");
+    let e = tx.commit().await.expect_err("a commit on a dead connection fails");
+    assert!(e.is_unavailable(), "a dead connection is a wait, not a bad request: {e}");
 
     // Every pooled connection was killed too: the next transactions get fresh ones.
     for i in 0..40 {
@@ -67,6 +68,7 @@ async fn a_sqlite_database_locked_by_another_program_refuses_writes_then_takes_t
         .expect("refused within the busy timeout, not held forever");
     let e = refused.expect_err("no write while another program holds the lock");
     assert!(e.to_string().contains("locked"), "{e}");
+    assert!(e.is_unavailable(), "a lock is a wait, not a bad request: {e}");
     assert!(db.store.writes_failing());
 
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
@@ -152,7 +154,8 @@ async fn postgresql_unreachable_refuses_writes_with_an_error_and_they_resume_whe
     let refused = tokio::time::timeout(Duration::from_secs(30), queue("DOWN".into()))
         .await
         .expect("refused within the pool's patience, not held forever");
-    assert!(refused.is_err(), "no write while the database is unreachable");
+    let e = refused.expect_err("no write while the database is unreachable");
+    assert!(e.is_unavailable(), "an unreachable database is a wait, not a bad request: {e}");
     assert!(store.writes_failing());
 
     relay.back_up();
