@@ -381,6 +381,85 @@ async fn read_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cuvette_app::records::{Direction, MessageOutcome};
+
+    /// The demo lab on a fresh SQLite folder of its own, with both listeners serving it.
+    async fn the_demo_lab_listening()
+    -> (std::path::PathBuf, std::sync::Arc<Lab>, SocketAddr, SocketAddr) {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cuvette-simulate-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = cuvette_app::Database::open_dir(&dir).await.unwrap();
+        crate::demo::seed_if_empty(&database, cuvette_app::LabConfig::default()).await.unwrap();
+        let lab = std::sync::Arc::new(
+            Lab::open(
+                database,
+                std::sync::Arc::new(SystemClock),
+                cuvette_app::LabConfig::default(),
+            )
+            .await
+            .unwrap(),
+        );
+        let (mllp, mllp_addr) =
+            cuvette_server::interfaces::mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        tokio::spawn(cuvette_server::interfaces::mllp::serve(lab.clone(), mllp));
+        let (astm, astm_addr) =
+            cuvette_server::interfaces::astm::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        tokio::spawn(cuvette_server::interfaces::astm::serve(lab.clone(), astm));
+        (dir, lab, mllp_addr, astm_addr)
+    }
+
+    /// What the listeners logged from one protocol's analyzers: (sender, outcome, results).
+    async fn received(lab: &Lab, protocol: Protocol) -> Vec<(String, MessageOutcome, i64, String)> {
+        let filter = cuvette_app::records::MessageFilter {
+            direction: Some(Direction::In),
+            limit: 10_000,
+            ..Default::default()
+        };
+        lab.message_log(&Actor::system(), &filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.protocol == protocol)
+            .map(|m| (m.sender, m.outcome, m.results, String::from_utf8_lossy(&m.raw).into_owned()))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_analyzers_results_over_both_listeners_are_all_taken_in_the_units_they_are_mapped_in()
+     {
+        let (dir, lab, mllp, astm) = the_demo_lab_listening().await;
+        let before_hl7 = received(&lab, Protocol::Hl7).await.len();
+        let before_astm = received(&lab, Protocol::Astm).await.len();
+
+        // The demo keeps a few specimens received and waiting: one for the HL7 analyzers,
+        // the rest for the ASTM ones.
+        run(&lab, SimProtocol::Hl7, mllp, 1, 0.3).await.unwrap();
+        run(&lab, SimProtocol::Astm, astm, 6, 0.3).await.unwrap();
+
+        let astm_log = received(&lab, Protocol::Astm).await;
+        let hl7_log = received(&lab, Protocol::Hl7).await;
+        let new_astm = &astm_log[..astm_log.len() - before_astm];
+        let new_hl7 = &hl7_log[..hl7_log.len() - before_hl7];
+        assert!(!new_astm.is_empty(), "the ASTM analyzers sent something");
+        assert!(!new_hl7.is_empty(), "the HL7 analyzers sent something");
+        for (sender, outcome, results, raw) in new_astm.iter().chain(new_hl7) {
+            // Every message the simulator sends is one a real lab takes whole: nothing
+            // quarantined, nothing partial, and results stored from each.
+            assert_eq!(*outcome, MessageOutcome::Accepted, "{sender}: {raw}");
+            assert!(*results > 0, "{sender} stored nothing: {raw}");
+        }
+        // The chemistry analyzer set up in SI units speaks ASTM in mmol/L and µmol/L, and
+        // those messages are taken (converted, not quarantined for their unit).
+        let si: Vec<_> = new_astm.iter().filter(|m| m.0 == "DEMOSI").collect();
+        assert!(!si.is_empty(), "the demo keeps a chemistry specimen for the SI analyzer");
+        assert!(
+            si.iter().any(|m| m.3.contains("mmol/L") || m.3.contains("umol/L")),
+            "the SI analyzer reports in SI units: {si:?}"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
 
     #[test]
     fn an_astm_run_is_one_order_with_a_result_record_per_test_and_the_indices() {
