@@ -104,50 +104,30 @@ impl Store {
     /// Ordered tests in id order, each with its specimen, order, patient and — as its result
     /// — the current released version (the latest one released), when there is one.
     pub async fn test_page(&self, f: &TestPageFilter) -> StoreResult<Vec<WorkItem>> {
-        let mut conditions = vec!["t.id > $1".to_owned()];
-        let mut binds = vec![Bind::Int(f.after_id)];
-        let mut push = |column: &str, op: &str, b: Bind| {
-            binds.push(b);
-            conditions.push(format!("{column} {op} ${}", binds.len()));
-        };
+        let mut w = Where::after("t.id", f.after_id);
         if let Some(id) = f.test_id {
-            push("t.id", "=", Bind::Int(id));
+            w.compare("t.id", "=", Bind::Int(id));
         }
-        if let Some(id) = f.patient_id {
-            push("o.patient_id", "=", Bind::Int(id));
-        }
-        if let Some(acc) = &f.accession {
-            push("s.accession", "=", Bind::Text(acc.clone()));
-        }
-        if let Some(from) = f.collected_from {
-            push("s.collected_at", ">=", Bind::Int(from.as_micros()));
-        }
-        if let Some(before) = f.collected_before {
-            push("s.collected_at", "<", Bind::Int(before.as_micros()));
-        }
+        w.specimen(f.patient_id, f.accession.as_deref(), f.collected_from, f.collected_before);
         if !f.specimen_ids.is_empty() {
-            let list = in_list(&mut binds, f.specimen_ids.iter().map(|&i| Bind::Int(i)));
-            conditions.push(format!("t.specimen_id IN ({list})"));
+            w.is_in("t.specimen_id", f.specimen_ids.iter().map(|&i| Bind::Int(i)));
         }
         if let Some(codes) = &f.test_codes {
             if codes.is_empty() {
                 return Ok(Vec::new());
             }
-            let list = in_list(&mut binds, codes.iter().map(|c| Bind::Text(c.clone())));
-            conditions.push(format!("t.test_code IN ({list})"));
+            w.is_in("t.test_code", codes.iter().map(|c| Bind::Text(c.clone())));
         }
         if !f.release_statuses.is_empty() {
-            let list = in_list(
-                &mut binds,
+            w.is_in(
+                "r.release_status",
                 f.release_statuses.iter().map(|s| Bind::Text(s.code().to_owned())),
             );
-            conditions.push(format!("r.release_status IN ({list})"));
         }
         if f.released_only {
-            conditions.push("r.id IS NOT NULL".to_owned());
+            w.condition("r.id IS NOT NULL");
         }
-        binds.push(Bind::Int(f.limit.clamp(1, FHIR_ROWS_MAX)));
-        let limit = binds.len();
+        let (clause, limit, binds) = w.limit(f.limit);
         let sql = format!(
             "SELECT {TEST_COLUMNS}, {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS}, {RESULT_COLUMNS_R} \
              FROM ordered_test t \
@@ -157,8 +137,7 @@ impl Store {
              LEFT JOIN result r ON r.ordered_test_id = t.id \
                 AND r.version = (SELECT MAX(r2.version) FROM result r2 \
                                  WHERE r2.ordered_test_id = t.id AND r2.released_at IS NOT NULL) \
-             WHERE {} ORDER BY t.id LIMIT ${limit}",
-            conditions.join(" AND ")
+             WHERE {clause} ORDER BY t.id LIMIT {limit}"
         );
         let rows =
             bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(self.reader()).await?;
@@ -178,41 +157,22 @@ impl Store {
 
     /// Specimens in id order, each with its order and patient.
     pub async fn specimen_page(&self, f: &SpecimenPageFilter) -> StoreResult<Vec<SpecimenItem>> {
-        let mut conditions = vec!["s.id > $1".to_owned()];
-        let mut binds = vec![Bind::Int(f.after_id)];
-        let mut push = |column: &str, op: &str, b: Bind| {
-            binds.push(b);
-            conditions.push(format!("{column} {op} ${}", binds.len()));
-        };
+        let mut w = Where::after("s.id", f.after_id);
         if let Some(id) = f.id {
-            push("s.id", "=", Bind::Int(id));
+            w.compare("s.id", "=", Bind::Int(id));
         }
-        if let Some(id) = f.patient_id {
-            push("o.patient_id", "=", Bind::Int(id));
-        }
-        if let Some(acc) = &f.accession {
-            push("s.accession", "=", Bind::Text(acc.clone()));
-        }
-        if let Some(from) = f.collected_from {
-            push("s.collected_at", ">=", Bind::Int(from.as_micros()));
-        }
-        if let Some(before) = f.collected_before {
-            push("s.collected_at", "<", Bind::Int(before.as_micros()));
-        }
+        w.specimen(f.patient_id, f.accession.as_deref(), f.collected_from, f.collected_before);
         if f.released_only {
-            conditions.push(
+            w.condition(
                 "EXISTS (SELECT 1 FROM ordered_test t JOIN result r ON r.ordered_test_id = t.id \
-                 WHERE t.specimen_id = s.id AND r.released_at IS NOT NULL)"
-                    .to_owned(),
+                 WHERE t.specimen_id = s.id AND r.released_at IS NOT NULL)",
             );
         }
-        binds.push(Bind::Int(f.limit.clamp(1, FHIR_ROWS_MAX)));
+        let (clause, limit, binds) = w.limit(f.limit);
         let sql = format!(
             "SELECT {SPECIMEN_COLUMNS}, {ORDER_COLUMNS}, {PATIENT_COLUMNS} \
              FROM specimen s JOIN lab_order o ON o.id = s.order_id JOIN patient p ON p.id = o.patient_id \
-             WHERE {} ORDER BY s.id LIMIT ${}",
-            conditions.join(" AND "),
-            binds.len()
+             WHERE {clause} ORDER BY s.id LIMIT {limit}"
         );
         let rows =
             bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(self.reader()).await?;
@@ -229,21 +189,16 @@ impl Store {
 
     /// Patients in id order.
     pub async fn patient_page(&self, f: &PatientPageFilter) -> StoreResult<Vec<PatientRow>> {
-        let mut conditions = vec!["p.id > $1".to_owned()];
-        let mut binds = vec![Bind::Int(f.after_id)];
+        let mut w = Where::after("p.id", f.after_id);
         if let Some(id) = f.id {
-            binds.push(Bind::Int(id));
-            conditions.push(format!("p.id = ${}", binds.len()));
+            w.compare("p.id", "=", Bind::Int(id));
         }
         if let Some(mrn) = &f.mrn {
-            binds.push(Bind::Text(mrn.clone()));
-            conditions.push(format!("p.mrn = ${}", binds.len()));
+            w.compare("p.mrn", "=", Bind::Text(mrn.clone()));
         }
-        binds.push(Bind::Int(f.limit.clamp(1, FHIR_ROWS_MAX)));
+        let (clause, limit, binds) = w.limit(f.limit);
         let sql = format!(
-            "SELECT {PATIENT_COLUMNS} FROM patient p WHERE {} ORDER BY p.id LIMIT ${}",
-            conditions.join(" AND "),
-            binds.len()
+            "SELECT {PATIENT_COLUMNS} FROM patient p WHERE {clause} ORDER BY p.id LIMIT {limit}"
         );
         let rows =
             bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(self.reader()).await?;
@@ -262,6 +217,64 @@ impl Store {
         let rows =
             bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(self.reader()).await?;
         rows.iter().map(patient_from_row).collect()
+    }
+}
+
+/// A page's WHERE clause, built from the filters given: every value is bound, never spliced
+/// into the SQL, and a filter not given leaves no condition (so each read uses the index of
+/// what it does filter on).
+struct Where {
+    conditions: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    /// Rows after the last one seen (keyset paging on `id_column`).
+    fn after(id_column: &str, after_id: i64) -> Where {
+        Where { conditions: vec![format!("{id_column} > $1")], binds: vec![Bind::Int(after_id)] }
+    }
+
+    fn compare(&mut self, column: &str, op: &str, value: Bind) {
+        self.binds.push(value);
+        self.conditions.push(format!("{column} {op} ${}", self.binds.len()));
+    }
+
+    fn is_in(&mut self, column: &str, values: impl Iterator<Item = Bind>) {
+        let list = in_list(&mut self.binds, values);
+        self.conditions.push(format!("{column} IN ({list})"));
+    }
+
+    fn condition(&mut self, condition: &str) {
+        self.conditions.push(condition.to_owned());
+    }
+
+    /// The filters on a specimen (`s`) and its order (`o`) that tests and specimens share.
+    fn specimen(
+        &mut self,
+        patient_id: Option<i64>,
+        accession: Option<&str>,
+        collected_from: Option<Timestamp>,
+        collected_before: Option<Timestamp>,
+    ) {
+        if let Some(id) = patient_id {
+            self.compare("o.patient_id", "=", Bind::Int(id));
+        }
+        if let Some(acc) = accession {
+            self.compare("s.accession", "=", Bind::Text(acc.to_owned()));
+        }
+        if let Some(from) = collected_from {
+            self.compare("s.collected_at", ">=", Bind::Int(from.as_micros()));
+        }
+        if let Some(before) = collected_before {
+            self.compare("s.collected_at", "<", Bind::Int(before.as_micros()));
+        }
+    }
+
+    /// The clause, the LIMIT's placeholder (the page size capped at [`FHIR_ROWS_MAX`]) and the
+    /// values in placeholder order.
+    fn limit(mut self, limit: i64) -> (String, String, Vec<Bind>) {
+        self.binds.push(Bind::Int(limit.clamp(1, FHIR_ROWS_MAX)));
+        (self.conditions.join(" AND "), format!("${}", self.binds.len()), self.binds)
     }
 }
 
