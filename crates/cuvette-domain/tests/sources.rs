@@ -56,18 +56,23 @@ fn bounds(low: Option<String>, high: Option<String>) -> String {
     }
 }
 
+/// A partition as the table prints it: "F P1Y–P18Y", "* from P18Y".
+fn partition(r: &toml::Table) -> String {
+    let sex = text(r, "sex").unwrap_or_else(|| "*".into());
+    let ages = match (text(r, "age_min"), text(r, "age_max")) {
+        (Some(a), Some(b)) => format!("{a}–{b}"),
+        (Some(a), None) => format!("from {a}"),
+        (None, Some(b)) => format!("under {b}"),
+        (None, None) => "all ages".into(),
+    };
+    format!("{sex} {ages}")
+}
+
 fn intervals(entry: &toml::Table) -> String {
     let Some(Value::Array(list)) = entry.get("reference") else { return String::new() };
     let mut out = Vec::new();
     for r in list.iter().filter_map(Value::as_table) {
-        let sex = text(r, "sex").unwrap_or_else(|| "*".into());
-        let ages = match (text(r, "age_min"), text(r, "age_max")) {
-            (Some(a), Some(b)) => format!("{a}–{b}"),
-            (Some(a), None) => format!("from {a}"),
-            (None, Some(b)) => format!("under {b}"),
-            (None, None) => "all ages".into(),
-        };
-        out.push(format!("{sex} {ages}: {}", bounds(number(r, "low"), number(r, "high"))));
+        out.push(format!("{}: {}", partition(r), bounds(number(r, "low"), number(r, "high"))));
     }
     out.join("; ")
 }
@@ -77,19 +82,12 @@ fn critical_by_age(entry: &toml::Table) -> String {
     let Some(Value::Array(list)) = entry.get("critical_by_age") else { return String::new() };
     let mut out = Vec::new();
     for r in list.iter().filter_map(Value::as_table) {
-        let sex = text(r, "sex").unwrap_or_else(|| "*".into());
-        let ages = match (text(r, "age_min"), text(r, "age_max")) {
-            (Some(a), Some(b)) => format!("{a}–{b}"),
-            (Some(a), None) => format!("from {a}"),
-            (None, Some(b)) => format!("under {b}"),
-            (None, None) => "all ages".into(),
-        };
         let limits: Vec<String> =
             [number(r, "low").map(|l| format!("<{l}")), number(r, "high").map(|h| format!(">{h}"))]
                 .into_iter()
                 .flatten()
                 .collect();
-        out.push(format!("{sex} {ages}: {}", limits.join(" ")));
+        out.push(format!("{}: {}", partition(r), limits.join(" ")));
     }
     out.join("; ")
 }

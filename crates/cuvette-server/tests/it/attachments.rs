@@ -4,8 +4,6 @@
 //! downloaded by signed-in staff, each download audited; too large or not Base64, it is
 //! refused at OBX-5 and waits in the quarantine, nothing stored.
 
-use std::time::Duration;
-
 use axum::http::{Method, StatusCode, header};
 use cuvette_app::records::{AuditFilter, Direction, MessageFilter};
 use cuvette_app::{Actor, LabConfig, RegisterPatient, Release};
@@ -13,15 +11,8 @@ use cuvette_domain::Role as Staff;
 use cuvette_domain::audit::AuditAction;
 use cuvette_domain::workflow::TestStatus;
 use cuvette_hl7::Message;
-use cuvette_hl7::mllp::{MllpDeframer, frame};
-use cuvette_server::interfaces::mllp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
-use crate::support::{App, app, app_with};
-
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::support::{App, app, app_with, send_mllp};
 
 /// A one-page PDF as a microscopy workstation writes it: a catalog, a page, a font and a
 /// content stream, the binary comment line PDF writers put after the header, and a
@@ -109,25 +100,6 @@ async fn gram_stain_received(app: &App) -> (i64, String) {
         sex: "F".into(),
     };
     app.a_received_specimen("micro", patient, "Dr. L. Ferreira", &["GRAM"]).await
-}
-
-async fn send_mllp(app: &App, message: &[u8]) -> Message<'static> {
-    let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(&frame(message)).await.unwrap();
-    let mut deframer = MllpDeframer::new();
-    let mut buf = [0u8; 4096];
-    let reply = loop {
-        if let Some(next) = deframer.next_frame() {
-            break next.unwrap();
-        }
-        let n = timeout(PATIENCE, stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "the listener closed the connection");
-        deframer.push(&buf[..n]);
-    };
-    server.abort();
-    Message::parse(Box::leak(reply.into_boxed_slice())).unwrap()
 }
 
 /// The acknowledgement's ERR segment as sent.

@@ -11,9 +11,7 @@ use cuvette_app::{Actor, RegisterPatient, Release};
 use cuvette_astm::{Config, Link, Role};
 use cuvette_domain::Role as Staff;
 use cuvette_domain::workflow::TestStatus;
-use cuvette_hl7::Message;
-use cuvette_hl7::mllp::{MllpDeframer, frame};
-use cuvette_server::interfaces::{astm, mllp};
+use cuvette_server::interfaces::astm;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -118,22 +116,7 @@ fn strip_reader_oru(accession: &str) -> Vec<u8> {
 
 /// Sends one MLLP frame and reads the acknowledgement's MSA-1 and MSA-2.
 async fn send_mllp(app: &App, message: &[u8]) -> (String, String) {
-    let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(&frame(message)).await.unwrap();
-    let mut deframer = MllpDeframer::new();
-    let mut buf = [0u8; 4096];
-    let reply = loop {
-        if let Some(next) = deframer.next_frame() {
-            break next.unwrap();
-        }
-        let n = timeout(PATIENCE, stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "the listener closed the connection");
-        deframer.push(&buf[..n]);
-    };
-    server.abort();
-    let ack = Message::parse(&reply).unwrap();
+    let ack = crate::support::send_mllp(app, message).await;
     let field = |path| ack.get(path).unwrap().text().into_owned();
     (field("MSA-1"), field("MSA-2"))
 }

@@ -2,22 +2,12 @@
 //! stain narrative) over the MLLP listener: stored whole up to the lab's limit and shown
 //! whole on the report, escaped; a longer one is refused with its message, nothing stored.
 
-use std::time::Duration;
-
 use cuvette_app::records::{Direction, MessageFilter};
 use cuvette_app::{Actor, RegisterPatient, Release};
 use cuvette_domain::Role as Staff;
 use cuvette_domain::workflow::TestStatus;
-use cuvette_hl7::Message;
-use cuvette_hl7::mllp::{MllpDeframer, frame};
-use cuvette_server::interfaces::mllp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
-use crate::support::{App, app};
-
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::support::{App, app, send_mllp};
 
 /// A received swab with a Gram stain ordered, and the microbiology system registered:
 /// (patient id, accession).
@@ -66,25 +56,6 @@ fn gram_oru(control_id: &str, accession: &str, lines: &[String]) -> Vec<u8> {
          OBX|1|TX|GRAM^Gram stain||{value}||||||F\r"
     )
     .into_bytes()
-}
-
-async fn send_mllp(app: &App, message: &[u8]) -> Message<'static> {
-    let (listener, addr) = mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let server = tokio::spawn(mllp::serve(app.lab.clone(), listener));
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(&frame(message)).await.unwrap();
-    let mut deframer = MllpDeframer::new();
-    let mut buf = [0u8; 4096];
-    let reply = loop {
-        if let Some(next) = deframer.next_frame() {
-            break next.unwrap();
-        }
-        let n = timeout(PATIENCE, stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "the listener closed the connection");
-        deframer.push(&buf[..n]);
-    };
-    server.abort();
-    Message::parse(Box::leak(reply.into_boxed_slice())).unwrap()
 }
 
 #[tokio::test]

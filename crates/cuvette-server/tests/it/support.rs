@@ -238,3 +238,31 @@ impl App {
         (patient.id, accession)
     }
 }
+
+/// Sends one HL7 message to an MLLP listener of its own serving `app`, and returns the
+/// acknowledgement as the listener sent it.
+pub async fn send_mllp(app: &App, message: &[u8]) -> cuvette_hl7::Message<'static> {
+    use cuvette_hl7::mllp::{MllpDeframer, frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let patience = std::time::Duration::from_secs(10);
+    let (listener, addr) =
+        cuvette_server::interfaces::mllp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = tokio::spawn(cuvette_server::interfaces::mllp::serve(app.lab.clone(), listener));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&frame(message)).await.unwrap();
+    let mut deframer = MllpDeframer::new();
+    let mut buf = [0u8; 4096];
+    let reply = loop {
+        if let Some(next) = deframer.next_frame() {
+            break next.unwrap();
+        }
+        let n = tokio::time::timeout(patience, stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the listener closed the connection");
+        deframer.push(&buf[..n]);
+    };
+    server.abort();
+    // The acknowledgement is read for the rest of the test; leaking one small buffer per
+    // message keeps the parsed view's borrow simple.
+    cuvette_hl7::Message::parse(Box::leak(reply.into_boxed_slice())).unwrap()
+}
